@@ -1,0 +1,45 @@
+# Thin wrapper over CMake: `make run` and `make test` are the two front-door commands.
+BUILD_DIR ?= build
+ASAN_DIR ?= build-asan
+JOBS ?= $(shell nproc)
+LISTEN ?= 127.0.0.1:8081
+CACHE_DIR ?= ./var/cache
+
+.PHONY: deps build run test unit integration asan bench format clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD_DIR)/build.ninja:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	mkdir -p $(CACHE_DIR)
+	$(BUILD_DIR)/gomodproxy serve --listen $(LISTEN) --cache-dir $(CACHE_DIR)
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+integration: build
+	GOMODPROXY_BIN=$(abspath $(BUILD_DIR))/gomodproxy python3 -m pytest -q tests/integration
+
+$(ASAN_DIR)/build.ninja:
+	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGOMODPROXY_SANITIZE=ON
+
+asan: deps $(ASAN_DIR)/build.ninja
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS)
+
+test: unit integration
+
+bench: build
+	bash tests/bench/run.sh $(abspath $(BUILD_DIR))/gomodproxy
+
+format:
+	find proxy config tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)

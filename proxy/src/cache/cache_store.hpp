@@ -1,0 +1,95 @@
+// Bytes at rest: the cache store seam. Entries are written in chunks through an entry_writer and
+// become visible only at commit, atomically; readers see one consistent committed version.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/system/result.hpp>
+
+namespace gomodproxy::cache {
+
+template <class T>
+using result = boost::system::result<T>;
+
+enum class entry_kind : std::uint8_t {
+  immutable = 0,  ///< .info/.mod/.zip of a canonical version: kept forever
+  expiring = 1,   ///< list, @latest, query .info: fresh for a TTL, then refreshed (stale-if-error)
+  not_found = 2,  ///< negative entry; the body is the plain-text reason
+};
+
+struct entry_meta {
+  entry_kind kind = entry_kind::immutable;
+  std::uint64_t size = 0;          ///< body bytes
+  std::int64_t stored_at_ms = 0;   ///< unix epoch milliseconds at commit
+  std::string tier;                ///< name of the tier the bytes came from ("" if none)
+};
+
+/// Reads one committed entry. Sees the version that was committed when it was opened, even if
+/// the entry is overwritten or removed meanwhile. Not thread-safe; use from one thread at a time.
+class entry_reader {
+ public:
+  virtual ~entry_reader() = default;
+  virtual const entry_meta& meta() const = 0;
+  /// Up to `max_bytes` starting at `offset`; shorter only at the end of the body, empty at or
+  /// past the end.
+  [[nodiscard]] virtual result<std::string> read(std::uint64_t offset, std::size_t max_bytes) = 0;
+};
+
+/// Builds one new version of an entry. Destroying it without commit() abandons the bytes written
+/// so far; they stay invisible and are collected later. Not thread-safe.
+class entry_writer {
+ public:
+  virtual ~entry_writer() = default;
+  /// Appends body bytes. Memory held is bounded by the store's chunk size, not the body size.
+  [[nodiscard]] virtual result<void> append(std::string_view bytes) = 0;
+  /// Bytes appended so far.
+  virtual std::uint64_t size() const = 0;
+  /// Random access to bytes appended so far (for verifying a body before commit).
+  [[nodiscard]] virtual result<std::string> read(std::uint64_t offset, std::size_t max_bytes) = 0;
+  /// Makes the entry visible, replacing any previous version in one atomic step. `meta.size`
+  /// is set from the bytes appended. After commit the writer may not be used again.
+  [[nodiscard]] virtual result<void> commit(entry_meta meta) = 0;
+};
+
+struct store_stats {
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;
+};
+
+/// Thread-safe: any number of readers, writers and calls may run concurrently. Calls block on
+/// disk I/O; keep them off the network I/O threads for large bodies.
+class cache_store {
+ public:
+  virtual ~cache_store() = default;
+  /// Committed metadata for `key`, or nullopt when absent.
+  [[nodiscard]] virtual result<std::optional<entry_meta>> stat(std::string_view key) = 0;
+  /// A reader for the committed entry, or nullptr when absent.
+  [[nodiscard]] virtual result<std::unique_ptr<entry_reader>> open(std::string_view key) = 0;
+  /// A writer for a new version of `key`. Concurrent writers of one key are allowed; the last
+  /// commit wins.
+  [[nodiscard]] virtual result<std::unique_ptr<entry_writer>> create(std::string_view key) = 0;
+  /// Removes the committed entry (no-op when absent).
+  [[nodiscard]] virtual result<void> remove(std::string_view key) = 0;
+  /// Deletes bytes of abandoned or replaced versions that no reader can reach any more.
+  /// Returns how many chunks were deleted.
+  [[nodiscard]] virtual result<std::uint64_t> collect_garbage() = 0;
+  /// Committed entries and their body bytes (maintained incrementally, no scan).
+  virtual store_stats stats() const = 0;
+};
+
+struct rocksdb_options {
+  std::string path;                          ///< directory; created if missing
+  std::size_t chunk_bytes = 1 << 20;         ///< Default: 1 MiB
+  std::size_t inline_max_bytes = 64 << 10;   ///< bodies up to this are stored with the metadata. Default: 64 KiB
+  std::size_t block_cache_bytes = 256 << 20; ///< Default: 256 MiB
+};
+
+/// Opens (creating if needed) a RocksDB-backed store. Error when the directory cannot be opened
+/// (for example, another process holds its lock).
+[[nodiscard]] result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& options);
+
+}  // namespace gomodproxy::cache

@@ -1,0 +1,46 @@
+// The GOPROXY URL grammar: turns a request target into a typed, validated module request.
+// Pure functions; no I/O.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace gomodproxy::protocol {
+
+enum class endpoint {
+  list,    ///< $module/@v/list
+  latest,  ///< $module/@latest
+  info,    ///< $module/@v/$version.info with a canonical version valid for the path
+  query,   ///< $module/@v/$query.info with a non-canonical version (branch, hash, v1.2, +meta)
+  mod,     ///< $module/@v/$version.mod (canonical versions only)
+  zip,     ///< $module/@v/$version.zip (canonical versions only)
+};
+
+/// Closed-set name of an endpoint kind, for logs and metric labels ("list", "zip", ...).
+std::string_view endpoint_name(endpoint kind);
+
+struct module_request {
+  endpoint kind = endpoint::list;
+  std::string module_path;  ///< unescaped, passes check_path
+  std::string version;      ///< unescaped; empty for list and latest
+  /// The upstream path below a proxy base, canonically escaped, e.g. "/example.com/!upper/@v/v1.0.0.zip".
+  std::string upstream_path;
+  /// Key that identifies this answer in the cache; equal requests give equal keys.
+  std::string cache_key;
+};
+
+struct parse_error {
+  std::string reason;  ///< one line, suitable after "not found: "
+};
+
+/// Parses a request target such as "/example.com/%21upper/@v/v1.0.0.zip". The target is
+/// percent-decoded first (never turning '+' into a space), then !-unescaped and validated.
+/// Returns parse_error for anything the go command would never send for a real module.
+std::variant<module_request, parse_error> parse_module_request(std::string_view target);
+
+/// Percent-decodes a URL path. Returns false (and leaves out unspecified) on a bad escape or a
+/// decoded NUL byte.
+bool percent_decode(std::string_view in, std::string& out);
+
+}  // namespace gomodproxy::protocol

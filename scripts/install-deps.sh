@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Installs what gomodproxy needs to build, test and benchmark, from Debian's archive only.
+# Idempotent: does nothing when every package is already present. Go 1.23 comes from
+# bookworm-backports, whose archive URI is taken from the machine's own apt sources.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config git
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libssl-dev zlib1g-dev librocksdb-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
+  libtomlplusplus-dev libgtest-dev
+  golang-go python3 python3-pytest ca-certificates curl
+  wrk nginx-light
+)
+optional_packages=(golang-1.23-go)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+have_go123=0
+[ -x /usr/lib/go-1.23/bin/go ] && have_go123=1
+
+if [ ${#missing[@]} -eq 0 ] && [ $have_go123 -eq 1 ]; then
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+# Enable bookworm-backports using the URI the machine already uses for bookworm.
+enable_backports() {
+  local list=/etc/apt/sources.list.d/gomodproxy-backports.list
+  [ -f "$list" ] && return 0
+  local uri=""
+  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
+    uri=$(awk '/^URIs:/{u=$2} /^Suites:/{ for (i=2;i<=NF;i++) if ($i=="bookworm") {print u; exit} }' \
+      /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+  fi
+  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+    uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
+  fi
+  [ -n "$uri" ] || { echo "install-deps: no bookworm apt source found; skipping backports" >&2; return 1; }
+  echo "deb $uri bookworm-backports main" | $sudo tee "$list" >/dev/null
+}
+
+export DEBIAN_FRONTEND=noninteractive
+enable_backports || true
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}" 
+if [ $have_go123 -eq 0 ]; then
+  $sudo apt-get install -y -q --no-install-recommends "${optional_packages[@]}" ||
+    echo "install-deps: golang-1.23-go unavailable; Go 1.23 tests will be skipped" >&2
+fi
