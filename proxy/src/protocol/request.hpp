@@ -24,7 +24,8 @@ struct module_request {
   endpoint kind = endpoint::list;
   std::string module_path;  ///< unescaped, passes check_path
   std::string version;      ///< unescaped; empty for list and latest
-  /// The upstream path below a proxy base, canonically escaped, e.g. "/example.com/!upper/@v/v1.0.0.zip".
+  /// The upstream path below a proxy base, canonically escaped, e.g.
+  /// "/example.com/!upper/@v/v1.0.0.zip".
   std::string upstream_path;
   /// Key that identifies this answer in the cache; equal requests give equal keys.
   std::string cache_key;

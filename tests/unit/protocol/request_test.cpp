@@ -1,0 +1,201 @@
+#include "protocol/request.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace gomodproxy::protocol {
+namespace {
+
+TEST(endpoint_name, names_every_kind) {
+  const struct {
+    endpoint kind;
+    std::string_view name;
+  } cases[] = {
+      {endpoint::list, "list"},   {endpoint::latest, "latest"}, {endpoint::info, "info"},
+      {endpoint::query, "query"}, {endpoint::mod, "mod"},       {endpoint::zip, "zip"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(endpoint_name(c.kind), c.name);
+}
+
+TEST(percent_decode, decodes_escapes_and_keeps_plus) {
+  const struct {
+    std::string in;
+    bool ok;
+    std::string out;
+  } cases[] = {
+      {"", true, ""},
+      {"/a%2Fb", true, "/a/b"},
+      {"%7e%7E", true, "~~"},
+      {"%21upper", true, "!upper"},
+      {"v2.0.0+incompatible", true, "v2.0.0+incompatible"},
+      {"%2B", true, "+"},
+      {"%", false, ""},
+      {"%2", false, ""},
+      {"a%g0", false, ""},
+      {"a%0g", false, ""},
+      {"a%00b", false, ""},
+      {std::string("a\0b", 3), false, ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.in);
+    std::string out;
+    ASSERT_EQ(percent_decode(c.in, out), c.ok);
+    if (c.ok) {
+      EXPECT_EQ(out, c.out);
+    }
+  }
+}
+
+struct accepted {
+  std::string target;
+  endpoint kind;
+  std::string module_path;
+  std::string version;
+  std::string upstream_path;
+};
+
+TEST(parse_module_request, accepts_what_the_go_command_sends) {
+  const accepted cases[] = {
+      {"/example.com/%21upper/@v/v1.0.0-%21r%21c1.info", endpoint::info, "example.com/Upper",
+       "v1.0.0-RC1", "/example.com/!upper/@v/v1.0.0-!r!c1.info"},
+      {"/example.com/!upper/@v/v1.0.0-!r!c1.zip", endpoint::zip, "example.com/Upper", "v1.0.0-RC1",
+       "/example.com/!upper/@v/v1.0.0-!r!c1.zip"},
+      {"/github.com/%21burnt%21sushi/toml/@v/list", endpoint::list, "github.com/BurntSushi/toml",
+       "", "/github.com/!burnt!sushi/toml/@v/list"},
+      {"/example.com/m/@latest", endpoint::latest, "example.com/m", "", "/example.com/m/@latest"},
+      {"/example.com/m/@v/v2.0.0+incompatible.info", endpoint::info, "example.com/m",
+       "v2.0.0+incompatible", "/example.com/m/@v/v2.0.0+incompatible.info"},
+      {"/example.com/m/@v/v2.0.0+incompatible.mod", endpoint::mod, "example.com/m",
+       "v2.0.0+incompatible", "/example.com/m/@v/v2.0.0+incompatible.mod"},
+      {"/example.com/m/@v/v2.0.0%2Bincompatible.zip", endpoint::zip, "example.com/m",
+       "v2.0.0+incompatible", "/example.com/m/@v/v2.0.0+incompatible.zip"},
+      {"/example.com/m/v2/@v/v2.1.0.mod", endpoint::mod, "example.com/m/v2", "v2.1.0",
+       "/example.com/m/v2/@v/v2.1.0.mod"},
+      {"/gopkg.in/yaml.v2/@v/v2.4.0.zip", endpoint::zip, "gopkg.in/yaml.v2", "v2.4.0",
+       "/gopkg.in/yaml.v2/@v/v2.4.0.zip"},
+      {"/gopkg.in/check.v1/@v/v0.0.0-20161208181325-20d25e280405.mod", endpoint::mod,
+       "gopkg.in/check.v1", "v0.0.0-20161208181325-20d25e280405",
+       "/gopkg.in/check.v1/@v/v0.0.0-20161208181325-20d25e280405.mod"},
+      {"/example.com/m/@v/v0.0.0-20191109021931-daa7c04131f5.info", endpoint::info, "example.com/m",
+       "v0.0.0-20191109021931-daa7c04131f5",
+       "/example.com/m/@v/v0.0.0-20191109021931-daa7c04131f5.info"},
+      {"/golang.org/toolchain/@v/v0.0.1-go1.21.0.linux-amd64.zip", endpoint::zip,
+       "golang.org/toolchain", "v0.0.1-go1.21.0.linux-amd64",
+       "/golang.org/toolchain/@v/v0.0.1-go1.21.0.linux-amd64.zip"},
+      // Revision queries reach .info with anything a file name may hold.
+      {"/example.com/m/@v/master.info", endpoint::query, "example.com/m", "master",
+       "/example.com/m/@v/master.info"},
+      {"/example.com/m/@v/daa7c041.info", endpoint::query, "example.com/m", "daa7c041",
+       "/example.com/m/@v/daa7c041.info"},
+      {"/example.com/m/@v/v1.2.info", endpoint::query, "example.com/m", "v1.2",
+       "/example.com/m/@v/v1.2.info"},
+      {"/example.com/m/@v/v1.2.3+meta.info", endpoint::query, "example.com/m", "v1.2.3+meta",
+       "/example.com/m/@v/v1.2.3+meta.info"},
+      {"/example.com/m/@v/v2.0.0.info", endpoint::query, "example.com/m", "v2.0.0",
+       "/example.com/m/@v/v2.0.0.info"},
+      {"/example.com/m/@v/!feature-!x.info", endpoint::query, "example.com/m", "Feature-X",
+       "/example.com/m/@v/!feature-!x.info"},
+      // However the client encoded it, the upstream path is the canonical escaping.
+      {"/example.com%2Fm/@v/%761.0.0.zip", endpoint::zip, "example.com/m", "v1.0.0",
+       "/example.com/m/@v/v1.0.0.zip"},
+      {"/example.com/m/@v/list.info", endpoint::query, "example.com/m", "list",
+       "/example.com/m/@v/list.info"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.target);
+    const auto result = parse_module_request(c.target);
+    const auto* request = std::get_if<module_request>(&result);
+    ASSERT_NE(request, nullptr) << std::get<parse_error>(result).reason;
+    EXPECT_EQ(endpoint_name(request->kind), endpoint_name(c.kind));
+    EXPECT_EQ(request->module_path, c.module_path);
+    EXPECT_EQ(request->version, c.version);
+    EXPECT_EQ(request->upstream_path, c.upstream_path);
+    EXPECT_EQ(request->cache_key, c.upstream_path);
+  }
+}
+
+struct refused {
+  std::string target;
+  std::string reason;  // expected substring
+};
+
+const refused refusals[] = {
+    {"/example.com/Upper/@v/list", "invalid escaped module path \"example.com/Upper\""},
+    {"/example.com/%41/@v/list", "invalid escaped module path"},
+    {"/example.com/!/@v/list", "invalid escaped module path"},
+    {"/example.com/!!a/@v/list", "invalid escaped module path"},
+    {"/exa%C3%A9mple.com/m/@v/list", "invalid escaped module path \"exa\\xc3\\xa9mple.com/m\""},
+    {"/example.com/a+b/@v/list", "invalid char '+'"},
+    {"/example.com/m/v1/@v/list", "invalid version"},
+    {"/example.com//m/@v/list", "double slash"},
+    {"//@v/list", "empty string"},
+    {"/../etc/passwd/@v/list", "invalid path element \"..\""},
+    {"/example.com/%2e%2e/@v/list", "invalid path element \"..\""},
+    {"/example.com/m/@v/v1.0.0-RC1.info", "invalid escaped version \"v1.0.0-RC1\""},
+    {"/example.com/m/@v/.info", "invalid escaped version \"\""},
+    {"/example.com/m/@v/..info", "invalid escaped version \".\""},
+    {"/example.com/m/@v/...info", "invalid escaped version \"..\""},
+    {"/example.com/m/@v/con.info", "invalid escaped version \"con\""},
+    {"/example.com/m/@v/a%2Fb.info", "invalid escaped version \"a/b\""},
+    {"/example.com/m/@v/v1.0.0%0A.info", "invalid escaped version \"v1.0.0\\n\""},
+    {"/example.com/m/@v/v1.0.0%7F.info", "invalid escaped version \"v1.0.0\\x7f\""},
+    {"/example.com/m/@v/v1.2.mod", "version \"v1.2\" is not canonical"},
+    {"/example.com/m/@v/v1.2.3+meta.zip", "version \"v1.2.3+meta\" is not canonical"},
+    {"/example.com/m/@v/master.zip", "is not canonical"},
+    {"/example.com/m/@v/2.7.5.mod", "is not canonical"},
+    {"/example.com/m/@v/v1.0.0.info.zip", "is not canonical"},
+    {"/example.com/m/@v/v2.0.0.zip", "should be v0 or v1, not v2"},
+    {"/example.com/m/v2/@v/v1.0.0.mod", "should be v2, not v1"},
+    {"/gopkg.in/yaml.v2/@v/v3.0.0.mod", "should be v2, not v3"},
+    {"/example.com/m/@v/list?x=1", "query strings"},
+    {"/example.com/m/@latest?", "query strings"},
+    {"/example.com/m/@v/v1.0.0.zip#frag", "query strings"},
+    {"/example.com/m/@v/v1.0.0.tar", "unknown endpoint"},
+    {"/example.com/m/@v/", "unknown endpoint"},
+    {"/example.com/m/@v/LIST", "unknown endpoint"},
+    {"/example.com/m/@latest/", "unknown endpoint"},
+    {"/example.com/m/@v/v1.0.0.zip/", "unknown endpoint"},
+    {"/example.com/m/@v/list/", "unknown endpoint"},
+    {"/example.com/m", "unknown endpoint"},
+    {"/", "unknown endpoint"},
+    {"/@latest", "unknown endpoint"},
+    {"/sumdb/sum.golang.org/lookup/example.com/m@v1.0.0", "unknown endpoint"},
+    {"", "must start with '/'"},
+    {"example.com/m/@v/list", "must start with '/'"},
+    {"/example.com/m/@v/v1.0.0%00.zip", "percent-encoding"},
+    {"/example.com/m/@v/v1.0.0%zz.zip", "percent-encoding"},
+    {"/example.com/m/@v/v1.0.0.zip%", "percent-encoding"},
+};
+
+TEST(parse_module_request, refuses_what_the_go_command_never_sends) {
+  for (const auto& [target, reason] : refusals) {
+    SCOPED_TRACE(target);
+    const auto result = parse_module_request(target);
+    const auto* error = std::get_if<parse_error>(&result);
+    ASSERT_NE(error, nullptr);
+    EXPECT_NE(error->reason.find(reason), std::string::npos) << error->reason;
+  }
+}
+
+TEST(parse_module_request, reasons_are_one_line_of_printable_ascii) {
+  std::vector<std::string> targets;
+  for (const auto& r : refusals) targets.push_back(r.target);
+  targets.push_back("/\x01\xff/@v/list");
+  targets.push_back("/example.com/m/@v/\xe2\x80\xae\r\n.info");
+  targets.push_back("/example.com/" + std::string(4000, 'A') + "/@v/list");
+  for (const auto& target : targets) {
+    SCOPED_TRACE(target.substr(0, 80));
+    const auto result = parse_module_request(target);
+    const auto* error = std::get_if<parse_error>(&result);
+    ASSERT_NE(error, nullptr);
+    EXPECT_FALSE(error->reason.empty());
+    EXPECT_LT(error->reason.size(), 600u);
+    for (char c : error->reason) {
+      EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << static_cast<int>(c);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace gomodproxy::protocol
