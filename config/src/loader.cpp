@@ -1,0 +1,644 @@
+// The settings loader. Every key is described once in `keys` below; flags, environment, the config
+// file, the help text and the validation all come from that one table so they cannot drift apart.
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "duration.hpp"
+#include "protocol/path_glob.hpp"
+#include "settings.hpp"
+#include "upstream/upstream_list.hpp"
+
+extern char** environ;
+
+namespace gomodproxy::config {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr std::string_view env_prefix = "GOMODPROXY_";
+constexpr std::string_view duration_form = "e.g. 60s, 5m, 1h or a number of seconds";
+constexpr std::string_view upstream_form =
+    "GOPROXY syntax like https://goproxy.cn|https://goproxy.io|direct";
+
+/// A TOML value of a type no key accepts (float, array, table, date); only its name matters.
+struct other_type {
+  std::string_view name;
+};
+
+/// One value as it arrived: flags and environment always give text, the file gives typed values.
+using raw_value = std::variant<std::string, std::int64_t, bool, other_type>;
+
+/// Text from flags and environment is parsed per key; in the file a number or boolean must be
+/// written as one, so `fill_threads = "2"` is a type error rather than a silent conversion.
+enum class origin { text, typed };
+
+/// "<problem>; expected <form>", the part of a message between the key and the source.
+using problem = std::string;
+
+struct text_key {
+  std::string settings::*field;
+  /// nullopt when the text is acceptable, else the problem.
+  std::optional<problem> (*check)(const std::string& text);
+};
+struct duration_key {
+  std::variant<seconds settings::*, milliseconds settings::*> field;
+};
+struct int_key {
+  std::variant<int settings::*, std::uint32_t settings::*> field;
+  std::int64_t min;
+  std::int64_t max;
+};
+struct bool_key {
+  bool settings::*field;
+};
+
+struct key_spec {
+  std::string_view name;         ///< file key; the flag and env names are derived from it
+  std::string_view placeholder;  ///< value name in the help text
+  std::string_view description;  ///< one line for the help text
+  std::variant<text_key, duration_key, int_key, bool_key> kind;
+};
+
+std::string quote(std::string_view text) {
+  constexpr std::size_t max_shown = 200;
+  std::string out = "\"";
+  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      // Messages are one ASCII line whatever the input held.
+      constexpr std::string_view hex = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > max_shown) out += "...";
+  out += '"';
+  return out;
+}
+
+std::string one_line(std::string text) {
+  std::replace_if(
+      text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  return text;
+}
+
+std::optional<problem> check_listen(const std::string& text) {
+  const std::string form =
+      "; expected HOST:PORT like 127.0.0.1:8081, 0.0.0.0:8081 or [::1]:8081 (port 0..65535)";
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return quote(text) + " is not HOST:PORT" + form;
+    }
+    host = std::string_view(text).substr(1, close - 1);
+    port = std::string_view(text).substr(close + 2);
+    const bool ipv6_shape =
+        host.find(':') != std::string_view::npos &&
+        std::all_of(host.begin(), host.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.' || c == '%';
+        });
+    if (!ipv6_shape)
+      return quote(text) + " has a bracketed host that is not an IPv6 address" + form;
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos) return quote(text) + " is not HOST:PORT" + form;
+    host = std::string_view(text).substr(0, colon);
+    port = std::string_view(text).substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) {
+      return quote(text) + " has an IPv6 host without brackets" + form;
+    }
+    const bool name_shape = std::all_of(host.begin(), host.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+    });
+    if (!name_shape) return quote(text) + " has an invalid host" + form;
+  }
+  if (host.empty()) return quote(text) + " has no host" + form;
+  const bool digits =
+      !port.empty() && port.size() <= 5 &&
+      std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits || std::stoi(std::string(port)) > 65535) {
+    return quote(text) + " has an invalid port" + form;
+  }
+  return std::nullopt;
+}
+
+std::optional<problem> check_not_empty_dir(const std::string& text) {
+  if (text.empty()) return "must not be empty; expected a directory path like ./var/cache";
+  return std::nullopt;
+}
+
+std::optional<problem> check_upstream_list(const std::string& text) {
+  auto parsed = upstream::parse_upstream_list(text);
+  if (const auto* error = std::get_if<std::string>(&parsed)) {
+    return one_line(*error) + "; expected " + std::string(upstream_form);
+  }
+  return std::nullopt;
+}
+
+std::optional<problem> check_globs(const std::string& text) {
+  if (text.find_first_of("\r\n") != std::string::npos) {
+    return quote(text) +
+           " contains a line break; expected GOPRIVATE globs like "
+           "*.corp.example.com,github.com/org";
+  }
+  return std::nullopt;
+}
+
+std::optional<problem> check_log_level(const std::string& text) {
+  constexpr std::array<std::string_view, 6> levels = {"trace", "debug", "info",
+                                                      "warn",  "error", "off"};
+  if (std::find(levels.begin(), levels.end(), text) != levels.end()) return std::nullopt;
+  return quote(text) + " is not a log level; expected one of trace, debug, info, warn, error, off";
+}
+
+std::optional<problem> check_access_log(const std::string& text) {
+  if (text.empty()) return "must not be empty; expected stderr, off or a file path";
+  return std::nullopt;
+}
+
+std::optional<problem> check_ca_file(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::error_code ec;
+  const bool regular = std::filesystem::is_regular_file(text, ec);
+  if (!regular || !std::ifstream(text).good()) {
+    return quote(text) +
+           " is not a readable file; expected a PEM CA bundle path, or empty for none";
+  }
+  return std::nullopt;
+}
+
+// Order here is the order of the help text and of the example config file.
+const std::array<key_spec, 21> keys = {{
+    {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
+     text_key{&settings::listen, check_listen}},
+    {"cache_dir", "DIR", "directory of the RocksDB cache",
+     text_key{&settings::cache_dir, check_not_empty_dir}},
+    {"upstreams", "LIST",
+     "upstream tiers in GOPROXY syntax (',' falls through on 404/410, '|' on any failure)",
+     text_key{&settings::upstreams_text, check_upstream_list}},
+    {"private", "GLOBS", "GOPRIVATE globs of modules sent only to the private upstreams",
+     text_key{&settings::private_text, check_globs}},
+    {"private_upstreams", "LIST", "upstream tiers for private modules, GOPROXY syntax",
+     text_key{&settings::private_upstreams_text, check_upstream_list}},
+    {"list_ttl", "DURATION", "how long @v/list, @latest and query answers stay fresh",
+     duration_key{&settings::list_ttl}},
+    {"negative_ttl", "DURATION", "how long a not-found answer is remembered",
+     duration_key{&settings::negative_ttl}},
+    {"log_level", "LEVEL", "trace, debug, info, warn, error or off",
+     text_key{&settings::log_level, check_log_level}},
+    {"access_log", "DEST", "access log: stderr, off or a file path",
+     text_key{&settings::access_log, check_access_log}},
+    {"io_threads", "N", "threads serving connections; 0 means one per core",
+     int_key{&settings::io_threads, 0, 256}},
+    {"fill_threads", "N", "threads for upstream fills and cache writes",
+     int_key{&settings::fill_threads, 1, 64}},
+    {"connect_timeout", "DURATION", "per-tier connect deadline",
+     duration_key{&settings::connect_timeout}},
+    {"first_byte_timeout", "DURATION", "per-tier deadline for the response headers",
+     duration_key{&settings::first_byte_timeout}},
+    {"fill_timeout", "DURATION", "deadline for a whole upstream fill",
+     duration_key{&settings::fill_timeout}},
+    {"request_timeout", "DURATION", "deadline for a client to send its request headers",
+     duration_key{&settings::request_timeout}},
+    {"idle_timeout", "DURATION", "how long an idle keep-alive connection is kept",
+     duration_key{&settings::idle_timeout}},
+    {"drain_timeout", "DURATION", "how long SIGTERM waits for requests in flight",
+     duration_key{&settings::drain_timeout}},
+    {"max_header_bytes", "BYTES", "largest accepted request header block",
+     int_key{&settings::max_header_bytes, 1024, 1048576}},
+    {"max_connections", "N", "most client connections open at once",
+     int_key{&settings::max_connections, 1, 1000000}},
+    {"all_failed_502", "BOOL", "answer 502 instead of 404 when every tier failed",
+     bool_key{&settings::all_failed_502}},
+    {"ca_file", "FILE", "extra PEM CA bundle for upstream TLS (empty: system CAs only)",
+     text_key{&settings::ca_file, check_ca_file}},
+}};
+
+const key_spec* find_key(std::string_view name) {
+  for (const auto& key : keys) {
+    if (key.name == name) return &key;
+  }
+  return nullptr;
+}
+
+std::string flag_name(std::string_view key) {
+  std::string out = "--";
+  for (char c : key) out += c == '_' ? '-' : c;
+  return out;
+}
+
+std::string env_name(std::string_view key) {
+  std::string out(env_prefix);
+  for (char c : key) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Minutes only from 5m up, so a 60-second default reads as "60s" as the docs say it.
+std::string format_duration(milliseconds value) {
+  const auto ms = value.count();
+  if (ms != 0 && ms % 3600000 == 0) return std::to_string(ms / 3600000) + "h";
+  if (ms >= 300000 && ms % 60000 == 0) return std::to_string(ms / 60000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+std::string show_value(const key_spec& key, const settings& s) {
+  return std::visit(
+      [&](const auto& kind) -> std::string {
+        using kind_t = std::decay_t<decltype(kind)>;
+        if constexpr (std::is_same_v<kind_t, text_key>) {
+          return s.*kind.field;
+        } else if constexpr (std::is_same_v<kind_t, duration_key>) {
+          return std::visit(
+              [&](auto field) {
+                return format_duration(std::chrono::duration_cast<milliseconds>(s.*field));
+              },
+              kind.field);
+        } else if constexpr (std::is_same_v<kind_t, int_key>) {
+          return std::visit([&](auto field) { return std::to_string(s.*field); }, kind.field);
+        } else {
+          return s.*kind.field ? "true" : "false";
+        }
+      },
+      key.kind);
+}
+
+std::string_view type_name(const raw_value& value) {
+  struct visitor {
+    std::string_view operator()(const std::string&) const { return "a string"; }
+    std::string_view operator()(std::int64_t) const { return "an integer"; }
+    std::string_view operator()(bool) const { return "a boolean"; }
+    std::string_view operator()(const other_type& other) const { return other.name; }
+  };
+  return std::visit(visitor{}, value);
+}
+
+std::optional<problem> apply_text(const text_key& kind, settings& s, const raw_value& value) {
+  const auto* text = std::get_if<std::string>(&value);
+  if (text == nullptr) {
+    return "wrong type (" + std::string(type_name(value)) + "); expected a string";
+  }
+  if (auto bad = kind.check(*text)) return bad;
+  s.*kind.field = *text;
+  return std::nullopt;
+}
+
+std::optional<problem> apply_duration(const duration_key& kind, settings& s,
+                                      const raw_value& value) {
+  const std::string form = "; expected " + std::string(duration_form);
+  milliseconds parsed{};
+  std::string shown;
+  if (const auto* text = std::get_if<std::string>(&value)) {
+    shown = quote(*text);
+    const auto result = parse_duration(*text);
+    if (!result) return shown + " is not a duration" + form;
+    parsed = *result;
+  } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
+    shown = std::to_string(*number);
+    const auto result = parse_duration(shown);
+    if (*number <= 0) return shown + " must be greater than zero" + form;
+    if (!result) return shown + " is too large" + form;
+    parsed = *result;
+  } else {
+    return "wrong type (" + std::string(type_name(value)) +
+           "); expected a string like \"60s\" or " + "an integer number of seconds";
+  }
+  if (parsed.count() <= 0) return shown + " must be greater than zero" + form;
+  if (auto* field = std::get_if<seconds settings::*>(&kind.field)) {
+    if (parsed.count() % 1000 != 0) return shown + " is not a whole number of seconds" + form;
+    s.** field = std::chrono::duration_cast<seconds>(parsed);
+  } else {
+    s.*std::get<milliseconds settings::*>(kind.field) = parsed;
+  }
+  return std::nullopt;
+}
+
+std::optional<problem> apply_int(const int_key& kind, settings& s, const raw_value& value,
+                                 origin from) {
+  const std::string form =
+      "; expected an integer from " + std::to_string(kind.min) + " to " + std::to_string(kind.max);
+  std::int64_t number = 0;
+  std::string shown;
+  const auto* text = from == origin::text ? std::get_if<std::string>(&value) : nullptr;
+  if (text != nullptr) {
+    shown = quote(*text);
+    const bool digits =
+        !text->empty() && text->size() <= 12 &&
+        std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits) return shown + " is not an integer" + form;
+    number = std::stoll(*text);
+  } else if (const auto* typed = std::get_if<std::int64_t>(&value)) {
+    number = *typed;
+    shown = std::to_string(number);
+  } else {
+    return "wrong type (" + std::string(type_name(value)) + ")" + form;
+  }
+  if (number < kind.min || number > kind.max) return shown + " is out of range" + form;
+  std::visit([&](auto field) { s.*field = static_cast<std::decay_t<decltype(s.*field)>>(number); },
+             kind.field);
+  return std::nullopt;
+}
+
+std::optional<problem> apply_bool(const bool_key& kind, settings& s, const raw_value& value,
+                                  origin from) {
+  constexpr std::string_view form = "; expected true or false";
+  const auto* text = from == origin::text ? std::get_if<std::string>(&value) : nullptr;
+  if (text != nullptr) {
+    if (*text == "true" || *text == "1") {
+      s.*kind.field = true;
+    } else if (*text == "false" || *text == "0") {
+      s.*kind.field = false;
+    } else {
+      return quote(*text) + " is not a boolean" + std::string(form);
+    }
+  } else if (const auto* typed = std::get_if<bool>(&value)) {
+    s.*kind.field = *typed;
+  } else {
+    return "wrong type (" + std::string(type_name(value)) + ")" + std::string(form);
+  }
+  return std::nullopt;
+}
+
+std::optional<problem> apply(const key_spec& key, settings& s, const raw_value& value,
+                             origin from) {
+  return std::visit(
+      [&](const auto& kind) -> std::optional<problem> {
+        using kind_t = std::decay_t<decltype(kind)>;
+        if constexpr (std::is_same_v<kind_t, text_key>) {
+          return apply_text(kind, s, value);
+        } else if constexpr (std::is_same_v<kind_t, duration_key>) {
+          return apply_duration(kind, s, value);
+        } else if constexpr (std::is_same_v<kind_t, int_key>) {
+          return apply_int(kind, s, value, from);
+        } else {
+          return apply_bool(kind, s, value, from);
+        }
+      },
+      key.kind);
+}
+
+load_error fail(std::string_view subject, const problem& what, std::string_view source) {
+  return load_error{"gomodproxy: " + std::string(subject) + ": " + what + " (from " +
+                    std::string(source) + ")"};
+}
+
+std::string all_flags() {
+  std::string out = "--config";
+  for (const auto& key : keys) out += ", " + flag_name(key.name);
+  return out;
+}
+
+std::string all_env_names() {
+  std::string out = std::string(env_prefix) + "CONFIG";
+  for (const auto& key : keys) out += ", " + env_name(key.name);
+  return out;
+}
+
+std::string all_file_keys() {
+  std::string out;
+  for (const auto& key : keys) {
+    if (!out.empty()) out += ", ";
+    out += key.name;
+  }
+  return out;
+}
+
+struct flag_value {
+  const key_spec* key;
+  std::string spelling;  ///< as typed, for messages
+  std::string value;
+};
+
+struct parsed_flags {
+  std::optional<std::string> config_path;
+  std::vector<flag_value> values;
+};
+
+std::variant<parsed_flags, load_error> parse_flags(const std::vector<std::string>& args) {
+  parsed_flags out;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg.size() <= 2 || arg.compare(0, 2, "--") != 0) {
+      return load_error{"gomodproxy: unexpected argument " + quote(arg) +
+                        "; expected flags like --listen 127.0.0.1:8081 or --list-ttl=90s"};
+    }
+    const auto eq = arg.find('=');
+    const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    std::optional<std::string> inline_value;
+    if (eq != std::string::npos) inline_value = arg.substr(eq + 1);
+
+    const std::string flag = "--" + name;
+    std::string key_name = name;
+    std::replace(key_name.begin(), key_name.end(), '-', '_');
+    const key_spec* key = name.find('_') == std::string::npos ? find_key(key_name) : nullptr;
+    const bool is_config = name == "config";
+    if (key == nullptr && !is_config) {
+      std::string hint;
+      if (name.find('_') != std::string::npos) {
+        std::string dashed = name;
+        std::replace(dashed.begin(), dashed.end(), '_', '-');
+        if (find_key(key_name) != nullptr) hint = " (did you mean --" + dashed + "?)";
+      }
+      return load_error{"gomodproxy: " + quote(flag) + ": unknown flag" + hint +
+                        "; expected one of " + all_flags()};
+    }
+
+    std::string value;
+    if (inline_value) {
+      value = *inline_value;
+    } else if (key != nullptr && std::holds_alternative<bool_key>(key->kind)) {
+      // A bare boolean flag means true; an explicit following true/false is taken as its value.
+      value = "true";
+      if (i + 1 < args.size() && (args[i + 1] == "true" || args[i + 1] == "false")) {
+        value = args[++i];
+      }
+    } else if (i + 1 < args.size()) {
+      value = args[++i];
+    } else {
+      const std::string subject = is_config ? "config" : std::string(key->name);
+      const std::string placeholder = is_config ? "FILE" : std::string(key->placeholder);
+      return load_error{"gomodproxy: " + subject + ": flag " + flag + " needs a value; expected " +
+                        flag + " " + placeholder + " or " + flag + "=" + placeholder};
+    }
+    if (is_config) {
+      out.config_path = value;
+    } else {
+      out.values.push_back({key, flag, std::move(value)});
+    }
+  }
+  return out;
+}
+
+std::optional<load_error> apply_file(const std::string& path, settings& s) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return load_error{"gomodproxy: config: cannot read " + quote(path) +
+                      "; expected a readable TOML file (from --config or GOMODPROXY_CONFIG)"};
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  toml::table table;
+  try {
+    table = toml::parse(content.str(), path);
+  } catch (const toml::parse_error& error) {
+    const auto& where = error.source().begin;
+    return load_error{"gomodproxy: config: " + quote(path) + " line " + std::to_string(where.line) +
+                      " column " + std::to_string(where.column) + ": " +
+                      one_line(std::string(error.description())) + "; expected TOML like " +
+                      "list_ttl = \"60s\""};
+  }
+  for (const auto& [name, node] : table) {
+    const std::string key_name(name.str());
+    const key_spec* key = find_key(key_name);
+    if (key == nullptr) {
+      return load_error{"gomodproxy: " + quote(key_name) + ": unknown key in config file " +
+                        quote(path) + "; expected one of " + all_file_keys()};
+    }
+    raw_value value;
+    if (const auto* text = node.as_string()) {
+      value = text->get();
+    } else if (const auto* number = node.as_integer()) {
+      value = number->get();
+    } else if (const auto* flag = node.as_boolean()) {
+      value = flag->get();
+    } else if (node.is_floating_point()) {
+      value = other_type{"a float"};
+    } else if (node.is_array()) {
+      value = other_type{"an array"};
+    } else if (node.is_table()) {
+      value = other_type{"a table"};
+    } else {
+      value = other_type{"a date or time"};
+    }
+    if (auto bad = apply(*key, s, value, origin::typed)) {
+      return fail(key->name, *bad, "file key " + key_name + " in " + path);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::variant<settings, load_error> load_settings(
+    const std::vector<std::string>& args, const std::map<std::string, std::string>& environment) {
+  auto flags_or_error = parse_flags(args);
+  if (auto* error = std::get_if<load_error>(&flags_or_error)) return std::move(*error);
+  const auto& flags = std::get<parsed_flags>(flags_or_error);
+
+  // Environment names are checked before anything is read, so a typo fails even when a file or
+  // flag would have set the same key.
+  std::vector<std::pair<const key_spec*, const std::pair<const std::string, std::string>*>> env;
+  for (const auto& entry : environment) {
+    const std::string& name = entry.first;
+    if (name.compare(0, env_prefix.size(), env_prefix) != 0) continue;
+    const std::string rest = name.substr(env_prefix.size());
+    // GOMODPROXY_BIN names the binary for the test harness; it configures nothing here.
+    if (rest == "CONFIG" || rest == "BIN") continue;
+    std::string key_name = rest;
+    std::transform(key_name.begin(), key_name.end(), key_name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    const key_spec* key = find_key(key_name);
+    if (key == nullptr || env_name(key->name) != name) {
+      return load_error{"gomodproxy: " + quote(name) +
+                        ": unknown environment variable; expected one of " + all_env_names()};
+    }
+    env.emplace_back(key, &entry);
+  }
+
+  settings s;
+  std::optional<std::string> config_path = flags.config_path;
+  if (!config_path) {
+    if (const auto it = environment.find(std::string(env_prefix) + "CONFIG");
+        it != environment.end()) {
+      config_path = it->second;
+    }
+  }
+  if (config_path && !config_path->empty()) {
+    if (auto error = apply_file(*config_path, s)) return std::move(*error);
+  }
+  for (const auto& [key, entry] : env) {
+    if (auto bad = apply(*key, s, raw_value{entry->second}, origin::text)) {
+      return fail(key->name, *bad, "env " + entry->first);
+    }
+  }
+  for (const auto& flag : flags.values) {
+    if (auto bad = apply(*flag.key, s, raw_value{flag.value}, origin::text)) {
+      return fail(flag.key->name, *bad, "flag " + flag.spelling);
+    }
+  }
+
+  // Each text was validated when it was set (or is a default), so these parses succeed; a failure
+  // here would mean a bad built-in default.
+  auto upstreams = upstream::parse_upstream_list(s.upstreams_text);
+  auto private_upstreams = upstream::parse_upstream_list(s.private_upstreams_text);
+  if (auto* error = std::get_if<std::string>(&upstreams)) {
+    return load_error{"gomodproxy: upstreams: " + one_line(*error) + "; expected " +
+                      std::string(upstream_form) + " (from the built-in default)"};
+  }
+  if (auto* error = std::get_if<std::string>(&private_upstreams)) {
+    return load_error{"gomodproxy: private_upstreams: " + one_line(*error) + "; expected " +
+                      std::string(upstream_form) + " (from the built-in default)"};
+  }
+  s.upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(upstreams));
+  s.private_upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(private_upstreams));
+  s.private_patterns = protocol::parse_glob_list(s.private_text);
+  return s;
+}
+
+std::map<std::string, std::string> current_environment() {
+  std::map<std::string, std::string> out;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string_view text(*entry);
+    const auto eq = text.find('=');
+    if (eq == std::string_view::npos) continue;
+    out.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+  }
+  return out;
+}
+
+std::string usage_text() {
+  const settings defaults;
+  std::string out =
+      "Usage: gomodproxy serve [flags]\n"
+      "\n"
+      "Settings come from built-in defaults, then the TOML file named by --config (or\n"
+      "GOMODPROXY_CONFIG), then GOMODPROXY_<KEY> environment variables, then flags; later wins.\n"
+      "Flags take a value as --flag VALUE or --flag=VALUE. Durations: 250ms, 60s, 5m, 1h or a\n"
+      "number of seconds.\n"
+      "\n"
+      "Flags:\n"
+      "  --config FILE  (env GOMODPROXY_CONFIG; default none)\n"
+      "      TOML config file with the keys below\n";
+  for (const auto& key : keys) {
+    std::string shown = show_value(key, defaults);
+    if (shown.empty()) shown = "empty";
+    out += "  " + flag_name(key.name) + " " + std::string(key.placeholder) + "  (env " +
+           env_name(key.name) + "; default " + shown + ")\n      " + std::string(key.description) +
+           "\n";
+  }
+  out += "  --help\n      print this text\n";
+  return out;
+}
+
+}  // namespace gomodproxy::config

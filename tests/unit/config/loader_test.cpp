@@ -1,0 +1,643 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "duration.hpp"
+#include "settings.hpp"
+
+namespace gomodproxy::config {
+namespace {
+
+using namespace std::chrono_literals;
+using env_map = std::map<std::string, std::string>;
+using upstream::tier_spec;
+
+class temp_dir {
+ public:
+  temp_dir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "gmp-config-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  std::string write(const std::string& name, const std::string& content) const {
+    const auto file = path_ / name;
+    std::ofstream(file, std::ios::binary) << content;
+    return file.string();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::filesystem::path example_file() {
+  return std::filesystem::path(__FILE__).parent_path() / "../../../config/gomodproxy.example.toml";
+}
+
+settings load_ok(const std::vector<std::string>& args, const env_map& env) {
+  auto result = load_settings(args, env);
+  if (auto* error = std::get_if<load_error>(&result)) {
+    ADD_FAILURE() << "unexpected error: " << error->message;
+    return {};
+  }
+  return std::get<settings>(result);
+}
+
+std::string load_fail(const std::vector<std::string>& args, const env_map& env) {
+  auto result = load_settings(args, env);
+  if (auto* error = std::get_if<load_error>(&result)) return error->message;
+  ADD_FAILURE() << "expected an error";
+  return {};
+}
+
+// Every key the loader accepts, with its flag and env spelling derived by the documented rule.
+const std::vector<std::string> all_keys = {
+    "listen",       "cache_dir",       "upstreams",          "private",         "private_upstreams",
+    "list_ttl",     "negative_ttl",    "log_level",          "access_log",      "io_threads",
+    "fill_threads", "connect_timeout", "first_byte_timeout", "fill_timeout",    "request_timeout",
+    "idle_timeout", "drain_timeout",   "max_header_bytes",   "max_connections", "all_failed_502",
+    "ca_file"};
+
+std::string flag_of(std::string key) {
+  for (char& c : key) c = c == '_' ? '-' : c;
+  return "--" + key;
+}
+
+std::string env_of(std::string key) {
+  for (char& c : key) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return "GOMODPROXY_" + key;
+}
+
+std::string describe(const std::vector<tier_spec>& tiers) {
+  std::string out;
+  for (const auto& tier : tiers) {
+    out += tier.name + (tier.type == tier_spec::kind::url ? "=" + tier.url : "") +
+           (tier.fall_through_on_error ? "|" : ",");
+  }
+  return out;
+}
+
+void expect_same(const settings& got, const settings& want) {
+  EXPECT_EQ(got.listen, want.listen);
+  EXPECT_EQ(got.cache_dir, want.cache_dir);
+  EXPECT_EQ(got.upstreams_text, want.upstreams_text);
+  EXPECT_EQ(got.private_text, want.private_text);
+  EXPECT_EQ(got.private_patterns, want.private_patterns);
+  EXPECT_EQ(got.private_upstreams_text, want.private_upstreams_text);
+  EXPECT_EQ(got.list_ttl, want.list_ttl);
+  EXPECT_EQ(got.negative_ttl, want.negative_ttl);
+  EXPECT_EQ(got.log_level, want.log_level);
+  EXPECT_EQ(got.access_log, want.access_log);
+  EXPECT_EQ(got.io_threads, want.io_threads);
+  EXPECT_EQ(got.fill_threads, want.fill_threads);
+  EXPECT_EQ(got.connect_timeout, want.connect_timeout);
+  EXPECT_EQ(got.first_byte_timeout, want.first_byte_timeout);
+  EXPECT_EQ(got.fill_timeout, want.fill_timeout);
+  EXPECT_EQ(got.request_timeout, want.request_timeout);
+  EXPECT_EQ(got.idle_timeout, want.idle_timeout);
+  EXPECT_EQ(got.drain_timeout, want.drain_timeout);
+  EXPECT_EQ(got.max_header_bytes, want.max_header_bytes);
+  EXPECT_EQ(got.max_connections, want.max_connections);
+  EXPECT_EQ(got.all_failed_502, want.all_failed_502);
+  EXPECT_EQ(got.ca_file, want.ca_file);
+}
+
+TEST(load_settings, defaults_with_no_sources) {
+  const settings s = load_ok({}, {});
+  expect_same(s, settings{});
+  EXPECT_EQ(s.listen, "127.0.0.1:8081");
+  EXPECT_EQ(s.list_ttl, 60s);
+  EXPECT_EQ(s.negative_ttl, 30s);
+  EXPECT_EQ(s.fill_timeout, 300000ms);
+  EXPECT_EQ(describe(s.upstreams),
+            "goproxy.cn=https://goproxy.cn|goproxy.io=https://goproxy.io|direct,");
+  EXPECT_EQ(describe(s.private_upstreams), "direct,");
+  EXPECT_TRUE(s.private_patterns.empty());
+}
+
+TEST(load_settings, unrelated_environment_is_ignored) {
+  const settings s = load_ok(
+      {},
+      {{"PATH", "/bin"}, {"GOPROXY", "off"}, {"GOMODPROXY_BIN", "/x"}, {"GOMODPROXYLISTEN", "x"}});
+  expect_same(s, settings{});
+}
+
+// For each key: a value from the file, a different one from env, another from a flag.
+struct precedence_case {
+  std::string key;
+  std::string file_value;  // TOML literal
+  std::string env_value;
+  std::string flag_value;
+  std::function<std::string(const settings&)> get;
+  std::string want_file;
+  std::string want_env;
+  std::string want_flag;
+};
+
+std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+TEST(load_settings, later_sources_override_earlier_ones) {
+  const std::vector<precedence_case> cases = {
+      {"listen", "\"127.0.0.1:1\"", "127.0.0.1:2", "[::1]:3",
+       [](const settings& s) { return s.listen; }, "127.0.0.1:1", "127.0.0.1:2", "[::1]:3"},
+      {"cache_dir", "\"/f\"", "/e", "/x", [](const settings& s) { return s.cache_dir; }, "/f", "/e",
+       "/x"},
+      {"list_ttl", "90", "2m", "1h",
+       [](const settings& s) { return std::to_string(s.list_ttl.count()); }, "90", "120", "3600"},
+      {"negative_ttl", "\"5s\"", "7", "9s",
+       [](const settings& s) { return std::to_string(s.negative_ttl.count()); }, "5", "7", "9"},
+      {"connect_timeout", "2", "250ms", "1m30s",
+       [](const settings& s) { return ms_text(s.connect_timeout); }, "2000ms", "250ms", "90000ms"},
+      {"log_level", "\"debug\"", "warn", "off", [](const settings& s) { return s.log_level; },
+       "debug", "warn", "off"},
+      {"fill_threads", "3", "4", "5",
+       [](const settings& s) { return std::to_string(s.fill_threads); }, "3", "4", "5"},
+      {"max_connections", "10", "20", "30",
+       [](const settings& s) { return std::to_string(s.max_connections); }, "10", "20", "30"},
+      {"all_failed_502", "true", "false", "true",
+       [](const settings& s) { return std::string(s.all_failed_502 ? "T" : "F"); }, "T", "F", "T"},
+      {"private_upstreams", "\"https://athens.corp\"", "http://127.0.0.1:3000", "off",
+       [](const settings& s) { return describe(s.private_upstreams); },
+       "athens.corp=https://athens.corp,", "127.0.0.1:3000=http://127.0.0.1:3000,", "off,"},
+      {"private", "\"a.com\"", "b.com,c.com", "*.corp/",
+       [](const settings& s) {
+         std::string out;
+         for (const auto& p : s.private_patterns) out += p + ";";
+         return out;
+       },
+       "a.com;", "b.com;c.com;", "*.corp;"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.key);
+    temp_dir dir;
+    const std::string file = dir.write("c.toml", c.key + " = " + c.file_value + "\n");
+    const env_map with_env = {{"GOMODPROXY_CONFIG", file}, {env_of(c.key), c.env_value}};
+    EXPECT_EQ(c.get(load_ok({}, {{"GOMODPROXY_CONFIG", file}})), c.want_file);
+    EXPECT_EQ(c.get(load_ok({"--config", file}, {})), c.want_file);
+    EXPECT_EQ(c.get(load_ok({}, with_env)), c.want_env);
+    EXPECT_EQ(c.get(load_ok({flag_of(c.key), c.flag_value}, with_env)), c.want_flag);
+    EXPECT_EQ(c.get(load_ok({flag_of(c.key) + "=" + c.flag_value}, with_env)), c.want_flag);
+    // A flag wins over the file even without env in between.
+    EXPECT_EQ(c.get(load_ok({"--config=" + file, flag_of(c.key), c.flag_value}, {})), c.want_flag);
+  }
+}
+
+TEST(load_settings, config_flag_wins_over_config_env) {
+  temp_dir dir;
+  const std::string a = dir.write("a.toml", "listen = \"127.0.0.1:1\"\n");
+  const std::string b = dir.write("b.toml", "listen = \"127.0.0.1:2\"\n");
+  EXPECT_EQ(load_ok({"--config", b}, {{"GOMODPROXY_CONFIG", a}}).listen, "127.0.0.1:2");
+  EXPECT_EQ(load_ok({}, {{"GOMODPROXY_CONFIG", a}}).listen, "127.0.0.1:1");
+  // An empty GOMODPROXY_CONFIG means no file.
+  expect_same(load_ok({}, {{"GOMODPROXY_CONFIG", ""}}), settings{});
+}
+
+TEST(load_settings, later_flag_wins_over_earlier_flag) {
+  EXPECT_EQ(load_ok({"--listen", "127.0.0.1:1", "--listen=127.0.0.1:2"}, {}).listen, "127.0.0.1:2");
+}
+
+TEST(load_settings, flag_forms) {
+  struct flag_case {
+    std::vector<std::string> args;
+    bool want_502;
+    std::string want_listen;
+  };
+  const std::vector<flag_case> cases = {
+      {{"--all-failed-502"}, true, "127.0.0.1:8081"},
+      {{"--all-failed-502", "--listen", "0.0.0.0:1"}, true, "0.0.0.0:1"},
+      {{"--all-failed-502", "true"}, true, "127.0.0.1:8081"},
+      {{"--all-failed-502", "false"}, false, "127.0.0.1:8081"},
+      {{"--all-failed-502=false"}, false, "127.0.0.1:8081"},
+      {{"--all-failed-502=true", "--listen=host.example:0"}, true, "host.example:0"},
+      {{"--listen", "localhost:65535"}, false, "localhost:65535"},
+      {{"--listen=[::]:8081"}, false, "[::]:8081"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(::testing::PrintToString(c.args));
+    const settings s = load_ok(c.args, {});
+    EXPECT_EQ(s.all_failed_502, c.want_502);
+    EXPECT_EQ(s.listen, c.want_listen);
+  }
+  // A value may itself contain '=' when given inline; only the first '=' splits.
+  EXPECT_EQ(load_ok({"--cache-dir=/a=b"}, {}).cache_dir, "/a=b");
+  EXPECT_EQ(load_ok({"--private="}, {{"GOMODPROXY_PRIVATE", "x.com"}}).private_text, "");
+}
+
+TEST(parse_duration, table) {
+  struct duration_case {
+    std::string text;
+    std::optional<std::chrono::milliseconds> want;
+  };
+  const std::vector<duration_case> cases = {
+      {"250ms", 250ms},
+      {"60s", 60s},
+      {"5m", 5min},
+      {"1h", 1h},
+      {"90", 90s},
+      {"0", 0ms},
+      {"1h30m", 90min},
+      {"1m30s", 90s},
+      {"2s500ms", 2500ms},
+      {"", std::nullopt},
+      {"abc", std::nullopt},
+      {"5", 5s},
+      {"-5s", std::nullopt},
+      {"5 s", std::nullopt},
+      {" 5s", std::nullopt},
+      {"1.5s", std::nullopt},
+      {"5d", std::nullopt},
+      {"5S", std::nullopt},
+      {"s", std::nullopt},
+      {"1m30", std::nullopt},
+      {"99999999999999999999", std::nullopt},
+      {"100000h", std::nullopt},
+      {"87600h", 87600h},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(parse_duration(c.text), c.want);
+  }
+}
+
+TEST(load_settings, durations_through_every_source) {
+  struct case_t {
+    std::string text;
+    std::chrono::milliseconds want_timeout;
+    std::optional<std::chrono::seconds> want_ttl;  // nullopt: not whole seconds, rejected
+  };
+  const std::vector<case_t> cases = {
+      {"250ms", 250ms, std::nullopt},
+      {"60s", 60s, 60s},
+      {"5m", 5min, 300s},
+      {"1h", 1h, 3600s},
+      {"45", 45s, 45s},
+      {"1500ms", 1500ms, std::nullopt},
+      {"2000ms", 2s, 2s},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_EQ(load_ok({"--idle-timeout", c.text}, {}).idle_timeout, c.want_timeout);
+    EXPECT_EQ(load_ok({}, {{"GOMODPROXY_IDLE_TIMEOUT", c.text}}).idle_timeout, c.want_timeout);
+    temp_dir dir;
+    const auto file = dir.write("d.toml", "idle_timeout = \"" + c.text + "\"\n");
+    EXPECT_EQ(load_ok({"--config", file}, {}).idle_timeout, c.want_timeout);
+    if (c.want_ttl) {
+      EXPECT_EQ(load_ok({"--list-ttl=" + c.text}, {}).list_ttl, *c.want_ttl);
+    } else {
+      const std::string message = load_fail({"--list-ttl=" + c.text}, {});
+      EXPECT_NE(message.find("list_ttl"), std::string::npos) << message;
+      EXPECT_NE(message.find("whole number of seconds"), std::string::npos) << message;
+    }
+  }
+  temp_dir dir;
+  const auto file = dir.write("i.toml", "drain_timeout = 7\nlist_ttl = 120\n");
+  const settings s = load_ok({"--config", file}, {});
+  EXPECT_EQ(s.drain_timeout, 7s);
+  EXPECT_EQ(s.list_ttl, 120s);
+}
+
+// Bad input of every class: the message is one line, starts "gomodproxy: ", names the key and
+// the source, and says what is expected.
+TEST(load_settings, bad_values_name_key_and_source) {
+  struct bad_case {
+    std::string name;
+    std::vector<std::string> args;
+    env_map env;
+    std::string file;  // TOML text; written and passed by --config when not empty
+    std::vector<std::string> want;
+  };
+  const std::vector<bad_case> cases = {
+      {"duration flag",
+       {"--list-ttl", "abc"},
+       {},
+       "",
+       {"gomodproxy: list_ttl: \"abc\" is not a duration; expected e.g. 60s, 5m, 1h or a number "
+        "of seconds",
+        "flag --list-ttl"}},
+      {"duration env",
+       {},
+       {{"GOMODPROXY_LIST_TTL", "10x"}},
+       "",
+       {"list_ttl", "not a duration", "env GOMODPROXY_LIST_TTL"}},
+      {"duration file",
+       {},
+       {},
+       "list_ttl = \"soon\"\n",
+       {"list_ttl", "not a duration", "file key list_ttl"}},
+      {"zero duration",
+       {"--connect-timeout=0s"},
+       {},
+       "",
+       {"connect_timeout", "greater than zero", "flag --connect-timeout"}},
+      {"zero duration int",
+       {},
+       {},
+       "fill_timeout = 0\n",
+       {"fill_timeout", "greater than zero", "file key fill_timeout"}},
+      {"negative duration int",
+       {},
+       {},
+       "negative_ttl = -5\n",
+       {"negative_ttl", "greater than zero"}},
+      {"duration wrong type",
+       {},
+       {},
+       "idle_timeout = 1.5\n",
+       {"idle_timeout", "wrong type (a float)", "expected"}},
+      {"listen no port",
+       {"--listen", "localhost"},
+       {},
+       "",
+       {"listen", "HOST:PORT", "flag --listen"}},
+      {"listen port range",
+       {},
+       {{"GOMODPROXY_LISTEN", "127.0.0.1:65536"}},
+       "",
+       {"listen", "invalid port", "env GOMODPROXY_LISTEN"}},
+      {"listen port text", {"--listen=127.0.0.1:http"}, {}, "", {"listen", "invalid port"}},
+      {"listen ipv6 unbracketed", {"--listen=::1:8081"}, {}, "", {"listen", "brackets"}},
+      {"listen bad bracket", {"--listen=[::1]8081"}, {}, "", {"listen", "HOST:PORT"}},
+      {"listen empty host", {"--listen=:8081"}, {}, "", {"listen", "no host"}},
+      {"listen wrong type",
+       {},
+       {},
+       "listen = 8081\n",
+       {"listen", "wrong type (an integer)", "expected a string"}},
+      {"upstream scheme",
+       {"--upstreams", "ftp://x"},
+       {},
+       "",
+       {"gomodproxy: upstreams: ", "ftp://x",
+        "expected GOPROXY syntax like "
+        "https://goproxy.cn|https://goproxy.io|direct",
+        "flag --upstreams"}},
+      {"upstream empty",
+       {},
+       {{"GOMODPROXY_UPSTREAMS", ""}},
+       "",
+       {"upstreams", "expected GOPROXY syntax", "env GOMODPROXY_UPSTREAMS"}},
+      {"private upstream scheme",
+       {},
+       {},
+       "private_upstreams = \"ftp://athens\"\n",
+       {"private_upstreams", "expected GOPROXY syntax", "file key private_upstreams"}},
+      {"log level",
+       {"--log-level", "verbose"},
+       {},
+       "",
+       {"log_level", "\"verbose\"", "trace, debug, info, warn, error, off"}},
+      {"io threads range",
+       {"--io-threads=257"},
+       {},
+       "",
+       {"io_threads", "out of range", "from 0 to 256"}},
+      {"fill threads zero",
+       {},
+       {{"GOMODPROXY_FILL_THREADS", "0"}},
+       "",
+       {"fill_threads", "out of range", "from 1 to 64"}},
+      {"fill threads text", {"--fill-threads", "two"}, {}, "", {"fill_threads", "not an integer"}},
+      {"fill threads negative",
+       {"--fill-threads", "-1"},
+       {},
+       "",
+       {"fill_threads", "not an integer"}},
+      {"header bytes low",
+       {},
+       {},
+       "max_header_bytes = 1023\n",
+       {"max_header_bytes", "out of range", "from 1024 to 1048576"}},
+      {"connections high",
+       {"--max-connections=1000001"},
+       {},
+       "",
+       {"max_connections", "out of range"}},
+      {"int wrong type",
+       {},
+       {},
+       "max_connections = \"10\"\n",
+       {"max_connections", "wrong type (a string)"}},
+      {"bool text",
+       {"--all-failed-502=yes"},
+       {},
+       "",
+       {"all_failed_502", "not a boolean", "true or false"}},
+      {"bool wrong type",
+       {},
+       {},
+       "all_failed_502 = \"true\"\n",
+       {"all_failed_502", "wrong type (a string)", "true or false"}},
+      {"array value", {}, {}, "upstreams = [\"direct\"]\n", {"upstreams", "wrong type (an array)"}},
+      {"empty cache dir", {"--cache-dir="}, {}, "", {"cache_dir", "must not be empty"}},
+      {"empty access log",
+       {},
+       {{"GOMODPROXY_ACCESS_LOG", ""}},
+       "",
+       {"access_log", "must not be empty", "stderr, off or a file path"}},
+      {"missing ca file",
+       {"--ca-file", "/nonexistent/ca.pem"},
+       {},
+       "",
+       {"ca_file", "not a readable file"}},
+      {"missing value", {"--listen"}, {}, "", {"listen", "needs a value", "--listen HOST:PORT"}},
+      {"missing config value", {"--config"}, {}, "", {"config", "needs a value"}},
+      {"missing config file",
+       {"--config", "/nonexistent/x.toml"},
+       {},
+       "",
+       {"config", "cannot read", "/nonexistent/x.toml"}},
+      {"toml syntax", {}, {}, "listen = \n", {"config", "line 1", "TOML"}},
+      {"control characters quoted",
+       {"--log-level", "in\nfo"},
+       {},
+       "",
+       {"log_level", "\"in\\x0afo\""}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    temp_dir dir;
+    auto args = c.args;
+    if (!c.file.empty()) {
+      args.insert(args.begin(), {"--config", dir.write("bad.toml", c.file)});
+    }
+    const std::string message = load_fail(args, c.env);
+    EXPECT_EQ(message.rfind("gomodproxy: ", 0), 0u) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_NE(message.find("expected"), std::string::npos) << message;
+    for (const auto& part : c.want) {
+      EXPECT_NE(message.find(part), std::string::npos) << "missing '" << part << "' in " << message;
+    }
+  }
+}
+
+TEST(load_settings, unknown_names_are_rejected) {
+  struct unknown_case {
+    std::string name;
+    std::vector<std::string> args;
+    env_map env;
+    std::string file;
+    std::vector<std::string> want;
+  };
+  const std::vector<unknown_case> cases = {
+      {"flag", {"--lisen", "x"}, {}, "", {"--lisen", "unknown flag", "--listen"}},
+      {"flag with underscore",
+       {"--list_ttl=5s"},
+       {},
+       "",
+       {"--list_ttl", "unknown flag", "did you mean --list-ttl?"}},
+      {"single dash", {"-listen", "x"}, {}, "", {"unexpected argument", "-listen"}},
+      {"positional", {"serve"}, {}, "", {"unexpected argument", "\"serve\""}},
+      {"double dash alone", {"--"}, {}, "", {"unexpected argument"}},
+      {"help is main's", {"--help"}, {}, "", {"--help", "unknown flag"}},
+      {"env",
+       {},
+       {{"GOMODPROXY_LISEN", "x"}},
+       "",
+       {"GOMODPROXY_LISEN", "unknown environment variable", "GOMODPROXY_LISTEN"}},
+      {"env lower case",
+       {},
+       {{"GOMODPROXY_listen", "127.0.0.1:1"}},
+       "",
+       {"GOMODPROXY_listen", "unknown environment variable"}},
+      {"env bare prefix", {}, {{"GOMODPROXY_", "x"}}, "", {"unknown environment variable"}},
+      {"file key",
+       {},
+       {},
+       "listen = \"127.0.0.1:1\"\nlisten_addr = \"x\"\n",
+       {"listen_addr", "unknown key in config file", "expected one of listen"}},
+      {"file table", {}, {}, "[server]\nlisten = \"127.0.0.1:1\"\n", {"\"server\"", "unknown key"}},
+      {"config in file", {}, {}, "config = \"/x\"\n", {"\"config\"", "unknown key"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    temp_dir dir;
+    auto args = c.args;
+    if (!c.file.empty()) args.insert(args.begin(), {"--config", dir.write("u.toml", c.file)});
+    const std::string message = load_fail(args, c.env);
+    EXPECT_EQ(message.rfind("gomodproxy: ", 0), 0u) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    for (const auto& part : c.want) {
+      EXPECT_NE(message.find(part), std::string::npos) << "missing '" << part << "' in " << message;
+    }
+  }
+}
+
+TEST(load_settings, upstream_lists_are_parsed) {
+  const settings s = load_ok({"--upstreams", "https://a.example/base|http://b.example:8080,direct",
+                              "--private=*.corp.example,github.com/org/,,", "--private-upstreams",
+                              "https://athens.corp|off"},
+                             {});
+  EXPECT_EQ(s.upstreams_text, "https://a.example/base|http://b.example:8080,direct");
+  ASSERT_EQ(s.upstreams.size(), 3u);
+  EXPECT_EQ(s.upstreams[0].type, tier_spec::kind::url);
+  EXPECT_EQ(s.upstreams[0].url, "https://a.example/base");
+  EXPECT_TRUE(s.upstreams[0].fall_through_on_error);
+  EXPECT_EQ(s.upstreams[1].url, "http://b.example:8080");
+  EXPECT_EQ(s.upstreams[1].name, "b.example:8080");
+  EXPECT_FALSE(s.upstreams[1].fall_through_on_error);
+  EXPECT_EQ(s.upstreams[2].type, tier_spec::kind::direct);
+  EXPECT_EQ(s.private_patterns, (std::vector<std::string>{"*.corp.example", "github.com/org"}));
+  ASSERT_EQ(s.private_upstreams.size(), 2u);
+  EXPECT_EQ(s.private_upstreams[0].url, "https://athens.corp");
+  EXPECT_EQ(s.private_upstreams[1].type, tier_spec::kind::off);
+}
+
+TEST(load_settings, ca_file_that_exists_is_accepted) {
+  temp_dir dir;
+  const auto ca = dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+  EXPECT_EQ(load_ok({"--ca-file", ca}, {}).ca_file, ca);
+}
+
+TEST(example_config, loads_and_equals_defaults) {
+  ASSERT_TRUE(std::filesystem::exists(example_file())) << example_file();
+  const settings s = load_ok({"--config", example_file().string()}, {});
+  expect_same(s, settings{});
+  EXPECT_EQ(describe(s.upstreams), describe(load_ok({}, {}).upstreams));
+  EXPECT_EQ(describe(s.private_upstreams), "direct,");
+}
+
+TEST(example_config, lists_every_key) {
+  std::ifstream in(example_file());
+  std::vector<std::string> assigned;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    assigned.push_back(line.substr(0, line.find(" = ")));
+  }
+  EXPECT_EQ(assigned, all_keys);
+}
+
+TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
+  // The same textual value works in all three places; an unknown name would be an error.
+  for (const auto& key : all_keys) {
+    SCOPED_TRACE(key);
+    const settings defaults;
+    std::string value;
+    if (key == "all_failed_502") {
+      value = "true";
+    } else if (key == "ca_file") {
+      value = "";
+    } else if (key == "io_threads" || key == "fill_threads") {
+      value = "3";
+    } else if (key == "max_header_bytes" || key == "max_connections") {
+      value = "2048";
+    } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos) {
+      value = "7s";
+    } else if (key == "log_level") {
+      value = "warn";
+    } else if (key == "listen") {
+      value = "127.0.0.1:0";
+    } else if (key.find("upstreams") != std::string::npos) {
+      value = "off";
+    } else {
+      value = "x.example";
+    }
+    load_ok({flag_of(key), value}, {});
+    load_ok({}, {{env_of(key), value}});
+    temp_dir dir;
+    const bool is_number = value == "3" || value == "2048";
+    const std::string literal = value == "true" ? value : is_number ? value : "\"" + value + "\"";
+    load_ok({"--config", dir.write("k.toml", key + " = " + literal + "\n")}, {});
+  }
+}
+
+TEST(usage_text, names_every_flag_env_and_default) {
+  const std::string text = usage_text();
+  EXPECT_NE(text.find("--config FILE"), std::string::npos);
+  EXPECT_NE(text.find("GOMODPROXY_CONFIG"), std::string::npos);
+  for (const auto& key : all_keys) {
+    EXPECT_NE(text.find("  " + flag_of(key) + " "), std::string::npos) << key;
+    EXPECT_NE(text.find("env " + env_of(key) + ";"), std::string::npos) << key;
+  }
+  EXPECT_NE(text.find("default 127.0.0.1:8081"), std::string::npos);
+  EXPECT_NE(text.find("default https://goproxy.cn|https://goproxy.io|direct"), std::string::npos);
+  EXPECT_NE(text.find("default 60s)"), std::string::npos);
+  EXPECT_NE(text.find("default 5m)"), std::string::npos);
+  EXPECT_NE(text.find("default 16384)"), std::string::npos);
+  EXPECT_NE(text.find("default false)"), std::string::npos);
+}
+
+TEST(current_environment, reflects_the_process_environment) {
+  ASSERT_EQ(setenv("GMP_CONFIG_TEST_PROBE", "a=b", 1), 0);
+  const auto env = current_environment();
+  unsetenv("GMP_CONFIG_TEST_PROBE");
+  const auto it = env.find("GMP_CONFIG_TEST_PROBE");
+  ASSERT_NE(it, env.end());
+  EXPECT_EQ(it->second, "a=b");
+}
+
+}  // namespace
+}  // namespace gomodproxy::config
