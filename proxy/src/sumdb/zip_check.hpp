@@ -33,4 +33,16 @@ std::optional<std::string> check_module_zip(std::string_view module_path, std::s
                                             std::uint64_t size, const random_reader& read,
                                             const zip_limits& limits = {});
 
+/// The dirhash Hash1 of the zip of `size` bytes ("h1:" + base64), as the go command computes it
+/// for go.sum: over every entry name as stored (prefix and directory entries included) and the
+/// decompressed content. Entries are inflated in bounded pieces; each must have method store or
+/// deflate, its declared uncompressed size and, when the central directory gives one, its CRC-32.
+/// Errors: the reader's error when a read fails, else errc::verification_failed.
+[[nodiscard]] boost::system::result<std::string> zip_h1_hash(std::uint64_t size,
+                                                             const random_reader& read);
+
+/// The go.sum hash of a .mod file ("<path> <version>/go.mod h1:..."): Hash1 over the single name
+/// "go.mod" with `go_mod_bytes` as content.
+std::string go_mod_h1_hash(std::string_view go_mod_bytes);
+
 }  // namespace gomodproxy::sumdb
