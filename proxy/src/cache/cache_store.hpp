@@ -2,13 +2,12 @@
 // become visible only at commit, atomically; readers see one consistent committed version.
 #pragma once
 
+#include <boost/system/result.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/system/result.hpp>
 
 namespace gomodproxy::cache {
 
@@ -23,9 +22,9 @@ enum class entry_kind : std::uint8_t {
 
 struct entry_meta {
   entry_kind kind = entry_kind::immutable;
-  std::uint64_t size = 0;          ///< body bytes
-  std::int64_t stored_at_ms = 0;   ///< unix epoch milliseconds at commit
-  std::string tier;                ///< name of the tier the bytes came from ("" if none)
+  std::uint64_t size = 0;         ///< body bytes
+  std::int64_t stored_at_ms = 0;  ///< unix epoch milliseconds at commit
+  std::string tier;               ///< name of the tier the bytes came from ("" if none)
 };
 
 /// Reads one committed entry. Sees the version that was committed when it was opened, even if
@@ -51,7 +50,8 @@ class entry_writer {
   /// Random access to bytes appended so far (for verifying a body before commit).
   [[nodiscard]] virtual result<std::string> read(std::uint64_t offset, std::size_t max_bytes) = 0;
   /// Makes the entry visible, replacing any previous version in one atomic step. `meta.size`
-  /// is set from the bytes appended. After commit the writer may not be used again.
+  /// is set from the bytes appended; `meta.stored_at_ms` is set to now when passed as 0. After
+  /// commit the writer may not be used again (further calls fail with cache_io).
   [[nodiscard]] virtual result<void> commit(entry_meta meta) = 0;
 };
 
@@ -61,7 +61,8 @@ struct store_stats {
 };
 
 /// Thread-safe: any number of readers, writers and calls may run concurrently. Calls block on
-/// disk I/O; keep them off the network I/O threads for large bodies.
+/// disk I/O; keep them off the network I/O threads for large bodies. Readers and writers may
+/// outlive the store object; the underlying storage closes when the last of them is gone.
 class cache_store {
  public:
   virtual ~cache_store() = default;
@@ -82,14 +83,20 @@ class cache_store {
 };
 
 struct rocksdb_options {
-  std::string path;                          ///< directory; created if missing
-  std::size_t chunk_bytes = 1 << 20;         ///< Default: 1 MiB
-  std::size_t inline_max_bytes = 64 << 10;   ///< bodies up to this are stored with the metadata. Default: 64 KiB
-  std::size_t block_cache_bytes = 256 << 20; ///< Default: 256 MiB
+  std::string path;                   ///< directory; created if missing
+  std::size_t chunk_bytes = 1 << 20;  ///< Default: 1 MiB
+  /// Bodies up to this size are stored inside the metadata record (one Get per hit); at most
+  /// chunk_bytes. Default: 64 KiB
+  std::size_t inline_max_bytes = 64 << 10;
+  std::size_t block_cache_bytes = 256 << 20;  ///< Default: 256 MiB
 };
 
-/// Opens (creating if needed) a RocksDB-backed store. Error when the directory cannot be opened
-/// (for example, another process holds its lock).
-[[nodiscard]] result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& options);
+/// Opens (creating if needed) a RocksDB-backed store. cache_io when the directory cannot be
+/// opened (for example, another process holds its lock) or the options are invalid
+/// (chunk_bytes 0 or above 64 MiB, inline_max_bytes above chunk_bytes); cache_corrupt when the
+/// directory holds records of another layout. On error, `*why` (when not null) receives a
+/// human-readable reason naming the path.
+[[nodiscard]] result<std::unique_ptr<cache_store>> open_rocksdb_store(
+    const rocksdb_options& options, std::string* why = nullptr);
 
 }  // namespace gomodproxy::cache

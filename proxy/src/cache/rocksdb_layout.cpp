@@ -1,0 +1,278 @@
+#include "cache/rocksdb_layout.hpp"
+
+#include <array>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <nmmintrin.h>
+#endif
+
+#include "errc.hpp"
+
+namespace gomodproxy::cache::layout {
+namespace {
+
+constexpr std::size_t meta_header_bytes = 1 + 1 + 1 + 8 + 8 + 2;
+constexpr std::size_t chunked_tail_bytes = 8 + 4 + 4;
+
+void put_be(std::string& out, std::uint64_t value, int bytes) {
+  for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
+
+std::uint64_t get_be(std::string_view in, int bytes) {
+  std::uint64_t value = 0;
+  for (int i = 0; i < bytes; ++i) {
+    value = (value << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(i)]);
+  }
+  return value;
+}
+
+// Reads fixed-width fields front to back; any read past the end marks the whole decode failed,
+// so callers check once at the end instead of after every field.
+class field_reader {
+ public:
+  explicit field_reader(std::string_view in) : in_(in) {}
+  std::uint64_t be(int bytes) {
+    if (in_.size() < static_cast<std::size_t>(bytes)) {
+      ok_ = false;
+      in_ = {};
+      return 0;
+    }
+    const auto value = get_be(in_, bytes);
+    in_.remove_prefix(static_cast<std::size_t>(bytes));
+    return value;
+  }
+  std::string_view bytes(std::size_t count) {
+    if (in_.size() < count) {
+      ok_ = false;
+      in_ = {};
+      return {};
+    }
+    const auto out = in_.substr(0, count);
+    in_.remove_prefix(count);
+    return out;
+  }
+  std::string_view rest() const { return in_; }
+  bool ok() const { return ok_; }
+
+ private:
+  std::string_view in_;
+  bool ok_ = true;
+};
+
+// Reflected Castagnoli polynomial; the table serves machines without SSE4.2.
+constexpr std::array<std::uint32_t, 256> crc32c_table = [] {
+  std::array<std::uint32_t, 256> table{};
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    std::uint32_t crc = i;
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    table[i] = crc;
+  }
+  return table;
+}();
+
+std::uint32_t crc32c_portable(std::uint32_t crc, std::string_view bytes) {
+  for (const char c : bytes) {
+    crc = crc32c_table[(crc ^ static_cast<unsigned char>(c)) & 0xff] ^ (crc >> 8);
+  }
+  return crc;
+}
+
+#if defined(__x86_64__)
+// Chunks are up to megabytes and checked on every read; the instruction is ~20x the table.
+__attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
+                                                             std::string_view bytes) {
+  const char* p = bytes.data();
+  std::size_t n = bytes.size();
+  std::uint64_t wide = crc;
+  while (n >= 8) {
+    std::uint64_t word;
+    std::memcpy(&word, p, 8);
+    wide = _mm_crc32_u64(wide, word);
+    p += 8;
+    n -= 8;
+  }
+  crc = static_cast<std::uint32_t>(wide);
+  while (n > 0) {
+    crc = _mm_crc32_u8(crc, static_cast<unsigned char>(*p));
+    ++p;
+    --n;
+  }
+  return crc;
+}
+#endif
+
+}  // namespace
+
+std::string meta_key(std::string_view key) {
+  std::string out;
+  out.reserve(1 + key.size());
+  out.push_back(meta_prefix);
+  out.append(key);
+  return out;
+}
+
+std::string fill_key(std::uint64_t fill_id) {
+  std::string out(1, fill_prefix);
+  put_be(out, fill_id, 8);
+  return out;
+}
+
+std::optional<std::uint64_t> parse_fill_key(std::string_view stored_key) {
+  if (stored_key.size() != 9 || stored_key[0] != fill_prefix) {
+    return std::nullopt;
+  }
+  return get_be(stored_key.substr(1), 8);
+}
+
+std::string chunk_key(std::uint64_t fill_id, std::uint32_t index) {
+  std::string out;
+  out.reserve(12);
+  put_be(out, fill_id, 8);
+  put_be(out, index, 4);
+  return out;
+}
+
+std::string chunk_key_end(std::uint64_t fill_id) {
+  // One past the largest index keeps the bound valid even for the last possible fill id.
+  std::string out = chunk_key(fill_id, 0xffffffffu);
+  out.push_back('\0');
+  return out;
+}
+
+std::uint64_t chunk_count_for(std::uint64_t size, std::uint32_t chunk_bytes) {
+  return size / chunk_bytes + (size % chunk_bytes != 0 ? 1 : 0);
+}
+
+std::uint32_t crc32c(std::string_view bytes) {
+  std::uint32_t crc = 0xffffffffu;
+#if defined(__x86_64__)
+  static const bool has_sse42 = __builtin_cpu_supports("sse4.2");
+  crc = has_sse42 ? crc32c_sse42(crc, bytes) : crc32c_portable(crc, bytes);
+#else
+  crc = crc32c_portable(crc, bytes);
+#endif
+  return crc ^ 0xffffffffu;
+}
+
+result<std::string> encode_meta(const meta_record& record) {
+  if (record.meta.tier.size() > 0xffff) {
+    return errc::too_large;
+  }
+  std::string out;
+  out.reserve(meta_header_bytes + record.meta.tier.size() + 4 + record.body.size());
+  out.push_back(static_cast<char>(format_version));
+  out.push_back(static_cast<char>(record.meta.kind));
+  out.push_back(static_cast<char>(record.where));
+  put_be(out, record.meta.size, 8);
+  put_be(out, static_cast<std::uint64_t>(record.meta.stored_at_ms), 8);
+  put_be(out, record.meta.tier.size(), 2);
+  out.append(record.meta.tier);
+  if (record.where == storage::inline_body) {
+    put_be(out, crc32c(record.body), 4);
+    out.append(record.body);
+  } else {
+    put_be(out, record.fill_id, 8);
+    put_be(out, record.chunk_bytes, 4);
+    put_be(out, record.chunk_count, 4);
+  }
+  return out;
+}
+
+result<meta_record> decode_meta(std::string_view stored) {
+  field_reader in(stored);
+  meta_record record;
+  const auto version = in.be(1);
+  const auto kind = in.be(1);
+  const auto where = in.be(1);
+  record.meta.size = in.be(8);
+  record.meta.stored_at_ms = static_cast<std::int64_t>(in.be(8));
+  const auto tier_bytes = in.be(2);
+  record.meta.tier = std::string(in.bytes(static_cast<std::size_t>(tier_bytes)));
+  if (!in.ok() || version != format_version || kind > 2 || where > 1) {
+    return errc::cache_corrupt;
+  }
+  record.meta.kind = static_cast<entry_kind>(kind);
+  record.where = static_cast<storage>(where);
+  if (record.where == storage::inline_body) {
+    const auto crc = static_cast<std::uint32_t>(in.be(4));
+    record.body = in.rest();
+    if (!in.ok() || record.body.size() != record.meta.size || crc32c(record.body) != crc) {
+      return errc::cache_corrupt;
+    }
+    return record;
+  }
+  record.fill_id = in.be(8);
+  record.chunk_bytes = static_cast<std::uint32_t>(in.be(4));
+  record.chunk_count = static_cast<std::uint32_t>(in.be(4));
+  if (!in.ok() || !in.rest().empty() || record.chunk_bytes == 0 || record.meta.size == 0 ||
+      chunk_count_for(record.meta.size, record.chunk_bytes) != record.chunk_count) {
+    return errc::cache_corrupt;
+  }
+  return record;
+}
+
+void seal_chunk(std::string& body) { put_be(body, crc32c(body), 4); }
+
+result<std::string_view> open_chunk(std::string_view stored, std::size_t expected_body_bytes) {
+  if (stored.size() != expected_body_bytes + chunk_trailer_bytes) {
+    return errc::cache_corrupt;
+  }
+  const auto body = stored.substr(0, expected_body_bytes);
+  if (crc32c(body) != get_be(stored.substr(expected_body_bytes), 4)) {
+    return errc::cache_corrupt;
+  }
+  return body;
+}
+
+std::string encode_fill(const fill_record& record) {
+  std::string out;
+  out.reserve(4 + record.key.size());
+  put_be(out, record.chunks_written, 4);
+  out.append(record.key);
+  return out;
+}
+
+result<fill_record> decode_fill(std::string_view stored) {
+  field_reader in(stored);
+  fill_record record;
+  record.chunks_written = static_cast<std::uint32_t>(in.be(4));
+  if (!in.ok()) {
+    return errc::cache_corrupt;
+  }
+  record.key = in.rest();
+  return record;
+}
+
+std::string encode_stats(const store_stats& stats) {
+  std::string out;
+  put_be(out, stats.entries, 8);
+  put_be(out, stats.bytes, 8);
+  return out;
+}
+
+result<store_stats> decode_stats(std::string_view stored) {
+  if (stored.size() != 16) {
+    return errc::cache_corrupt;
+  }
+  return store_stats{get_be(stored, 8), get_be(stored.substr(8), 8)};
+}
+
+std::string encode_u64(std::uint64_t value) {
+  std::string out;
+  put_be(out, value, 8);
+  return out;
+}
+
+result<std::uint64_t> decode_u64(std::string_view stored) {
+  if (stored.size() != 8) {
+    return errc::cache_corrupt;
+  }
+  return get_be(stored, 8);
+}
+
+}  // namespace gomodproxy::cache::layout

@@ -1,0 +1,746 @@
+// The RocksDB cache store. Record layout: rocksdb_layout.hpp. Every rocksdb::Status is turned into
+// an errc here; nothing RocksDB leaves this file.
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/slice.h>
+#include <rocksdb/snapshot.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "cache/cache_store.hpp"
+#include "cache/rocksdb_layout.hpp"
+#include "errc.hpp"
+
+namespace gomodproxy::cache {
+namespace {
+
+namespace rdb = ::rocksdb;
+
+// Chunks are held whole in memory by writers and readers, and chunk_key stores the index in 32
+// bits; 64 MiB keeps both sane.
+constexpr std::size_t max_chunk_bytes = 64u << 20;
+// Fill ids are reserved from the persistent counter in blocks so a create() rarely writes it.
+constexpr std::uint64_t fill_id_block = 1u << 16;
+
+boost::system::error_code to_error(const rdb::Status& status) {
+  return status.IsCorruption() ? errc::cache_corrupt : errc::cache_io;
+}
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+rdb::CompressionType small_record_compression() {
+  const auto supported = rdb::GetSupportedCompressions();
+  for (const auto wanted : {rdb::kLZ4Compression, rdb::kSnappyCompression}) {
+    if (std::find(supported.begin(), supported.end(), wanted) != supported.end()) {
+      return wanted;
+    }
+  }
+  return rdb::kNoCompression;
+}
+
+// Everything readers and writers need; shared so they may outlive the store object.
+struct db_state {
+  db_state() = default;
+  db_state(const db_state&) = delete;
+  db_state& operator=(const db_state&) = delete;
+  ~db_state() {
+    if (db == nullptr) {
+      return;
+    }
+    for (auto* handle : handles) {
+      db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+    db->Close().PermitUncheckedError();
+  }
+
+  std::unique_ptr<rdb::DB> db;
+  std::vector<rdb::ColumnFamilyHandle*> handles;
+  rdb::ColumnFamilyHandle* records = nullptr;
+  rdb::ColumnFamilyHandle* chunks = nullptr;
+  std::uint32_t chunk_bytes = 0;
+  std::size_t inline_max_bytes = 0;
+  // sync=false: a write returns once it is in the WAL file in the OS page cache, so committed
+  // entries survive the process being killed (kill -9, OOM); only a power loss or kernel crash
+  // could lose the last few, which for a cache means a refetch.
+  rdb::WriteOptions write_options;
+
+  // Serialises commits, removes and garbage decisions: each reads the current metadata and
+  // writes a batch based on it. Readers and chunk writes never take it.
+  std::mutex mutex;
+  std::unordered_set<std::uint64_t> live_fills;  // writers of this process not yet settled
+  std::uint64_t next_fill_id = 0;
+  std::uint64_t reserved_fill_end = 0;
+  store_stats committed;  // mirrors the "s" record
+
+  // Copies of `committed` for stats(), which must not wait behind a commit's disk write.
+  std::atomic<std::uint64_t> entries{0};
+  std::atomic<std::uint64_t> bytes{0};
+
+  [[nodiscard]] result<std::optional<std::string>> get_record(const rdb::ReadOptions& options,
+                                                              std::string_view stored_key) {
+    std::string value;
+    const auto status = db->Get(options, records, stored_key, &value);
+    if (status.IsNotFound()) {
+      return std::optional<std::string>{};
+    }
+    if (!status.ok()) {
+      return to_error(status);
+    }
+    return std::optional<std::string>{std::move(value)};
+  }
+
+  // Adds to `batch` the deletion of a committed version's chunks and its share of the stats.
+  void retire(const layout::meta_record& old, rdb::WriteBatch& batch, store_stats& stats) {
+    if (old.where == layout::storage::chunked) {
+      for (std::uint32_t i = 0; i < old.chunk_count; ++i) {
+        // Deletes are invisible to older snapshots, so readers of this version keep reading it.
+        batch.Delete(chunks, layout::chunk_key(old.fill_id, i)).PermitUncheckedError();
+      }
+    }
+    stats.entries -= std::min<std::uint64_t>(stats.entries, 1);
+    stats.bytes -= std::min(stats.bytes, old.meta.size);
+  }
+
+  // Caller holds `mutex`. Retires whatever version of `key` is committed now; a record that no
+  // longer decodes still counts as one entry, but its chunks (if any) are unknown and stay.
+  [[nodiscard]] result<void> retire_current(std::string_view stored_meta_key,
+                                            rdb::WriteBatch& batch, store_stats& stats,
+                                            bool& existed) {
+    auto old = get_record(rdb::ReadOptions{}, stored_meta_key);
+    if (!old) {
+      return old.error();
+    }
+    existed = old->has_value();
+    if (!existed) {
+      return {};
+    }
+    if (auto record = layout::decode_meta(**old)) {
+      retire(*record, batch, stats);
+    } else {
+      stats.entries -= std::min<std::uint64_t>(stats.entries, 1);
+    }
+    return {};
+  }
+
+  // Caller holds `mutex`.
+  void publish(const store_stats& stats) {
+    committed = stats;
+    entries.store(stats.entries, std::memory_order_relaxed);
+    bytes.store(stats.bytes, std::memory_order_relaxed);
+  }
+};
+
+// The one chunk a reader or writer last read, so sequential small reads cost one Get per chunk.
+class chunk_cache {
+ public:
+  [[nodiscard]] result<std::string_view> get(db_state& state, const rdb::Snapshot* snapshot,
+                                             std::uint64_t fill_id, std::uint32_t index,
+                                             std::size_t body_bytes) {
+    if (index_ == index) {
+      return body_;
+    }
+    index_.reset();
+    value_.Reset();
+    rdb::ReadOptions options;
+    options.snapshot = snapshot;
+    const auto status =
+        state.db->Get(options, state.chunks, layout::chunk_key(fill_id, index), &value_);
+    if (status.IsNotFound()) {
+      // The metadata promised this chunk.
+      return errc::cache_corrupt;
+    }
+    if (!status.ok()) {
+      return to_error(status);
+    }
+    auto body = layout::open_chunk(value_.ToStringView(), body_bytes);
+    if (!body) {
+      value_.Reset();
+      return body.error();
+    }
+    body_ = *body;
+    index_ = index;
+    return body_;
+  }
+
+ private:
+  std::optional<std::uint32_t> index_;
+  rdb::PinnableSlice value_;
+  std::string_view body_;
+};
+
+class inline_reader final : public entry_reader {
+ public:
+  inline_reader(entry_meta meta, std::string record, std::string_view body)
+      : meta_(std::move(meta)), record_(std::move(record)), body_(body) {}
+
+  const entry_meta& meta() const override { return meta_; }
+
+  result<std::string> read(std::uint64_t offset, std::size_t max_bytes) override {
+    if (offset >= body_.size()) {
+      return std::string{};
+    }
+    return std::string(body_.substr(static_cast<std::size_t>(offset), max_bytes));
+  }
+
+ private:
+  entry_meta meta_;
+  std::string record_;  // owns the bytes `body_` views
+  std::string_view body_;
+};
+
+class chunked_reader final : public entry_reader {
+ public:
+  chunked_reader(std::shared_ptr<db_state> state, std::unique_ptr<rdb::ManagedSnapshot> snapshot,
+                 const layout::meta_record& record)
+      : state_(std::move(state)),
+        snapshot_(std::move(snapshot)),
+        meta_(record.meta),
+        fill_id_(record.fill_id),
+        chunk_bytes_(record.chunk_bytes),
+        chunk_count_(record.chunk_count) {}
+
+  const entry_meta& meta() const override { return meta_; }
+
+  result<std::string> read(std::uint64_t offset, std::size_t max_bytes) override {
+    if (offset >= meta_.size) {
+      return std::string{};
+    }
+    const auto wanted =
+        static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, meta_.size - offset));
+    std::string out;
+    out.reserve(wanted);
+    while (out.size() < wanted) {
+      const std::uint64_t position = offset + out.size();
+      const auto index = static_cast<std::uint32_t>(position / chunk_bytes_);
+      const auto within = static_cast<std::size_t>(position % chunk_bytes_);
+      const std::size_t body_bytes =
+          index + 1 < chunk_count_
+              ? chunk_bytes_
+              : static_cast<std::size_t>(meta_.size - std::uint64_t{index} * chunk_bytes_);
+      auto body = cache_.get(*state_, snapshot_->snapshot(), fill_id_, index, body_bytes);
+      if (!body) {
+        return body.error();
+      }
+      out.append(body->substr(within, wanted - out.size()));
+    }
+    return out;
+  }
+
+ private:
+  // Declared first so the snapshot and pinned chunk are released before the DB can close.
+  std::shared_ptr<db_state> state_;
+  std::unique_ptr<rdb::ManagedSnapshot> snapshot_;
+  entry_meta meta_;
+  std::uint64_t fill_id_;
+  std::uint32_t chunk_bytes_;
+  std::uint32_t chunk_count_;
+  chunk_cache cache_;
+};
+
+class rocksdb_writer final : public entry_writer {
+ public:
+  rocksdb_writer(std::shared_ptr<db_state> state, std::string key, std::uint64_t fill_id)
+      : state_(std::move(state)), key_(std::move(key)), fill_id_(fill_id) {}
+
+  rocksdb_writer(const rocksdb_writer&) = delete;
+  rocksdb_writer& operator=(const rocksdb_writer&) = delete;
+
+  ~rocksdb_writer() override {
+    if (!committed_) {
+      // Its chunks stay behind with their fill record until collect_garbage() takes them.
+      std::lock_guard lock(state_->mutex);
+      state_->live_fills.erase(fill_id_);
+    }
+  }
+
+  result<void> append(std::string_view bytes) override {
+    if (committed_ || failed_) {
+      return errc::cache_io;
+    }
+    const std::size_t chunk_bytes = state_->chunk_bytes;
+    while (!bytes.empty()) {
+      // Flushing only when more bytes arrive keeps the last chunk in memory for commit's batch.
+      if (buffer_.size() == chunk_bytes) {
+        if (auto flushed = flush(); !flushed) {
+          failed_ = true;
+          return flushed;
+        }
+      }
+      const std::size_t take = std::min(bytes.size(), chunk_bytes - buffer_.size());
+      if (buffer_.size() + take > state_->inline_max_bytes &&
+          buffer_.capacity() < chunk_bytes + layout::chunk_trailer_bytes) {
+        // Grown by doubling, a buffer could reach twice the chunk size.
+        buffer_.reserve(chunk_bytes + layout::chunk_trailer_bytes);
+      }
+      buffer_.append(bytes.substr(0, take));
+      bytes.remove_prefix(take);
+      size_ += take;
+    }
+    return {};
+  }
+
+  std::uint64_t size() const override { return size_; }
+
+  result<std::string> read(std::uint64_t offset, std::size_t max_bytes) override {
+    if (committed_) {
+      return errc::cache_io;
+    }
+    if (offset >= size_) {
+      return std::string{};
+    }
+    const std::uint32_t chunk_bytes = state_->chunk_bytes;
+    const std::uint64_t flushed_bytes = std::uint64_t{flushed_} * chunk_bytes;
+    const auto wanted =
+        static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size_ - offset));
+    std::string out;
+    out.reserve(wanted);
+    while (out.size() < wanted) {
+      const std::uint64_t position = offset + out.size();
+      if (position >= flushed_bytes) {
+        out.append(std::string_view(buffer_).substr(
+            static_cast<std::size_t>(position - flushed_bytes), wanted - out.size()));
+        continue;
+      }
+      const auto index = static_cast<std::uint32_t>(position / chunk_bytes);
+      auto body = cache_.get(*state_, nullptr, fill_id_, index, chunk_bytes);
+      if (!body) {
+        return body.error();
+      }
+      out.append(
+          body->substr(static_cast<std::size_t>(position % chunk_bytes), wanted - out.size()));
+    }
+    return out;
+  }
+
+  result<void> commit(entry_meta meta) override {
+    if (committed_ || failed_) {
+      return errc::cache_io;
+    }
+    meta.size = size_;
+    if (meta.stored_at_ms == 0) {
+      meta.stored_at_ms = now_ms();
+    }
+    layout::meta_record record;
+    record.meta = std::move(meta);
+    rdb::WriteBatch batch;
+    if (flushed_ == 0 && size_ <= state_->inline_max_bytes) {
+      record.where = layout::storage::inline_body;
+      record.body = buffer_;
+    } else {
+      record.where = layout::storage::chunked;
+      record.fill_id = fill_id_;
+      record.chunk_bytes = state_->chunk_bytes;
+      record.chunk_count = flushed_ + 1;
+      layout::seal_chunk(buffer_);
+      batch.Put(state_->chunks, layout::chunk_key(fill_id_, flushed_), buffer_)
+          .PermitUncheckedError();
+      if (flushed_ > 0) {
+        // Committed chunks are found through the metadata from now on.
+        batch.Delete(state_->records, layout::fill_key(fill_id_)).PermitUncheckedError();
+      }
+    }
+    auto encoded = layout::encode_meta(record);
+    if (!encoded) {
+      unseal(record.where);
+      return encoded.error();
+    }
+    const auto stored_meta_key = layout::meta_key(key_);
+    {
+      std::lock_guard lock(state_->mutex);
+      store_stats stats = state_->committed;
+      bool existed = false;
+      if (auto retired = state_->retire_current(stored_meta_key, batch, stats, existed); !retired) {
+        unseal(record.where);
+        return retired;
+      }
+      batch.Put(state_->records, stored_meta_key, *encoded).PermitUncheckedError();
+      stats.entries += 1;
+      stats.bytes += size_;
+      batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
+          .PermitUncheckedError();
+      if (const auto status = state_->db->Write(state_->write_options, &batch); !status.ok()) {
+        unseal(record.where);
+        return to_error(status);
+      }
+      state_->publish(stats);
+      state_->live_fills.erase(fill_id_);
+      committed_ = true;
+    }
+    std::string().swap(buffer_);
+    return {};
+  }
+
+ private:
+  // Writes the full in-memory chunk; the fill record names its key and how many chunks exist,
+  // in the same batch, so collect_garbage() knows exactly what a dead fill left behind.
+  [[nodiscard]] result<void> flush() {
+    rdb::WriteBatch batch;
+    layout::seal_chunk(buffer_);
+    batch.Put(state_->chunks, layout::chunk_key(fill_id_, flushed_), buffer_)
+        .PermitUncheckedError();
+    batch
+        .Put(state_->records, layout::fill_key(fill_id_),
+             layout::encode_fill({.chunks_written = flushed_ + 1, .key = key_}))
+        .PermitUncheckedError();
+    const auto status = state_->db->Write(state_->write_options, &batch);
+    buffer_.resize(state_->chunk_bytes);
+    if (!status.ok()) {
+      return to_error(status);
+    }
+    buffer_.clear();
+    ++flushed_;
+    return {};
+  }
+
+  // Undoes seal_chunk after a failed commit so read() still sees only body bytes.
+  void unseal(layout::storage where) {
+    if (where == layout::storage::chunked) {
+      buffer_.resize(buffer_.size() - layout::chunk_trailer_bytes);
+    }
+  }
+
+  std::shared_ptr<db_state> state_;
+  std::string key_;
+  std::uint64_t fill_id_;
+  std::string buffer_;  // bytes after the flushed chunks; at most one chunk
+  std::uint32_t flushed_ = 0;
+  std::uint64_t size_ = 0;
+  bool committed_ = false;
+  bool failed_ = false;
+  chunk_cache cache_;
+};
+
+class rocksdb_store final : public cache_store {
+ public:
+  explicit rocksdb_store(std::shared_ptr<db_state> state) : state_(std::move(state)) {}
+
+  result<std::optional<entry_meta>> stat(std::string_view key) override {
+    auto stored = state_->get_record(rdb::ReadOptions{}, layout::meta_key(key));
+    if (!stored) {
+      return stored.error();
+    }
+    if (!stored->has_value()) {
+      return std::optional<entry_meta>{};
+    }
+    auto record = layout::decode_meta(**stored);
+    if (!record) {
+      return record.error();
+    }
+    return std::optional<entry_meta>{std::move(record->meta)};
+  }
+
+  result<std::unique_ptr<entry_reader>> open(std::string_view key) override {
+    const auto stored_meta_key = layout::meta_key(key);
+    // Small entries are served from this one Get; only chunked ones pay for a snapshot.
+    auto stored = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
+    if (!stored) {
+      return stored.error();
+    }
+    if (!stored->has_value()) {
+      return std::unique_ptr<entry_reader>{};
+    }
+    auto record = layout::decode_meta(**stored);
+    if (!record) {
+      return record.error();
+    }
+    if (record->where == layout::storage::inline_body) {
+      return inline_entry(std::move(**stored));
+    }
+    // The metadata must be re-read at the snapshot: the version read above may already have
+    // been replaced and its chunks deleted.
+    auto snapshot = std::make_unique<rdb::ManagedSnapshot>(state_->db.get());
+    rdb::ReadOptions at_snapshot;
+    at_snapshot.snapshot = snapshot->snapshot();
+    stored = state_->get_record(at_snapshot, stored_meta_key);
+    if (!stored) {
+      return stored.error();
+    }
+    if (!stored->has_value()) {
+      return std::unique_ptr<entry_reader>{};
+    }
+    record = layout::decode_meta(**stored);
+    if (!record) {
+      return record.error();
+    }
+    if (record->where == layout::storage::inline_body) {
+      return inline_entry(std::move(**stored));
+    }
+    return std::unique_ptr<entry_reader>{
+        std::make_unique<chunked_reader>(state_, std::move(snapshot), *record)};
+  }
+
+  result<std::unique_ptr<entry_writer>> create(std::string_view key) override {
+    std::lock_guard lock(state_->mutex);
+    if (state_->next_fill_id == state_->reserved_fill_end) {
+      // Persisted before use: after a crash, ids handed out by the dead process stay unused.
+      const std::uint64_t end = state_->reserved_fill_end + fill_id_block;
+      const auto status = state_->db->Put(state_->write_options, state_->records,
+                                          layout::fill_counter_key, layout::encode_u64(end));
+      if (!status.ok()) {
+        return to_error(status);
+      }
+      state_->reserved_fill_end = end;
+    }
+    const std::uint64_t fill_id = state_->next_fill_id++;
+    state_->live_fills.insert(fill_id);
+    return std::unique_ptr<entry_writer>{
+        std::make_unique<rocksdb_writer>(state_, std::string(key), fill_id)};
+  }
+
+  result<void> remove(std::string_view key) override {
+    const auto stored_meta_key = layout::meta_key(key);
+    std::lock_guard lock(state_->mutex);
+    rdb::WriteBatch batch;
+    store_stats stats = state_->committed;
+    bool existed = false;
+    if (auto retired = state_->retire_current(stored_meta_key, batch, stats, existed); !retired) {
+      return retired;
+    }
+    if (!existed) {
+      return {};
+    }
+    batch.Delete(state_->records, stored_meta_key).PermitUncheckedError();
+    batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
+        .PermitUncheckedError();
+    if (const auto status = state_->db->Write(state_->write_options, &batch); !status.ok()) {
+      return to_error(status);
+    }
+    state_->publish(stats);
+    return {};
+  }
+
+  result<std::uint64_t> collect_garbage() override {
+    // Replaced and removed versions lose their chunks in the batch that retires them; what is
+    // left is fills that never committed, each announced by a fill record.
+    std::vector<std::uint64_t> fills;
+    {
+      const std::string lower(1, layout::fill_prefix);
+      const std::string upper(1, static_cast<char>(layout::fill_prefix + 1));
+      const rdb::Slice upper_slice(upper);
+      rdb::ReadOptions options;
+      options.iterate_upper_bound = &upper_slice;
+      std::unique_ptr<rdb::Iterator> it(state_->db->NewIterator(options, state_->records));
+      for (it->Seek(lower); it->Valid(); it->Next()) {
+        if (const auto id = layout::parse_fill_key(it->key().ToStringView())) {
+          fills.push_back(*id);
+        }
+      }
+      if (!it->status().ok()) {
+        return to_error(it->status());
+      }
+    }
+    std::uint64_t deleted = 0;
+    for (const auto fill_id : fills) {
+      std::lock_guard lock(state_->mutex);
+      if (state_->live_fills.contains(fill_id)) {
+        continue;
+      }
+      // Re-read under the lock: the fill may have committed since the scan.
+      const auto stored_fill_key = layout::fill_key(fill_id);
+      auto stored = state_->get_record(rdb::ReadOptions{}, stored_fill_key);
+      if (!stored) {
+        return stored.error();
+      }
+      if (!stored->has_value()) {
+        continue;
+      }
+      rdb::WriteBatch batch;
+      std::uint64_t chunks = 0;
+      if (auto fill = layout::decode_fill(**stored)) {
+        chunks = fill->chunks_written;
+        for (std::uint32_t i = 0; i < fill->chunks_written; ++i) {
+          batch.Delete(state_->chunks, layout::chunk_key(fill_id, i)).PermitUncheckedError();
+        }
+      } else {
+        // Without a count, drop the whole id range; the number deleted is unknown.
+        batch
+            .DeleteRange(state_->chunks, layout::chunk_key(fill_id, 0),
+                         layout::chunk_key_end(fill_id))
+            .PermitUncheckedError();
+      }
+      batch.Delete(state_->records, stored_fill_key).PermitUncheckedError();
+      if (const auto status = state_->db->Write(state_->write_options, &batch); !status.ok()) {
+        return to_error(status);
+      }
+      deleted += chunks;
+    }
+    return deleted;
+  }
+
+  store_stats stats() const override {
+    return {state_->entries.load(std::memory_order_relaxed),
+            state_->bytes.load(std::memory_order_relaxed)};
+  }
+
+ private:
+  static result<std::unique_ptr<entry_reader>> inline_entry(std::string stored) {
+    // Decoded again from the string the reader will own, so `body` views memory that stays.
+    auto record = layout::decode_meta(stored);
+    if (!record) {
+      return record.error();
+    }
+    auto meta = record->meta;
+    const auto body = record->body;
+    return std::unique_ptr<entry_reader>{
+        std::make_unique<inline_reader>(std::move(meta), std::move(stored), body)};
+  }
+
+  std::shared_ptr<db_state> state_;
+};
+
+[[nodiscard]] result<void> fail(std::string* why, boost::system::error_code code,
+                                std::string message) {
+  if (why != nullptr) {
+    *why = std::move(message);
+  }
+  return code;
+}
+
+rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cache) {
+  rdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  return table;
+}
+
+[[nodiscard]] result<void> open_db(const rocksdb_options& options, db_state& state,
+                                   std::string* why) {
+  std::error_code fs_error;
+  std::filesystem::create_directories(options.path, fs_error);
+  if (fs_error) {
+    return fail(why, errc::cache_io,
+                "cannot create cache directory " + options.path + ": " + fs_error.message());
+  }
+
+  rdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  // Bounds WAL replay after a crash; the records family flushes rarely on its own.
+  db_options.max_total_wal_size = 256u << 20;
+  db_options.keep_log_file_num = 5;
+
+  const auto cache = rdb::NewLRUCache(options.block_cache_bytes);
+
+  // Metadata with inline .info/.mod/list bodies: small, compressible, often looked up for keys
+  // that are absent, hence bloom filters.
+  rdb::ColumnFamilyOptions records_options;
+  auto records_table = table_options(cache);
+  records_table.filter_policy.reset(rdb::NewBloomFilterPolicy(10));
+  records_options.table_factory.reset(rdb::NewBlockBasedTableFactory(records_table));
+  records_options.compression = small_record_compression();
+
+  // Chunks of zips: already compressed, large, written once and deleted whole. Blob files keep
+  // them out of compaction's rewrites; they are always present when asked for, so no filter.
+  rdb::ColumnFamilyOptions chunks_options;
+  chunks_options.table_factory.reset(rdb::NewBlockBasedTableFactory(table_options(cache)));
+  chunks_options.compression = rdb::kNoCompression;
+  chunks_options.enable_blob_files = true;
+  chunks_options.min_blob_size = 0;
+  chunks_options.blob_compression_type = rdb::kNoCompression;
+  chunks_options.enable_blob_garbage_collection = true;
+  chunks_options.blob_cache = cache;
+
+  const std::vector<rdb::ColumnFamilyDescriptor> families = {
+      {rdb::kDefaultColumnFamilyName, records_options},
+      {std::string(layout::chunks_family), chunks_options},
+  };
+  rdb::DB* db = nullptr;
+  const auto status = rdb::DB::Open(db_options, options.path, families, &state.handles, &db);
+  if (!status.ok()) {
+    std::string message = "cannot open cache at " + options.path + ": " + status.ToString();
+    if (status.ToString().find("lock") != std::string::npos) {
+      message += " (is another gomodproxy using this directory?)";
+    }
+    return fail(why, to_error(status), std::move(message));
+  }
+  state.db.reset(db);
+  state.records = state.handles[0];
+  state.chunks = state.handles[1];
+  return {};
+}
+
+[[nodiscard]] result<void> load_records(const rocksdb_options& options, db_state& state,
+                                        std::string* why) {
+  auto version = state.get_record(rdb::ReadOptions{}, layout::version_key);
+  if (!version) {
+    return fail(why, version.error(), "cannot read cache at " + options.path);
+  }
+  if (!version->has_value()) {
+    const auto status = state.db->Put(state.write_options, state.records, layout::version_key,
+                                      std::string(1, static_cast<char>(layout::format_version)));
+    if (!status.ok()) {
+      return fail(why, to_error(status),
+                  "cannot write cache at " + options.path + ": " + status.ToString());
+    }
+  } else if (**version != std::string(1, static_cast<char>(layout::format_version))) {
+    return fail(why, errc::cache_corrupt,
+                "cache at " + options.path + " has an unknown layout version");
+  }
+
+  auto stats = state.get_record(rdb::ReadOptions{}, layout::stats_key);
+  if (!stats) {
+    return fail(why, stats.error(), "cannot read cache statistics at " + options.path);
+  }
+  if (stats->has_value()) {
+    auto decoded = layout::decode_stats(**stats);
+    if (!decoded) {
+      return fail(why, decoded.error(), "corrupt cache statistics at " + options.path);
+    }
+    state.publish(*decoded);
+  }
+
+  auto counter = state.get_record(rdb::ReadOptions{}, layout::fill_counter_key);
+  if (!counter) {
+    return fail(why, counter.error(), "cannot read cache fill counter at " + options.path);
+  }
+  if (counter->has_value()) {
+    auto decoded = layout::decode_u64(**counter);
+    if (!decoded) {
+      return fail(why, decoded.error(), "corrupt cache fill counter at " + options.path);
+    }
+    state.next_fill_id = state.reserved_fill_end = *decoded;
+  }
+  return {};
+}
+
+}  // namespace
+
+result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& options,
+                                                        std::string* why) {
+  if (options.chunk_bytes == 0 || options.chunk_bytes > max_chunk_bytes) {
+    return fail(why, errc::cache_io, "cache chunk size must be between 1 byte and 64 MiB").error();
+  }
+  if (options.inline_max_bytes > options.chunk_bytes) {
+    return fail(why, errc::cache_io, "cache inline limit must not exceed the chunk size").error();
+  }
+  auto state = std::make_shared<db_state>();
+  state->chunk_bytes = static_cast<std::uint32_t>(options.chunk_bytes);
+  state->inline_max_bytes = options.inline_max_bytes;
+  if (auto opened = open_db(options, *state, why); !opened) {
+    return opened.error();
+  }
+  if (auto loaded = load_records(options, *state, why); !loaded) {
+    return loaded.error();
+  }
+  return std::unique_ptr<cache_store>{std::make_unique<rocksdb_store>(std::move(state))};
+}
+
+}  // namespace gomodproxy::cache

@@ -1,0 +1,439 @@
+// What only the RocksDB store promises: its open errors, the bytes it leaves on disk, and how it
+// reports records damaged behind its back (edited here through a raw RocksDB handle while the
+// store is closed).
+#include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache/cache_store.hpp"
+#include "cache/rocksdb_layout.hpp"
+#include "errc.hpp"
+
+namespace gomodproxy::cache {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t chunk_bytes = 4096;
+constexpr std::size_t inline_max_bytes = 512;
+
+std::string pattern_bytes(std::size_t n, char salt) {
+  std::string out(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = static_cast<char>((i * 31 + static_cast<std::size_t>(salt)) % 251);
+  }
+  return out;
+}
+
+// A closed store's directory opened directly, with both column families.
+class raw_db {
+ public:
+  explicit raw_db(const fs::path& dir) {
+    const std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions{}},
+        {std::string(layout::chunks_family), rocksdb::ColumnFamilyOptions{}},
+    };
+    rocksdb::DB* db = nullptr;
+    const auto status =
+        rocksdb::DB::Open(rocksdb::DBOptions{}, dir.string(), families, &handles_, &db);
+    EXPECT_TRUE(status.ok()) << status.ToString();
+    db_.reset(db);
+  }
+  raw_db(const raw_db&) = delete;
+  raw_db& operator=(const raw_db&) = delete;
+  ~raw_db() {
+    if (db_ == nullptr) {
+      return;
+    }
+    for (auto* handle : handles_) {
+      EXPECT_TRUE(db_->DestroyColumnFamilyHandle(handle).ok());
+    }
+    EXPECT_TRUE(db_->Close().ok());
+  }
+
+  rocksdb::ColumnFamilyHandle* records() { return handles_.at(0); }
+  rocksdb::ColumnFamilyHandle* chunks() { return handles_.at(1); }
+
+  std::vector<std::string> keys(rocksdb::ColumnFamilyHandle* family) {
+    std::vector<std::string> out;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions{}, family));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      out.push_back(it->key().ToString());
+    }
+    EXPECT_TRUE(it->status().ok());
+    return out;
+  }
+
+  std::size_t fill_records() {
+    std::size_t n = 0;
+    for (const auto& key : keys(records())) {
+      n += layout::parse_fill_key(key).has_value() ? 1 : 0;
+    }
+    return n;
+  }
+
+  std::string get(rocksdb::ColumnFamilyHandle* family, const std::string& key) {
+    std::string value;
+    EXPECT_TRUE(db_->Get(rocksdb::ReadOptions{}, family, key, &value).ok()) << "get " << key;
+    return value;
+  }
+  void put(rocksdb::ColumnFamilyHandle* family, const std::string& key, const std::string& value) {
+    EXPECT_TRUE(db_->Put(rocksdb::WriteOptions{}, family, key, value).ok());
+  }
+  void remove(rocksdb::ColumnFamilyHandle* family, const std::string& key) {
+    EXPECT_TRUE(db_->Delete(rocksdb::WriteOptions{}, family, key).ok());
+  }
+
+ private:
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+class rocksdb_store_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "gmp-rocksdb-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(dir_, ignored);
+  }
+
+  rocksdb_options options() const {
+    rocksdb_options o;
+    o.path = (dir_ / "db").string();
+    o.chunk_bytes = chunk_bytes;
+    o.inline_max_bytes = inline_max_bytes;
+    o.block_cache_bytes = 1u << 20;
+    return o;
+  }
+
+  std::unique_ptr<cache_store> open() {
+    std::string why;
+    auto store = open_rocksdb_store(options(), &why);
+    if (!store) {
+      ADD_FAILURE() << why;
+      return nullptr;
+    }
+    return std::move(*store);
+  }
+
+  static void put(cache_store& store, std::string_view key, std::string_view body) {
+    auto writer = store.create(key);
+    ASSERT_TRUE(writer);
+    ASSERT_TRUE((*writer)->append(body));
+    entry_meta meta;
+    meta.tier = "t";
+    ASSERT_TRUE((*writer)->commit(meta));
+  }
+
+  fs::path db_path() const { return dir_ / "db"; }
+
+  fs::path dir_;
+};
+
+TEST_F(rocksdb_store_test, a_locked_directory_is_refused_with_a_reason) {
+  auto first = open();
+  ASSERT_NE(first, nullptr);
+  std::string why;
+  auto second = open_rocksdb_store(options(), &why);
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.error(), errc::cache_io);
+  EXPECT_NE(why.find(options().path), std::string::npos) << why;
+  EXPECT_NE(why.find("lock"), std::string::npos) << why;
+  // The one-argument form reports the same error.
+  auto third = open_rocksdb_store(options());
+  ASSERT_FALSE(third);
+  EXPECT_EQ(third.error(), errc::cache_io);
+  // Closing releases the lock.
+  first.reset();
+  EXPECT_NE(open(), nullptr);
+}
+
+TEST_F(rocksdb_store_test, invalid_options_are_refused_with_a_reason) {
+  struct test_case {
+    const char* name;
+    std::function<void(rocksdb_options&)> change;
+  };
+  const std::vector<test_case> cases = {
+      {"zero chunk size", [](rocksdb_options& o) { o.chunk_bytes = 0; }},
+      {"chunk over 64 MiB", [](rocksdb_options& o) { o.chunk_bytes = (64u << 20) + 1; }},
+      {"inline above chunk", [](rocksdb_options& o) { o.inline_max_bytes = o.chunk_bytes + 1; }},
+  };
+  for (const auto& c : cases) {
+    auto o = options();
+    c.change(o);
+    std::string why;
+    auto store = open_rocksdb_store(o, &why);
+    ASSERT_FALSE(store) << c.name;
+    EXPECT_EQ(store.error(), errc::cache_io) << c.name;
+    EXPECT_FALSE(why.empty()) << c.name;
+  }
+  auto o = options();
+  o.inline_max_bytes = o.chunk_bytes;
+  EXPECT_TRUE(open_rocksdb_store(o)) << "inline limit equal to the chunk size is allowed";
+}
+
+TEST_F(rocksdb_store_test, a_file_in_place_of_the_directory_is_refused) {
+  auto o = options();
+  o.path = (dir_ / "file" / "db").string();
+  { std::ofstream(dir_ / "file") << "not a directory"; }
+  std::string why;
+  auto store = open_rocksdb_store(o, &why);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error(), errc::cache_io);
+  EXPECT_NE(why.find(o.path), std::string::npos) << why;
+}
+
+TEST_F(rocksdb_store_test, nested_directories_are_created) {
+  auto o = options();
+  o.path = (dir_ / "a" / "b" / "c").string();
+  auto store = open_rocksdb_store(o);
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(fs::is_directory(o.path));
+}
+
+TEST_F(rocksdb_store_test, replaced_and_removed_versions_free_their_chunks_at_once) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    put(*store, "a", pattern_bytes(4 * chunk_bytes, 1));      // 4 chunks
+    put(*store, "a", pattern_bytes(2 * chunk_bytes - 1, 2));  // replaces them with 2
+    put(*store, "b", pattern_bytes(3 * chunk_bytes, 3));      // 3 chunks
+    ASSERT_TRUE(store->remove("b"));                          // gone again
+    put(*store, "c", pattern_bytes(inline_max_bytes, 4));     // inline: no chunks
+    auto collected = store->collect_garbage();
+    ASSERT_TRUE(collected);
+    EXPECT_EQ(*collected, 0u) << "nothing was left for the collector";
+  }
+  raw_db raw(db_path());
+  EXPECT_EQ(raw.keys(raw.chunks()).size(), 2u);
+  EXPECT_EQ(raw.fill_records(), 0u);
+}
+
+TEST_F(rocksdb_store_test, collect_garbage_counts_exactly_the_abandoned_chunks) {
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    {
+      auto writer = store->create("abandoned");
+      ASSERT_TRUE(writer);
+      // Three full chunks are flushed; the fourth is still in memory when the writer dies.
+      ASSERT_TRUE((*writer)->append(pattern_bytes(3 * chunk_bytes + 10, 5)));
+    }
+    put(*store, "kept", pattern_bytes(2 * chunk_bytes + 1, 6));
+    auto collected = store->collect_garbage();
+    ASSERT_TRUE(collected);
+    EXPECT_EQ(*collected, 3u);
+  }
+  raw_db raw(db_path());
+  EXPECT_EQ(raw.keys(raw.chunks()).size(), 3u) << "only the committed entry's chunks remain";
+  EXPECT_EQ(raw.fill_records(), 0u);
+}
+
+// Damage done to a committed entry through the raw database, and where the store notices.
+struct damage_case {
+  const char* name;
+  std::size_t body_bytes;
+  std::function<void(raw_db&)> damage;
+  enum { on_stat, on_open, on_read } noticed;
+};
+
+void PrintTo(const damage_case& c, std::ostream* out) { *out << c.name; }
+
+class rocksdb_damage_test : public rocksdb_store_test,
+                            public ::testing::WithParamInterface<damage_case> {};
+
+TEST_P(rocksdb_damage_test, damaged_entries_are_reported_corrupt_and_can_be_replaced) {
+  const auto& c = GetParam();
+  const auto body = pattern_bytes(c.body_bytes, 9);
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    put(*store, "victim", body);
+    put(*store, "bystander", pattern_bytes(2 * chunk_bytes, 8));
+  }
+  {
+    raw_db raw(db_path());
+    c.damage(raw);
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+
+  auto meta = store->stat("victim");
+  auto reader = store->open("victim");
+  if (c.noticed == damage_case::on_stat) {
+    ASSERT_FALSE(meta);
+    EXPECT_EQ(meta.error(), errc::cache_corrupt);
+    ASSERT_FALSE(reader);
+    EXPECT_EQ(reader.error(), errc::cache_corrupt);
+  } else {
+    ASSERT_TRUE(meta);
+    ASSERT_TRUE(reader);
+    ASSERT_NE(*reader, nullptr);
+    // Read the whole body in pieces that cross every chunk boundary.
+    boost::system::error_code failure;
+    std::uint64_t offset = 0;
+    for (std::size_t i = 0; i < 2 * c.body_bytes / 1000 + 2; ++i) {
+      auto piece = (*reader)->read(offset, 1000);
+      if (!piece) {
+        failure = piece.error();
+        break;
+      }
+      if (piece->empty()) {
+        break;
+      }
+      offset += piece->size();
+    }
+    EXPECT_EQ(failure, errc::cache_corrupt);
+  }
+
+  // The neighbour is untouched and the damaged entry heals by being written again.
+  auto bystander = store->open("bystander");
+  ASSERT_TRUE(bystander);
+  ASSERT_NE(*bystander, nullptr);
+  EXPECT_EQ((*bystander)->read(0, 3 * chunk_bytes).value(), pattern_bytes(2 * chunk_bytes, 8));
+  put(*store, "victim", "fresh");
+  auto healed = store->open("victim");
+  ASSERT_TRUE(healed);
+  ASSERT_NE(*healed, nullptr);
+  EXPECT_EQ((*healed)->read(0, 100).value(), "fresh");
+  EXPECT_EQ(store->stats().entries, 2u);
+}
+
+// The first chunk key that belongs to the victim: the store writes "victim" first, so its fill id
+// sorts first.
+std::string victim_chunk(raw_db& raw, std::size_t index) {
+  const auto keys = raw.keys(raw.chunks());
+  EXPECT_GT(keys.size(), index);
+  return keys.at(index);
+}
+
+const std::string victim_meta = layout::meta_key("victim");
+
+INSTANTIATE_TEST_SUITE_P(
+    cases, rocksdb_damage_test,
+    ::testing::Values(
+        damage_case{"middle_chunk_missing", 3 * chunk_bytes + 5,
+                    [](raw_db& raw) { raw.remove(raw.chunks(), victim_chunk(raw, 1)); },
+                    damage_case::on_read},
+        damage_case{"last_chunk_missing", 3 * chunk_bytes + 5,
+                    [](raw_db& raw) { raw.remove(raw.chunks(), victim_chunk(raw, 3)); },
+                    damage_case::on_read},
+        damage_case{"chunk_truncated", 2 * chunk_bytes,
+                    [](raw_db& raw) {
+                      const auto key = victim_chunk(raw, 0);
+                      auto value = raw.get(raw.chunks(), key);
+                      value.pop_back();
+                      raw.put(raw.chunks(), key, value);
+                    },
+                    damage_case::on_read},
+        damage_case{"chunk_byte_flipped", 2 * chunk_bytes,
+                    [](raw_db& raw) {
+                      const auto key = victim_chunk(raw, 1);
+                      auto value = raw.get(raw.chunks(), key);
+                      value[100] ^= 0x20;
+                      raw.put(raw.chunks(), key, value);
+                    },
+                    damage_case::on_read},
+        damage_case{"metadata_claims_an_extra_chunk", 2 * chunk_bytes,
+                    [](raw_db& raw) {
+                      auto record = raw.get(raw.records(), victim_meta);
+                      auto decoded = layout::decode_meta(record).value();
+                      decoded.meta.size += chunk_bytes;
+                      decoded.chunk_count += 1;
+                      raw.put(raw.records(), victim_meta, layout::encode_meta(decoded).value());
+                    },
+                    damage_case::on_read},
+        damage_case{"metadata_version_unknown", 2 * chunk_bytes,
+                    [](raw_db& raw) {
+                      auto record = raw.get(raw.records(), victim_meta);
+                      record[0] = 9;
+                      raw.put(raw.records(), victim_meta, record);
+                    },
+                    damage_case::on_stat},
+        damage_case{"metadata_truncated", 2 * chunk_bytes,
+                    [](raw_db& raw) {
+                      auto record = raw.get(raw.records(), victim_meta);
+                      record.resize(record.size() / 2);
+                      raw.put(raw.records(), victim_meta, record);
+                    },
+                    damage_case::on_stat},
+        damage_case{"inline_body_byte_flipped", 100,
+                    [](raw_db& raw) {
+                      auto record = raw.get(raw.records(), victim_meta);
+                      record.back() ^= 1;
+                      raw.put(raw.records(), victim_meta, record);
+                    },
+                    damage_case::on_stat}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(rocksdb_store_test, an_unknown_layout_version_refuses_to_open) {
+  { ASSERT_NE(open(), nullptr); }
+  {
+    raw_db raw(db_path());
+    raw.put(raw.records(), std::string(layout::version_key), std::string(1, '\x7f'));
+  }
+  std::string why;
+  auto store = open_rocksdb_store(options(), &why);
+  ASSERT_FALSE(store);
+  EXPECT_EQ(store.error(), errc::cache_corrupt);
+  EXPECT_NE(why.find("layout"), std::string::npos) << why;
+}
+
+TEST_F(rocksdb_store_test, fill_ids_are_not_reused_after_reopen) {
+  // An abandoned fill from a previous run must not be taken over by a new writer, or the new
+  // entry would commit on top of stale chunks.
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    auto writer = store->create("old");
+    ASSERT_TRUE(writer);
+    ASSERT_TRUE((*writer)->append(pattern_bytes(2 * chunk_bytes + 1, 1)));
+    // Leaves the store with the writer abandoned: its chunks and fill record stay.
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const auto body = pattern_bytes(3 * chunk_bytes + 1, 2);
+  put(*store, "new", body);
+  auto reader = store->open("new");
+  ASSERT_TRUE(reader);
+  ASSERT_NE(*reader, nullptr);
+  EXPECT_EQ((*reader)->read(0, body.size()).value(), body);
+  auto collected = store->collect_garbage();
+  ASSERT_TRUE(collected);
+  EXPECT_EQ(*collected, 2u);
+  EXPECT_EQ((*reader)->read(0, body.size()).value(), body);
+}
+
+TEST_F(rocksdb_store_test, readers_and_writers_may_outlive_the_store) {
+  const auto body = pattern_bytes(3 * chunk_bytes + 3, 3);
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  put(*store, "k", body);
+  auto reader = store->open("k").value();
+  auto writer = store->create("w").value();
+  store.reset();
+  EXPECT_EQ(reader->read(0, body.size()).value(), body);
+  ASSERT_TRUE(writer->append(body));
+  ASSERT_TRUE(writer->commit(entry_meta{}));
+  reader.reset();
+  writer.reset();
+  // With the last user gone the directory is free again and holds both entries.
+  store = open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->stats().entries, 2u);
+  EXPECT_EQ(store->open("w").value()->read(0, body.size()).value(), body);
+}
+
+}  // namespace
+}  // namespace gomodproxy::cache
