@@ -1,0 +1,204 @@
+// gomodproxy: wiring only.
+//
+// A request travels: http_server (accept, limits, deadlines) -> resolver (parse and validate the
+// GOPROXY path, cache lookup in the RocksDB store; on a miss one singleflight fill per key walks
+// the upstream tiers through the shared http_client on the work threads, verifies the body and
+// commits it) -> the answer is streamed from the cache. Health and readiness are exact routes on
+// the same port.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "cache/cache_store.hpp"
+#include "resolver/resolver.hpp"
+#include "server/http_server.hpp"
+#include "server/text_handler.hpp"
+#include "settings.hpp"
+#include "upstream/http_client.hpp"
+
+namespace {
+namespace net = boost::asio;
+using namespace gomodproxy;
+
+constexpr std::string_view version_text = "gomodproxy 0.1.0";
+
+void set_up_logging(const config::settings& settings) {
+  auto main_logger = spdlog::stderr_logger_mt("gomodproxy");
+  main_logger->set_level(spdlog::level::from_str(settings.log_level));
+  spdlog::set_default_logger(main_logger);
+  std::shared_ptr<spdlog::logger> access;
+  if (settings.access_log == "stderr" || settings.access_log == "off") {
+    access = spdlog::stderr_logger_mt("access");
+  } else {
+    access = spdlog::basic_logger_mt("access", settings.access_log);
+  }
+  access->set_pattern("%Y-%m-%dT%H:%M:%S.%e access %v");
+  access->set_level(settings.access_log == "off" ? spdlog::level::off : spdlog::level::info);
+}
+
+// "127.0.0.1:8081" or "[::1]:8081"; the loader has validated the shape.
+std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
+  auto colon = listen.rfind(':');
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty() || host == "localhost") host = "127.0.0.1";
+  return {host, static_cast<std::uint16_t>(std::stoi(listen.substr(colon + 1)))};
+}
+
+int serve(const config::settings& settings) {
+  set_up_logging(settings);
+
+  cache::rocksdb_options store_options;
+  store_options.path = settings.cache_dir;
+  auto opened = cache::open_rocksdb_store(store_options);
+  if (!opened) {
+    std::fprintf(stderr, "gomodproxy: cache_dir: cannot open cache at %s: %s\n",
+                 settings.cache_dir.c_str(), opened.error().message().c_str());
+    return 1;
+  }
+  std::unique_ptr<cache::cache_store> store = std::move(*opened);
+
+  int io_threads = settings.io_threads > 0
+                       ? settings.io_threads
+                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  net::io_context io(io_threads);
+  net::io_context work(settings.fill_threads);
+  auto work_guard = net::make_work_guard(work);
+
+  upstream::client_options client_options;
+  client_options.ca_file = settings.ca_file;
+  upstream::http_client client(work.get_executor(), client_options);
+
+  resolver::resolver_options resolver_options;
+  resolver_options.tiers = settings.upstreams;
+  resolver_options.private_tiers = settings.private_upstreams;
+  resolver_options.private_patterns = settings.private_patterns;
+  resolver_options.list_ttl = settings.list_ttl;
+  resolver_options.negative_ttl = settings.negative_ttl;
+  resolver_options.deadlines.connect = settings.connect_timeout;
+  resolver_options.deadlines.first_byte = settings.first_byte_timeout;
+  resolver_options.deadlines.total = settings.fill_timeout;
+  resolver_options.all_failed_502 = settings.all_failed_502;
+  resolver::resolver module_resolver(resolver_options, *store, client, work.get_executor());
+
+  server::text_handler healthz([] { return server::text_answer{200, "ok\n"}; });
+  server::text_handler readyz([&module_resolver] {
+    // The store is open for the whole life of the server, so readiness is about the tiers.
+    return module_resolver.ready() ? server::text_answer{200, "ready\n"}
+                                   : server::text_answer{503, "no usable upstream tier\n"};
+  });
+
+  auto [host, port] = split_listen(settings.listen);
+  server::server_options server_options;
+  server_options.host = host;
+  server_options.port = port;
+  server_options.request_timeout = settings.request_timeout;
+  server_options.idle_timeout = settings.idle_timeout;
+  server_options.max_header_bytes = settings.max_header_bytes;
+  server_options.max_connections = settings.max_connections;
+  server_options.access_log = settings.access_log != "off";
+  server::http_server http(io, server_options, module_resolver);
+  http.add_route("/healthz", healthz);
+  http.add_route("/readyz", readyz);
+  auto bound = http.listen();
+  if (!bound) {
+    std::fprintf(stderr, "gomodproxy: listen: cannot listen on %s: %s\n", settings.listen.c_str(),
+                 bound.error().message().c_str());
+    return 1;
+  }
+  http.start();
+
+  net::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
+    if (ec) return;
+    spdlog::info("signal {}: draining connections (up to {} ms)", signal_number,
+                 settings.drain_timeout.count());
+    net::co_spawn(
+        io,
+        [&]() -> net::awaitable<void> {
+          co_await http.drain(settings.drain_timeout);
+          io.stop();
+        },
+        net::detached);
+  });
+
+  // Leftovers of fills that a crash interrupted are invisible; reclaim their space in the
+  // background rather than delaying start-up with a scan.
+  net::post(work, [&store] {
+    auto collected = store->collect_garbage();
+    if (collected && *collected > 0) spdlog::info("cache: collected {} stale chunks", *collected);
+  });
+
+  std::vector<std::thread> work_threads;
+  for (int i = 0; i < settings.fill_threads; ++i) work_threads.emplace_back([&work] { work.run(); });
+  std::vector<std::thread> io_pool;
+  for (int i = 1; i < io_threads; ++i) io_pool.emplace_back([&io] { io.run(); });
+
+  std::printf("gomodproxy listening on http://%s:%u\n",
+              host.find(':') == std::string::npos ? host.c_str() : ("[" + host + "]").c_str(),
+              static_cast<unsigned>(*bound));
+  std::fflush(stdout);
+  spdlog::info("listening on {}:{}, cache {}, upstreams {}", host, *bound, settings.cache_dir,
+               settings.upstreams_text);
+
+  io.run();
+  for (auto& thread : io_pool) thread.join();
+  // Fills in progress are abandoned: their entries were never committed, so they stay invisible.
+  work_guard.reset();
+  work.stop();
+  for (auto& thread : work_threads) thread.join();
+  spdlog::info("stopped");
+  return 0;
+}
+
+int usage(int code) {
+  std::fprintf(code == 0 ? stdout : stderr,
+               "usage: gomodproxy <command> [flags]\n\n"
+               "commands:\n"
+               "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
+               "  version   print the version\n");
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return usage(2);
+  std::string command = args.front();
+  args.erase(args.begin());
+  if (command == "version" || command == "--version") {
+    std::printf("%s\n", std::string(version_text).c_str());
+    return 0;
+  }
+  if (command == "help" || command == "--help" || command == "-h") return usage(0);
+  if (command != "serve") {
+    std::fprintf(stderr, "gomodproxy: unknown command \"%s\"\n", command.c_str());
+    return usage(2);
+  }
+  for (const auto& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      std::printf("%s", config::usage_text().c_str());
+      return 0;
+    }
+  }
+  auto loaded = config::load_settings(args, config::current_environment());
+  if (auto* error = std::get_if<config::load_error>(&loaded)) {
+    std::fprintf(stderr, "%s\n", error->message.c_str());
+    return 2;
+  }
+  return serve(std::get<config::settings>(loaded));
+}

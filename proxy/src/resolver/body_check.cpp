@@ -1,0 +1,137 @@
+#include "resolver/body_check.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "protocol/module_path.hpp"
+#include "protocol/semver.hpp"
+
+namespace gomodproxy::resolver {
+namespace {
+
+constexpr std::uint64_t max_zip = 524288000;
+constexpr std::uint64_t max_go_mod = 16777216;
+constexpr std::uint64_t max_small = 1 << 20;
+
+std::optional<std::string> read_all(std::uint64_t size, const sumdb::random_reader& read,
+                                    std::string& out) {
+  auto bytes = read(0, static_cast<std::size_t>(size));
+  if (!bytes) return "cannot read body back: " + bytes.error().message();
+  if (bytes->size() != size) return std::string("body shorter than received");
+  out = std::move(*bytes);
+  return std::nullopt;
+}
+
+// RFC 3339 as Go's time.Time JSON decoding accepts it: date, 'T', time, zone.
+bool looks_like_rfc3339(std::string_view t) {
+  if (t.size() < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't') ||
+      t[13] != ':' || t[16] != ':') {
+    return false;
+  }
+  char zone = t.back();
+  return zone == 'Z' || zone == 'z' || (t.size() >= 25 && t[t.size() - 3] == ':');
+}
+
+std::optional<std::string> check_info(const protocol::module_request& request,
+                                      std::string_view body) {
+  boost::system::error_code ec;
+  boost::json::value json = boost::json::parse(body, ec);
+  if (ec || !json.is_object()) return std::string("info is not a JSON object");
+  const auto& object = json.get_object();
+  const auto* version = object.if_contains("Version");
+  if (!version || !version->is_string()) return std::string("info has no Version");
+  std::string_view v = version->get_string();
+  if (protocol::canonical_version(v) != v) return std::string("info Version is not canonical");
+  if (request.kind == protocol::endpoint::info && v != request.version) {
+    return "info is for version " + std::string(v) + " instead of " + request.version;
+  }
+  if (auto bad = protocol::check_path_version(request.module_path, v)) {
+    return "info Version does not fit the module path: " + *bad;
+  }
+  if (const auto* time = object.if_contains("Time")) {
+    if (!time->is_string() || !looks_like_rfc3339(time->get_string())) {
+      return std::string("info Time is not an RFC 3339 time");
+    }
+  }
+  return std::nullopt;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// The go command rejects a go.mod that declares another path than the one required, so a tier
+// answering with one has answered wrongly.
+std::optional<std::string> check_go_mod(const protocol::module_request& request,
+                                        std::string_view body) {
+  std::size_t start = 0;
+  while (start <= body.size()) {
+    std::size_t end = body.find('\n', start);
+    if (end == std::string_view::npos) end = body.size();
+    std::string_view line = trim(body.substr(start, end - start));
+    start = end + 1;
+    if (line.rfind("module", 0) != 0) continue;
+    std::string_view rest = line.substr(6);
+    if (!rest.empty() && rest.front() != ' ' && rest.front() != '\t' && rest.front() != '"' &&
+        rest.front() != '`' && rest.front() != '(') {
+      continue;  // a word such as "modules"
+    }
+    if (auto comment = rest.find("//"); comment != std::string_view::npos) {
+      rest = rest.substr(0, comment);
+    }
+    rest = trim(rest);
+    if (rest == "(") return std::nullopt;  // block form: too rare to parse, accepted as is
+    if (rest.size() >= 2 && (rest.front() == '"' || rest.front() == '`') &&
+        rest.back() == rest.front()) {
+      rest = rest.substr(1, rest.size() - 2);
+    }
+    if (rest == request.module_path) return std::nullopt;
+    return "go.mod declares module " + std::string(rest.substr(0, 200)) + " instead of " +
+           request.module_path;
+  }
+  return std::string("go.mod has no module directive");
+}
+
+}  // namespace
+
+std::uint64_t body_limit(protocol::endpoint kind) {
+  switch (kind) {
+    case protocol::endpoint::zip:
+      return max_zip;
+    case protocol::endpoint::mod:
+      return max_go_mod;
+    default:
+      return max_small;
+  }
+}
+
+std::optional<std::string> check_body(const protocol::module_request& request, std::uint64_t size,
+                                      const sumdb::random_reader& read) {
+  if (size > body_limit(request.kind)) return std::string("response too large");
+  using protocol::endpoint;
+  if (request.kind == endpoint::zip) {
+    return sumdb::check_module_zip(request.module_path, request.version, size, read);
+  }
+  std::string body;
+  if (auto bad = read_all(size, read, body)) return bad;
+  switch (request.kind) {
+    case endpoint::info:
+    case endpoint::query:
+    case endpoint::latest:
+      return check_info(request, body);
+    case endpoint::mod:
+      return check_go_mod(request, body);
+    case endpoint::list:
+    case endpoint::zip:
+      break;
+  }
+  return std::nullopt;
+}
+
+}  // namespace gomodproxy::resolver

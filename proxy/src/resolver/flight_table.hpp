@@ -1,0 +1,94 @@
+// Singleflight: one fill per key however many requests ask. The fill runs detached on the work
+// executor; every requester, the first included, waits for the same outcome, so a requester
+// hanging up cancels nothing.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+namespace gomodproxy::resolver {
+
+template <class Outcome>
+class flight_table final {
+ public:
+  struct joined {
+    Outcome outcome;
+    bool shared = false;  ///< true when another request started the fill
+  };
+
+  explicit flight_table(boost::asio::any_io_executor work_executor)
+      : work_executor_(std::move(work_executor)) {}
+
+  /// Waits for the outcome of the fill for `key`, starting `make_fill()` (returning a lazy
+  /// awaitable<Outcome> that owns what it needs, run on the work executor) when no fill for it
+  /// is in progress. make_fill is called at most once, before this returns to its caller.
+  template <class MakeFill>
+  boost::asio::awaitable<joined> join(const std::string& key, MakeFill make_fill) {
+    std::shared_ptr<flight> current;
+    bool leader = false;
+    {
+      std::lock_guard lock(mutex_);
+      auto [it, inserted] = flights_.try_emplace(key);
+      if (inserted) it->second = std::make_shared<flight>(work_executor_);
+      current = it->second;
+      leader = inserted;
+    }
+    if (leader) {
+      // The awaitable, not the callable, crosses into the detached coroutine: GCC 12 destroys
+      // by-value lambda parameters of coroutines twice.
+      boost::asio::co_spawn(work_executor_, run(key, current, make_fill()),
+                            boost::asio::detached);
+    }
+    // Closing the channel is the broadcast: every pending and later receive completes.
+    (void)co_await current->done.async_receive(
+        boost::asio::as_tuple(boost::asio::use_awaitable));
+    std::lock_guard lock(current->mutex);
+    co_return joined{current->outcome, !leader};
+  }
+
+  std::size_t in_flight() const {
+    std::lock_guard lock(mutex_);
+    return flights_.size();
+  }
+
+ private:
+  struct flight {
+    explicit flight(boost::asio::any_io_executor executor) : done(std::move(executor), 0) {}
+    boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> done;
+    std::mutex mutex;
+    Outcome outcome{};
+  };
+
+  boost::asio::awaitable<void> run(std::string key, std::shared_ptr<flight> current,
+                                   boost::asio::awaitable<Outcome> fill) {
+    Outcome outcome = co_await std::move(fill);
+    {
+      // Unlisted before the outcome is published: a request arriving now finds the committed
+      // cache entry, or starts a fresh fill after a failure.
+      std::lock_guard lock(mutex_);
+      flights_.erase(key);
+    }
+    {
+      std::lock_guard lock(current->mutex);
+      current->outcome = std::move(outcome);
+    }
+    current->done.close();
+  }
+
+  boost::asio::any_io_executor work_executor_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, std::shared_ptr<flight>> flights_;
+};
+
+}  // namespace gomodproxy::resolver

@@ -1,0 +1,50 @@
+// The policy between the HTTP front and the upstreams: cache first, TTLs, stale-if-error,
+// negative cache, private-module routing, singleflight, the tier walk and its fallthrough rules,
+// verification before commit, and the error bodies.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include "cache/cache_store.hpp"
+#include "server/http_server.hpp"
+#include "upstream/http_client.hpp"
+#include "upstream/upstream_list.hpp"
+
+namespace gomodproxy::resolver {
+
+struct resolver_options {
+  std::vector<upstream::tier_spec> tiers;          ///< public tiers, in order
+  std::vector<upstream::tier_spec> private_tiers;  ///< the only tiers private modules may reach
+  std::vector<std::string> private_patterns;       ///< GOPRIVATE globs
+  std::chrono::seconds list_ttl{60};               ///< list, @latest, query .info. Default: 60 s
+  std::chrono::seconds negative_ttl{30};           ///< not-found answers. Default: 30 s
+  upstream::deadlines deadlines;                   ///< per tier attempt
+  bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
+};
+
+/// Answers GOPROXY protocol requests. Thread-safe. `store` and `client` must outlive it, and
+/// `work_executor` (which runs fills, cache writes and large cache reads, never the network
+/// front) must be stopped and joined before it is destroyed.
+class resolver final : public server::handler {
+ public:
+  resolver(resolver_options options, cache::cache_store& store, upstream::http_client& client,
+           boost::asio::any_io_executor work_executor);
+  ~resolver() override;
+
+  boost::asio::awaitable<void> handle(const server::request_view& request,
+                                      server::response_writer& writer) override;
+
+  /// True when at least one tier can answer (not only "off").
+  bool ready() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace gomodproxy::resolver

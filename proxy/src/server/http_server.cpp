@@ -1,0 +1,430 @@
+#include "server/http_server.hpp"
+
+#include <array>
+#include <atomic>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <spdlog/spdlog.h>
+
+namespace gomodproxy::server {
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+std::string_view reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 410:
+      return "Gone";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Status";
+  }
+}
+
+// RFC 9110 requires a Date header; formatting it once a second per thread keeps it off the
+// per-request cost.
+std::string_view http_date() {
+  thread_local std::time_t cached_second = 0;
+  thread_local char text[40] = {};
+  std::time_t now = std::time(nullptr);
+  if (now != cached_second) {
+    cached_second = now;
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    std::strftime(text, sizeof text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  }
+  return text;
+}
+
+std::string serialize_head(const response_head& head, std::uint64_t content_length,
+                           bool keep_alive, bool http10) {
+  std::string out;
+  out.reserve(256);
+  out += "HTTP/1.1 ";
+  out += std::to_string(head.status);
+  out += ' ';
+  out += reason_phrase(head.status);
+  out += "\r\nDate: ";
+  out += http_date();
+  out += "\r\nServer: gomodproxy";
+  if (!head.content_type.empty()) {
+    out += "\r\nContent-Type: ";
+    out += head.content_type;
+  }
+  out += "\r\nContent-Length: ";
+  out += std::to_string(content_length);
+  if (!head.cache_control.empty()) {
+    out += "\r\nCache-Control: ";
+    out += head.cache_control;
+  }
+  for (const auto& [name, value] : head.extra_headers) {
+    out += "\r\n";
+    out += name;
+    out += ": ";
+    out += value;
+  }
+  if (!keep_alive) {
+    out += "\r\nConnection: close";
+  } else if (http10) {
+    out += "\r\nConnection: keep-alive";
+  }
+  out += "\r\n\r\n";
+  return out;
+}
+
+// What a drain needs to reach an open connection: its stream (null once the connection's
+// coroutine is done) and whether a request is being answered. Touched on the connection's
+// strand only, except `busy`.
+struct connection_state {
+  beast::tcp_stream* stream = nullptr;
+  std::atomic<bool> busy{false};
+};
+
+class connection_writer final : public response_writer {
+ public:
+  connection_writer(beast::tcp_stream& stream, std::chrono::milliseconds write_timeout,
+                    bool head_only, bool keep_alive, bool http10)
+      : stream_(stream),
+        write_timeout_(write_timeout),
+        head_only_(head_only),
+        keep_alive_(keep_alive),
+        http10_(http10) {}
+
+  net::awaitable<bool> send(const response_head& head, std::string_view body) override {
+    if (started_) co_return false;
+    started_ = true;
+    status_ = head.status;
+    std::string header = serialize_head(head, body.size(), keep_alive_, http10_);
+    if (head_only_) body = {};
+    declared_ = body.size();
+    std::array<net::const_buffer, 2> buffers{net::buffer(header), net::buffer(body)};
+    co_return co_await write(buffers, body.size());
+  }
+
+  net::awaitable<bool> send_head(const response_head& head,
+                                 std::uint64_t content_length) override {
+    if (started_) co_return false;
+    started_ = true;
+    status_ = head.status;
+    declared_ = head_only_ ? 0 : content_length;
+    std::string header = serialize_head(head, content_length, keep_alive_, http10_);
+    co_return co_await write(net::buffer(header), 0);
+  }
+
+  net::awaitable<bool> write_body(std::string_view chunk) override {
+    if (!started_ || failed_) co_return false;
+    if (head_only_) co_return true;
+    if (body_sent_ + chunk.size() > declared_) {
+      // A handler writing more than it declared would corrupt the framing of the next
+      // response on this connection.
+      failed_ = true;
+      co_return false;
+    }
+    co_return co_await write(net::buffer(chunk), chunk.size());
+  }
+
+  bool head_only() const override { return head_only_; }
+
+  void note(std::string_view cache_result, std::string_view tier) override {
+    cache_result_ = cache_result;
+    tier_ = tier;
+  }
+
+  bool started() const { return started_; }
+  // The connection may carry another request only if the body went out complete.
+  bool reusable() const { return started_ && !failed_ && body_sent_ == declared_; }
+  int status() const { return status_; }
+  std::uint64_t body_sent() const { return body_sent_; }
+  const std::string& cache_result() const { return cache_result_; }
+  const std::string& tier() const { return tier_; }
+
+ private:
+  template <class Buffers>
+  net::awaitable<bool> write(const Buffers& buffers, std::uint64_t body_bytes) {
+    stream_.expires_after(write_timeout_);
+    auto [ec, n] = co_await net::async_write(stream_, buffers, use_tuple);
+    stream_.expires_never();
+    if (ec) {
+      failed_ = true;
+      co_return false;
+    }
+    body_sent_ += body_bytes;
+    (void)n;
+    co_return true;
+  }
+
+  beast::tcp_stream& stream_;
+  std::chrono::milliseconds write_timeout_;
+  bool head_only_;
+  bool keep_alive_;
+  bool http10_;
+  bool started_ = false;
+  bool failed_ = false;
+  int status_ = 0;
+  std::uint64_t declared_ = 0;
+  std::uint64_t body_sent_ = 0;
+  std::string cache_result_ = "-";
+  std::string tier_ = "-";
+};
+
+}  // namespace
+
+struct http_server::impl : std::enable_shared_from_this<impl> {
+  impl(net::io_context& io, server_options options, handler& fallback)
+      : io_(io), options_(std::move(options)), fallback_(fallback), acceptor_(io) {}
+
+  net::io_context& io_;
+  server_options options_;
+  handler& fallback_;
+  std::shared_ptr<spdlog::logger> access_log_;
+  std::unordered_map<std::string, handler*> routes_;
+  tcp::acceptor acceptor_;
+  std::atomic<bool> draining_{false};
+  mutable std::mutex connections_mutex_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<connection_state>> connections_;
+  std::uint64_t next_connection_id_ = 0;
+
+  handler& route_for(std::string_view target) {
+    std::string_view path = target.substr(0, target.find('?'));
+    if (auto it = routes_.find(std::string(path)); it != routes_.end()) return *it->second;
+    return fallback_;
+  }
+
+  net::awaitable<void> accept_loop() {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(io_), use_tuple);
+      if (ec) {
+        if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
+        // Out of descriptors and similar: back off briefly instead of spinning.
+        spdlog::warn("accept failed: {}", ec.message());
+        net::steady_timer pause(io_, std::chrono::milliseconds(50));
+        co_await pause.async_wait(use_tuple);
+        continue;
+      }
+      if (connection_count() >= options_.max_connections) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      auto executor = socket.get_executor();
+      net::co_spawn(executor, serve_connection(std::move(socket)), net::detached);
+    }
+  }
+
+  std::size_t connection_count() const {
+    std::lock_guard lock(connections_mutex_);
+    return connections_.size();
+  }
+
+  net::awaitable<void> serve_connection(tcp::socket socket) {
+    auto self = shared_from_this();
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    beast::tcp_stream stream(std::move(socket));
+    auto state = std::make_shared<connection_state>();
+    state->stream = &stream;
+    std::uint64_t id;
+    {
+      std::lock_guard lock(connections_mutex_);
+      id = next_connection_id_++;
+      connections_.emplace(id, state);
+    }
+    // Bounded: a pipelining client can queue at most this much unparsed input with us.
+    beast::flat_buffer buffer(options_.max_header_bytes + 8192);
+    bool first = true;
+    while (!draining_.load()) {
+      http::request_parser<http::empty_body> parser;
+      parser.header_limit(options_.max_header_bytes);
+      stream.expires_after(first ? options_.request_timeout : options_.idle_timeout);
+      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      (void)n;
+      if (ec) {
+        co_await answer_read_error(stream, ec);
+        break;
+      }
+      stream.expires_never();
+      state->busy.store(true);
+      bool keep = co_await answer(stream, parser.get());
+      state->busy.store(false);
+      if (!keep) break;
+      first = false;
+    }
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.close();
+    state->stream = nullptr;
+    std::lock_guard lock(connections_mutex_);
+    connections_.erase(id);
+  }
+
+  net::awaitable<void> answer_read_error(beast::tcp_stream& stream,
+                                         const boost::system::error_code& ec) {
+    int status = 0;
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      status = 431;
+    } else if (ec.category() == http::make_error_code(http::error::bad_target).category() &&
+               ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      status = 400;
+    }
+    if (status == 0) co_return;  // closed, reset, timed out or drained: nothing to answer
+    response_head head;
+    head.status = status;
+    head.content_type = "text/plain; charset=utf-8";
+    head.cache_control = "no-store";
+    connection_writer writer(stream, options_.write_timeout, false, false, false);
+    std::string body = status == 431 ? "request header fields too large\n"
+                                     : "bad request: " + ec.message() + "\n";
+    (void)co_await writer.send(head, body);
+    if (options_.access_log) {
+      access_log_->info("- - {} {} 0 - -", status, body.size());
+    }
+  }
+
+  // Returns whether the connection may carry another request.
+  net::awaitable<bool> answer(beast::tcp_stream& stream,
+                              const http::request<http::empty_body>& request) {
+    auto started = std::chrono::steady_clock::now();
+    bool is_head = request.method() == http::verb::head;
+    bool keep_alive = request.keep_alive() && !draining_.load();
+    connection_writer writer(stream, options_.write_timeout, is_head, keep_alive,
+                             request.version() == 10);
+    request_view view{request.method_string(), request.target(), is_head};
+    if (request.method() != http::verb::get && !is_head) {
+      response_head head;
+      head.status = 405;
+      head.content_type = "text/plain; charset=utf-8";
+      head.cache_control = "no-store";
+      head.extra_headers.emplace_back("Allow", "GET, HEAD");
+      (void)co_await writer.send(head, "method not allowed\n");
+    } else {
+      co_await route_for(view.target).handle(view, writer);
+      if (!writer.started()) {
+        response_head head;
+        head.status = 500;
+        head.content_type = "text/plain; charset=utf-8";
+        head.cache_control = "no-store";
+        (void)co_await writer.send(head, "internal error: no response\n");
+      }
+    }
+    if (options_.access_log) {
+      auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+      access_log_->info("{} {} {} {} {:.3f}ms {} {}", view.method, view.target,
+                                  writer.status(), writer.body_sent(), micros / 1000.0,
+                                  writer.cache_result(), writer.tier());
+    }
+    co_return keep_alive && writer.reusable();
+  }
+};
+
+http_server::http_server(net::io_context& io, server_options options, handler& fallback)
+    : impl_(std::make_shared<impl>(io, std::move(options), fallback)) {
+  impl_->access_log_ = spdlog::get("access");
+  if (!impl_->access_log_) {
+    impl_->access_log_ = spdlog::default_logger()->clone("access");
+    spdlog::register_logger(impl_->access_log_);
+  }
+}
+
+http_server::~http_server() {
+  boost::system::error_code ignored;
+  impl_->acceptor_.close(ignored);
+}
+
+void http_server::add_route(std::string path, handler& route) {
+  impl_->routes_[std::move(path)] = &route;
+}
+
+boost::system::result<std::uint16_t> http_server::listen() {
+  boost::system::error_code ec;
+  auto address = net::ip::make_address(impl_->options_.host, ec);
+  if (ec) return ec;
+  tcp::endpoint endpoint(address, impl_->options_.port);
+  auto& acceptor = impl_->acceptor_;
+  acceptor.open(endpoint.protocol(), ec);
+  if (ec) return ec;
+  acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (ec) return ec;
+  acceptor.bind(endpoint, ec);
+  if (ec) return ec;
+  acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) return ec;
+  return acceptor.local_endpoint().port();
+}
+
+void http_server::start() {
+  net::co_spawn(impl_->acceptor_.get_executor(), impl_->accept_loop(), net::detached);
+}
+
+net::awaitable<void> http_server::drain(std::chrono::milliseconds timeout) {
+  auto self = impl_;
+  self->draining_.store(true);
+  net::post(self->acceptor_.get_executor(), [self] {
+    boost::system::error_code ignored;
+    self->acceptor_.close(ignored);
+  });
+  auto close_idle = [self](bool force) {
+    std::lock_guard lock(self->connections_mutex_);
+    for (auto& [id, state] : self->connections_) {
+      if (!state->stream) continue;
+      auto executor = state->stream->get_executor();
+      net::post(executor, [state, force] {
+        if (state->stream && (force || !state->busy.load())) state->stream->cancel();
+      });
+    }
+  };
+  close_idle(false);
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  net::steady_timer tick(co_await net::this_coro::executor);
+  while (self->connection_count() > 0 && std::chrono::steady_clock::now() < deadline) {
+    // Connections that finished a response see draining_ and close by themselves; idle ones
+    // that raced the first pass are closed here.
+    tick.expires_after(std::chrono::milliseconds(20));
+    co_await tick.async_wait(use_tuple);
+    close_idle(false);
+  }
+  if (self->connection_count() > 0) close_idle(true);
+}
+
+std::size_t http_server::connections() const { return impl_->connection_count(); }
+
+}  // namespace gomodproxy::server

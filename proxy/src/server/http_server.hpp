@@ -1,0 +1,102 @@
+// HTTP/1.1 front: sockets, request parsing with header limits, keep-alive and bounded pipelining,
+// per-phase deadlines, exact-path routing, access log, graceful drain. Knows nothing of Go
+// modules; Beast stays inside http_server.cpp.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/system/result.hpp>
+
+namespace gomodproxy::server {
+
+struct server_options {
+  std::string host = "127.0.0.1";                         ///< numeric address. Default: 127.0.0.1
+  std::uint16_t port = 8081;                              ///< 0 picks a free port. Default: 8081
+  std::chrono::milliseconds request_timeout{30000};       ///< first request's headers. Default: 30 s
+  std::chrono::milliseconds idle_timeout{60000};          ///< keep-alive wait for the next request. Default: 60 s
+  std::chrono::milliseconds write_timeout{60000};         ///< one write to the client. Default: 60 s
+  std::uint32_t max_header_bytes = 16384;                 ///< Default: 16 KiB
+  std::uint32_t max_connections = 10000;                  ///< further connections are closed at once. Default: 10000
+  bool access_log = true;                                 ///< one line per request via spdlog "access". Default: on
+};
+
+struct request_view {
+  std::string_view method;  ///< "GET" or "HEAD" (others never reach a handler)
+  std::string_view target;  ///< raw request target, percent-encoded, as received
+  bool head = false;
+};
+
+struct response_head {
+  int status = 200;
+  std::string content_type;
+  std::string cache_control;
+  std::vector<std::pair<std::string, std::string>> extra_headers;
+};
+
+/// One response on one connection. A handler calls send(), or send_head() then write_body()
+/// until content_length bytes are written. For HEAD requests the body is dropped here, so
+/// handlers need not care. Every call returns false once the client is gone or too slow; the
+/// handler should then stop. Used from the connection's strand only.
+class response_writer {
+ public:
+  virtual ~response_writer() = default;
+  [[nodiscard]] virtual boost::asio::awaitable<bool> send(const response_head& head,
+                                                          std::string_view body) = 0;
+  [[nodiscard]] virtual boost::asio::awaitable<bool> send_head(const response_head& head,
+                                                               std::uint64_t content_length) = 0;
+  [[nodiscard]] virtual boost::asio::awaitable<bool> write_body(std::string_view chunk) = 0;
+  /// True for HEAD: no body bytes will be sent, so a handler may skip reading them.
+  virtual bool head_only() const = 0;
+  /// Adds the cache result ("hit", "miss", "stale", "shared", "-") and tier to the access log line.
+  virtual void note(std::string_view cache_result, std::string_view tier) = 0;
+};
+
+class handler {
+ public:
+  virtual ~handler() = default;
+  /// Answers one request. Runs on the connection's strand; must not block it.
+  virtual boost::asio::awaitable<void> handle(const request_view& request,
+                                              response_writer& writer) = 0;
+};
+
+/// Thread-safe: the io_context may be run by many threads.
+class http_server final {
+ public:
+  /// `fallback` answers every path without an exact route; it and every routed handler must
+  /// outlive the server.
+  http_server(boost::asio::io_context& io, server_options options, handler& fallback);
+  ~http_server();
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  /// Routes requests whose path (target without query) equals `path` to `route`.
+  void add_route(std::string path, handler& route);
+
+  /// Binds and listens; returns the bound port. Start-up error (address in use, bad host) as
+  /// an error_code.
+  [[nodiscard]] boost::system::result<std::uint16_t> listen();
+
+  /// Starts accepting on the io_context.
+  void start();
+
+  /// Stops accepting, closes idle connections, lets in-flight responses finish, and completes
+  /// when no connection is left or `timeout` has passed (remaining ones are then closed).
+  boost::asio::awaitable<void> drain(std::chrono::milliseconds timeout);
+
+  /// Open connections right now.
+  std::size_t connections() const;
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace gomodproxy::server

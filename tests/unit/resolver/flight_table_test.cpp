@@ -1,0 +1,112 @@
+#include "resolver/flight_table.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <gtest/gtest.h>
+
+namespace gomodproxy::resolver {
+namespace {
+namespace net = boost::asio;
+
+// A gate the test opens: fills wait on it, so every joiner is known to be waiting before the
+// fill can finish (no sleeps decide the outcome).
+struct gate {
+  std::mutex mutex;
+  std::condition_variable opened_cv;
+  bool opened = false;
+  void open() {
+    std::lock_guard lock(mutex);
+    opened = true;
+    opened_cv.notify_all();
+  }
+  void wait() {
+    std::unique_lock lock(mutex);
+    opened_cv.wait_for(lock, std::chrono::seconds(10), [this] { return opened; });
+  }
+};
+
+TEST(flight_table, concurrent_joins_share_one_fill) {
+  net::thread_pool work(2);
+  net::io_context io;
+  flight_table<int> table(work.get_executor());
+  std::atomic<int> fills{0};
+  std::atomic<int> finished{0};
+  std::atomic<int> shared{0};
+  std::vector<int> outcomes(50, -1);
+  gate fill_gate;
+
+  auto fill = [&fills, &fill_gate]() -> net::awaitable<int> {
+    fills.fetch_add(1);
+    fill_gate.wait();
+    co_return 42;
+  };
+  for (int i = 0; i < 50; ++i) {
+    net::co_spawn(
+        io,
+        [&, i]() -> net::awaitable<void> {
+          auto joined = co_await table.join("key", fill);  // fill() makes the awaitable
+          outcomes[i] = joined.outcome;
+          if (joined.shared) shared.fetch_add(1);
+          finished.fetch_add(1);
+        },
+        net::detached);
+  }
+  // Run until every coroutine is parked on the flight, then let the fill finish.
+  io.poll();
+  EXPECT_EQ(table.in_flight(), 1u);
+  fill_gate.open();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (finished.load() < 50 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+    io.restart();
+  }
+  ASSERT_EQ(finished.load(), 50);
+  EXPECT_EQ(fills.load(), 1);
+  EXPECT_EQ(shared.load(), 49);
+  for (int outcome : outcomes) EXPECT_EQ(outcome, 42);
+  EXPECT_EQ(table.in_flight(), 0u);
+  work.join();
+}
+
+net::awaitable<std::string> make(std::atomic<int>& fills, std::string key) {
+  fills.fetch_add(1);
+  co_return key + std::to_string(fills.load());
+}
+
+TEST(flight_table, a_later_join_starts_a_new_fill_and_keys_are_independent) {
+  net::thread_pool work(1);
+  net::io_context io;
+  flight_table<std::string> table(work.get_executor());
+  std::atomic<int> fills{0};
+  std::vector<std::string> results;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        for (const char* key : {"a", "a", "b"}) {
+          auto joined = co_await table.join(key, [&fills, key] { return make(fills, key); });
+          EXPECT_FALSE(joined.shared);
+          results.push_back(joined.outcome);
+        }
+      },
+      net::detached);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (results.size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+    io.restart();
+  }
+  EXPECT_EQ(fills.load(), 3);
+  EXPECT_EQ(results, (std::vector<std::string>{"a1", "a2", "b3"}));
+  work.join();
+}
+
+}  // namespace
+}  // namespace gomodproxy::resolver
