@@ -63,10 +63,12 @@ int serve(const config::settings& settings) {
 
   cache::rocksdb_options store_options;
   store_options.path = settings.cache_dir;
-  auto opened = cache::open_rocksdb_store(store_options);
+  std::string why;
+  auto opened = cache::open_rocksdb_store(store_options, &why);
   if (!opened) {
     std::fprintf(stderr, "gomodproxy: cache_dir: cannot open cache at %s: %s\n",
-                 settings.cache_dir.c_str(), opened.error().message().c_str());
+                 settings.cache_dir.c_str(), why.empty() ? opened.error().message().c_str()
+                                                         : why.c_str());
     return 1;
   }
   std::unique_ptr<cache::cache_store> store = std::move(*opened);
