@@ -1,0 +1,57 @@
+"""kill -9 in the middle of a 40 MiB fill must never leave a truncated entry that is served."""
+
+import hashlib
+import re
+import signal
+import threading
+
+import module_tree as mt
+
+KILL_AFTER_BYTES = 4 * 1024 * 1024
+
+
+def test_sigkill_during_big_fill_then_restart_serves_whole_zip(tree, tmp_path, make_upstream,
+                                                               start_proxy):
+    upstream = make_upstream(tree.root, "drip")
+    big = tree.get(mt.BIG, "v1.0.0")
+    zip_path = big.url_path(".zip")
+    expected = tree.file_bytes(zip_path)
+    expected_sha = hashlib.sha256(expected).hexdigest()
+    drip = upstream.drip(re.escape(zip_path) + "$", chunk=256 * 1024, interval=0.05)
+    cache_dir = tmp_path / "shared-cache"
+    proxy = start_proxy(upstream.url, cache_dir=cache_dir)
+
+    outcome: list = []
+
+    def fetch() -> None:
+        try:
+            outcome.append(proxy.get(zip_path, timeout=60))
+        except Exception as exc:  # the connection dies with the proxy
+            outcome.append(exc)
+
+    client = threading.Thread(target=fetch)
+    client.start()
+    assert drip.wait_bytes(KILL_AFTER_BYTES, timeout=30), (
+        f"upstream sent only {drip.bytes_sent} bytes to the proxy")
+    proxy.kill()  # SIGKILL
+    assert proxy.proc.returncode == -signal.SIGKILL
+    client.join(30)
+    assert not client.is_alive()
+    assert drip.bytes_sent < len(expected), "the fill finished before the kill"
+    # Whatever the first client saw, it must not be a complete-looking 200 with wrong bytes.
+    if outcome and not isinstance(outcome[0], Exception):
+        first = outcome[0]
+        assert first.status != 200 or hashlib.sha256(first.body).hexdigest() == expected_sha
+
+    upstream.clear_faults()  # healthy from now on
+    restarted = start_proxy(upstream.url, cache_dir=cache_dir)
+    resp = restarted.get(zip_path, timeout=120)
+    assert resp.status in (200, 404), resp.text[:300]
+    if resp.status == 200:
+        assert len(resp.body) == len(expected)
+        assert hashlib.sha256(resp.body).hexdigest() == expected_sha
+    # The upstream is healthy, so the restarted proxy must serve the whole zip.
+    again = restarted.get(zip_path, timeout=120)
+    assert again.status == 200, again.text[:300]
+    assert hashlib.sha256(again.body).hexdigest() == expected_sha
+    assert restarted.get("/healthz").status == 200
