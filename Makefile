@@ -4,6 +4,8 @@ ASAN_DIR ?= build-asan
 JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:8081
 CACHE_DIR ?= ./var/cache
+# Debian's interpreter, which has python3-pytest; a python3 earlier on PATH may not.
+PYTHON ?= /usr/bin/python3
 
 .PHONY: deps build run test unit integration asan bench format clean
 
@@ -24,7 +26,7 @@ unit: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 integration: build
-	GOMODPROXY_BIN=$(abspath $(BUILD_DIR))/gomodproxy python3 -m pytest -q tests/integration
+	GOMODPROXY_BIN=$(abspath $(BUILD_DIR))/gomodproxy $(PYTHON) -m pytest -q tests/integration
 
 $(ASAN_DIR)/build.ninja:
 	cmake -S . -B $(ASAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGOMODPROXY_SANITIZE=ON
@@ -32,6 +34,7 @@ $(ASAN_DIR)/build.ninja:
 asan: deps $(ASAN_DIR)/build.ninja
 	cmake --build $(ASAN_DIR) -j $(JOBS)
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS)
+	GOMODPROXY_BIN=$(abspath $(ASAN_DIR))/gomodproxy $(PYTHON) -m pytest -q tests/integration
 
 test: unit integration
 

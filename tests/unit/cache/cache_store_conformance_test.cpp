@@ -97,7 +97,7 @@ class running_hash {
 
  private:
   void take_byte(std::string_view& bytes) {
-    pending_[pending_size_++] = bytes.front();
+    pending_[pending_size_++ & 7] = bytes.front();  // the mask shows GCC the bound it cannot prove
     bytes.remove_prefix(1);
     if (pending_size_ == 8) {
       std::uint64_t word;
