@@ -1,13 +1,14 @@
 # Thin wrapper over CMake: `make run` and `make test` are the two front-door commands.
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
+TSAN_DIR ?= build-tsan
 JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:8081
 CACHE_DIR ?= ./var/cache
 # Debian's interpreter, which has python3-pytest; a python3 earlier on PATH may not.
 PYTHON ?= /usr/bin/python3
 
-.PHONY: deps build run test unit integration asan bench format clean
+.PHONY: deps build run test unit integration asan tsan bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -36,6 +37,15 @@ asan: deps $(ASAN_DIR)/build.ninja
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS)
 	GOMODPROXY_BIN=$(abspath $(ASAN_DIR))/gomodproxy $(PYTHON) -m pytest -q tests/integration
 
+# The concurrency-heavy components (singleflight, upstream pool, cache store) under TSan.
+$(TSAN_DIR)/build.ninja:
+	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGOMODPROXY_TSAN=ON
+
+tsan: deps $(TSAN_DIR)/build.ninja
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests
+	cd $(TSAN_DIR) && TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=1" \
+	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|http_client|tls_fixture|cache_store|rocksdb)'
+
 test: unit integration
 
 bench: build
@@ -45,4 +55,4 @@ format:
 	find proxy config tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)
