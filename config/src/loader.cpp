@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "duration.hpp"
+#include "protocol/escape.hpp"
 #include "protocol/path_glob.hpp"
 #include "settings.hpp"
 #include "upstream/upstream_list.hpp"
@@ -72,27 +73,9 @@ struct key_spec {
   std::variant<text_key, duration_key, int_key, bool_key> kind;
 };
 
+// Messages are one ASCII line whatever the input held; a stray newline shows as \x0a.
 std::string quote(std::string_view text) {
-  constexpr std::size_t max_shown = 200;
-  std::string out = "\"";
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      // Messages are one ASCII line whatever the input held.
-      constexpr std::string_view hex = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > max_shown) out += "...";
-  out += '"';
-  return out;
+  return protocol::quote(text, {.quotes = true, .named_controls = false, .max_bytes = 200});
 }
 
 std::string one_line(std::string text) {

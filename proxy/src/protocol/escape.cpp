@@ -4,9 +4,6 @@ namespace gomodproxy::protocol {
 
 namespace {
 
-// Reasons echo client input; a cap keeps an 8 KiB target from becoming an 8 KiB error body.
-constexpr std::size_t max_quoted_bytes = 128;
-
 bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
 
 }  // namespace
@@ -45,42 +42,33 @@ std::optional<std::string> unescape_case(std::string_view s) {
   return out;
 }
 
-std::string quote(std::string_view s) {
+std::string quote(std::string_view s, const quote_options& options) {
   static constexpr char hex[] = "0123456789abcdef";
-  const bool cut = s.size() > max_quoted_bytes;
-  if (cut) s = s.substr(0, max_quoted_bytes);
+  const bool cut = s.size() > options.max_bytes;
+  if (cut) s = s.substr(0, options.max_bytes);
   std::string out;
   out.reserve(s.size() + 8);
-  out += '"';
+  if (options.quotes) out += '"';
   for (char c : s) {
     const auto b = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (b < 0x20 || b >= 0x7f) {
-          out += "\\x";
-          out += hex[b >> 4];
-          out += hex[b & 0xf];
-        } else {
-          out += c;
-        }
+    if (options.quotes && (c == '"' || c == '\\')) {
+      out += '\\';
+      out += c;
+    } else if (options.named_controls && c == '\n') {
+      out += "\\n";
+    } else if (options.named_controls && c == '\r') {
+      out += "\\r";
+    } else if (options.named_controls && c == '\t') {
+      out += "\\t";
+    } else if (b < 0x20 || b >= 0x7f || c == '\\') {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 0xf];
+    } else {
+      out += c;
     }
   }
-  out += '"';
+  if (options.quotes) out += '"';
   if (cut) out += "...";
   return out;
 }

@@ -6,6 +6,7 @@
 
 #include "protocol/escape.hpp"
 #include "protocol/semver.hpp"
+#include "protocol/utf8.hpp"
 
 namespace gomodproxy::protocol {
 
@@ -191,38 +192,6 @@ bool is_letter(char32_t r) {
   return it != std::begin(non_ascii_letters) && r <= std::prev(it)->last;
 }
 
-struct rune {
-  char32_t value = 0;
-  std::size_t size = 0;  // 0 when the bytes are not valid UTF-8
-};
-
-// One UTF-8 sequence from the front of s, valid as Go's utf8.ValidString defines it (shortest
-// form, no surrogates, at most U+10FFFF).
-rune decode_rune(std::string_view s) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char b0 = byte(0);
-  if (b0 < 0x80) return {b0, 1};
-  std::size_t n = 0;
-  char32_t min = 0;
-  char32_t value = 0;
-  if ((b0 & 0xe0) == 0xc0) {
-    n = 2, min = 0x80, value = b0 & 0x1f;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    n = 3, min = 0x800, value = b0 & 0x0f;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    n = 4, min = 0x10000, value = b0 & 0x07;
-  } else {
-    return {};
-  }
-  if (s.size() < n) return {};
-  for (std::size_t i = 1; i < n; ++i) {
-    if ((byte(i) & 0xc0) != 0x80) return {};
-    value = (value << 6) | (byte(i) & 0x3f);
-  }
-  if (value < min || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) return {};
-  return {value, n};
-}
-
 bool is_ascii_alnum(char32_t r) {
   return (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z');
 }
@@ -269,8 +238,8 @@ std::optional<std::string> check_element(std::string_view elem, path_kind kind) 
   if (elem.front() == '.' && kind == path_kind::module) return "leading dot in path element";
   if (elem.back() == '.') return "trailing dot in path element";
   for (std::size_t i = 0; i < elem.size();) {
-    const rune r = decode_rune(elem.substr(i));
-    if (r.size == 0) return "invalid UTF-8";
+    const decoded_rune r = decode_rune(elem.substr(i));
+    if (!r.valid) return "invalid UTF-8";
     const bool ok = kind == path_kind::module ? module_char_ok(r.value) : file_char_ok(r.value);
     if (!ok) return char_reason(elem.substr(i, r.size));
     i += r.size;
@@ -295,8 +264,8 @@ std::optional<std::string> check_element(std::string_view elem, path_kind kind) 
 
 bool is_valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
-    const rune r = decode_rune(s.substr(i));
-    if (r.size == 0) return false;
+    const decoded_rune r = decode_rune(s.substr(i));
+    if (!r.valid) return false;
     i += r.size;
   }
   return true;

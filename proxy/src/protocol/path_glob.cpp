@@ -3,44 +3,11 @@
 #include <algorithm>
 #include <optional>
 
+#include "protocol/utf8.hpp"
+
 namespace gomodproxy::protocol {
 
 namespace {
-
-constexpr char32_t rune_error = 0xfffd;
-
-struct rune {
-  char32_t value;
-  std::size_t size;
-};
-
-// Go's utf8.DecodeRuneInString: invalid or truncated input decodes as U+FFFD of size 1.
-rune decode_rune(std::string_view s) {
-  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char b0 = byte(0);
-  if (b0 < 0x80) return {b0, 1};
-  std::size_t n = 0;
-  char32_t min = 0;
-  char32_t value = 0;
-  if ((b0 & 0xe0) == 0xc0) {
-    n = 2, min = 0x80, value = b0 & 0x1f;
-  } else if ((b0 & 0xf0) == 0xe0) {
-    n = 3, min = 0x800, value = b0 & 0x0f;
-  } else if ((b0 & 0xf8) == 0xf0) {
-    n = 4, min = 0x10000, value = b0 & 0x07;
-  } else {
-    return {rune_error, 1};
-  }
-  if (s.size() < n) return {rune_error, 1};
-  for (std::size_t i = 1; i < n; ++i) {
-    if ((byte(i) & 0xc0) != 0x80) return {rune_error, 1};
-    value = (value << 6) | (byte(i) & 0x3f);
-  }
-  if (value < min || value > 0x10ffff || (value >= 0xd800 && value <= 0xdfff)) {
-    return {rune_error, 1};
-  }
-  return {value, n};
-}
 
 struct chunk_scan {
   bool star = false;
@@ -81,9 +48,9 @@ std::optional<char32_t> take_class_char(std::string_view& chunk) {
     chunk.remove_prefix(1);
     if (chunk.empty()) return std::nullopt;
   }
-  const rune r = decode_rune(chunk);
+  const decoded_rune r = decode_rune(chunk);
   chunk.remove_prefix(r.size);
-  if ((r.value == rune_error && r.size == 1) || chunk.empty()) return std::nullopt;
+  if (!r.valid || chunk.empty()) return std::nullopt;
   return r.value;
 }
 
@@ -105,7 +72,7 @@ chunk_match match_chunk(std::string_view chunk, std::string_view s) {
       case '[': {
         char32_t r = 0;
         if (!failed) {
-          const rune decoded = decode_rune(s);
+          const decoded_rune decoded = decode_rune(s);
           r = decoded.value;
           s.remove_prefix(decoded.size);
         }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "errc.hpp"
+#include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
 #include "sumdb/zip_directory.hpp"
 
@@ -27,21 +28,7 @@ constexpr std::size_t piece_bytes = 64 * 1024;
 
 // Entry names come from untrusted bytes; reasons must stay one printable ASCII line.
 std::string printable(std::string_view text) {
-  constexpr std::size_t max_shown = 300;
-  constexpr std::string_view hex = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < max_shown; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c >= 0x7f || c == '\\') {
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (text.size() > max_shown) out += "...";
-  return out;
+  return protocol::quote(text, {.quotes = false, .named_controls = false, .max_bytes = 300});
 }
 
 std::string with_newlines_replaced(std::string text) {

@@ -4,6 +4,8 @@
 #include <boost/url/scheme.hpp>
 #include <boost/url/url_view.hpp>
 
+#include "protocol/escape.hpp"
+
 namespace gomodproxy::upstream {
 
 namespace {
@@ -16,20 +18,10 @@ std::string_view trim_space(std::string_view s) {
 }
 
 // Messages end up on one log or terminal line: control and non-ASCII bytes are shown as \xNN.
+// No length cap: the entries come from the operator's own configuration.
 std::string printable(std::string_view s) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (char c : s) {
-    const auto b = static_cast<unsigned char>(c);
-    if (b < 0x20 || b >= 0x7f) {
-      out += "\\x";
-      out += hex[b >> 4];
-      out += hex[b & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  return protocol::quote(
+      s, {.quotes = false, .named_controls = false, .max_bytes = std::string_view::npos});
 }
 
 // Like Go's url.Redacted: a password never reaches a message, even from a URL that fails to parse.
