@@ -14,9 +14,11 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "duration.hpp"
 #include "protocol/escape.hpp"
+#include "protocol/module_path.hpp"
 #include "protocol/path_glob.hpp"
 #include "settings.hpp"
 #include "upstream/upstream_list.hpp"
@@ -56,6 +58,7 @@ struct text_key {
 };
 struct duration_key {
   std::variant<seconds settings::*, milliseconds settings::*> field;
+  bool zero_allowed = false;  ///< zero switches the feature off
 };
 struct int_key {
   std::variant<int settings::*, std::uint32_t settings::*> field;
@@ -171,8 +174,32 @@ std::optional<problem> check_ca_file(const std::string& text) {
   return std::nullopt;
 }
 
+// "a, b,,c" -> {a, b, c}: spaces around entries and empty entries are dropped.
+std::vector<std::string> split_module_list(std::string_view text) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const auto comma = text.find(',');
+    const std::string_view entry = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    const auto first = entry.find_first_not_of(" \t");
+    if (first == std::string_view::npos) continue;
+    out.emplace_back(entry.substr(first, entry.find_last_not_of(" \t") - first + 1));
+  }
+  return out;
+}
+
+std::optional<problem> check_module_list(const std::string& text) {
+  for (const auto& module_path : split_module_list(text)) {
+    if (auto why = protocol::check_path(module_path)) {
+      return quote(module_path) + " is not a module path (" + *why +
+             "); expected comma-separated module paths like golang.org/x/mod";
+    }
+  }
+  return std::nullopt;
+}
+
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 21> keys = {{
+const std::array<key_spec, 26> keys = {{
     {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
@@ -216,6 +243,19 @@ const std::array<key_spec, 21> keys = {{
      bool_key{&settings::all_failed_502}},
     {"ca_file", "FILE", "extra PEM CA bundle for upstream TLS (empty: system CAs only)",
      text_key{&settings::ca_file, check_ca_file}},
+    {"probe_interval", "DURATION", "how often each upstream tier is probed; 0 turns probing off",
+     duration_key{&settings::probe_interval, true}},
+    {"probe_modules", "MODULES", "modules whose @v/list probes the public tiers, comma-separated",
+     text_key{&settings::probe_modules_text, check_module_list}},
+    {"private_probe_modules", "MODULES",
+     "private modules whose @v/list probes the private tiers (empty: they are not probed)",
+     text_key{&settings::private_probe_modules_text, check_module_list}},
+    {"breaker_failures", "N",
+     "consecutive failures after which a tier is skipped until it recovers; 0 never skips",
+     int_key{&settings::breaker_failures, 0, 1000}},
+    {"breaker_retry_after", "DURATION",
+     "how long a skipped tier waits for a trial request when no probe has revived it",
+     duration_key{&settings::breaker_retry_after}},
 }};
 
 const key_spec* find_key(std::string_view name) {
@@ -300,14 +340,18 @@ std::optional<problem> apply_duration(const duration_key& kind, settings& s,
   } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
     shown = std::to_string(*number);
     const auto result = parse_duration(shown);
-    if (*number <= 0) return shown + " must be greater than zero" + form;
+    if (*number < 0 || (*number == 0 && !kind.zero_allowed)) {
+      return shown + " must be greater than zero" + form;
+    }
     if (!result) return shown + " is too large" + form;
     parsed = *result;
   } else {
     return "wrong type (" + std::string(type_name(value)) +
            "); expected a string like \"60s\" or " + "an integer number of seconds";
   }
-  if (parsed.count() <= 0) return shown + " must be greater than zero" + form;
+  if (parsed.count() < 0 || (parsed.count() == 0 && !kind.zero_allowed)) {
+    return shown + " must be greater than zero" + form;
+  }
   if (auto* field = std::get_if<seconds settings::*>(&kind.field)) {
     if (parsed.count() % 1000 != 0) return shown + " is not a whole number of seconds" + form;
     s.** field = std::chrono::duration_cast<seconds>(parsed);
@@ -586,6 +630,23 @@ std::variant<settings, load_error> load_settings(
   s.upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(upstreams));
   s.private_upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(private_upstreams));
   s.private_patterns = protocol::parse_glob_list(s.private_text);
+  // Probes obey the private-module rule too: a private module name never reaches a public tier,
+  // and private tiers are asked only about private modules.
+  s.probe_modules = split_module_list(s.probe_modules_text);
+  s.private_probe_modules = split_module_list(s.private_probe_modules_text);
+  for (const auto& module_path : s.probe_modules) {
+    if (protocol::match_prefix_patterns(s.private_patterns, module_path)) {
+      return load_error{"gomodproxy: probe_modules: " + quote(module_path) +
+                        " is private (matches private); expected public modules only, private "
+                        "ones belong in private_probe_modules"};
+    }
+  }
+  for (const auto& module_path : s.private_probe_modules) {
+    if (!protocol::match_prefix_patterns(s.private_patterns, module_path)) {
+      return load_error{"gomodproxy: private_probe_modules: " + quote(module_path) +
+                        " does not match private; expected modules matching the private globs"};
+    }
+  }
   return s;
 }
 

@@ -38,6 +38,13 @@ struct settings {
   std::uint32_t max_connections = 10000;                ///< Key: max_connections
   bool all_failed_502 = false;  ///< answer 502 (not 404) when every tier failed. Key: all_failed_502
   std::string ca_file;          ///< extra CA bundle for upstream TLS. Key: ca_file
+  std::chrono::milliseconds probe_interval{30000};  ///< active probe period; 0 = off. Key: probe_interval
+  std::string probe_modules_text = "golang.org/x/mod";  ///< comma-separated. Key: probe_modules
+  std::vector<std::string> probe_modules;               ///< parsed: public tiers' probe modules
+  std::string private_probe_modules_text;  ///< comma-separated. Key: private_probe_modules
+  std::vector<std::string> private_probe_modules;  ///< parsed; empty = private tiers unprobed
+  int breaker_failures = 3;  ///< consecutive failures that open a tier's breaker; 0 = never. Key: breaker_failures
+  std::chrono::milliseconds breaker_retry_after{30000};  ///< open tier's trial request after. Key: breaker_retry_after
 };
 
 struct load_error {

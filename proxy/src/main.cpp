@@ -3,11 +3,15 @@
 // A request travels: http_server (accept, limits, deadlines) -> resolver (parse and validate the
 // GOPROXY path, cache lookup in the RocksDB store; on a miss one singleflight fill per key walks
 // the upstream tiers through the shared http_client on the work threads, verifies the body and
-// commits it) -> the answer is streamed from the cache. Health and readiness are exact routes on
-// the same port.
+// commits it) -> the answer is streamed from the cache. Every step is counted in the monitor's
+// metrics; before each tier attempt the tier's circuit breaker is asked, and the prober keeps
+// asking every tier a cheap question so a dead tier is skipped and a recovered one comes back.
+// Health, readiness and /metrics are exact routes on the same port.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -21,6 +25,10 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/cache_store.hpp"
+#include "monitor/metrics.hpp"
+#include "monitor/prober.hpp"
+#include "monitor/tier_health.hpp"
+#include "protocol/escape.hpp"
 #include "resolver/resolver.hpp"
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
@@ -58,6 +66,58 @@ std::pair<std::string, std::uint16_t> split_listen(const std::string& listen) {
   return {host, static_cast<std::uint16_t>(std::stoi(listen.substr(colon + 1)))};
 }
 
+// The tiers the monitor counts and guards: every URL tier of both lists, once each by name,
+// plus each list as a chain of indexes (for the fallback series).
+monitor::metrics_layout monitored_tiers(const config::settings& settings) {
+  monitor::metrics_layout layout;
+  for (const auto* list : {&settings.upstreams, &settings.private_upstreams}) {
+    std::vector<std::size_t> chain;
+    for (const auto& tier : *list) {
+      if (tier.type != upstream::tier_spec::kind::url) continue;
+      auto it = std::find(layout.tiers.begin(), layout.tiers.end(), tier.name);
+      chain.push_back(static_cast<std::size_t>(it - layout.tiers.begin()));
+      if (it == layout.tiers.end()) layout.tiers.push_back(tier.name);
+    }
+    layout.chains.push_back(std::move(chain));
+  }
+  return layout;
+}
+
+// Public tiers are probed with public modules only and private tiers with private ones, so a
+// private module name never reaches a public tier.
+std::vector<monitor::probe_target> probe_targets(const config::settings& settings,
+                                                 const monitor::tier_health& health) {
+  std::vector<monitor::probe_target> targets;
+  std::set<std::pair<std::size_t, std::string>> seen;
+  auto add = [&](const std::vector<upstream::tier_spec>& tiers,
+                 const std::vector<std::string>& modules) {
+    for (const auto& tier : tiers) {
+      auto index = health.tier_index(tier.name);
+      if (tier.type != upstream::tier_spec::kind::url || !index) continue;
+      for (const auto& module_path : modules) {
+        std::string url = tier.url + "/" + protocol::escape_case(module_path) + "/@v/list";
+        if (seen.emplace(*index, url).second) targets.push_back({*index, std::move(url)});
+      }
+    }
+  };
+  add(settings.upstreams, settings.probe_modules);
+  add(settings.private_upstreams, settings.private_probe_modules);
+  return targets;
+}
+
+net::awaitable<monitor::probe_answer> probe_get(upstream::http_client& client, std::string url,
+                                                upstream::deadlines limits) {
+  auto fetched = co_await client.get(
+      std::move(url), [](std::string_view) { return true; }, limits);
+  monitor::probe_answer answer;
+  answer.answered =
+      fetched.result == upstream::outcome::ok || fetched.result == upstream::outcome::not_found;
+  answer.status = fetched.status;
+  if (fetched.status != 0) answer.ttfb = fetched.ttfb;
+  answer.reason = fetched.result == upstream::outcome::ok ? "200" : fetched.reason;
+  co_return answer;
+}
+
 int serve(const config::settings& settings) {
   set_up_logging(settings);
 
@@ -67,8 +127,8 @@ int serve(const config::settings& settings) {
   auto opened = cache::open_rocksdb_store(store_options, &why);
   if (!opened) {
     std::fprintf(stderr, "gomodproxy: cache_dir: cannot open cache at %s: %s\n",
-                 settings.cache_dir.c_str(), why.empty() ? opened.error().message().c_str()
-                                                         : why.c_str());
+                 settings.cache_dir.c_str(),
+                 why.empty() ? opened.error().message().c_str() : why.c_str());
     return 1;
   }
   std::unique_ptr<cache::cache_store> store = std::move(*opened);
@@ -84,6 +144,16 @@ int serve(const config::settings& settings) {
   client_options.ca_file = settings.ca_file;
   upstream::http_client client(work.get_executor(), client_options);
 
+  auto layout = monitored_tiers(settings);
+  monitor::tier_health health(layout.tiers,
+                              {settings.breaker_failures, settings.breaker_retry_after});
+  monitor::metrics metrics(std::move(layout));
+  metrics.set_cache_source([&store] {
+    auto stats = store->stats();
+    return monitor::cache_figures{stats.entries, stats.bytes};
+  });
+  metrics.set_up_source([&health](std::size_t tier) { return health.up(tier); });
+
   resolver::resolver_options resolver_options;
   resolver_options.tiers = settings.upstreams;
   resolver_options.private_tiers = settings.private_upstreams;
@@ -94,9 +164,15 @@ int serve(const config::settings& settings) {
   resolver_options.deadlines.first_byte = settings.first_byte_timeout;
   resolver_options.deadlines.total = settings.fill_timeout;
   resolver_options.all_failed_502 = settings.all_failed_502;
+  resolver_options.metrics = &metrics;
+  resolver_options.health = &health;
   resolver::resolver module_resolver(resolver_options, *store, client, work.get_executor());
 
   server::text_handler healthz([] { return server::text_answer{200, "ok\n"}; });
+  server::text_handler metrics_page([&metrics] {
+    return server::text_answer{200, metrics.serialize(),
+                               "text/plain; version=0.0.4; charset=utf-8"};
+  });
   server::text_handler readyz([&module_resolver] {
     // The store is open for the whole life of the server, so readiness is about the tiers.
     return module_resolver.ready() ? server::text_answer{200, "ready\n"}
@@ -112,9 +188,13 @@ int serve(const config::settings& settings) {
   server_options.max_header_bytes = settings.max_header_bytes;
   server_options.max_connections = settings.max_connections;
   server_options.access_log = settings.access_log != "off";
+  server_options.on_response = [&metrics](int, std::uint64_t body_bytes) {
+    if (body_bytes > 0) metrics.count_bytes_sent(body_bytes);
+  };
   server::http_server http(io, server_options, module_resolver);
   http.add_route("/healthz", healthz);
   http.add_route("/readyz", readyz);
+  http.add_route("/metrics", metrics_page);
   auto bound = http.listen();
   if (!bound) {
     std::fprintf(stderr, "gomodproxy: listen: cannot listen on %s: %s\n", settings.listen.c_str(),
@@ -123,11 +203,26 @@ int serve(const config::settings& settings) {
   }
   http.start();
 
+  // A probe waits at most for a connect, the headers and a small list body.
+  upstream::deadlines probe_limits;
+  probe_limits.connect = settings.connect_timeout;
+  probe_limits.first_byte = settings.first_byte_timeout;
+  probe_limits.total =
+      settings.connect_timeout + settings.first_byte_timeout + std::chrono::milliseconds(10000);
+  monitor::prober prober(
+      work.get_executor(), settings.probe_interval, probe_targets(settings, health),
+      [&client, probe_limits](std::string url) {
+        return probe_get(client, std::move(url), probe_limits);
+      },
+      health, metrics);
+  prober.start();
+
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
     spdlog::info("signal {}: draining connections (up to {} ms)", signal_number,
                  settings.drain_timeout.count());
+    prober.stop();
     net::co_spawn(
         io,
         [&]() -> net::awaitable<void> {
@@ -145,7 +240,8 @@ int serve(const config::settings& settings) {
   });
 
   std::vector<std::thread> work_threads;
-  for (int i = 0; i < settings.fill_threads; ++i) work_threads.emplace_back([&work] { work.run(); });
+  for (int i = 0; i < settings.fill_threads; ++i)
+    work_threads.emplace_back([&work] { work.run(); });
   std::vector<std::thread> io_pool;
   for (int i = 1; i < io_threads; ++i) io_pool.emplace_back([&io] { io.run(); });
 

@@ -1,5 +1,7 @@
 #include "resolver/resolver.hpp"
 
+#include <optional>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
@@ -11,6 +13,7 @@
 
 namespace gomodproxy::resolver {
 namespace net = boost::asio;
+using monitor::upstream_outcome;
 using protocol::endpoint;
 
 namespace {
@@ -57,6 +60,98 @@ std::string describe(const protocol::module_request& request) {
   }
 }
 
+monitor::request_kind kind_of(endpoint kind) {
+  switch (kind) {
+    case endpoint::list:
+      return monitor::request_kind::list;
+    case endpoint::latest:
+      return monitor::request_kind::latest;
+    case endpoint::info:
+      return monitor::request_kind::info;
+    case endpoint::query:
+      return monitor::request_kind::query;
+    case endpoint::mod:
+      return monitor::request_kind::mod;
+    case endpoint::zip:
+      break;
+  }
+  return monitor::request_kind::zip;
+}
+
+// Passes every call through and remembers the status sent, for the request metrics. The
+// awaitables are returned, not awaited, so no coroutine frame is added per call.
+class observed_writer final : public server::response_writer {
+ public:
+  explicit observed_writer(server::response_writer& inner) : inner_(inner) {}
+
+  net::awaitable<bool> send(const server::response_head& head, std::string_view body) override {
+    status_ = head.status;
+    return inner_.send(head, body);
+  }
+  net::awaitable<bool> send_head(const server::response_head& head,
+                                 std::uint64_t content_length) override {
+    status_ = head.status;
+    return inner_.send_head(head, content_length);
+  }
+  net::awaitable<bool> write_body(std::string_view chunk) override {
+    return inner_.write_body(chunk);
+  }
+  bool head_only() const override { return inner_.head_only(); }
+  void note(std::string_view cache_result, std::string_view tier) override {
+    inner_.note(cache_result, tier);
+  }
+
+  /// 0 when nothing was sent (the server then answers 500).
+  int status() const { return status_; }
+
+ private:
+  server::response_writer& inner_;
+  int status_ = 0;
+};
+
+// Counts a request in gomodproxy_inflight_requests on every way out, exceptions included.
+class inflight_guard {
+ public:
+  explicit inflight_guard(monitor::metrics& metrics) : metrics_(metrics) {
+    metrics_.inflight_started();
+  }
+  ~inflight_guard() { metrics_.inflight_finished(); }
+  inflight_guard(const inflight_guard&) = delete;
+  inflight_guard& operator=(const inflight_guard&) = delete;
+
+ private:
+  monitor::metrics& metrics_;
+};
+
+// Where one configured tier is counted and checked; nullopt when the monitor does not know it
+// (direct, off, or no monitor configured).
+struct tier_slots {
+  std::optional<std::size_t> metrics;
+  std::optional<std::size_t> health;
+};
+
+// A tier list with its monitor slots, resolved once at construction so the walk never looks
+// up a tier by name.
+struct tier_chain {
+  std::vector<upstream::tier_spec> tiers;
+  std::vector<tier_slots> slots;  ///< parallel to tiers
+};
+
+tier_chain make_chain(const std::vector<upstream::tier_spec>& tiers,
+                      const monitor::metrics* metrics, const monitor::tier_health* health) {
+  tier_chain chain;
+  chain.tiers = tiers;
+  for (const auto& tier : tiers) {
+    tier_slots slots;
+    if (tier.type == upstream::tier_spec::kind::url) {
+      if (metrics) slots.metrics = metrics->tier_index(tier.name);
+      if (health) slots.health = health->tier_index(tier.name);
+    }
+    chain.slots.push_back(slots);
+  }
+  return chain;
+}
+
 // The result of one fill, shared by every request that joined it.
 struct fill_outcome {
   bool committed = false;  ///< the cache now holds the answer (possibly a negative entry)
@@ -74,22 +169,53 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         store_(store),
         client_(client),
         work_executor_(work_executor),
-        flights_(work_executor) {}
+        flights_(work_executor),
+        metrics_(options_.metrics),
+        health_(options_.health),
+        public_chain_(make_chain(options_.tiers, metrics_, health_)),
+        private_chain_(make_chain(options_.private_tiers, metrics_, health_)) {}
 
   resolver_options options_;
   cache::cache_store& store_;
   upstream::http_client& client_;
   net::any_io_executor work_executor_;
   flight_table<fill_outcome> flights_;
+  monitor::metrics* metrics_;
+  monitor::tier_health* health_;
+  tier_chain public_chain_;
+  tier_chain private_chain_;
 
   net::awaitable<void> handle(const server::request_view& request,
                               server::response_writer& writer) {
+    if (!metrics_) {
+      auto kind = monitor::request_kind::other;
+      co_await answer(request, writer, kind);
+      co_return;
+    }
+    auto started = std::chrono::steady_clock::now();
+    inflight_guard inflight(*metrics_);
+    observed_writer observed(writer);
+    auto kind = monitor::request_kind::other;
+    co_await answer(request, observed, kind);
+    metrics_->count_request(kind, observed.status() == 0 ? 500 : observed.status(),
+                            std::chrono::steady_clock::now() - started);
+  }
+
+  void count_lookup(monitor::request_kind kind, monitor::cache_result result) {
+    if (metrics_) metrics_->count_cache_lookup(kind, result);
+  }
+
+  // Answers one request; sets `kind` as soon as it is known.
+  net::awaitable<void> answer(const server::request_view& request, server::response_writer& writer,
+                              monitor::request_kind& kind) {
     auto parsed = protocol::parse_module_request(request.target);
     if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
+      if (request.target.starts_with("/sumdb/")) kind = monitor::request_kind::sumdb;
       co_await send_text(writer, 404, "not found: " + error->reason + "\n");
       co_return;
     }
     auto& module_request = std::get<protocol::module_request>(parsed);
+    kind = kind_of(module_request.kind);
 
     std::unique_ptr<cache::entry_reader> stale;
     if (auto entry = open_entry(module_request.cache_key)) {
@@ -97,27 +223,35 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       auto age = std::chrono::milliseconds(now_ms() - meta.stored_at_ms);
       switch (meta.kind) {
         case cache::entry_kind::immutable:
+          count_lookup(kind, monitor::cache_result::hit);
           co_await serve(writer, module_request, *entry, "hit");
           co_return;
         case cache::entry_kind::expiring:
           if (age < options_.list_ttl) {
+            count_lookup(kind, monitor::cache_result::hit);
             co_await serve(writer, module_request, *entry, "hit");
             co_return;
           }
+          count_lookup(kind, monitor::cache_result::stale);
           stale = std::move(entry);
           break;
         case cache::entry_kind::not_found:
           if (age < options_.negative_ttl) {
+            count_lookup(kind, monitor::cache_result::hit);
             co_await serve(writer, module_request, *entry, "hit");
             co_return;
           }
+          count_lookup(kind, monitor::cache_result::miss);
           break;
       }
+    } else {
+      count_lookup(kind, monitor::cache_result::miss);
     }
 
     auto joined = co_await flights_.join(module_request.cache_key, [this, &module_request] {
       return fill(shared_from_this(), module_request);
     });
+    if (joined.shared && metrics_) metrics_->count_singleflight_shared();
     const char* cache_result = joined.shared ? "shared" : "miss";
     if (joined.outcome.committed) {
       if (auto entry = open_entry(module_request.cache_key)) {
@@ -126,13 +260,14 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       }
     }
     if (stale) {
+      if (metrics_) metrics_->count_stale_served(kind);
       co_await serve(writer, module_request, *stale, "stale");
       co_return;
     }
     writer.note(cache_result, joined.outcome.tier);
     int status = joined.outcome.committed ? 404 : joined.outcome.status;
-    std::string body = joined.outcome.committed ? "not found: cache entry vanished\n"
-                                                : joined.outcome.body;
+    std::string body =
+        joined.outcome.committed ? "not found: cache entry vanished\n" : joined.outcome.body;
     co_await send_text(writer, status, body);
   }
 
@@ -171,8 +306,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                : "public, max-age=" + std::to_string(options_.list_ttl.count());
     }
     if (meta.size <= small_entry_bytes) {
-      auto body = writer.head_only() ? cache::result<std::string>(std::string())
-                                     : entry.read(0, meta.size);
+      auto body =
+          writer.head_only() ? cache::result<std::string>(std::string()) : entry.read(0, meta.size);
       if (!body || (!writer.head_only() && body->size() != meta.size)) {
         co_await send_text(writer, 500, "cache read failed\n");
         co_return;
@@ -203,12 +338,20 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  const std::vector<upstream::tier_spec>& tiers_for(const std::string& module_path) const {
+  const tier_chain& chain_for(const std::string& module_path) const {
     if (!options_.private_patterns.empty() &&
         protocol::match_prefix_patterns(options_.private_patterns, module_path)) {
-      return options_.private_tiers;
+      return private_chain_;
     }
-    return options_.tiers;
+    return public_chain_;
+  }
+
+  void count_attempt(const tier_slots& slots, monitor::request_kind kind, upstream_outcome outcome,
+                     const upstream::fetch_result* fetched) {
+    if (!metrics_ || !slots.metrics) return;
+    std::optional<std::chrono::microseconds> ttfb;
+    if (fetched && fetched->status != 0) ttfb = fetched->ttfb;
+    metrics_->count_upstream(*slots.metrics, kind, outcome, ttfb);
   }
 
   // Walks the tiers for one request, on the work executor. Fall-through follows GOPROXY rules:
@@ -219,7 +362,14 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                     protocol::module_request request) {
     std::string tried;
     bool hard_failure = false;
-    for (const auto& tier : tiers_for(request.module_path)) {
+    const tier_chain& chain = chain_for(request.module_path);
+    const auto kind = kind_of(request.kind);
+    for (std::size_t i = 0; i < chain.tiers.size(); ++i) {
+      const auto& tier = chain.tiers[i];
+      const auto& slots = chain.slots[i];
+      if (i > 0 && metrics_ && chain.slots[i - 1].metrics && slots.metrics) {
+        metrics_->count_fallback(*chain.slots[i - 1].metrics, *slots.metrics);
+      }
       if (tier.type == upstream::tier_spec::kind::off) {
         tried += "off: module lookup disabled\n";
         break;
@@ -231,6 +381,14 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       auto created = store_.create(request.cache_key);
       if (!created) co_return cache_failure(created.error());
       std::unique_ptr<cache::entry_writer> entry = std::move(*created);
+      // After create(), so that a claimed half-open trial is always reported below.
+      if (health_ && slots.health && !health_->allow(*slots.health)) {
+        count_attempt(slots, kind, upstream_outcome::skipped, nullptr);
+        tried += tier.name + ": skipped (circuit open)\n";
+        hard_failure = true;
+        if (!tier.fall_through_on_error) break;
+        continue;
+      }
       std::uint64_t limit = body_limit(request.kind);
       bool too_large = false;
       boost::system::error_code write_error;
@@ -245,9 +403,24 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         }
         return true;
       };
-      auto fetched = co_await client_.get(tier.url + request.upstream_path, sink,
-                                          options_.deadlines);
-      if (write_error) co_return cache_failure(write_error);
+      auto fetched =
+          co_await client_.get(tier.url + request.upstream_path, sink, options_.deadlines);
+      if (health_ && slots.health) {
+        // A body refused by our own sink (too large, cache write failed) still means the tier
+        // answered; only transport failures, timeouts and bad statuses count against it.
+        bool failed = (fetched.result == upstream::outcome::error ||
+                       fetched.result == upstream::outcome::timeout) &&
+                      !too_large && !write_error;
+        if (failed) {
+          health_->record_failure(*slots.health);
+        } else {
+          health_->record_success(*slots.health);
+        }
+      }
+      if (write_error) {
+        count_attempt(slots, kind, upstream_outcome::ok, &fetched);  // the failure is ours
+        co_return cache_failure(write_error);
+      }
       switch (fetched.result) {
         case upstream::outcome::ok: {
           auto reader = [&entry](std::uint64_t offset, std::size_t length) {
@@ -255,6 +428,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           };
           if (auto bad = check_body(request, entry->size(), reader)) {
             spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, *bad);
+            count_attempt(slots, kind, upstream_outcome::error, &fetched);
             tried += tier.name + ": invalid answer: " + *bad + "\n";
             hard_failure = true;
             continue;
@@ -264,19 +438,24 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                                  : cache::entry_kind::expiring;
           meta.stored_at_ms = now_ms();
           meta.tier = tier.name;
+          count_attempt(slots, kind, upstream_outcome::ok, &fetched);
           if (auto committed = entry->commit(meta); !committed) {
             co_return cache_failure(committed.error());
           }
           co_return fill_outcome{true, 200, {}, tier.name};
         }
         case upstream::outcome::not_found:
+          count_attempt(slots, kind, upstream_outcome::not_found, &fetched);
           tried += tier.name + ": " + fetched.reason + "\n";
           continue;
         case upstream::outcome::error:
         case upstream::outcome::timeout:
-          tried += tier.name + ": " + (too_large ? std::string("response too large")
-                                                 : fetched.reason) +
-                   "\n";
+          count_attempt(slots, kind,
+                        fetched.result == upstream::outcome::timeout ? upstream_outcome::timeout
+                                                                     : upstream_outcome::error,
+                        &fetched);
+          tried += tier.name + ": " +
+                   (too_large ? std::string("response too large") : fetched.reason) + "\n";
           hard_failure = true;
           break;
       }

@@ -11,6 +11,8 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "cache/cache_store.hpp"
+#include "monitor/metrics.hpp"
+#include "monitor/tier_health.hpp"
 #include "server/http_server.hpp"
 #include "upstream/http_client.hpp"
 #include "upstream/upstream_list.hpp"
@@ -25,6 +27,12 @@ struct resolver_options {
   std::chrono::seconds negative_ttl{30};           ///< not-found answers. Default: 30 s
   upstream::deadlines deadlines;                   ///< per tier attempt
   bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
+  /// Where requests, lookups and tier attempts are counted; tiers are matched by name. Must
+  /// outlive the resolver and its fills. Default: none (nothing is counted)
+  monitor::metrics* metrics = nullptr;
+  /// Circuit breakers consulted before each tier attempt and fed its result; tiers are matched
+  /// by name. Must outlive the resolver and its fills. Default: none (every tier is tried)
+  monitor::tier_health* health = nullptr;
 };
 
 /// Answers GOPROXY protocol requests. Thread-safe. `store` and `client` must outlive it, and

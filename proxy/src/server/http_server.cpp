@@ -313,6 +313,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     std::string body = status == 431 ? "request header fields too large\n"
                                      : "bad request: " + ec.message() + "\n";
     (void)co_await writer.send(head, body);
+    if (options_.on_response) options_.on_response(status, writer.body_sent());
     if (options_.access_log) {
       access_log_->info("- - {} {} 0 - -", status, body.size());
     }
@@ -344,6 +345,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         (void)co_await writer.send(head, "internal error: no response\n");
       }
     }
+    if (options_.on_response) options_.on_response(writer.status(), writer.body_sent());
     if (options_.access_log) {
       auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - started)

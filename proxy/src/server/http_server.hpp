@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,9 @@ struct server_options {
   std::uint32_t max_header_bytes = 16384;                 ///< Default: 16 KiB
   std::uint32_t max_connections = 10000;                  ///< further connections are closed at once. Default: 10000
   bool access_log = true;                                 ///< one line per request via spdlog "access". Default: on
+  /// Called after every response with its status and the body bytes written (for metrics);
+  /// must be thread-safe and quick. Default: none
+  std::function<void(int status, std::uint64_t body_bytes)> on_response;
 };
 
 struct request_view {

@@ -13,6 +13,7 @@ namespace gomodproxy::server {
 struct text_answer {
   int status = 200;
   std::string body;
+  std::string content_type = "text/plain; charset=utf-8";
 };
 
 class text_handler final : public handler {

@@ -65,12 +65,32 @@ std::string load_fail(const std::vector<std::string>& args, const env_map& env) 
 }
 
 // Every key the loader accepts, with its flag and env spelling derived by the documented rule.
-const std::vector<std::string> all_keys = {
-    "listen",       "cache_dir",       "upstreams",          "private",         "private_upstreams",
-    "list_ttl",     "negative_ttl",    "log_level",          "access_log",      "io_threads",
-    "fill_threads", "connect_timeout", "first_byte_timeout", "fill_timeout",    "request_timeout",
-    "idle_timeout", "drain_timeout",   "max_header_bytes",   "max_connections", "all_failed_502",
-    "ca_file"};
+const std::vector<std::string> all_keys = {"listen",
+                                           "cache_dir",
+                                           "upstreams",
+                                           "private",
+                                           "private_upstreams",
+                                           "list_ttl",
+                                           "negative_ttl",
+                                           "log_level",
+                                           "access_log",
+                                           "io_threads",
+                                           "fill_threads",
+                                           "connect_timeout",
+                                           "first_byte_timeout",
+                                           "fill_timeout",
+                                           "request_timeout",
+                                           "idle_timeout",
+                                           "drain_timeout",
+                                           "max_header_bytes",
+                                           "max_connections",
+                                           "all_failed_502",
+                                           "ca_file",
+                                           "probe_interval",
+                                           "probe_modules",
+                                           "private_probe_modules",
+                                           "breaker_failures",
+                                           "breaker_retry_after"};
 
 std::string flag_of(std::string key) {
   for (char& c : key) c = c == '_' ? '-' : c;
@@ -114,6 +134,11 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.max_connections, want.max_connections);
   EXPECT_EQ(got.all_failed_502, want.all_failed_502);
   EXPECT_EQ(got.ca_file, want.ca_file);
+  EXPECT_EQ(got.probe_interval, want.probe_interval);
+  EXPECT_EQ(got.probe_modules_text, want.probe_modules_text);
+  EXPECT_EQ(got.private_probe_modules_text, want.private_probe_modules_text);
+  EXPECT_EQ(got.breaker_failures, want.breaker_failures);
+  EXPECT_EQ(got.breaker_retry_after, want.breaker_retry_after);
 }
 
 TEST(load_settings, defaults_with_no_sources) {
@@ -127,6 +152,77 @@ TEST(load_settings, defaults_with_no_sources) {
             "goproxy.cn=https://goproxy.cn|goproxy.io=https://goproxy.io|direct,");
   EXPECT_EQ(describe(s.private_upstreams), "direct,");
   EXPECT_TRUE(s.private_patterns.empty());
+  EXPECT_EQ(s.probe_interval, 30s);
+  EXPECT_EQ(s.probe_modules, (std::vector<std::string>{"golang.org/x/mod"}));
+  EXPECT_TRUE(s.private_probe_modules.empty());
+  EXPECT_EQ(s.breaker_failures, 3);
+  EXPECT_EQ(s.breaker_retry_after, 30s);
+}
+
+TEST(load_settings, probe_and_breaker_settings) {
+  struct case_t {
+    std::string name;
+    std::vector<std::string> args;
+    env_map env;
+    std::string file;
+    std::chrono::milliseconds want_interval;
+    std::vector<std::string> want_modules;
+    std::vector<std::string> want_private_modules;
+    int want_failures;
+    std::chrono::milliseconds want_retry_after;
+  };
+  const std::vector<case_t> cases = {
+      {"flags",
+       {"--probe-interval", "1s", "--probe-modules", " golang.org/x/mod, example.com/Upper ,,",
+        "--private", "corp.example", "--private-probe-modules", "corp.example/tools",
+        "--breaker-failures", "5", "--breaker-retry-after", "2m"},
+       {},
+       "",
+       1s,
+       {"golang.org/x/mod", "example.com/Upper"},
+       {"corp.example/tools"},
+       5,
+       2min},
+      {"zero interval turns probing off; zero failures never opens",
+       {"--probe-interval=0", "--breaker-failures=0"},
+       {},
+       "",
+       0ms,
+       {"golang.org/x/mod"},
+       {},
+       0,
+       30s},
+      {"environment",
+       {},
+       {{"GOMODPROXY_PROBE_INTERVAL", "0s"}, {"GOMODPROXY_PROBE_MODULES", ""}},
+       "",
+       0ms,
+       {},
+       {},
+       3,
+       30s},
+      {"file",
+       {},
+       {},
+       "probe_interval = 0\nbreaker_failures = 1\nbreaker_retry_after = 90\n",
+       0ms,
+       {"golang.org/x/mod"},
+       {},
+       1,
+       90s},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    temp_dir dir;
+    auto args = c.args;
+    if (!c.file.empty()) args.insert(args.begin(), {"--config", dir.write("p.toml", c.file)});
+    const settings s = load_ok(args, c.env);
+    EXPECT_EQ(s.probe_interval, c.want_interval);
+    EXPECT_EQ(s.probe_modules, c.want_modules);
+    EXPECT_EQ(s.private_probe_modules, c.want_private_modules);
+    EXPECT_EQ(s.breaker_failures, c.want_failures);
+    EXPECT_EQ(s.breaker_retry_after, c.want_retry_after);
+  }
 }
 
 TEST(load_settings, unrelated_environment_is_ignored) {
@@ -461,6 +557,36 @@ TEST(load_settings, bad_values_name_key_and_source) {
        "",
        {"config", "cannot read", "/nonexistent/x.toml"}},
       {"toml syntax", {}, {}, "listen = \n", {"config", "line 1", "TOML"}},
+      {"zero retry-after",
+       {"--breaker-retry-after", "0"},
+       {},
+       "",
+       {"breaker_retry_after", "must be greater than zero", "flag --breaker-retry-after"}},
+      {"negative probe interval in file",
+       {},
+       {},
+       "probe_interval = -1\n",
+       {"probe_interval", "must be greater than zero"}},
+      {"breaker failures out of range",
+       {"--breaker-failures", "1001"},
+       {},
+       "",
+       {"breaker_failures", "out of range", "from 0 to 1000"}},
+      {"probe module not a path",
+       {"--probe-modules", "golang.org/x/mod,-bad"},
+       {},
+       "",
+       {"probe_modules", "\"-bad\" is not a module path", "golang.org/x/mod"}},
+      {"private module in public probes",
+       {"--private", "corp.example", "--probe-modules", "corp.example/x"},
+       {},
+       "",
+       {"probe_modules", "\"corp.example/x\" is private", "private_probe_modules"}},
+      {"public module in private probes",
+       {},
+       {{"GOMODPROXY_PRIVATE_PROBE_MODULES", "golang.org/x/mod"}},
+       "",
+       {"private_probe_modules", "does not match private"}},
       {"control characters quoted",
        {"--log-level", "in\nfo"},
        {},
@@ -594,7 +720,12 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
       value = "3";
     } else if (key == "max_header_bytes" || key == "max_connections") {
       value = "2048";
-    } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos) {
+    } else if (key == "breaker_failures") {
+      value = "3";
+    } else if (key == "private_probe_modules") {
+      value = "";  // a module here must match `private`, which is empty by default
+    } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos ||
+               key == "probe_interval" || key == "breaker_retry_after") {
       value = "7s";
     } else if (key == "log_level") {
       value = "warn";

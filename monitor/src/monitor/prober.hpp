@@ -1,0 +1,61 @@
+// The active prober: every interval each monitored tier is asked a cheap protocol question
+// (a module's @v/list); the answer feeds the tier's circuit breaker and the probe metrics.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "monitor/metrics.hpp"
+#include "monitor/tier_health.hpp"
+
+namespace gomodproxy::monitor {
+
+struct probe_target {
+  std::size_t tier = 0;  ///< index in metrics and tier_health
+  std::string url;       ///< full URL, e.g. "https://goproxy.cn/golang.org/x/mod/@v/list"
+};
+
+/// What one probe fetch saw.
+struct probe_answer {
+  bool answered = false;  ///< 200, 404 or 410: the tier works, whether or not it has the module
+  int status = 0;         ///< final HTTP status; 0 when none arrived
+  std::optional<std::chrono::microseconds> ttfb;  ///< request start until response headers
+  std::string reason;  ///< one line, for the log: "200", "connection refused", ...
+};
+
+/// Fetches `url` once with the probe deadlines. Never throws for network problems.
+using probe_fetch = std::function<boost::asio::awaitable<probe_answer>(std::string url)>;
+
+/// Runs one probe loop per tier on a strand of `executor`: wait `interval`, then probe every
+/// target of the tier in turn, and again; the first round comes one interval after start().
+/// Thread-safe. `health`,
+/// `metrics` and whatever `fetch` uses must outlive the executor's last run, since a probe in
+/// progress holds them until it finishes or the executor is stopped.
+class prober final {
+ public:
+  prober(boost::asio::any_io_executor executor, std::chrono::milliseconds interval,
+         std::vector<probe_target> targets, probe_fetch fetch, tier_health& health,
+         metrics& metrics);
+  ~prober();
+  prober(const prober&) = delete;
+  prober& operator=(const prober&) = delete;
+
+  /// Starts the loops; does nothing when the interval is zero or there is no target.
+  void start();
+  /// Ends the loops: a waiting loop stops at once, a probing one after its current fetch.
+  void stop();
+
+ private:
+  struct state;
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace gomodproxy::monitor
