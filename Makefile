@@ -8,7 +8,7 @@ CACHE_DIR ?= ./var/cache
 # Debian's interpreter, which has python3-pytest; a python3 earlier on PATH may not.
 PYTHON ?= /usr/bin/python3
 
-.PHONY: deps build run test unit integration asan tsan bench format clean
+.PHONY: deps build run test unit integration dashboards asan tsan bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -46,7 +46,11 @@ tsan: deps $(TSAN_DIR)/build.ninja
 	cd $(TSAN_DIR) && TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=1" \
 	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|http_client|tls_fixture|cache_store|rocksdb)'
 
-test: unit integration
+test: unit integration dashboards
+
+# promtool checks of the shipped scrape config and alert rules, and the rules' unit tests.
+dashboards: deps
+	bash dashboards/check.sh
 
 bench: build
 	bash tests/bench/run.sh $(abspath $(BUILD_DIR))/gomodproxy
