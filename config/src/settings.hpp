@@ -22,29 +22,35 @@ struct settings {
   std::vector<std::string> private_patterns;           ///< parsed from private_text
   std::string private_upstreams_text = "direct";       ///< Key: private_upstreams
   std::vector<upstream::tier_spec> private_upstreams;  ///< parsed
-  std::chrono::seconds list_ttl{60};                   ///< Key: list_ttl ("60s", "2m", "1h", or seconds)
-  std::chrono::seconds negative_ttl{30};               ///< Key: negative_ttl
-  std::string log_level = "info";  ///< trace|debug|info|warn|error|off. Key: log_level
-  std::string access_log = "stderr";  ///< "stderr", "off" or a file path. Key: access_log
-  int io_threads = 0;                 ///< 0 = hardware concurrency. Key: io_threads
-  int fill_threads = 2;               ///< threads for upstream fills and cache writes. Key: fill_threads
+  std::chrono::seconds list_ttl{60};      ///< Key: list_ttl ("60s", "2m", "1h", or seconds)
+  std::chrono::seconds negative_ttl{30};  ///< Key: negative_ttl
+  std::string log_level = "info";         ///< trace|debug|info|warn|error|off. Key: log_level
+  std::string access_log = "stderr";      ///< "stderr", "off" or a file path. Key: access_log
+  int io_threads = 0;                     ///< 0 = hardware concurrency. Key: io_threads
+  int fill_threads = 2;  ///< threads for upstream fills and cache writes. Key: fill_threads
   std::chrono::milliseconds connect_timeout{5000};      ///< per tier. Key: connect_timeout
   std::chrono::milliseconds first_byte_timeout{10000};  ///< per tier. Key: first_byte_timeout
   std::chrono::milliseconds fill_timeout{300000};       ///< whole upstream fill. Key: fill_timeout
-  std::chrono::milliseconds request_timeout{30000};     ///< client read of request headers. Key: request_timeout
-  std::chrono::milliseconds idle_timeout{60000};        ///< keep-alive idle. Key: idle_timeout
-  std::chrono::milliseconds drain_timeout{30000};       ///< graceful drain on SIGTERM. Key: drain_timeout
-  std::uint32_t max_header_bytes = 16384;               ///< Key: max_header_bytes
-  std::uint32_t max_connections = 10000;                ///< Key: max_connections
-  bool all_failed_502 = false;  ///< answer 502 (not 404) when every tier failed. Key: all_failed_502
-  std::string ca_file;          ///< extra CA bundle for upstream TLS. Key: ca_file
-  std::chrono::milliseconds probe_interval{30000};  ///< active probe period; 0 = off. Key: probe_interval
+  std::chrono::milliseconds request_timeout{
+      30000};  ///< client read of request headers. Key: request_timeout
+  std::chrono::milliseconds idle_timeout{60000};  ///< keep-alive idle. Key: idle_timeout
+  std::chrono::milliseconds drain_timeout{
+      30000};                              ///< graceful drain on SIGTERM. Key: drain_timeout
+  std::uint32_t max_header_bytes = 16384;  ///< Key: max_header_bytes
+  std::uint32_t max_connections = 10000;   ///< Key: max_connections
+  bool all_failed_502 =
+      false;            ///< answer 502 (not 404) when every tier failed. Key: all_failed_502
+  std::string ca_file;  ///< extra CA bundle for upstream TLS. Key: ca_file
+  std::chrono::milliseconds probe_interval{
+      30000};  ///< active probe period; 0 = off. Key: probe_interval
   std::string probe_modules_text = "golang.org/x/mod";  ///< comma-separated. Key: probe_modules
   std::vector<std::string> probe_modules;               ///< parsed: public tiers' probe modules
-  std::string private_probe_modules_text;  ///< comma-separated. Key: private_probe_modules
+  std::string private_probe_modules_text;          ///< comma-separated. Key: private_probe_modules
   std::vector<std::string> private_probe_modules;  ///< parsed; empty = private tiers unprobed
-  int breaker_failures = 3;  ///< consecutive failures that open a tier's breaker; 0 = never. Key: breaker_failures
-  std::chrono::milliseconds breaker_retry_after{30000};  ///< open tier's trial request after. Key: breaker_retry_after
+  int breaker_failures =
+      3;  ///< consecutive failures that open a tier's breaker; 0 = never. Key: breaker_failures
+  std::chrono::milliseconds breaker_retry_after{
+      30000};  ///< open tier's trial request after. Key: breaker_retry_after
 };
 
 struct load_error {
@@ -54,8 +60,8 @@ struct load_error {
 /// Loads settings from `args` (the words after "serve", e.g. {"--listen", "127.0.0.1:0"} or
 /// {"--listen=127.0.0.1:0"}), the GOMODPROXY_* variables in `environment`, and the TOML file
 /// named by --config / GOMODPROXY_CONFIG. Unknown flags, env keys and file keys are errors.
-std::variant<settings, load_error> load_settings(const std::vector<std::string>& args,
-                                                 const std::map<std::string, std::string>& environment);
+std::variant<settings, load_error> load_settings(
+    const std::vector<std::string>& args, const std::map<std::string, std::string>& environment);
 
 /// The process environment as a map (helper for main and tests).
 std::map<std::string, std::string> current_environment();

@@ -1,8 +1,8 @@
 #include "monitor/metrics.hpp"
 
-#include <algorithm>
-
 #include <prometheus/text_serializer.h>
+
+#include <algorithm>
 
 namespace gomodproxy::monitor {
 namespace {

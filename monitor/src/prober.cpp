@@ -1,6 +1,6 @@
 #include "monitor/prober.hpp"
 
-#include <map>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -9,7 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
+#include <map>
 
 namespace gomodproxy::monitor {
 namespace net = boost::asio;

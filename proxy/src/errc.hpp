@@ -1,9 +1,8 @@
 // The one error enum of gomodproxy, and its mapping to HTTP status.
 #pragma once
 
-#include <system_error>
-
 #include <boost/system/error_code.hpp>
+#include <system_error>
 
 namespace gomodproxy {
 

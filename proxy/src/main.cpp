@@ -7,22 +7,22 @@
 // metrics; before each tier attempt the tier's circuit breaker is asked, and the prober keeps
 // asking every tier a cheap question so a dead tier is skipped and a recovered one comes back.
 // Health, readiness and /metrics are exact routes on the same port.
-#include <algorithm>
-#include <csignal>
-#include <cstdio>
-#include <iostream>
-#include <set>
-#include <thread>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <set>
+#include <thread>
 
 #include "cache/cache_store.hpp"
 #include "monitor/metrics.hpp"

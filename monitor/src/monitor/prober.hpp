@@ -2,6 +2,8 @@
 // (a module's @v/list); the answer feeds the tier's circuit breaker and the probe metrics.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -9,9 +11,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
 
 #include "monitor/metrics.hpp"
 #include "monitor/tier_health.hpp"

@@ -3,12 +3,6 @@
 // hanging up cancels nothing.
 #pragma once
 
-#include <memory>
-#include <mutex>
-#include <string>
-#include <unordered_map>
-#include <utility>
-
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -16,6 +10,11 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
 
 namespace gomodproxy::resolver {
 
@@ -47,12 +46,10 @@ class flight_table final {
     if (leader) {
       // The awaitable, not the callable, crosses into the detached coroutine: GCC 12 destroys
       // by-value lambda parameters of coroutines twice.
-      boost::asio::co_spawn(work_executor_, run(key, current, make_fill()),
-                            boost::asio::detached);
+      boost::asio::co_spawn(work_executor_, run(key, current, make_fill()), boost::asio::detached);
     }
     // Closing the channel is the broadcast: every pending and later receive completes.
-    (void)co_await current->done.async_receive(
-        boost::asio::as_tuple(boost::asio::use_awaitable));
+    (void)co_await current->done.async_receive(boost::asio::as_tuple(boost::asio::use_awaitable));
     std::lock_guard lock(current->mutex);
     co_return joined{current->outcome, !leader};
   }

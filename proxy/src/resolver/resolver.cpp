@@ -1,10 +1,10 @@
 #include "resolver/resolver.hpp"
 
-#include <optional>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <spdlog/spdlog.h>
+#include <optional>
 
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"

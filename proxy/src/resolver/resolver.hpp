@@ -3,12 +3,11 @@
 // verification before commit, and the error bodies.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/asio/any_io_executor.hpp>
 
 #include "cache/cache_store.hpp"
 #include "monitor/metrics.hpp"

@@ -1,11 +1,9 @@
 #include "server/http_server.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <array>
 #include <atomic>
-#include <ctime>
-#include <mutex>
-#include <unordered_map>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -20,7 +18,9 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
-#include <spdlog/spdlog.h>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
 
 namespace gomodproxy::server {
 namespace net = boost::asio;
@@ -74,8 +74,8 @@ std::string_view http_date() {
   return text;
 }
 
-std::string serialize_head(const response_head& head, std::uint64_t content_length,
-                           bool keep_alive, bool http10) {
+std::string serialize_head(const response_head& head, std::uint64_t content_length, bool keep_alive,
+                           bool http10) {
   std::string out;
   out.reserve(256);
   out += "HTTP/1.1 ";
@@ -139,8 +139,7 @@ class connection_writer final : public response_writer {
     co_return co_await write(buffers, body.size());
   }
 
-  net::awaitable<bool> send_head(const response_head& head,
-                                 std::uint64_t content_length) override {
+  net::awaitable<bool> send_head(const response_head& head, std::uint64_t content_length) override {
     if (started_) co_return false;
     started_ = true;
     status_ = head.status;
@@ -310,8 +309,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     head.content_type = "text/plain; charset=utf-8";
     head.cache_control = "no-store";
     connection_writer writer(stream, options_.write_timeout, false, false, false);
-    std::string body = status == 431 ? "request header fields too large\n"
-                                     : "bad request: " + ec.message() + "\n";
+    std::string body =
+        status == 431 ? "request header fields too large\n" : "bad request: " + ec.message() + "\n";
     (void)co_await writer.send(head, body);
     if (options_.on_response) options_.on_response(status, writer.body_sent());
     if (options_.access_log) {
@@ -350,11 +349,10 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - started)
                         .count();
-      access_log_->info("{} {} {} {} {:.3f}ms {} {}", view.method, view.target,
-                                  writer.status(), writer.body_sent(), micros / 1000.0,
-                                  writer.cache_result(), writer.tier());
+      access_log_->info("{} {} {} {} {:.3f}ms {} {}", view.method, view.target, writer.status(),
+                        writer.body_sent(), micros / 1000.0, writer.cache_result(), writer.tier());
     }
-    co_return keep_alive && writer.reusable();
+    co_return keep_alive&& writer.reusable();
   }
 };
 

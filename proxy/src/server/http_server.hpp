@@ -3,6 +3,9 @@
 // modules; Beast stays inside http_server.cpp.
 #pragma once
 
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/system/result.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -12,21 +15,19 @@
 #include <utility>
 #include <vector>
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/system/result.hpp>
-
 namespace gomodproxy::server {
 
 struct server_options {
-  std::string host = "127.0.0.1";                         ///< numeric address. Default: 127.0.0.1
-  std::uint16_t port = 8081;                              ///< 0 picks a free port. Default: 8081
-  std::chrono::milliseconds request_timeout{30000};       ///< first request's headers. Default: 30 s
-  std::chrono::milliseconds idle_timeout{60000};          ///< keep-alive wait for the next request. Default: 60 s
-  std::chrono::milliseconds write_timeout{60000};         ///< one write to the client. Default: 60 s
-  std::uint32_t max_header_bytes = 16384;                 ///< Default: 16 KiB
-  std::uint32_t max_connections = 10000;                  ///< further connections are closed at once. Default: 10000
-  bool access_log = true;                                 ///< one line per request via spdlog "access". Default: on
+  std::string host = "127.0.0.1";                    ///< numeric address. Default: 127.0.0.1
+  std::uint16_t port = 8081;                         ///< 0 picks a free port. Default: 8081
+  std::chrono::milliseconds request_timeout{30000};  ///< first request's headers. Default: 30 s
+  std::chrono::milliseconds idle_timeout{
+      60000};  ///< keep-alive wait for the next request. Default: 60 s
+  std::chrono::milliseconds write_timeout{60000};  ///< one write to the client. Default: 60 s
+  std::uint32_t max_header_bytes = 16384;          ///< Default: 16 KiB
+  std::uint32_t max_connections =
+      10000;               ///< further connections are closed at once. Default: 10000
+  bool access_log = true;  ///< one line per request via spdlog "access". Default: on
   /// Called after every response with its status and the body bytes written (for metrics);
   /// must be thread-safe and quick. Default: none
   std::function<void(int status, std::uint64_t body_bytes)> on_response;

@@ -2,13 +2,12 @@
 // read through random access so a 500 MiB zip is never held in memory.
 #pragma once
 
+#include <boost/system/result.hpp>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/system/result.hpp>
 
 namespace gomodproxy::sumdb {
 

@@ -3,6 +3,8 @@
 // (honouring NO_PROXY), and a deadline per phase. Beast stays inside the .cpp.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -10,15 +12,13 @@
 #include <string>
 #include <string_view>
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-
 namespace gomodproxy::upstream {
 
 struct deadlines {
-  std::chrono::milliseconds connect{5000};      ///< DNS + TCP + proxy CONNECT + TLS. Default: 5 s
-  std::chrono::milliseconds first_byte{10000};  ///< request sent until response headers. Default: 10 s
-  std::chrono::milliseconds total{300000};      ///< whole exchange, body included. Default: 5 min
+  std::chrono::milliseconds connect{5000};  ///< DNS + TCP + proxy CONNECT + TLS. Default: 5 s
+  std::chrono::milliseconds first_byte{
+      10000};                               ///< request sent until response headers. Default: 10 s
+  std::chrono::milliseconds total{300000};  ///< whole exchange, body included. Default: 5 min
 };
 
 enum class outcome {
@@ -30,10 +30,11 @@ enum class outcome {
 
 struct fetch_result {
   outcome result = outcome::error;
-  int status = 0;                 ///< final HTTP status, 0 when none was received
-  std::string reason;             ///< short, one line: "404", "connection refused", "timeout after 10s (first byte)"
-  std::string content_type;       ///< of the final response
-  std::uint64_t body_bytes = 0;   ///< decoded body bytes delivered to the sink
+  int status = 0;  ///< final HTTP status, 0 when none was received
+  std::string
+      reason;  ///< short, one line: "404", "connection refused", "timeout after 10s (first byte)"
+  std::string content_type;           ///< of the final response
+  std::uint64_t body_bytes = 0;       ///< decoded body bytes delivered to the sink
   std::chrono::microseconds ttfb{0};  ///< request start until final response headers
 };
 
@@ -43,15 +44,16 @@ struct fetch_result {
 using body_sink = std::function<bool(std::string_view chunk)>;
 
 struct client_options {
-  std::size_t max_idle_per_origin = 8;   ///< Default: 8
-  std::chrono::seconds idle_timeout{60};  ///< pooled connections older than this are dropped. Default: 60 s
+  std::size_t max_idle_per_origin = 8;  ///< Default: 8
+  std::chrono::seconds idle_timeout{
+      60};  ///< pooled connections older than this are dropped. Default: 60 s
   std::uint64_t max_body_bytes = 524288000 + 1;  ///< Default: 500 MiB + 1
-  int max_redirects = 10;                 ///< Default: 10; https -> http is always refused
+  int max_redirects = 10;                        ///< Default: 10; https -> http is always refused
   /// Proxy settings; by default read from HTTPS_PROXY/https_proxy, HTTP_PROXY/http_proxy and
   /// NO_PROXY/no_proxy at construction.
   std::string https_proxy, http_proxy, no_proxy;
-  bool proxy_from_environment = true;     ///< Default: true
-  std::string ca_file;                    ///< extra CA bundle (tests); system store is always loaded
+  bool proxy_from_environment = true;  ///< Default: true
+  std::string ca_file;                 ///< extra CA bundle (tests); system store is always loaded
   std::string user_agent = "gomodproxy/0.1";
 };
 

@@ -1,11 +1,11 @@
 #include "monitor/circuit_breaker.hpp"
 
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "monitor/tier_health.hpp"
 

@@ -1,15 +1,15 @@
 #include "monitor/prober.hpp"
 
-#include <atomic>
-#include <map>
-#include <mutex>
-#include <string>
+#include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <gtest/gtest.h>
+#include <map>
+#include <mutex>
+#include <string>
 
 namespace gomodproxy::monitor {
 namespace {

@@ -1,17 +1,17 @@
 #include "resolver/flight_table.hpp"
 
-#include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <chrono>
-#include <thread>
-#include <vector>
+#include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <gtest/gtest.h>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace gomodproxy::resolver {
 namespace {
