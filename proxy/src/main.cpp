@@ -136,15 +136,7 @@ int serve(const config::settings& settings) {
   int io_threads = settings.io_threads > 0
                        ? settings.io_threads
                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  // One single-threaded io_context per I/O thread, each owning the connections it accepted:
-  // a request never wakes another thread (docs/benchmarks.md). `io` also listens and drains.
-  net::io_context io(1);
-  std::vector<std::unique_ptr<net::io_context>> connection_ios;
-  std::vector<net::executor_work_guard<net::io_context::executor_type>> connection_guards;
-  for (int i = 1; i < io_threads; ++i) {
-    connection_ios.push_back(std::make_unique<net::io_context>(1));
-    connection_guards.push_back(net::make_work_guard(*connection_ios.back()));
-  }
+  net::io_context io(io_threads);
   net::io_context work(settings.fill_threads);
   auto work_guard = net::make_work_guard(work);
 
@@ -195,10 +187,6 @@ int serve(const config::settings& settings) {
   server_options.idle_timeout = settings.idle_timeout;
   server_options.max_header_bytes = settings.max_header_bytes;
   server_options.max_connections = settings.max_connections;
-  server_options.connection_executors.push_back(io.get_executor());
-  for (auto& context : connection_ios) {
-    server_options.connection_executors.push_back(context->get_executor());
-  }
   server_options.access_log = settings.access_log != "off";
   server_options.on_response = [&metrics](int, std::uint64_t body_bytes) {
     if (body_bytes > 0) metrics.count_bytes_sent(body_bytes);
@@ -255,9 +243,7 @@ int serve(const config::settings& settings) {
   for (int i = 0; i < settings.fill_threads; ++i)
     work_threads.emplace_back([&work] { work.run(); });
   std::vector<std::thread> io_pool;
-  for (auto& context : connection_ios) {
-    io_pool.emplace_back([&context] { context->run(); });
-  }
+  for (int i = 1; i < io_threads; ++i) io_pool.emplace_back([&io] { io.run(); });
 
   std::printf("gomodproxy listening on http://%s:%u\n",
               host.find(':') == std::string::npos ? host.c_str() : ("[" + host + "]").c_str(),
@@ -267,9 +253,6 @@ int serve(const config::settings& settings) {
                settings.upstreams_text);
 
   io.run();
-  // The drain is over: connections left on the other contexts were closed by it.
-  connection_guards.clear();
-  for (auto& context : connection_ios) context->stop();
   for (auto& thread : io_pool) thread.join();
   // Fills in progress are abandoned: their entries were never committed, so they stay invisible.
   work_guard.reset();

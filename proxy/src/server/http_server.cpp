@@ -230,7 +230,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   net::awaitable<void> accept_loop() {
     auto self = shared_from_this();
     for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(next_connection_executor(), use_tuple);
+      auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(io_), use_tuple);
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
         // Out of descriptors and similar: back off briefly instead of spinning.
@@ -248,14 +248,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       net::co_spawn(executor, serve_connection(std::move(socket)), net::detached);
     }
   }
-
-  net::any_io_executor next_connection_executor() {
-    const auto& executors = options_.connection_executors;
-    if (executors.empty()) return net::make_strand(io_);
-    // Only the accept loop calls this, one accept at a time.
-    return executors[next_executor_++ % executors.size()];
-  }
-  std::size_t next_executor_ = 0;
 
   std::size_t connection_count() const {
     std::lock_guard lock(connections_mutex_);
