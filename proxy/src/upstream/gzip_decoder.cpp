@@ -23,6 +23,31 @@ gzip_decoder::~gzip_decoder() {
   if (state_->initialised) inflateEnd(&state_->stream);
 }
 
+// One inflate call into the state's output buffer, handing what it produced to `out`. `stalled`
+// means zlib could make no progress (Z_BUF_ERROR with nothing produced); `produced` is set.
+gzip_decoder::step gzip_decoder::inflate_once(const std::function<bool(std::string_view)>& out,
+                                              std::size_t& produced) {
+  auto& s = *state_;
+  s.stream.next_out = s.out;
+  s.stream.avail_out = sizeof s.out;
+  int rc = inflate(&s.stream, Z_NO_FLUSH);
+  produced = sizeof s.out - s.stream.avail_out;
+  if (rc == Z_BUF_ERROR && produced == 0) return step::stalled;
+  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+    s.failed = true;
+    return step::corrupt;
+  }
+  if (produced > 0 && !out(std::string_view(reinterpret_cast<const char*>(s.out), produced))) {
+    s.failed = true;
+    return step::refused;
+  }
+  if (rc == Z_STREAM_END) {
+    s.member_open = false;
+    s.any_member = true;
+  }
+  return step::progressed;
+}
+
 gzip_decoder::status gzip_decoder::write(std::string_view compressed,
                                          const std::function<bool(std::string_view)>& out) {
   auto& s = *state_;
@@ -30,6 +55,7 @@ gzip_decoder::status gzip_decoder::write(std::string_view compressed,
   // zlib's next_in is not const-qualified in older headers; it never writes through it.
   s.stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
   s.stream.avail_in = static_cast<uInt>(compressed.size());
+  std::size_t produced = 0;
   while (s.stream.avail_in > 0) {
     if (!s.member_open && s.any_member) {
       // Another member follows the previous one's trailer.
@@ -39,41 +65,29 @@ gzip_decoder::status gzip_decoder::write(std::string_view compressed,
       }
     }
     s.member_open = true;
-    s.stream.next_out = s.out;
-    s.stream.avail_out = sizeof s.out;
-    int rc = inflate(&s.stream, Z_NO_FLUSH);
-    auto produced = sizeof s.out - s.stream.avail_out;
-    if (rc != Z_OK && rc != Z_STREAM_END && !(rc == Z_BUF_ERROR && produced > 0)) {
-      s.failed = true;
-      return status::corrupt;
-    }
-    if (produced > 0 && !out(std::string_view(reinterpret_cast<const char*>(s.out), produced))) {
-      s.failed = true;
-      return status::refused;
-    }
-    if (rc == Z_STREAM_END) {
-      s.member_open = false;
-      s.any_member = true;
+    switch (inflate_once(out, produced)) {
+      case step::progressed:
+        break;
+      case step::stalled:  // input left but no progress: the stream is broken
+        s.failed = true;
+        return status::corrupt;
+      case step::corrupt:
+        return status::corrupt;
+      case step::refused:
+        return status::refused;
     }
   }
   // Input is exhausted, but inflate may still hold decoded bytes that did not fit in `out`.
   while (s.member_open) {
-    s.stream.next_out = s.out;
-    s.stream.avail_out = sizeof s.out;
-    int rc = inflate(&s.stream, Z_NO_FLUSH);
-    auto produced = sizeof s.out - s.stream.avail_out;
-    if (rc == Z_BUF_ERROR && produced == 0) break;  // needs more input
-    if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-      s.failed = true;
-      return status::corrupt;
-    }
-    if (produced > 0 && !out(std::string_view(reinterpret_cast<const char*>(s.out), produced))) {
-      s.failed = true;
-      return status::refused;
-    }
-    if (rc == Z_STREAM_END) {
-      s.member_open = false;
-      s.any_member = true;
+    switch (inflate_once(out, produced)) {
+      case step::progressed:
+        break;
+      case step::stalled:  // needs more input
+        return status::ok;
+      case step::corrupt:
+        return status::corrupt;
+      case step::refused:
+        return status::refused;
     }
     if (produced == 0) break;
   }

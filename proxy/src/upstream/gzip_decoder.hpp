@@ -36,6 +36,9 @@ class gzip_decoder final {
   [[nodiscard]] bool complete() const noexcept;
 
  private:
+  enum class step { progressed, stalled, corrupt, refused };
+  step inflate_once(const std::function<bool(std::string_view)>& out, std::size_t& produced);
+
   struct state;
   std::unique_ptr<state> state_;
 };
