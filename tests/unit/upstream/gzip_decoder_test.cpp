@@ -6,22 +6,13 @@
 #include <random>
 #include <string>
 
+#include "tests/support/cpp/gzip_compress.hpp"
+
 namespace gomodproxy::upstream {
 namespace {
 
 std::string gzip(const std::string& plain) {
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY),
-            Z_OK);
-  std::string out(deflateBound(&stream, plain.size()), '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(plain.data()));
-  stream.avail_in = static_cast<uInt>(plain.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
+  return test_support::gzip_compress(plain, Z_BEST_SPEED);
 }
 
 std::string sample(std::size_t size) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/cpp/gzip_compress.hpp"
 #include "tests/support/cpp/loopback_connect_proxy.hpp"
 #include "tests/support/cpp/loopback_http_server.hpp"
 #include "tests/support/cpp/test_certificates.hpp"
@@ -42,21 +43,7 @@ std::string random_bytes(std::size_t size, unsigned seed) {
   return out;
 }
 
-std::string gzip(const std::string& plain) {
-  z_stream stream{};
-  EXPECT_EQ(deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
-                         Z_DEFAULT_STRATEGY),
-            Z_OK);
-  std::string out(deflateBound(&stream, plain.size()), '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(plain.data()));
-  stream.avail_in = static_cast<uInt>(plain.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  return out;
-}
+std::string gzip(const std::string& plain) { return test_support::gzip_compress(plain); }
 
 client_options local_options() {
   client_options options;
