@@ -199,7 +199,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 26> keys = {{
+const std::array<key_spec, 27> keys = {{
     {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
@@ -233,6 +233,8 @@ const std::array<key_spec, 26> keys = {{
      duration_key{&settings::request_timeout}},
     {"idle_timeout", "DURATION", "how long an idle keep-alive connection is kept",
      duration_key{&settings::idle_timeout}},
+    {"write_timeout", "DURATION", "deadline for one write to a client that stopped reading",
+     duration_key{&settings::write_timeout}},
     {"drain_timeout", "DURATION", "how long SIGTERM waits for requests in flight",
      duration_key{&settings::drain_timeout}},
     {"max_header_bytes", "BYTES", "largest accepted request header block",

@@ -34,6 +34,8 @@ struct settings {
   std::chrono::milliseconds request_timeout{
       30000};  ///< client read of request headers. Key: request_timeout
   std::chrono::milliseconds idle_timeout{60000};  ///< keep-alive idle. Key: idle_timeout
+  std::chrono::milliseconds write_timeout{
+      60000};  ///< one write to a client that stopped reading. Key: write_timeout
   std::chrono::milliseconds drain_timeout{
       30000};                              ///< graceful drain on SIGTERM. Key: drain_timeout
   std::uint32_t max_header_bytes = 16384;  ///< Key: max_header_bytes

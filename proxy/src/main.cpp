@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -136,7 +137,16 @@ int serve(const config::settings& settings) {
   int io_threads = settings.io_threads > 0
                        ? settings.io_threads
                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  net::io_context io(io_threads);
+  // One single-threaded io_context per I/O thread, each owning the connections handed to it: a
+  // request never wakes another thread (docs/benchmarks.md). `io`, on the main thread, only
+  // accepts, catches signals and drains, so no connection outlives the teardown below unseen.
+  net::io_context io(1);
+  std::vector<std::unique_ptr<net::io_context>> connection_ios;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> connection_guards;
+  for (int i = 0; i < io_threads; ++i) {
+    connection_ios.push_back(std::make_unique<net::io_context>(1));
+    connection_guards.push_back(net::make_work_guard(*connection_ios.back()));
+  }
   net::io_context work(settings.fill_threads);
   auto work_guard = net::make_work_guard(work);
 
@@ -185,8 +195,12 @@ int serve(const config::settings& settings) {
   server_options.port = port;
   server_options.request_timeout = settings.request_timeout;
   server_options.idle_timeout = settings.idle_timeout;
+  server_options.write_timeout = settings.write_timeout;
   server_options.max_header_bytes = settings.max_header_bytes;
   server_options.max_connections = settings.max_connections;
+  for (auto& context : connection_ios) {
+    server_options.connection_executors.push_back(context->get_executor());
+  }
   server_options.access_log = settings.access_log != "off";
   server_options.on_response = [&metrics](int, std::uint64_t body_bytes) {
     if (body_bytes > 0) metrics.count_bytes_sent(body_bytes);
@@ -227,6 +241,7 @@ int serve(const config::settings& settings) {
         io,
         [&]() -> net::awaitable<void> {
           co_await http.drain(settings.drain_timeout);
+          module_resolver.abandon_waiting();
           io.stop();
         },
         net::detached);
@@ -243,7 +258,9 @@ int serve(const config::settings& settings) {
   for (int i = 0; i < settings.fill_threads; ++i)
     work_threads.emplace_back([&work] { work.run(); });
   std::vector<std::thread> io_pool;
-  for (int i = 1; i < io_threads; ++i) io_pool.emplace_back([&io] { io.run(); });
+  for (auto& context : connection_ios) {
+    io_pool.emplace_back([&context] { context->run(); });
+  }
 
   std::printf("gomodproxy listening on http://%s:%u\n",
               host.find(':') == std::string::npos ? host.c_str() : ("[" + host + "]").c_str(),
@@ -253,11 +270,25 @@ int serve(const config::settings& settings) {
                settings.upstreams_text);
 
   io.run();
+  // The drain is over. Connections it cancelled still finish on their own threads; a context runs
+  // out of work once they have, but one waiting on a slow fill is not waited for long.
+  connection_guards.clear();
+  auto settle_until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  auto all_stopped = [&connection_ios] {
+    return std::ranges::all_of(connection_ios, [](auto& context) { return context->stopped(); });
+  };
+  while (!all_stopped() && std::chrono::steady_clock::now() < settle_until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  for (auto& context : connection_ios) context->stop();
   for (auto& thread : io_pool) thread.join();
   // Fills in progress are abandoned: their entries were never committed, so they stay invisible.
   work_guard.reset();
   work.stop();
   for (auto& thread : work_threads) thread.join();
+  // Coroutines still parked on a connection context are destroyed with it, here, while nothing
+  // runs and the server and resolver they refer to are still alive.
+  connection_ios.clear();
   spdlog::info("stopped");
   return 0;
 }

@@ -1,6 +1,7 @@
 """SIGTERM drains: an in-flight slow response completes in full and the process exits 0."""
 
 import hashlib
+import http.client
 import re
 import threading
 import time
@@ -46,3 +47,47 @@ def test_sigterm_lets_inflight_slow_response_finish(tree, make_upstream, start_p
     assert elapsed < DRAIN_SECONDS + 5
     # After the drain the port is closed.
     assert not proxy.running()
+
+
+def test_sigterm_with_a_request_stuck_on_a_hanging_fill_exits_cleanly(tree, make_upstream,
+                                                                      start_proxy):
+    """The drain gives up on a request that waits for a fill which never ends; the process
+    must still exit promptly with 0 (under the sanitizers: with no use-after-free in teardown)."""
+    upstream = make_upstream(tree.root, "hangs")
+    module = tree.get(mt.HELLO, "v1.0.0")
+    hang = upstream.hang(re.escape(module.url_path(".zip")) + "$")
+    proxy = start_proxy(upstream.url, "--drain-timeout", "1s", "--fill-timeout", "120s",
+                        "--first-byte-timeout", "120s")
+    # Connections spread over every I/O thread: some idle with keep-alive, one waiting.
+    idle = []
+    for _ in range(6):
+        conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().read() == b"ok\n"
+        idle.append(conn)
+    stuck: list = []
+
+    def fetch() -> None:
+        try:
+            stuck.append(proxy.get(module.url_path(".zip"), timeout=60))
+        except Exception as exc:
+            stuck.append(exc)
+
+    client = threading.Thread(target=fetch)
+    client.start()
+    try:
+        assert hang.wait_arrivals(1, timeout=20)
+        start = time.monotonic()
+        rc = proxy.terminate(timeout=20)
+        elapsed = time.monotonic() - start
+        assert rc == 0, f"exit code {rc}"
+        # Drain (1 s) plus the bounded settle for connections still in flight (2 s).
+        assert elapsed < 8, f"took {elapsed:.1f} s to stop"
+    finally:
+        hang.release()
+        client.join(30)
+        for conn in idle:
+            conn.close()
+    # The waiting request was released with a retryable answer rather than left to be cut off.
+    assert stuck and not isinstance(stuck[0], Exception), stuck
+    assert stuck[0].status == 503 and b"shutting down" in stuck[0].body

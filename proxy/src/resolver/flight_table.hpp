@@ -23,7 +23,8 @@ class flight_table final {
  public:
   struct joined {
     Outcome outcome;
-    bool shared = false;  ///< true when another request started the fill
+    bool shared = false;     ///< true when another request started the fill
+    bool abandoned = false;  ///< the table was closed first; `outcome` is default
   };
 
   explicit flight_table(boost::asio::any_io_executor work_executor)
@@ -38,6 +39,7 @@ class flight_table final {
     bool leader = false;
     {
       std::lock_guard lock(mutex_);
+      if (closed_) co_return joined{Outcome{}, false, true};
       auto [it, inserted] = flights_.try_emplace(key);
       if (inserted) it->second = std::make_shared<flight>(work_executor_);
       current = it->second;
@@ -51,7 +53,22 @@ class flight_table final {
     // Closing the channel is the broadcast: every pending and later receive completes.
     (void)co_await current->done.async_receive(boost::asio::as_tuple(boost::asio::use_awaitable));
     std::lock_guard lock(current->mutex);
-    co_return joined{current->outcome, !leader};
+    co_return joined{current->outcome, !leader, current->abandoned};
+  }
+
+  /// Releases every waiter now with `abandoned` set, and every later join at once: at shutdown
+  /// no request may stay parked on a fill that could take minutes. The fills themselves go on.
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    for (auto& [key, current] : flights_) {
+      {
+        std::lock_guard flight_lock(current->mutex);
+        current->abandoned = true;
+      }
+      current->done.close();
+    }
+    flights_.clear();
   }
 
   std::size_t in_flight() const {
@@ -65,6 +82,7 @@ class flight_table final {
     boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> done;
     std::mutex mutex;
     Outcome outcome{};
+    bool abandoned = false;
   };
 
   boost::asio::awaitable<void> run(std::string key, std::shared_ptr<flight> current,
@@ -74,10 +92,13 @@ class flight_table final {
       // Unlisted before the outcome is published: a request arriving now finds the committed
       // cache entry, or starts a fresh fill after a failure.
       std::lock_guard lock(mutex_);
-      flights_.erase(key);
+      if (auto it = flights_.find(key); it != flights_.end() && it->second == current) {
+        flights_.erase(it);
+      }
     }
     {
       std::lock_guard lock(current->mutex);
+      if (current->abandoned) co_return;
       current->outcome = std::move(outcome);
     }
     current->done.close();
@@ -86,6 +107,7 @@ class flight_table final {
   boost::asio::any_io_executor work_executor_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<flight>> flights_;
+  bool closed_ = false;
 };
 
 }  // namespace gomodproxy::resolver

@@ -264,6 +264,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       co_await serve(writer, module_request, *stale, "stale");
       co_return;
     }
+    if (joined.abandoned) {
+      writer.note("abandoned", "");
+      co_await send_text(writer, 503, "server is shutting down; retry\n");
+      co_return;
+    }
     writer.note(cache_result, joined.outcome.tier);
     int status = joined.outcome.committed ? 404 : joined.outcome.status;
     std::string body =
@@ -503,6 +508,8 @@ net::awaitable<void> resolver::handle(const server::request_view& request,
                                       server::response_writer& writer) {
   co_await impl_->handle(request, writer);
 }
+
+void resolver::abandon_waiting() { impl_->flights_.close(); }
 
 bool resolver::ready() const {
   auto usable = [](const std::vector<upstream::tier_spec>& tiers) {

@@ -46,6 +46,10 @@ class resolver final : public server::handler {
   boost::asio::awaitable<void> handle(const server::request_view& request,
                                       server::response_writer& writer) override;
 
+  /// For shutdown: requests waiting on a fill are answered 503 now, and so are later misses;
+  /// the fills go on until the work executor stops. Thread-safe.
+  void abandon_waiting();
+
   /// True when at least one tier can answer (not only "off").
   bool ready() const;
 

@@ -1,7 +1,9 @@
 #include "server/http_server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +22,7 @@
 #include <boost/beast/http/read.hpp>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 namespace gomodproxy::server {
@@ -110,19 +113,26 @@ std::string serialize_head(const response_head& head, std::uint64_t content_leng
   return out;
 }
 
-// What a drain needs to reach an open connection: its stream (null once the connection's
-// coroutine is done) and whether a request is being answered. Touched on the connection's
-// strand only, except `busy`.
+using clock = std::chrono::steady_clock;
+constexpr auto no_deadline = clock::time_point::max();
+
+// What a drain and the deadline watchdog need to reach an open connection: its stream (null
+// once the connection's coroutine is done), the deadline of the phase it is in and whether a
+// request is being answered. Touched on the connection's executor only, except `busy`.
 struct connection_state {
   beast::tcp_stream* stream = nullptr;
   std::atomic<bool> busy{false};
+  clock::time_point deadline = no_deadline;
+  net::steady_timer* watchdog = nullptr;
 };
 
 class connection_writer final : public response_writer {
  public:
-  connection_writer(beast::tcp_stream& stream, std::chrono::milliseconds write_timeout,
-                    bool head_only, bool keep_alive, bool http10)
+  connection_writer(beast::tcp_stream& stream, connection_state& state,
+                    std::chrono::milliseconds write_timeout, bool head_only, bool keep_alive,
+                    bool http10)
       : stream_(stream),
+        state_(state),
         write_timeout_(write_timeout),
         head_only_(head_only),
         keep_alive_(keep_alive),
@@ -178,9 +188,9 @@ class connection_writer final : public response_writer {
  private:
   template <class Buffers>
   net::awaitable<bool> write(const Buffers& buffers, std::uint64_t body_bytes) {
-    stream_.expires_after(write_timeout_);
+    state_.deadline = clock::now() + write_timeout_;
     auto [ec, n] = co_await net::async_write(stream_, buffers, use_tuple);
-    stream_.expires_never();
+    state_.deadline = no_deadline;
     if (ec) {
       failed_ = true;
       co_return false;
@@ -191,6 +201,7 @@ class connection_writer final : public response_writer {
   }
 
   beast::tcp_stream& stream_;
+  connection_state& state_;
   std::chrono::milliseconds write_timeout_;
   bool head_only_;
   bool keep_alive_;
@@ -208,7 +219,18 @@ class connection_writer final : public response_writer {
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
   impl(net::io_context& io, server_options options, handler& fallback)
-      : io_(io), options_(std::move(options)), fallback_(fallback), acceptor_(io) {}
+      : io_(io),
+        options_(std::move(options)),
+        fallback_(fallback),
+        acceptor_(io),
+        watchdog_tick_(tick_for(options_)) {}
+
+  // A quarter of the shortest deadline, within [10 ms, 1 s].
+  static std::chrono::milliseconds tick_for(const server_options& options) {
+    auto shortest =
+        std::min({options.request_timeout, options.idle_timeout, options.write_timeout});
+    return std::clamp(shortest / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  }
 
   net::io_context& io_;
   server_options options_;
@@ -220,6 +242,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   mutable std::mutex connections_mutex_;
   std::unordered_map<std::uint64_t, std::shared_ptr<connection_state>> connections_;
   std::uint64_t next_connection_id_ = 0;
+  std::chrono::milliseconds watchdog_tick_;
 
   handler& route_for(std::string_view target) {
     std::string_view path = target.substr(0, target.find('?'));
@@ -230,7 +253,10 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   net::awaitable<void> accept_loop() {
     auto self = shared_from_this();
     for (;;) {
-      auto [ec, socket] = co_await acceptor_.async_accept(net::make_strand(io_), use_tuple);
+      // Accepted on the listening context so no pending accept ever refers to another context
+      // (their teardown order would matter); the socket then moves to its connection's context.
+      auto [ec, socket] =
+          co_await acceptor_.async_accept(net::any_io_executor(net::make_strand(io_)), use_tuple);
       if (ec) {
         if (ec == net::error::operation_aborted || !acceptor_.is_open()) co_return;
         // Out of descriptors and similar: back off briefly instead of spinning.
@@ -244,10 +270,38 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         socket.close(ignored);
         continue;
       }
+      if (!options_.connection_executors.empty()) {
+        auto rehomed = move_to_connection_executor(std::move(socket));
+        if (!rehomed) continue;
+        socket = std::move(*rehomed);
+      }
       auto executor = socket.get_executor();
       net::co_spawn(executor, serve_connection(std::move(socket)), net::detached);
     }
   }
+
+  // Round-robin over the connection executors; only the accept loop calls this.
+  std::optional<tcp::socket> move_to_connection_executor(tcp::socket accepted) {
+    const auto& executors = options_.connection_executors;
+    const auto& executor = executors[next_executor_++ % executors.size()];
+    boost::system::error_code ec;
+    auto protocol = accepted.local_endpoint(ec).protocol();
+    if (ec) return std::nullopt;  // the peer is already gone
+    auto descriptor = accepted.release(ec);
+    if (ec) {
+      spdlog::warn("cannot hand a connection to its I/O thread: {}", ec.message());
+      return std::nullopt;
+    }
+    tcp::socket socket(executor);
+    socket.assign(protocol, descriptor, ec);
+    if (ec) {
+      ::close(descriptor);
+      spdlog::warn("cannot hand a connection to its I/O thread: {}", ec.message());
+      return std::nullopt;
+    }
+    return socket;
+  }
+  std::size_t next_executor_ = 0;
 
   std::size_t connection_count() const {
     std::lock_guard lock(connections_mutex_);
@@ -267,22 +321,23 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       id = next_connection_id_++;
       connections_.emplace(id, state);
     }
+    net::co_spawn(stream.get_executor(), watch_deadline(state), net::detached);
     // Bounded: a pipelining client can queue at most this much unparsed input with us.
     beast::flat_buffer buffer(options_.max_header_bytes + 8192);
     bool first = true;
     while (!draining_.load()) {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(options_.max_header_bytes);
-      stream.expires_after(first ? options_.request_timeout : options_.idle_timeout);
+      state->deadline = clock::now() + (first ? options_.request_timeout : options_.idle_timeout);
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
       (void)n;
+      state->deadline = no_deadline;
       if (ec) {
-        co_await answer_read_error(stream, ec);
+        co_await answer_read_error(stream, *state, ec);
         break;
       }
-      stream.expires_never();
       state->busy.store(true);
-      bool keep = co_await answer(stream, parser.get());
+      bool keep = co_await answer(stream, *state, parser.get());
       state->busy.store(false);
       if (!keep) break;
       first = false;
@@ -290,11 +345,33 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream.close();
     state->stream = nullptr;
+    if (state->watchdog) state->watchdog->cancel();
     std::lock_guard lock(connections_mutex_);
     connections_.erase(id);
   }
 
-  net::awaitable<void> answer_read_error(beast::tcp_stream& stream,
+  // Enforces the connection's phase deadlines by looking at them on a coarse tick, instead of
+  // arming and cancelling a timer around every read and write: on a keep-alive connection that
+  // was two timerfd system calls per request (docs/benchmarks.md). A deadline is met late by
+  // at most one tick.
+  net::awaitable<void> watch_deadline(std::shared_ptr<connection_state> state) {
+    net::steady_timer timer(co_await net::this_coro::executor);
+    state->watchdog = &timer;
+    while (state->stream) {
+      if (clock::now() >= state->deadline) {
+        // The pending read or write fails now, and so does any later one.
+        boost::system::error_code ignored;
+        state->stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+        state->stream->cancel();
+        break;
+      }
+      timer.expires_after(watchdog_tick_);
+      (void)co_await timer.async_wait(use_tuple);
+    }
+    state->watchdog = nullptr;
+  }
+
+  net::awaitable<void> answer_read_error(beast::tcp_stream& stream, connection_state& state,
                                          const boost::system::error_code& ec) {
     int status = 0;
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
@@ -308,7 +385,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     head.status = status;
     head.content_type = "text/plain; charset=utf-8";
     head.cache_control = "no-store";
-    connection_writer writer(stream, options_.write_timeout, false, false, false);
+    connection_writer writer(stream, state, options_.write_timeout, false, false, false);
     std::string body =
         status == 431 ? "request header fields too large\n" : "bad request: " + ec.message() + "\n";
     (void)co_await writer.send(head, body);
@@ -319,12 +396,12 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   }
 
   // Returns whether the connection may carry another request.
-  net::awaitable<bool> answer(beast::tcp_stream& stream,
+  net::awaitable<bool> answer(beast::tcp_stream& stream, connection_state& state,
                               const http::request<http::empty_body>& request) {
     auto started = std::chrono::steady_clock::now();
     bool is_head = request.method() == http::verb::head;
     bool keep_alive = request.keep_alive() && !draining_.load();
-    connection_writer writer(stream, options_.write_timeout, is_head, keep_alive,
+    connection_writer writer(stream, state, options_.write_timeout, is_head, keep_alive,
                              request.version() == 10);
     request_view view{request.method_string(), request.target(), is_head};
     if (request.method() != http::verb::get && !is_head) {

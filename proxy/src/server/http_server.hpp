@@ -3,6 +3,7 @@
 // modules; Beast stays inside http_server.cpp.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/system/result.hpp>
@@ -31,6 +32,10 @@ struct server_options {
   /// Called after every response with its status and the body bytes written (for metrics);
   /// must be thread-safe and quick. Default: none
   std::function<void(int status, std::uint64_t body_bytes)> on_response;
+  /// Accepted connections are spread round-robin over these (typically one single-threaded
+  /// io_context per core, so a connection never hands work to another thread). Default: empty,
+  /// meaning a strand of the listening io_context per connection.
+  std::vector<boost::asio::any_io_executor> connection_executors;
 };
 
 struct request_view {

@@ -81,6 +81,7 @@ const std::vector<std::string> all_keys = {"listen",
                                            "fill_timeout",
                                            "request_timeout",
                                            "idle_timeout",
+                                           "write_timeout",
                                            "drain_timeout",
                                            "max_header_bytes",
                                            "max_connections",
@@ -129,6 +130,7 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.fill_timeout, want.fill_timeout);
   EXPECT_EQ(got.request_timeout, want.request_timeout);
   EXPECT_EQ(got.idle_timeout, want.idle_timeout);
+  EXPECT_EQ(got.write_timeout, want.write_timeout);
   EXPECT_EQ(got.drain_timeout, want.drain_timeout);
   EXPECT_EQ(got.max_header_bytes, want.max_header_bytes);
   EXPECT_EQ(got.max_connections, want.max_connections);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -106,6 +107,66 @@ TEST(flight_table, a_later_join_starts_a_new_fill_and_keys_are_independent) {
   EXPECT_EQ(fills.load(), 3);
   EXPECT_EQ(results, (std::vector<std::string>{"a1", "a2", "b3"}));
   work.join();
+}
+
+net::awaitable<int> gated_fill(std::atomic<int>& fills, gate& fill_gate,
+                               std::atomic<int>& finished) {
+  fills.fetch_add(1);
+  fill_gate.wait();
+  finished.fetch_add(1);
+  co_return 7;
+}
+
+TEST(flight_table, close_releases_waiters_and_refuses_later_joins_while_the_fill_goes_on) {
+  net::thread_pool work(1);
+  net::io_context io;
+  flight_table<int> table(work.get_executor());
+  std::atomic<int> fills{0};
+  std::atomic<int> fill_finished{0};
+  gate fill_gate;
+  // The fill outlives the joins, so its coroutine must not live in a lambda they own.
+  auto fill = [&fills, &fill_gate, &fill_finished] {
+    return gated_fill(fills, fill_gate, fill_finished);
+  };
+  std::vector<int> abandoned(3, -1);
+  for (int i = 0; i < 3; ++i) {
+    net::co_spawn(
+        io,
+        [&, i]() -> net::awaitable<void> {
+          auto joined = co_await table.join("key", fill);
+          abandoned[i] = joined.abandoned ? 1 : 0;
+        },
+        net::detached);
+  }
+  io.poll();
+  ASSERT_EQ(table.in_flight(), 1u);
+  table.close();
+  // Every waiter resumes although the fill is still held at its gate.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::ranges::count(abandoned, -1) > 0 && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+    io.restart();
+  }
+  EXPECT_EQ(abandoned, (std::vector<int>{1, 1, 1}));
+  EXPECT_EQ(fill_finished.load(), 0);
+  EXPECT_EQ(table.in_flight(), 0u);
+
+  // A join after close neither waits nor starts a fill.
+  int late = -1;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        auto joined = co_await table.join("other", fill);
+        late = joined.abandoned ? 1 : 0;
+      },
+      net::detached);
+  io.run_for(std::chrono::seconds(5));
+  EXPECT_EQ(late, 1);
+
+  fill_gate.open();
+  work.join();
+  EXPECT_EQ(fills.load(), 1);  // the late join started none
+  EXPECT_EQ(fill_finished.load(), 1);
 }
 
 }  // namespace
