@@ -36,6 +36,11 @@ class entry_reader {
   /// Up to `max_bytes` starting at `offset`; shorter only at the end of the body, empty at or
   /// past the end.
   [[nodiscard]] virtual result<std::string> read(std::uint64_t offset, std::size_t max_bytes) = 0;
+  /// Like read() without the copy: the bytes stay where the store keeps them, valid until the
+  /// next call on this reader or its destruction. May stop short at an internal boundary (a
+  /// chunk); empty only at or past the end of the body.
+  [[nodiscard]] virtual result<std::string_view> view(std::uint64_t offset,
+                                                      std::size_t max_bytes) = 0;
 };
 
 /// Builds one new version of an entry. Destroying it without commit() abandons the bytes written

@@ -83,16 +83,71 @@ std::uint32_t crc32c_portable(std::uint32_t crc, std::string_view bytes) {
 }
 
 #if defined(__x86_64__)
-// Chunks are up to megabytes and checked on every read; the instruction is ~20x the table.
+// Chunks are up to megabytes and checked on every read. The CRC instruction has a latency of
+// three cycles but issues every cycle, so three independent streams over adjacent stripes run
+// about three times as fast as one; their registers are then merged by linearity:
+// crc(A then B) = advance(crc(A), |B| zero bytes) ^ crc-from-zero(B).
+constexpr std::size_t crc_stripe_bytes = 8192;
+
+// advance(v) for a fixed stripe length, as four byte-indexed tables (the map is linear).
+struct crc_advance_tables {
+  std::array<std::array<std::uint32_t, 256>, 4> by_byte{};
+
+  crc_advance_tables() {
+    std::array<std::uint32_t, 32> basis{};
+    for (int bit = 0; bit < 32; ++bit) {
+      std::uint32_t crc = std::uint32_t{1} << bit;
+      for (std::size_t i = 0; i < crc_stripe_bytes; ++i) {
+        crc = crc32c_table[crc & 0xff] ^ (crc >> 8);
+      }
+      basis[bit] = crc;
+    }
+    for (int k = 0; k < 4; ++k) {
+      for (int value = 0; value < 256; ++value) {
+        std::uint32_t out = 0;
+        for (int bit = 0; bit < 8; ++bit) {
+          if (value & (1 << bit)) out ^= basis[8 * k + bit];
+        }
+        by_byte[k][value] = out;
+      }
+    }
+  }
+
+  std::uint32_t advance(std::uint32_t crc) const {
+    return by_byte[0][crc & 0xff] ^ by_byte[1][(crc >> 8) & 0xff] ^ by_byte[2][(crc >> 16) & 0xff] ^
+           by_byte[3][crc >> 24];
+  }
+};
+
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
                                                              std::string_view bytes) {
   const char* p = bytes.data();
   std::size_t n = bytes.size();
+  auto load = [](const char* at) {
+    std::uint64_t word;
+    std::memcpy(&word, at, 8);
+    return word;
+  };
+  if (n >= 3 * crc_stripe_bytes) {
+    static const crc_advance_tables tables;
+    while (n >= 3 * crc_stripe_bytes) {
+      std::uint64_t first = crc;
+      std::uint64_t second = 0;
+      std::uint64_t third = 0;
+      for (std::size_t i = 0; i < crc_stripe_bytes; i += 8) {
+        first = _mm_crc32_u64(first, load(p + i));
+        second = _mm_crc32_u64(second, load(p + crc_stripe_bytes + i));
+        third = _mm_crc32_u64(third, load(p + 2 * crc_stripe_bytes + i));
+      }
+      crc = tables.advance(static_cast<std::uint32_t>(first)) ^ static_cast<std::uint32_t>(second);
+      crc = tables.advance(crc) ^ static_cast<std::uint32_t>(third);
+      p += 3 * crc_stripe_bytes;
+      n -= 3 * crc_stripe_bytes;
+    }
+  }
   std::uint64_t wide = crc;
   while (n >= 8) {
-    std::uint64_t word;
-    std::memcpy(&word, p, 8);
-    wide = _mm_crc32_u64(wide, word);
+    wide = _mm_crc32_u64(wide, load(p));
     p += 8;
     n -= 8;
   }
@@ -227,6 +282,14 @@ result<std::string_view> open_chunk(std::string_view stored, std::size_t expecte
     return errc::cache_corrupt;
   }
   return body;
+}
+
+result<std::string_view> open_checked_chunk(std::string_view stored,
+                                            std::size_t expected_body_bytes) {
+  if (stored.size() != expected_body_bytes + chunk_trailer_bytes) {
+    return errc::cache_corrupt;
+  }
+  return stored.substr(0, expected_body_bytes);
 }
 
 std::string encode_fill(const fill_record& record) {

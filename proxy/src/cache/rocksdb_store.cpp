@@ -5,6 +5,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/perf_context.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/snapshot.h>
 #include <rocksdb/table.h>
@@ -16,6 +18,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -77,6 +80,23 @@ struct db_state {
   rdb::ColumnFamilyHandle* chunks = nullptr;
   std::uint32_t chunk_bytes = 0;
   std::size_t inline_max_bytes = 0;
+
+  // Chunks whose check failed. RocksDB keeps a blob it read in its blob cache whatever we made
+  // of it, and blob cache hits are not checked again, so a bad one must be remembered.
+  std::mutex corrupt_mutex;
+  std::set<std::pair<std::uint64_t, std::uint32_t>> corrupt_chunks;
+  std::atomic<bool> any_corrupt_chunk{false};
+
+  bool known_corrupt(std::uint64_t fill_id, std::uint32_t index) {
+    if (!any_corrupt_chunk.load(std::memory_order_acquire)) return false;
+    std::lock_guard lock(corrupt_mutex);
+    return corrupt_chunks.contains({fill_id, index});
+  }
+  void mark_corrupt(std::uint64_t fill_id, std::uint32_t index) {
+    std::lock_guard lock(corrupt_mutex);
+    corrupt_chunks.emplace(fill_id, index);
+    any_corrupt_chunk.store(true, std::memory_order_release);
+  }
   // sync=false: a write returns once it is in the WAL file in the OS page cache, so committed
   // entries survive the process being killed (kill -9, OOM); only a power loss or kernel crash
   // could lose the last few, which for a cache means a refetch.
@@ -161,9 +181,16 @@ class chunk_cache {
     value_.Reset();
     rdb::ReadOptions options;
     options.snapshot = snapshot;
-    // Every chunk carries its own CRC32C (SSE4.2), checked by open_chunk below; RocksDB's
-    // second check runs Debian's portable CRC and cost a quarter of the CPU of serving zips.
+    // Every chunk carries its own CRC32C (SSE4.2), checked below; RocksDB's second check runs
+    // Debian's portable CRC and cost a quarter of the CPU of serving zips.
     options.verify_checksums = false;
+    // A chunk served from RocksDB's blob cache was checked when this process read it from
+    // disk; checking it on every hit again cost a fifth of the CPU of serving hot zips. The
+    // perf context (on by default, per thread) tells a cache hit from a disk read.
+    if (rdb::GetPerfLevel() < rdb::PerfLevel::kEnableCount) {
+      rdb::SetPerfLevel(rdb::PerfLevel::kEnableCount);
+    }
+    const auto cache_hits_before = rdb::get_perf_context()->blob_cache_hit_count;
     const auto status =
         state.db->Get(options, state.chunks, layout::chunk_key(fill_id, index), &value_);
     if (status.IsNotFound()) {
@@ -173,8 +200,15 @@ class chunk_cache {
     if (!status.ok()) {
       return to_error(status);
     }
-    auto body = layout::open_chunk(value_.ToStringView(), body_bytes);
+    const bool from_blob_cache = rdb::get_perf_context()->blob_cache_hit_count > cache_hits_before;
+    if (state.known_corrupt(fill_id, index)) {
+      value_.Reset();
+      return errc::cache_corrupt;
+    }
+    auto body = from_blob_cache ? layout::open_checked_chunk(value_.ToStringView(), body_bytes)
+                                : layout::open_chunk(value_.ToStringView(), body_bytes);
     if (!body) {
+      if (!from_blob_cache) state.mark_corrupt(fill_id, index);
       value_.Reset();
       return body.error();
     }
@@ -201,6 +235,13 @@ class inline_reader final : public entry_reader {
       return std::string{};
     }
     return std::string(body_.substr(static_cast<std::size_t>(offset), max_bytes));
+  }
+
+  result<std::string_view> view(std::uint64_t offset, std::size_t max_bytes) override {
+    if (offset >= body_.size()) {
+      return std::string_view{};
+    }
+    return body_.substr(static_cast<std::size_t>(offset), max_bytes);
   }
 
  private:
@@ -231,20 +272,30 @@ class chunked_reader final : public entry_reader {
     std::string out;
     out.reserve(wanted);
     while (out.size() < wanted) {
-      const std::uint64_t position = offset + out.size();
-      const auto index = static_cast<std::uint32_t>(position / chunk_bytes_);
-      const auto within = static_cast<std::size_t>(position % chunk_bytes_);
-      const std::size_t body_bytes =
-          index + 1 < chunk_count_
-              ? chunk_bytes_
-              : static_cast<std::size_t>(meta_.size - std::uint64_t{index} * chunk_bytes_);
-      auto body = cache_.get(*state_, snapshot_->snapshot(), fill_id_, index, body_bytes);
-      if (!body) {
-        return body.error();
+      auto piece = view(offset + out.size(), wanted - out.size());
+      if (!piece) {
+        return piece.error();
       }
-      out.append(body->substr(within, wanted - out.size()));
+      out.append(*piece);
     }
     return out;
+  }
+
+  result<std::string_view> view(std::uint64_t offset, std::size_t max_bytes) override {
+    if (offset >= meta_.size) {
+      return std::string_view{};
+    }
+    const auto index = static_cast<std::uint32_t>(offset / chunk_bytes_);
+    const auto within = static_cast<std::size_t>(offset % chunk_bytes_);
+    const std::size_t body_bytes =
+        index + 1 < chunk_count_
+            ? chunk_bytes_
+            : static_cast<std::size_t>(meta_.size - std::uint64_t{index} * chunk_bytes_);
+    auto body = cache_.get(*state_, snapshot_->snapshot(), fill_id_, index, body_bytes);
+    if (!body) {
+      return body.error();
+    }
+    return body->substr(within, max_bytes);
   }
 
  private:

@@ -311,8 +311,15 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                : "public, max-age=" + std::to_string(options_.list_ttl.count());
     }
     if (meta.size <= small_entry_bytes) {
-      auto body =
-          writer.head_only() ? cache::result<std::string>(std::string()) : entry.read(0, meta.size);
+      auto body = writer.head_only() ? cache::result<std::string_view>(std::string_view())
+                                     : entry.view(0, meta.size);
+      cache::result<std::string> copied;
+      if (body && !writer.head_only() && body->size() < meta.size) {
+        // Stored in chunks smaller than the entry: gather them.
+        copied = entry.read(0, meta.size);
+        body = copied ? cache::result<std::string_view>(*copied)
+                      : cache::result<std::string_view>(copied.error());
+      }
       if (!body || (!writer.head_only() && body->size() != meta.size)) {
         co_await send_text(writer, 500, "cache read failed\n");
         co_return;
@@ -327,10 +334,12 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     if (!co_await writer.send_head(head, meta.size) || writer.head_only()) co_return;
     std::uint64_t offset = 0;
     while (offset < meta.size) {
+      // A view of the store's own copy of the chunk (checked on the work thread), written
+      // straight to the socket: no per-request copy of the body.
       auto chunk = co_await net::co_spawn(
           work_executor_,
-          [&entry, offset]() -> net::awaitable<cache::result<std::string>> {
-            co_return entry.read(offset, stream_chunk_bytes);
+          [&entry, offset]() -> net::awaitable<cache::result<std::string_view>> {
+            co_return entry.view(offset, stream_chunk_bytes);
           },
           net::use_awaitable);
       if (!chunk || chunk->empty()) {

@@ -350,6 +350,44 @@ TEST_P(cache_store_conformance, multi_chunk_value_supports_random_reads) {
   }
 }
 
+TEST_P(cache_store_conformance, views_match_reads_and_never_cross_a_chunk) {
+  for (std::size_t size : {std::size_t{1}, chunk() - 1, 5 * chunk() + chunk() / 3 + 11}) {
+    const auto body = random_bytes(size, 11);
+    put("zip", body);
+    auto reader = store_->open("zip");
+    ASSERT_TRUE(reader);
+    ASSERT_NE(*reader, nullptr);
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < 100; ++i) {
+      const std::uint64_t offset = rng() % (body.size() + 10);
+      const std::size_t length = 1 + rng() % (2 * chunk() + 5);
+      auto bytes = (*reader)->view(offset, length);
+      ASSERT_TRUE(bytes) << bytes.error().message();
+      if (offset >= body.size()) {
+        EXPECT_TRUE(bytes->empty()) << "offset " << offset;
+        continue;
+      }
+      // Short only at the end of the body or of a chunk, never empty before the end.
+      const std::size_t to_chunk_end = chunk() - offset % chunk();
+      const std::size_t expected_size =
+          std::min({length, static_cast<std::size_t>(body.size() - offset), to_chunk_end});
+      ASSERT_GE(bytes->size(), std::size_t{1});
+      ASSERT_LE(bytes->size(), expected_size);
+      ASSERT_TRUE(*bytes == std::string_view(body).substr(offset, bytes->size()))
+          << "offset " << offset << " length " << length;
+    }
+    // Streaming by views reassembles the body exactly.
+    std::string whole;
+    while (whole.size() < body.size()) {
+      auto piece = (*reader)->view(whole.size(), 1 << 20);
+      ASSERT_TRUE(piece);
+      ASSERT_FALSE(piece->empty());
+      whole.append(*piece);
+    }
+    EXPECT_TRUE(whole == body);
+  }
+}
+
 TEST_P(cache_store_conformance, large_value_streams_in_bounded_pieces) {
   constexpr std::size_t total = 48u << 20;
   constexpr std::size_t append_piece = 1u << 20;
