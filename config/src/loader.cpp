@@ -199,7 +199,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 27> keys = {{
+const std::array<key_spec, 28> keys = {{
     {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
@@ -258,6 +258,9 @@ const std::array<key_spec, 27> keys = {{
     {"breaker_retry_after", "DURATION",
      "how long a skipped tier waits for a trial request when no probe has revived it",
      duration_key{&settings::breaker_retry_after}},
+    {"hedge_after", "DURATION",
+     "ask the next tier too when a tier has not started answering after this; 0 is off",
+     duration_key{&settings::hedge_after, true}},
 }};
 
 const key_spec* find_key(std::string_view name) {

@@ -53,6 +53,8 @@ struct settings {
       3;  ///< consecutive failures that open a tier's breaker; 0 = never. Key: breaker_failures
   std::chrono::milliseconds breaker_retry_after{
       30000};  ///< open tier's trial request after. Key: breaker_retry_after
+  std::chrono::milliseconds hedge_after{
+      0};  ///< ask the next tier too when one is this slow; 0 is off. Key: hedge_after
 };
 
 struct load_error {

@@ -174,6 +174,7 @@ int serve(const config::settings& settings) {
   resolver_options.deadlines.first_byte = settings.first_byte_timeout;
   resolver_options.deadlines.total = settings.fill_timeout;
   resolver_options.all_failed_502 = settings.all_failed_502;
+  resolver_options.hedge_after = settings.hedge_after;
   resolver_options.metrics = &metrics;
   resolver_options.health = &health;
   resolver::resolver module_resolver(resolver_options, *store, client, work.get_executor());

@@ -2,7 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <optional>
 
@@ -10,6 +15,7 @@
 #include "protocol/request.hpp"
 #include "resolver/body_check.hpp"
 #include "resolver/flight_table.hpp"
+#include "resolver/tier_walk.hpp"
 
 namespace gomodproxy::resolver {
 namespace net = boost::asio;
@@ -368,75 +374,186 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     metrics_->count_upstream(*slots.metrics, kind, outcome, ttfb);
   }
 
+  // What a tier attempt reports to the walk that started it.
+  struct attempt_event {
+    enum class type { answering, finished, hedge_due } what = type::finished;
+    std::size_t tier = 0;
+    std::uint64_t hedge_generation = 0;
+    upstream::fetch_result fetched;
+    bool too_large = false;
+    boost::system::error_code write_error;
+    std::unique_ptr<cache::entry_writer> entry;
+  };
+  using event_channel = net::experimental::concurrent_channel<void(boost::system::error_code,
+                                                                   std::shared_ptr<attempt_event>)>;
+
+  // Shared by a walk and its attempts, which may outlive it (an abandoned hedge).
+  struct attempt_race {
+    attempt_race(net::any_io_executor executor, std::size_t tiers)
+        : events(std::move(executor), 4 * tiers + 8) {}
+    event_channel events;  // sized so try_send never finds it full
+    std::atomic<bool> over{false};
+    void post(std::shared_ptr<attempt_event> event) {
+      (void)events.try_send(boost::system::error_code{}, std::move(event));
+    }
+  };
+
+  // One tier attempt, detached on the work executor: streams the body into its own cache
+  // writer and reports the first bytes and the end to the race. Once the race is over it stops
+  // at the next chunk and its answer is dropped (its writer is never committed).
+  net::awaitable<void> attempt(std::shared_ptr<impl> self, std::shared_ptr<attempt_race> race,
+                               std::size_t index, std::string url,
+                               std::optional<std::size_t> health_slot, std::uint64_t limit,
+                               std::unique_ptr<cache::entry_writer> entry) {
+    auto done = std::make_shared<attempt_event>();
+    done->tier = index;
+    bool first_bytes = true;
+    bool abandoned = false;
+    auto sink = [&](std::string_view chunk) {
+      if (race->over.load()) {
+        abandoned = true;
+        return false;
+      }
+      if (first_bytes) {
+        first_bytes = false;
+        auto answering = std::make_shared<attempt_event>();
+        answering->what = attempt_event::type::answering;
+        answering->tier = index;
+        race->post(std::move(answering));
+      }
+      if (entry->size() + chunk.size() > limit) {
+        done->too_large = true;
+        return false;
+      }
+      if (auto appended = entry->append(chunk); !appended) {
+        done->write_error = appended.error();
+        return false;
+      }
+      return true;
+    };
+    done->fetched = co_await self->client_.get(std::move(url), sink, options_.deadlines);
+    if (health_ && health_slot && !abandoned) {
+      // A body refused by our own sink (too large, cache write failed) still means the tier
+      // answered; only transport failures, timeouts and bad statuses count against it.
+      bool failed = (done->fetched.result == upstream::outcome::error ||
+                     done->fetched.result == upstream::outcome::timeout) &&
+                    !done->too_large && !done->write_error;
+      if (failed) {
+        health_->record_failure(*health_slot);
+      } else {
+        health_->record_success(*health_slot);
+      }
+    }
+    done->entry = std::move(entry);
+    race->post(std::move(done));
+  }
+
   // Walks the tiers for one request, on the work executor. Fall-through follows GOPROXY rules:
   // not-found always moves on; an error moves on only after '|'; a body that fails
   // verification moves on too, since that tier's answer is unusable whatever the separator.
-  // `self` keeps the resolver alive for a fill that outlives its requests.
-  net::awaitable<fill_outcome> fill([[maybe_unused]] std::shared_ptr<impl> self,
-                                    protocol::module_request request) {
+  // With hedge_after, a tier that has not started answering in time gets the next tier asked
+  // alongside; the first valid answer wins. `self` keeps the resolver alive for a fill that
+  // outlives its requests.
+  net::awaitable<fill_outcome> fill(std::shared_ptr<impl> self, protocol::module_request request) {
     std::string tried;
     bool hard_failure = false;
     const tier_chain& chain = chain_for(request.module_path);
     const auto kind = kind_of(request.kind);
-    for (std::size_t i = 0; i < chain.tiers.size(); ++i) {
-      const auto& tier = chain.tiers[i];
-      const auto& slots = chain.slots[i];
-      if (i > 0 && metrics_ && chain.slots[i - 1].metrics && slots.metrics) {
-        metrics_->count_fallback(*chain.slots[i - 1].metrics, *slots.metrics);
+    const std::uint64_t limit = body_limit(request.kind);
+    tier_walk walk(chain.tiers.size(), options_.hedge_after);
+    auto race = std::make_shared<attempt_race>(work_executor_, chain.tiers.size());
+    // However the walk ends, attempts still running stop at their next chunk.
+    struct end_race {
+      attempt_race& race;
+      ~end_race() { race.over.store(true); }
+    } race_guard{*race};
+    std::optional<boost::system::error_code> cache_error;
+
+    // Starts the next tier that can be asked, noting the ones that cannot.
+    auto start_next = [&] {
+      while (auto next = walk.next_candidate()) {
+        const std::size_t i = *next;
+        const auto& tier = chain.tiers[i];
+        const auto& slots = chain.slots[i];
+        if (i > 0 && metrics_ && chain.slots[i - 1].metrics && slots.metrics) {
+          metrics_->count_fallback(*chain.slots[i - 1].metrics, *slots.metrics);
+        }
+        if (tier.type == upstream::tier_spec::kind::off) {
+          tried += "off: module lookup disabled\n";
+          walk.skip(true);
+          return;
+        }
+        if (tier.type == upstream::tier_spec::kind::direct) {
+          tried += "direct: fetching from version control is not supported yet\n";
+          walk.skip(true);
+          return;
+        }
+        auto created = store_.create(request.cache_key);
+        if (!created) {
+          cache_error = created.error();
+          walk.skip(true);
+          return;
+        }
+        // After create(), so that a claimed half-open trial is always reported.
+        if (health_ && slots.health && !health_->allow(*slots.health)) {
+          count_attempt(slots, kind, upstream_outcome::skipped, nullptr);
+          tried += tier.name + ": skipped (circuit open)\n";
+          hard_failure = true;
+          walk.skip(!tier.fall_through_on_error);
+          continue;
+        }
+        walk.started(std::chrono::steady_clock::now());
+        net::co_spawn(work_executor_,
+                      attempt(self, race, i, tier.url + request.upstream_path, slots.health, limit,
+                              std::move(*created)),
+                      net::detached);
+        return;
       }
-      if (tier.type == upstream::tier_spec::kind::off) {
-        tried += "off: module lookup disabled\n";
-        break;
+    };
+
+    net::steady_timer hedge_timer(work_executor_);
+    std::uint64_t hedge_generation = 0;
+    std::optional<tier_walk::clock::time_point> hedge_armed_for;
+    start_next();
+    while (walk.running() > 0) {
+      if (auto due = walk.hedge_due(); due && due != hedge_armed_for) {
+        hedge_armed_for = due;
+        hedge_timer.expires_at(*due);
+        hedge_timer.async_wait(
+            [race, generation = ++hedge_generation](const boost::system::error_code& ec) {
+              if (ec) return;
+              auto event = std::make_shared<attempt_event>();
+              event->what = attempt_event::type::hedge_due;
+              event->hedge_generation = generation;
+              race->post(std::move(event));
+            });
       }
-      if (tier.type == upstream::tier_spec::kind::direct) {
-        tried += "direct: fetching from version control is not supported yet\n";
-        break;
-      }
-      auto created = store_.create(request.cache_key);
-      if (!created) co_return cache_failure(created.error());
-      std::unique_ptr<cache::entry_writer> entry = std::move(*created);
-      // After create(), so that a claimed half-open trial is always reported below.
-      if (health_ && slots.health && !health_->allow(*slots.health)) {
-        count_attempt(slots, kind, upstream_outcome::skipped, nullptr);
-        tried += tier.name + ": skipped (circuit open)\n";
-        hard_failure = true;
-        if (!tier.fall_through_on_error) break;
+      auto [ec, event] = co_await race->events.async_receive(net::as_tuple(net::use_awaitable));
+      if (ec || !event) break;
+      if (event->what == attempt_event::type::hedge_due) {
+        if (event->hedge_generation == hedge_generation &&
+            walk.hedge_now(std::chrono::steady_clock::now())) {
+          start_next();
+          if (cache_error) co_return cache_failure(*cache_error);
+        }
         continue;
       }
-      std::uint64_t limit = body_limit(request.kind);
-      bool too_large = false;
-      boost::system::error_code write_error;
-      auto sink = [&](std::string_view chunk) {
-        if (entry->size() + chunk.size() > limit) {
-          too_large = true;
-          return false;
-        }
-        if (auto appended = entry->append(chunk); !appended) {
-          write_error = appended.error();
-          return false;
-        }
-        return true;
-      };
-      auto fetched =
-          co_await client_.get(tier.url + request.upstream_path, sink, options_.deadlines);
-      if (health_ && slots.health) {
-        // A body refused by our own sink (too large, cache write failed) still means the tier
-        // answered; only transport failures, timeouts and bad statuses count against it.
-        bool failed = (fetched.result == upstream::outcome::error ||
-                       fetched.result == upstream::outcome::timeout) &&
-                      !too_large && !write_error;
-        if (failed) {
-          health_->record_failure(*slots.health);
-        } else {
-          health_->record_success(*slots.health);
-        }
+      if (event->what == attempt_event::type::answering) {
+        walk.answering(event->tier);
+        continue;
       }
-      if (write_error) {
+      const std::size_t i = event->tier;
+      const auto& tier = chain.tiers[i];
+      const auto& slots = chain.slots[i];
+      const auto& fetched = event->fetched;
+      if (event->write_error) {
         count_attempt(slots, kind, upstream_outcome::ok, &fetched);  // the failure is ours
-        co_return cache_failure(write_error);
+        co_return cache_failure(event->write_error);
       }
+      auto verdict = attempt_verdict::failed;
       switch (fetched.result) {
         case upstream::outcome::ok: {
+          auto& entry = event->entry;
           auto reader = [&entry](std::uint64_t offset, std::size_t length) {
             return entry->read(offset, length);
           };
@@ -445,7 +562,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
             count_attempt(slots, kind, upstream_outcome::error, &fetched);
             tried += tier.name + ": invalid answer: " + *bad + "\n";
             hard_failure = true;
-            continue;
+            verdict = attempt_verdict::invalid;
+            break;
           }
           cache::entry_meta meta;
           meta.kind = is_immutable(request.kind) ? cache::entry_kind::immutable
@@ -461,7 +579,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         case upstream::outcome::not_found:
           count_attempt(slots, kind, upstream_outcome::not_found, &fetched);
           tried += tier.name + ": " + fetched.reason + "\n";
-          continue;
+          verdict = attempt_verdict::not_found;
+          break;
         case upstream::outcome::error:
         case upstream::outcome::timeout:
           count_attempt(slots, kind,
@@ -469,12 +588,16 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                                                      : upstream_outcome::error,
                         &fetched);
           tried += tier.name + ": " +
-                   (too_large ? std::string("response too large") : fetched.reason) + "\n";
+                   (event->too_large ? std::string("response too large") : fetched.reason) + "\n";
           hard_failure = true;
           break;
       }
-      if (!tier.fall_through_on_error) break;
+      if (walk.finished(i, verdict, tier.fall_through_on_error) == tier_walk::step::start_next) {
+        start_next();
+      }
+      if (cache_error) co_return cache_failure(*cache_error);
     }
+    if (cache_error) co_return cache_failure(*cache_error);
     std::string body = "not found: " + describe(request) + "\n" + tried;
     if (hard_failure) {
       co_return fill_outcome{false, options_.all_failed_502 ? 502 : 404, std::move(body), "-"};

@@ -26,6 +26,9 @@ struct resolver_options {
   std::chrono::seconds negative_ttl{30};           ///< not-found answers. Default: 30 s
   upstream::deadlines deadlines;                   ///< per tier attempt
   bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
+  /// When a tier has not started answering after this, the next tier is asked too; the first
+  /// valid answer wins and the other attempt is abandoned. Default: 0 (off)
+  std::chrono::milliseconds hedge_after{0};
   /// Where requests, lookups and tier attempts are counted; tiers are matched by name. Must
   /// outlive the resolver and its fills. Default: none (nothing is counted)
   monitor::metrics* metrics = nullptr;

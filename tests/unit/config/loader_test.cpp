@@ -91,7 +91,8 @@ const std::vector<std::string> all_keys = {"listen",
                                            "probe_modules",
                                            "private_probe_modules",
                                            "breaker_failures",
-                                           "breaker_retry_after"};
+                                           "breaker_retry_after",
+                                           "hedge_after"};
 
 std::string flag_of(std::string key) {
   for (char& c : key) c = c == '_' ? '-' : c;
@@ -141,6 +142,7 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.private_probe_modules_text, want.private_probe_modules_text);
   EXPECT_EQ(got.breaker_failures, want.breaker_failures);
   EXPECT_EQ(got.breaker_retry_after, want.breaker_retry_after);
+  EXPECT_EQ(got.hedge_after, want.hedge_after);
 }
 
 TEST(load_settings, defaults_with_no_sources) {
@@ -727,7 +729,7 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
     } else if (key == "private_probe_modules") {
       value = "";  // a module here must match `private`, which is empty by default
     } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos ||
-               key == "probe_interval" || key == "breaker_retry_after") {
+               key == "probe_interval" || key == "breaker_retry_after" || key == "hedge_after") {
       value = "7s";
     } else if (key == "log_level") {
       value = "warn";
