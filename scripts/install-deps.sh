@@ -10,7 +10,7 @@ packages=(
   libssl-dev zlib1g-dev librocksdb-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   libtomlplusplus-dev libgtest-dev
   golang-go python3 python3-pytest python3-yaml ca-certificates curl
-  wrk nginx-light prometheus
+  wrk nginx-light prometheus chromium
 )
 optional_packages=(golang-1.23-go)
 

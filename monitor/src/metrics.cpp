@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "monitor/status_board.hpp"
+
 namespace gomodproxy::monitor {
 namespace {
 
@@ -86,8 +88,9 @@ std::string_view label(upstream_outcome outcome) {
   return "skipped";
 }
 
-metrics::metrics(metrics_layout layout)
+metrics::metrics(metrics_layout layout, std::function<std::chrono::system_clock::time_point()> now)
     : tiers_(std::move(layout.tiers)), registry_(std::make_shared<prometheus::Registry>()) {
+  board_ = std::make_unique<status_board>(tiers_, std::move(now));
   auto& registry = *registry_;
   const std::size_t tier_count = tiers_.size();
 
@@ -235,6 +238,7 @@ void metrics::count_request(request_kind kind, int status, std::chrono::nanoseco
 
 void metrics::count_cache_lookup(request_kind kind, cache_result result) {
   cache_lookups_[static_cast<std::size_t>(result)][at(kind)]->Increment();
+  board_->record_cache_lookup(result);
 }
 
 void metrics::count_stale_served(request_kind kind) { stale_served_[at(kind)]->Increment(); }
@@ -244,6 +248,7 @@ void metrics::count_upstream(std::size_t tier, request_kind kind, upstream_outco
   if (tier >= tiers_.size()) return;
   upstream_requests_[tier][static_cast<std::size_t>(outcome)][at(kind)]->Increment();
   if (ttfb) upstream_ttfb_[tier]->Observe(seconds(*ttfb));
+  board_->record_attempt(tier, outcome, ttfb);
 }
 
 void metrics::count_fallback(std::size_t from, std::size_t to) {
@@ -272,6 +277,15 @@ void metrics::count_probe(std::size_t tier, bool success,
   (success ? probe_success_ : probe_failure_)[tier]->Increment();
   if (ttfb) probe_ttfb_[tier]->Set(seconds(*ttfb));
   probe_duration_[tier]->Set(seconds(total));
+  board_->record_probe(tier, success, ttfb);
+}
+
+void metrics::note_upstream_problem(std::size_t tier, request_kind kind, std::string_view reason) {
+  board_->record_problem(tier, label(kind), reason);
+}
+
+void metrics::note_probe_problem(std::size_t tier, std::string_view reason) {
+  board_->record_problem(tier, "probe", reason);
 }
 
 void metrics::set_cache_source(std::function<cache_figures()> source) {
@@ -294,6 +308,10 @@ std::string metrics::serialize() const {
     for (std::size_t t = 0; t < tiers_.size(); ++t) upstream_up_[t]->Set(up_source_(t) ? 1 : 0);
   }
   return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+status_report metrics::status() const {
+  return board_->report(cache_source_ ? cache_source_() : cache_figures{}, up_source_);
 }
 
 }  // namespace gomodproxy::monitor

@@ -28,6 +28,7 @@
 #include "cache/cache_store.hpp"
 #include "monitor/metrics.hpp"
 #include "monitor/prober.hpp"
+#include "monitor/status_page.hpp"
 #include "monitor/tier_health.hpp"
 #include "protocol/escape.hpp"
 #include "resolver/resolver.hpp"
@@ -184,6 +185,14 @@ int serve(const config::settings& settings) {
     return server::text_answer{200, metrics.serialize(),
                                "text/plain; version=0.0.4; charset=utf-8"};
   });
+  // Readable by anyone who reaches the port, like /metrics: tier names and counts only.
+  server::text_handler status_page([&metrics] {
+    return server::text_answer{200, monitor::status_html(metrics.status()),
+                               "text/html; charset=utf-8"};
+  });
+  server::text_handler status_json_page([&metrics] {
+    return server::text_answer{200, monitor::status_json(metrics.status()), "application/json"};
+  });
   server::text_handler readyz([&module_resolver] {
     // The store is open for the whole life of the server, so readiness is about the tiers.
     return module_resolver.ready() ? server::text_answer{200, "ready\n"}
@@ -210,6 +219,8 @@ int serve(const config::settings& settings) {
   http.add_route("/healthz", healthz);
   http.add_route("/readyz", readyz);
   http.add_route("/metrics", metrics_page);
+  http.add_route("/status", status_page);
+  http.add_route("/status.json", status_json_page);
   auto bound = http.listen();
   if (!bound) {
     std::fprintf(stderr, "gomodproxy: listen: cannot listen on %s: %s\n", settings.listen.c_str(),

@@ -9,6 +9,7 @@ import threading
 import time
 
 import module_tree as mt
+from polling import wait_for
 from conftest import http_request
 from test_upstream import RefusedPort
 
@@ -52,16 +53,6 @@ def settled_scrape(proxy) -> dict:
     been counted (a request is counted before it leaves the in-flight gauge)."""
     return wait_for(lambda: (lambda m: m if value(m, "gomodproxy_inflight_requests") == 0
                              else None)(scrape(proxy)), 10, "no request in flight")
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def tier_name(upstream) -> str:
@@ -295,10 +286,12 @@ def test_probes_keep_private_and_public_modules_apart(tree, make_upstream, start
              "two probe rounds on each tier")
     assert public.count(private_list) == 0
     assert private.count(hello_list) == 0
+    # The upstream logs a probe before the proxy has read the answer and counted it.
+    wait_for(lambda: all(value(scrape(proxy), "gomodproxy_probe_success_total",
+                               upstream=tier_name(u)) >= 2 for u in (public, private)), 10,
+             "two probe answers counted per tier")
     metrics = scrape(proxy)
     for upstream in (public, private):
-        assert value(metrics, "gomodproxy_probe_success_total",
-                     upstream=tier_name(upstream)) >= 2
         assert value(metrics, "gomodproxy_probe_failure_total", upstream=tier_name(upstream)) == 0
         assert value(metrics, "gomodproxy_probe_ttfb_seconds", upstream=tier_name(upstream)) > 0
 

@@ -47,6 +47,9 @@ struct cache_figures {
   std::uint64_t bytes = 0;
 };
 
+class status_board;
+struct status_report;
+
 struct metrics_layout {
   /// Distinct tier names, the values of the `upstream`, `from` and `to` labels.
   std::vector<std::string> tiers;
@@ -59,10 +62,14 @@ struct metrics_layout {
 /// prometheus-cpp's per-histogram mutex, lock-free: every series the data path touches is
 /// created in the constructor, so no labels are built per request (only a status code outside
 /// the usual set, or a fallback between tiers of different chains, takes the family's lock).
+/// Off the data path, count_probe(), the note_ calls and status() take the status board's
+/// mutex.
 /// Tier indexes are positions in layout.tiers; an index out of range is ignored.
 class metrics final {
  public:
-  explicit metrics(metrics_layout layout);
+  /// `now` is the wall clock of the status board (default: the system clock).
+  explicit metrics(metrics_layout layout,
+                   std::function<std::chrono::system_clock::time_point()> now = {});
   ~metrics();
   metrics(const metrics&) = delete;
   metrics& operator=(const metrics&) = delete;
@@ -91,6 +98,13 @@ class metrics final {
   void count_probe(std::size_t tier, bool success, std::optional<std::chrono::microseconds> ttfb,
                    std::chrono::microseconds total);
 
+  /// A problem with a tier for the recent-errors list of /status: a failed attempt of a
+  /// request of `kind`, with a one-line `reason` ("timeout after 10s", "status 500"). The page
+  /// is readable by anyone who reaches the proxy, so `reason` must not name a module.
+  void note_upstream_problem(std::size_t tier, request_kind kind, std::string_view reason);
+  /// A failed active probe of `tier`, listed like note_upstream_problem with kind "probe".
+  void note_probe_problem(std::size_t tier, std::string_view reason);
+
   /// Sources read at every serialize(); set them at start-up, before serving. Both default to
   /// "nothing known" (0 entries; every tier up).
   void set_cache_source(std::function<cache_figures()> source);
@@ -98,6 +112,9 @@ class metrics final {
 
   /// The Prometheus text exposition format (version 0.0.4) of every family. Thread-safe.
   std::string serialize() const;
+  /// What /status and /status.json show, as of now (status_board.hpp has the type; both
+  /// sources are read). Thread-safe.
+  status_report status() const;
 
  private:
   using kind_counters = std::array<prometheus::Counter*, request_kind_count>;
@@ -128,6 +145,8 @@ class metrics final {
   prometheus::Gauge* cache_entries_ = nullptr;
   prometheus::Counter* bytes_sent_ = nullptr;
 
+  // Fed by the recording calls above; owned here so the data path talks to one object.
+  std::unique_ptr<status_board> board_;
   std::function<cache_figures()> cache_source_;
   std::function<bool(std::size_t)> up_source_;
 };

@@ -366,6 +366,13 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     return public_chain_;
   }
 
+  // For the public /status page: never an upstream's own words for an HTTP error (its body can
+  // name the module, which may be private), only the status or our transport reason.
+  void note_problem(const tier_slots& slots, monitor::request_kind kind,
+                    const std::string& reason) {
+    if (metrics_ && slots.metrics) metrics_->note_upstream_problem(*slots.metrics, kind, reason);
+  }
+
   void count_attempt(const tier_slots& slots, monitor::request_kind kind, upstream_outcome outcome,
                      const upstream::fetch_result* fetched) {
     if (!metrics_ || !slots.metrics) return;
@@ -560,6 +567,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           if (auto bad = check_body(request, entry->size(), reader)) {
             spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, *bad);
             count_attempt(slots, kind, upstream_outcome::error, &fetched);
+            note_problem(slots, kind, "invalid answer (failed verification)");
             tried += tier.name + ": invalid answer: " + *bad + "\n";
             hard_failure = true;
             verdict = attempt_verdict::invalid;
@@ -587,6 +595,12 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                         fetched.result == upstream::outcome::timeout ? upstream_outcome::timeout
                                                                      : upstream_outcome::error,
                         &fetched);
+          note_problem(slots, kind,
+                       event->too_large ? std::string("response too large")
+                       : fetched.result == upstream::outcome::error && fetched.status != 0 &&
+                               fetched.status != 200
+                           ? "status " + std::to_string(fetched.status)
+                           : fetched.reason);
           tried += tier.name + ": " +
                    (event->too_large ? std::string("response too large") : fetched.reason) + "\n";
           hard_failure = true;

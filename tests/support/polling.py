@@ -1,0 +1,14 @@
+"""Bounded polling for integration tests: wait for a condition, never forever."""
+
+import time
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Returns predicate()'s first truthy value; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
