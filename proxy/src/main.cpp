@@ -30,6 +30,7 @@
 #include "monitor/prober.hpp"
 #include "monitor/status_page.hpp"
 #include "monitor/tier_health.hpp"
+#include "probe_report/probe_command.hpp"
 #include "protocol/escape.hpp"
 #include "resolver/resolver.hpp"
 #include "server/http_server.hpp"
@@ -310,6 +311,7 @@ int usage(int code) {
                "usage: gomodproxy <command> [flags]\n\n"
                "commands:\n"
                "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
+               "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
                "  version   print the version\n");
   return code;
 }
@@ -326,6 +328,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "help" || command == "--help" || command == "-h") return usage(0);
+  if (command == "probe") return probe_report::run_probe_command(args);
   if (command != "serve") {
     std::fprintf(stderr, "gomodproxy: unknown command \"%s\"\n", command.c_str());
     return usage(2);

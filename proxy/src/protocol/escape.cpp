@@ -73,4 +73,11 @@ std::string quote(std::string_view s, const quote_options& options) {
   return out;
 }
 
+std::string_view trim_space(std::string_view s) {
+  constexpr std::string_view space = " \t\n\v\f\r";
+  const auto first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) return {};
+  return s.substr(first, s.find_last_not_of(space) - first + 1);
+}
+
 }  // namespace gomodproxy::protocol

@@ -35,4 +35,7 @@ struct quote_options {
 /// inside a one-line text/plain error body or log line.
 std::string quote(std::string_view s, const quote_options& options = {});
 
+/// `s` without leading and trailing ASCII whitespace (space, \t, \n, \v, \f, \r).
+std::string_view trim_space(std::string_view s);
+
 }  // namespace gomodproxy::protocol

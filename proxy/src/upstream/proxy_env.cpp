@@ -8,6 +8,8 @@
 #include <cctype>
 #include <charconv>
 
+#include "protocol/escape.hpp"
+
 namespace gomodproxy::upstream {
 namespace {
 
@@ -16,12 +18,6 @@ std::string to_lower(std::string_view s) {
   std::transform(out.begin(), out.end(), out.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 std::optional<std::uint16_t> parse_port(std::string_view s) {
@@ -79,7 +75,7 @@ bool prefix_equal(const std::vector<unsigned char>& a, const std::vector<unsigne
 }  // namespace
 
 std::variant<proxy_endpoint, std::string> parse_proxy_url(std::string_view value) {
-  value = trim(value);
+  value = protocol::trim_space(value);
   if (value.empty()) return std::string("empty proxy URL");
   auto parsed = boost::urls::parse_uri(value);
   std::string with_scheme;
@@ -114,7 +110,7 @@ no_proxy_list::no_proxy_list(std::string_view value) {
     auto comma = value.find(',');
     auto raw = value.substr(0, comma);
     value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
-    auto entry = to_lower(trim(raw));
+    auto entry = to_lower(protocol::trim_space(raw));
     if (entry.empty()) continue;
     if (entry == "*") {
       all_ = true;
@@ -159,7 +155,7 @@ no_proxy_list::no_proxy_list(std::string_view value) {
 
 bool no_proxy_list::bypass(std::string_view host_in, std::uint16_t port) const {
   if (all_) return true;
-  auto host = to_lower(trim(host_in));
+  auto host = to_lower(protocol::trim_space(host_in));
   if (auto bytes = address_bytes(host)) {
     for (const auto& ip : ips_) {
       if ((ip.port == 0 || ip.port == port) && prefix_equal(ip.bytes, *bytes, ip.prefix_bits)) {

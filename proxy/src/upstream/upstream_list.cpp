@@ -8,14 +8,9 @@
 
 namespace gomodproxy::upstream {
 
-namespace {
+using protocol::trim_space;
 
-std::string_view trim_space(std::string_view s) {
-  constexpr std::string_view space = " \t\n\v\f\r";
-  const auto first = s.find_first_not_of(space);
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(space) - first + 1);
-}
+namespace {
 
 // Messages end up on one log or terminal line: control and non-ASCII bytes are shown as \xNN.
 // No length cap: the entries come from the operator's own configuration.

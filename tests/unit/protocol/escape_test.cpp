@@ -77,5 +77,13 @@ TEST(quote, escapes_to_printable_ascii) {
   }
 }
 
+TEST(trim_space, strips_ascii_whitespace_at_both_ends_only) {
+  EXPECT_EQ(trim_space(" \t\n\v\f\r a b \r\n"), "a b");
+  EXPECT_EQ(trim_space("a"), "a");
+  EXPECT_EQ(trim_space(" \t "), "");
+  EXPECT_EQ(trim_space(""), "");
+  EXPECT_EQ(trim_space("\xc2\xa0x"), "\xc2\xa0x");  // no-break space is not ASCII whitespace
+}
+
 }  // namespace
 }  // namespace gomodproxy::protocol

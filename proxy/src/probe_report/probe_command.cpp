@@ -1,0 +1,101 @@
+#include "probe_report/probe_command.hpp"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <optional>
+
+#include "probe_report/probe_options.hpp"
+#include "probe_report/probe_report.hpp"
+#include "protocol/escape.hpp"
+
+namespace gomodproxy::probe_report {
+
+namespace {
+
+constexpr int exit_ran = 0;
+constexpr int exit_failed = 1;
+constexpr int exit_usage = 2;
+
+// A modules file is a few bytes a line; a limit keeps a wrong path (a disk image) from filling
+// memory.
+constexpr std::size_t max_file_bytes = 16 * 1024 * 1024;
+
+struct file_closer {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+
+// Reads `path` into `text`; nullopt on success, else the one-line reason.
+std::optional<std::string> read_file(const std::string& path, std::string& text) {
+  std::unique_ptr<std::FILE, file_closer> file(std::fopen(path.c_str(), "rb"));
+  if (!file) return std::strerror(errno);
+  char buffer[65536];
+  for (;;) {
+    const auto n = std::fread(buffer, 1, sizeof buffer, file.get());
+    text.append(buffer, n);
+    if (text.size() > max_file_bytes) {
+      return "larger than " + std::to_string(max_file_bytes) + " bytes";
+    }
+    if (n < sizeof buffer) break;
+  }
+  if (std::ferror(file.get())) return std::strerror(errno);
+  return std::nullopt;
+}
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "%s\n", message.c_str());
+  return exit_usage;
+}
+
+}  // namespace
+
+int run_probe_command(const std::vector<std::string>& args) {
+  auto parsed = parse_probe_flags(args);
+  if (auto* problem = std::get_if<std::string>(&parsed)) return usage_error(*problem);
+  auto& options = std::get<probe_options>(parsed);
+  if (options.help) {
+    std::fputs(probe_usage_text().c_str(), stdout);
+    return exit_ran;
+  }
+
+  if (options.modules_file) {
+    const auto shown = protocol::quote(*options.modules_file);
+    std::string text;
+    if (auto problem = read_file(*options.modules_file, text)) {
+      return usage_error("gomodproxy probe: --modules: cannot read " + shown + ": " + *problem);
+    }
+    auto modules = parse_module_list(text);
+    if (auto* problem = std::get_if<std::string>(&modules)) {
+      return usage_error("gomodproxy probe: --modules: " + shown + " " + *problem);
+    }
+    options.sweep.modules = std::get<std::vector<module_target>>(std::move(modules));
+  } else {
+    options.sweep.modules = default_module_targets();
+  }
+  if (!options.sweep.ca_file.empty()) {
+    std::string text;
+    if (auto problem = read_file(options.sweep.ca_file, text)) {
+      return usage_error("gomodproxy probe: --ca-file: cannot read " +
+                         protocol::quote(options.sweep.ca_file) + ": " + *problem);
+    }
+  }
+
+  try {
+    auto run = run_sweep(options.sweep, [](std::string_view line) {
+      std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    });
+    const auto text = render(summarize(run), options.format);
+    if (std::fputs(text.c_str(), stdout) < 0 || std::fflush(stdout) != 0) {
+      std::fprintf(stderr, "gomodproxy probe: cannot write the report: %s\n", std::strerror(errno));
+      return exit_failed;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gomodproxy probe: %s\n", e.what());
+    return exit_failed;
+  }
+  return exit_ran;
+}
+
+}  // namespace gomodproxy::probe_report
