@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev zlib1g-dev librocksdb-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
   libtomlplusplus-dev libgtest-dev
-  golang-go python3 python3-pytest python3-yaml ca-certificates curl
+  golang-go golang-golang-x-mod-dev python3 python3-pytest python3-yaml ca-certificates curl
   wrk nginx-light prometheus chromium
 )
 optional_packages=(golang-1.23-go)

@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
 import module_tree as mt  # noqa: E402
+from polling import wait_until_listening  # noqa: E402
 from test_upstream import TestUpstream  # noqa: E402
 
 LISTEN_RE = re.compile(rb"^gomodproxy listening on http://127\.0\.0\.1:(\d+)\s*$")
@@ -117,12 +118,8 @@ class ProxyProcess:
                                      stderr=self._log_file, env=env)
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._listening.wait(0.05):
-                return self
-            if self.proc.poll() is not None:
-                break
+        if wait_until_listening(self._listening, self.proc, STARTUP_TIMEOUT):
+            return self
         rc = self.proc.poll()
         self.kill()
         pytest.fail(f"proxy did not print its listening line within {STARTUP_TIMEOUT}s "
@@ -404,3 +401,25 @@ def assert_go_lists_and_builds(go: GoRunner) -> None:
     assert go.list_versions(mt.HELLO) == ["v1.0.0", "v1.2.0"]  # v1.1.0 is retracted
     assert go.list_versions(mt.HELLO, "-retracted") == ["v1.0.0", "v1.1.0", "v1.2.0"]
     assert go.build_and_run_program() == mt.PROGRAM_OUTPUT
+
+
+# --- test checksum database ------------------------------------------------------------------
+
+@pytest.fixture
+def make_sumdb(tmp_path, request):
+    """make_sumdb(root, name='sum.test.example') -> started TestSumdb (tests/support/test_sumdb.py)
+    with its own key and record log; all are stopped at teardown, their logs printed on failure."""
+    import test_sumdb
+
+    factory = test_sumdb.SumdbFactory(tmp_path / "sumdb")
+
+    def make(root: Path, name: str = test_sumdb.DEFAULT_NAME) -> test_sumdb.TestSumdb:
+        try:
+            return factory(root, name)
+        except test_sumdb.SumdbError as error:
+            pytest.fail(str(error))
+
+    yield make
+    factory.close()
+    if _test_failed(request):
+        print(factory.report())
