@@ -142,6 +142,65 @@ std::optional<problem> check_upstream_list(const std::string& text) {
   return std::nullopt;
 }
 
+constexpr std::string_view sumdb_form =
+    "space-separated NAME=URLS entries like sum.golang.org=https://sum.golang.org, URLS in "
+    "upstream list syntax";
+
+// "a=x|y b=z" -> {{"a", "x|y"}, {"b", "z"}}, or a problem.
+std::variant<std::vector<std::pair<std::string, std::string>>, problem> split_sumdb_list(
+    const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::istringstream words(text);
+  std::string word;
+  while (words >> word) {
+    const auto equals = word.find('=');
+    if (equals == std::string::npos || equals == 0) {
+      return quote(word) + " is not NAME=URLS; expected " + std::string(sumdb_form);
+    }
+    auto name = word.substr(0, equals);
+    for (const auto& [seen, urls] : out) {
+      if (seen == name) return "database " + quote(name) + " is listed twice";
+    }
+    out.emplace_back(std::move(name), word.substr(equals + 1));
+  }
+  return out;
+}
+
+std::optional<problem> check_sumdb_list(const std::string& text) {
+  auto entries = split_sumdb_list(text);
+  if (auto* bad = std::get_if<problem>(&entries)) return *bad;
+  for (const auto& [name, urls] : std::get<0>(entries)) {
+    auto parsed = upstream::parse_upstream_list(urls);
+    if (const auto* error = std::get_if<std::string>(&parsed)) {
+      return name + ": " + one_line(*error) + "; expected " + std::string(sumdb_form);
+    }
+    for (const auto& tier : std::get<std::vector<upstream::tier_spec>>(parsed)) {
+      if (tier.type != upstream::tier_spec::kind::url) {
+        return name + ": " + tier.name + " cannot serve a checksum database; expected URLs only";
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// A verifier key's shape, NAME+8 hex digits+base64; its signature math is checked at start-up.
+std::optional<problem> check_sumdb_keys(const std::string& text) {
+  std::istringstream words(text);
+  std::string key;
+  while (words >> key) {
+    const auto first = key.find('+');
+    const auto second = first == std::string::npos ? first : key.find('+', first + 1);
+    if (first == 0 || second == std::string::npos || second - first != 9 ||
+        key.find_first_not_of("0123456789abcdef", first + 1) != second ||
+        second + 1 == key.size()) {
+      return quote(key) +
+             " is not a checksum database key; expected NAME+HASH+KEY like "
+             "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+    }
+  }
+  return std::nullopt;
+}
+
 std::optional<problem> check_globs(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
     return quote(text) +
@@ -199,7 +258,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 28> keys = {{
+const std::array<key_spec, 30> keys = {{
     {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
@@ -252,6 +311,12 @@ const std::array<key_spec, 28> keys = {{
     {"private_probe_modules", "MODULES",
      "private modules whose @v/list probes the private tiers (empty: they are not probed)",
      text_key{&settings::private_probe_modules_text, check_module_list}},
+    {"sumdb", "LIST",
+     "checksum databases passed through at /sumdb/NAME/, space-separated NAME=URLS entries",
+     text_key{&settings::sumdb_text, check_sumdb_list}},
+    {"sumdb_key", "KEYS",
+     "verifier keys of those databases, space-separated (each key starts with its name)",
+     text_key{&settings::sumdb_key_text, check_sumdb_keys}},
     {"breaker_failures", "N",
      "consecutive failures after which a tier is skipped until it recovers; 0 never skips",
      int_key{&settings::breaker_failures, 0, 1000}},
@@ -515,6 +580,15 @@ std::variant<parsed_flags, load_error> parse_flags(const std::vector<std::string
     }
     if (is_config) {
       out.config_path = value;
+    } else if (key->name == "sumdb" || key->name == "sumdb_key") {
+      // Repeatable: each flag adds a database (or key) to those of earlier flags.
+      auto earlier = std::find_if(out.values.begin(), out.values.end(),
+                                  [key](const flag_value& seen) { return seen.key == key; });
+      if (earlier == out.values.end()) {
+        out.values.push_back({key, flag, std::move(value)});
+      } else {
+        earlier->value += " " + value;
+      }
     } else {
       out.values.push_back({key, flag, std::move(value)});
     }
@@ -635,6 +709,25 @@ std::variant<settings, load_error> load_settings(
   s.upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(upstreams));
   s.private_upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(private_upstreams));
   s.private_patterns = protocol::parse_glob_list(s.private_text);
+  auto sumdb_entries = split_sumdb_list(s.sumdb_text);
+  if (auto* bad = std::get_if<problem>(&sumdb_entries)) {
+    return load_error{"gomodproxy: sumdb: " + *bad + " (from the built-in default)"};
+  }
+  for (auto& [name, urls] : std::get<0>(sumdb_entries)) {
+    settings::sumdb_entry entry;
+    entry.name = name;
+    entry.tiers = std::get<std::vector<upstream::tier_spec>>(upstream::parse_upstream_list(urls));
+    std::istringstream keys(s.sumdb_key_text);
+    std::string key;
+    while (keys >> key) {
+      if (key.starts_with(name + "+")) entry.key = key;
+    }
+    if (entry.key.empty()) {
+      return load_error{"gomodproxy: sumdb_key: no key for checksum database " + quote(name) +
+                        "; expected a key starting with " + name + "+ in sumdb_key"};
+    }
+    s.sumdbs.push_back(std::move(entry));
+  }
   // Probes obey the private-module rule too: a private module name never reaches a public tier,
   // and private tiers are asked only about private modules.
   s.probe_modules = split_module_list(s.probe_modules_text);

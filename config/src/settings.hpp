@@ -22,6 +22,18 @@ struct settings {
   std::vector<std::string> private_patterns;           ///< parsed from private_text
   std::string private_upstreams_text = "direct";       ///< Key: private_upstreams
   std::vector<upstream::tier_spec> private_upstreams;  ///< parsed
+  /// Checksum databases passed through at /sumdb/NAME/: space-separated NAME=LIST entries, LIST
+  /// in upstream syntax (URLs only). Key: sumdb
+  std::string sumdb_text = "sum.golang.org=https://sum.golang.org";
+  /// Verifier keys of those databases, space-separated; each names its database. Key: sumdb_key
+  std::string sumdb_key_text =
+      "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+  struct sumdb_entry {
+    std::string name;
+    std::vector<upstream::tier_spec> tiers;
+    std::string key;  ///< the verifier key whose name is `name`
+  };
+  std::vector<sumdb_entry> sumdbs;        ///< parsed from sumdb_text and sumdb_key_text
   std::chrono::seconds list_ttl{60};      ///< Key: list_ttl ("60s", "2m", "1h", or seconds)
   std::chrono::seconds negative_ttl{30};  ///< Key: negative_ttl
   std::string log_level = "info";         ///< trace|debug|info|warn|error|off. Key: log_level

@@ -36,6 +36,7 @@
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
 #include "settings.hpp"
+#include "sumdb/signed_note.hpp"
 #include "upstream/http_client.hpp"
 
 namespace {
@@ -177,6 +178,16 @@ int serve(const config::settings& settings) {
   resolver_options.deadlines.total = settings.fill_timeout;
   resolver_options.all_failed_502 = settings.all_failed_502;
   resolver_options.hedge_after = settings.hedge_after;
+  for (const auto& database : settings.sumdbs) {
+    auto key = sumdb::parse_verifier_key(database.key);
+    if (!key) {
+      std::fprintf(stderr, "gomodproxy: sumdb_key: %s: %s; expected a verifier key like %s\n",
+                   database.key.c_str(), key.error().message().c_str(),
+                   config::settings{}.sumdb_key_text.c_str());
+      return 2;
+    }
+    resolver_options.sumdbs.push_back({database.name, database.tiers, *key});
+  }
   resolver_options.metrics = &metrics;
   resolver_options.health = &health;
   resolver::resolver module_resolver(resolver_options, *store, client, work.get_executor());

@@ -288,6 +288,7 @@ class GoRunner:
         self.base = base
         self.goproxy = goproxy
         self.generation = 0
+        self.gosumdb = "off"  # a test may set a checksum database key ("<vkey>" or "<vkey> <url>")
         self.fresh_modcache()
 
     def fresh_modcache(self) -> None:
@@ -310,7 +311,7 @@ class GoRunner:
             "GOMODCACHE": str(self.modcache),
             "GOCACHE": str(self.base / "gocache"),
             "GOPROXY": self.goproxy,
-            "GOSUMDB": "off",
+            "GOSUMDB": self.gosumdb,
             "GOFLAGS": "-mod=mod",
             "GOTOOLCHAIN": "local",
             "CGO_ENABLED": "0",

@@ -39,8 +39,107 @@ std::string_view upstream_suffix(endpoint kind) {
       return ".mod";
     case endpoint::zip:
       return ".zip";
+    case endpoint::sumdb_supported:
+    case endpoint::sumdb_lookup:
+    case endpoint::sumdb_tile:
+    case endpoint::sumdb_latest:
+      break;
   }
   return {};
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// A decimal number without leading zeros, at most `max`.
+std::optional<std::int64_t> small_number(std::string_view s, std::int64_t max) {
+  if (!all_digits(s) || s.size() > 12 || (s.size() > 1 && s.front() == '0')) return std::nullopt;
+  std::int64_t value = 0;
+  for (char c : s) value = value * 10 + (c - '0');
+  if (value > max) return std::nullopt;
+  return value;
+}
+
+// "tile/$H/$L/$NNN[.p/$W]" as the checksum database names tiles: H in 1..30, L a level (or
+// "data"), NNN the index in 3-digit groups with 'x' before every group but the last, and W a
+// partial width in 1..2^H-1.
+bool is_tile_path(std::string_view tile) {
+  bool more = true;  // another element follows (a trailing '/' makes an empty last one)
+  auto next = [&tile, &more]() {
+    const auto slash = tile.find('/');
+    auto element = tile.substr(0, slash);
+    more = slash != std::string_view::npos;
+    tile = more ? tile.substr(slash + 1) : std::string_view{};
+    return element;
+  };
+  const auto height = small_number(next(), 30);
+  if (!height || *height == 0) return false;
+  const auto level = next();
+  if (level != "data" && !small_number(level, 63)) return false;
+  for (;;) {
+    auto group = next();
+    if (group.size() == 4 && group.front() == 'x' && all_digits(group.substr(1))) continue;
+    if (group.size() == 3 && all_digits(group)) break;
+    if (group.size() == 5 && group.substr(3) == ".p" && all_digits(group.substr(0, 3))) {
+      const auto width = small_number(next(), (std::int64_t{1} << *height) - 1);
+      return width && *width > 0 && !more;
+    }
+    return false;
+  }
+  return !more;
+}
+
+bool is_sumdb_name(std::string_view name) {
+  return !name.empty() && name.size() <= 200 &&
+         name.find_first_not_of(
+             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") ==
+             std::string_view::npos &&
+         name.front() != '.';
+}
+
+std::variant<module_request, parse_error> parse_sumdb_request(std::string_view rest) {
+  const auto fail = [](std::string reason) { return parse_error{std::move(reason)}; };
+  module_request request;
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) return fail("unknown checksum database endpoint");
+  const auto name = rest.substr(0, slash);
+  if (!is_sumdb_name(name)) return fail("invalid checksum database name " + quote(name));
+  request.sumdb = std::string(name);
+  const auto endpoint_path = rest.substr(slash);
+  if (endpoint_path == "/supported") {
+    request.kind = endpoint::sumdb_supported;
+  } else if (endpoint_path == "/latest") {
+    request.kind = endpoint::sumdb_latest;
+  } else if (endpoint_path.starts_with("/tile/")) {
+    if (!is_tile_path(endpoint_path.substr(std::string_view("/tile/").size()))) {
+      return fail("invalid tile path " + quote(endpoint_path));
+    }
+    request.kind = endpoint::sumdb_tile;
+  } else if (endpoint_path.starts_with("/lookup/")) {
+    const auto spec = endpoint_path.substr(std::string_view("/lookup/").size());
+    const auto at = spec.rfind('@');
+    if (at == std::string_view::npos) return fail("lookup needs module@version");
+    auto path = unescape_case(spec.substr(0, at));
+    if (!path) return fail("invalid escaped module path " + quote(spec.substr(0, at)));
+    if (auto reason = check_path(*path)) return fail(std::move(*reason));
+    auto version = unescape_case(spec.substr(at + 1));
+    if (!version || canonical_version(*version) != *version) {
+      return fail("version " + quote(spec.substr(at + 1)) + " is not canonical");
+    }
+    if (auto mismatch = check_path_version(*path, *version)) return fail(std::move(*mismatch));
+    request.kind = endpoint::sumdb_lookup;
+    request.module_path = std::move(*path);
+    request.version = std::move(*version);
+  } else {
+    return fail("unknown checksum database endpoint");
+  }
+  request.upstream_path =
+      request.kind == endpoint::sumdb_lookup
+          ? "/lookup/" + escape_case(request.module_path) + "@" + escape_case(request.version)
+          : std::string(endpoint_path);
+  request.cache_key = "/sumdb/" + request.sumdb + request.upstream_path;
+  return request;
 }
 
 }  // namespace
@@ -59,8 +158,21 @@ std::string_view endpoint_name(endpoint kind) {
       return "mod";
     case endpoint::zip:
       return "zip";
+    case endpoint::sumdb_supported:
+      return "sumdb_supported";
+    case endpoint::sumdb_lookup:
+      return "sumdb_lookup";
+    case endpoint::sumdb_tile:
+      return "sumdb_tile";
+    case endpoint::sumdb_latest:
+      return "sumdb_latest";
   }
   return "unknown";
+}
+
+bool is_sumdb(endpoint kind) {
+  return kind == endpoint::sumdb_supported || kind == endpoint::sumdb_lookup ||
+         kind == endpoint::sumdb_tile || kind == endpoint::sumdb_latest;
 }
 
 bool percent_decode(std::string_view in, std::string& out) {
@@ -92,6 +204,10 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
   std::string decoded;
   if (!percent_decode(target, decoded)) return fail("invalid percent-encoding in request path");
 
+  if (std::string_view(decoded).starts_with("/sumdb/")) {
+    return parse_sumdb_request(
+        std::string_view(decoded).substr(std::string_view("/sumdb/").size()));
+  }
   module_request request;
   std::string_view rest = std::string_view(decoded).substr(1);
   std::string_view escaped_path;

@@ -15,6 +15,11 @@ enum class endpoint {
   query,   ///< $module/@v/$query.info with a non-canonical version (branch, hash, v1.2, +meta)
   mod,     ///< $module/@v/$version.mod (canonical versions only)
   zip,     ///< $module/@v/$version.zip (canonical versions only)
+  // The checksum database, passed through at /sumdb/$name/...:
+  sumdb_supported,  ///< /sumdb/$name/supported
+  sumdb_lookup,     ///< /sumdb/$name/lookup/$module@$version (canonical version)
+  sumdb_tile,       ///< /sumdb/$name/tile/$H/$L/$NNN[.p/$W], $L may be "data"
+  sumdb_latest,     ///< /sumdb/$name/latest
 };
 
 /// Closed-set name of an endpoint kind, for logs and metric labels ("list", "zip", ...).
@@ -29,7 +34,13 @@ struct module_request {
   std::string upstream_path;
   /// Key that identifies this answer in the cache; equal requests give equal keys.
   std::string cache_key;
+  /// The checksum database's name for sumdb_* kinds (then upstream_path is below the database's
+  /// base URL, e.g. "/lookup/example.com/!upper@v1.0.0"); empty otherwise.
+  std::string sumdb;
 };
+
+/// True for the sumdb_* endpoint kinds.
+bool is_sumdb(endpoint kind);
 
 struct parse_error {
   std::string reason;  ///< one line, suitable after "not found: "

@@ -129,8 +129,41 @@ std::optional<std::string> check_body(const protocol::module_request& request, s
       return check_go_mod(request, body);
     case endpoint::list:
     case endpoint::zip:
+    case endpoint::sumdb_supported:
+    case endpoint::sumdb_lookup:
+    case endpoint::sumdb_tile:
+    case endpoint::sumdb_latest:
       break;
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> check_signed_answer(const protocol::module_request& request,
+                                               std::uint64_t size, const sumdb::random_reader& read,
+                                               const sumdb::verifier_key& key) {
+  std::string body;
+  if (auto bad = read_all(size, read, body)) return bad;
+  std::string_view note = body;
+  std::optional<sumdb::lookup_record> record;
+  if (request.kind == protocol::endpoint::sumdb_lookup) {
+    auto parsed = sumdb::parse_lookup_response(body);
+    if (!parsed) return "lookup answer: " + parsed.error().message();
+    record = std::move(*parsed);
+    // The record must be the one asked for: its go.sum lines name this module and version.
+    const std::string zip_line = request.module_path + " " + request.version + " h1:";
+    const std::string mod_line = request.module_path + " " + request.version + "/go.mod h1:";
+    const bool names_zip = record->text.starts_with(zip_line) ||
+                           record->text.find("\n" + zip_line) != std::string::npos;
+    const bool names_mod = record->text.starts_with(mod_line) ||
+                           record->text.find("\n" + mod_line) != std::string::npos;
+    if (!names_zip || !names_mod) return std::string("lookup record is for another module version");
+    note = record->signed_tree;
+  }
+  auto text = sumdb::open_note(note, key);
+  if (!text) return "tree head not signed by " + key.name + ": " + text.error().message();
+  auto head = sumdb::parse_tree_head(*text);
+  if (!head) return "tree head: " + head.error().message();
+  if (record && record->id >= head->size) return std::string("lookup record lies beyond its tree");
   return std::nullopt;
 }
 

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "protocol/request.hpp"
+#include "sumdb/signed_note.hpp"
+#include "sumdb/tree_note.hpp"
 #include "sumdb/zip_check.hpp"
 
 namespace gomodproxy::resolver {
@@ -19,5 +21,13 @@ std::uint64_t body_limit(protocol::endpoint kind);
 /// `request`; otherwise a one-line reason.
 std::optional<std::string> check_body(const protocol::module_request& request, std::uint64_t size,
                                       const sumdb::random_reader& read);
+
+/// For a checksum database's /lookup and /latest answers: nullopt when the tree head note is
+/// signed by `key` and parses, and for a lookup when its record names request's module and
+/// version and lies inside that tree; otherwise a one-line reason. (The record's inclusion in
+/// the tree is the go command's to prove, with the tiles.)
+std::optional<std::string> check_signed_answer(const protocol::module_request& request,
+                                               std::uint64_t size, const sumdb::random_reader& read,
+                                               const sumdb::verifier_key& key);
 
 }  // namespace gomodproxy::resolver

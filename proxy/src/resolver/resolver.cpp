@@ -9,6 +9,7 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <map>
 #include <optional>
 
 #include "protocol/path_glob.hpp"
@@ -37,7 +38,9 @@ std::int64_t now_ms() {
 }
 
 bool is_immutable(endpoint kind) {
-  return kind == endpoint::info || kind == endpoint::mod || kind == endpoint::zip;
+  // Lookup records and tiles never change (spec §5.6); /latest moves.
+  return kind == endpoint::info || kind == endpoint::mod || kind == endpoint::zip ||
+         kind == endpoint::sumdb_lookup || kind == endpoint::sumdb_tile;
 }
 
 std::string content_type_for(endpoint kind) {
@@ -48,8 +51,13 @@ std::string content_type_for(endpoint kind) {
       return "application/json";
     case endpoint::zip:
       return "application/zip";
+    case endpoint::sumdb_tile:
+      return "application/octet-stream";
     case endpoint::list:
     case endpoint::mod:
+    case endpoint::sumdb_supported:
+    case endpoint::sumdb_lookup:
+    case endpoint::sumdb_latest:
       break;
   }
   return "text/plain; charset=utf-8";
@@ -61,6 +69,10 @@ std::string describe(const protocol::module_request& request) {
       return request.module_path + "/@v/list";
     case endpoint::latest:
       return request.module_path + "@latest";
+    case endpoint::sumdb_supported:
+    case endpoint::sumdb_tile:
+    case endpoint::sumdb_latest:
+      return request.sumdb + request.upstream_path;
     default:
       return request.module_path + "@" + request.version;
   }
@@ -78,6 +90,11 @@ monitor::request_kind kind_of(endpoint kind) {
       return monitor::request_kind::query;
     case endpoint::mod:
       return monitor::request_kind::mod;
+    case endpoint::sumdb_supported:
+    case endpoint::sumdb_lookup:
+    case endpoint::sumdb_tile:
+    case endpoint::sumdb_latest:
+      return monitor::request_kind::sumdb;
     case endpoint::zip:
       break;
   }
@@ -179,7 +196,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         metrics_(options_.metrics),
         health_(options_.health),
         public_chain_(make_chain(options_.tiers, metrics_, health_)),
-        private_chain_(make_chain(options_.private_tiers, metrics_, health_)) {}
+        private_chain_(make_chain(options_.private_tiers, metrics_, health_)) {
+    for (const auto& database : options_.sumdbs) {
+      sumdb_chains_.emplace(database.name, make_chain(database.tiers, metrics_, health_));
+    }
+  }
 
   resolver_options options_;
   cache::cache_store& store_;
@@ -190,6 +211,19 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   monitor::tier_health* health_;
   tier_chain public_chain_;
   tier_chain private_chain_;
+  std::map<std::string, tier_chain, std::less<>> sumdb_chains_;
+
+  const sumdb_options* sumdb_named(std::string_view name) const {
+    for (const auto& database : options_.sumdbs) {
+      if (database.name == name) return &database;
+    }
+    return nullptr;
+  }
+
+  bool is_private(const std::string& module_path) const {
+    return !options_.private_patterns.empty() &&
+           protocol::match_prefix_patterns(options_.private_patterns, module_path);
+  }
 
   net::awaitable<void> handle(const server::request_view& request,
                               server::response_writer& writer) {
@@ -222,6 +256,27 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
     auto& module_request = std::get<protocol::module_request>(parsed);
     kind = kind_of(module_request.kind);
+    if (protocol::is_sumdb(module_request.kind)) {
+      // Answered here, never forwarded: an unknown database (404 makes the go command go
+      // direct), the support probe, and lookups that would reveal a private module's name.
+      if (!sumdb_named(module_request.sumdb)) {
+        co_await send_text(
+            writer, 404,
+            "not found: checksum database " + module_request.sumdb + " is not proxied here\n");
+        co_return;
+      }
+      if (module_request.kind == endpoint::sumdb_supported) {
+        co_await send_text(writer, 200, "");
+        co_return;
+      }
+      if (module_request.kind == endpoint::sumdb_lookup && is_private(module_request.module_path)) {
+        co_await send_text(writer, 404,
+                           "not found: " + module_request.module_path +
+                               " is private; it is never looked up in a checksum database "
+                               "(set GONOSUMDB or GOPRIVATE for it)\n");
+        co_return;
+      }
+    }
 
     std::unique_ptr<cache::entry_reader> stale;
     if (auto entry = open_entry(module_request.cache_key)) {
@@ -358,9 +413,12 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  const tier_chain& chain_for(const std::string& module_path) const {
-    if (!options_.private_patterns.empty() &&
-        protocol::match_prefix_patterns(options_.private_patterns, module_path)) {
+  const tier_chain& chain_for(const protocol::module_request& request) const {
+    if (!request.sumdb.empty()) {
+      // answer() lets only configured databases through.
+      return sumdb_chains_.find(request.sumdb)->second;
+    }
+    if (is_private(request.module_path)) {
       return private_chain_;
     }
     return public_chain_;
@@ -464,7 +522,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   net::awaitable<fill_outcome> fill(std::shared_ptr<impl> self, protocol::module_request request) {
     std::string tried;
     bool hard_failure = false;
-    const tier_chain& chain = chain_for(request.module_path);
+    const tier_chain& chain = chain_for(request);
     const auto kind = kind_of(request.kind);
     const std::uint64_t limit = body_limit(request.kind);
     tier_walk walk(chain.tiers.size(), options_.hedge_after);
@@ -564,7 +622,13 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           auto reader = [&entry](std::uint64_t offset, std::size_t length) {
             return entry->read(offset, length);
           };
-          if (auto bad = check_body(request, entry->size(), reader)) {
+          auto bad = check_body(request, entry->size(), reader);
+          if (!bad &&
+              (request.kind == endpoint::sumdb_lookup || request.kind == endpoint::sumdb_latest)) {
+            bad = check_signed_answer(request, entry->size(), reader,
+                                      sumdb_named(request.sumdb)->key);
+          }
+          if (bad) {
             spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, *bad);
             count_attempt(slots, kind, upstream_outcome::error, &fetched);
             note_problem(slots, kind, "invalid answer (failed verification)");

@@ -13,18 +13,29 @@
 #include "monitor/metrics.hpp"
 #include "monitor/tier_health.hpp"
 #include "server/http_server.hpp"
+#include "sumdb/signed_note.hpp"
 #include "upstream/http_client.hpp"
 #include "upstream/upstream_list.hpp"
 
 namespace gomodproxy::resolver {
 
+/// A checksum database passed through at /sumdb/<name>/...
+struct sumdb_options {
+  std::string name;                        ///< e.g. "sum.golang.org"
+  std::vector<upstream::tier_spec> tiers;  ///< its base URLs, walked like module tiers
+  sumdb::verifier_key key;                 ///< signed tree heads must verify with it
+};
+
 struct resolver_options {
   std::vector<upstream::tier_spec> tiers;          ///< public tiers, in order
   std::vector<upstream::tier_spec> private_tiers;  ///< the only tiers private modules may reach
   std::vector<std::string> private_patterns;       ///< GOPRIVATE globs
-  std::chrono::seconds list_ttl{60};               ///< list, @latest, query .info. Default: 60 s
-  std::chrono::seconds negative_ttl{30};           ///< not-found answers. Default: 30 s
-  upstream::deadlines deadlines;                   ///< per tier attempt
+  /// Checksum databases served at /sumdb/<name>/; lookups of private modules are refused
+  /// without asking anyone. Default: none (every /sumdb/ request is 404)
+  std::vector<sumdb_options> sumdbs;
+  std::chrono::seconds list_ttl{60};      ///< list, @latest, query .info. Default: 60 s
+  std::chrono::seconds negative_ttl{30};  ///< not-found answers. Default: 30 s
+  upstream::deadlines deadlines;          ///< per tier attempt
   bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
   /// When a tier has not started answering after this, the next tier is asked too; the first
   /// valid answer wins and the other attempt is abandoned. Default: 0 (off)

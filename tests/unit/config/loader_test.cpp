@@ -92,7 +92,9 @@ const std::vector<std::string> all_keys = {"listen",
                                            "private_probe_modules",
                                            "breaker_failures",
                                            "breaker_retry_after",
-                                           "hedge_after"};
+                                           "hedge_after",
+                                           "sumdb",
+                                           "sumdb_key"};
 
 std::string flag_of(std::string key) {
   for (char& c : key) c = c == '_' ? '-' : c;
@@ -143,6 +145,8 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.breaker_failures, want.breaker_failures);
   EXPECT_EQ(got.breaker_retry_after, want.breaker_retry_after);
   EXPECT_EQ(got.hedge_after, want.hedge_after);
+  EXPECT_EQ(got.sumdb_text, want.sumdb_text);
+  EXPECT_EQ(got.sumdb_key_text, want.sumdb_key_text);
 }
 
 TEST(load_settings, defaults_with_no_sources) {
@@ -731,6 +735,10 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
     } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos ||
                key == "probe_interval" || key == "breaker_retry_after" || key == "hedge_after") {
       value = "7s";
+    } else if (key == "sumdb") {
+      value = "sum.golang.org=https://a.example/sumdb/sum.golang.org|https://sum.golang.org";
+    } else if (key == "sumdb_key") {
+      value = defaults.sumdb_key_text;
     } else if (key == "log_level") {
       value = "warn";
     } else if (key == "listen") {
@@ -772,6 +780,51 @@ TEST(current_environment, reflects_the_process_environment) {
   const auto it = env.find("GMP_CONFIG_TEST_PROBE");
   ASSERT_NE(it, env.end());
   EXPECT_EQ(it->second, "a=b");
+}
+
+TEST(loader, checksum_databases_are_named_lists_with_keys) {
+  const std::string test_key = "sum.test.example+12345678+AQ==";
+  auto s =
+      load_ok({"--sumdb", "sum.golang.org=https://a.example/sumdb/sum.golang.org|https://b.example",
+               "--sumdb", "sum.test.example=http://127.0.0.1:9", "--sumdb-key",
+               settings{}.sumdb_key_text, "--sumdb-key", test_key},
+              {});
+  ASSERT_EQ(s.sumdbs.size(), 2u);
+  EXPECT_EQ(s.sumdbs[0].name, "sum.golang.org");
+  ASSERT_EQ(s.sumdbs[0].tiers.size(), 2u);
+  EXPECT_EQ(s.sumdbs[0].tiers[0].url, "https://a.example/sumdb/sum.golang.org");
+  EXPECT_TRUE(s.sumdbs[0].tiers[0].fall_through_on_error);
+  EXPECT_EQ(s.sumdbs[0].key, settings{}.sumdb_key_text);
+  EXPECT_EQ(s.sumdbs[1].name, "sum.test.example");
+  EXPECT_EQ(s.sumdbs[1].key, test_key);
+
+  const auto defaults = load_ok({}, {});
+  ASSERT_EQ(defaults.sumdbs.size(), 1u);
+  EXPECT_EQ(defaults.sumdbs[0].tiers[0].url, "https://sum.golang.org");
+
+  EXPECT_TRUE(load_ok({"--sumdb", ""}, {}).sumdbs.empty());
+}
+
+TEST(loader, bad_checksum_database_settings_name_the_key) {
+  const struct {
+    std::vector<std::string> flags;
+    std::string key, fragment;
+  } cases[] = {
+      {{"--sumdb", "sum.golang.org"}, "sumdb", "is not NAME=URLS"},
+      {{"--sumdb", "=https://x.example"}, "sumdb", "is not NAME=URLS"},
+      {{"--sumdb", "a.example=direct"}, "sumdb", "URLs only"},
+      {{"--sumdb", "a.example=https://x.example a.example=https://y.example"}, "sumdb", "twice"},
+      {{"--sumdb", "other.example=https://x.example"}, "sumdb_key", "no key for"},
+      {{"--sumdb-key", "nonsense"}, "sumdb_key", "not a checksum database key"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.flags[1]);
+    auto loaded = load_settings(c.flags, {});
+    auto* error = std::get_if<load_error>(&loaded);
+    ASSERT_NE(error, nullptr);
+    EXPECT_NE(error->message.find(c.key), std::string::npos) << error->message;
+    EXPECT_NE(error->message.find(c.fragment), std::string::npos) << error->message;
+  }
 }
 
 }  // namespace

@@ -12,8 +12,16 @@ TEST(endpoint_name, names_every_kind) {
     endpoint kind;
     std::string_view name;
   } cases[] = {
-      {endpoint::list, "list"},   {endpoint::latest, "latest"}, {endpoint::info, "info"},
-      {endpoint::query, "query"}, {endpoint::mod, "mod"},       {endpoint::zip, "zip"},
+      {endpoint::list, "list"},
+      {endpoint::latest, "latest"},
+      {endpoint::info, "info"},
+      {endpoint::query, "query"},
+      {endpoint::mod, "mod"},
+      {endpoint::zip, "zip"},
+      {endpoint::sumdb_supported, "sumdb_supported"},
+      {endpoint::sumdb_lookup, "sumdb_lookup"},
+      {endpoint::sumdb_tile, "sumdb_tile"},
+      {endpoint::sumdb_latest, "sumdb_latest"},
   };
   for (const auto& c : cases) EXPECT_EQ(endpoint_name(c.kind), c.name);
 }
@@ -160,7 +168,6 @@ const refused refusals[] = {
     {"/example.com/m", "unknown endpoint"},
     {"/", "unknown endpoint"},
     {"/@latest", "unknown endpoint"},
-    {"/sumdb/sum.golang.org/lookup/example.com/m@v1.0.0", "unknown endpoint"},
     {"", "must start with '/'"},
     {"example.com/m/@v/list", "must start with '/'"},
     {"/example.com/m/@v/v1.0.0%00.zip", "percent-encoding"},
@@ -195,6 +202,54 @@ TEST(parse_module_request, reasons_are_one_line_of_printable_ascii) {
       EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << static_cast<int>(c);
     }
   }
+}
+
+TEST(parse_module_request, checksum_database_paths) {
+  const struct {
+    std::string_view target;
+    endpoint kind;
+    std::string_view module_path, version, upstream_path;
+  } cases[] = {
+      {"/sumdb/sum.golang.org/supported", endpoint::sumdb_supported, "", "", "/supported"},
+      {"/sumdb/sum.golang.org/latest", endpoint::sumdb_latest, "", "", "/latest"},
+      {"/sumdb/sum.golang.org/lookup/example.com/%21upper@v1.0.0-%21r%21c1", endpoint::sumdb_lookup,
+       "example.com/Upper", "v1.0.0-RC1", "/lookup/example.com/!upper@v1.0.0-!r!c1"},
+      {"/sumdb/sum.golang.org/lookup/example.com/m/v2@v2.0.1", endpoint::sumdb_lookup,
+       "example.com/m/v2", "v2.0.1", "/lookup/example.com/m/v2@v2.0.1"},
+      {"/sumdb/sum.golang.org/tile/8/0/000", endpoint::sumdb_tile, "", "", "/tile/8/0/000"},
+      {"/sumdb/sum.golang.org/tile/8/1/x001/x234/067.p/255", endpoint::sumdb_tile, "", "",
+       "/tile/8/1/x001/x234/067.p/255"},
+      {"/sumdb/sum.golang.org/tile/8/data/000.p/1", endpoint::sumdb_tile, "", "",
+       "/tile/8/data/000.p/1"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.target);
+    const auto result = parse_module_request(c.target);
+    const auto* request = std::get_if<module_request>(&result);
+    ASSERT_NE(request, nullptr) << std::get<parse_error>(result).reason;
+    EXPECT_EQ(request->kind, c.kind);
+    EXPECT_TRUE(is_sumdb(request->kind));
+    EXPECT_EQ(request->sumdb, "sum.golang.org");
+    EXPECT_EQ(request->module_path, c.module_path);
+    EXPECT_EQ(request->version, c.version);
+    EXPECT_EQ(request->upstream_path, c.upstream_path);
+    EXPECT_EQ(request->cache_key, "/sumdb/sum.golang.org" + std::string(c.upstream_path));
+  }
+  for (std::string_view bad :
+       {"/sumdb/sum.golang.org", "/sumdb//latest", "/sumdb/a b/latest", "/sumdb/.x/latest",
+        "/sumdb/sum.golang.org/lookup/example.com/m",
+        "/sumdb/sum.golang.org/lookup/example.com/m@master",
+        "/sumdb/sum.golang.org/lookup/example.com/m@v2.0.0",
+        "/sumdb/sum.golang.org/lookup/nodot@v1.0.0", "/sumdb/sum.golang.org/tile/8/0/0001",
+        "/sumdb/sum.golang.org/tile/8/0/00", "/sumdb/sum.golang.org/tile/0/0/000",
+        "/sumdb/sum.golang.org/tile/08/0/000", "/sumdb/sum.golang.org/tile/8/0/000.p/0",
+        "/sumdb/sum.golang.org/tile/8/0/000.p/256", "/sumdb/sum.golang.org/tile/8/0/x01/000",
+        "/sumdb/sum.golang.org/tile/8/0/000/", "/sumdb/sum.golang.org/tile/8/64/000",
+        "/sumdb/sum.golang.org/latest/", "/sumdb/sum.golang.org/other"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_TRUE(std::holds_alternative<parse_error>(parse_module_request(bad)));
+  }
+  EXPECT_FALSE(is_sumdb(endpoint::zip));
 }
 
 }  // namespace
