@@ -201,6 +201,11 @@ std::optional<problem> check_sumdb_keys(const std::string& text) {
   return std::nullopt;
 }
 
+std::optional<problem> check_verify_mode(const std::string& text) {
+  if (text == "sumdb" || text == "off") return std::nullopt;
+  return quote(text) + " is not a verification mode; expected sumdb or off";
+}
+
 std::optional<problem> check_globs(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
     return quote(text) +
@@ -258,7 +263,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 30> keys = {{
+const std::array<key_spec, 32> keys = {{
     {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
@@ -317,6 +322,13 @@ const std::array<key_spec, 30> keys = {{
     {"sumdb_key", "KEYS",
      "verifier keys of those databases, space-separated (each key starts with its name)",
      text_key{&settings::sumdb_key_text, check_sumdb_keys}},
+    {"verify", "MODE",
+     "sumdb: check every public go.mod and zip against the first checksum database before "
+     "caching it; off: do not",
+     text_key{&settings::verify, check_verify_mode}},
+    {"no_sumdb", "GLOBS",
+     "GONOSUMDB-style globs of public modules that are not in the checksum database",
+     text_key{&settings::no_sumdb_text, check_globs}},
     {"breaker_failures", "N",
      "consecutive failures after which a tier is skipped until it recovers; 0 never skips",
      int_key{&settings::breaker_failures, 0, 1000}},
@@ -727,6 +739,12 @@ std::variant<settings, load_error> load_settings(
                         "; expected a key starting with " + name + "+ in sumdb_key"};
     }
     s.sumdbs.push_back(std::move(entry));
+  }
+  s.no_sumdb_patterns = protocol::parse_glob_list(s.no_sumdb_text);
+  if (s.verify == "sumdb" && s.sumdbs.empty()) {
+    return load_error{
+        "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "
+        "or at least one sumdb entry"};
   }
   // Probes obey the private-module rule too: a private module name never reaches a public tier,
   // and private tiers are asked only about private modules.

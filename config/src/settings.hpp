@@ -33,12 +33,17 @@ struct settings {
     std::vector<upstream::tier_spec> tiers;
     std::string key;  ///< the verifier key whose name is `name`
   };
-  std::vector<sumdb_entry> sumdbs;        ///< parsed from sumdb_text and sumdb_key_text
-  std::chrono::seconds list_ttl{60};      ///< Key: list_ttl ("60s", "2m", "1h", or seconds)
-  std::chrono::seconds negative_ttl{30};  ///< Key: negative_ttl
-  std::string log_level = "info";         ///< trace|debug|info|warn|error|off. Key: log_level
-  std::string access_log = "stderr";      ///< "stderr", "off" or a file path. Key: access_log
-  int io_threads = 0;                     ///< 0 = hardware concurrency. Key: io_threads
+  std::vector<sumdb_entry> sumdbs;  ///< parsed from sumdb_text and sumdb_key_text
+  /// "sumdb": every public .mod and .zip is checked against the first checksum database before
+  /// it is cached or served; "off": not. Key: verify
+  std::string verify = "sumdb";
+  std::string no_sumdb_text;  ///< GONOSUMDB globs: public but not in it. Key: no_sumdb
+  std::vector<std::string> no_sumdb_patterns;  ///< parsed
+  std::chrono::seconds list_ttl{60};           ///< Key: list_ttl ("60s", "2m", "1h", or seconds)
+  std::chrono::seconds negative_ttl{30};       ///< Key: negative_ttl
+  std::string log_level = "info";              ///< trace|debug|info|warn|error|off. Key: log_level
+  std::string access_log = "stderr";           ///< "stderr", "off" or a file path. Key: access_log
+  int io_threads = 0;                          ///< 0 = hardware concurrency. Key: io_threads
   int fill_threads = 2;  ///< threads for upstream fills and cache writes. Key: fill_threads
   std::chrono::milliseconds connect_timeout{5000};      ///< per tier. Key: connect_timeout
   std::chrono::milliseconds first_byte_timeout{10000};  ///< per tier. Key: first_byte_timeout

@@ -153,6 +153,11 @@ metrics::metrics(metrics_layout layout, std::function<std::chrono::system_clock:
                             .Name("gomodproxy_probe_failure_total")
                             .Help("Active probes that failed (error, timeout, other status).")
                             .Register(registry);
+  auto& integrity_failures =
+      prometheus::BuildCounter()
+          .Name("gomodproxy_integrity_failures_total")
+          .Help("Module zips and go.mod files whose hash the checksum database contradicts.")
+          .Register(registry);
   upstream_requests_.resize(tier_count);
   for (std::size_t t = 0; t < tier_count; ++t) {
     const std::string& tier = tiers_[t];
@@ -171,6 +176,7 @@ metrics::metrics(metrics_layout layout, std::function<std::chrono::system_clock:
     probe_duration_.push_back(&probe_duration.Add({{"upstream", tier}}));
     probe_success_.push_back(&probe_success.Add({{"upstream", tier}}));
     probe_failure_.push_back(&probe_failure.Add({{"upstream", tier}}));
+    integrity_failures_.push_back(&integrity_failures.Add({{"upstream", tier}}));
   }
 
   auto& fallbacks = prometheus::BuildCounter()
@@ -268,6 +274,11 @@ void metrics::inflight_finished() { inflight_->Decrement(); }
 
 void metrics::count_bytes_sent(std::uint64_t bytes) {
   bytes_sent_->Increment(static_cast<double>(bytes));
+}
+
+void metrics::count_integrity_failure(std::size_t tier) {
+  if (tier >= tiers_.size()) return;
+  integrity_failures_[tier]->Increment();
 }
 
 void metrics::count_probe(std::size_t tier, bool success,

@@ -188,6 +188,8 @@ int serve(const config::settings& settings) {
     }
     resolver_options.sumdbs.push_back({database.name, database.tiers, *key});
   }
+  resolver_options.verify_sumdb = settings.verify == "sumdb";
+  resolver_options.no_sumdb_patterns = settings.no_sumdb_patterns;
   resolver_options.metrics = &metrics;
   resolver_options.health = &health;
   resolver::resolver module_resolver(resolver_options, *store, client, work.get_executor());

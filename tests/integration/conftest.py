@@ -198,8 +198,12 @@ def start_proxy(tmp_path, request):
         if cache_dir is None:
             cache_dir = tmp_path / f"cache{counter[0]}"
         cache_dir.mkdir(parents=True, exist_ok=True)
+        # Checksum verification needs a checksum database for the test tree; only the tests
+        # that start one (make_sumdb) turn it on, with --verify sumdb.
+        defaults = [] if any(f.startswith("--verify") for f in flags) else ["--verify", "off"]
         proxy = ProxyProcess(proxy_binary(), cache_dir,
-                             ["--upstreams", upstreams, "--log-level", "debug", *flags],
+                             ["--upstreams", upstreams, "--log-level", "debug", *defaults,
+                              *flags],
                              tmp_path / f"proxy{counter[0]}.stderr")
         started.append(proxy)
         return proxy.start()

@@ -2,13 +2,17 @@
 /sumdb/<name>/... on the proxy, cold and then warm with the database stopped; private modules
 and unknown databases never reach the database."""
 
+import io
+import re
+import zipfile
+
 import module_tree as mt
 
 VERIFIED = [(mt.HELLO, "v1.2.0"), (mt.UPPER, "v1.0.0"), (mt.HELLO_V2, "v2.0.0")]
 
 
 def _sumdb_flags(sumdb) -> list[str]:
-    return ["--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key", sumdb.vkey]
+    return ["--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key", sumdb.vkey, "--verify", "sumdb"]
 
 
 def test_go_verifies_through_the_proxy_then_from_its_cache_alone(tree, make_upstream, make_sumdb,
@@ -25,9 +29,9 @@ def test_go_verifies_through_the_proxy_then_from_its_cache_alone(tree, make_upst
     for (path, version), result in zip(VERIFIED, results):
         mv = tree.get(path, version)
         assert result["Sum"] == mv.zip_sum and result["GoModSum"] == mv.mod_sum, result
-    lookups = sumdb.count("/lookup/")
-    assert lookups == len(VERIFIED), sumdb.requests
-    assert sumdb.count("/tile/") >= 1
+    # The database's request log is read from its stderr: wait for it to catch up.
+    assert sumdb.wait_count("/lookup/", len(VERIFIED)) == len(VERIFIED), sumdb.paths()
+    assert sumdb.wait_count("/tile/", 1) >= 1
 
     # Warm: database and upstream stopped, a client with no sumdb state of its own.
     sumdb.stop()
@@ -62,13 +66,91 @@ def test_a_lookup_signed_by_another_key_is_not_cached(tree, make_upstream, make_
     genuine = make_sumdb(tree.root)
     impostor = make_sumdb(tree.root)  # same name, its own key
     proxy = start_proxy(upstream.url, "--sumdb", f"{genuine.name}={impostor.url}|{genuine.url}",
-                        "--sumdb-key", genuine.vkey)
+                        "--sumdb-key", genuine.vkey, "--verify", "off")
     lookup = f"/sumdb/{genuine.name}/lookup/example.com/hello@v1.2.0"
     resp = proxy.get(lookup)
     assert resp.status == 200
     assert resp.body.endswith(b"\n") and genuine.vkey.split("+")[0].encode() in resp.body
-    assert impostor.count("/lookup/") == 1 and genuine.count("/lookup/") == 1
+    assert impostor.wait_count("/lookup/", 1) == 1 and genuine.wait_count("/lookup/", 1) == 1
     # The verified answer was cached; the impostor is not asked again.
     genuine.stop()
     assert proxy.get(lookup).body == resp.body
     assert impostor.count("/lookup/") == 1
+
+
+def _tampered_zip(genuine: bytes) -> bytes:
+    """The same module zip with one byte of one file changed: still a well-formed module zip."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(genuine)) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        changed = False
+        for info in source.infolist():
+            data = source.read(info)
+            if not changed and not info.filename.endswith("/go.mod") and data:
+                data = bytes([data[0] ^ 0x01]) + data[1:]
+                changed = True
+            target.writestr(info, data)
+        assert changed
+    return out.getvalue()
+
+
+def _metric(proxy, name: str, **labels) -> float:
+    text = proxy.get("/metrics").body.decode()
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        series, _, value = line.rpartition(" ")
+        if series.startswith(name + "{") and all(f'{k}="{v}"' in series
+                                                  for k, v in labels.items()):
+            return float(value)
+    raise AssertionError(f"no series {name}{{{want}}}")
+
+
+def test_poisoned_tier_is_refused_and_the_genuine_bytes_are_cached(tree, make_upstream,
+                                                                    make_sumdb, start_proxy,
+                                                                    make_go):
+    poisoned = make_upstream(tree.root, "A-poisoned")
+    genuine = make_upstream(tree.root, "B-genuine")
+    sumdb = make_sumdb(tree.root)
+    mv = tree.get(mt.HELLO, "v1.2.0")
+    zip_path, mod_path = mv.url_path(".zip"), mv.url_path(".mod")
+    bad_zip = _tampered_zip(tree.file_bytes(zip_path))
+    bad_mod = tree.file_bytes(mod_path) + b"\n// one extra line\n"
+    poisoned.serve_body(re.escape(zip_path) + "$", bad_zip)
+    poisoned.serve_body(re.escape(mod_path) + "$", bad_mod)
+    proxy = start_proxy(f"{poisoned.url},{genuine.url}", *_sumdb_flags(sumdb))
+
+    go = make_go(proxy.url)
+    go.gosumdb = sumdb.vkey
+    [result] = go.download_json(f"{mt.HELLO}@v1.2.0")
+    assert result["Sum"] == mv.zip_sum and result["GoModSum"] == mv.mod_sum
+    assert poisoned.count(zip_path) == 1 and poisoned.count(mod_path) == 1
+    assert genuine.count(zip_path) == 1 and genuine.count(mod_path) == 1
+
+    # The cache holds the genuine bytes; the poisoned ones were never served to anyone.
+    assert proxy.get(zip_path).body == tree.file_bytes(zip_path)
+    assert proxy.get(mod_path).body == tree.file_bytes(mod_path)
+    assert genuine.count(zip_path) == 1
+    tier = poisoned.host_port
+    assert _metric(proxy, "gomodproxy_integrity_failures_total", upstream=tier) == 2
+    assert _metric(proxy, "gomodproxy_integrity_failures_total",
+                   upstream=genuine.host_port) == 0
+    log = proxy.log_text()
+    assert "integrity failure" in log and tier in log and mv.zip_sum in log
+
+
+def test_a_forked_checksum_database_is_refused(tree, make_upstream, make_sumdb, start_proxy):
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb))
+    hello = tree.get(mt.HELLO, "v1.2.0").url_path(".zip")
+    assert proxy.get(hello).status == 200  # verified: the proxy now knows a tree head
+    upper = tree.get(mt.UPPER, "v1.0.0").url_path(".zip")
+    assert proxy.get(tree.get(mt.HELLO_V2, "v2.0.0").url_path(".mod")).status == 200
+
+    sumdb.restart(fork=True)  # same key, rewritten history
+    resp = proxy.get(upper)
+    assert resp.status == 404, resp.status
+    assert b"does not extend" in resp.body, resp.body
+    assert "misbehaves" in proxy.log_text()
+    # Nothing unverified was cached: still refused while the fork is served.
+    assert proxy.get(upper).status == 404

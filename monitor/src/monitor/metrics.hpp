@@ -87,6 +87,9 @@ class metrics final {
   /// One tier attempt; `ttfb` when response headers arrived.
   void count_upstream(std::size_t tier, request_kind kind, upstream_outcome outcome,
                       std::optional<std::chrono::microseconds> ttfb);
+  /// A body from `tier` whose h1 hash the checksum database contradicts:
+  /// gomodproxy_integrity_failures_total{upstream}.
+  void count_integrity_failure(std::size_t tier);
   /// The tier walk moved on from tier `from` to tier `to`.
   void count_fallback(std::size_t from, std::size_t to);
   void count_singleflight_shared();
@@ -137,6 +140,7 @@ class metrics final {
   std::vector<prometheus::Gauge*> probe_duration_;
   std::vector<prometheus::Counter*> probe_success_;
   std::vector<prometheus::Counter*> probe_failure_;
+  std::vector<prometheus::Counter*> integrity_failures_;
   std::vector<prometheus::Counter*> fallbacks_;  // [from * tiers + to]; null: not a route
   prometheus::Family<prometheus::Counter>* fallbacks_family_ = nullptr;
   prometheus::Counter* singleflight_shared_ = nullptr;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -9,14 +10,20 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <functional>
 #include <map>
 #include <optional>
 
+#include "errc.hpp"
+#include "protocol/escape.hpp"
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
 #include "resolver/body_check.hpp"
 #include "resolver/flight_table.hpp"
 #include "resolver/tier_walk.hpp"
+#include "sumdb/tile.hpp"
+#include "sumdb/tlog.hpp"
+#include "sumdb/tree_note.hpp"
 
 namespace gomodproxy::resolver {
 namespace net = boost::asio;
@@ -637,6 +644,31 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
             verdict = attempt_verdict::invalid;
             break;
           }
+          if (needs_sumdb_check(request)) {
+            std::string detail;
+            const auto checked = co_await verify_against_sumdb(request, *entry, detail);
+            if (checked == sumdb_check::mismatch) {
+              spdlog::error("integrity failure: {} {}@{} from {}: {}",
+                            protocol::endpoint_name(request.kind), request.module_path,
+                            request.version, tier.name, detail);
+              if (metrics_ && slots.metrics) metrics_->count_integrity_failure(*slots.metrics);
+              count_attempt(slots, kind, upstream_outcome::error, &fetched);
+              note_problem(slots, kind, "checksum mismatch");
+              tried += tier.name + ": checksum mismatch: " + detail + "\n";
+              hard_failure = true;
+              verdict = attempt_verdict::invalid;
+              break;
+            }
+            if (checked == sumdb_check::unavailable) {
+              // Nothing unverified is cached; another tier would meet the same database.
+              spdlog::error("cannot verify {}@{}: {}", request.module_path, request.version,
+                            detail);
+              count_attempt(slots, kind, upstream_outcome::ok, &fetched);
+              tried += "not verified: " + detail + "\n";
+              co_return fill_outcome{false, options_.all_failed_502 ? 502 : 404,
+                                     "not found: " + describe(request) + "\n" + tried, "-"};
+            }
+          }
           cache::entry_meta meta;
           meta.kind = is_immutable(request.kind) ? cache::entry_kind::immutable
                                                  : cache::entry_kind::expiring;
@@ -681,6 +713,250 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       co_return fill_outcome{false, options_.all_failed_502 ? 502 : 404, std::move(body), "-"};
     }
     co_return remember_not_found(request, std::move(body));
+  }
+
+  // --- Verify before cache: a public go.mod or zip is checked against the checksum database ---
+
+  enum class sumdb_check { ok, mismatch, unavailable };
+
+  bool needs_sumdb_check(const protocol::module_request& request) const {
+    return options_.verify_sumdb && !options_.sumdbs.empty() &&
+           (request.kind == endpoint::zip || request.kind == endpoint::mod) &&
+           !is_private(request.module_path) &&
+           !(!options_.no_sumdb_patterns.empty() &&
+             protocol::match_prefix_patterns(options_.no_sumdb_patterns, request.module_path));
+  }
+
+  // A checksum database answer from the cache, or fetched through the database's tiers like any
+  // client request (so it is cached and shared the same way); nullopt with `why` when none.
+  net::awaitable<std::optional<std::string>> sumdb_body(std::string target, std::string& why) {
+    auto parsed = protocol::parse_module_request(target);
+    if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
+      why = error->reason;
+      co_return std::nullopt;
+    }
+    auto request = std::get<protocol::module_request>(std::move(parsed));
+    auto entry = open_entry(request.cache_key);
+    if (!entry || entry->meta().kind == cache::entry_kind::not_found) {
+      auto joined = co_await flights_.join(
+          request.cache_key, [this, &request] { return fill(shared_from_this(), request); });
+      entry = joined.outcome.committed ? open_entry(request.cache_key) : nullptr;
+      if (!entry) {
+        const auto& body = joined.outcome.body;
+        why = body.empty() ? "no answer" : body.substr(0, body.find('\n'));
+        co_return std::nullopt;
+      }
+    }
+    if (entry->meta().kind == cache::entry_kind::not_found) {
+      why = "not in the checksum database";
+      co_return std::nullopt;
+    }
+    auto body = entry->read(0, static_cast<std::size_t>(entry->meta().size));
+    if (!body) {
+      why = "cache read failed: " + body.error().message();
+      co_return std::nullopt;
+    }
+    co_return std::move(*body);
+  }
+
+  // Runs `compute` over the database's tiles for a tree of `size` records, fetching the tiles
+  // it asks for and running it again (a proof needs a few rounds at most). The tiles need no
+  // trust: what is computed from them is checked against signed roots. Returns compute's
+  // verdict; on a failed check the tiles used are dropped from the cache, so a bad one is
+  // fetched anew next time.
+  net::awaitable<bool> with_tiles(
+      const sumdb_options& database, std::int64_t size,
+      const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
+      std::string& why) {
+    std::map<std::string, std::string> tiles;
+    for (int round = 0; round < 8; ++round) {
+      std::vector<std::pair<std::string, std::string>> missing;  // path, full-tile path
+      sumdb::hash_reader read = [&](std::span<const std::int64_t> indexes)
+          -> boost::system::result<std::vector<sumdb::tlog_hash>> {
+        std::vector<sumdb::tlog_hash> out;
+        for (const auto index : indexes) {
+          auto span = sumdb::tile_for_index(sumdb::sumdb_tile_height, index);
+          auto tile = span.tile;
+          const std::int64_t full = std::int64_t{1} << tile.height;
+          const std::int64_t at_level = size >> (tile.level * tile.height);
+          tile.width =
+              static_cast<int>(std::clamp<std::int64_t>(at_level - tile.index * full, 0, full));
+          if (tile.width == 0) return errc::verification_failed;
+          const auto path = sumdb::tile_path(tile);
+          auto found = tiles.find(path);
+          if (found == tiles.end()) {
+            auto whole = tile;
+            whole.width = static_cast<int>(full);
+            missing.emplace_back(path, sumdb::tile_path(whole));
+            return errc::verification_failed;
+          }
+          auto hash = sumdb::hash_from_tile(tile, found->second, index);
+          if (!hash) return hash.error();
+          out.push_back(*hash);
+        }
+        return out;
+      };
+      auto verdict = compute(read);
+      if (verdict) {
+        if (!*verdict) {
+          for (const auto& [path, data] : tiles) {
+            (void)store_.remove("/sumdb/" + database.name + "/" + path);
+          }
+        }
+        co_return *verdict;
+      }
+      if (missing.empty()) {
+        why = "tiles do not hold the hashes the proof needs";
+        co_return false;
+      }
+      for (const auto& [path, full_path] : missing) {
+        if (tiles.contains(path)) continue;
+        std::string tile_why;
+        auto data = co_await sumdb_body("/sumdb/" + database.name + "/" + path, tile_why);
+        // A partial tile the database no longer serves: its full tile starts with the same hashes.
+        if (!data && full_path != path) {
+          data = co_await sumdb_body("/sumdb/" + database.name + "/" + full_path, tile_why);
+        }
+        if (!data) {
+          why = path + ": " + tile_why;
+          co_return false;
+        }
+        tiles.emplace(path, std::move(*data));
+      }
+    }
+    why = "tiles kept missing";
+    co_return false;
+  }
+
+  // The newest tree head this cache has verified for `database`, kept under a key no request
+  // can produce; a tree that does not extend it (or is not extended by it) is a fork.
+  net::awaitable<bool> tree_extends_known(const sumdb_options& database,
+                                          const sumdb::tree_head& head, std::string& why) {
+    const std::string key = "/gomodproxy/verified-tree/" + database.name;
+    std::optional<sumdb::tree_head> known;
+    if (auto entry = open_entry(key)) {
+      auto text = entry->read(0, static_cast<std::size_t>(entry->meta().size));
+      if (text) {
+        if (auto parsed = sumdb::parse_tree_head(*text)) known = *parsed;
+      }
+    }
+    if (known && known->size == head.size && known->root != head.root) {
+      why = "two different trees of size " + std::to_string(head.size);
+      co_return false;
+    }
+    if (known && known->size != head.size) {
+      const auto& older = head.size < known->size ? head : *known;
+      const auto& newer = head.size < known->size ? *known : head;
+      bool consistent = co_await with_tiles(
+          database, newer.size,
+          [&](const sumdb::hash_reader& read) -> std::optional<bool> {
+            auto proof = sumdb::prove_tree(newer.size, older.size, read);
+            if (!proof) return std::nullopt;
+            return sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root);
+          },
+          why);
+      if (!consistent) {
+        why = "tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
+              std::to_string(older.size) + (why.empty() ? "" : " (" + why + ")");
+        co_return false;
+      }
+    }
+    if (!known || head.size > known->size) {
+      auto created = store_.create(key);
+      if (created) {
+        cache::entry_meta meta;
+        meta.kind = cache::entry_kind::immutable;
+        meta.stored_at_ms = now_ms();
+        (void)((*created)->append(sumdb::format_tree_head(head)) && (*created)->commit(meta));
+      }
+    }
+    co_return true;
+  }
+
+  net::awaitable<sumdb_check> verify_against_sumdb(const protocol::module_request& request,
+                                                   cache::entry_writer& entry,
+                                                   std::string& detail) {
+    const auto& database = options_.sumdbs.front();
+    auto reader = [&entry](std::uint64_t offset, std::size_t length) {
+      return entry.read(offset, length);
+    };
+    std::string actual;
+    if (request.kind == endpoint::zip) {
+      auto hash = sumdb::zip_h1_hash(entry.size(), reader);
+      if (!hash) {
+        detail = "cannot hash the zip: " + hash.error().message();
+        co_return sumdb_check::mismatch;
+      }
+      actual = std::move(*hash);
+    } else {
+      auto body = entry.read(0, static_cast<std::size_t>(entry.size()));
+      if (!body) {
+        detail = "cache read failed: " + body.error().message();
+        co_return sumdb_check::unavailable;
+      }
+      actual = sumdb::go_mod_h1_hash(*body);
+    }
+
+    std::string why;
+    auto answer = co_await sumdb_body("/sumdb/" + database.name + "/lookup/" +
+                                          protocol::escape_case(request.module_path) + "@" +
+                                          protocol::escape_case(request.version),
+                                      why);
+    if (!answer) {
+      detail = database.name + " lookup: " + why;
+      co_return sumdb_check::unavailable;
+    }
+    // Checked when it was cached; checked again here because the proof needs its parts.
+    auto record = sumdb::parse_lookup_response(*answer);
+    if (!record) {
+      detail = database.name + " lookup: " + record.error().message();
+      co_return sumdb_check::unavailable;
+    }
+    auto tree_text = sumdb::open_note(record->signed_tree, database.key);
+    auto head = tree_text ? sumdb::parse_tree_head(*tree_text)
+                          : boost::system::result<sumdb::tree_head>(tree_text.error());
+    if (!head || record->id >= head->size) {
+      detail = database.name + " lookup: tree head not verified";
+      co_return sumdb_check::unavailable;
+    }
+    const auto leaf = sumdb::record_hash(record->text);
+    bool included = co_await with_tiles(
+        database, head->size,
+        [&](const sumdb::hash_reader& read) -> std::optional<bool> {
+          auto proof = sumdb::prove_record(head->size, record->id, read);
+          if (!proof) return std::nullopt;
+          return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
+        },
+        why);
+    if (!included) {
+      detail = database.name + ": the lookup record is not in its signed tree" +
+               (why.empty() ? "" : " (" + why + ")");
+      co_return sumdb_check::unavailable;
+    }
+    if (!co_await tree_extends_known(database, *head, why)) {
+      detail = database.name + " misbehaves: " + why;
+      spdlog::error("checksum database {}: {}", database.name, why);
+      co_return sumdb_check::unavailable;
+    }
+
+    const std::string prefix = request.module_path + " " + request.version +
+                               (request.kind == endpoint::mod ? "/go.mod " : " ");
+    std::string expected;
+    std::string_view lines = record->text;
+    while (!lines.empty()) {
+      auto line = lines.substr(0, lines.find('\n'));
+      lines.remove_prefix(std::min(lines.size(), line.size() + 1));
+      if (line.starts_with(prefix)) expected = std::string(line.substr(prefix.size()));
+    }
+    if (expected.empty()) {
+      detail = database.name + ": the record has no hash for it";
+      co_return sumdb_check::unavailable;
+    }
+    if (expected != actual) {
+      detail = "expected " + expected + " (" + database.name + "), got " + actual;
+      co_return sumdb_check::mismatch;
+    }
+    co_return sumdb_check::ok;
   }
 
   // Every tier said not found: remember that briefly, unless an older positive answer exists

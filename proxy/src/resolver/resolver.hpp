@@ -33,9 +33,13 @@ struct resolver_options {
   /// Checksum databases served at /sumdb/<name>/; lookups of private modules are refused
   /// without asking anyone. Default: none (every /sumdb/ request is 404)
   std::vector<sumdb_options> sumdbs;
-  std::chrono::seconds list_ttl{60};      ///< list, @latest, query .info. Default: 60 s
-  std::chrono::seconds negative_ttl{30};  ///< not-found answers. Default: 30 s
-  upstream::deadlines deadlines;          ///< per tier attempt
+  /// Check every public .mod and .zip against the first of `sumdbs` (record proven in its
+  /// signed tree, tree proven to extend the last one seen) before caching it. Default: false
+  bool verify_sumdb = false;
+  std::vector<std::string> no_sumdb_patterns;  ///< GONOSUMDB globs: never checked
+  std::chrono::seconds list_ttl{60};           ///< list, @latest, query .info. Default: 60 s
+  std::chrono::seconds negative_ttl{30};       ///< not-found answers. Default: 30 s
+  upstream::deadlines deadlines;               ///< per tier attempt
   bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
   /// When a tier has not started answering after this, the next tier is asked too; the first
   /// valid answer wins and the other attempt is abandoned. Default: 0 (off)

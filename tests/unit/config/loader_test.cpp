@@ -94,7 +94,9 @@ const std::vector<std::string> all_keys = {"listen",
                                            "breaker_retry_after",
                                            "hedge_after",
                                            "sumdb",
-                                           "sumdb_key"};
+                                           "sumdb_key",
+                                           "verify",
+                                           "no_sumdb"};
 
 std::string flag_of(std::string key) {
   for (char& c : key) c = c == '_' ? '-' : c;
@@ -147,6 +149,8 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.hedge_after, want.hedge_after);
   EXPECT_EQ(got.sumdb_text, want.sumdb_text);
   EXPECT_EQ(got.sumdb_key_text, want.sumdb_key_text);
+  EXPECT_EQ(got.verify, want.verify);
+  EXPECT_EQ(got.no_sumdb_text, want.no_sumdb_text);
 }
 
 TEST(load_settings, defaults_with_no_sources) {
@@ -739,6 +743,10 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
       value = "sum.golang.org=https://a.example/sumdb/sum.golang.org|https://sum.golang.org";
     } else if (key == "sumdb_key") {
       value = defaults.sumdb_key_text;
+    } else if (key == "verify") {
+      value = "off";
+    } else if (key == "no_sumdb") {
+      value = "*.example.com";
     } else if (key == "log_level") {
       value = "warn";
     } else if (key == "listen") {
@@ -802,7 +810,7 @@ TEST(loader, checksum_databases_are_named_lists_with_keys) {
   ASSERT_EQ(defaults.sumdbs.size(), 1u);
   EXPECT_EQ(defaults.sumdbs[0].tiers[0].url, "https://sum.golang.org");
 
-  EXPECT_TRUE(load_ok({"--sumdb", ""}, {}).sumdbs.empty());
+  EXPECT_TRUE(load_ok({"--sumdb", "", "--verify", "off"}, {}).sumdbs.empty());
 }
 
 TEST(loader, bad_checksum_database_settings_name_the_key) {
@@ -816,6 +824,8 @@ TEST(loader, bad_checksum_database_settings_name_the_key) {
       {{"--sumdb", "a.example=https://x.example a.example=https://y.example"}, "sumdb", "twice"},
       {{"--sumdb", "other.example=https://x.example"}, "sumdb_key", "no key for"},
       {{"--sumdb-key", "nonsense"}, "sumdb_key", "not a checksum database key"},
+      {{"--verify", "yes"}, "verify", "expected sumdb or off"},
+      {{"--sumdb", ""}, "verify", "needs a checksum database"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.flags[1]);
