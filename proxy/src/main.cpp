@@ -26,6 +26,7 @@
 #include <thread>
 
 #include "cache/cache_store.hpp"
+#include "cache_admin/cache_verify.hpp"
 #include "monitor/metrics.hpp"
 #include "monitor/prober.hpp"
 #include "monitor/status_page.hpp"
@@ -125,17 +126,8 @@ net::awaitable<monitor::probe_answer> probe_get(upstream::http_client& client, s
 int serve(const config::settings& settings) {
   set_up_logging(settings);
 
-  cache::rocksdb_options store_options;
-  store_options.path = settings.cache_dir;
-  std::string why;
-  auto opened = cache::open_rocksdb_store(store_options, &why);
-  if (!opened) {
-    std::fprintf(stderr, "gomodproxy: cache_dir: cannot open cache at %s: %s\n",
-                 settings.cache_dir.c_str(),
-                 why.empty() ? opened.error().message().c_str() : why.c_str());
-    return 1;
-  }
-  std::unique_ptr<cache::cache_store> store = std::move(*opened);
+  std::unique_ptr<cache::cache_store> store = cache_admin::open_cache_or_report(settings.cache_dir);
+  if (!store) return 1;
 
   int io_threads = settings.io_threads > 0
                        ? settings.io_threads
@@ -325,6 +317,7 @@ int usage(int code) {
                "commands:\n"
                "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
                "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
+               "  cache     cache verify [--repair]: re-check every cached entry\n"
                "  version   print the version\n");
   return code;
 }
@@ -342,6 +335,7 @@ int main(int argc, char** argv) {
   }
   if (command == "help" || command == "--help" || command == "-h") return usage(0);
   if (command == "probe") return probe_report::run_probe_command(args);
+  if (command == "cache") return cache_admin::run_cache_command(args);
   if (command != "serve") {
     std::fprintf(stderr, "gomodproxy: unknown command \"%s\"\n", command.c_str());
     return usage(2);

@@ -2,9 +2,7 @@
 /sumdb/<name>/... on the proxy, cold and then warm with the database stopped; private modules
 and unknown databases never reach the database."""
 
-import io
 import re
-import zipfile
 
 import module_tree as mt
 
@@ -78,22 +76,6 @@ def test_a_lookup_signed_by_another_key_is_not_cached(tree, make_upstream, make_
     assert impostor.count("/lookup/") == 1
 
 
-def _tampered_zip(genuine: bytes) -> bytes:
-    """The same module zip with one byte of one file changed: still a well-formed module zip."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(genuine)) as source, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        changed = False
-        for info in source.infolist():
-            data = source.read(info)
-            if not changed and not info.filename.endswith("/go.mod") and data:
-                data = bytes([data[0] ^ 0x01]) + data[1:]
-                changed = True
-            target.writestr(info, data)
-        assert changed
-    return out.getvalue()
-
-
 def _metric(proxy, name: str, **labels) -> float:
     text = proxy.get("/metrics").body.decode()
     want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
@@ -113,7 +95,7 @@ def test_poisoned_tier_is_refused_and_the_genuine_bytes_are_cached(tree, make_up
     sumdb = make_sumdb(tree.root)
     mv = tree.get(mt.HELLO, "v1.2.0")
     zip_path, mod_path = mv.url_path(".zip"), mv.url_path(".mod")
-    bad_zip = _tampered_zip(tree.file_bytes(zip_path))
+    bad_zip = mt.tampered_zip(tree.file_bytes(zip_path))
     bad_mod = tree.file_bytes(mod_path) + b"\n// one extra line\n"
     poisoned.serve_body(re.escape(zip_path) + "$", bad_zip)
     poisoned.serve_body(re.escape(mod_path) + "$", bad_mod)

@@ -333,3 +333,19 @@ def write_program(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "go.mod").write_bytes(PROGRAM_GOMOD)
     (directory / "main.go").write_bytes(PROGRAM_MAIN)
+
+
+def tampered_zip(genuine: bytes) -> bytes:
+    """The same module zip with one byte of one file changed: still a well-formed module zip."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(genuine)) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        changed = False
+        for info in source.infolist():
+            data = source.read(info)
+            if not changed and not info.filename.endswith("/go.mod") and data:
+                data = bytes([data[0] ^ 0x01]) + data[1:]
+                changed = True
+            target.writestr(info, data)
+        assert changed
+    return out.getvalue()

@@ -4,6 +4,7 @@
 
 #include <boost/system/result.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -80,6 +81,12 @@ class cache_store {
   [[nodiscard]] virtual result<std::unique_ptr<entry_writer>> create(std::string_view key) = 0;
   /// Removes the committed entry (no-op when absent).
   [[nodiscard]] virtual result<void> remove(std::string_view key) = 0;
+  /// Calls `visit` with the key and metadata of every committed entry, in key order, until it
+  /// returns false. Entries committed or removed meanwhile may or may not be seen. An entry
+  /// whose metadata cannot be decoded is visited with `damaged` set (and default metadata).
+  [[nodiscard]] virtual result<void> for_each_entry(
+      const std::function<bool(std::string_view key, const entry_meta& meta, bool damaged)>&
+          visit) = 0;
   /// Deletes bytes of abandoned or replaced versions that no reader can reach any more.
   /// Returns how many chunks were deleted.
   [[nodiscard]] virtual result<std::uint64_t> collect_garbage() = 0;

@@ -501,6 +501,24 @@ class rocksdb_store final : public cache_store {
     return std::optional<entry_meta>{std::move(record->meta)};
   }
 
+  result<void> for_each_entry(const std::function<bool(std::string_view key, const entry_meta& meta,
+                                                       bool damaged)>& visit) override {
+    rdb::ReadOptions options;
+    options.total_order_seek = true;
+    std::unique_ptr<rdb::Iterator> it(state_->db->NewIterator(options, state_->records));
+    const std::string prefix(1, layout::meta_prefix);
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      const auto key = it->key().ToStringView().substr(prefix.size());
+      auto record = layout::decode_meta(it->value().ToStringView());
+      const bool keep_going = record ? visit(key, record->meta, false) : visit(key, {}, true);
+      if (!keep_going) break;
+    }
+    if (!it->status().ok()) {
+      return to_error(it->status());
+    }
+    return {};
+  }
+
   result<std::unique_ptr<entry_reader>> open(std::string_view key) override {
     const auto stored_meta_key = layout::meta_key(key);
     // Small entries are served from this one Get; only chunked ones pay for a snapshot.

@@ -388,6 +388,35 @@ TEST_P(cache_store_conformance, views_match_reads_and_never_cross_a_chunk) {
   }
 }
 
+TEST_P(cache_store_conformance, for_each_entry_visits_committed_entries_in_key_order) {
+  put("b", random_bytes(3 * chunk() + 5, 1));  // chunked
+  put("a", "small");
+  put("c", "gone");
+  ASSERT_TRUE(store_->remove("c"));
+  {
+    auto abandoned = store_->create("d");  // never committed: invisible
+    ASSERT_TRUE(abandoned);
+    ASSERT_TRUE((*abandoned)->append("x"));
+  }
+  std::vector<std::pair<std::string, std::uint64_t>> seen;
+  ASSERT_TRUE(
+      store_->for_each_entry([&](std::string_view key, const entry_meta& meta, bool damaged) {
+        EXPECT_FALSE(damaged);
+        seen.emplace_back(std::string(key), meta.size);
+        return true;
+      }));
+  const std::vector<std::pair<std::string, std::uint64_t>> want = {{"a", 5},
+                                                                   {"b", 3 * chunk() + 5}};
+  EXPECT_EQ(seen, want);
+  // Stopping early is honoured.
+  int visits = 0;
+  ASSERT_TRUE(store_->for_each_entry([&](std::string_view, const entry_meta&, bool) {
+    ++visits;
+    return false;
+  }));
+  EXPECT_EQ(visits, 1);
+}
+
 TEST_P(cache_store_conformance, large_value_streams_in_bounded_pieces) {
   constexpr std::size_t total = 48u << 20;
   constexpr std::size_t append_piece = 1u << 20;

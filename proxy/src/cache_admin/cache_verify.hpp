@@ -1,0 +1,43 @@
+// `gomodproxy cache verify`: re-reads every cached entry and re-hashes every cached module zip
+// and go.mod against the checksum database record cached next to it; --repair deletes what is
+// corrupt so the next request refetches it. Runs on a stopped proxy's cache directory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache/cache_store.hpp"
+
+namespace gomodproxy::cache_admin {
+
+struct verify_options {
+  std::vector<std::string> sumdb_names;  ///< databases whose cached lookups vouch for modules
+  bool repair = false;                   ///< remove corrupt entries
+};
+
+struct verify_totals {
+  std::uint64_t entries = 0;          ///< entries read back in full
+  std::uint64_t hashed = 0;           ///< module zips and go.mod files matched against a record
+  std::uint64_t unvouched = 0;        ///< module zips and go.mod files with no cached record
+  std::uint64_t corrupt = 0;          ///< unreadable, damaged, or contradicting their record
+  std::uint64_t repaired = 0;         ///< corrupt entries removed
+  std::vector<std::string> problems;  ///< one line per corrupt entry: "<key>: <reason>"
+};
+
+/// Checks every entry of `store`; `progress` gets one line now and then (for stderr).
+verify_totals verify_cache(cache::cache_store& store, const verify_options& options,
+                           const std::function<void(const std::string&)>& progress);
+
+/// The RocksDB cache at `cache_dir`, or null after one line on stderr saying why it cannot be
+/// opened (for the commands that open it: serve, cache verify).
+std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cache_dir);
+
+/// The `cache` subcommand: `cache verify [--repair] [serve flags for the cache dir and sumdb]`.
+/// Exit status: 0 when nothing corrupt is left, 1 when some is (or the cache cannot be opened),
+/// 2 for usage errors.
+int run_cache_command(std::vector<std::string> args);
+
+}  // namespace gomodproxy::cache_admin
