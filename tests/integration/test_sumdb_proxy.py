@@ -103,6 +103,8 @@ def test_poisoned_tier_is_refused_and_the_genuine_bytes_are_cached(tree, make_up
 
     go = make_go(proxy.url)
     go.gosumdb = sumdb.vkey
+    # go build of a program that imports the poisoned module, with checksum verification on.
+    assert go.build_and_run_program() == mt.PROGRAM_OUTPUT
     [result] = go.download_json(f"{mt.HELLO}@v1.2.0")
     assert result["Sum"] == mv.zip_sum and result["GoModSum"] == mv.mod_sum
     assert poisoned.count(zip_path) == 1 and poisoned.count(mod_path) == 1
@@ -136,3 +138,17 @@ def test_a_forked_checksum_database_is_refused(tree, make_upstream, make_sumdb, 
     assert "misbehaves" in proxy.log_text()
     # Nothing unverified was cached: still refused while the fork is served.
     assert proxy.get(upper).status == 404
+
+
+def test_no_sumdb_modules_are_cached_without_a_lookup(tree, make_upstream, make_sumdb,
+                                                      start_proxy):
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb), "--no-sumdb", mt.HELLO)
+    hello = tree.get(mt.HELLO, "v1.2.0")
+    upper = tree.get(mt.UPPER, "v1.0.0")
+    assert proxy.get(hello.url_path(".zip")).body == tree.file_bytes(hello.url_path(".zip"))
+    assert proxy.get(upper.url_path(".zip")).body == tree.file_bytes(upper.url_path(".zip"))
+    assert sumdb.wait_count("/lookup/", 1) == 1
+    assert [p for p in sumdb.paths() if p.startswith("/lookup/")] == [
+        f"/lookup/{upper.escaped_path}@{upper.escaped_version}"]
