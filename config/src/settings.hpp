@@ -24,7 +24,12 @@ struct settings {
   std::vector<upstream::tier_spec> private_upstreams;  ///< parsed
   /// Checksum databases passed through at /sumdb/NAME/: space-separated NAME=LIST entries, LIST
   /// in upstream syntax (URLs only). Key: sumdb
-  std::string sumdb_text = "sum.golang.org=https://sum.golang.org";
+  /// Mirrors first, where sum.golang.org itself is often unreachable. A mirror can delay but not
+  /// mislead: lookups and tree heads must verify with the key, and records are proven in the log
+  /// (by go, and by the proxy's own verification).
+  std::string sumdb_text =
+      "sum.golang.org=https://goproxy.cn/sumdb/sum.golang.org|"
+      "https://goproxy.io/sumdb/sum.golang.org|https://sum.golang.org";
   /// Verifier keys of those databases, space-separated; each names its database. Key: sumdb_key
   std::string sumdb_key_text =
       "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";

@@ -808,7 +808,10 @@ TEST(loader, checksum_databases_are_named_lists_with_keys) {
 
   const auto defaults = load_ok({}, {});
   ASSERT_EQ(defaults.sumdbs.size(), 1u);
-  EXPECT_EQ(defaults.sumdbs[0].tiers[0].url, "https://sum.golang.org");
+  ASSERT_EQ(defaults.sumdbs[0].tiers.size(), 3u);
+  EXPECT_EQ(defaults.sumdbs[0].tiers[0].url, "https://goproxy.cn/sumdb/sum.golang.org");
+  EXPECT_EQ(defaults.sumdbs[0].tiers[2].url, "https://sum.golang.org");
+  EXPECT_TRUE(defaults.sumdbs[0].tiers[0].fall_through_on_error);
 
   EXPECT_TRUE(load_ok({"--sumdb", "", "--verify", "off"}, {}).sumdbs.empty());
 }
