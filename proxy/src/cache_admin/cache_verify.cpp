@@ -17,11 +17,10 @@
 namespace gomodproxy::cache_admin {
 namespace {
 
-// The hash the cached record of `database` gives for `line_prefix` ("<path> <version>[/go.mod] "),
-// or nullopt when no record is cached or it has no such line.
+// The hash the cached record of `database` gives for the request's zip or go.mod, or nullopt
+// when no record is cached or it has no such line.
 std::optional<std::string> recorded_hash(cache::cache_store& store, const std::string& database,
-                                         const protocol::module_request& request,
-                                         const std::string& line_prefix) {
+                                         const protocol::module_request& request) {
   const std::string key = "/sumdb/" + database + "/lookup/" +
                           protocol::escape_case(request.module_path) + "@" +
                           protocol::escape_case(request.version);
@@ -33,13 +32,8 @@ std::optional<std::string> recorded_hash(cache::cache_store& store, const std::s
   if (!body) return std::nullopt;
   auto record = sumdb::parse_lookup_response(*body);
   if (!record) return std::nullopt;
-  std::string_view lines = record->text;
-  while (!lines.empty()) {
-    auto line = lines.substr(0, lines.find('\n'));
-    lines.remove_prefix(std::min(lines.size(), line.size() + 1));
-    if (line.starts_with(line_prefix)) return std::string(line.substr(line_prefix.size()));
-  }
-  return std::nullopt;
+  return sumdb::go_sum_hash(record->text, request.module_path, request.version,
+                            request.kind == protocol::endpoint::mod);
 }
 
 }  // namespace
@@ -80,7 +74,11 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
     }
     auto& entry = **reader;
     const auto size = entry.meta().size;
-    // Reading every byte runs each chunk's CRC check.
+    auto parsed = protocol::parse_module_request(key);
+    auto* request = std::get_if<protocol::module_request>(&parsed);
+    // Only a go.mod is hashed from memory (zips are hashed through the reader), so only it is
+    // kept while reading; reading every byte runs each chunk's CRC check.
+    const bool keep_body = request && request->kind == protocol::endpoint::mod;
     std::string body;
     bool readable = true;
     for (std::uint64_t offset = 0; offset < size;) {
@@ -90,14 +88,12 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
         readable = false;
         break;
       }
-      if (size <= (16u << 20)) body.append(*piece);
+      if (keep_body) body.append(*piece);
       offset += piece->size();
     }
     if (!readable) continue;
     totals.entries += 1;
 
-    auto parsed = protocol::parse_module_request(key);
-    auto* request = std::get_if<protocol::module_request>(&parsed);
     if (!request || entry.meta().kind == cache::entry_kind::not_found ||
         (request->kind != protocol::endpoint::zip && request->kind != protocol::endpoint::mod)) {
       continue;
@@ -116,11 +112,9 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
     } else {
       actual = sumdb::go_mod_h1_hash(body);
     }
-    const std::string prefix =
-        request->module_path + " " + request->version + (is_zip ? " " : "/go.mod ");
     std::optional<std::string> expected;
     for (const auto& database : options.sumdb_names) {
-      expected = recorded_hash(store, database, *request, prefix);
+      expected = recorded_hash(store, database, *request);
       if (expected) break;
     }
     if (!expected) {

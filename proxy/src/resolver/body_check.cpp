@@ -150,13 +150,10 @@ std::optional<std::string> check_signed_answer(const protocol::module_request& r
     if (!parsed) return "lookup answer: " + parsed.error().message();
     record = std::move(*parsed);
     // The record must be the one asked for: its go.sum lines name this module and version.
-    const std::string zip_line = request.module_path + " " + request.version + " h1:";
-    const std::string mod_line = request.module_path + " " + request.version + "/go.mod h1:";
-    const bool names_zip = record->text.starts_with(zip_line) ||
-                           record->text.find("\n" + zip_line) != std::string::npos;
-    const bool names_mod = record->text.starts_with(mod_line) ||
-                           record->text.find("\n" + mod_line) != std::string::npos;
-    if (!names_zip || !names_mod) return std::string("lookup record is for another module version");
+    if (!sumdb::go_sum_hash(record->text, request.module_path, request.version, false) ||
+        !sumdb::go_sum_hash(record->text, request.module_path, request.version, true)) {
+      return std::string("lookup record is for another module version");
+    }
     note = record->signed_tree;
   }
   auto text = sumdb::open_note(note, key);

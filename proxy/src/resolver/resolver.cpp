@@ -939,21 +939,14 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       co_return sumdb_check::unavailable;
     }
 
-    const std::string prefix = request.module_path + " " + request.version +
-                               (request.kind == endpoint::mod ? "/go.mod " : " ");
-    std::string expected;
-    std::string_view lines = record->text;
-    while (!lines.empty()) {
-      auto line = lines.substr(0, lines.find('\n'));
-      lines.remove_prefix(std::min(lines.size(), line.size() + 1));
-      if (line.starts_with(prefix)) expected = std::string(line.substr(prefix.size()));
-    }
-    if (expected.empty()) {
+    const auto expected = sumdb::go_sum_hash(record->text, request.module_path, request.version,
+                                             request.kind == endpoint::mod);
+    if (!expected) {
       detail = database.name + ": the record has no hash for it";
       co_return sumdb_check::unavailable;
     }
-    if (expected != actual) {
-      detail = "expected " + expected + " (" + database.name + "), got " + actual;
+    if (*expected != actual) {
+      detail = "expected " + *expected + " (" + database.name + "), got " + actual;
       co_return sumdb_check::mismatch;
     }
     co_return sumdb_check::ok;

@@ -79,4 +79,18 @@ boost::system::result<lookup_record> parse_lookup_response(std::string_view body
   return record;
 }
 
+std::optional<std::string> go_sum_hash(std::string_view record_text, std::string_view module_path,
+                                       std::string_view version, bool go_mod) {
+  std::string prefix =
+      std::string(module_path) + " " + std::string(version) + (go_mod ? "/go.mod " : " ");
+  while (!record_text.empty()) {
+    const auto line = record_text.substr(0, record_text.find('\n'));
+    record_text.remove_prefix(std::min(record_text.size(), line.size() + 1));
+    if (line.starts_with(prefix) && line.substr(prefix.size()).starts_with("h1:")) {
+      return std::string(line.substr(prefix.size()));
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace gomodproxy::sumdb

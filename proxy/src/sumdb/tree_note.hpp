@@ -4,6 +4,7 @@
 
 #include <boost/system/result.hpp>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -40,5 +41,11 @@ struct lookup_record {
 /// blank line, or the text is empty, starts with a blank line, is not valid UTF-8, or holds
 /// control characters other than '\n'.
 [[nodiscard]] boost::system::result<lookup_record> parse_lookup_response(std::string_view body);
+
+/// The hash a record's go.sum lines give for the module zip (`go_mod` false: the line
+/// "<path> <version> h1:...") or the go.mod ("<path> <version>/go.mod h1:..."), e.g. "h1:...";
+/// nullopt when no line is for it.
+std::optional<std::string> go_sum_hash(std::string_view record_text, std::string_view module_path,
+                                       std::string_view version, bool go_mod);
 
 }  // namespace gomodproxy::sumdb

@@ -98,5 +98,17 @@ TEST(lookup_response, malformed) {
   }
 }
 
+TEST(go_sum_hash, finds_the_zip_and_go_mod_lines_of_one_module_version) {
+  const std::string text =
+      "example.com/m v1.0.0 h1:zip=\n"
+      "example.com/m v1.0.0/go.mod h1:mod=\n";
+  EXPECT_EQ(go_sum_hash(text, "example.com/m", "v1.0.0", false), "h1:zip=");
+  EXPECT_EQ(go_sum_hash(text, "example.com/m", "v1.0.0", true), "h1:mod=");
+  EXPECT_FALSE(go_sum_hash(text, "example.com/m", "v1.0.1", false));
+  EXPECT_FALSE(go_sum_hash(text, "example.com/m/v2", "v1.0.0", false));
+  EXPECT_FALSE(go_sum_hash("example.com/m v1.0.0 h2:other\n", "example.com/m", "v1.0.0", false));
+  EXPECT_FALSE(go_sum_hash("", "example.com/m", "v1.0.0", true));
+}
+
 }  // namespace
 }  // namespace gomodproxy::sumdb
