@@ -33,11 +33,11 @@
 #include "monitor/tier_health.hpp"
 #include "probe_report/probe_command.hpp"
 #include "protocol/escape.hpp"
+#include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
 #include "settings.hpp"
-#include "sumdb/signed_note.hpp"
 #include "upstream/http_client.hpp"
 
 namespace {
@@ -159,29 +159,13 @@ int serve(const config::settings& settings) {
   });
   metrics.set_up_source([&health](std::size_t tier) { return health.up(tier); });
 
-  resolver::resolver_options resolver_options;
-  resolver_options.tiers = settings.upstreams;
-  resolver_options.private_tiers = settings.private_upstreams;
-  resolver_options.private_patterns = settings.private_patterns;
-  resolver_options.list_ttl = settings.list_ttl;
-  resolver_options.negative_ttl = settings.negative_ttl;
-  resolver_options.deadlines.connect = settings.connect_timeout;
-  resolver_options.deadlines.first_byte = settings.first_byte_timeout;
-  resolver_options.deadlines.total = settings.fill_timeout;
-  resolver_options.all_failed_502 = settings.all_failed_502;
-  resolver_options.hedge_after = settings.hedge_after;
-  for (const auto& database : settings.sumdbs) {
-    auto key = sumdb::parse_verifier_key(database.key);
-    if (!key) {
-      std::fprintf(stderr, "gomodproxy: sumdb_key: %s: %s; expected a verifier key like %s\n",
-                   database.key.c_str(), key.error().message().c_str(),
-                   config::settings{}.sumdb_key_text.c_str());
-      return 2;
-    }
-    resolver_options.sumdbs.push_back({database.name, database.tiers, *key});
+  std::string options_error;
+  auto loaded_options = resolver::options_from_settings(settings, options_error);
+  if (!loaded_options) {
+    std::fprintf(stderr, "gomodproxy: %s\n", options_error.c_str());
+    return 2;
   }
-  resolver_options.verify_sumdb = settings.verify == "sumdb";
-  resolver_options.no_sumdb_patterns = settings.no_sumdb_patterns;
+  auto resolver_options = std::move(*loaded_options);
   resolver_options.metrics = &metrics;
   resolver_options.health = &health;
   resolver::resolver module_resolver(resolver_options, *store, client, work.get_executor());
@@ -317,7 +301,7 @@ int usage(int code) {
                "commands:\n"
                "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
                "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
-               "  cache     cache verify [--repair]: re-check every cached entry\n"
+               "  cache     cache verify [--repair] [--online]: re-check every cached entry\n"
                "  version   print the version\n");
   return code;
 }

@@ -1,21 +1,33 @@
 #include "cache_admin/cache_verify.hpp"
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <cstdio>
 #include <map>
 #include <optional>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <variant>
 
 #include "protocol/escape.hpp"
 #include "protocol/request.hpp"
+#include "resolver/from_settings.hpp"
+#include "resolver/resolver.hpp"
 #include "settings.hpp"
 #include "sumdb/tree_note.hpp"
 #include "sumdb/zip_check.hpp"
+#include "upstream/http_client.hpp"
 
 namespace gomodproxy::cache_admin {
 namespace {
+namespace net = boost::asio;
 
 // The hash the cached record of `database` gives for the request's zip or go.mod, or nullopt
 // when no record is cached or it has no such line.
@@ -117,6 +129,16 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
       expected = recorded_hash(store, database, *request);
       if (expected) break;
     }
+    if (!expected && options.ask_database) {
+      totals.asked += 1;
+      auto verdict = options.ask_database(request->module_path, request->version, !is_zip);
+      if (verdict.hash) {
+        totals.vouched_now += 1;
+        expected = std::move(verdict.hash);
+      } else {
+        totals.unanswered.push_back(key + ": " + verdict.why);
+      }
+    }
     if (!expected) {
       totals.unvouched += 1;
       continue;
@@ -141,19 +163,58 @@ std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cach
   return std::move(*opened);
 }
 
+namespace {
+
+// The database side of `--online`: a resolver over the configured tiers and checksum
+// databases, on a work thread of its own, so its proofs are the ones a fill would run.
+class online_checker {
+ public:
+  online_checker(const resolver::resolver_options& options,
+                 const upstream::client_options& client_options, cache::cache_store& store)
+      : guard_(net::make_work_guard(work_)),
+        client_(work_.get_executor(), client_options),
+        resolver_(options, store, client_, work_.get_executor()),
+        thread_([this] { work_.run(); }) {}
+
+  ~online_checker() {
+    guard_.reset();
+    work_.stop();
+    thread_.join();
+  }
+
+  database_verdict ask(const std::string& module_path, const std::string& version, bool go_mod) {
+    auto answer =
+        net::co_spawn(work_, resolver_.database_hash(module_path, version, go_mod), net::use_future)
+            .get();
+    return database_verdict{std::move(answer.hash), std::move(answer.why)};
+  }
+
+ private:
+  net::io_context work_{1};
+  net::executor_work_guard<net::io_context::executor_type> guard_;
+  upstream::http_client client_;
+  resolver::resolver resolver_;
+  std::thread thread_;
+};
+
+}  // namespace
+
 int run_cache_command(std::vector<std::string> args) {
   if (args.empty() || args.front() != "verify") {
     std::fprintf(stderr,
-                 "usage: gomodproxy cache verify [--repair] [--cache-dir DIR] [--config FILE] "
-                 "[--sumdb ...]\n");
+                 "usage: gomodproxy cache verify [--repair] [--online] [--cache-dir DIR] "
+                 "[--config FILE] [--sumdb ...]\n");
     return 2;
   }
   args.erase(args.begin());
   verify_options options;
+  bool online = false;
   std::vector<std::string> settings_args;
   for (auto& arg : args) {
     if (arg == "--repair") {
       options.repair = true;
+    } else if (arg == "--online") {
+      online = true;
     } else {
       settings_args.push_back(std::move(arg));
     }
@@ -165,20 +226,56 @@ int run_cache_command(std::vector<std::string> args) {
   }
   const auto& settings = std::get<config::settings>(loaded);
   for (const auto& database : settings.sumdbs) options.sumdb_names.push_back(database.name);
+  std::optional<resolver::resolver_options> resolver_options;
+  if (online) {
+    std::string why;
+    resolver_options = resolver::options_from_settings(settings, why);
+    if (!resolver_options) {
+      std::fprintf(stderr, "gomodproxy: %s\n", why.c_str());
+      return 2;
+    }
+    if (resolver_options->sumdbs.empty()) {
+      std::fprintf(stderr, "gomodproxy: --online needs a checksum database (sumdb)\n");
+      return 2;
+    }
+    // The report is on stdout; what the resolver logs (a misbehaving database) goes with the
+    // progress lines.
+    auto logger = spdlog::stderr_logger_mt("gomodproxy-cache");
+    logger->set_level(spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+  }
 
   auto store = open_cache_or_report(settings.cache_dir);
   if (!store) return 1;
+  std::optional<online_checker> checker;
+  if (resolver_options) {
+    upstream::client_options client_options;
+    client_options.ca_file = settings.ca_file;
+    checker.emplace(*resolver_options, client_options, *store);
+    options.ask_database = [&checker](const std::string& module_path, const std::string& version,
+                                      bool go_mod) {
+      return checker->ask(module_path, version, go_mod);
+    };
+  }
   auto totals = verify_cache(
       *store, options, [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); });
+  checker.reset();
   for (const auto& problem : totals.problems) std::printf("corrupt: %s\n", problem.c_str());
+  for (const auto& line : totals.unanswered) std::printf("not vouched for: %s\n", line.c_str());
   std::printf(
       "%llu entries read back, %llu module files matched their checksum record, %llu had no "
       "record cached, %llu corrupt, %llu removed\n",
       static_cast<unsigned long long>(totals.entries),
       static_cast<unsigned long long>(totals.hashed),
-      static_cast<unsigned long long>(totals.unvouched),
+      static_cast<unsigned long long>(totals.unvouched + totals.vouched_now),
       static_cast<unsigned long long>(totals.corrupt),
       static_cast<unsigned long long>(totals.repaired));
+  if (online) {
+    std::printf("asked the checksum database about %llu module files: %llu vouched for, %llu not\n",
+                static_cast<unsigned long long>(totals.asked),
+                static_cast<unsigned long long>(totals.vouched_now),
+                static_cast<unsigned long long>(totals.asked - totals.vouched_now));
+  }
   return totals.corrupt > totals.repaired ? 1 : 0;
 }
 

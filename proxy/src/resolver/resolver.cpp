@@ -873,6 +873,60 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     co_return true;
   }
 
+  // The hash the first checksum database gives for the request's zip or go.mod, once its record
+  // is proven in the signed tree and that tree proven to extend the newest one seen; nullopt
+  // with `detail` when the database cannot vouch for it.
+  net::awaitable<std::optional<std::string>> proven_hash(const protocol::module_request& request,
+                                                         std::string& detail) {
+    const auto& database = options_.sumdbs.front();
+    std::string why;
+    auto answer = co_await sumdb_body("/sumdb/" + database.name + "/lookup/" +
+                                          protocol::escape_case(request.module_path) + "@" +
+                                          protocol::escape_case(request.version),
+                                      why);
+    if (!answer) {
+      detail = database.name + " lookup: " + why;
+      co_return std::nullopt;
+    }
+    // Checked when it was cached; checked again here because the proof needs its parts.
+    auto record = sumdb::parse_lookup_response(*answer);
+    if (!record) {
+      detail = database.name + " lookup: " + record.error().message();
+      co_return std::nullopt;
+    }
+    auto tree_text = sumdb::open_note(record->signed_tree, database.key);
+    auto head = tree_text ? sumdb::parse_tree_head(*tree_text)
+                          : boost::system::result<sumdb::tree_head>(tree_text.error());
+    if (!head || record->id >= head->size) {
+      detail = database.name + " lookup: tree head not verified";
+      co_return std::nullopt;
+    }
+    const auto leaf = sumdb::record_hash(record->text);
+    bool included = co_await with_tiles(
+        database, head->size,
+        [&](const sumdb::hash_reader& read) -> std::optional<bool> {
+          auto proof = sumdb::prove_record(head->size, record->id, read);
+          if (!proof) return std::nullopt;
+          return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
+        },
+        why);
+    if (!included) {
+      detail = database.name + ": the lookup record is not in its signed tree" +
+               (why.empty() ? "" : " (" + why + ")");
+      co_return std::nullopt;
+    }
+    if (!co_await tree_extends_known(database, *head, why)) {
+      detail = database.name + " misbehaves: " + why;
+      spdlog::error("checksum database {}: {}", database.name, why);
+      co_return std::nullopt;
+    }
+
+    const auto expected = sumdb::go_sum_hash(record->text, request.module_path, request.version,
+                                             request.kind == endpoint::mod);
+    if (!expected) detail = database.name + ": the record has no hash for it";
+    co_return expected;
+  }
+
   net::awaitable<sumdb_check> verify_against_sumdb(const protocol::module_request& request,
                                                    cache::entry_writer& entry,
                                                    std::string& detail) {
@@ -897,54 +951,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       actual = sumdb::go_mod_h1_hash(*body);
     }
 
-    std::string why;
-    auto answer = co_await sumdb_body("/sumdb/" + database.name + "/lookup/" +
-                                          protocol::escape_case(request.module_path) + "@" +
-                                          protocol::escape_case(request.version),
-                                      why);
-    if (!answer) {
-      detail = database.name + " lookup: " + why;
-      co_return sumdb_check::unavailable;
-    }
-    // Checked when it was cached; checked again here because the proof needs its parts.
-    auto record = sumdb::parse_lookup_response(*answer);
-    if (!record) {
-      detail = database.name + " lookup: " + record.error().message();
-      co_return sumdb_check::unavailable;
-    }
-    auto tree_text = sumdb::open_note(record->signed_tree, database.key);
-    auto head = tree_text ? sumdb::parse_tree_head(*tree_text)
-                          : boost::system::result<sumdb::tree_head>(tree_text.error());
-    if (!head || record->id >= head->size) {
-      detail = database.name + " lookup: tree head not verified";
-      co_return sumdb_check::unavailable;
-    }
-    const auto leaf = sumdb::record_hash(record->text);
-    bool included = co_await with_tiles(
-        database, head->size,
-        [&](const sumdb::hash_reader& read) -> std::optional<bool> {
-          auto proof = sumdb::prove_record(head->size, record->id, read);
-          if (!proof) return std::nullopt;
-          return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
-        },
-        why);
-    if (!included) {
-      detail = database.name + ": the lookup record is not in its signed tree" +
-               (why.empty() ? "" : " (" + why + ")");
-      co_return sumdb_check::unavailable;
-    }
-    if (!co_await tree_extends_known(database, *head, why)) {
-      detail = database.name + " misbehaves: " + why;
-      spdlog::error("checksum database {}: {}", database.name, why);
-      co_return sumdb_check::unavailable;
-    }
-
-    const auto expected = sumdb::go_sum_hash(record->text, request.module_path, request.version,
-                                             request.kind == endpoint::mod);
-    if (!expected) {
-      detail = database.name + ": the record has no hash for it";
-      co_return sumdb_check::unavailable;
-    }
+    auto expected = co_await proven_hash(request, detail);
+    if (!expected) co_return sumdb_check::unavailable;
     if (*expected != actual) {
       detail = "expected " + *expected + " (" + database.name + "), got " + actual;
       co_return sumdb_check::mismatch;
@@ -986,6 +994,25 @@ resolver::~resolver() = default;
 net::awaitable<void> resolver::handle(const server::request_view& request,
                                       server::response_writer& writer) {
   co_await impl_->handle(request, writer);
+}
+
+net::awaitable<resolver::database_answer> resolver::database_hash(std::string module_path,
+                                                                  std::string version,
+                                                                  bool go_mod) {
+  const auto& options = impl_->options_;
+  if (options.sumdbs.empty()) co_return database_answer{std::nullopt, "no checksum database"};
+  if (impl_->is_private(module_path)) co_return database_answer{std::nullopt, "private module"};
+  if (!options.no_sumdb_patterns.empty() &&
+      protocol::match_prefix_patterns(options.no_sumdb_patterns, module_path)) {
+    co_return database_answer{std::nullopt, "matches no_sumdb"};
+  }
+  protocol::module_request request;
+  request.kind = go_mod ? endpoint::mod : endpoint::zip;
+  request.module_path = std::move(module_path);
+  request.version = std::move(version);
+  database_answer answer;
+  answer.hash = co_await impl_->proven_hash(request, answer.why);
+  co_return answer;
 }
 
 void resolver::abandon_waiting() { impl_->flights_.close(); }

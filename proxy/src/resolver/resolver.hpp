@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,17 @@ class resolver final : public server::handler {
 
   /// True when at least one tier can answer (not only "off").
   bool ready() const;
+
+  /// What the first checksum database says of a module's zip (or go.mod when `go_mod`): its h1
+  /// hash, proven exactly as before caching a fill (the lookup and tiles are fetched through
+  /// the database's tiers and cached), or why it cannot say. Private and no-sumdb modules are
+  /// never looked up. For `cache verify --online`; runs on the work executor's threads.
+  struct database_answer {
+    std::optional<std::string> hash;  ///< "h1:..." when the database vouches
+    std::string why;                  ///< otherwise, one line
+  };
+  boost::asio::awaitable<database_answer> database_hash(std::string module_path,
+                                                        std::string version, bool go_mod);
 
  private:
   struct impl;
