@@ -25,6 +25,7 @@
 #include <set>
 #include <thread>
 
+#include "bootstrap_script.hpp"
 #include "cache/cache_store.hpp"
 #include "cache_admin/cache_verify.hpp"
 #include "monitor/metrics.hpp"
@@ -183,6 +184,11 @@ int serve(const config::settings& settings) {
   server::text_handler status_json_page([&metrics] {
     return server::text_answer{200, monitor::status_json(metrics.status()), "application/json"};
   });
+  // What a developer's machine runs to start using this proxy: curl .../bootstrap.sh | sh -s --
+  server::text_handler bootstrap_page([] {
+    return server::text_answer{200, std::string(config::bootstrap_script()),
+                               "text/x-shellscript; charset=utf-8"};
+  });
   server::text_handler readyz([&module_resolver] {
     // The store is open for the whole life of the server, so readiness is about the tiers.
     return module_resolver.ready() ? server::text_answer{200, "ready\n"}
@@ -211,6 +217,7 @@ int serve(const config::settings& settings) {
   http.add_route("/metrics", metrics_page);
   http.add_route("/status", status_page);
   http.add_route("/status.json", status_json_page);
+  http.add_route("/bootstrap.sh", bootstrap_page);
   auto bound = http.listen();
   if (!bound) {
     std::fprintf(stderr, "gomodproxy: listen: cannot listen on %s: %s\n", settings.listen.c_str(),
