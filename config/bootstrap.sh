@@ -263,6 +263,15 @@ replace_file() {
 	fi
 }
 
+# Creates the state directory, noting when ~/.config itself is new so uninstall removes it too.
+ensure_state_dir() {
+	[ -d "$state_dir" ] && return 0
+	config_dir_is_new=0
+	[ -d "${state_dir%/*}" ] || config_dir_is_new=1
+	mkdir -p "$state_dir" || fail "cannot create $state_dir"
+	[ "$config_dir_is_new" = 0 ] || printf 'config_dir_created=1\n' >>"$state_file"
+}
+
 without_block() { awk -v b="$block_begin" -v e="$block_end" '$0==b{s=1} !s{print} $0==e{s=0}' "$1"; }
 
 if [ "$uninstall" -eq 1 ]; then
@@ -283,7 +292,10 @@ if [ "$uninstall" -eq 1 ]; then
 			[ "$dry_run" -eq 1 ] || replace_file "$saved_env_file" <"$state_dir/goenv.orig"
 		else
 			say "$prefix: remove $saved_env_file (it did not exist before)"
-			[ "$dry_run" -eq 1 ] || rm -f "$saved_env_file"
+			if [ "$dry_run" -eq 0 ]; then
+				rm -f "$saved_env_file"
+				[ "$(state_get goenv_dir_created)" = 1 ] && rmdir "${saved_env_file%/*}" 2>/dev/null
+			fi
 		fi
 	elif [ -n "$saved_env_file" ]; then
 		[ -n "$go_bin" ] || fail "no go on PATH to restore the go settings with"
@@ -317,12 +329,17 @@ if [ "$uninstall" -eq 1 ]; then
 	fi
 	if [ -n "$installed" ] && [ -d "$installed" ]; then
 		say "$prefix: remove $installed (installed by this script)"
-		[ "$dry_run" -eq 1 ] || rm -rf "$installed"
+		if [ "$dry_run" -eq 0 ]; then
+			rm -rf "$installed"
+			[ "$(state_get sdk_dir_created)" = 1 ] && rmdir "$sdk_dir" 2>/dev/null
+		fi
 	fi
 	say "$prefix: remove $state_file"
 	if [ "$dry_run" -eq 0 ]; then
+		config_dir_created=$(state_get config_dir_created)
 		rm -f "$state_file" "$state_dir/goenv.orig" "$state_dir/goenv.ours" "$state_dir/profile.ours"
 		rmdir "$state_dir" 2>/dev/null
+		[ "$config_dir_created" = 1 ] && rmdir "${state_dir%/*}" 2>/dev/null
 	fi
 	exit 0
 fi
@@ -442,6 +459,8 @@ verify_note() {
 		printf '\060\052\060\005\006\003\053\145\160\003\041\000'
 		tail -c +2 "$work_dir/key_all"
 	} >"$work_dir/key.der"
+	# LibreSSL (macOS's openssl) has no raw-message Ed25519 verification.
+	openssl pkeyutl -help 2>&1 | grep -q -- -rawin || return 2
 	openssl pkey -pubin -inform DER -in "$work_dir/key.der" -out "$work_dir/key.pem" 2>/dev/null || return 2
 	openssl pkeyutl -verify -pubin -inkey "$work_dir/key.pem" -rawin -in "$work_dir/note_text" \
 		-sigfile "$work_dir/sig" >/dev/null 2>&1
@@ -468,6 +487,7 @@ if [ -n "$install_version" ]; then
 			mkdir -p "$sdk_dir" || fail "cannot create $sdk_dir"
 			created_sdk_dir=1
 		fi
+		sdk_dir_was_new=$created_sdk_dir
 		work_dir=$(mktemp -d "$sdk_dir/.gomodproxy-install.XXXXXX") || fail "cannot create a work directory in $sdk_dir"
 		zip_url=$proxy/golang.org/toolchain/@v/$toolchain_version.zip
 		say "downloading $zip_url"
@@ -512,6 +532,10 @@ if [ -n "$install_version" ]; then
 		goroot=$work_dir/unpacked/$prefix
 		# Zips do not keep the execute bit; the go command sets it the same way on download.
 		chmod -R u+w "$goroot" 2>/dev/null
+		# Toolchain zips hold nested go.mod files as _go.mod (so they stay one module); the go
+		# command renames them back when it unpacks a toolchain, and so does this.
+		find "$goroot" -type f -name _go.mod -exec sh -c \
+			'for f do [ -e "${f%_go.mod}go.mod" ] || mv "$f" "${f%_go.mod}go.mod"; done' sh {} +
 		for exe in "$goroot"bin/* "$goroot"pkg/tool/*/*; do
 			[ -f "$exe" ] && chmod +x "$exe"
 		done
@@ -519,7 +543,8 @@ if [ -n "$install_version" ]; then
 		mv "$goroot" "$install_dir" || fail "cannot move the toolchain to $install_dir"
 		say "change: installed go$install_version at $install_dir"
 		# Recorded at once, so --uninstall removes it even if a later step fails.
-		if ! { mkdir -p "$state_dir" && printf 'installed_go=%s\n' "$install_dir" >>"$state_file"; }; then
+		created_sdk_dir=0 # it holds the installed go now
+		if ! { ensure_state_dir && printf 'installed_go=%s\nsdk_dir_created=%s\n' "$install_dir" "$sdk_dir_was_new" >>"$state_file"; }; then
 			fail "cannot write $state_file"
 		fi
 		installed_now=1
@@ -541,7 +566,8 @@ want_GOSUMDB=''
 want_GOPRIVATE=$private want_GONOSUMDB=$private
 
 # Settings the environment overrides never reach go from the env file; say where they come from.
-for var in $managed_vars; do
+# GOFLAGS is not set here, but flags in it (-mod, -insecure) change what go asks the proxy.
+for var in $managed_vars GOFLAGS; do
 	is_set='' current=''
 	eval "is_set=\${$var+set} current=\${$var-}"
 	[ "$is_set" = set ] || continue
@@ -566,7 +592,7 @@ planned_change() {
 		say "would change: $1"
 		return 1
 	fi
-	mkdir -p "$state_dir" || fail "cannot create $state_dir"
+	ensure_state_dir
 }
 if [ -n "$go_bin" ] && [ -z "$go_env_file" ]; then
 	fail "$go_bin does not say where its env file is (go env GOENV); it may be too old"
@@ -588,6 +614,7 @@ for var in $managed_vars; do
 				cp "$go_env_file" "$state_dir/goenv.orig" && say "goenv_existed=1"
 			else
 				say "goenv_existed=0"
+				[ -d "${go_env_file%/*}" ] || say "goenv_dir_created=1"
 			fi
 			for saved in $managed_vars; do
 				if env_file_has "$saved"; then say "had $saved=$(env_file_value "$saved")"; fi
@@ -644,22 +671,32 @@ fi
 # A GOPATH and module cache of its own make go ask the proxy even for a module it has seen, and
 # leave the user's caches as they were.
 verify_dir=$(mktemp -d "${TMPDIR:-/tmp}/gomodproxy-verify.XXXXXX") || fail "cannot create a temporary directory"
+# Runs go in a shell like the one a new Terminal window opens (interactive login, so every
+# profile and rc file is read); only what follows the marker is go's, whatever the rc files print.
+fresh_flags=-l
+case $shell_name in zsh | bash) fresh_flags=-il ;; esac
 in_fresh_shell() {
-	env -i HOME="$HOME" USER="${USER:-}" LOGNAME="${LOGNAME:-}" SHELL="$login_shell" \
+	fresh_out=$(env -i HOME="$HOME" USER="${USER:-}" LOGNAME="${LOGNAME:-}" SHELL="$login_shell" \
 		PATH="$PATH" TERM="${TERM:-dumb}" TMPDIR="${TMPDIR:-/tmp}" \
 		GOPATH="$verify_dir/gopath" GOMODCACHE="$verify_dir/mod" GOFLAGS=-modcacherw \
-		"$login_shell" -l -c "$1" sh "$check_module" 2>&1
+		"$login_shell" "$fresh_flags" -c 'echo; echo @gomodproxy-bootstrap@; '"$1" sh "$check_module" \
+		</dev/null 2>"$verify_dir/stderr")
+	fresh_status=$?
+	printf '%s\n' "$fresh_out" | sed '1,/^@gomodproxy-bootstrap@$/d'
+	[ "$fresh_status" -eq 0 ] || { sed 's/^/  /' "$verify_dir/stderr"; return 1; }
 }
-settings=$(in_fresh_shell 'go env GOPROXY GOSUMDB') ||
-	fail "a fresh $shell_name login shell cannot run go: $settings"
+settings=$(in_fresh_shell 'go env GOPROXY GOSUMDB') || {
+	printf '%s\n' "$settings"
+	fail "a fresh $shell_name login shell cannot run go"
+}
 fresh_proxy=$(printf '%s\n' "$settings" | sed -n 1p)
 fresh_sumdb=$(printf '%s\n' "$settings" | sed -n 2p)
 [ "$fresh_proxy" = "$want_GOPROXY" ] ||
-	fail "in a fresh $shell_name login shell GOPROXY is $fresh_proxy, not $want_GOPROXY: remove the setting named in the warning above, then run this again"
+	fail "in a fresh $shell_name login shell GOPROXY is $fresh_proxy, not $want_GOPROXY: remove the GOPROXY setting from your shell startup files (see any warning above), then run this again"
 say "verified: a fresh $shell_name login shell has GOPROXY=$fresh_proxy"
 if [ -n "$want_GOSUMDB" ]; then
 	[ "$fresh_sumdb" = "$want_GOSUMDB" ] ||
-		fail "in a fresh $shell_name login shell GOSUMDB is $fresh_sumdb, not $want_GOSUMDB: remove the setting named in the warning above, then run this again"
+		fail "in a fresh $shell_name login shell GOSUMDB is $fresh_sumdb, not $want_GOSUMDB: remove the GOSUMDB setting from your shell startup files (see any warning above), then run this again"
 	say "verified: GOSUMDB=$fresh_sumdb"
 fi
 started=$(now_ms)
