@@ -431,7 +431,7 @@ zip_h1() {
 	# The unpacked tree must be exactly the zip's entries: nothing missing, nothing extra.
 	cut -f1 "$work_dir/sums" >"$work_dir/found"
 	LC_ALL=C sort "$names" | cmp -s - "$work_dir/found" || return 1
-	awk -F "$tab" '{ print $2 "  " $1 }' "$work_dir/sums" | openssl dgst -sha256 -binary | base64 |
+	awk -F "$tab" '{ print $2 "  " $1 }' "$work_dir/sums" | openssl dgst -sha256 -binary | openssl base64 -A |
 		sed 's/^/h1:/'
 }
 
@@ -449,10 +449,11 @@ verify_note() {
 		/^$/ { blank = 1; next }
 		blank && $1 == "\342\200\224" && $2 == n { print $3; exit }' "$note")
 	[ -n "$sig" ] || return 1
-	printf '%s' "$sig" | base64 -d >"$work_dir/sig_all" 2>/dev/null || return 1
+	# openssl's base64, not base64(1): macOS 12's spells its decode flag differently.
+	printf '%s' "$sig" | openssl base64 -d -A >"$work_dir/sig_all" 2>/dev/null || return 1
 	[ "$(od -An -tx1 -N4 "$work_dir/sig_all" | tr -d ' \n')" = "$key_hash" ] || return 1
 	tail -c +5 "$work_dir/sig_all" >"$work_dir/sig"
-	printf '%s' "$key_data" | base64 -d >"$work_dir/key_all" 2>/dev/null || return 1
+	printf '%s' "$key_data" | openssl base64 -d -A >"$work_dir/key_all" 2>/dev/null || return 1
 	[ "$(od -An -tx1 -N1 "$work_dir/key_all" | tr -d ' \n')" = 01 ] || return 1
 	# SubjectPublicKeyInfo for Ed25519: fixed 12-byte DER header, then the 32-byte key.
 	{
@@ -480,7 +481,7 @@ if [ -n "$install_version" ]; then
 		if [ "$sumdb_supported" -eq 0 ] && [ "$insecure" -eq 0 ]; then
 			fail "cannot verify Go $install_version: $proxy has no checksum database $sumdb_name; rerun with --insecure-skip-verify to install it unverified (nothing was changed)"
 		fi
-		for tool in unzip openssl base64; do
+		for tool in unzip openssl; do
 			have "$tool" || fail "--install-go needs $tool"
 		done
 		if [ ! -d "$sdk_dir" ]; then
