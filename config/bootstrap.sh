@@ -391,11 +391,12 @@ fi
 
 # --- install Go (asked for, or no go at all and the user agrees) --------------------------------
 
+# Asks on the terminal, not stdin: under `curl ... | sh` stdin is the script itself.
 ask_yes() {
 	[ "$assume_yes" -eq 1 ] && return 0
-	[ -t 0 ] || return 1
+	[ -t 1 ] && (: </dev/tty) 2>/dev/null || return 1
 	printf '%s [y/N] ' "$1"
-	read -r answer || return 1
+	read -r answer </dev/tty || return 1
 	case $answer in [yY]*) return 0 ;; *) return 1 ;; esac
 }
 
@@ -410,9 +411,6 @@ if [ -z "$install_version" ] && [ -z "$go_bin" ]; then
 	fi
 fi
 
-sha256_lines() {
-	if have sha256sum; then sha256sum "$@"; else shasum -a 256 "$@"; fi
-}
 
 # The h1 hash the go command records for a module zip (dirhash Hash1): a SHA-256 line per file,
 # "<hex>  <name>", sorted by name bytewise, hashed again and base64-encoded. Files are hashed

@@ -344,6 +344,22 @@ expect_profile_block() {
   [ ! -e "$MAC_HOME/sdk" ]
 }
 
+@test "--install-go: a checksum database answer not signed by the given key is refused" {
+  fake_mac macos=15.1 machine=arm64 shell="$SHELL_B" go=none
+  # Same name and key hash as the test database's key, another public key: only the
+  # signature itself can tell them apart.
+  local impostor_key
+  impostor_key="${SUMDB_VKEY%+*}+$( (printf '\001'; printf 'k%.0s' $(seq 32)) | base64 -w0)"
+  take_snapshot before
+  bootstrap --proxy "$PROXY_URL" --sumdb "$impostor_key" --check-module "$CHECK_MODULE" \
+    --install-go "$INSTALL_GO_VERSION" --yes
+  expect_status 1
+  expect_line "^error: the $SUMDB_NAME answer is not signed by "
+  expect_no_line '^change: '
+  expect_unchanged before
+  [ ! -e "$MAC_HOME/sdk" ]
+}
+
 @test "not a GOPROXY server (200 to everything, 404 to everything): exit 1, nothing changed" {
   fake_mac macos=13.6 machine=arm64 shell="$SHELL_A" go=arm64
   take_snapshot before
