@@ -129,9 +129,14 @@ class ModuleTree:
         mv.zip_sum = zip_hash(zip_bytes)
         mv.mod_sum = gomod_hash(mod)
         mv.zip_size = len(zip_bytes)
-        self.versions[(module_path, version)] = mv
-        self._write_list(module_path)
+        self.index(mv)
         return mv
+
+    def index(self, mv: ModuleVersion) -> None:
+        """Records a version whose files are already under the root (written by a builder of
+        its own, e.g. tests/support/toolchain_module.py) and lists it."""
+        self.versions[(mv.path, mv.version)] = mv
+        self._write_list(mv.path)
 
     def set_latest(self, module_path: str, version: str) -> None:
         """Serves `<path>/@latest` with the .info of `version`."""

@@ -203,8 +203,7 @@ def add_toolchain(tree: mt.ModuleTree, goroot: Path = DEBIAN_GOROOT, *,
     mv.zip_sum = hash1_of_digests(digests)
     mv.mod_sum = mt.gomod_hash(MOD)
     mv.zip_size = zip_path.stat().st_size
-    tree.versions[(TOOLCHAIN, version)] = mv
-    tree._write_list(TOOLCHAIN)
+    tree.index(mv)
     return ToolchainBuild(mv, go_version, zip_path, len(files), uncompressed,
                           monotonic() - started)
 
