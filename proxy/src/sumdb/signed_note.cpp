@@ -8,6 +8,7 @@
 
 #include "protocol/utf8.hpp"
 #include "sumdb/base64.hpp"
+#include "sumdb/sha256.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {
@@ -65,13 +66,7 @@ std::uint32_t big_endian_32(std::string_view bytes) {
 }
 
 std::uint32_t key_hash_of(std::string_view name, std::string_view algorithm_and_key) {
-  std::array<unsigned char, 32> digest{};
-  unsigned int length = 0;
-  const std::string input = std::string(name) + "\n" + std::string(algorithm_and_key);
-  // SHA-256 of bytes in memory fails only when allocation does.
-  if (EVP_Digest(input.data(), input.size(), digest.data(), &length, EVP_sha256(), nullptr) != 1) {
-    std::abort();
-  }
+  const sha256_digest digest = sha256_of(std::string(name) + "\n" + std::string(algorithm_and_key));
   return big_endian_32({reinterpret_cast<const char*>(digest.data()), 4});
 }
 

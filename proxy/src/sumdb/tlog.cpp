@@ -1,7 +1,5 @@
 #include "sumdb/tlog.hpp"
 
-#include <openssl/evp.h>
-
 #include <bit>
 #include <cstdlib>
 #include <memory>
@@ -9,28 +7,15 @@
 #include <utility>
 
 #include "errc.hpp"
+#include "sumdb/sha256.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {
 
-struct evp_md_ctx_deleter {
-  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
-
-// Hashing fixed inputs with a fixed algorithm fails only when allocation does, which is not a
-// data-path condition worth a value.
-tlog_hash sha256_of(std::span<const std::string_view> parts) {
-  std::unique_ptr<EVP_MD_CTX, evp_md_ctx_deleter> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) std::abort();
-  for (std::string_view part : parts) {
-    if (!part.empty() && EVP_DigestUpdate(ctx.get(), part.data(), part.size()) != 1) std::abort();
-  }
-  tlog_hash out{};
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), out.data(), &length) != 1 || length != out.size()) {
-    std::abort();
-  }
-  return out;
+tlog_hash sha256_of_parts(std::span<const std::string_view> parts) {
+  sha256 hasher;
+  for (std::string_view part : parts) hasher.update(part);
+  return hasher.finish();
 }
 
 std::string_view bytes_of(const tlog_hash& hash) {
@@ -204,13 +189,13 @@ std::optional<tree_roots> run_tree_proof(std::span<const tlog_hash> proof, std::
 
 tlog_hash record_hash(std::string_view record) {
   const std::array<std::string_view, 2> parts = {std::string_view("\x00", 1), record};
-  return sha256_of(parts);
+  return sha256_of_parts(parts);
 }
 
 tlog_hash node_hash(const tlog_hash& left, const tlog_hash& right) {
   const std::array<std::string_view, 3> parts = {std::string_view("\x01", 1), bytes_of(left),
                                                  bytes_of(right)};
-  return sha256_of(parts);
+  return sha256_of_parts(parts);
 }
 
 std::int64_t stored_hash_index(int level, std::int64_t n) {

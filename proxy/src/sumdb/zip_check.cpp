@@ -1,7 +1,6 @@
 #include "sumdb/zip_check.hpp"
 
 #include <locale.h>
-#include <openssl/evp.h>
 #include <wctype.h>
 #include <zlib.h>
 
@@ -17,6 +16,8 @@
 #include "errc.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
+#include "sumdb/base64.hpp"
+#include "sumdb/sha256.hpp"
 #include "sumdb/zip_directory.hpp"
 
 namespace gomodproxy::sumdb {
@@ -153,32 +154,6 @@ std::string size_limit_reason(std::string_view what, std::uint64_t size, std::ui
          std::to_string(limit) + " bytes";
 }
 
-struct evp_md_ctx_deleter {
-  void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-};
-using sha256_state = std::unique_ptr<EVP_MD_CTX, evp_md_ctx_deleter>;
-using sha256_digest = std::array<unsigned char, 32>;
-
-sha256_state sha256_begin() {
-  sha256_state ctx(EVP_MD_CTX_new());
-  // Allocation failure of a digest context is not a data-path condition worth a value.
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) std::abort();
-  return ctx;
-}
-
-void sha256_update(const sha256_state& ctx, const void* bytes, std::size_t length) {
-  if (length != 0 && EVP_DigestUpdate(ctx.get(), bytes, length) != 1) std::abort();
-}
-
-sha256_digest sha256_end(const sha256_state& ctx) {
-  sha256_digest out{};
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), out.data(), &length) != 1 || length != out.size()) {
-    std::abort();
-  }
-  return out;
-}
-
 std::string hex(const sha256_digest& digest) {
   constexpr std::string_view digits = "0123456789abcdef";
   std::string out;
@@ -190,19 +165,13 @@ std::string hex(const sha256_digest& digest) {
 }
 
 // Hash1's final step: "h1:" + base64(sha256(summary lines)).
-std::string h1_of_summary(const sha256_state& summary) {
-  const sha256_digest digest = sha256_end(summary);
-  std::array<unsigned char, 4 * ((32 + 2) / 3) + 1> encoded{};
-  const int length =
-      EVP_EncodeBlock(encoded.data(), digest.data(), static_cast<int>(digest.size()));
-  return "h1:" + std::string(reinterpret_cast<const char*>(encoded.data()),
-                             static_cast<std::size_t>(length));
+std::string h1_of_summary(sha256& summary) {
+  const sha256_digest digest = summary.finish();
+  return "h1:" + encode_base64({reinterpret_cast<const char*>(digest.data()), digest.size()});
 }
 
-void add_summary_line(const sha256_state& summary, const sha256_digest& content,
-                      std::string_view name) {
-  const std::string line = hex(content) + "  " + std::string(name) + "\n";
-  sha256_update(summary, line.data(), line.size());
+void add_summary_line(sha256& summary, const sha256_digest& content, std::string_view name) {
+  summary.update(hex(content) + "  " + std::string(name) + "\n");
 }
 
 struct inflater {
@@ -232,11 +201,11 @@ boost::system::result<sha256_digest> hash_entry(const zip_directory& directory,
     return failed();
   }
 
-  const sha256_state content = sha256_begin();
+  sha256 content;
   uLong crc = crc32(0L, Z_NULL, 0);
   std::uint64_t produced = 0;
   auto consume = [&](const unsigned char* bytes, std::size_t length) {
-    sha256_update(content, bytes, length);
+    content.update(bytes, length);
     crc = crc32(crc, bytes, static_cast<uInt>(length));
     produced += length;
   };
@@ -278,7 +247,7 @@ boost::system::result<sha256_digest> hash_entry(const zip_directory& directory,
   }
   if (produced != entry.uncompressed_size) return failed();
   if (entry.crc32 != 0 && crc != entry.crc32) return failed();
-  return sha256_end(content);
+  return content.finish();
 }
 
 }  // namespace
@@ -365,7 +334,7 @@ boost::system::result<std::string> zip_h1_hash(std::uint64_t size, const random_
   std::stable_sort(order.begin(), order.end(),
                    [&](std::size_t a, std::size_t b) { return entries[a].name < entries[b].name; });
 
-  const sha256_state summary = sha256_begin();
+  sha256 summary;
   for (std::size_t group = 0; group < order.size();) {
     std::size_t group_end = group + 1;
     while (group_end < order.size() &&
@@ -384,10 +353,8 @@ boost::system::result<std::string> zip_h1_hash(std::uint64_t size, const random_
 }
 
 std::string go_mod_h1_hash(std::string_view go_mod_bytes) {
-  const sha256_state content = sha256_begin();
-  sha256_update(content, go_mod_bytes.data(), go_mod_bytes.size());
-  const sha256_state summary = sha256_begin();
-  add_summary_line(summary, sha256_end(content), "go.mod");
+  sha256 summary;
+  add_summary_line(summary, sha256_of(go_mod_bytes), "go.mod");
   return h1_of_summary(summary);
 }
 
