@@ -83,16 +83,16 @@ bool ed25519_verifies(const verifier_key& key, std::string_view text, std::strin
                           text.size()) == 1;
 }
 
-bool is_note_text(std::string_view message) {
-  while (!message.empty()) {
-    const auto rune = protocol::decode_rune(message);
+}  // namespace
+
+bool is_note_text(std::string_view text) {
+  while (!text.empty()) {
+    const auto rune = protocol::decode_rune(text);
     if (!rune.valid || (rune.value < 0x20 && rune.value != U'\n')) return false;
-    message.remove_prefix(rune.size);
+    text.remove_prefix(rune.size);
   }
   return true;
 }
-
-}  // namespace
 
 boost::system::result<verifier_key> parse_verifier_key(std::string_view encoded) {
   const auto malformed = make_error_code(verify_errc::malformed_key);

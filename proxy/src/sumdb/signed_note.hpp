@@ -37,6 +37,10 @@ struct signed_note {
   std::vector<note_signature> signatures;
 };
 
+/// True when `text` is valid UTF-8 without control characters other than '\n': what a note,
+/// and each record it vouches for, may hold.
+bool is_note_text(std::string_view text);
+
 /// `message` split into its text and signature lines, without checking any signature.
 /// verify_errc::malformed_note unless it is valid UTF-8 without control characters other than
 /// '\n', the last blank line is followed by 1 to 100 well-formed signature lines each ending in

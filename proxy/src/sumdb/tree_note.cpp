@@ -4,8 +4,8 @@
 #include <charconv>
 #include <optional>
 
-#include "protocol/utf8.hpp"
 #include "sumdb/base64.hpp"
+#include "sumdb/signed_note.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {
@@ -27,13 +27,7 @@ std::optional<std::int64_t> parse_canonical_count(std::string_view digits) {
 
 // The go.sum lines of one module version; a leading blank line would be an empty record.
 bool is_record_text(std::string_view text) {
-  if (text.empty() || text.front() == '\n') return false;
-  while (!text.empty()) {
-    const auto rune = protocol::decode_rune(text);
-    if (!rune.valid || (rune.value < 0x20 && rune.value != U'\n')) return false;
-    text.remove_prefix(rune.size);
-  }
-  return true;
+  return !text.empty() && text.front() != '\n' && is_note_text(text);
 }
 
 }  // namespace
