@@ -16,7 +16,6 @@
 #include <utility>
 #include <variant>
 
-#include "protocol/escape.hpp"
 #include "protocol/request.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
@@ -33,9 +32,8 @@ namespace net = boost::asio;
 // when no record is cached or it has no such line.
 std::optional<std::string> recorded_hash(cache::cache_store& store, const std::string& database,
                                          const protocol::module_request& request) {
-  const std::string key = "/sumdb/" + database + "/lookup/" +
-                          protocol::escape_case(request.module_path) + "@" +
-                          protocol::escape_case(request.version);
+  const std::string key =
+      "/sumdb/" + database + protocol::sumdb_lookup_path(request.module_path, request.version);
   auto reader = store.open(key);
   if (!reader || !*reader || (*reader)->meta().kind == cache::entry_kind::not_found) {
     return std::nullopt;

@@ -134,10 +134,9 @@ std::variant<module_request, parse_error> parse_sumdb_request(std::string_view r
   } else {
     return fail("unknown checksum database endpoint");
   }
-  request.upstream_path =
-      request.kind == endpoint::sumdb_lookup
-          ? "/lookup/" + escape_case(request.module_path) + "@" + escape_case(request.version)
-          : std::string(endpoint_path);
+  request.upstream_path = request.kind == endpoint::sumdb_lookup
+                              ? sumdb_lookup_path(request.module_path, request.version)
+                              : std::string(endpoint_path);
   request.cache_key = "/sumdb/" + request.sumdb + request.upstream_path;
   return request;
 }
@@ -168,6 +167,10 @@ std::string_view endpoint_name(endpoint kind) {
       return "sumdb_latest";
   }
   return "unknown";
+}
+
+std::string sumdb_lookup_path(std::string_view module_path, std::string_view version) {
+  return "/lookup/" + escape_case(module_path) + "@" + escape_case(version);
 }
 
 bool is_sumdb(endpoint kind) {

@@ -42,6 +42,10 @@ struct module_request {
 /// True for the sumdb_* endpoint kinds.
 bool is_sumdb(endpoint kind);
 
+/// A checksum database's lookup endpoint for a module version, below the database's base:
+/// "/lookup/<escaped path>@<escaped version>". Below "/sumdb/<name>" it is also the cache key.
+std::string sumdb_lookup_path(std::string_view module_path, std::string_view version);
+
 struct parse_error {
   std::string reason;  ///< one line, suitable after "not found: "
 };

@@ -880,10 +880,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                                          std::string& detail) {
     const auto& database = options_.sumdbs.front();
     std::string why;
-    auto answer = co_await sumdb_body("/sumdb/" + database.name + "/lookup/" +
-                                          protocol::escape_case(request.module_path) + "@" +
-                                          protocol::escape_case(request.version),
-                                      why);
+    auto answer =
+        co_await sumdb_body("/sumdb/" + database.name +
+                                protocol::sumdb_lookup_path(request.module_path, request.version),
+                            why);
     if (!answer) {
       detail = database.name + " lookup: " + why;
       co_return std::nullopt;
