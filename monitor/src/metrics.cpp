@@ -291,12 +291,13 @@ void metrics::count_probe(std::size_t tier, bool success,
   board_->record_probe(tier, success, ttfb);
 }
 
-void metrics::note_upstream_problem(std::size_t tier, request_kind kind, std::string_view reason) {
-  board_->record_problem(tier, label(kind), reason);
+void metrics::note_upstream_problem(std::size_t tier, request_kind kind, std::string_view reason,
+                                    int status) {
+  board_->record_problem(tier, label(kind), reason, status);
 }
 
-void metrics::note_probe_problem(std::size_t tier, std::string_view reason) {
-  board_->record_problem(tier, "probe", reason);
+void metrics::note_probe_problem(std::size_t tier, std::string_view reason, int status) {
+  board_->record_problem(tier, "probe", reason, status);
 }
 
 void metrics::set_cache_source(std::function<cache_figures()> source) {

@@ -56,14 +56,8 @@ struct prober::state : std::enable_shared_from_this<state> {
         health.record_probe(target->tier, answer.answered);
         metrics.count_probe(target->tier, answer.answered,
                             answer.answered ? answer.ttfb : std::nullopt, total);
-        if (!answer.answered) {
-          // An error body may quote the probed (possibly private) module, and /status is
-          // public: a status is shown as its number only.
-          auto code = std::to_string(answer.status);
-          metrics.note_probe_problem(
-              target->tier, answer.status != 0 && answer.reason.starts_with(code) ? "status " + code
-                                                                                  : answer.reason);
-        }
+        if (!answer.answered)
+          metrics.note_probe_problem(target->tier, answer.reason, answer.status);
         spdlog::debug("probe {}: {} (ttfb {} us, total {} us)", target->url, answer.reason,
                       answer.ttfb ? answer.ttfb->count() : -1, total.count());
       }

@@ -81,11 +81,13 @@ void status_board::record_probe(std::size_t tier, bool success, std::optional<mi
   if (samples.size() > max_probe_samples) samples.pop_front();
 }
 
-void status_board::record_problem(std::size_t tier, std::string_view kind,
-                                  std::string_view reason) {
+void status_board::record_problem(std::size_t tier, std::string_view kind, std::string_view reason,
+                                  int status) {
   if (tier >= tiers_.size()) return;
   auto now = now_();
-  std::string line = one_line(reason, max_reason_bytes);
+  const std::string code = std::to_string(status);
+  std::string line = status != 0 && reason.starts_with(code) ? "status " + code
+                                                             : one_line(reason, max_reason_bytes);
   std::lock_guard lock(mutex_);
   auto same = std::find_if(problems_.begin(), problems_.end(), [&](const problem_entry& entry) {
     return entry.tier == tier && entry.kind == kind && entry.reason == line;

@@ -102,11 +102,13 @@ class metrics final {
                    std::chrono::microseconds total);
 
   /// A problem with a tier for the recent-errors list of /status: a failed attempt of a
-  /// request of `kind`, with a one-line `reason` ("timeout after 10s", "status 500"). The page
-  /// is readable by anyone who reaches the proxy, so `reason` must not name a module.
-  void note_upstream_problem(std::size_t tier, request_kind kind, std::string_view reason);
+  /// request of `kind`, with a one-line `reason` ("timeout after 10s") and the HTTP `status`
+  /// it came with (0: none). The page is readable by anyone who reaches the proxy, so a reason
+  /// carrying an upstream's words is shown as its status only (status_board::record_problem).
+  void note_upstream_problem(std::size_t tier, request_kind kind, std::string_view reason,
+                             int status = 0);
   /// A failed active probe of `tier`, listed like note_upstream_problem with kind "probe".
-  void note_probe_problem(std::size_t tier, std::string_view reason);
+  void note_probe_problem(std::size_t tier, std::string_view reason, int status = 0);
 
   /// Sources read at every serialize(); set them at start-up, before serving. Both default to
   /// "nothing known" (0 entries; every tier up).

@@ -102,7 +102,11 @@ class status_board final {
                       std::optional<std::chrono::microseconds> ttfb);
   void record_probe(std::size_t tier, bool success, std::optional<std::chrono::microseconds> ttfb);
   /// `reason` is cut to one line of at most max_reason_bytes; it must not name a module.
-  void record_problem(std::size_t tier, std::string_view kind, std::string_view reason);
+  /// A reason that starts with the HTTP `status` it came with ("500: <the upstream's first
+  /// body line>", as the upstream client words it) is shown as "status 500" only: an
+  /// upstream's own words may quote the module asked for, and /status is public.
+  void record_problem(std::size_t tier, std::string_view kind, std::string_view reason,
+                      int status = 0);
 
   /// Everything the page shows as of now. `up` says whether a tier is up (empty: all are).
   /// The slowest tier is the up one with the longest recent_ttfb, when at least two up tiers

@@ -431,11 +431,13 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     return public_chain_;
   }
 
-  // For the public /status page: never an upstream's own words for an HTTP error (its body can
-  // name the module, which may be private), only the status or our transport reason.
-  void note_problem(const tier_slots& slots, monitor::request_kind kind,
-                    const std::string& reason) {
-    if (metrics_ && slots.metrics) metrics_->note_upstream_problem(*slots.metrics, kind, reason);
+  // For the public /status page, which shows a reason carrying an upstream's words as its
+  // `status` only (the board applies that rule for every caller).
+  void note_problem(const tier_slots& slots, monitor::request_kind kind, const std::string& reason,
+                    int status = 0) {
+    if (metrics_ && slots.metrics) {
+      metrics_->note_upstream_problem(*slots.metrics, kind, reason, status);
+    }
   }
 
   void count_attempt(const tier_slots& slots, monitor::request_kind kind, upstream_outcome outcome,
@@ -691,12 +693,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                         fetched.result == upstream::outcome::timeout ? upstream_outcome::timeout
                                                                      : upstream_outcome::error,
                         &fetched);
-          note_problem(slots, kind,
-                       event->too_large ? std::string("response too large")
-                       : fetched.result == upstream::outcome::error && fetched.status != 0 &&
-                               fetched.status != 200
-                           ? "status " + std::to_string(fetched.status)
-                           : fetched.reason);
+          if (event->too_large) {
+            note_problem(slots, kind, "response too large");
+          } else {
+            note_problem(slots, kind, fetched.reason, fetched.status);
+          }
           tried += tier.name + ": " +
                    (event->too_large ? std::string("response too large") : fetched.reason) + "\n";
           hard_failure = true;

@@ -244,6 +244,19 @@ TEST(status_board, reasons_are_one_short_line) {
   EXPECT_EQ(report.problems[0].reason, std::string(status_board::max_reason_bytes - 1, 'x'));
 }
 
+TEST(status_board, an_upstream_error_body_is_shown_as_its_status_only) {
+  fake_clock clock;
+  status_board board({"a"}, clock.fn());
+  board.record_problem(0, "mod", "404: example.com/private/thing: not found", 404);
+  board.record_problem(0, "probe", "stopped after 10 redirects", 302);  // our words: kept
+  board.record_problem(0, "zip", "500: a body", 0);  // no status given: taken as ours
+  auto report = board.report({}, all_up);
+  ASSERT_EQ(report.problems.size(), 3u);
+  EXPECT_EQ(report.problems[2].reason, "status 404");
+  EXPECT_EQ(report.problems[1].reason, "stopped after 10 redirects");
+  EXPECT_EQ(report.problems[0].reason, "500: a body");
+}
+
 TEST(status_board, the_slowest_up_tier_is_marked) {
   fake_clock clock;
   status_board board({"fast", "slow", "dead", "quiet"}, clock.fn());
