@@ -180,11 +180,11 @@ class online_checker {
     thread_.join();
   }
 
-  database_verdict ask(const std::string& module_path, const std::string& version, bool go_mod) {
-    auto answer =
-        net::co_spawn(work_, resolver_.database_hash(module_path, version, go_mod), net::use_future)
-            .get();
-    return database_verdict{std::move(answer.hash), std::move(answer.why)};
+  resolver::resolver::database_answer ask(const std::string& module_path,
+                                          const std::string& version, bool go_mod) {
+    return net::co_spawn(work_, resolver_.database_hash(module_path, version, go_mod),
+                         net::use_future)
+        .get();
   }
 
  private:

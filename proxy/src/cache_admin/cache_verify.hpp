@@ -12,22 +12,17 @@
 #include <vector>
 
 #include "cache/cache_store.hpp"
+#include "resolver/resolver.hpp"
 
 namespace gomodproxy::cache_admin {
-
-/// What a checksum database said of one module file it was asked about.
-struct database_verdict {
-  std::optional<std::string> hash;  ///< "h1:..." when the database vouches for the file
-  std::string why;                  ///< otherwise, one line
-};
 
 struct verify_options {
   std::vector<std::string> sumdb_names;  ///< databases whose cached lookups vouch for modules
   bool repair = false;                   ///< remove corrupt entries
   /// Asked about each module zip or go.mod that has no cached record: `go_mod` is false for a
   /// zip. Default: none (such files are only counted)
-  std::function<database_verdict(const std::string& module_path, const std::string& version,
-                                 bool go_mod)>
+  std::function<resolver::resolver::database_answer(const std::string& module_path,
+                                                    const std::string& version, bool go_mod)>
       ask_database;
 };
 
