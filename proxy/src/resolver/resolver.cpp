@@ -720,12 +720,21 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 
   enum class sumdb_check { ok, mismatch, unavailable };
 
+  // Why the checksum database is never asked about `module_path`, or nullopt when it is.
+  std::optional<std::string_view> sumdb_exempt(const std::string& module_path) const {
+    if (options_.sumdbs.empty()) return "no checksum database";
+    if (is_private(module_path)) return "private module";
+    if (!options_.no_sumdb_patterns.empty() &&
+        protocol::match_prefix_patterns(options_.no_sumdb_patterns, module_path)) {
+      return "matches no_sumdb";
+    }
+    return std::nullopt;
+  }
+
   bool needs_sumdb_check(const protocol::module_request& request) const {
-    return options_.verify_sumdb && !options_.sumdbs.empty() &&
+    return options_.verify_sumdb &&
            (request.kind == endpoint::zip || request.kind == endpoint::mod) &&
-           !is_private(request.module_path) &&
-           !(!options_.no_sumdb_patterns.empty() &&
-             protocol::match_prefix_patterns(options_.no_sumdb_patterns, request.module_path));
+           !sumdb_exempt(request.module_path);
   }
 
   // A checksum database answer from the cache, or fetched through the database's tiers like any
@@ -761,8 +770,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   }
 
   // Runs `compute` over the database's tiles for a tree of `size` records, fetching the tiles
-  // it asks for and running it again (a proof needs a few rounds at most). The tiles need no
-  // trust: what is computed from them is checked against signed roots. Returns compute's
+  // it asks for and running it again (a proof names all it lacks at once: two rounds). The tiles
+  // need no trust: what is computed from them is checked against signed roots. Returns compute's
   // verdict; on a failed check the tiles used are dropped from the cache, so a bad one is
   // fetched anew next time.
   net::awaitable<bool> with_tiles(
@@ -775,6 +784,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       sumdb::hash_reader read = [&](std::span<const std::int64_t> indexes)
           -> boost::system::result<std::vector<sumdb::tlog_hash>> {
         std::vector<sumdb::tlog_hash> out;
+        // Every tile the proof lacks is named in one round, so they are fetched together
+        // rather than one round each.
+        bool lacking = false;
         for (const auto index : indexes) {
           auto span = sumdb::tile_for_index(sumdb::sumdb_tile_height, index);
           auto tile = span.tile;
@@ -789,12 +801,14 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
             auto whole = tile;
             whole.width = static_cast<int>(full);
             missing.emplace_back(path, sumdb::tile_path(whole));
-            return errc::verification_failed;
+            lacking = true;
+            continue;
           }
           auto hash = sumdb::hash_from_tile(tile, found->second, index);
           if (!hash) return hash.error();
           out.push_back(*hash);
         }
+        if (lacking) return errc::verification_failed;
         return out;
       };
       auto verdict = compute(read);
@@ -1000,12 +1014,8 @@ net::awaitable<void> resolver::handle(const server::request_view& request,
 net::awaitable<resolver::database_answer> resolver::database_hash(std::string module_path,
                                                                   std::string version,
                                                                   bool go_mod) {
-  const auto& options = impl_->options_;
-  if (options.sumdbs.empty()) co_return database_answer{std::nullopt, "no checksum database"};
-  if (impl_->is_private(module_path)) co_return database_answer{std::nullopt, "private module"};
-  if (!options.no_sumdb_patterns.empty() &&
-      protocol::match_prefix_patterns(options.no_sumdb_patterns, module_path)) {
-    co_return database_answer{std::nullopt, "matches no_sumdb"};
+  if (auto exempt = impl_->sumdb_exempt(module_path)) {
+    co_return database_answer{std::nullopt, std::string(*exempt)};
   }
   protocol::module_request request;
   request.kind = go_mod ? endpoint::mod : endpoint::zip;
