@@ -86,10 +86,7 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
     const auto size = entry.meta().size;
     auto parsed = protocol::parse_module_request(key);
     auto* request = std::get_if<protocol::module_request>(&parsed);
-    // Only a go.mod is hashed from memory (zips are hashed through the reader), so only it is
-    // kept while reading; reading every byte runs each chunk's CRC check.
-    const bool keep_body = request && request->kind == protocol::endpoint::mod;
-    std::string body;
+    // Reading every byte runs each chunk's CRC check.
     bool readable = true;
     for (std::uint64_t offset = 0; offset < size;) {
       auto piece = entry.view(offset, 1 << 20);
@@ -98,7 +95,6 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
         readable = false;
         break;
       }
-      if (keep_body) body.append(*piece);
       offset += piece->size();
     }
     if (!readable) continue;
@@ -109,19 +105,14 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
       continue;
     }
     const bool is_zip = request->kind == protocol::endpoint::zip;
-    std::string actual;
-    if (is_zip) {
-      auto hash = sumdb::zip_h1_hash(size, [&entry](std::uint64_t offset, std::size_t length) {
-        return entry.read(offset, length);
-      });
-      if (!hash) {
-        corrupt(key, "cannot hash the zip: " + hash.error().message());
-        continue;
-      }
-      actual = *hash;
-    } else {
-      actual = sumdb::go_mod_h1_hash(body);
+    auto hash = sumdb::module_file_h1_hash(
+        is_zip, size,
+        [&entry](std::uint64_t offset, std::size_t length) { return entry.read(offset, length); });
+    if (!hash) {
+      corrupt(key, "cannot hash it: " + hash.error().message());
+      continue;
     }
+    const std::string& actual = *hash;
     std::optional<std::string> expected;
     for (const auto& database : options.sumdb_names) {
       expected = recorded_hash(store, database, *request);

@@ -949,27 +949,20 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     auto reader = [&entry](std::uint64_t offset, std::size_t length) {
       return entry.read(offset, length);
     };
-    std::string actual;
-    if (request.kind == endpoint::zip) {
-      auto hash = sumdb::zip_h1_hash(entry.size(), reader);
-      if (!hash) {
-        detail = "cannot hash the zip: " + hash.error().message();
-        co_return sumdb_check::mismatch;
-      }
-      actual = std::move(*hash);
-    } else {
-      auto body = entry.read(0, static_cast<std::size_t>(entry.size()));
-      if (!body) {
-        detail = "cache read failed: " + body.error().message();
-        co_return sumdb_check::unavailable;
-      }
-      actual = sumdb::go_mod_h1_hash(*body);
+    const bool is_zip = request.kind == endpoint::zip;
+    auto actual = sumdb::module_file_h1_hash(is_zip, entry.size(), reader);
+    if (!actual) {
+      // A zip that cannot be hashed is not the module; a go.mod that cannot be read back is
+      // our failure.
+      detail =
+          (is_zip ? "cannot hash the zip: " : "cache read failed: ") + actual.error().message();
+      co_return is_zip ? sumdb_check::mismatch : sumdb_check::unavailable;
     }
 
     auto expected = co_await proven_hash(request, detail);
     if (!expected) co_return sumdb_check::unavailable;
-    if (*expected != actual) {
-      detail = "expected " + *expected + " (" + database.name + "), got " + actual;
+    if (*expected != *actual) {
+      detail = "expected " + *expected + " (" + database.name + "), got " + *actual;
       co_return sumdb_check::mismatch;
     }
     co_return sumdb_check::ok;

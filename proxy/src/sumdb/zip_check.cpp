@@ -352,6 +352,14 @@ boost::system::result<std::string> zip_h1_hash(std::uint64_t size, const random_
   return h1_of_summary(summary);
 }
 
+boost::system::result<std::string> module_file_h1_hash(bool zip, std::uint64_t size,
+                                                       const random_reader& read) {
+  if (zip) return zip_h1_hash(size, read);
+  auto go_mod = read(0, static_cast<std::size_t>(size));
+  if (!go_mod) return go_mod.error();
+  return go_mod_h1_hash(*go_mod);
+}
+
 std::string go_mod_h1_hash(std::string_view go_mod_bytes) {
   sha256 summary;
   add_summary_line(summary, sha256_of(go_mod_bytes), "go.mod");

@@ -40,6 +40,11 @@ std::optional<std::string> check_module_zip(std::string_view module_path, std::s
 [[nodiscard]] boost::system::result<std::string> zip_h1_hash(std::uint64_t size,
                                                              const random_reader& read);
 
+/// The go.sum hash of a module's zip (`zip`) or go.mod of `size` bytes read through `read`:
+/// zip_h1_hash or go_mod_h1_hash, with their errors.
+[[nodiscard]] boost::system::result<std::string> module_file_h1_hash(bool zip, std::uint64_t size,
+                                                                     const random_reader& read);
+
 /// The go.sum hash of a .mod file ("<path> <version>/go.mod h1:..."): Hash1 over the single name
 /// "go.mod" with `go_mod_bytes` as content.
 std::string go_mod_h1_hash(std::string_view go_mod_bytes);
