@@ -170,6 +170,7 @@ status_report status_board::report(cache_figures cache,
         ++tier.probe_successes;
         answers.push_back(*sample.ttfb);
       }
+      tier.probe_success_rate = ratio(tier.probe_successes, tier.probes.size());
       if (!tier.probes.empty()) tier.probe_ttfb_now = tier.probes.back().ttfb;
       if (!answers.empty()) {
         tier.probe_ttfb_max = *std::max_element(answers.begin(), answers.end());
@@ -188,9 +189,9 @@ status_report status_board::report(cache_figures cache,
       };
       auto ok = count(upstream_outcome::ok);
       auto not_found = count(upstream_outcome::not_found);
-      auto tried =
+      tier.tried =
           ok + not_found + count(upstream_outcome::error) + count(upstream_outcome::timeout);
-      tier.success_rate = ratio(ok + not_found, tried);
+      tier.success_rate = ratio(ok + not_found, tier.tried);
       tier.hit_rate = ratio(ok, ok + not_found);
       auto last_ttfb = counters_[t].last_ttfb_us.load(std::memory_order_relaxed);
       if (last_ttfb >= 0) tier.last_traffic_ttfb = microseconds(last_ttfb);

@@ -73,12 +73,7 @@ json::object tier_json(const tier_status& tier) {
       {"ttfb_ms_max", json_ms(tier.probe_ttfb_max)},
       {"successes", tier.probe_successes},
       {"failures", tier.probe_failures},
-      {"success_rate",
-       json_rate(tier.probe_successes + tier.probe_failures == 0
-                     ? std::nullopt
-                     : std::optional<double>(
-                           static_cast<double>(tier.probe_successes) /
-                           static_cast<double>(tier.probe_successes + tier.probe_failures)))},
+      {"success_rate", json_rate(tier.probe_success_rate)},
       {"samples", std::move(samples)},
   };
   json::object traffic;
@@ -399,8 +394,6 @@ std::string tier_row(const tier_status& tier, wall_time sparkline_from, wall_tim
     return tier.attempts[static_cast<std::size_t>(outcome)];
   };
   std::uint64_t skipped = count(upstream_outcome::skipped);
-  std::uint64_t tried = count(upstream_outcome::ok) + count(upstream_outcome::not_found) +
-                        count(upstream_outcome::error) + count(upstream_outcome::timeout);
   std::string classes = "tier";
   if (tier.slowest) classes += " slowest";
   if (!tier.up) classes += " down";
@@ -418,7 +411,7 @@ std::string tier_row(const tier_status& tier, wall_time sparkline_from, wall_tim
          duration_text(tier.probe_ttfb_max) + "</td>";
   row += "<td class=\"num\">" + std::to_string(tier.probe_successes) + " / " +
          std::to_string(tier.probe_successes + tier.probe_failures) + "</td>";
-  row += "<td class=\"num\">" + std::to_string(tried);
+  row += "<td class=\"num\">" + std::to_string(tier.tried);
   if (skipped > 0)
     row += " <span class=\"small\">(+" + std::to_string(skipped) + " skipped)</span>";
   row += "</td>";

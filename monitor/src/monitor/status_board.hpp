@@ -40,12 +40,15 @@ struct tier_status {
   std::vector<probe_sample> probes;  ///< the last hour's probes, oldest first
   std::uint64_t probe_successes = 0;
   std::uint64_t probe_failures = 0;
+  /// probe_successes / all probes of the hour; nullopt without probes.
+  std::optional<double> probe_success_rate;
   /// The last probe's time to first byte; nullopt when it failed or there was none.
   std::optional<std::chrono::microseconds> probe_ttfb_now;
   std::optional<std::chrono::microseconds> probe_ttfb_median;  ///< over the last hour's answers
   std::optional<std::chrono::microseconds> probe_ttfb_max;
   /// Real-traffic attempts of the traffic window by outcome (index: upstream_outcome).
   std::array<std::uint64_t, upstream_outcome_count> attempts{};
+  std::uint64_t tried = 0;  ///< attempts that were not skipped
   /// (ok + not_found) / attempts that were not skipped; nullopt without such attempts.
   std::optional<double> success_rate;
   /// ok / (ok + not_found): how often the tier had what it was asked for.
