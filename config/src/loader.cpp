@@ -74,6 +74,8 @@ struct key_spec {
   std::string_view placeholder;  ///< value name in the help text
   std::string_view description;  ///< one line for the help text
   std::variant<text_key, duration_key, int_key, bool_key> kind;
+  /// As a flag, may be given again: each value is added, space-separated, to earlier ones.
+  bool repeatable = false;
 };
 
 // Messages are one ASCII line whatever the input held; a stray newline shows as \x0a.
@@ -318,10 +320,10 @@ const std::array<key_spec, 32> keys = {{
      text_key{&settings::private_probe_modules_text, check_module_list}},
     {"sumdb", "LIST",
      "checksum databases passed through at /sumdb/NAME/, space-separated NAME=URLS entries",
-     text_key{&settings::sumdb_text, check_sumdb_list}},
+     text_key{&settings::sumdb_text, check_sumdb_list}, /*repeatable=*/true},
     {"sumdb_key", "KEYS",
      "verifier keys of those databases, space-separated (each key starts with its name)",
-     text_key{&settings::sumdb_key_text, check_sumdb_keys}},
+     text_key{&settings::sumdb_key_text, check_sumdb_keys}, /*repeatable=*/true},
     {"verify", "MODE",
      "sumdb: check every public go.mod and zip against the first checksum database before "
      "caching it; off: do not",
@@ -592,8 +594,7 @@ std::variant<parsed_flags, load_error> parse_flags(const std::vector<std::string
     }
     if (is_config) {
       out.config_path = value;
-    } else if (key->name == "sumdb" || key->name == "sumdb_key") {
-      // Repeatable: each flag adds a database (or key) to those of earlier flags.
+    } else if (key->repeatable) {
       auto earlier = std::find_if(out.values.begin(), out.values.end(),
                                   [key](const flag_value& seen) { return seen.key == key; });
       if (earlier == out.values.end()) {
