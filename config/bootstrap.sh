@@ -250,7 +250,10 @@ fi
 
 # --- saved state (what the first run changed) ---------------------------------------------------
 
+# The state file holds one key=value per line, appended as changes are made.
 state_get() { [ -f "$state_file" ] && sed -n "s/^$1=//p" "$state_file" | head -n 1; }
+state_has() { [ -f "$state_file" ] && grep -q "^$1=" "$state_file"; }
+state_put() { printf '%s\n' "$@" >>"$state_file" || fail "cannot write $state_file"; }
 env_file_value() { [ -f "$go_env_file" ] && sed -n "s/^$1=//p" "$go_env_file" | head -n 1; }
 env_file_has() { [ -f "$go_env_file" ] && grep -q "^$1=" "$go_env_file"; }
 
@@ -269,10 +272,14 @@ ensure_state_dir() {
 	config_dir_is_new=0
 	[ -d "${state_dir%/*}" ] || config_dir_is_new=1
 	mkdir -p "$state_dir" || fail "cannot create $state_dir"
-	[ "$config_dir_is_new" = 0 ] || printf 'config_dir_created=1\n' >>"$state_file"
+	[ "$config_dir_is_new" = 0 ] || state_put config_dir_created=1
 }
 
-without_block() { awk -v b="$block_begin" -v e="$block_end" '$0==b{s=1} !s{print} $0==e{s=0}' "$1"; }
+# The lines of a profile outside the gomodproxy block (`outside`), or the block itself (`inside`).
+profile_lines() {
+	awk -v b="$block_begin" -v e="$block_end" -v want="$1" \
+		'$0==b{s=1} (s ? "inside" : "outside")==want{print} $0==e{s=0}' "$2"
+}
 
 if [ "$uninstall" -eq 1 ]; then
 	if [ ! -f "$state_file" ]; then
@@ -300,9 +307,9 @@ if [ "$uninstall" -eq 1 ]; then
 	elif [ -n "$saved_env_file" ]; then
 		[ -n "$go_bin" ] || fail "no go on PATH to restore the go settings with"
 		for var in $managed_vars; do
-			grep -q "^changed $var\$" "$state_file" || continue
-			if grep -q "^had $var=" "$state_file"; then
-				old=$(sed -n "s/^had $var=//p" "$state_file" | head -n 1)
+			state_has "changed_$var" || continue
+			if state_has "had_$var"; then
+				old=$(state_get "had_$var")
 				say "$prefix: go env -w $var=$old"
 				[ "$dry_run" -eq 1 ] || "$go_bin" env -w "$var=$old" || fail "go env -w $var failed"
 			else
@@ -314,16 +321,19 @@ if [ "$uninstall" -eq 1 ]; then
 	saved_profile=$(state_get profile)
 	if [ -n "$saved_profile" ] && [ -f "$saved_profile" ]; then
 		backup=$saved_profile.gomodproxy-backup
-		if cmp -s "$state_dir/profile.ours" "$saved_profile" && [ "$(state_get profile_existed)" = 1 ]; then
+		profile_existed=$(state_get profile_existed)
+		profile_untouched=0
+		cmp -s "$state_dir/profile.ours" "$saved_profile" && profile_untouched=1
+		if [ "$profile_untouched" = 1 ] && [ "$profile_existed" = 1 ]; then
 			say "$prefix: restore $saved_profile from $backup"
 			[ "$dry_run" -eq 1 ] || replace_file "$saved_profile" <"$backup"
-		elif cmp -s "$state_dir/profile.ours" "$saved_profile" ||
-			{ [ "$(state_get profile_existed)" = 0 ] && [ -z "$(without_block "$saved_profile")" ]; }; then
+		elif [ "$profile_untouched" = 1 ] ||
+			{ [ "$profile_existed" = 0 ] && [ -z "$(profile_lines outside "$saved_profile")" ]; }; then
 			say "$prefix: remove $saved_profile (it did not exist before)"
 			[ "$dry_run" -eq 1 ] || rm -f "$saved_profile"
 		else
 			say "$prefix: remove the gomodproxy block from $saved_profile"
-			[ "$dry_run" -eq 1 ] || without_block "$saved_profile" | replace_file "$saved_profile"
+			[ "$dry_run" -eq 1 ] || profile_lines outside "$saved_profile" | replace_file "$saved_profile"
 		fi
 		[ "$dry_run" -eq 1 ] || rm -f "$backup"
 	fi
@@ -347,10 +357,13 @@ fi
 # --- reach the proxy --------------------------------------------------------------------------
 
 have curl || fail "curl is needed to reach the proxy"
-curl_get() { curl -sS --connect-timeout 5 --max-time "${2:-20}" "$1"; }
+curl_get() { curl -sS --connect-timeout 5 --max-time 20 "$1"; }
+# The HTTP status of a GET of $1 (the body goes to $3, default nowhere), or curl's complaint.
+http_status() {
+	curl -sS -o "${3:-/dev/null}" -w '%{http_code}' --connect-timeout 5 --max-time "$2" "$1" 2>&1
+}
 
-health=$(curl -sS -o /dev/null -w '%{http_code}' --connect-timeout 5 --max-time 10 \
-	"$proxy/healthz" 2>&1)
+health=$(http_status "$proxy/healthz" 10)
 case $health in
 200) ;;
 000* | *curl:*) fail "cannot reach $proxy: $(printf '%s' "$health" | sed -n 's/^curl: ([0-9]*) //p' | head -n 1) (nothing was changed)" ;;
@@ -382,8 +395,7 @@ probe_ms=$(awk -v s="$probe_seconds" 'BEGIN { printf "%d", s * 1000 }')
 say "proxy: $proxy answers (first byte in $probe_ms ms)"
 
 sumdb_supported=0
-if [ "$(curl -sS -o /dev/null -w '%{http_code}' --connect-timeout 5 --max-time 10 \
-	"$proxy/sumdb/$sumdb_name/supported" 2>/dev/null)" = 200 ]; then
+if [ "$(http_status "$proxy/sumdb/$sumdb_name/supported" 10)" = 200 ]; then
 	sumdb_supported=1
 else
 	say "note: $proxy does not serve the checksum database $sumdb_name; GOSUMDB is left as it is"
@@ -414,11 +426,9 @@ fi
 
 # The h1 hash the go command records for a module zip (dirhash Hash1): a SHA-256 line per file,
 # "<hex>  <name>", sorted by name bytewise, hashed again and base64-encoded. Files are hashed
-# from the unpacked tree; `$2` must hold exactly the zip's entries.
+# from the unpacked tree `$2`, which must hold exactly the entries the zip lists in file `$1`.
 zip_h1() {
-	zip=$1 unpacked=$2
-	names=$work_dir/names
-	unzip -Z1 "$zip" >"$names" 2>/dev/null || return 1
+	names=$1 unpacked=$2
 	[ "$(LC_ALL=C sort "$names" | uniq -d | wc -l)" -eq 0 ] || return 1
 	tab=$(printf '\t')
 	{
@@ -491,19 +501,20 @@ if [ -n "$install_version" ]; then
 		zip_url=$proxy/golang.org/toolchain/@v/$toolchain_version.zip
 		say "downloading $zip_url"
 		started=$(now_ms)
-		code=$(curl -sS -o "$work_dir/toolchain.zip" -w '%{http_code}' --connect-timeout 5 \
-			--max-time 1800 "$zip_url" 2>&1)
+		code=$(http_status "$zip_url" 1800 "$work_dir/toolchain.zip")
 		[ "$code" = 200 ] || fail "cannot download $zip_url: $code (nothing was changed)"
 		say "downloaded $(wc -c <"$work_dir/toolchain.zip" | tr -d ' ') bytes in $(($(now_ms) - started)) ms"
 		mkdir "$work_dir/unpacked"
 		prefix=golang.org/toolchain@$toolchain_version/
-		if unzip -Z1 "$work_dir/toolchain.zip" 2>/dev/null | grep -v "^$prefix" | grep -q .; then
+		unzip -Z1 "$work_dir/toolchain.zip" >"$work_dir/names" 2>/dev/null ||
+			fail "cannot read the toolchain zip (nothing was changed)"
+		if grep -v "^$prefix" "$work_dir/names" | grep -q .; then
 			fail "the toolchain zip holds files outside $prefix (nothing was changed)"
 		fi
 		unzip -q "$work_dir/toolchain.zip" -d "$work_dir/unpacked" 2>/dev/null ||
 			fail "cannot unpack the toolchain zip (nothing was changed)"
 		if [ "$sumdb_supported" -eq 1 ]; then
-			actual=$(zip_h1 "$work_dir/toolchain.zip" "$work_dir/unpacked") ||
+			actual=$(zip_h1 "$work_dir/names" "$work_dir/unpacked") ||
 				fail "cannot hash the toolchain zip (nothing was changed)"
 			lookup_url=$proxy/sumdb/$sumdb_name/lookup/golang.org/toolchain@$toolchain_version
 			curl_get "$lookup_url" >"$work_dir/lookup" 2>/dev/null ||
@@ -543,9 +554,8 @@ if [ -n "$install_version" ]; then
 		say "change: installed go$install_version at $install_dir"
 		# Recorded at once, so --uninstall removes it even if a later step fails.
 		created_sdk_dir=0 # it holds the installed go now
-		if ! { ensure_state_dir && printf 'installed_go=%s\nsdk_dir_created=%s\n' "$install_dir" "$sdk_dir_was_new" >>"$state_file"; }; then
-			fail "cannot write $state_file"
-		fi
+		ensure_state_dir
+		state_put "installed_go=$install_dir" "sdk_dir_created=$sdk_dir_was_new"
 		installed_now=1
 	fi
 	if [ -x "$install_dir/bin/go" ]; then
@@ -605,23 +615,20 @@ for var in $managed_vars; do
 	[ -n "$want" ] || continue
 	env_file_has "$var" && [ "$(env_file_value "$var")" = "$want" ] && continue
 	planned_change "go env -w $var=$want" || continue
-	if ! grep -q '^goenv_saved=' "$state_file" 2>/dev/null; then
-		{
-			say "goenv_saved=1"
-			say "goenv_file=$go_env_file"
-			if [ -f "$go_env_file" ]; then
-				cp "$go_env_file" "$state_dir/goenv.orig" && say "goenv_existed=1"
-			else
-				say "goenv_existed=0"
-				[ -d "${go_env_file%/*}" ] || say "goenv_dir_created=1"
-			fi
-			for saved in $managed_vars; do
-				if env_file_has "$saved"; then say "had $saved=$(env_file_value "$saved")"; fi
-			done
-		} >>"$state_file" || fail "cannot write $state_file"
+	if ! state_has goenv_file; then
+		state_put "goenv_file=$go_env_file"
+		if [ -f "$go_env_file" ]; then
+			cp "$go_env_file" "$state_dir/goenv.orig" || fail "cannot write $state_dir/goenv.orig"
+			state_put goenv_existed=1
+		else
+			state_put goenv_existed=0
+			[ -d "${go_env_file%/*}" ] || state_put goenv_dir_created=1
+		fi
+		for saved in $managed_vars; do
+			if env_file_has "$saved"; then state_put "had_$saved=$(env_file_value "$saved")"; fi
+		done
 	fi
-	grep -q "^changed $var\$" "$state_file" || say "changed $var" >>"$state_file" ||
-		fail "cannot write $state_file"
+	state_has "changed_$var" || state_put "changed_$var=1"
 	"$go_bin" env -w "$var=$want" 2>/dev/null || fail "go env -w $var=$want failed"
 	say "change: go env -w $var=$want"
 done
@@ -633,20 +640,20 @@ fi
 if [ -n "$install_dir" ]; then
 	block=$(printf '%s\n%s\n%s' "$block_begin" "export PATH=\"\$HOME/sdk/go$install_version/bin:\$PATH\"" "$block_end")
 	current_block=''
-	[ -f "$profile" ] && current_block=$(awk -v b="$block_begin" -v e="$block_end" '$0==b{s=1} s{print} $0==e{s=0}' "$profile")
+	[ -f "$profile" ] && current_block=$(profile_lines inside "$profile")
 	if [ "$current_block" != "$block" ]; then
 		if planned_change "add $sdk_dir/go$install_version/bin to PATH in $profile"; then
-			if ! grep -q '^profile=' "$state_file" 2>/dev/null; then
+			if ! state_has profile; then
+				existed=0
 				if [ -f "$profile" ]; then
 					cp -p "$profile" "$profile.gomodproxy-backup" || fail "cannot back $profile up"
-					printf 'profile=%s\nprofile_existed=1\n' "$profile" >>"$state_file"
-				else
-					printf 'profile=%s\nprofile_existed=0\n' "$profile" >>"$state_file"
+					existed=1
 				fi
+				state_put "profile=$profile" "profile_existed=$existed"
 			fi
 			{
 				if [ -f "$profile" ]; then
-					without_block "$profile"
+					profile_lines outside "$profile"
 				fi
 				printf '%s\n' "$block"
 			} | replace_file "$profile"
