@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "errc.hpp"
@@ -219,6 +220,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   tier_chain public_chain_;
   tier_chain private_chain_;
   std::map<std::string, tier_chain, std::less<>> sumdb_chains_;
+  std::mutex verified_tree_mutex_;  ///< orders the updates of the remembered tree heads
 
   const sumdb_options* sumdb_named(std::string_view name) const {
     for (const auto& database : options_.sumdbs) {
@@ -848,13 +850,16 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   net::awaitable<bool> tree_extends_known(const sumdb_options& database,
                                           const sumdb::tree_head& head, std::string& why) {
     const std::string key = "/gomodproxy/verified-tree/" + database.name;
-    std::optional<sumdb::tree_head> known;
-    if (auto entry = open_entry(key)) {
-      auto text = entry->read(0, static_cast<std::size_t>(entry->meta().size));
-      if (text) {
-        if (auto parsed = sumdb::parse_tree_head(*text)) known = *parsed;
+    auto stored_tree = [this, &key]() -> std::optional<sumdb::tree_head> {
+      if (auto entry = open_entry(key)) {
+        auto text = entry->read(0, static_cast<std::size_t>(entry->meta().size));
+        if (text) {
+          if (auto parsed = sumdb::parse_tree_head(*text)) return *parsed;
+        }
       }
-    }
+      return std::nullopt;
+    };
+    const std::optional<sumdb::tree_head> known = stored_tree();
     if (known && known->size == head.size && known->root != head.root) {
       why = "two different trees of size " + std::to_string(head.size);
       co_return false;
@@ -876,7 +881,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         co_return false;
       }
     }
-    if (!known || head.size > known->size) {
+    // Another fill may have stored a newer tree while this one was proving: the remembered
+    // tree only ever grows.
+    std::lock_guard lock(verified_tree_mutex_);
+    const auto latest = stored_tree();
+    if (!latest || head.size > latest->size) {
       auto created = store_.create(key);
       if (created) {
         cache::entry_meta meta;
