@@ -9,20 +9,15 @@ with; the checksum database knows the genuine ones."""
 
 from __future__ import annotations
 
-import http.server
-import io
 import os
 import re
-import socketserver
 import subprocess
-import threading
 import time
-import zipfile
-from pathlib import Path
 
 import pytest
 
 import module_tree as mt
+import toolchain_module as tm
 from conftest import REPO
 from test_upstream import refused_port
 
@@ -30,7 +25,6 @@ SCRIPT = REPO / "config" / "bootstrap.sh"
 BATS_DIR = REPO / "tests" / "bootstrap"
 BATS_FILE = BATS_DIR / "bootstrap.bats"
 GO_TEMPLATE = BATS_DIR / "shims" / "go.in"
-TOOLCHAIN = "golang.org/toolchain"
 CHECK_MODULE = f"{mt.HELLO}@v1.2.0"
 BATS_TIMEOUT = 600.0
 
@@ -48,82 +42,20 @@ def _go_version(go: str) -> str:
     return proc.stdout.strip()
 
 
-def _toolchain_zip(version: str, real_go: str, goarch: str) -> bytes:
-    """A golang.org/toolchain module zip whose bin/go plays a darwin go; executable bits set,
-    as unzip keeps them (the h1 hash ignores them)."""
-    prefix = f"{TOOLCHAIN}@{version}/"
-    go_script = GO_TEMPLATE.read_text().replace("@REAL_GO@", real_go).replace("@GOARCH@", goarch)
-    files = [("go.mod", f"module {TOOLCHAIN}\n".encode(), 0o644),
-             ("VERSION", f"{_go_version(real_go)}\ntime 2024-01-01T00:00:00Z\n".encode(), 0o644),
-             ("bin/go", go_script.encode(), 0o755)]
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, content, mode in files:
-            info = zipfile.ZipInfo(prefix + name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (0o100000 | mode) << 16
-            zf.writestr(info, content)
-    return buf.getvalue()
-
-
-def _add_toolchains(root: Path, real_go: str) -> list[str]:
-    """Writes golang.org/toolchain versions of `real_go`'s release for darwin/arm64 and
-    darwin/amd64 into the tree at `root`; returns the URL paths of their zips."""
-    go_version = _go_version(real_go)
-    vdir = root / TOOLCHAIN / "@v"
-    vdir.mkdir(parents=True, exist_ok=True)
-    zips, versions = [], []
+def _add_toolchains(tree: mt.ModuleTree, real_go: str, go_version: str) -> list[str]:
+    """Adds golang.org/toolchain versions of `go_version` for darwin/arm64 and darwin/amd64 to
+    `tree`, each with a bin/go that plays a darwin go on top of `real_go`; returns the URL paths
+    of their zips."""
+    go_script = GO_TEMPLATE.read_text().replace("@REAL_GO@", real_go)
+    zips = []
     for goarch in ("arm64", "amd64"):
-        version = f"v0.0.1-{go_version}.darwin-{goarch}"
-        (vdir / f"{version}.zip").write_bytes(_toolchain_zip(version, real_go, goarch))
-        (vdir / f"{version}.mod").write_bytes(f"module {TOOLCHAIN}\n".encode())
-        (vdir / f"{version}.info").write_text(
-            f'{{"Version":"{version}","Time":"2024-01-01T00:00:00Z"}}')
-        versions.append(version)
-        zips.append(f"/{TOOLCHAIN}/@v/{version}.zip")
-    (vdir / "list").write_text("".join(v + "\n" for v in versions))
+        mv = tree.add(tm.TOOLCHAIN, tm.toolchain_version(go_version, "darwin", goarch), {
+            "go.mod": tm.MOD,
+            "VERSION": f"{go_version}\ntime 2024-01-01T00:00:00Z\n".encode(),
+            "bin/go": go_script.replace("@GOARCH@", goarch).encode(),
+        }, executable=["bin/go"])  # unzip keeps the executable bit
+        zips.append(mv.url_path(".zip"))
     return zips
-
-
-class _NotAProxy(http.server.BaseHTTPRequestHandler):
-    """Answers like a web server that is no GOPROXY: paths under /404 are not found, everything
-    else is 200 "hello"."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        pass
-
-    def do_GET(self):
-        self._answer(head=False)
-
-    def do_HEAD(self):
-        self._answer(head=True)
-
-    def _answer(self, head: bool) -> None:
-        status, body = (404, b"not found\n") if self.path.startswith("/404") else (200, b"hello\n")
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(body)
-
-
-class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-
-
-@pytest.fixture
-def not_a_proxy():
-    server = _ThreadingServer(("127.0.0.1", 0), _NotAProxy)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
 
 
 def _bats_env(**variables: str) -> dict:
@@ -139,34 +71,37 @@ def _expected_test_count() -> int:
 
 
 @pytest.mark.parametrize("run_sh", list(RUN_SHELLS), ids=["dash", "bash-posix"])
-def test_bats_suite(run_sh, tree, make_upstream, make_sumdb, start_proxy, not_a_proxy,
-                    tmp_path):
+def test_bats_suite(run_sh, tree, make_upstream, make_sumdb, start_proxy, tmp_path):
     assert SCRIPT.is_file(), f"{SCRIPT} is missing"
     real_go = RUN_SHELLS[run_sh]
     if not os.access(real_go, os.X_OK):
         pytest.fail(f"{real_go} is not installed (scripts/install-deps.sh)")
 
+    go_version = _go_version(real_go)
     root = tmp_path / "tree"
-    tree.subset(root, lambda path: path != mt.BIG)
-    toolchain_zips = _add_toolchains(root, real_go)
+    served = tree.subset(root, lambda path: path != mt.BIG)
+    toolchain_zips = _add_toolchains(served, real_go, go_version)
 
     upstream = make_upstream(root)
     sumdb = make_sumdb(root)
-    sumdb_flags = ["--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key", sumdb.vkey]
-    proxy = start_proxy(upstream.url, *sumdb_flags, "--verify", "sumdb")
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "sumdb")
 
     tampering = make_upstream(root, "tampering")
     for path in toolchain_zips:
         genuine = (root / path.lstrip("/")).read_bytes()
         tampering.serve_body(re.escape(path) + "$", mt.tampered_zip(genuine))
-    tampered_proxy = start_proxy(tampering.url, *sumdb_flags, "--verify", "off")
+    tampered_proxy = start_proxy(tampering.url, *sumdb.flags, "--verify", "off")
+
+    # A web server that is no GOPROXY: everything under /hello is 200 "hello", the rest 404.
+    not_a_proxy = make_upstream(None, "not-a-proxy")
+    not_a_proxy.serve_body(r"^/hello/", b"hello\n")
 
     with refused_port() as dead:
         env = _bats_env(
             PROXY_URL=proxy.url, SUMDB_VKEY=sumdb.vkey, CHECK_MODULE=CHECK_MODULE,
-            DEAD_PROXY_URL=dead.url, NOT_A_PROXY_URL=f"{not_a_proxy}/hello",
-            NOT_FOUND_PROXY_URL=f"{not_a_proxy}/404", TAMPERED_PROXY_URL=tampered_proxy.url,
-            INSTALL_GO_VERSION=_go_version(real_go).removeprefix("go"), SCRIPT=str(SCRIPT),
+            DEAD_PROXY_URL=dead.url, NOT_A_PROXY_URL=f"{not_a_proxy.url}/hello",
+            NOT_FOUND_PROXY_URL=f"{not_a_proxy.url}/404", TAMPERED_PROXY_URL=tampered_proxy.url,
+            INSTALL_GO_VERSION=go_version.removeprefix("go"), SCRIPT=str(SCRIPT),
             RUN_SH=run_sh, REAL_GO=real_go, TMPDIR=str(tmp_path))
         started = time.monotonic()
         proc = subprocess.run(["bats", "--tap", str(BATS_FILE)], env=env, capture_output=True,

@@ -64,10 +64,6 @@ def go_less_path(tmp_path_factory) -> str:
 
 # --- helpers -------------------------------------------------------------------------------------
 
-def _sumdb_flags(sumdb, verify: str) -> list[str]:
-    return ["--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key", sumdb.vkey, "--verify", verify]
-
-
 class Machine:
     """A user account in miniature: a HOME, a login shell (bash), a PATH without go."""
 
@@ -202,7 +198,7 @@ def test_toolchain_zip_has_the_module_layout(toolchain):
     assert modes["bin/go"] == modes["pkg/tool/linux_amd64/compile"] == 0o755
     assert modes["src/make.bash"] == 0o755 and modes["src/runtime/proc.go"] == 0o644
     # The h1 the tree records is the one of the zip's content, not only of the source files.
-    assert tm.zip_file_hash(build.zip_path) == build.module.zip_sum
+    assert mt.zip_hash(build.zip_path) == build.module.zip_sum
 
 
 def test_tampered_toolchain_zip_differs_in_one_byte(toolchain, tampered_root):
@@ -226,7 +222,7 @@ def test_install_go_through_the_proxy_then_uninstall(toolchain, go_less_path, ma
     tree, build = toolchain
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
-    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb, "sumdb"))
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "sumdb")
     zip_path = build.module.url_path(".zip")
     machine = Machine(tmp_path / "m", go_less_path)
     assert machine.run("sh", "-c", "command -v go").stdout == ""
@@ -241,7 +237,7 @@ def test_install_go_through_the_proxy_then_uninstall(toolchain, go_less_path, ma
     _assert_one_block(machine.profile)
     _assert_login_shell_finds_go(machine, proxy.url)
     assert upstream.count(zip_path) == 1
-    assert sumdb.wait_count(f"/lookup/{tm.TOOLCHAIN}@{TOOLCHAIN_VERSION}", 1) >= 1
+    assert sumdb.wait_count(build.module.lookup_path, 1) >= 1
 
     # Nothing left to do: no download, no change.
     profile_after_first = machine.profile.read_bytes()
@@ -282,7 +278,7 @@ def test_a_tampered_toolchain_zip_is_refused(toolchain, tampered_root, go_less_p
     upstream = make_upstream(tampered_root)
     sumdb = make_sumdb(tree.root)  # records the genuine zip
     # The proxy does not check zips itself here, so the script's own check is what stands.
-    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb, "off"))
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "off")
     machine = Machine(tmp_path / "m", go_less_path)
     before = machine.files()
 
@@ -304,7 +300,7 @@ def test_no_checksum_database_at_the_proxy_refuses_unless_told(toolchain, go_les
     upstream = make_upstream(tree.root)
     wanted = make_sumdb(tree.root)  # the database the script is told to use; not at the proxy
     other = make_sumdb(tree.root, name="other.test.example")
-    proxy = start_proxy(upstream.url, *_sumdb_flags(other, "off"))
+    proxy = start_proxy(upstream.url, *other.flags, "--verify", "off")
     assert proxy.get(f"/sumdb/{wanted.name}/supported").status == 404
     machine = Machine(tmp_path / "m", go_less_path)
     # With no database at the proxy GOSUMDB keeps its default, sum.golang.org, which the script's

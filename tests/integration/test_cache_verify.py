@@ -11,7 +11,7 @@ from conftest import SANITIZER_RE, proxy_binary
 def _verify(cache_dir, sumdb, *extra: str) -> subprocess.CompletedProcess:
     run = subprocess.run(
         [str(proxy_binary()), "cache", "verify", "--cache-dir", str(cache_dir),
-         "--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key", sumdb.vkey, *extra],
+         *sumdb.flags, *extra],
         capture_output=True, text=True, timeout=120)
     # Under a sanitizer build a report exits 1 too, which some checks below expect.
     assert not SANITIZER_RE.search(run.stderr), run.stderr
@@ -35,8 +35,7 @@ def _proxy_with_poisoned_hello(tree, make_upstream, make_sumdb, start_proxy):
     hello = tree.get(mt.HELLO, "v1.2.0")
     poisoned.serve_body(re.escape(hello.url_path(".zip")) + "$",
                         mt.tampered_zip(tree.file_bytes(hello.url_path(".zip"))))
-    proxy = start_proxy(poisoned.url, "--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key",
-                        sumdb.vkey, "--verify", "off")
+    proxy = start_proxy(poisoned.url, *sumdb.flags, "--verify", "off")
     return proxy, sumdb, hello
 
 
@@ -48,8 +47,7 @@ def test_cache_verify_reports_and_repairs_a_poisoned_zip(tree, make_upstream, ma
     for mv in (hello, upper):
         for suffix in (".info", ".mod", ".zip"):
             assert proxy.get(mv.url_path(suffix)).status == 200
-        lookup = f"/sumdb/{sumdb.name}/lookup/{mv.escaped_path}@{mv.escaped_version}"
-        assert proxy.get(lookup).status == 200
+        assert proxy.get(f"/sumdb/{sumdb.name}{mv.lookup_path}").status == 200
     unvouched = tree.get(mt.HELLO_V2, "v2.0.0")
     assert proxy.get(unvouched.url_path(".mod")).status == 200  # no record cached for it
     cache_dir = proxy.cache_dir
@@ -75,8 +73,7 @@ def test_cache_verify_reports_and_repairs_a_poisoned_zip(tree, make_upstream, ma
 
     # The next request refetches the zip, now from an honest tier, and verifies it.
     genuine = make_upstream(tree.root, "genuine")
-    proxy = start_proxy(genuine.url, "--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key",
-                        sumdb.vkey, "--verify", "sumdb", cache_dir=cache_dir)
+    proxy = start_proxy(genuine.url, *sumdb.flags, "--verify", "sumdb", cache_dir=cache_dir)
     assert proxy.get(hello.url_path(".zip")).body == tree.file_bytes(hello.url_path(".zip"))
     assert genuine.count(hello.url_path(".zip")) == 1
 
@@ -127,8 +124,7 @@ def test_cache_verify_online_asks_the_database_about_files_without_a_record(
     assert (summary["matched"], summary["corrupt"]) == (4, 1)
     # One lookup per public module, and the private one never named to the database.
     lookups = [p for p in sumdb.paths() if p.startswith("/lookup/")]
-    assert sorted(lookups) == sorted(f"/lookup/{mv.escaped_path}@{mv.escaped_version}"
-                                     for mv in (hello, upper))
+    assert sorted(lookups) == sorted(mv.lookup_path for mv in (hello, upper))
     assert not any(private.escaped_path in p for p in sumdb.paths())
 
     # The proven records were cached: an offline run matches the same files without asking,

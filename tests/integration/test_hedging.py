@@ -25,7 +25,7 @@ def test_silent_tier_is_hedged_and_the_next_tier_answers(tree, make_upstream, st
             start = time.monotonic()
             resp = proxy.get(path, timeout=30)
             elapsed = time.monotonic() - start
-            assert resp.status == 200, resp.text()
+            assert resp.status == 200, resp.text
             assert resp.body == tree.file_bytes(path)
             assert 0.3 <= elapsed < 5.0, f"{path} took {elapsed:.2f} s"
             assert fast.count(path) == 1

@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 
 import module_tree as mt
+from conftest import downloadable_versions
 from polling import wait_for
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -159,7 +160,7 @@ def check_status_page(tree, start_proxy, tmp_path, fast, slow, broken) -> None:
 
     # Real traffic: two misses the fast tier serves, a hit, and a module nobody has (the fast
     # and slow tiers say not found, the broken one fails or is already skipped).
-    small = [mv for mv in tree.versions.values() if mv.path not in (mt.BIG, mt.PRIVATE)]
+    small = downloadable_versions(tree)
     paths = [small[0].url_path(".mod"), small[1].url_path(".info")]
     for path in paths:
         resp = proxy.get(path)

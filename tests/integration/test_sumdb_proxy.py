@@ -9,15 +9,11 @@ import module_tree as mt
 VERIFIED = [(mt.HELLO, "v1.2.0"), (mt.UPPER, "v1.0.0"), (mt.HELLO_V2, "v2.0.0")]
 
 
-def _sumdb_flags(sumdb) -> list[str]:
-    return ["--sumdb", f"{sumdb.name}={sumdb.url}", "--sumdb-key", sumdb.vkey, "--verify", "sumdb"]
-
-
 def test_go_verifies_through_the_proxy_then_from_its_cache_alone(tree, make_upstream, make_sumdb,
                                                                  start_proxy, make_go):
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
-    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb))
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "sumdb")
     specs = [f"{path}@{version}" for path, version in VERIFIED]
 
     # GOSUMDB is the key alone, so go asks the proxy whether it serves the database.
@@ -48,8 +44,8 @@ def test_private_lookups_and_bad_paths_never_reach_the_database(tree, make_upstr
                                                                 start_proxy):
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
-    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb), "--private", mt.PRIVATE)
-    resp = proxy.get(f"/sumdb/{sumdb.name}/lookup/{mt.escape_path(mt.PRIVATE)}@v1.0.0")
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "sumdb", "--private", mt.PRIVATE)
+    resp = proxy.get(f"/sumdb/{sumdb.name}{tree.get(mt.PRIVATE, 'v1.0.0').lookup_path}")
     assert resp.status == 404 and b"private" in resp.body
     for bad in ("/lookup/example.com/hello@master", "/lookup/example.com/hello",
                 "/tile/8/0/0001", "/tile/8/0/000.p/256", "/tile/0/0/000", "/unknown"):
@@ -99,7 +95,7 @@ def test_poisoned_tier_is_refused_and_the_genuine_bytes_are_cached(tree, make_up
     bad_mod = tree.file_bytes(mod_path) + b"\n// one extra line\n"
     poisoned.serve_body(re.escape(zip_path) + "$", bad_zip)
     poisoned.serve_body(re.escape(mod_path) + "$", bad_mod)
-    proxy = start_proxy(f"{poisoned.url},{genuine.url}", *_sumdb_flags(sumdb))
+    proxy = start_proxy(f"{poisoned.url},{genuine.url}", *sumdb.flags, "--verify", "sumdb")
 
     go = make_go(proxy.url)
     go.gosumdb = sumdb.vkey
@@ -125,7 +121,7 @@ def test_poisoned_tier_is_refused_and_the_genuine_bytes_are_cached(tree, make_up
 def test_a_forked_checksum_database_is_refused(tree, make_upstream, make_sumdb, start_proxy):
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
-    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb))
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "sumdb")
     hello = tree.get(mt.HELLO, "v1.2.0").url_path(".zip")
     assert proxy.get(hello).status == 200  # verified: the proxy now knows a tree head
     upper = tree.get(mt.UPPER, "v1.0.0").url_path(".zip")
@@ -144,11 +140,10 @@ def test_no_sumdb_modules_are_cached_without_a_lookup(tree, make_upstream, make_
                                                       start_proxy):
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
-    proxy = start_proxy(upstream.url, *_sumdb_flags(sumdb), "--no-sumdb", mt.HELLO)
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "sumdb", "--no-sumdb", mt.HELLO)
     hello = tree.get(mt.HELLO, "v1.2.0")
     upper = tree.get(mt.UPPER, "v1.0.0")
     assert proxy.get(hello.url_path(".zip")).body == tree.file_bytes(hello.url_path(".zip"))
     assert proxy.get(upper.url_path(".zip")).body == tree.file_bytes(upper.url_path(".zip"))
     assert sumdb.wait_count("/lookup/", 1) == 1
-    assert [p for p in sumdb.paths() if p.startswith("/lookup/")] == [
-        f"/lookup/{upper.escaped_path}@{upper.escaped_version}"]
+    assert [p for p in sumdb.paths() if p.startswith("/lookup/")] == [upper.lookup_path]

@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import http.client
-import subprocess
 
 import module_tree as mt
+from conftest import http_request
 
-GO_TIMEOUT = 180.0
 EM_DASH = "\u2014"
-
-
-def get(sumdb, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", sumdb.port, timeout=30)
-    try:
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        return resp.status, resp.read()
-    finally:
-        conn.close()
 
 
 def record_text(mv: mt.ModuleVersion) -> str:
@@ -39,29 +27,15 @@ def parse_lookup(body: bytes) -> tuple[int, str, list[str]]:
 
 
 def tree_size(sumdb) -> int:
-    status, body = get(sumdb, "/latest")
-    assert status == 200, body
-    lines = body.decode().split("\n")
+    resp = http_request(sumdb.port, "/latest")
+    assert resp.status == 200, resp.body
+    lines = resp.body.decode().split("\n")
     assert lines[0] == "go.sum database tree"
     return int(lines[1])
 
 
-def lookup_path(mv: mt.ModuleVersion) -> str:
-    return f"/lookup/{mv.escaped_path}@{mv.escaped_version}"
-
-
-def go_with_sumdb(go, sumdb, *args: str) -> subprocess.CompletedProcess:
-    """Runs go in the runner's private world, with the sumdb on instead of GOSUMDB=off."""
-    env = go.env()
-    env["GOSUMDB"] = sumdb.gosumdb
-    cwd = go.base / "empty"
-    cwd.mkdir(exist_ok=True)
-    return subprocess.run([go.go, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=GO_TIMEOUT)
-
-
-def assert_downloads(go, sumdb, mv: mt.ModuleVersion) -> None:
-    proc = go_with_sumdb(go, sumdb, "mod", "download", "-json", f"{mv.path}@{mv.version}")
+def assert_downloads(go, mv: mt.ModuleVersion) -> None:
+    proc = go.run("mod", "download", "-json", f"{mv.path}@{mv.version}", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f'"Sum": "{mv.zip_sum}"' in proc.stdout, proc.stdout
     assert f'"GoModSum": "{mv.mod_sum}"' in proc.stdout, proc.stdout
@@ -73,9 +47,9 @@ def test_lookup_and_tiles_match_the_tree(tree, make_sumdb):
     sumdb = make_sumdb(tree.root)
     hello = tree.get(mt.HELLO, "v1.2.0")
 
-    status, body = get(sumdb, lookup_path(hello))
-    assert status == 200, body
-    record_id, record, note = parse_lookup(body)
+    resp = http_request(sumdb.port, hello.lookup_path)
+    assert resp.status == 200, resp.body
+    record_id, record, note = parse_lookup(resp.body)
     assert record_id == 0
     assert record == record_text(hello)
 
@@ -85,8 +59,8 @@ def test_lookup_and_tiles_match_the_tree(tree, make_sumdb):
     assert note[3] == ""
     signature_prefix = f"{EM_DASH} {sumdb.name} "
     assert note[4].startswith(signature_prefix), note
-    status, tile = get(sumdb, "/tile/8/0/000.p/1")
-    assert (status, tile) == (200, leaf)
+    tile = http_request(sumdb.port, "/tile/8/0/000.p/1")
+    assert (tile.status, tile.body) == (200, leaf)
 
     # The signature names the verifier key's hash, which is derived from the key as spec 5.2 says.
     name, key_hash, public = sumdb.vkey.split("+", 2)
@@ -98,23 +72,23 @@ def test_lookup_and_tiles_match_the_tree(tree, make_sumdb):
     signature = base64.b64decode(note[4][len(signature_prefix):])
     assert signature[:4] == expected_hash and len(signature) == 4 + 64
 
-    status, latest = get(sumdb, "/latest")
-    assert status == 200
-    assert latest.decode().split("\n")[:5] == note[:5]
+    latest = http_request(sumdb.port, "/latest")
+    assert latest.status == 200
+    assert latest.body.decode().split("\n")[:5] == note[:5]
 
 
 def test_missing_and_malformed_requests(tree, make_sumdb):
     sumdb = make_sumdb(tree.root)
-    assert get(sumdb, "/lookup/example.com/nosuchmodule@v1.0.0")[0] == 404
-    assert get(sumdb, f"/lookup/{mt.HELLO}@v9.9.9")[0] == 404
-    assert get(sumdb, "/lookup/not-a-module-version")[0] == 400
-    assert get(sumdb, "/tile/8/0/banana")[0] == 400
+    assert http_request(sumdb.port, "/lookup/example.com/nosuchmodule@v1.0.0").status == 404
+    assert http_request(sumdb.port, f"/lookup/{mt.HELLO}@v9.9.9").status == 404
+    assert http_request(sumdb.port, "/lookup/not-a-module-version").status == 400
+    assert http_request(sumdb.port, "/tile/8/0/banana").status == 400
     assert tree_size(sumdb) == 0
-    assert get(sumdb, lookup_path(tree.get(mt.HELLO, "v1.0.0")))[0] == 200
+    assert http_request(sumdb.port, tree.get(mt.HELLO, "v1.0.0").lookup_path).status == 200
     # Beyond the one-record tree: a wider partial tile and the full tile are not there yet.
-    assert get(sumdb, "/tile/8/0/000.p/1")[0] == 200
-    assert get(sumdb, "/tile/8/0/000.p/2")[0] == 404
-    assert get(sumdb, "/tile/8/0/000")[0] == 404
+    assert http_request(sumdb.port, "/tile/8/0/000.p/1").status == 200
+    assert http_request(sumdb.port, "/tile/8/0/000.p/2").status == 404
+    assert http_request(sumdb.port, "/tile/8/0/000").status == 404
     # The log line leaves the server as the answer does; wait until the reader has all of them.
     assert sumdb.wait_count("/", 9) == 9
     assert [(r.path, r.status) for r in sumdb.requests] == [
@@ -137,26 +111,27 @@ def test_restart_keeps_key_and_history_fork_rewrites_it(tree, make_sumdb):
     hello = tree.get(mt.HELLO, "v1.2.0")
     upper = tree.get(mt.UPPER, mt.UPPER_RC)
     vkey, url = sumdb.vkey, sumdb.url
-    _, first, _ = parse_lookup(get(sumdb, lookup_path(hello))[1])
+    _, first, _ = parse_lookup(http_request(sumdb.port, hello.lookup_path).body)
 
     sumdb.restart()
     assert (sumdb.vkey, sumdb.url) == (vkey, url)
     assert tree_size(sumdb) == 1
-    record_id, record, _ = parse_lookup(get(sumdb, lookup_path(hello))[1])
+    record_id, record, _ = parse_lookup(http_request(sumdb.port, hello.lookup_path).body)
     assert (record_id, record) == (0, first)
-    assert parse_lookup(get(sumdb, lookup_path(upper))[1])[:2] == (1, record_text(upper))
+    assert parse_lookup(http_request(sumdb.port, upper.lookup_path).body)[:2] == (
+        1, record_text(upper))
     assert tree_size(sumdb) == 2
 
     # Same key, but three junk records come first, so the same records get later ids.
     sumdb.restart(fork=True)
     assert (sumdb.vkey, sumdb.url) == (vkey, url)
     assert tree_size(sumdb) == 5
-    assert parse_lookup(get(sumdb, lookup_path(hello))[1])[:2] == (3, first)
+    assert parse_lookup(http_request(sumdb.port, hello.lookup_path).body)[:2] == (3, first)
 
     # The fork did not overwrite the history a normal restart replays.
     sumdb.restart()
     assert tree_size(sumdb) == 2
-    assert parse_lookup(get(sumdb, lookup_path(upper))[1])[0] == 1
+    assert parse_lookup(http_request(sumdb.port, upper.lookup_path).body)[0] == 1
 
 
 def test_each_server_gets_its_own_key(tree, make_sumdb):
@@ -174,11 +149,12 @@ def test_go_verifies_download_against_sumdb(tree, make_upstream, make_sumdb, mak
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
     go = make_go(upstream.url)
+    go.gosumdb = sumdb.gosumdb
     hello = tree.get(mt.HELLO, "v1.2.0")
 
-    assert_downloads(go, sumdb, hello)
+    assert_downloads(go, hello)
 
-    assert sumdb.wait_count(lookup_path(hello)) == 1
+    assert sumdb.wait_count(hello.lookup_path) == 1
     assert sumdb.wait_count("/tile/") >= 1
     assert all(r.status == 200 for r in sumdb.requests), sumdb.requests
     # The go command keeps the newest verified tree head, signed by our key, in GOPATH.
@@ -191,6 +167,7 @@ def test_go_refuses_zip_that_does_not_match_sumdb(tree, make_upstream, make_sumd
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
     go = make_go(upstream.url)
+    go.gosumdb = sumdb.gosumdb
     hello = tree.get(mt.HELLO, "v1.0.0")
     tampered = mt.make_zip(mt.HELLO, "v1.0.0", {
         "go.mod": mt.SPEC_HELLO_MOD,
@@ -200,7 +177,7 @@ def test_go_refuses_zip_that_does_not_match_sumdb(tree, make_upstream, make_sumd
     assert tampered_sum != hello.zip_sum
     fault = upstream.serve_body(r"^/example\.com/hello/@v/v1\.0\.0\.zip$", tampered)
 
-    proc = go_with_sumdb(go, sumdb, "mod", "download", f"{mt.HELLO}@v1.0.0")
+    proc = go.run("mod", "download", f"{mt.HELLO}@v1.0.0", check=False)
 
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert fault.arrivals >= 1
@@ -208,7 +185,7 @@ def test_go_refuses_zip_that_does_not_match_sumdb(tree, make_upstream, make_sumd
     assert f"downloaded: {tampered_sum}" in proc.stderr, proc.stderr
     assert f"{sumdb.name}: {hello.zip_sum}" in proc.stderr, proc.stderr
     assert "SECURITY ERROR" in proc.stderr, proc.stderr
-    assert sumdb.wait_count(lookup_path(hello)) == 1
+    assert sumdb.wait_count(hello.lookup_path) == 1
     assert not (go.modcache / "example.com" / "hello@v1.0.0").exists()
 
 
@@ -216,24 +193,25 @@ def test_go_detects_forked_sumdb(tree, make_upstream, make_sumdb, make_go):
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
     go = make_go(upstream.url)
+    go.gosumdb = sumdb.gosumdb
 
-    assert_downloads(go, sumdb, tree.get(mt.HELLO, "v1.2.0"))
+    assert_downloads(go, tree.get(mt.HELLO, "v1.2.0"))
 
     # A restart that extends the log is accepted by the same client state...
     sumdb.restart()
     hello_v2 = tree.get(mt.HELLO_V2, "v2.0.0")
-    assert_downloads(go, sumdb, hello_v2)
-    assert sumdb.wait_count(lookup_path(hello_v2)) == 1
+    assert_downloads(go, hello_v2)
+    assert sumdb.wait_count(hello_v2.lookup_path) == 1
     latest = go.gopath / "pkg" / "sumdb" / sumdb.name / "latest"
     assert latest.read_text().startswith("go.sum database tree\n2\n")
 
     # ...and one that signs a different history with the same key is caught.
     sumdb.restart(fork=True)
     upper = tree.get(mt.UPPER, "v1.0.0")
-    proc = go_with_sumdb(go, sumdb, "mod", "download", f"{upper.path}@{upper.version}")
+    proc = go.run("mod", "download", f"{upper.path}@{upper.version}", check=False)
 
     assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert sumdb.wait_count(lookup_path(upper)) == 1
+    assert sumdb.wait_count(upper.lookup_path) == 1
     assert "SECURITY ERROR" in proc.stderr, proc.stderr
     assert "go.sum database server misbehavior detected!" in proc.stderr, proc.stderr
     # The report quotes both heads: the size-2 tree the client saw and the fork's size-6 tree.

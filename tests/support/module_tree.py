@@ -18,12 +18,16 @@ import json
 import os
 import random
 import shutil
+import stat
 import zipfile
 from pathlib import Path
 from typing import Callable, Iterable
 
 # Fixed entry time: zip bytes must be identical on every build so hashes are reproducible.
-_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+
+# Read size when hashing a zip entry: a toolchain zip holds files of tens of MB.
+_HASH_CHUNK = 1 << 20
 
 BIG_BLOB_SIZE = 40 * 1024 * 1024
 
@@ -36,24 +40,36 @@ def escape_path(module_path: str) -> str:
 escape_version = escape_path
 
 
-def hash1(files: Iterable[tuple[str, bytes]]) -> str:
-    """dirhash.Hash1 over (name, content) pairs: names sorted bytewise, one sha256 line each."""
+def hash1_of_digests(digests: Iterable[tuple[str, str]]) -> str:
+    """dirhash.Hash1 from (name, sha256 hex) pairs, names sorted bytewise, one line each; taking
+    digests lets a caller hash a file while it streams it, so no content is read twice."""
     lines = []
-    for name, content in sorted(files, key=lambda f: f[0].encode()):
+    for name, digest in sorted(digests, key=lambda d: d[0].encode()):
         if "\n" in name:
             raise ValueError(f"file name with newline: {name!r}")
-        lines.append(f"{hashlib.sha256(content).hexdigest()}  {name}\n")
+        lines.append(f"{digest}  {name}\n")
     summary = hashlib.sha256("".join(lines).encode()).digest()
     return "h1:" + base64.b64encode(summary).decode()
 
 
-def zip_hash(zip_bytes: bytes) -> str:
-    """h1 of a module zip: every entry as stored, directory entries included with empty content."""
-    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
-        return hash1(
-            (info.filename, b"" if info.filename.endswith("/") else zf.read(info))
-            for info in zf.infolist()
-        )
+def hash1(files: Iterable[tuple[str, bytes]]) -> str:
+    """dirhash.Hash1 over (name, content) pairs."""
+    return hash1_of_digests((name, hashlib.sha256(content).hexdigest()) for name, content in files)
+
+
+def zip_hash(zip_file: bytes | Path) -> str:
+    """h1 of a module zip, given as bytes or as a path: every entry as stored, directory entries
+    included with empty content. Entries are read a chunk at a time, never whole."""
+    digests = []
+    with zipfile.ZipFile(io.BytesIO(zip_file) if isinstance(zip_file, bytes) else zip_file) as zf:
+        for info in zf.infolist():
+            digest = hashlib.sha256()
+            if not info.filename.endswith("/"):
+                with zf.open(info) as entry:
+                    while chunk := entry.read(_HASH_CHUNK):
+                        digest.update(chunk)
+            digests.append((info.filename, digest.hexdigest()))
+    return hash1_of_digests(digests)
 
 
 def gomod_hash(mod_bytes: bytes) -> str:
@@ -62,15 +78,18 @@ def gomod_hash(mod_bytes: bytes) -> str:
 
 
 def make_zip(module_path: str, version: str, files: dict[str, bytes],
-             stored: Iterable[str] = ()) -> bytes:
-    """Module zip with entries `<path>@<version>/<name>`; Deflate except names in `stored`."""
-    stored = set(stored)
+             stored: Iterable[str] = (), executable: Iterable[str] = ()) -> bytes:
+    """Module zip with entries `<path>@<version>/<name>`; Deflate except names in `stored`; mode
+    0644 except names in `executable`, which get 0755 (h1 ignores modes, unzip keeps them)."""
+    stored, executable = set(stored), set(executable)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name in sorted(files):
-            info = zipfile.ZipInfo(f"{module_path}@{version}/{name}", date_time=_ZIP_TIME)
+            info = zipfile.ZipInfo(f"{module_path}@{version}/{name}", date_time=ZIP_TIME)
             info.compress_type = zipfile.ZIP_STORED if name in stored else zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
+            # The plain 0644 entries carry no file type bits: adding them would change the bytes
+            # of every existing zip.
+            info.external_attr = ((stat.S_IFREG | 0o755) if name in executable else 0o644) << 16
             zf.writestr(info, files[name])
     return buf.getvalue()
 
@@ -99,6 +118,11 @@ class ModuleVersion:
         """URL path (leading '/') of this version's `.info`, `.mod` or `.zip`."""
         return f"/{self.escaped_path}/@v/{self.escaped_version}{suffix}"
 
+    @property
+    def lookup_path(self) -> str:
+        """The checksum database's lookup path, e.g. '/lookup/example.com/!upper@v1.0.0'."""
+        return f"/lookup/{self.escaped_path}@{self.escaped_version}"
+
     def info_json(self) -> bytes:
         return json.dumps({"Version": self.version, "Time": self.time}).encode()
 
@@ -115,14 +139,15 @@ class ModuleTree:
     # --- building -------------------------------------------------------------------------
     def add(self, module_path: str, version: str, files: dict[str, bytes], *,
             mod: bytes | None = None, time: str = "2024-01-01T00:00:00Z", listed: bool = True,
-            stored: Iterable[str] = ()) -> ModuleVersion:
-        """Writes .info/.mod/.zip for one version. `mod` defaults to files['go.mod']."""
+            stored: Iterable[str] = (), executable: Iterable[str] = ()) -> ModuleVersion:
+        """Writes .info/.mod/.zip for one version (make_zip says what `stored` and `executable`
+        do). `mod` defaults to files['go.mod']."""
         if mod is None:
             mod = files["go.mod"]
         mv = ModuleVersion(module_path, version, time, listed)
         vdir = self.root / mv.escaped_path / "@v"
         vdir.mkdir(parents=True, exist_ok=True)
-        zip_bytes = make_zip(module_path, version, files, stored)
+        zip_bytes = make_zip(module_path, version, files, stored, executable)
         (vdir / f"{mv.escaped_version}.zip").write_bytes(zip_bytes)
         (vdir / f"{mv.escaped_version}.mod").write_bytes(mod)
         (vdir / f"{mv.escaped_version}.info").write_bytes(mv.info_json())

@@ -209,6 +209,12 @@ class TestSumdb:
         assert self.vkey is not None, "start() first"
         return f"{self.vkey} {self.url}"
 
+    @property
+    def flags(self) -> list[str]:
+        """The gomodproxy flags that name this server as a checksum database, with its key."""
+        assert self.vkey is not None, "start() first"
+        return ["--sumdb", f"{self.name}={self.url}", "--sumdb-key", self.vkey]
+
     # --- observing ---
     @property
     def requests(self) -> list[SumdbRequest]:

@@ -14,7 +14,6 @@ sits in memory.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import fnmatch
 import hashlib
@@ -35,8 +34,6 @@ DEBIAN_GOROOT = Path("/usr/lib/go-1.19")
 MOD = f"module {TOOLCHAIN}\n".encode()
 
 _COPY_CHUNK = 1 << 20
-# Fixed entry time, so the zip's bytes (not only its h1) are the same on every build.
-_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 
 # distpack's removals that apply to an installed GOROOT, as path globs ('**' spans directories).
 _DROP = (
@@ -140,27 +137,6 @@ def select_files(goroot: Path, goos_goarch: str = "linux_amd64",
     return out
 
 
-def hash1_of_digests(digests: list[tuple[str, str]]) -> str:
-    """dirhash Hash1 from (name, sha256 hex) pairs, so no content is read twice."""
-    lines = "".join(f"{digest}  {name}\n"
-                    for name, digest in sorted(digests, key=lambda d: d[0].encode()))
-    return "h1:" + base64.b64encode(hashlib.sha256(lines.encode()).digest()).decode()
-
-
-def zip_file_hash(zip_path: Path) -> str:
-    """module_tree.zip_hash of a zip on disk, reading a chunk at a time."""
-    digests = []
-    with zipfile.ZipFile(zip_path) as zf:
-        for info in zf.infolist():
-            digest = hashlib.sha256()
-            if not info.filename.endswith("/"):
-                with zf.open(info) as entry:
-                    while chunk := entry.read(_COPY_CHUNK):
-                        digest.update(chunk)
-            digests.append((info.filename, digest.hexdigest()))
-    return hash1_of_digests(digests)
-
-
 def add_toolchain(tree: mt.ModuleTree, goroot: Path = DEBIAN_GOROOT, *,
                   goos: str = "linux", goarch: str = "amd64", without: tuple[str, ...] = (),
                   time: str = "2023-04-04T00:00:00Z") -> ToolchainBuild:
@@ -181,7 +157,7 @@ def add_toolchain(tree: mt.ModuleTree, goroot: Path = DEBIAN_GOROOT, *,
     files = select_files(goroot, f"{goos}_{goarch}", without)
     with zipfile.ZipFile(partial, "w") as zf:
         for name, source in files:
-            info = zipfile.ZipInfo(prefix + name, date_time=_ZIP_TIME)
+            info = zipfile.ZipInfo(prefix + name, date_time=mt.ZIP_TIME)
             info.compress_type = (zipfile.ZIP_STORED if name == TAMPERED_ENTRY
                                   else zipfile.ZIP_DEFLATED)
             info.external_attr = (stat.S_IFREG | _mode(name)) << 16
@@ -200,7 +176,7 @@ def add_toolchain(tree: mt.ModuleTree, goroot: Path = DEBIAN_GOROOT, *,
     (vdir / f"{mv.escaped_version}.mod").write_bytes(MOD)
     (vdir / f"{mv.escaped_version}.info").write_bytes(mv.info_json())
 
-    mv.zip_sum = hash1_of_digests(digests)
+    mv.zip_sum = mt.hash1_of_digests(digests)
     mv.mod_sum = mt.gomod_hash(MOD)
     mv.zip_size = zip_path.stat().st_size
     tree.index(mv)
