@@ -198,9 +198,10 @@ def start_proxy(tmp_path, request):
         if cache_dir is None:
             cache_dir = tmp_path / f"cache{counter[0]}"
         cache_dir.mkdir(parents=True, exist_ok=True)
-        # Checksum verification needs a checksum database for the test tree; only the tests
-        # that start one (make_sumdb) turn it on, with --verify sumdb.
-        defaults = [] if any(f.startswith("--verify") for f in flags) else ["--verify", "off"]
+        # Checksum verification needs a checksum database for the test tree: a proxy given
+        # one (--sumdb) keeps the shipped default, --verify sumdb; the others verify nothing.
+        chosen = any(f.startswith(("--verify", "--sumdb")) for f in flags)
+        defaults = [] if chosen else ["--verify", "off"]
         proxy = ProxyProcess(proxy_binary(), cache_dir,
                              ["--upstreams", upstreams, "--log-level", "debug", *defaults,
                               *flags],

@@ -157,6 +157,19 @@ class ModuleTree:
         self.index(mv)
         return mv
 
+    def add_mod_only(self, module_path: str, version: str, mod: bytes, *,
+                     time: str = "2024-01-01T00:00:00Z") -> ModuleVersion:
+        """Writes only .info and .mod for one version, as proxies serve a version that `go`
+        needs for its module graph but never downloads (no .zip)."""
+        mv = ModuleVersion(module_path, version, time)
+        vdir = self.root / mv.escaped_path / "@v"
+        vdir.mkdir(parents=True, exist_ok=True)
+        (vdir / f"{mv.escaped_version}.mod").write_bytes(mod)
+        (vdir / f"{mv.escaped_version}.info").write_bytes(mv.info_json())
+        mv.mod_sum = gomod_hash(mod)
+        self.index(mv)
+        return mv
+
     def index(self, mv: ModuleVersion) -> None:
         """Records a version whose files are already under the root (written by a builder of
         its own, e.g. tests/support/toolchain_module.py) and lists it."""

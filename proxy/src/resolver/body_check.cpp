@@ -149,8 +149,10 @@ std::optional<std::string> check_signed_answer(const protocol::module_request& r
     auto parsed = sumdb::parse_lookup_response(body);
     if (!parsed) return "lookup answer: " + parsed.error().message();
     record = std::move(*parsed);
-    // The record must be the one asked for: its go.sum lines name this module and version.
-    if (!sumdb::go_sum_hash(record->text, request.module_path, request.version, false) ||
+    // The record must be the one asked for: a line of it names this module and version. As
+    // for the go command, one line is enough: a version known only by its go.mod has no zip
+    // line, and whether the line a fill needs is there is decided by that fill.
+    if (!sumdb::go_sum_hash(record->text, request.module_path, request.version, false) &&
         !sumdb::go_sum_hash(record->text, request.module_path, request.version, true)) {
       return std::string("lookup record is for another module version");
     }

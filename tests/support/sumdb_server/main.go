@@ -118,8 +118,9 @@ func loadOrCreateKey(path, name string) (skey, vkey string, err error) {
 
 // goSumLines computes the record for one module version from the tree the way the go command
 // checks downloads: h1 of the zip's entries, and h1 of the .mod as a lone file named go.mod.
-// A version missing from the tree gives an error os.IsNotExist recognises, which the server
-// answers with 404.
+// A version with a .mod but no .zip gets a record of its go.mod line alone, as databases other
+// than sum.golang.org write for versions known only by their go.mod. A version missing from
+// the tree gives an error os.IsNotExist recognises, which the server answers with 404.
 func goSumLines(treeDir, path, version string) ([]byte, error) {
 	escPath, err := module.EscapePath(path)
 	if err != nil {
@@ -134,22 +135,23 @@ func goSumLines(treeDir, path, version string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(base + ".zip"); err != nil {
-		return nil, err
-	}
-	zipSum, err := dirhash.HashZip(base+".zip", dirhash.Hash1)
-	if err != nil {
-		return nil, err
-	}
 	modSum, err := dirhash.Hash1([]string{"go.mod"}, func(string) (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(mod)), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	record := fmt.Sprintf("%s %s %s\n%s %s/go.mod %s\n",
-		path, version, zipSum, path, version, modSum)
-	return []byte(record), nil
+	modLine := fmt.Sprintf("%s %s/go.mod %s\n", path, version, modSum)
+	if _, err := os.Stat(base + ".zip"); errors.Is(err, os.ErrNotExist) {
+		return []byte(modLine), nil
+	} else if err != nil {
+		return nil, err
+	}
+	zipSum, err := dirhash.HashZip(base+".zip", dirhash.Hash1)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(fmt.Sprintf("%s %s %s\n", path, version, zipSum) + modLine), nil
 }
 
 // persistedRecord is one line of the records file.
