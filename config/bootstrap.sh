@@ -377,12 +377,53 @@ if [ "$check_version" = latest ]; then
 else
 	probe_url=$proxy/$(escape_case "$check_path")/@v/$(escape_case "$check_version").info
 fi
-probe_out=$(curl -sS --connect-timeout 5 --max-time 30 -w '\n%{http_code} %{time_starttransfer}' \
-	"$probe_url" 2>&1) || fail "cannot reach $probe_url (nothing was changed)"
-probe_status=$(printf '%s\n' "$probe_out" | tail -n 1)
-probe_body=$(printf '%s\n' "$probe_out" | sed '$d')
-probe_code=${probe_status%% *}
-probe_seconds=${probe_status#* }
+# Sets probe_code, probe_body and probe_seconds (time to first byte) for a GET of $1.
+probe() {
+	probe_out=$(curl -sS --connect-timeout 5 --max-time 30 -w '\n%{http_code} %{time_starttransfer}' \
+		"$1" 2>&1) || fail "cannot reach $1 (nothing was changed)"
+	probe_status=$(printf '%s\n' "$probe_out" | tail -n 1)
+	probe_body=$(printf '%s\n' "$probe_out" | sed '$d')
+	probe_code=${probe_status%% *}
+	probe_seconds=${probe_status#* }
+}
+# The version go would take from an @v/list on stdin when a proxy has no @latest: the highest
+# tagged release, else the highest tagged pre-release (pseudo-versions are not tags). Pre-releases
+# of one release are ordered by plain text, which is enough to pick a version to check.
+newest_listed_version() {
+	awk '
+	function newer(a, b,   x, y, i) {
+		split(a, x, "."); split(b, y, ".")
+		for (i = 1; i <= 3; i++) if (x[i] + 0 != y[i] + 0) return x[i] + 0 > y[i] + 0
+		return 0
+	}
+	{
+		v = $1
+		if (v !~ /^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?(\+incompatible)?$/) next
+		core = substr(v, 2); sub(/[-+].*/, "", core)
+		pre = v; sub(/\+incompatible$/, "", pre)
+		if (index(pre, "-") == 0) {
+			if (release == "" || newer(core, release_core)) { release = v; release_core = core }
+			next
+		}
+		pre = substr(pre, index(pre, "-") + 1)
+		n = split(pre, part, "-"); stamp = part[n - 1]; sub(/.*\./, "", stamp)
+		if (n >= 2 && length(part[n]) == 12 && part[n] ~ /^[0-9a-f]+$/ &&
+			length(stamp) == 14 && stamp ~ /^[0-9]+$/) next
+		if (prerelease == "" || newer(core, pre_core) ||
+			(!newer(pre_core, core) && pre > pre_text)) { prerelease = v; pre_core = core; pre_text = pre }
+	}
+	END { if (release != "") print release; else if (prerelease != "") print prerelease }'
+}
+
+probe "$probe_url"
+if [ "$check_version" = latest ] && { [ "$probe_code" = 404 ] || [ "$probe_code" = 410 ]; }; then
+	# As go does with such a proxy: its list, then the .info of the newest version listed.
+	newest=$(curl_get "$proxy/$(escape_case "$check_path")/@v/list" 2>/dev/null | newest_listed_version)
+	if [ -n "$newest" ]; then
+		probe_url=$proxy/$(escape_case "$check_path")/@v/$(escape_case "$newest").info
+		probe "$probe_url"
+	fi
+fi
 case $probe_code in
 200) ;;
 *) fail "$probe_url answered $probe_code: the proxy cannot serve $check_module (nothing was changed)" ;;

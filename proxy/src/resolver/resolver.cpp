@@ -21,6 +21,7 @@
 #include "protocol/request.hpp"
 #include "resolver/body_check.hpp"
 #include "resolver/flight_table.hpp"
+#include "resolver/latest_from_list.hpp"
 #include "resolver/tier_walk.hpp"
 #include "sumdb/tile.hpp"
 #include "sumdb/tlog.hpp"
@@ -35,6 +36,8 @@ namespace {
 
 // Larger bodies are streamed in reads of this size, each on the work executor.
 constexpr std::size_t stream_chunk_bytes = 1 << 20;
+// The tier named for an @latest worked out from @v/list (access log, cache metadata).
+constexpr const char* derived_latest_tier = "@v/list";
 // Entries up to this size are read on the I/O thread and sent in one write; the cache stores
 // them inline with their metadata, so that is a single lookup, mostly from the block cache.
 constexpr std::uint64_t small_entry_bytes = 64 << 10;
@@ -185,10 +188,11 @@ tier_chain make_chain(const std::vector<upstream::tier_spec>& tiers,
 
 // The result of one fill, shared by every request that joined it.
 struct fill_outcome {
-  bool committed = false;  ///< the cache now holds the answer (possibly a negative entry)
-  int status = 404;        ///< when not committed
-  std::string body;        ///< when not committed: the plain-text error body
-  std::string tier;        ///< tier that answered, or "-"
+  bool committed = false;         ///< the cache now holds the answer (possibly a negative entry)
+  int status = 404;               ///< when not committed
+  std::string body;               ///< when not committed: the plain-text error body
+  std::string tier;               ///< tier that answered, or "-"
+  bool a_tier_lacked_it = false;  ///< some tier answered not found (not every one failed)
 };
 
 }  // namespace
@@ -531,7 +535,17 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // alongside; the first valid answer wins. `self` keeps the resolver alive for a fill that
   // outlives its requests.
   net::awaitable<fill_outcome> fill(std::shared_ptr<impl> self, protocol::module_request request) {
+    auto outcome = co_await walk_tiers(self, request);
+    if (request.kind == endpoint::latest && outcome.a_tier_lacked_it) {
+      if (auto derived = co_await latest_from_list(request)) co_return std::move(*derived);
+    }
+    co_return outcome;
+  }
+
+  net::awaitable<fill_outcome> walk_tiers(std::shared_ptr<impl> self,
+                                          protocol::module_request request) {
     std::string tried;
+    bool lacked = false;
     bool hard_failure = false;
     const tier_chain& chain = chain_for(request);
     const auto kind = kind_of(request.kind);
@@ -686,6 +700,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         }
         case upstream::outcome::not_found:
           count_attempt(slots, kind, upstream_outcome::not_found, &fetched);
+          lacked = true;
           tried += tier.name + ": " + fetched.reason + "\n";
           verdict = attempt_verdict::not_found;
           break;
@@ -712,10 +727,58 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
     if (cache_error) co_return cache_failure(*cache_error);
     std::string body = "not found: " + describe(request) + "\n" + tried;
-    if (hard_failure) {
-      co_return fill_outcome{false, options_.all_failed_502 ? 502 : 404, std::move(body), "-"};
+    fill_outcome outcome = hard_failure ? fill_outcome{false, options_.all_failed_502 ? 502 : 404,
+                                                       std::move(body), "-"}
+                                        : remember_not_found(request, std::move(body));
+    outcome.a_tier_lacked_it = lacked;
+    co_return outcome;
+  }
+
+  // What the go command does when a proxy has no @latest (cmd/go/internal/modfetch/proxy.go,
+  // modload/query.go): the newest tagged version of @v/list that the newest version's go.mod
+  // does not retract, release before pre-release. The list, go.mod and .info come through this
+  // cache (and so through the tiers, verified); the answer is kept for the list TTL.
+  net::awaitable<std::optional<fill_outcome>> latest_from_list(
+      const protocol::module_request& request) {
+    const std::string base = "/" + protocol::escape_case(request.module_path) + "/@v/";
+    std::string why;  // a derivation that fails leaves the tiers' own answer standing
+    auto file = [&](const std::string& version, const char* suffix) {
+      return cached_body(base + protocol::escape_case(version) + suffix, why);
+    };
+    auto list = co_await cached_body(base + "list", why);
+    if (!list) co_return std::nullopt;
+    const auto versions = tagged_versions(*list);
+    // +incompatible versions count only when the newest compatible one has no go.mod of its
+    // own (modload's filterVersions).
+    auto drop_incompatible = [&](const std::vector<retraction>& retracted) -> net::awaitable<bool> {
+      auto compatible = compatible_version_to_check(versions, retracted);
+      if (!compatible) co_return false;
+      auto go_mod = co_await file(*compatible, ".mod");
+      co_return go_mod && !is_synthesised_go_mod(*go_mod, request.module_path);
+    };
+    auto newest = latest_version(versions, {}, co_await drop_incompatible({}));
+    if (!newest) co_return std::nullopt;
+    // As for go, a go.mod that cannot be had retracts nothing.
+    std::vector<retraction> retracted;
+    if (auto go_mod = co_await file(*newest, ".mod")) retracted = parse_retractions(*go_mod);
+    auto chosen = latest_version(versions, retracted, co_await drop_incompatible(retracted));
+    if (!chosen) co_return std::nullopt;
+    auto info = co_await file(*chosen, ".info");
+    if (!info) co_return std::nullopt;
+
+    auto created = store_.create(request.cache_key);
+    if (!created) co_return cache_failure(created.error());
+    cache::entry_meta meta;
+    meta.kind = cache::entry_kind::expiring;
+    meta.stored_at_ms = now_ms();
+    meta.tier = derived_latest_tier;
+    if (auto appended = (*created)->append(*info); !appended) {
+      co_return cache_failure(appended.error());
     }
-    co_return remember_not_found(request, std::move(body));
+    if (auto committed = (*created)->commit(meta); !committed) {
+      co_return cache_failure(committed.error());
+    }
+    co_return fill_outcome{true, 200, {}, derived_latest_tier};
   }
 
   // --- Verify before cache: a public go.mod or zip is checked against the checksum database ---
@@ -739,9 +802,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
            !sumdb_exempt(request.module_path);
   }
 
-  // A checksum database answer from the cache, or fetched through the database's tiers like any
-  // client request (so it is cached and shared the same way); nullopt with `why` when none.
-  net::awaitable<std::optional<std::string>> sumdb_body(std::string target, std::string& why) {
+  // The body the proxy would answer for `target` (a protocol or checksum database path): from
+  // the cache, or fetched through the tiers like any client request, so it is verified, cached
+  // and shared the same way (a stale list is refreshed, and served if that fails); nullopt
+  // with `why` when there is none.
+  net::awaitable<std::optional<std::string>> cached_body(std::string target, std::string& why) {
     auto parsed = protocol::parse_module_request(target);
     if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
       why = error->reason;
@@ -749,18 +814,25 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
     auto request = std::get<protocol::module_request>(std::move(parsed));
     auto entry = open_entry(request.cache_key);
-    if (!entry || entry->meta().kind == cache::entry_kind::not_found) {
+    const bool fresh =
+        entry &&
+        (entry->meta().kind == cache::entry_kind::immutable ||
+         (entry->meta().kind == cache::entry_kind::expiring &&
+          std::chrono::milliseconds(now_ms() - entry->meta().stored_at_ms) < options_.list_ttl));
+    if (!fresh) {
       auto joined = co_await flights_.join(
           request.cache_key, [this, &request] { return fill(shared_from_this(), request); });
-      entry = joined.outcome.committed ? open_entry(request.cache_key) : nullptr;
-      if (!entry) {
+      auto filled = joined.outcome.committed ? open_entry(request.cache_key) : nullptr;
+      if (filled) {
+        entry = std::move(filled);
+      } else if (!entry || entry->meta().kind != cache::entry_kind::expiring) {
         const auto& body = joined.outcome.body;
         why = body.empty() ? "no answer" : body.substr(0, body.find('\n'));
         co_return std::nullopt;
       }
     }
     if (entry->meta().kind == cache::entry_kind::not_found) {
-      why = "not in the checksum database";
+      why = request.sumdb.empty() ? "not found" : "not in the checksum database";
       co_return std::nullopt;
     }
     auto body = entry->read(0, static_cast<std::size_t>(entry->meta().size));
@@ -829,10 +901,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       for (const auto& [path, full_path] : missing) {
         if (tiles.contains(path)) continue;
         std::string tile_why;
-        auto data = co_await sumdb_body("/sumdb/" + database.name + "/" + path, tile_why);
+        auto data = co_await cached_body("/sumdb/" + database.name + "/" + path, tile_why);
         // A partial tile the database no longer serves: its full tile starts with the same hashes.
         if (!data && full_path != path) {
-          data = co_await sumdb_body("/sumdb/" + database.name + "/" + full_path, tile_why);
+          data = co_await cached_body("/sumdb/" + database.name + "/" + full_path, tile_why);
         }
         if (!data) {
           why = path + ": " + tile_why;
@@ -905,9 +977,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     const auto& database = options_.sumdbs.front();
     std::string why;
     auto answer =
-        co_await sumdb_body("/sumdb/" + database.name +
-                                protocol::sumdb_lookup_path(request.module_path, request.version),
-                            why);
+        co_await cached_body("/sumdb/" + database.name +
+                                 protocol::sumdb_lookup_path(request.module_path, request.version),
+                             why);
     if (!answer) {
       detail = database.name + " lookup: " + why;
       co_return std::nullopt;
