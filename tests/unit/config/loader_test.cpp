@@ -45,7 +45,7 @@ class temp_dir {
 };
 
 std::filesystem::path example_file() {
-  return std::filesystem::path(__FILE__).parent_path() / "../../../config/gomodproxy.example.toml";
+  return std::filesystem::path(GOMODPROXY_SOURCE_DIR) / "config/gomodproxy.example.toml";
 }
 
 settings load_ok(const std::vector<std::string>& args, const env_map& env) {

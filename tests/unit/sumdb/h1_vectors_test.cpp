@@ -26,7 +26,8 @@ constexpr std::string_view stored_zip_sum = "h1:Q0UUNO16sH14c7g1z9pFxcniTEvMyHBj
 constexpr std::string_view go_mod_sum = "h1:z64+VWv+vvi9dtDDUaUOjPuyEgtKL2xvXNYk3EVilxw=";
 
 std::string testdata(const std::string& name) {
-  const auto path = std::filesystem::path(__FILE__).parent_path() / "testdata" / name;
+  const auto path =
+      std::filesystem::path(GOMODPROXY_SOURCE_DIR) / "tests/unit/sumdb/testdata" / name;
   std::ifstream in(path, std::ios::binary);
   std::ostringstream bytes;
   bytes << in.rdbuf();
