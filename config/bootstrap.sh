@@ -10,8 +10,9 @@
 set -u
 
 default_local_proxy=http://127.0.0.1:8081
-# The public verifier key of sum.golang.org (the one compiled into the go command).
-sum_golang_org_key=sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ak9yj6Rwsz/8aZgU
+# The public verifier key of sum.golang.org, byte for byte the one compiled into the go command
+# (the build checks it against config/sum.golang.org.key).
+sum_golang_org_key=sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8
 block_begin='# >>> gomodproxy bootstrap >>>'
 block_end='# <<< gomodproxy bootstrap <<<'
 managed_vars='GOPROXY GOSUMDB GOPRIVATE GONOSUMDB'

@@ -195,9 +195,8 @@ std::optional<problem> check_sumdb_keys(const std::string& text) {
     if (first == 0 || second == std::string::npos || second - first != 9 ||
         key.find_first_not_of("0123456789abcdef", first + 1) != second ||
         second + 1 == key.size()) {
-      return quote(key) +
-             " is not a checksum database key; expected NAME+HASH+KEY like "
-             "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+      return quote(key) + " is not a checksum database key; expected NAME+HASH+KEY like " +
+             std::string(sum_golang_org_key());
     }
   }
   return std::nullopt;
