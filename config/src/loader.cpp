@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "protocol/module_path.hpp"
 #include "protocol/path_glob.hpp"
 #include "settings.hpp"
+#include "upstream/http_client.hpp"
 #include "upstream/upstream_list.hpp"
 
 extern char** environ;
@@ -122,6 +124,14 @@ std::optional<problem> check_listen(const std::string& text) {
     if (!name_shape) return quote(text) + " has an invalid host" + form;
   }
   if (host.empty()) return quote(text) + " has no host" + form;
+  // The listener binds an address and resolves no names, so a name would only fail later.
+  if (host != "localhost") {
+    boost::system::error_code not_an_address;
+    boost::asio::ip::make_address(std::string(host), not_an_address);
+    if (not_an_address) {
+      return quote(text) + " has a host that is not an IP address or localhost" + form;
+    }
+  }
   const bool digits =
       !port.empty() && port.size() <= 5 &&
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -235,6 +245,10 @@ std::optional<problem> check_ca_file(const std::string& text) {
   if (!regular || !std::ifstream(text).good()) {
     return quote(text) +
            " is not a readable file; expected a PEM CA bundle path, or empty for none";
+  }
+  if (auto reason = upstream::ca_bundle_problem(text)) {
+    return quote(text) + " is not a CA bundle (" + *reason +
+           "); expected a file of PEM certificates, or empty for none";
   }
   return std::nullopt;
 }
