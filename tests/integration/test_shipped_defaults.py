@@ -6,19 +6,31 @@ databases, none of which is reachable from here: each failure is reported and no
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 import subprocess
-import time
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
+import module_tree as mt
 from conftest import REPO, proxy_binary
 
 HELP_DEFAULT_RE = re.compile(r"^\s*--sumdb-key KEYS\s+\(env GOMODPROXY_SUMDB_KEY; default (\S+)\)$",
                              re.MULTILINE)
 SCRIPT_KEY_RE = re.compile(rb"^sum_golang_org_key=(\S+)$", re.MULTILINE)
+RUNNER = REPO / "tests" / "support" / "shipped_defaults_run.py"
+RUN_TIMEOUT = 300.0
+# Each unreachable tier fails at once here (no route, so no DNS); where a resolver or a connect
+# would hang instead, the shipped per-tier deadlines (5 s connect) still bound it.
+ANSWER_SECONDS = 20.0
+DEFAULT_TIERS = ["goproxy.cn", "goproxy.io", "direct"]
+DEFAULT_SUMDB_TIERS = ["goproxy.cn/sumdb/sum.golang.org", "goproxy.io/sumdb/sum.golang.org",
+                       "sum.golang.org"]
 
 
 def test_every_copy_of_the_sum_golang_org_key_is_the_go_commands(go_key, tree, make_upstream,
@@ -38,3 +50,115 @@ def test_every_copy_of_the_sum_golang_org_key_is_the_go_commands(go_key, tree, m
 
     # The one source the build generates the default from and checks the copies against.
     assert (REPO / "config" / "sum.golang.org.key").read_text() == go_key + "\n"
+
+
+# --- the server as shipped, in a network namespace of its own --------------------------------
+
+def run_as_shipped(tmp_path: Path, *, gets=(), awaits=(), tree: Path | None = None,
+                   flags=()) -> dict:
+    """tests/support/shipped_defaults_run.py under `unshare -n`: only loopback, so the public
+    hosts the defaults name are unreachable and 127.0.0.1:8081 is free."""
+    if shutil.which("unshare") is None:
+        pytest.fail("unshare (util-linux) is not installed")
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    cmd = ["unshare", "-n", sys.executable, str(RUNNER), "--binary", str(proxy_binary()),
+           "--workdir", str(workdir)]
+    if tree is not None:
+        cmd += ["--tree", str(tree)]
+    for path in gets:
+        cmd += ["--get", path]
+    for path, text in awaits:
+        cmd += ["--await", path, text]
+    cmd += ["--", *flags]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOMODPROXY_")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    print("===== proxy stderr =====\n" + report["stderr"][-20000:])  # shown when a test fails
+    report["workdir"] = workdir
+    return report
+
+
+def tier_lines(answer: dict) -> dict[str, str]:
+    """The error body's lines after the first, as {tier: reason}."""
+    lines = answer["body"].splitlines()
+    return dict(line.split(": ", 1) for line in lines[1:])
+
+
+def assert_reported_failure(answer: dict, tiers: list[str]) -> None:
+    assert answer["status"] == 404, answer
+    assert answer["content_type"] == "text/plain; charset=utf-8", answer
+    assert answer["cache_control"] == "no-store", answer
+    assert answer["body"].startswith("not found: "), answer
+    reasons = tier_lines(answer)
+    assert list(reasons) == tiers and all(reasons.values()), answer
+    assert answer["seconds"] < ANSWER_SECONDS, answer
+
+
+def test_serve_with_no_flags_at_all(tmp_path):
+    module_paths = ["/golang.org/x/mod/@v/list", "/golang.org/x/text/@v/v0.14.0.info",
+                    "/golang.org/x/mod/@v/v0.1.0.mod"]
+    sumdb_paths = ["/sumdb/sum.golang.org/latest",
+                   "/sumdb/sum.golang.org/lookup/golang.org/x/mod@v0.1.0"]
+    up_zero = ['gomodproxy_upstream_up{upstream="goproxy.cn"} 0',
+               'gomodproxy_upstream_up{upstream="goproxy.io"} 0']
+    report = run_as_shipped(
+        tmp_path,
+        gets=["/healthz", *module_paths, "/golang.org/x/net/@latest",
+              "/sumdb/sum.golang.org/supported", *sumdb_paths, "/bootstrap.sh"],
+        awaits=[("/metrics", text) for text in up_zero])
+
+    assert report["listening"] == "gomodproxy listening on http://127.0.0.1:8081"
+    assert (report["workdir"] / "var" / "cache" / "CURRENT").is_file()
+    answers = {a["path"]: a for a in report["answers"]}
+    assert answers["/healthz"]["status"] == 200
+    for path in module_paths:
+        assert_reported_failure(answers[path], DEFAULT_TIERS)
+    # Three failed requests opened both breakers (--breaker-failures 3): the next request skips
+    # them at once and says so, and the metrics show both tiers down.
+    latest = answers["/golang.org/x/net/@latest"]
+    assert_reported_failure(latest, DEFAULT_TIERS)
+    assert tier_lines(latest)["goproxy.cn"] == tier_lines(latest)["goproxy.io"] == \
+        "skipped (circuit open)"
+    assert all(a["seen"] for a in report["awaited"]), report["awaited"]
+    assert answers["/sumdb/sum.golang.org/supported"]["status"] == 200
+    for path in sumdb_paths:
+        assert_reported_failure(answers[path], DEFAULT_SUMDB_TIERS)
+    assert answers["/bootstrap.sh"]["status"] == 200
+
+    assert report["exit"] == 0
+    log = report["stderr"]
+    assert "[info] listening on 127.0.0.1:8081, cache ./var/cache, upstreams " \
+        "https://goproxy.cn|https://goproxy.io|direct" in log
+    for path in module_paths:  # the access log is on, on stderr
+        assert f" access GET {path} 404 " in log, path
+    assert "[debug]" not in log and "terminate" not in log
+
+
+def test_verification_is_on_by_default(tree, tmp_path):
+    """Only --upstreams is given: --verify sumdb and the default checksum database hold, so a
+    module the (unreachable) sum.golang.org cannot vouch for is served neither as go.mod nor as
+    zip, while what needs no vouching (list, .info) is; the reason names every database tier."""
+    hello = f"/{mt.HELLO}/@v"
+    report = run_as_shipped(
+        tmp_path, tree=tree.root, flags=["--upstreams", "{upstream}"],
+        gets=[f"{hello}/list", f"{hello}/v1.2.0.info", f"{hello}/v1.2.0.mod",
+              f"{hello}/v1.2.0.zip"])
+    answers = {a["path"]: a for a in report["answers"]}
+    assert answers[f"{hello}/list"]["status"] == 200
+    assert answers[f"{hello}/v1.2.0.info"]["status"] == 200
+    for kind in ("mod", "zip"):
+        answer = answers[f"{hello}/v1.2.0.{kind}"]
+        assert answer["status"] == 404 and answer["cache_control"] == "no-store", answer
+        [first, verdict] = answer["body"].splitlines()
+        assert first == f"not found: {mt.HELLO}@v1.2.0"
+        assert verdict.startswith("not verified: sum.golang.org lookup: "), verdict
+        named = [part.split(": ", 1)[0] for part in
+                 verdict.removeprefix("not verified: sum.golang.org lookup: ").split("; ")]
+        assert named == DEFAULT_SUMDB_TIERS, verdict
+        assert answer["seconds"] < ANSWER_SECONDS, answer
+    # The bytes came from the upstream and were refused, not missing there.
+    assert f"{hello}/v1.2.0.mod" in report["upstream_requests"]
+    assert f"{hello}/v1.2.0.zip" in report["upstream_requests"]
+    assert report["exit"] == 0
