@@ -279,7 +279,8 @@ std::optional<problem> check_module_list(const std::string& text) {
 
 // Order here is the order of the help text and of the example config file.
 const std::array<key_spec, 32> keys = {{
-    {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
+    {"listen", "HOST:PORT",
+     "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
      text_key{&settings::cache_dir, check_not_empty_dir}},

@@ -1,8 +1,9 @@
 """What ships, run as shipped. The sum.golang.org verifier key in every place a user meets it (the
 binary's defaults, the example config, the bootstrap script on disk and as served) is the go
-command's own, read from the Go installations on this machine. The proxy started with nothing but
-a listen address and a cache directory answers every endpoint with the shipped tiers and checksum
-databases, none of which is reachable from here: each failure is reported and nothing hangs."""
+command's own, read from the Go installations on this machine. `gomodproxy serve` with no flags
+at all, and with only --upstreams, and `gomodproxy probe` with no flags run in a network
+namespace of their own, where the public tiers and checksum databases the defaults name are
+unreachable: every failure is reported, tier by tier, and nothing hangs."""
 
 from __future__ import annotations
 
@@ -162,3 +163,23 @@ def test_verification_is_on_by_default(tree, tmp_path):
     assert f"{hello}/v1.2.0.mod" in report["upstream_requests"]
     assert f"{hello}/v1.2.0.zip" in report["upstream_requests"]
     assert report["exit"] == 0
+
+
+def test_probe_with_no_flags_at_all():
+    """`gomodproxy probe` as shipped: the default mirrors and modules, all unreachable here. It
+    still runs to the end, reports each mirror's failures and exits 0."""
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$0" probe', str(proxy_binary())],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GOMODPROXY_")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines()
+            if line.startswith(("goproxy.", "direct "))}
+    assert list(rows) == ["goproxy.cn", "goproxy.io", "direct"], proc.stdout
+    # Four default modules, one list request each, none answered; direct is not an HTTP mirror.
+    assert rows["goproxy.cn"][:2] == rows["goproxy.io"][:2] == ["4", "0.0%"], proc.stdout
+    assert rows["direct"][0] == "-", proc.stdout
+    assert "probe: skipping direct: " in proc.stderr
+    for module in ("golang.org/x/mod", "golang.org/x/text", "github.com/google/uuid",
+                   "gopkg.in/yaml.v3"):
+        assert f"goproxy.cn {module}: list failed" in proc.stderr, module
