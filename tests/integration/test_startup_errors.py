@@ -70,6 +70,9 @@ def test_cache_dir_that_cannot_be_created_or_opened(tmp_path, regular_file):
     assert str(regular_file / "cache") in line and "Not a directory" in line
     line = assert_refused(serve(tmp_path, "--cache-dir", str(regular_file)), "cache_dir")
     assert str(regular_file) in line
+    # A directory that exists but that no one, root included, can create files in.
+    line = assert_refused(serve(tmp_path, "--cache-dir", "/proc/self"), "cache_dir")
+    assert "/proc/self" in line
 
 
 def test_cache_dir_in_use_by_a_running_proxy(tmp_path, start_proxy):
