@@ -136,6 +136,12 @@ def test_serve_with_no_flags_at_all(tmp_path):
         assert f" access GET {path} 404 " in log, path
     assert "[debug]" not in log and "terminate" not in log
 
+    # `cache verify` with no flags reads the same default cache: nothing in it, nothing corrupt.
+    verify = subprocess.run([str(proxy_binary()), "cache", "verify"], cwd=report["workdir"],
+                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=RUN_TIMEOUT)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
 
 def test_verification_is_on_by_default(tree, tmp_path):
     """Only --upstreams is given: --verify sumdb and the default checksum database hold, so a
@@ -183,3 +189,19 @@ def test_probe_with_no_flags_at_all():
     for module in ("golang.org/x/mod", "golang.org/x/text", "github.com/google/uuid",
                    "gopkg.in/yaml.v3"):
         assert f"goproxy.cn {module}: list failed" in proc.stderr, module
+
+
+def test_default_ttls_keep_list_and_not_found_answers(tree, make_upstream, start_proxy):
+    """--list-ttl (60s) and --negative-ttl (30s) as shipped: a second ask within them is
+    answered from the cache, and the list says how long a client may keep it."""
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url)
+    listing = f"/{mt.HELLO}/@v/list"
+    missing = "/example.com/never-published/@v/list"
+    for _ in range(2):
+        answer = proxy.get(listing)
+        assert answer.status == 200 and answer.body == tree.list_body(mt.HELLO)
+        assert answer.header("Cache-Control") == "public, max-age=60"
+        assert proxy.get(missing).status == 404
+    assert upstream.count(listing) == 1
+    assert upstream.count(missing) == 1
