@@ -56,7 +56,7 @@ def test_every_copy_of_the_sum_golang_org_key_is_the_go_commands(go_key, tree, m
 # --- the server as shipped, in a network namespace of its own --------------------------------
 
 def run_as_shipped(tmp_path: Path, *, gets=(), awaits=(), tree: Path | None = None,
-                   flags=()) -> dict:
+                   flags=(), then: str | None = None) -> dict:
     """tests/support/shipped_defaults_run.py under `unshare -n`: only loopback, so the public
     hosts the defaults name are unreachable and 127.0.0.1:8081 is free."""
     if shutil.which("unshare") is None:
@@ -71,6 +71,10 @@ def run_as_shipped(tmp_path: Path, *, gets=(), awaits=(), tree: Path | None = No
         cmd += ["--get", path]
     for path, text in awaits:
         cmd += ["--await", path, text]
+    if then is not None:
+        home = tmp_path / "home"
+        home.mkdir()
+        cmd += ["--then", then, "--then-home", str(home)]
     cmd += ["--", *flags]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOMODPROXY_")}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
@@ -205,3 +209,22 @@ def test_default_ttls_keep_list_and_not_found_answers(tree, make_upstream, start
         assert proxy.get(missing).status == 404
     assert upstream.count(listing) == 1
     assert upstream.count(missing) == 1
+
+
+def test_bootstrap_local_finds_the_proxy_serve_listens_on_by_default(tree, tmp_path):
+    """bootstrap.sh --local and `gomodproxy serve` as shipped agree on 127.0.0.1:8081; the
+    proxy serves the test tree (a module sum.golang.org cannot vouch for here, hence
+    --verify off) and the script's other defaults (--fallback direct, --sumdb sum.golang.org)
+    hold."""
+    hello = f"{mt.HELLO}@v1.2.0"
+    report = run_as_shipped(
+        tmp_path, tree=tree.root, flags=["--upstreams", "{upstream}", "--verify", "off"],
+        then=f"sh {REPO / 'config' / 'bootstrap.sh'} --local --check-module {hello} --yes")
+    then = report["then"]
+    assert then["exit"] == 0, then["stdout"] + then["stderr"]
+    proxy = "http://127.0.0.1:8081"
+    env_file = (tmp_path / "home" / ".config" / "go" / "env").read_text()
+    assert f"GOPROXY={proxy}|direct\n" in env_file
+    assert f"GOSUMDB=sum.golang.org {proxy}/sumdb/sum.golang.org\n" in env_file
+    assert "resolved v1.2.0 through the proxy" in then["stdout"]
+    assert report["exit"] == 0

@@ -5,12 +5,13 @@ are unreachable by construction, nothing leaves the machine, and the default lis
 127.0.0.1:8081 is free whatever else runs on the host.
 
     unshare -n python3 shipped_defaults_run.py --binary B --workdir DIR [--tree ROOT]
-        [--get PATH]... [--await PATH TEXT] -- [serve flags]
+        [--get PATH]... [--await PATH TEXT] [--then CMD --then-home DIR] -- [serve flags]
 
 --tree serves a module tree from a test upstream on 127.0.0.1 in the namespace; "{upstream}" in
 a serve flag becomes its URL. The proxy runs in DIR (its default cache is DIR/var/cache). Each
 --get is one request on a fresh connection, timed; --await polls PATH until its body contains
-TEXT (at most AWAIT_SECONDS). Then SIGTERM, and the exit status is reported.
+TEXT (at most AWAIT_SECONDS); --then runs a shell command with HOME=--then-home. Then SIGTERM,
+and the exit status is reported.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import re
 import signal
 import subprocess
@@ -35,6 +37,7 @@ STARTUP_SECONDS = 20.0
 REQUEST_SECONDS = 60.0
 AWAIT_SECONDS = 20.0
 STOP_SECONDS = 40.0
+THEN_SECONDS = 180.0
 
 
 def get(port: int, path: str) -> dict:
@@ -60,6 +63,9 @@ def main() -> int:
     parser.add_argument("--tree", type=Path)
     parser.add_argument("--get", action="append", default=[])
     parser.add_argument("--await", dest="awaits", nargs=2, action="append", default=[])
+    parser.add_argument("--then", help="a shell command to run while the proxy serves; its "
+                        "exit status and output are reported")
+    parser.add_argument("--then-home", type=Path, help="HOME for --then")
     parser.add_argument("flags", nargs="*")
     args = parser.parse_args()
 
@@ -90,6 +96,15 @@ def main() -> int:
                     if not seen:
                         time.sleep(0.2)
                 report["awaited"].append({"path": path, "text": text, "seen": seen})
+            if args.then:
+                # Only what a user's shell would have: nothing of go's or the proxy's.
+                env = {"HOME": str(args.then_home), "PATH": os.environ["PATH"],
+                       "SHELL": "/bin/bash"}
+                then = subprocess.run(["sh", "-c", args.then], env=env, cwd=args.then_home,
+                                      stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      timeout=THEN_SECONDS)
+                report["then"] = {"exit": then.returncode, "stdout": then.stdout,
+                                  "stderr": then.stderr}
             proc.send_signal(signal.SIGTERM)
         try:
             report["exit"] = proc.wait(STOP_SECONDS)
