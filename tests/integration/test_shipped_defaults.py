@@ -228,3 +228,18 @@ def test_bootstrap_local_finds_the_proxy_serve_listens_on_by_default(tree, tmp_p
     assert f"GOSUMDB=sum.golang.org {proxy}/sumdb/sum.golang.org\n" in env_file
     assert "resolved v1.2.0 through the proxy" in then["stdout"]
     assert report["exit"] == 0
+
+
+def test_private_modules_go_to_direct_by_default(tree, make_upstream, start_proxy):
+    """--private alone: --private-upstreams is `direct` as shipped, so a private module is never
+    asked of the public tier (which has it here), nor looked up in the checksum database (routed
+    through the same upstream, so its log would show it)."""
+    public = make_upstream(tree.root, "public")
+    proxy = start_proxy(public.url, "--private", mt.PRIVATE,
+                        "--sumdb", f"sum.golang.org={public.url}/sumdb/sum.golang.org")
+    answer = proxy.get(f"/{mt.PRIVATE}/@v/v1.0.0.info")
+    assert answer.status == 404 and answer.header("Cache-Control") == "no-store", answer.text
+    assert list(tier_lines({"body": answer.text})) == ["direct"], answer.text
+    assert proxy.get(f"/sumdb/sum.golang.org/lookup/{mt.PRIVATE}@v1.0.0").status == 404
+    assert proxy.get(f"/{mt.HELLO}/@v/list").status == 200  # the public tier is there
+    assert [p for p in public.paths() if "private" in p] == []
