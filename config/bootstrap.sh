@@ -10,8 +10,9 @@
 set -u
 
 default_local_proxy=http://127.0.0.1:8081
-# The public verifier key of sum.golang.org (the one compiled into the go command).
-sum_golang_org_key=sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ak9yj6Rwsz/8aZgU
+# The public verifier key of sum.golang.org, byte for byte the one compiled into the go command
+# (the build checks it against config/sum.golang.org.key).
+sum_golang_org_key=sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8
 block_begin='# >>> gomodproxy bootstrap >>>'
 block_end='# <<< gomodproxy bootstrap <<<'
 managed_vars='GOPROXY GOSUMDB GOPRIVATE GONOSUMDB'
@@ -485,25 +486,33 @@ zip_h1() {
 }
 
 # Checks a signed note (the tree head in a lookup answer) against a verifier key
-# "name+hash+base64(0x01 || Ed25519 public key)". Returns 2 when openssl cannot check Ed25519.
+# "name+hash+base64(0x01 || Ed25519 public key)". Returns 1 when the note is not signed by that
+# key, 2 when openssl cannot check Ed25519, 3 when the key itself is malformed.
 verify_note() {
 	note=$1 key=$2
 	key_name=${key%%+*}
 	rest=${key#*+}
 	key_hash=${rest%%+*}
 	key_data=${rest#*+}
+	# openssl's base64, not base64(1): macOS 12's spells its decode flag differently.
+	printf '%s' "$key_data" | openssl base64 -d -A >"$work_dir/key_all" 2>/dev/null || return 3
+	[ "$(od -An -tx1 -N1 "$work_dir/key_all" | tr -d ' \n')" = 01 ] || return 3
+	# As go does, refuse a key whose hash is not that of its name and key bytes: a mistyped key
+	# would otherwise only ever look like a database that signs nothing.
+	key_hash_of_key=$({
+		printf '%s\n' "$key_name"
+		cat "$work_dir/key_all"
+	} | openssl dgst -sha256 -binary | od -An -tx1 -N4 | tr -d ' \n')
+	[ "$key_hash_of_key" = "$key_hash" ] || return 3
 	# The signed text ends at the blank line before the signatures, its final newline included.
 	awk '/^$/ { exit } { print }' "$note" >"$work_dir/note_text"
 	sig=$(awk -v n="$key_name" '
 		/^$/ { blank = 1; next }
 		blank && $1 == "\342\200\224" && $2 == n { print $3; exit }' "$note")
 	[ -n "$sig" ] || return 1
-	# openssl's base64, not base64(1): macOS 12's spells its decode flag differently.
 	printf '%s' "$sig" | openssl base64 -d -A >"$work_dir/sig_all" 2>/dev/null || return 1
 	[ "$(od -An -tx1 -N4 "$work_dir/sig_all" | tr -d ' \n')" = "$key_hash" ] || return 1
 	tail -c +5 "$work_dir/sig_all" >"$work_dir/sig"
-	printf '%s' "$key_data" | openssl base64 -d -A >"$work_dir/key_all" 2>/dev/null || return 1
-	[ "$(od -An -tx1 -N1 "$work_dir/key_all" | tr -d ' \n')" = 01 ] || return 1
 	# SubjectPublicKeyInfo for Ed25519: fixed 12-byte DER header, then the 32-byte key.
 	{
 		printf '\060\052\060\005\006\003\053\145\160\003\041\000'
@@ -571,6 +580,7 @@ if [ -n "$install_version" ]; then
 				case $? in
 				0) say "the $sumdb_name answer is signed by its key" ;;
 				2) say "note: this openssl cannot check Ed25519 signatures; relying on $proxy, which checks them" ;;
+				3) fail "$sumdb_key is not a valid verifier key: its hash does not match its name and key (nothing was changed)" ;;
 				*) fail "the $sumdb_name answer is not signed by $sumdb_key (nothing was changed)" ;;
 				esac
 			fi

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <boost/asio/ip/address.hpp>
 #include <cctype>
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include "protocol/module_path.hpp"
 #include "protocol/path_glob.hpp"
 #include "settings.hpp"
+#include "upstream/http_client.hpp"
 #include "upstream/upstream_list.hpp"
 
 extern char** environ;
@@ -122,6 +124,14 @@ std::optional<problem> check_listen(const std::string& text) {
     if (!name_shape) return quote(text) + " has an invalid host" + form;
   }
   if (host.empty()) return quote(text) + " has no host" + form;
+  // The listener binds an address and resolves no names, so a name would only fail later.
+  if (host != "localhost") {
+    boost::system::error_code not_an_address;
+    boost::asio::ip::make_address(std::string(host), not_an_address);
+    if (not_an_address) {
+      return quote(text) + " has a host that is not an IP address or localhost" + form;
+    }
+  }
   const bool digits =
       !port.empty() && port.size() <= 5 &&
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -195,9 +205,8 @@ std::optional<problem> check_sumdb_keys(const std::string& text) {
     if (first == 0 || second == std::string::npos || second - first != 9 ||
         key.find_first_not_of("0123456789abcdef", first + 1) != second ||
         second + 1 == key.size()) {
-      return quote(key) +
-             " is not a checksum database key; expected NAME+HASH+KEY like "
-             "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+      return quote(key) + " is not a checksum database key; expected NAME+HASH+KEY like " +
+             std::string(sum_golang_org_key());
     }
   }
   return std::nullopt;
@@ -237,6 +246,10 @@ std::optional<problem> check_ca_file(const std::string& text) {
     return quote(text) +
            " is not a readable file; expected a PEM CA bundle path, or empty for none";
   }
+  if (auto reason = upstream::ca_bundle_problem(text)) {
+    return quote(text) + " is not a CA bundle (" + *reason +
+           "); expected a file of PEM certificates, or empty for none";
+  }
   return std::nullopt;
 }
 
@@ -266,7 +279,8 @@ std::optional<problem> check_module_list(const std::string& text) {
 
 // Order here is the order of the help text and of the example config file.
 const std::array<key_spec, 32> keys = {{
-    {"listen", "HOST:PORT", "address to listen on; port 0 picks a free port",
+    {"listen", "HOST:PORT",
+     "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
      text_key{&settings::cache_dir, check_not_empty_dir}},

@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "known_sumdb_key.hpp"
 #include "upstream/upstream_list.hpp"
 
 namespace gomodproxy::config {
@@ -31,8 +32,8 @@ struct settings {
       "sum.golang.org=https://goproxy.cn/sumdb/sum.golang.org|"
       "https://goproxy.io/sumdb/sum.golang.org|https://sum.golang.org";
   /// Verifier keys of those databases, space-separated; each names its database. Key: sumdb_key
-  std::string sumdb_key_text =
-      "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+  /// Default: the key of sum.golang.org the go command carries (config/sum.golang.org.key).
+  std::string sumdb_key_text{sum_golang_org_key()};
   struct sumdb_entry {
     std::string name;
     std::vector<upstream::tier_spec> tiers;

@@ -47,7 +47,8 @@ using namespace gomodproxy;
 
 constexpr std::string_view version_text = "gomodproxy 0.1.0";
 
-void set_up_logging(const config::settings& settings) {
+// Returns false, having said why on stderr, when the access log file cannot be opened.
+bool set_up_logging(const config::settings& settings) {
   auto main_logger = spdlog::stderr_logger_mt("gomodproxy");
   main_logger->set_level(spdlog::level::from_str(settings.log_level));
   spdlog::set_default_logger(main_logger);
@@ -55,10 +56,17 @@ void set_up_logging(const config::settings& settings) {
   if (settings.access_log == "stderr" || settings.access_log == "off") {
     access = spdlog::stderr_logger_mt("access");
   } else {
-    access = spdlog::basic_logger_mt("access", settings.access_log);
+    try {
+      access = spdlog::basic_logger_mt("access", settings.access_log);
+    } catch (const spdlog::spdlog_ex& e) {
+      std::fprintf(stderr, "gomodproxy: access_log: %s; expected stderr, off or a writable file\n",
+                   e.what());
+      return false;
+    }
   }
   access->set_pattern("%Y-%m-%dT%H:%M:%S.%e access %v");
   access->set_level(settings.access_log == "off" ? spdlog::level::off : spdlog::level::info);
+  return true;
 }
 
 // "127.0.0.1:8081" or "[::1]:8081"; the loader has validated the shape.
@@ -124,11 +132,15 @@ net::awaitable<monitor::probe_answer> probe_get(upstream::http_client& client, s
   co_return answer;
 }
 
+// Start-up failures (a setting the process cannot use) exit with this, after one line on stderr
+// naming the setting; like the loader's own refusals, they are the user's to fix.
+constexpr int exit_bad_setting = 2;
+
 int serve(const config::settings& settings) {
-  set_up_logging(settings);
+  if (!set_up_logging(settings)) return exit_bad_setting;
 
   std::unique_ptr<cache::cache_store> store = cache_admin::open_cache_or_report(settings.cache_dir);
-  if (!store) return 1;
+  if (!store) return exit_bad_setting;
 
   int io_threads = settings.io_threads > 0
                        ? settings.io_threads
@@ -164,7 +176,7 @@ int serve(const config::settings& settings) {
   auto loaded_options = resolver::options_from_settings(settings, options_error);
   if (!loaded_options) {
     std::fprintf(stderr, "gomodproxy: %s\n", options_error.c_str());
-    return 2;
+    return exit_bad_setting;
   }
   auto resolver_options = std::move(*loaded_options);
   resolver_options.metrics = &metrics;
@@ -222,7 +234,7 @@ int serve(const config::settings& settings) {
   if (!bound) {
     std::fprintf(stderr, "gomodproxy: listen: cannot listen on %s: %s\n", settings.listen.c_str(),
                  bound.error().message().c_str());
-    return 1;
+    return exit_bad_setting;
   }
   http.start();
 
@@ -342,5 +354,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error->message.c_str());
     return 2;
   }
-  return serve(std::get<config::settings>(loaded));
+  try {
+    return serve(std::get<config::settings>(loaded));
+  } catch (const std::exception& e) {
+    // A start-up step that was not expected to fail still ends in one line, not std::terminate.
+    std::fprintf(stderr, "gomodproxy: %s\n", e.what());
+    return 1;
+  }
 }

@@ -346,15 +346,32 @@ expect_profile_block() {
 
 @test "--install-go: a checksum database answer not signed by the given key is refused" {
   fake_mac macos=15.1 machine=arm64 shell="$SHELL_B" go=none
-  # Same name and key hash as the test database's key, another public key: only the
-  # signature itself can tell them apart.
-  local impostor_key
-  impostor_key="${SUMDB_VKEY%+*}+$( (printf '\001'; printf 'k%.0s' $(seq 32)) | base64 -w0)"
+  # A well-formed key of the same name (its hash is that of its name and bytes, as go requires)
+  # whose public key is another one.
+  local name=${SUMDB_VKEY%%+*} key_bytes=$BATS_TEST_TMPDIR/impostor.key impostor_key
+  { printf '\001'; printf 'k%.0s' $(seq 32); } >"$key_bytes"
+  impostor_key="$name+$({ printf '%s\n' "$name"; cat "$key_bytes"; } | sha256sum | cut -c1-8)"
+  impostor_key="$impostor_key+$(base64 -w0 <"$key_bytes")"
   take_snapshot before
   bootstrap --proxy "$PROXY_URL" --sumdb "$impostor_key" --check-module "$CHECK_MODULE" \
     --install-go "$INSTALL_GO_VERSION" --yes
   expect_status 1
-  expect_line "^error: the $SUMDB_NAME answer is not signed by "
+  expect_line "^error: the $SUMDB_NAME answer is not signed by ${impostor_key//+/\\+} "
+  expect_no_line '^change: '
+  expect_unchanged before
+  [ ! -e "$MAC_HOME/sdk" ]
+}
+
+@test "--install-go: a key whose hash is not that of its name and bytes is refused as a key" {
+  fake_mac macos=15.1 machine=arm64 shell="$SHELL_B" go=none
+  # The database's name and key hash, another public key: go's note.NewVerifier refuses it.
+  local mistyped_key
+  mistyped_key="${SUMDB_VKEY%+*}+$( (printf '\001'; printf 'k%.0s' $(seq 32)) | base64 -w0)"
+  take_snapshot before
+  bootstrap --proxy "$PROXY_URL" --sumdb "$mistyped_key" --check-module "$CHECK_MODULE" \
+    --install-go "$INSTALL_GO_VERSION" --yes
+  expect_status 1
+  expect_line "^error: ${mistyped_key//+/\\+} is not a valid verifier key: "
   expect_no_line '^change: '
   expect_unchanged before
   [ ! -e "$MAC_HOME/sdk" ]

@@ -361,6 +361,30 @@ class GoRunner:
         return out.stdout
 
 
+GO_ROOTS = [Path("/usr/lib/go-1.19"), Path("/usr/lib/go-1.23")]
+KNOWN_GOSUMDB_RE = re.compile(r'"sum\.golang\.org":\s*"([^"]+)"')
+
+
+@pytest.fixture(scope="session")
+def go_key() -> str:
+    """sum.golang.org's verifier key as every installed go command carries it: read from
+    cmd/go/internal/modfetch/key.go under its GOROOT, and found in its binary too."""
+    keys = {}
+    for root in GO_ROOTS:
+        go = root / "bin" / "go"
+        if not go.exists():
+            continue
+        goroot = subprocess.run([str(go), "env", "GOROOT"], capture_output=True, text=True,
+                                timeout=30, check=True).stdout.strip()
+        source = Path(goroot) / "src" / "cmd" / "go" / "internal" / "modfetch" / "key.go"
+        [key] = KNOWN_GOSUMDB_RE.findall(source.read_text())
+        assert key.encode() in go.read_bytes(), f"{go} does not carry the key of {source}"
+        keys[str(root)] = key
+    assert keys, f"no go command under any of {GO_ROOTS}"
+    assert len(set(keys.values())) == 1, keys
+    return next(iter(keys.values()))
+
+
 def _go_params():
     params = []
     for name, path in GO_BINARIES.items():

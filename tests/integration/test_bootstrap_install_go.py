@@ -327,3 +327,49 @@ def test_no_checksum_database_at_the_proxy_refuses_unless_told(toolchain, go_les
     removed = machine.bootstrap("--uninstall")
     assert removed.returncode == 0, removed.stdout + removed.stderr
     assert machine.files() == before and not machine.sdk.exists()
+
+
+def test_default_checksum_database_is_checked_with_the_go_commands_key(toolchain, go_less_path,
+                                                                       make_upstream, make_sumdb,
+                                                                       start_proxy, go_key,
+                                                                       tmp_path):
+    """No --sumdb: the script checks the proxy's sum.golang.org answers with the key it ships.
+    The only database that can sign as sum.golang.org here is a test one with a key of its own,
+    so the shipped key has to pass the checks go makes of a key (its hash matches its name and
+    bytes) and then refuse that signature, naming itself: the go command's key, byte for byte."""
+    tree, build = toolchain
+    upstream = make_upstream(tree.root)
+    impostor = make_sumdb(tree.root, name="sum.golang.org")
+    proxy = start_proxy(upstream.url, *impostor.flags, "--verify", "off")
+    machine = Machine(tmp_path / "m", go_less_path)
+    before = machine.files()
+
+    proc = machine.bootstrap("--proxy", proxy.url, "--check-module", CHECK_MODULE,
+                             "--install-go", GO_VERSION, "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _error_lines(proc) == [
+        f"error: the sum.golang.org answer is not signed by {go_key} (nothing was changed)"]
+    assert impostor.count(build.module.lookup_path) >= 1
+    assert machine.files() == before and not machine.sdk.exists()
+
+
+def test_a_malformed_checksum_database_key_is_refused(toolchain, go_less_path, make_upstream,
+                                                      make_sumdb, start_proxy, tmp_path):
+    """A key whose hash does not match its name and bytes (as go checks in note.NewVerifier) is
+    refused as a key, before any signature is looked at."""
+    tree, build = toolchain
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "off")
+    name, key_hash, key_data = sumdb.vkey.split("+", 2)
+    mistyped = f"{name}+{key_hash}+{key_data[:-6]}AAAAAA"
+    machine = Machine(tmp_path / "m", go_less_path)
+    before = machine.files()
+
+    proc = machine.bootstrap("--proxy", proxy.url, "--sumdb", mistyped, "--check-module",
+                             CHECK_MODULE, "--install-go", GO_VERSION, "--yes")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _error_lines(proc) == [
+        f"error: {mistyped} is not a valid verifier key: its hash does not match its name and "
+        "key (nothing was changed)"]
+    assert machine.files() == before and not machine.sdk.exists()

@@ -29,13 +29,23 @@ BAD_TARGETS = [
     ("double-slash", "/example.com//hello/@v/list"),
     ("empty-version", "/example.com/hello/@v/.info"),
     ("high-byte", "/example.com/h%C3%A9llo/@v/list"),
+    # Well-formed, but an element longer than a file name (255 bytes) fits in no module cache.
+    ("10KiB-path-element", "/example.com/" + "a" * 10240 + "/@v/list"),
+    ("256-byte-path-element", "/example.com/" + "a" * 256 + "/@latest"),
+    ("256-byte-escaped-element", "/example.com/" + "!a" * 128 + "/@v/v1.0.0.zip"),
+    ("256-byte-version", "/example.com/hello/@v/v1.0.0-" + "x" * 249 + ".info"),
+    ("256-byte-version-mod", "/example.com/hello/@v/v1.0.0-" + "x" * 249 + ".mod"),
+    ("256-byte-lookup-element",
+     "/sumdb/sum.golang.org/lookup/example.com/" + "a" * 256 + "@v1.0.0"),
 ]
 
 
 @pytest.fixture
 def guarded_proxy(tree, make_upstream, start_proxy):
     upstream = make_upstream(tree.root, "must-stay-silent")
-    return start_proxy(upstream.url), upstream
+    # The checksum database is asked through the same upstream, so its log sees that too.
+    sumdb = f"sum.golang.org={upstream.url}/sumdb/sum.golang.org"
+    return start_proxy(upstream.url, "--sumdb", sumdb), upstream
 
 
 def test_bad_module_paths_and_versions_are_not_forwarded(guarded_proxy):
@@ -50,10 +60,14 @@ def test_bad_module_paths_and_versions_are_not_forwarded(guarded_proxy):
         elif not resp.body.strip():
             failures.append((name, target, resp.status, "empty body"))
     assert failures == []
-    assert upstream.requests == [], [r.path for r in upstream.requests]
-    # Control: a well-formed request through the same proxy does reach the upstream.
+    assert upstream.requests == [], [r.path[:120] for r in upstream.requests]
+    # Controls: well-formed requests through the same proxy do reach the upstream, elements of
+    # exactly 255 bytes included.
     assert proxy.get("/example.com/hello/@v/list").status == 200
     assert upstream.count("/example.com/hello/@v/list") == 1
+    longest = "/example.com/" + "a" * 255 + "/@v/list"
+    assert proxy.get(longest).status == 404
+    assert upstream.count(longest) == 1
 
 
 def _raw_exchange(port: int, payload: bytes, timeout: float = 10.0) -> bytes:

@@ -253,6 +253,10 @@ def test_probe_usage_errors_exit_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text(f"{mt.HELLO}\n# fine so far\nExample.com/Bad Path\n")
     cases.append((["--upstreams", "http://127.0.0.1:9", "--modules", str(bad)], "line 3"))
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("not a certificate\n")
+    cases.append((["--upstreams", "http://127.0.0.1:9", "--ca-file", str(not_pem)],
+                  "--ca-file: " + f'"{not_pem}" is not a CA bundle'))
     for args, expected in cases:
         proc = run_probe(*args, timeout=30)
         assert proc.returncode == 2, (args, proc.stderr)

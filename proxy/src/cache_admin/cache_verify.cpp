@@ -145,8 +145,9 @@ std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cach
   std::string why;
   auto opened = cache::open_rocksdb_store(store_options, &why);
   if (!opened) {
-    std::fprintf(stderr, "gomodproxy: cache_dir: cannot open cache at %s: %s\n", cache_dir.c_str(),
-                 why.empty() ? opened.error().message().c_str() : why.c_str());
+    // The store's own reason names the directory already.
+    if (why.empty()) why = "cannot open cache at " + cache_dir + ": " + opened.error().message();
+    std::fprintf(stderr, "gomodproxy: cache_dir: %s\n", why.c_str());
     return nullptr;
   }
   return std::move(*opened);

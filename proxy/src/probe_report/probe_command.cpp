@@ -10,6 +10,7 @@
 #include "probe_report/probe_options.hpp"
 #include "probe_report/probe_report.hpp"
 #include "protocol/escape.hpp"
+#include "upstream/http_client.hpp"
 
 namespace gomodproxy::probe_report {
 
@@ -74,12 +75,15 @@ int run_probe_command(const std::vector<std::string>& args) {
   } else {
     options.sweep.modules = default_module_targets();
   }
-  // Only whether it opens: the upstream client loads the bundle, and says if it is not PEM.
   if (!options.sweep.ca_file.empty()) {
     std::unique_ptr<std::FILE, file_closer> ca(std::fopen(options.sweep.ca_file.c_str(), "rb"));
     if (!ca) {
       return usage_error("gomodproxy probe: --ca-file: cannot read " +
                          protocol::quote(options.sweep.ca_file) + ": " + std::strerror(errno));
+    }
+    if (auto reason = upstream::ca_bundle_problem(options.sweep.ca_file)) {
+      return usage_error("gomodproxy probe: --ca-file: " + protocol::quote(options.sweep.ca_file) +
+                         " is not a CA bundle (" + *reason + ")");
     }
   }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <iterator>
+#include <string>
 
 #include "protocol/escape.hpp"
 #include "protocol/semver.hpp"
@@ -385,6 +386,25 @@ std::optional<std::string> check_file_path(std::string_view name) {
 
 bool is_valid_file_element(std::string_view element) {
   return is_valid_utf8(element) && !check_element(element, path_kind::file);
+}
+
+std::optional<std::string> check_file_name_lengths(std::string_view escaped_path,
+                                                   std::string_view escaped_version) {
+  const auto too_long = [](std::string_view what, std::size_t bytes) {
+    return std::string(what) + " of " + std::to_string(bytes) +
+           " bytes (escaped) is longer than a file name can be (" +
+           std::to_string(max_file_name_bytes) + " bytes): no module cache can hold it";
+  };
+  for (std::size_t start = 0; start <= escaped_path.size();) {
+    const auto slash = escaped_path.find('/', start);
+    const auto end = slash == std::string_view::npos ? escaped_path.size() : slash;
+    if (end - start > max_file_name_bytes) return too_long("module path element", end - start);
+    start = end + 1;
+  }
+  if (escaped_version.size() > max_file_name_bytes) {
+    return too_long("version", escaped_version.size());
+  }
+  return std::nullopt;
 }
 
 }  // namespace gomodproxy::protocol

@@ -1,6 +1,7 @@
 // Module path, file path and version validity (module.CheckPath / Check / CheckFilePath rules).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,5 +20,15 @@ std::optional<std::string> check_file_path(std::string_view name);
 
 /// True when `element` can be a file-name element (used for versions in URLs).
 bool is_valid_file_element(std::string_view element);
+
+/// The longest file name the module cache can hold: NAME_MAX on Linux and macOS, 255 UTF-16 code
+/// units on Windows.
+inline constexpr std::size_t max_file_name_bytes = 255;
+
+/// nullopt when each element of `escaped_path` (a module path in its !-escaped form, the form the
+/// module cache stores) and `escaped_version` (may be empty) fits in a file name; otherwise a
+/// one-line reason giving the length, not the bytes, of the first one that does not.
+std::optional<std::string> check_file_name_lengths(std::string_view escaped_path,
+                                                   std::string_view escaped_version);
 
 }  // namespace gomodproxy::protocol

@@ -120,6 +120,9 @@ std::variant<module_request, parse_error> parse_sumdb_request(std::string_view r
     const auto spec = endpoint_path.substr(std::string_view("/lookup/").size());
     const auto at = spec.rfind('@');
     if (at == std::string_view::npos) return fail("lookup needs module@version");
+    if (auto reason = check_file_name_lengths(spec.substr(0, at), spec.substr(at + 1))) {
+      return fail(std::move(*reason));
+    }
     auto path = unescape_case(spec.substr(0, at));
     if (!path) return fail("invalid escaped module path " + quote(spec.substr(0, at)));
     if (auto reason = check_path(*path)) return fail(std::move(*reason));
@@ -238,6 +241,11 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
     }
   }
 
+  // Before anything else looks at them: an element too long to be a file name is never a module,
+  // whatever its bytes, and its reason should not echo kilobytes back.
+  if (auto reason = check_file_name_lengths(escaped_path, escaped_version)) {
+    return fail(std::move(*reason));
+  }
   auto path = unescape_case(escaped_path);
   if (!path) return fail("invalid escaped module path " + quote(escaped_path));
   if (auto reason = check_path(*path)) return fail(std::move(*reason));

@@ -802,6 +802,24 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
            !sumdb_exempt(request.module_path);
   }
 
+  // One line from an error answer: what each tier said ("a: 404; b: dns: ..."), since its first
+  // line only repeats what was asked; the first line when no tier is named.
+  static std::string tier_reasons(std::string_view body) {
+    if (body.empty()) return "no answer";
+    const auto first_end = body.find('\n');
+    std::string tiers;
+    for (auto rest = first_end == std::string_view::npos ? std::string_view{}
+                                                         : body.substr(first_end + 1);
+         !rest.empty();) {
+      const auto end = rest.find('\n');
+      if (const auto line = rest.substr(0, end); !line.empty()) {
+        tiers += (tiers.empty() ? "" : "; ") + std::string(line);
+      }
+      rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end + 1);
+    }
+    return tiers.empty() ? std::string(body.substr(0, first_end)) : tiers;
+  }
+
   // The body the proxy would answer for `target` (a protocol or checksum database path): from
   // the cache, or fetched through the tiers like any client request, so it is verified, cached
   // and shared the same way (a stale list is refreshed, and served if that fails); nullopt
@@ -826,8 +844,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       if (filled) {
         entry = std::move(filled);
       } else if (!entry || entry->meta().kind != cache::entry_kind::expiring) {
-        const auto& body = joined.outcome.body;
-        why = body.empty() ? "no answer" : body.substr(0, body.find('\n'));
+        why = tier_reasons(joined.outcome.body);
         co_return std::nullopt;
       }
     }

@@ -810,6 +810,14 @@ net::awaitable<fetch_result> http_client::impl::fetch(std::string url, body_sink
   }
 }
 
+std::optional<std::string> ca_bundle_problem(const std::string& path) {
+  net::ssl::context context(net::ssl::context::tls_client);
+  boost::system::error_code ec;
+  context.load_verify_file(path, ec);
+  if (!ec) return std::nullopt;
+  return one_line(ec.message());
+}
+
 http_client::http_client(boost::asio::any_io_executor executor, client_options options)
     : impl_(std::make_unique<impl>(std::move(executor), std::move(options))) {}
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -56,6 +57,10 @@ struct client_options {
   std::string ca_file;                 ///< extra CA bundle (tests); system store is always loaded
   std::string user_agent = "gomodproxy/0.1";
 };
+
+/// nullopt when the file at `path` loads as the client loads `client_options::ca_file` (PEM
+/// certificates, at least one); otherwise a one-line reason ("no certificate or crl found ...").
+std::optional<std::string> ca_bundle_problem(const std::string& path);
 
 /// Thread-safe; one instance per process is enough. Must outlive every get() in progress.
 class http_client {

@@ -8,10 +8,12 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "duration.hpp"
 #include "settings.hpp"
+#include "tests/support/cpp/test_certificates.hpp"
 
 namespace gomodproxy::config {
 namespace {
@@ -330,7 +332,7 @@ TEST(load_settings, flag_forms) {
       {{"--all-failed-502", "true"}, true, "127.0.0.1:8081"},
       {{"--all-failed-502", "false"}, false, "127.0.0.1:8081"},
       {{"--all-failed-502=false"}, false, "127.0.0.1:8081"},
-      {{"--all-failed-502=true", "--listen=host.example:0"}, true, "host.example:0"},
+      {{"--all-failed-502=true", "--listen=10.1.2.3:0"}, true, "10.1.2.3:0"},
       {{"--listen", "localhost:65535"}, false, "localhost:65535"},
       {{"--listen=[::]:8081"}, false, "[::]:8081"},
   };
@@ -480,6 +482,9 @@ TEST(load_settings, bad_values_name_key_and_source) {
       {"listen ipv6 unbracketed", {"--listen=::1:8081"}, {}, "", {"listen", "brackets"}},
       {"listen bad bracket", {"--listen=[::1]8081"}, {}, "", {"listen", "HOST:PORT"}},
       {"listen empty host", {"--listen=:8081"}, {}, "", {"listen", "no host"}},
+      {"listen host name", {"--listen=host.example:8081"}, {}, "", {"listen", "not an IP address"}},
+      {"listen bad ipv4", {"--listen=256.1.1.1:8081"}, {}, "", {"listen", "not an IP address"}},
+      {"listen bad ipv6", {"--listen=[1::2::3]:8081"}, {}, "", {"listen", "not an IP address"}},
       {"listen wrong type",
        {},
        {},
@@ -694,10 +699,32 @@ TEST(load_settings, upstream_lists_are_parsed) {
   EXPECT_EQ(s.private_upstreams[1].type, tier_spec::kind::off);
 }
 
-TEST(load_settings, ca_file_that_exists_is_accepted) {
+TEST(load_settings, ca_file_of_pem_certificates_is_accepted) {
   temp_dir dir;
-  const auto ca = dir.write("ca.pem", "-----BEGIN CERTIFICATE-----\n");
+  const auto ca = dir.write("ca.pem", test::make_test_pki({"localhost"}, {}).ca_pem);
   EXPECT_EQ(load_ok({"--ca-file", ca}, {}).ca_file, ca);
+}
+
+// The upstream client loads the bundle only once the server is being wired up; a file it cannot
+// use must stop start-up with the key named, not abort the process there.
+TEST(load_settings, ca_file_without_certificates_is_refused) {
+  temp_dir dir;
+  const auto pki = test::make_test_pki({"localhost"}, {});
+  for (const auto& [name, content] : std::vector<std::pair<std::string, std::string>>{
+           {"header.pem", "-----BEGIN CERTIFICATE-----\n"},
+           {"text.pem", "not a certificate\n"},
+           {"empty.pem", ""},
+           {"key.pem", pki.server_key_pem}}) {
+    SCOPED_TRACE(name);
+    const auto path = dir.write(name, content);
+    const auto loaded = load_settings({"--ca-file", path}, {});
+    const auto* error = std::get_if<load_error>(&loaded);
+    ASSERT_NE(error, nullptr);
+    EXPECT_TRUE(error->message.starts_with("gomodproxy: ca_file: ")) << error->message;
+    EXPECT_NE(error->message.find("is not a CA bundle"), std::string::npos) << error->message;
+    EXPECT_NE(error->message.find("flag --ca-file"), std::string::npos) << error->message;
+    EXPECT_EQ(error->message.find('\n'), std::string::npos) << error->message;
+  }
 }
 
 TEST(example_config, loads_and_equals_defaults) {

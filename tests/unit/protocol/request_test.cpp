@@ -204,6 +204,58 @@ TEST(parse_module_request, reasons_are_one_line_of_printable_ascii) {
   }
 }
 
+// The module cache stores each escaped path element and the escaped version as a file or
+// directory name; one longer than a file name can be is no module any go command can fetch.
+TEST(parse_module_request, elements_longer_than_a_file_name_are_refused) {
+  const std::string longest(255, 'a');
+  const std::string too_long(256, 'a');
+  std::string upper_escaped_255;  // 127 upper-case letters escape to 254 bytes, then one more
+  for (int i = 0; i < 127; ++i) upper_escaped_255 += "!a";
+  upper_escaped_255 += 'a';
+  const std::string upper_escaped_256 = upper_escaped_255.substr(1) + "!a";
+  const std::string long_prerelease = "v1.0.0-" + std::string(248, 'x');  // 255 bytes
+  const std::string too_long_prerelease = long_prerelease + "x";
+  const struct {
+    std::string target;
+    bool accepted;
+    std::string reason;  // expected substring when refused
+  } cases[] = {
+      {"/example.com/" + longest + "/@v/list", true, ""},
+      {"/example.com/" + too_long + "/@v/list", false, "module path element of 256 bytes"},
+      {"/example.com/" + std::string(10240, 'a') + "/@latest", false,
+       "module path element of 10240 bytes"},
+      {"/example.com/" + too_long + "/x/@v/v1.0.0.zip", false, "module path element of 256"},
+      {"/" + std::string(251, 'a') + ".com/m/@v/list", true, ""},
+      {"/" + std::string(252, 'a') + ".com/m/@v/list", false, "module path element of 256"},
+      {"/example.com/" + upper_escaped_255 + "/@v/v1.0.0.mod", true, ""},
+      {"/example.com/" + upper_escaped_256 + "/@v/v1.0.0.mod", false, "element of 256 bytes"},
+      {"/example.com/m/@v/" + long_prerelease + ".info", true, ""},
+      {"/example.com/m/@v/" + too_long_prerelease + ".info", false, "version of 256 bytes"},
+      {"/example.com/m/@v/" + too_long_prerelease + ".mod", false, "version of 256 bytes"},
+      {"/example.com/m/@v/" + std::string(300, 'b') + ".info", false, "version of 300 bytes"},
+      {"/sumdb/sum.golang.org/lookup/example.com/" + longest + "@v1.0.0", true, ""},
+      {"/sumdb/sum.golang.org/lookup/example.com/" + too_long + "@v1.0.0", false,
+       "module path element of 256 bytes"},
+      {"/sumdb/sum.golang.org/lookup/example.com/m@" + too_long_prerelease, false,
+       "version of 256 bytes"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.target.substr(0, 60) + "... (" + std::to_string(c.target.size()) + " bytes)");
+    const auto result = parse_module_request(c.target);
+    if (c.accepted) {
+      EXPECT_TRUE(std::holds_alternative<module_request>(result))
+          << std::get<parse_error>(result).reason;
+      continue;
+    }
+    const auto* error = std::get_if<parse_error>(&result);
+    ASSERT_NE(error, nullptr);
+    EXPECT_NE(error->reason.find(c.reason), std::string::npos) << error->reason;
+    EXPECT_NE(error->reason.find("longer than a file name can be (255 bytes)"), std::string::npos)
+        << error->reason;
+    EXPECT_LT(error->reason.size(), 200u) << "the reason does not echo the element";
+  }
+}
+
 TEST(parse_module_request, checksum_database_paths) {
   const struct {
     std::string_view target;

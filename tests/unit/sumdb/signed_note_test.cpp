@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "known_sumdb_key.hpp"
 #include "sumdb/base64.hpp"
 #include "sumdb/tlog.hpp"
 #include "sumdb/tree_note.hpp"
@@ -282,10 +283,10 @@ TEST(signed_note, lookup_answer_verifies_end_to_end) {
             make_error_code(verify_errc::bad_signature).message());
 }
 
-TEST(verifier_key, the_go_command_built_in_key_parses) {
-  // Spec §5.2: the key the go command has built in for sum.golang.org.
-  const auto key =
-      parse_verifier_key("sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8");
+TEST(verifier_key, the_shipped_sum_golang_org_key_parses) {
+  // Spec §5.2: the key the go command has built in for sum.golang.org, which the proxy ships
+  // as its default (config/sum.golang.org.key; test_shipped_defaults.py compares it with go's).
+  const auto key = parse_verifier_key(config::sum_golang_org_key());
   ASSERT_TRUE(key.has_value()) << key.error().message();
   EXPECT_EQ(key->name, "sum.golang.org");
   EXPECT_EQ(key->key_hash, 0x033de0aeu);
