@@ -448,7 +448,13 @@ net::awaitable<std::optional<fetch_result>> http_client::impl::establish(connect
 
   auto endpoints = co_await dns_.resolve(dial_host, dial_port, limit.at);
   if (!endpoints) {
-    if (endpoints.error() == net::error::timed_out) co_return timed_out(limit);
+    if (endpoints.error() == net::error::timed_out) {
+      // Said apart from a TCP or TLS stall: a silent name server calls for another remedy.
+      auto lookup_limit = limit;
+      if (lookup_limit.phase == std::string_view("connect"))
+        lookup_limit.phase = "connect: dns lookup";
+      co_return timed_out(lookup_limit);
+    }
     co_return failure(transport_reason(endpoints.error()));
   }
 
