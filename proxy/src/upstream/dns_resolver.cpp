@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -87,6 +88,69 @@ void initialise_ares_once() {
   }
 }
 
+/// One c-ares channel: the name servers of resolv.conf as it was read when the channel was made.
+/// Lookup thread only.
+struct name_server_channel {
+  struct interest {
+    bool read = false;
+    bool write = false;
+  };
+
+  name_server_channel() {
+    ares_options ares{};
+    ares.sock_state_cb = &name_server_channel::on_socket_state;
+    ares.sock_state_cb_data = this;
+    // /etc/hosts ("files") before DNS ("bind"), whatever host.conf or nsswitch.conf say: an
+    // admin pinning a tier's address in /etc/hosts expects the proxy to honour it.
+    static char lookups[] = "fb";
+    ares.lookups = lookups;
+    int status = ares_init_options(&channel, &ares, ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
+    if (status != ARES_SUCCESS) {
+      throw std::runtime_error(std::string("dns: cannot set up c-ares: ") + ares_strerror(status));
+    }
+  }
+  // Queries still in flight are answered with ARES_EDESTRUCTION.
+  ~name_server_channel() { ares_destroy(channel); }
+  name_server_channel(const name_server_channel&) = delete;
+  name_server_channel& operator=(const name_server_channel&) = delete;
+
+  static void on_socket_state(void* data, ares_socket_t fd, int readable, int writable) {
+    auto* self = static_cast<name_server_channel*>(data);
+    if (!readable && !writable) {
+      self->sockets.erase(fd);
+    } else {
+      self->sockets[fd] = interest{readable != 0, writable != 0};
+    }
+  }
+
+  ares_channel channel = nullptr;
+  std::map<ares_socket_t, interest> sockets;
+  std::size_t queries_in_flight = 0;
+};
+
+/// What identifies one version of resolv.conf, to notice that it was replaced or rewritten.
+struct file_identity {
+  bool exists = false;
+  dev_t device = 0;
+  ino_t inode = 0;
+  off_t size = 0;
+  std::int64_t modified_ns = 0;
+  bool operator==(const file_identity&) const = default;
+};
+
+file_identity identify(const char* path) {
+  struct stat st {};
+  if (::stat(path, &st) != 0) return {};
+  return {true, st.st_dev, st.st_ino, st.st_size,
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+constexpr const char* resolv_conf_path = "/etc/resolv.conf";
+// As glibc (since 2.26) and Go's resolver do, a changed resolv.conf (a laptop joining another
+// network) is picked up without a restart; Go looks at most every 5 s, a stat() per second is
+// as cheap.
+constexpr auto resolv_conf_check_interval = std::chrono::seconds(1);
+
 }  // namespace
 
 struct dns_resolver::impl {
@@ -100,19 +164,14 @@ struct dns_resolver::impl {
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
       ::fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
-
-    ares_options ares{};
-    ares.sock_state_cb = &impl::on_socket_state;
-    ares.sock_state_cb_data = this;
-    // /etc/hosts ("files") before DNS ("bind"), whatever host.conf or nsswitch.conf say: an
-    // admin pinning a tier's address in /etc/hosts expects the proxy to honour it.
-    static char lookups[] = "fb";
-    ares.lookups = lookups;
-    int status = ares_init_options(&channel_, &ares, ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
-    if (status != ARES_SUCCESS) {
+    try {
+      resolv_conf_ = identify(resolv_conf_path);
+      resolv_conf_checked_ = clock_type::now();
+      current_ = std::make_unique<name_server_channel>();
+    } catch (...) {
       ::close(wake_read_);
       ::close(wake_write_);
-      throw std::runtime_error(std::string("dns: cannot set up c-ares: ") + ares_strerror(status));
+      throw;
     }
     thread_ = std::thread([this] { run(); });
   }
@@ -146,11 +205,8 @@ struct dns_resolver::impl {
   };
   struct query_context {
     impl* self;
+    name_server_channel* channel;
     std::string host;
-  };
-  struct interest {
-    bool read = false;
-    bool write = false;
   };
 
   void wake_thread() {
@@ -159,17 +215,9 @@ struct dns_resolver::impl {
     (void)!::write(wake_write_, &byte, 1);
   }
 
-  static void on_socket_state(void* data, ares_socket_t fd, int readable, int writable) {
-    auto* self = static_cast<impl*>(data);
-    if (!readable && !writable) {
-      self->sockets_.erase(fd);
-    } else {
-      self->sockets_[fd] = interest{readable != 0, writable != 0};
-    }
-  }
-
   static void on_answer(void* arg, int status, int /*timeouts*/, ares_addrinfo* result) {
     std::unique_ptr<query_context> context(static_cast<query_context*>(arg));
+    --context->channel->queries_in_flight;
     address_list addresses;
     int ttl = INT_MAX;
     if (status == ARES_SUCCESS && result) {
@@ -194,8 +242,9 @@ struct dns_resolver::impl {
         }
       }
       // An answer reached through a CNAME is good only as long as the alias is.
-      for (auto* alias = result->cnames; alias; alias = alias->next)
+      for (auto* alias = result->cnames; alias; alias = alias->next) {
         ttl = std::min(ttl, alias->ttl);
+      }
     }
     if (result) ares_freeaddrinfo(result);
 
@@ -234,6 +283,25 @@ struct dns_resolver::impl {
     });
   }
 
+  /// New queries go to a new channel once resolv.conf changed; the old channel stays until the
+  /// queries it carries end.
+  void follow_resolv_conf() {
+    auto now = clock_type::now();
+    if (now - resolv_conf_checked_ < resolv_conf_check_interval) return;
+    resolv_conf_checked_ = now;
+    auto seen = identify(resolv_conf_path);
+    if (seen == resolv_conf_) return;
+    std::unique_ptr<name_server_channel> fresh;
+    try {
+      fresh = std::make_unique<name_server_channel>();
+    } catch (const std::exception&) {
+      return;  // checked again in a second; the old channel serves meanwhile
+    }
+    resolv_conf_ = seen;
+    if (current_->queries_in_flight > 0) draining_.push_back(std::move(current_));
+    current_ = std::move(fresh);
+  }
+
   void start(request r) {
     auto running = queries_.find(r.host);
     if (running != queries_.end()) {
@@ -245,18 +313,21 @@ struct dns_resolver::impl {
       deliver(std::move(r.w), {}, *cached);
       return;
     }
+    follow_resolv_conf();
     queries_[r.host].push_back(std::move(r.w));
     ares_addrinfo_hints hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
-    auto* context = new query_context{this, r.host};
+    ++current_->queries_in_flight;
+    auto* context = new query_context{this, current_.get(), r.host};
     // May answer before returning (from /etc/hosts, or a failure to send).
-    ares_getaddrinfo(channel_, r.host.c_str(), nullptr, &hints, &impl::on_answer, context);
+    ares_getaddrinfo(current_->channel, r.host.c_str(), nullptr, &hints, &impl::on_answer, context);
   }
 
   void run() {
     std::vector<pollfd> polled;
+    std::vector<name_server_channel*> owners;  // of polled[i + 1]
     for (;;) {
       std::vector<request> taken;
       {
@@ -265,18 +336,27 @@ struct dns_resolver::impl {
         taken.swap(queue_);
       }
       for (auto& r : taken) start(std::move(r));
+      std::erase_if(draining_, [](const auto& c) { return c->queries_in_flight == 0; });
 
       polled.clear();
+      owners.clear();
       polled.push_back({wake_read_, POLLIN, 0});
-      for (const auto& [fd, want] : sockets_) {
-        short events = static_cast<short>((want.read ? POLLIN : 0) | (want.write ? POLLOUT : 0));
-        polled.push_back({fd, events, 0});
-      }
-      timeval tv{};
       int wait_ms = -1;
-      if (ares_timeout(channel_, nullptr, &tv)) {
-        wait_ms = static_cast<int>(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
-      }
+      auto watch = [&](name_server_channel& c) {
+        for (const auto& [fd, want] : c.sockets) {
+          short events = static_cast<short>((want.read ? POLLIN : 0) | (want.write ? POLLOUT : 0));
+          polled.push_back({fd, events, 0});
+          owners.push_back(&c);
+        }
+        timeval tv{};
+        if (ares_timeout(c.channel, nullptr, &tv)) {
+          int ms = static_cast<int>(tv.tv_sec * 1000 + (tv.tv_usec + 999) / 1000);
+          wait_ms = wait_ms < 0 ? ms : std::min(wait_ms, ms);
+        }
+      };
+      watch(*current_);
+      for (auto& c : draining_) watch(*c);
+
       int ready = ::poll(polled.data(), polled.size(), wait_ms);
       if (ready < 0 && errno != EINTR) {
         // poll() fails only on bad arguments or exhausted memory; pausing keeps a persistent
@@ -294,25 +374,28 @@ struct dns_resolver::impl {
           if (revents == 0) continue;
           bool readable = (revents & (POLLIN | POLLERR | POLLHUP)) != 0;
           bool writable = (revents & POLLOUT) != 0;
-          ares_process_fd(channel_, readable ? polled[i].fd : ARES_SOCKET_BAD,
+          ares_process_fd(owners[i - 1]->channel, readable ? polled[i].fd : ARES_SOCKET_BAD,
                           writable ? polled[i].fd : ARES_SOCKET_BAD);
         }
       }
       // Retries and timeouts of queries whose sockets stayed silent.
-      ares_process_fd(channel_, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+      ares_process_fd(current_->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+      for (auto& c : draining_) ares_process_fd(c->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
     }
-    // Every query still in flight is answered with ARES_EDESTRUCTION; nobody waits for them.
-    ares_destroy(channel_);
+    draining_.clear();
+    current_.reset();
   }
 
-  ares_channel channel_ = nullptr;
   int wake_read_ = -1;
   int wake_write_ = -1;
   std::mutex queue_mutex_;  // guards queue_ and stopping_
   std::vector<request> queue_;
   bool stopping_ = false;
   // Lookup thread only:
-  std::map<ares_socket_t, interest> sockets_;
+  std::unique_ptr<name_server_channel> current_;
+  std::vector<std::unique_ptr<name_server_channel>> draining_;
+  file_identity resolv_conf_;
+  clock_type::time_point resolv_conf_checked_;
   std::unordered_map<std::string, std::vector<std::shared_ptr<waiter>>> queries_;
   std::thread thread_;
 };

@@ -12,9 +12,12 @@
 // channel's sockets and a wake-up pipe, starts the lookups callers queue, and hands each answer to
 // its callers' executors. Callers wait on a timer of their own on a private strand, so a deadline
 // ends only that caller's wait; the query itself runs on under c-ares' own retry schedule
-// (resolv.conf's timeout and attempts), and callers asking for the same name meanwhile share it.
+// (resolv.conf's timeout and attempts, else c-ares' defaults), and callers asking for the same
+// name meanwhile share it.
 // A dedicated thread rather than watching c-ares' sockets from the io_context keeps the channel's
-// lifetime independent of the io_context's and needs no lock around c-ares calls.
+// lifetime independent of the io_context's and needs no lock around c-ares calls. c-ares reads
+// resolv.conf once per channel, so when the file changes new lookups get a new channel and the
+// old one is closed once its queries end.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -38,7 +41,8 @@ struct dns_resolver_options {
 /// and drops queries still in flight.
 class dns_resolver final {
  public:
-  /// Reads the system's resolver configuration (/etc/resolv.conf). Throws std::runtime_error
+  /// Reads the system's resolver configuration (/etc/resolv.conf, looked at again at most once a
+  /// second while lookups are made). Throws std::runtime_error
   /// when c-ares cannot be set up (a start-up failure).
   explicit dns_resolver(dns_resolver_options options = {});
   ~dns_resolver();
