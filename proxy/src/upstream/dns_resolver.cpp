@@ -96,7 +96,7 @@ struct name_server_channel {
     bool write = false;
   };
 
-  name_server_channel() {
+  explicit name_server_channel(const std::string& name_servers) {
     ares_options ares{};
     ares.sock_state_cb = &name_server_channel::on_socket_state;
     ares.sock_state_cb_data = this;
@@ -107,6 +107,14 @@ struct name_server_channel {
     int status = ares_init_options(&channel, &ares, ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
     if (status != ARES_SUCCESS) {
       throw std::runtime_error(std::string("dns: cannot set up c-ares: ") + ares_strerror(status));
+    }
+    if (!name_servers.empty()) {
+      status = ares_set_servers_ports_csv(channel, name_servers.c_str());
+      if (status != ARES_SUCCESS) {
+        ares_destroy(channel);
+        throw std::runtime_error("dns: bad name server list \"" + name_servers +
+                                 "\": " + ares_strerror(status));
+      }
     }
   }
   // Queries still in flight are answered with ARES_EDESTRUCTION.
@@ -154,7 +162,8 @@ constexpr auto resolv_conf_check_interval = std::chrono::seconds(1);
 }  // namespace
 
 struct dns_resolver::impl {
-  explicit impl(dns_resolver_options options) : cache_(options.cache) {
+  explicit impl(dns_resolver_options options)
+      : cache_(options.cache), name_servers_(std::move(options.name_servers)) {
     initialise_ares_once();
     int pipe_fds[2];
     if (::pipe(pipe_fds) != 0) throw std::runtime_error("dns: cannot create the wake-up pipe");
@@ -167,7 +176,7 @@ struct dns_resolver::impl {
     try {
       resolv_conf_ = identify(resolv_conf_path);
       resolv_conf_checked_ = clock_type::now();
-      current_ = std::make_unique<name_server_channel>();
+      current_ = std::make_unique<name_server_channel>(name_servers_);
     } catch (...) {
       ::close(wake_read_);
       ::close(wake_write_);
@@ -293,7 +302,7 @@ struct dns_resolver::impl {
     if (seen == resolv_conf_) return;
     std::unique_ptr<name_server_channel> fresh;
     try {
-      fresh = std::make_unique<name_server_channel>();
+      fresh = std::make_unique<name_server_channel>(name_servers_);
     } catch (const std::exception&) {
       return;  // checked again in a second; the old channel serves meanwhile
     }
@@ -386,6 +395,7 @@ struct dns_resolver::impl {
     current_.reset();
   }
 
+  const std::string name_servers_;
   int wake_read_ = -1;
   int wake_write_ = -1;
   std::mutex queue_mutex_;  // guards queue_ and stopping_

@@ -35,6 +35,9 @@ namespace gomodproxy::upstream {
 
 struct dns_resolver_options {
   dns_cache_options cache;  ///< Default: 256 names, TTLs capped at 5 min
+  /// Name servers as "ip:port,ip:port" (IPv6 as "[ip]:port") instead of resolv.conf's; the rest
+  /// of resolv.conf (timeout, attempts, search) still applies. Default: empty, resolv.conf's.
+  std::string name_servers;
 };
 
 /// Thread-safe. Must outlive every resolve() in progress; its destructor stops the lookup thread
