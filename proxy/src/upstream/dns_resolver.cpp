@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/error.hpp>
@@ -37,18 +36,30 @@ using address_list = std::vector<net::ip::address>;
 using endpoint_list = std::vector<net::ip::tcp::endpoint>;
 using clock_type = std::chrono::steady_clock;
 
+struct waiter;
+
+/// What the lookup thread keeps of a caller: nothing that belongs to the caller's io_context, so
+/// a query may outlive its callers, and their io_context, without touching either.
+struct answer_slot {
+  std::mutex mutex;
+  /// Set while the caller waits; the first answer takes it, a caller that stops waiting clears
+  /// it. Weak, so that a caller whose coroutine is destroyed unfinished (its io_context gone)
+  /// leaves nothing to post to.
+  std::weak_ptr<waiter> caller;
+};
+
 /// One caller waiting for one name. The lookup thread hands the answer over by posting to
 /// `strand`, the same strand the caller checks `answered` and waits on, so an answer cannot slip
 /// in between the check and the wait.
 struct waiter {
   explicit waiter(const net::any_io_executor& executor)
-      : strand(net::make_strand(executor)), wake(strand) {}
+      : strand(net::make_strand(executor)), wake(strand), slot(std::make_shared<answer_slot>()) {}
   net::strand<net::any_io_executor> strand;
   net::steady_timer wake;
   bool answered = false;   // strand only
   error_code error;        // strand only
   address_list addresses;  // strand only
-  std::atomic<bool> gave_up{false};
+  std::shared_ptr<answer_slot> slot;
 };
 
 error_code error_from_ares(int status) {
@@ -196,11 +207,11 @@ struct dns_resolver::impl {
     ::close(wake_write_);
   }
 
-  /// Queues a lookup of `host` for `w`; the answer arrives on w's strand.
-  void submit(std::string host, std::shared_ptr<waiter> w) {
+  /// Queues a lookup of `host` for the slot's caller; the answer arrives on its strand.
+  void submit(std::string host, std::shared_ptr<answer_slot> slot) {
     {
       std::lock_guard lock(queue_mutex_);
-      queue_.push_back({std::move(host), std::move(w)});
+      queue_.push_back({std::move(host), std::move(slot)});
     }
     wake_thread();
   }
@@ -210,7 +221,7 @@ struct dns_resolver::impl {
  private:
   struct request {
     std::string host;
-    std::shared_ptr<waiter> w;
+    std::shared_ptr<answer_slot> slot;
   };
   struct query_context {
     impl* self;
@@ -273,17 +284,18 @@ struct dns_resolver::impl {
   void finish(const std::string& host, const error_code& error, const address_list& addresses) {
     auto it = queries_.find(host);
     if (it == queries_.end()) return;
-    auto waiters = std::move(it->second);
+    auto slots = std::move(it->second);
     queries_.erase(it);
-    for (auto& w : waiters) deliver(std::move(w), error, addresses);
+    for (const auto& slot : slots) deliver(*slot, error, addresses);
   }
 
-  static void deliver(std::shared_ptr<waiter> w, const error_code& error,
-                      const address_list& addresses) {
-    // A caller past its deadline has left; posting to its strand would only keep the io_context
-    // busy for nothing.
-    if (w->gave_up.load()) return;
-    auto& strand = w->strand;
+  static void deliver(answer_slot& slot, const error_code& error, const address_list& addresses) {
+    std::lock_guard lock(slot.mutex);
+    // A caller past its deadline has left, perhaps with its io_context.
+    auto w = slot.caller.lock();
+    slot.caller.reset();
+    if (!w) return;
+    auto strand = w->strand;
     net::post(strand, [w = std::move(w), error, addresses]() mutable {
       w->answered = true;
       w->error = error;
@@ -314,16 +326,16 @@ struct dns_resolver::impl {
   void start(request r) {
     auto running = queries_.find(r.host);
     if (running != queries_.end()) {
-      running->second.push_back(std::move(r.w));
+      running->second.push_back(std::move(r.slot));
       return;
     }
     // Filled by a query that finished after the caller looked.
     if (auto cached = cache_.find(r.host, clock_type::now())) {
-      deliver(std::move(r.w), {}, *cached);
+      deliver(*r.slot, {}, *cached);
       return;
     }
     follow_resolv_conf();
-    queries_[r.host].push_back(std::move(r.w));
+    queries_[r.host].push_back(std::move(r.slot));
     ares_addrinfo_hints hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -406,7 +418,7 @@ struct dns_resolver::impl {
   std::vector<std::unique_ptr<name_server_channel>> draining_;
   file_identity resolv_conf_;
   clock_type::time_point resolv_conf_checked_;
-  std::unordered_map<std::string, std::vector<std::shared_ptr<waiter>>> queries_;
+  std::unordered_map<std::string, std::vector<std::shared_ptr<answer_slot>>> queries_;
   std::thread thread_;
 };
 
@@ -417,10 +429,11 @@ net::awaitable<boost::system::result<endpoint_list>> await_answer(std::shared_pt
   if (!w->answered) {
     (void)co_await w->wake.async_wait(net::as_tuple(net::use_awaitable));
   }
-  if (!w->answered) {
-    w->gave_up = true;
-    co_return error_code(net::error::timed_out);
+  {
+    std::lock_guard lock(w->slot->mutex);
+    w->slot->caller.reset();
   }
+  if (!w->answered) co_return error_code(net::error::timed_out);
   if (w->error) co_return w->error;
   co_return with_port(w->addresses, port);
 }
@@ -444,6 +457,7 @@ net::awaitable<boost::system::result<endpoint_list>> dns_resolver::resolve(
     co_return with_port(*cached, port);
   }
   auto w = std::make_shared<waiter>(co_await net::this_coro::executor);
+  w->slot->caller = w;
   w->wake.expires_at(deadline);
   auto strand = w->strand;
   // On w's strand the check of `answered` and the start of the wait happen without an answer
@@ -452,7 +466,7 @@ net::awaitable<boost::system::result<endpoint_list>> dns_resolver::resolve(
       strand,
       [](impl& resolver, std::string name, std::shared_ptr<waiter> w,
          std::uint16_t port) -> net::awaitable<boost::system::result<endpoint_list>> {
-        resolver.submit(std::move(name), w);
+        resolver.submit(std::move(name), w->slot);
         co_return co_await await_answer(std::move(w), port);
       }(*impl_, std::move(host), std::move(w), port),
       net::use_awaitable);

@@ -115,6 +115,8 @@ class resolver_harness {
   dns_resolver& resolver() { return resolver_; }
 
  private:
+  // Declared first, so it outlives the io_context: a query still in flight for a silent name
+  // must not touch the io_context of callers that have left.
   dns_resolver resolver_;
   net::io_context io_;
   net::executor_work_guard<net::io_context::executor_type> work_;
