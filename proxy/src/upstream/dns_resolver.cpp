@@ -119,6 +119,14 @@ struct name_server_channel {
     if (status != ARES_SUCCESS) {
       throw std::runtime_error(std::string("dns: cannot set up c-ares: ") + ares_strerror(status));
     }
+    // Subprocesses (the direct fetcher's go commands) have no business with these sockets.
+    ares_set_socket_configure_callback(
+        channel,
+        [](ares_socket_t fd, int, void*) {
+          ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+          return 0;
+        },
+        nullptr);
     if (!name_servers.empty()) {
       status = ares_set_servers_ports_csv(channel, name_servers.c_str());
       if (status != ARES_SUCCESS) {
