@@ -103,8 +103,9 @@ def test_the_next_tier_answers_at_once_for_many_requests_while_a_name_hangs(dns_
     for path, resp, elapsed in results:
         assert resp.status == 200, f"{path}: {resp.status} {resp.text}"
         assert resp.body == tree.file_bytes(path)
-        assert elapsed < 2.0, f"{path} answered after {elapsed:.2f} s"
-    assert wall < 3.0, f"{len(paths)} requests took {wall:.2f} s"
+        # Measured 0.2 s (the hedge delay plus a few ms); the margin is for sanitizer builds.
+        assert elapsed < 3.0, f"{path} answered after {elapsed:.2f} s"
+    assert wall < 4.0, f"{len(paths)} requests took {wall:.2f} s"
     assert dns_world.dns.queries(SILENT) >= 1
     # The concurrent lookups of good.test share queries and then the cache.
     assert 1 <= dns_world.dns.queries(GOOD) <= 2
