@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -451,8 +450,9 @@ net::awaitable<std::optional<fetch_result>> http_client::impl::establish(connect
     if (endpoints.error() == net::error::timed_out) {
       // Said apart from a TCP or TLS stall: a silent name server calls for another remedy.
       auto lookup_limit = limit;
-      if (lookup_limit.phase == std::string_view("connect"))
+      if (lookup_limit.phase == std::string_view("connect")) {
         lookup_limit.phase = "connect: dns lookup";
+      }
       co_return timed_out(lookup_limit);
     }
     co_return failure(transport_reason(endpoints.error()));
