@@ -175,10 +175,17 @@ def test_a_changed_resolv_conf_is_followed_without_a_restart(dns_world, tree, st
     assert dns_world.dns.queries(GOOD) == 1
 
 
-def test_etc_hosts_is_read_before_dns(dns_world, tree, start_proxy):
+def test_etc_hosts_is_read_before_dns_and_an_edit_counts_at_once(dns_world, tree, start_proxy):
     proxy = start_proxy(dns_world.url(PINNED), "--probe-interval", "0")
     resp = http_request(proxy.port, HELLO_INFO, timeout=30)
     assert resp.status == 200, resp.text
     assert resp.body == tree.file_bytes(HELLO_INFO)
     assert dns_world.dns.queries(PINNED, TYPE_A) == 0
     assert dns_world.dns.queries(PINNED, TYPE_AAAA) == 0
+    # /etc/hosts answers carry no TTL: an edit counts from the next lookup on.
+    dns_world.namespace.rewrite("hosts", f"127.0.0.1 localhost\n127.0.0.2 {PINNED}\n")
+    dns_world.upstream.stop()  # closes the pooled connection, so the next fetch looks up again
+    dns_world.upstream.start()
+    moved = http_request(proxy.port, "/example.com/hello/@v/v1.1.0.info", timeout=30)
+    assert moved.status in (404, 502), moved.text
+    assert f"{PINNED}:{dns_world.upstream.port}: connection refused" in moved.text
