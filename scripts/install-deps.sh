@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev zlib1g-dev librocksdb-dev prometheus-cpp-dev libspdlog-dev libfmt-dev
-  libtomlplusplus-dev libgtest-dev
+  libtomlplusplus-dev libgtest-dev libc-ares-dev
   golang-go golang-golang-x-mod-dev python3 python3-pytest python3-yaml ca-certificates curl
   wrk nginx-light prometheus chromium
   shellcheck bats dash zsh unzip iproute2

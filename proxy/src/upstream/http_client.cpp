@@ -6,14 +6,12 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -38,6 +36,7 @@
 #include <variant>
 #include <vector>
 
+#include "upstream/dns_resolver.hpp"
 #include "upstream/gzip_decoder.hpp"
 #include "upstream/proxy_env.hpp"
 
@@ -367,6 +366,7 @@ struct http_client::impl {
   net::ssl::context ssl_ctx_;
   proxy_choice https_proxy_, http_proxy_;
   no_proxy_list no_proxy_;
+  dns_resolver dns_;
 
   std::mutex idle_mutex_;  // guards idle_; held only to move pointers in and out
   std::unordered_map<std::string, std::vector<std::unique_ptr<connection>>> idle_;
@@ -437,22 +437,6 @@ std::variant<hop, std::string> http_client::impl::plan(url_parts target) const {
   return h;
 }
 
-namespace {
-
-// Bounds a DNS lookup by the connect deadline. getaddrinfo cannot be interrupted, so a lookup
-// that outlives the deadline finishes in the background and its answer is dropped.
-struct resolve_race {
-  explicit resolve_race(const net::any_io_executor& executor)
-      : resolver(executor), timer(executor) {}
-  tcp::resolver resolver;
-  net::steady_timer timer;
-  error_code ec;
-  tcp::resolver::results_type results;
-  bool done = false;
-};
-
-}  // namespace
-
 net::awaitable<std::optional<fetch_result>> http_client::impl::establish(connection& conn,
                                                                          const hop& h,
                                                                          deadlines limits,
@@ -461,28 +445,21 @@ net::awaitable<std::optional<fetch_result>> http_client::impl::establish(connect
   const std::string& dial_host = h.proxy ? h.proxy->host : h.target.host;
   auto dial_port = h.proxy ? h.proxy->port : h.target.port;
 
-  net::any_io_executor strand = conn.strand;
-  auto race = std::make_shared<resolve_race>(strand);
-  race->timer.expires_at(limit.at);
-  auto flags = tcp::resolver::numeric_service;
-  if (is_ip_literal(dial_host)) flags |= tcp::resolver::numeric_host;
-  race->resolver.async_resolve(
-      dial_host, std::to_string(dial_port), flags,
-      net::bind_executor(conn.strand, [race](error_code ec, tcp::resolver::results_type r) {
-        race->ec = ec;
-        race->results = std::move(r);
-        race->done = true;
-        race->timer.cancel();
-      }));
-  (void)co_await race->timer.async_wait(use_tuple);
-  if (!race->done) {
-    race->resolver.cancel();
-    co_return timed_out(limit);
+  auto endpoints = co_await dns_.resolve(dial_host, dial_port, limit.at);
+  if (!endpoints) {
+    if (endpoints.error() == net::error::timed_out) {
+      // Said apart from a TCP or TLS stall: a silent name server calls for another remedy.
+      auto lookup_limit = limit;
+      if (lookup_limit.phase == std::string_view("connect")) {
+        lookup_limit.phase = "connect: dns lookup";
+      }
+      co_return timed_out(lookup_limit);
+    }
+    co_return failure(transport_reason(endpoints.error()));
   }
-  if (race->ec) co_return failure(transport_reason(race->ec));
 
   conn.tcp.expires_at(limit.at);
-  auto [connect_ec, endpoint] = co_await conn.tcp.async_connect(race->results, use_tuple);
+  auto [connect_ec, endpoint] = co_await conn.tcp.async_connect(*endpoints, use_tuple);
   (void)endpoint;
   if (connect_ec) {
     if (connect_ec == beast::error::timeout || clock_type::now() >= limit.at) {

@@ -1,6 +1,7 @@
 // HTTP(S) client for upstream tiers: TLS with system CA verification and SNI, a keep-alive
 // connection pool per origin, redirects, gzip decoding, CONNECT through HTTPS_PROXY/HTTP_PROXY
-// (honouring NO_PROXY), and a deadline per phase. Beast stays inside the .cpp.
+// (honouring NO_PROXY), a deadline per phase, and host names looked up by dns_resolver (each
+// lookup bounded on its own, cached for its TTL). Beast stays inside the .cpp.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
