@@ -1,22 +1,19 @@
-// A tiny checksum database for unit tests: a fresh Ed25519 key, a log of the given records (at
-// most 256, so one partial tile of height 8 holds every leaf), and its answers to /lookup,
-// /tile and /latest, signed as sum.golang.org signs them.
+// A tiny checksum database for unit tests: a fresh Ed25519 key (test_signer), a log of the given
+// records (at most 256, so one partial tile of height 8 holds every leaf), and its answers to
+// /lookup, /tile and /latest, signed as sum.golang.org signs them.
 #pragma once
 
-#include <openssl/evp.h>
-
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "sumdb/base64.hpp"
 #include "sumdb/tile.hpp"
 #include "sumdb/tlog.hpp"
 #include "sumdb/tree_note.hpp"
+#include "tests/support/cpp/test_signer.hpp"
 
 namespace gomodproxy::test {
 
@@ -24,45 +21,17 @@ class test_checksum_database {
  public:
   /// `records` are go.sum line groups, e.g. "m v1.0.0 h1:...\nm v1.0.0/go.mod h1:...\n".
   test_checksum_database(std::string name, std::vector<std::string> records)
-      : name_(std::move(name)), records_(std::move(records)) {
+      : signer_(std::move(name)), records_(std::move(records)) {
     if (records_.empty() || records_.size() > 256) throw std::invalid_argument("1..256 records");
-    EVP_PKEY* raw = nullptr;
-    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
-        EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, nullptr), EVP_PKEY_CTX_free);
-    if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_keygen(ctx.get(), &raw) != 1) {
-      throw std::runtime_error("ed25519 keygen");
-    }
-    key_.reset(raw);
-    std::string public_key(32, '\0');
-    std::size_t length = public_key.size();
-    if (EVP_PKEY_get_raw_public_key(key_.get(), reinterpret_cast<unsigned char*>(public_key.data()),
-                                    &length) != 1) {
-      throw std::runtime_error("raw public key");
-    }
-    algorithm_and_key_ = std::string(1, '\x01') + public_key;
-    const std::string hashed = name_ + "\n" + algorithm_and_key_;
-    unsigned char digest[32];
-    unsigned int digest_length = 0;
-    EVP_Digest(hashed.data(), hashed.size(), digest, &digest_length, EVP_sha256(), nullptr);
-    key_hash_ = std::string(reinterpret_cast<const char*>(digest), 4);
-
     for (const auto& record : records_) leaves_.push_back(sumdb::record_hash(record));
     sumdb::tree_head head;
     head.size = static_cast<std::int64_t>(leaves_.size());
     head.root = subtree_hash(0, leaves_.size());
-    signed_tree_ = sign(sumdb::format_tree_head(head));
+    signed_tree_ = signer_.sign(sumdb::format_tree_head(head));
   }
 
   /// "<name>+<hash>+<key>", what --sumdb-key takes.
-  std::string verifier_key_text() const {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char c : key_hash_) {
-      hex += digits[c >> 4];
-      hex += digits[c & 15];
-    }
-    return name_ + "+" + hex + "+" + sumdb::encode_base64(algorithm_and_key_);
-  }
+  std::string verifier_key_text() const { return signer_.verifier_key_text(); }
 
   /// The body the database serves at `path` below its base URL ("/lookup/m@v",
   /// "/tile/8/0/000.p/N", "/latest"); nullopt for a 404.
@@ -100,25 +69,9 @@ class test_checksum_database {
     return sumdb::node_hash(subtree_hash(begin, left), subtree_hash(begin + left, count - left));
   }
 
-  std::string sign(const std::string& text) const {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    std::string signature(64, '\0');
-    std::size_t length = signature.size();
-    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1 ||
-        EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &length,
-                       reinterpret_cast<const unsigned char*>(text.data()), text.size()) != 1) {
-      throw std::runtime_error("sign");
-    }
-    return text + "\n\xe2\x80\x94 " + name_ + " " + sumdb::encode_base64(key_hash_ + signature) +
-           "\n";
-  }
-
-  std::string name_;
+  test_signer signer_;
   std::vector<std::string> records_;
   std::vector<sumdb::tlog_hash> leaves_;
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key_{nullptr, EVP_PKEY_free};
-  std::string algorithm_and_key_;
-  std::string key_hash_;
   std::string signed_tree_;
 };
 
