@@ -307,7 +307,7 @@ const std::array<key_spec, 32> keys = {{
      duration_key{&settings::connect_timeout}},
     {"first_byte_timeout", "DURATION", "per-tier deadline for the response headers",
      duration_key{&settings::first_byte_timeout}},
-    {"fill_timeout", "DURATION", "deadline for a whole upstream fill",
+    {"fill_timeout", "DURATION", "deadline for a whole upstream fill, every tier and verification",
      duration_key{&settings::fill_timeout}},
     {"request_timeout", "DURATION", "deadline for a client to send its request headers",
      duration_key{&settings::request_timeout}},

@@ -4,7 +4,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -83,7 +82,17 @@ void prober::start() {
     for (auto& [tier, tier_targets] : by_tier) {
       self->timers.push_back(std::make_unique<net::steady_timer>(self->strand));
       net::co_spawn(self->strand, self->run_tier(std::move(tier_targets), *self->timers.back()),
-                    net::detached);
+                    [tier = tier](std::exception_ptr thrown) {
+                      // A probe loop that ends by an exception leaves its tier unprobed: say so.
+                      if (!thrown) return;
+                      try {
+                        std::rethrow_exception(thrown);
+                      } catch (const std::exception& error) {
+                        spdlog::error("probe loop of tier {} failed: {}", tier, error.what());
+                      } catch (...) {
+                        spdlog::error("probe loop of tier {} failed", tier);
+                      }
+                    });
     }
   });
 }

@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -28,6 +27,7 @@
 #include "bootstrap_script.hpp"
 #include "cache/cache_store.hpp"
 #include "cache_admin/cache_verify.hpp"
+#include "log_if_thrown.hpp"
 #include "monitor/metrics.hpp"
 #include "monitor/prober.hpp"
 #include "monitor/status_page.hpp"
@@ -265,7 +265,11 @@ int serve(const config::settings& settings) {
           module_resolver.abandon_waiting();
           io.stop();
         },
-        net::detached);
+        [&io](std::exception_ptr thrown) {
+          // A drain that failed must still end the process rather than leave it half stopped.
+          log_if_thrown("the drain")(thrown);
+          if (thrown) io.stop();
+        });
   });
 
   // Leftovers of fills that a crash interrupted are invisible; reclaim their space in the

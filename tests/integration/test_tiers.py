@@ -146,3 +146,24 @@ def test_truncated_body_tier_is_skipped(tree, make_upstream, start_proxy):
     assert resp.status == 200
     assert resp.body == tree.file_bytes(HELLO_ZIP)
     assert b.count(HELLO_ZIP) == 1
+
+
+def test_fill_timeout_bounds_the_whole_fill_not_each_tier(tree, make_upstream, start_proxy):
+    # Three tiers that accept and never answer, and a first-byte timeout far beyond the fill's:
+    # the fill (not each attempt) ends at --fill-timeout, which used to allow one per tier.
+    hung = [make_upstream(tree.root, f"{name}-hangs") for name in "ABC"]
+    for upstream in hung:
+        upstream.hang(r".*")
+    proxy = start_proxy("|".join(upstream.url for upstream in hung), "--fill-timeout", "1500ms",
+                        "--first-byte-timeout", "60s")
+    start = time.monotonic()
+    resp = proxy.get(HELLO_INFO, timeout=30)
+    elapsed = time.monotonic() - start
+    assert 1.4 <= elapsed < 2.8, elapsed
+    assert resp.status == 404, (resp.status, resp.body)
+    assert resp.header("Cache-Control") == "no-store"
+    assert b"timeout after 1.5s (fill deadline)" in resp.body, resp.body
+    # Nothing was cached: once a tier answers, the next request is served.
+    for upstream in hung:
+        upstream.clear_faults()
+    assert proxy.get(HELLO_INFO).status == 200

@@ -15,6 +15,7 @@ std::optional<resolver_options> options_from_settings(const config::settings& se
   options.deadlines.connect = settings.connect_timeout;
   options.deadlines.first_byte = settings.first_byte_timeout;
   options.deadlines.total = settings.fill_timeout;
+  options.fill_timeout = settings.fill_timeout;
   options.all_failed_502 = settings.all_failed_502;
   options.hedge_after = settings.hedge_after;
   for (const auto& database : settings.sumdbs) {

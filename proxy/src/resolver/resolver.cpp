@@ -6,7 +6,6 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -16,6 +15,7 @@
 #include <optional>
 
 #include "errc.hpp"
+#include "log_if_thrown.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
@@ -41,6 +41,18 @@ constexpr const char* derived_latest_tier = "@v/list";
 // Entries up to this size are read on the I/O thread and sent in one write; the cache stores
 // them inline with their metadata, so that is a single lookup, mostly from the block cache.
 constexpr std::uint64_t small_entry_bytes = 64 << 10;
+
+using steady_clock = std::chrono::steady_clock;
+
+// "300s", "1.5s", "800ms": as the upstream client words its own timeouts.
+std::string format_duration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  auto text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+  while (text.back() == '0') text.pop_back();
+  return text + "s";
+}
 
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -343,6 +355,13 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       co_await send_text(writer, 503, "server is shutting down; retry\n");
       co_return;
     }
+    if (joined.thrown) {
+      writer.note(cache_result, "-");
+      co_await send_text(writer, options_.all_failed_502 ? 502 : 404,
+                         "not found: " + describe(module_request) +
+                             "\ninternal error: the fill failed: " + *joined.thrown + "\n");
+      co_return;
+    }
     writer.note(cache_result, joined.outcome.tier);
     int status = joined.outcome.committed ? 404 : joined.outcome.status;
     std::string body =
@@ -456,7 +475,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 
   // What a tier attempt reports to the walk that started it.
   struct attempt_event {
-    enum class type { answering, finished, hedge_due } what = type::finished;
+    enum class type { answering, finished, hedge_due, fill_deadline } what = type::finished;
     std::size_t tier = 0;
     std::uint64_t hedge_generation = 0;
     upstream::fetch_result fetched;
@@ -484,6 +503,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   net::awaitable<void> attempt(std::shared_ptr<impl> self, std::shared_ptr<attempt_race> race,
                                std::size_t index, std::string url,
                                std::optional<std::size_t> health_slot, std::uint64_t limit,
+                               upstream::deadlines limits,
                                std::unique_ptr<cache::entry_writer> entry) {
     auto done = std::make_shared<attempt_event>();
     done->tier = index;
@@ -511,7 +531,13 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       }
       return true;
     };
-    done->fetched = co_await self->client_.get(std::move(url), sink, options_.deadlines);
+    try {
+      done->fetched = co_await self->client_.get(std::move(url), sink, limits);
+    } catch (const std::exception& error) {
+      // The walk waits for this attempt's end: it must be reported whatever happens.
+      done->fetched.result = upstream::outcome::error;
+      done->fetched.reason = std::string("internal error: ") + error.what();
+    }
     if (health_ && health_slot && !abandoned) {
       // A body refused by our own sink (too large, cache write failed) still means the tier
       // answered; only transport failures, timeouts and bad statuses count against it.
@@ -532,18 +558,22 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // not-found always moves on; an error moves on only after '|'; a body that fails
   // verification moves on too, since that tier's answer is unusable whatever the separator.
   // With hedge_after, a tier that has not started answering in time gets the next tier asked
-  // alongside; the first valid answer wins. `self` keeps the resolver alive for a fill that
-  // outlives its requests.
+  // alongside; the first valid answer wins. The whole fill, verification included, ends by
+  // fill_timeout. `self` keeps the resolver alive for a fill that outlives its requests.
   net::awaitable<fill_outcome> fill(std::shared_ptr<impl> self, protocol::module_request request) {
-    auto outcome = co_await walk_tiers(self, request);
+    const auto fill_deadline = steady_clock::now() + options_.fill_timeout;
+    auto outcome = co_await walk_tiers(self, request, fill_deadline);
     if (request.kind == endpoint::latest && outcome.a_tier_lacked_it) {
-      if (auto derived = co_await latest_from_list(request)) co_return std::move(*derived);
+      if (auto derived = co_await latest_from_list(request, fill_deadline)) {
+        co_return std::move(*derived);
+      }
     }
     co_return outcome;
   }
 
   net::awaitable<fill_outcome> walk_tiers(std::shared_ptr<impl> self,
-                                          protocol::module_request request) {
+                                          protocol::module_request request,
+                                          steady_clock::time_point fill_deadline) {
     std::string tried;
     bool lacked = false;
     bool hard_failure = false;
@@ -592,15 +622,27 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           walk.skip(!tier.fall_through_on_error);
           continue;
         }
-        walk.started(std::chrono::steady_clock::now());
+        walk.started(steady_clock::now());
+        // The attempt's own deadlines, cut short by the fill's: it stops when the fill ends.
+        auto limits = options_.deadlines;
+        limits.total = std::clamp(
+            std::chrono::ceil<std::chrono::milliseconds>(fill_deadline - steady_clock::now()),
+            std::chrono::milliseconds(1), limits.total);
         net::co_spawn(work_executor_,
                       attempt(self, race, i, tier.url + request.upstream_path, slots.health, limit,
-                              std::move(*created)),
-                      net::detached);
+                              limits, std::move(*created)),
+                      log_if_thrown("a tier attempt"));
         return;
       }
     };
 
+    net::steady_timer deadline_timer(work_executor_, fill_deadline);
+    deadline_timer.async_wait([race](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto event = std::make_shared<attempt_event>();
+      event->what = attempt_event::type::fill_deadline;
+      race->post(std::move(event));
+    });
     net::steady_timer hedge_timer(work_executor_);
     std::uint64_t hedge_generation = 0;
     std::optional<tier_walk::clock::time_point> hedge_armed_for;
@@ -620,6 +662,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       }
       auto [ec, event] = co_await race->events.async_receive(net::as_tuple(net::use_awaitable));
       if (ec || !event) break;
+      if (event->what == attempt_event::type::fill_deadline) {
+        // Attempts still running end by their own total, which the fill deadline cut short;
+        // what they wrote is never committed.
+        co_return fill_timed_out(request, tried);
+      }
       if (event->what == attempt_event::type::hedge_due) {
         if (event->hedge_generation == hedge_generation &&
             walk.hedge_now(std::chrono::steady_clock::now())) {
@@ -664,7 +711,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           }
           if (needs_sumdb_check(request)) {
             std::string detail;
-            const auto checked = co_await verify_against_sumdb(request, *entry, detail);
+            const auto checked =
+                co_await verify_against_sumdb(request, *entry, detail, fill_deadline);
             if (checked == sumdb_check::mismatch) {
               spdlog::error("integrity failure: {} {}@{} from {}: {}",
                             protocol::endpoint_name(request.kind), request.module_path,
@@ -679,6 +727,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
             }
             if (checked == sumdb_check::unavailable) {
               // Nothing unverified is cached; another tier would meet the same database.
+              if (steady_clock::now() >= fill_deadline) {
+                count_attempt(slots, kind, upstream_outcome::ok, &fetched);
+                co_return fill_timed_out(request, tried);
+              }
               spdlog::error("cannot verify {}@{}: {}", request.module_path, request.version,
                             detail);
               count_attempt(slots, kind, upstream_outcome::ok, &fetched);
@@ -739,13 +791,13 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // does not retract, release before pre-release. The list, go.mod and .info come through this
   // cache (and so through the tiers, verified); the answer is kept for the list TTL.
   net::awaitable<std::optional<fill_outcome>> latest_from_list(
-      const protocol::module_request& request) {
+      const protocol::module_request& request, steady_clock::time_point deadline) {
     const std::string base = "/" + protocol::escape_case(request.module_path) + "/@v/";
     std::string why;  // a derivation that fails leaves the tiers' own answer standing
     auto file = [&](const std::string& version, const char* suffix) {
-      return cached_body(base + protocol::escape_case(version) + suffix, why);
+      return cached_body(base + protocol::escape_case(version) + suffix, why, deadline);
     };
-    auto list = co_await cached_body(base + "list", why);
+    auto list = co_await cached_body(base + "list", why, deadline);
     if (!list) co_return std::nullopt;
     const auto versions = tagged_versions(*list);
     // +incompatible versions count only when the newest compatible one has no go.mod of its
@@ -824,7 +876,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // the cache, or fetched through the tiers like any client request, so it is verified, cached
   // and shared the same way (a stale list is refreshed, and served if that fails); nullopt
   // with `why` when there is none.
-  net::awaitable<std::optional<std::string>> cached_body(std::string target, std::string& why) {
+  net::awaitable<std::optional<std::string>> cached_body(std::string target, std::string& why,
+                                                         steady_clock::time_point deadline) {
     auto parsed = protocol::parse_module_request(target);
     if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
       why = error->reason;
@@ -839,7 +892,16 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           std::chrono::milliseconds(now_ms() - entry->meta().stored_at_ms) < options_.list_ttl));
     if (!fresh) {
       auto joined = co_await flights_.join(
-          request.cache_key, [this, &request] { return fill(shared_from_this(), request); });
+          request.cache_key, [this, &request] { return fill(shared_from_this(), request); },
+          deadline);
+      if (joined.gave_up) {
+        why = fill_deadline_reason();
+        co_return std::nullopt;
+      }
+      if (joined.thrown) {
+        why = "internal error: the fill failed: " + *joined.thrown;
+        co_return std::nullopt;
+      }
       auto filled = joined.outcome.committed ? open_entry(request.cache_key) : nullptr;
       if (filled) {
         entry = std::move(filled);
@@ -868,7 +930,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   net::awaitable<bool> with_tiles(
       const sumdb_options& database, std::int64_t size,
       const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
-      std::string& why) {
+      std::string& why, steady_clock::time_point deadline) {
     std::map<std::string, std::string> tiles;
     for (int round = 0; round < 8; ++round) {
       std::vector<std::pair<std::string, std::string>> missing;  // path, full-tile path
@@ -918,10 +980,12 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       for (const auto& [path, full_path] : missing) {
         if (tiles.contains(path)) continue;
         std::string tile_why;
-        auto data = co_await cached_body("/sumdb/" + database.name + "/" + path, tile_why);
+        auto data =
+            co_await cached_body("/sumdb/" + database.name + "/" + path, tile_why, deadline);
         // A partial tile the database no longer serves: its full tile starts with the same hashes.
         if (!data && full_path != path) {
-          data = co_await cached_body("/sumdb/" + database.name + "/" + full_path, tile_why);
+          data =
+              co_await cached_body("/sumdb/" + database.name + "/" + full_path, tile_why, deadline);
         }
         if (!data) {
           why = path + ": " + tile_why;
@@ -937,7 +1001,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // The newest tree head this cache has verified for `database`, kept under a key no request
   // can produce; a tree that does not extend it (or is not extended by it) is a fork.
   net::awaitable<bool> tree_extends_known(const sumdb_options& database,
-                                          const sumdb::tree_head& head, std::string& why) {
+                                          const sumdb::tree_head& head, std::string& why,
+                                          steady_clock::time_point deadline) {
     const std::string key = "/gomodproxy/verified-tree/" + database.name;
     auto stored_tree = [this, &key]() -> std::optional<sumdb::tree_head> {
       if (auto entry = open_entry(key)) {
@@ -963,7 +1028,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
             if (!proof) return std::nullopt;
             return sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root);
           },
-          why);
+          why, deadline);
       if (!consistent) {
         why = "tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
               std::to_string(older.size) + (why.empty() ? "" : " (" + why + ")");
@@ -990,13 +1055,14 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // is proven in the signed tree and that tree proven to extend the newest one seen; nullopt
   // with `detail` when the database cannot vouch for it.
   net::awaitable<std::optional<std::string>> proven_hash(const protocol::module_request& request,
-                                                         std::string& detail) {
+                                                         std::string& detail,
+                                                         steady_clock::time_point deadline) {
     const auto& database = options_.sumdbs.front();
     std::string why;
     auto answer =
         co_await cached_body("/sumdb/" + database.name +
                                  protocol::sumdb_lookup_path(request.module_path, request.version),
-                             why);
+                             why, deadline);
     if (!answer) {
       detail = database.name + " lookup: " + why;
       co_return std::nullopt;
@@ -1022,13 +1088,13 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           if (!proof) return std::nullopt;
           return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
         },
-        why);
+        why, deadline);
     if (!included) {
       detail = database.name + ": the lookup record is not in its signed tree" +
                (why.empty() ? "" : " (" + why + ")");
       co_return std::nullopt;
     }
-    if (!co_await tree_extends_known(database, *head, why)) {
+    if (!co_await tree_extends_known(database, *head, why, deadline)) {
       detail = database.name + " misbehaves: " + why;
       spdlog::error("checksum database {}: {}", database.name, why);
       co_return std::nullopt;
@@ -1041,8 +1107,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   }
 
   net::awaitable<sumdb_check> verify_against_sumdb(const protocol::module_request& request,
-                                                   cache::entry_writer& entry,
-                                                   std::string& detail) {
+                                                   cache::entry_writer& entry, std::string& detail,
+                                                   steady_clock::time_point deadline) {
     const auto& database = options_.sumdbs.front();
     auto reader = [&entry](std::uint64_t offset, std::size_t length) {
       return entry.read(offset, length);
@@ -1057,7 +1123,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       co_return is_zip ? sumdb_check::mismatch : sumdb_check::unavailable;
     }
 
-    auto expected = co_await proven_hash(request, detail);
+    auto expected = co_await proven_hash(request, detail, deadline);
     if (!expected) co_return sumdb_check::unavailable;
     if (*expected != *actual) {
       detail = "expected " + *expected + " (" + database.name + "), got " + *actual;
@@ -1082,6 +1148,19 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       if (entry->append(body) && entry->commit(meta)) return fill_outcome{true, 404, {}, "-"};
     }
     return fill_outcome{false, 404, std::move(body), "-"};
+  }
+
+  std::string fill_deadline_reason() const {
+    return "timeout after " + format_duration(options_.fill_timeout) + " (fill deadline)";
+  }
+
+  // The fill's deadline passed: answered as when every tier failed, never cached.
+  fill_outcome fill_timed_out(const protocol::module_request& request,
+                              const std::string& tried) const {
+    spdlog::warn("fill of {} stopped: {}", describe(request), fill_deadline_reason());
+    return fill_outcome{
+        false, options_.all_failed_502 ? 502 : 404,
+        "not found: " + describe(request) + "\n" + tried + fill_deadline_reason() + "\n", "-"};
   }
 
   fill_outcome cache_failure(const boost::system::error_code& ec) const {
@@ -1113,7 +1192,8 @@ net::awaitable<resolver::database_answer> resolver::database_hash(std::string mo
   request.module_path = std::move(module_path);
   request.version = std::move(version);
   database_answer answer;
-  answer.hash = co_await impl_->proven_hash(request, answer.why);
+  answer.hash = co_await impl_->proven_hash(
+      request, answer.why, std::chrono::steady_clock::now() + impl_->options_.fill_timeout);
   co_return answer;
 }
 

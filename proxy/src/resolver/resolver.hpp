@@ -40,7 +40,13 @@ struct resolver_options {
   std::vector<std::string> no_sumdb_patterns;  ///< GONOSUMDB globs: never checked
   std::chrono::seconds list_ttl{60};           ///< list, @latest, query .info. Default: 60 s
   std::chrono::seconds negative_ttl{30};       ///< not-found answers. Default: 30 s
-  upstream::deadlines deadlines;               ///< per tier attempt
+  /// Per tier attempt: connect and first byte; `total` bounds one attempt, which never runs
+  /// past the fill's deadline either.
+  upstream::deadlines deadlines;
+  /// Bounds a whole fill: every tier attempt and the checksum-database verification (lookups
+  /// and tiles) included. When it passes, the waiting requests are answered as when every tier
+  /// failed, running attempts stop and nothing is cached. Default: 5 min
+  std::chrono::milliseconds fill_timeout{300000};
   bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
   /// When a tier has not started answering after this, the next tier is asked too; the first
   /// valid answer wins and the other attempt is abandoned. Default: 0 (off)

@@ -8,7 +8,6 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -24,6 +23,8 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+
+#include "log_if_thrown.hpp"
 
 namespace gomodproxy::server {
 namespace net = boost::asio;
@@ -116,10 +117,14 @@ std::string serialize_head(const response_head& head, std::uint64_t content_leng
 using clock = std::chrono::steady_clock;
 constexpr auto no_deadline = clock::time_point::max();
 
-// What a drain and the deadline watchdog need to reach an open connection: its stream (null
-// once the connection's coroutine is done), the deadline of the phase it is in and whether a
-// request is being answered. Touched on the connection's executor only, except `busy`.
+// What a drain and the deadline watchdog need to reach an open connection: its executor, its
+// stream (null before the connection's coroutine starts and once it is done), the deadline of
+// the phase it is in and whether a request is being answered. `stream` is written under the
+// server's connections mutex (a drain reads it there from another thread); the rest is touched
+// on the connection's executor only, except `busy`.
 struct connection_state {
+  explicit connection_state(net::any_io_executor on) : executor(std::move(on)) {}
+  const net::any_io_executor executor;
   beast::tcp_stream* stream = nullptr;
   std::atomic<bool> busy{false};
   clock::time_point deadline = no_deadline;
@@ -171,6 +176,9 @@ class connection_writer final : public response_writer {
   }
 
   bool head_only() const override { return head_only_; }
+
+  /// The response not yet started will say "Connection: close".
+  void close_after_response() { keep_alive_ = false; }
 
   void note(std::string_view cache_result, std::string_view tier) override {
     cache_result_ = cache_result;
@@ -265,20 +273,64 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         co_await pause.async_wait(use_tuple);
         continue;
       }
-      if (connection_count() >= options_.max_connections) {
-        boost::system::error_code ignored;
-        socket.close(ignored);
-        continue;
-      }
       if (!options_.connection_executors.empty()) {
         auto rehomed = move_to_connection_executor(std::move(socket));
         if (!rehomed) continue;
         socket = std::move(*rehomed);
       }
+      // Counted here, in the same step as the check, not when the connection's coroutine
+      // starts on its own executor: otherwise every connection accepted before the first of
+      // them started would pass the check.
+      auto registered = register_connection(socket.get_executor());
+      if (!registered) {
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
       auto executor = socket.get_executor();
-      net::co_spawn(executor, serve_connection(std::move(socket)), net::detached);
+      net::co_spawn(executor,
+                    serve_connection(std::move(socket), registered->first, registered->second),
+                    log_if_thrown("a connection"));
     }
   }
+
+  // A slot for a new connection, or nullopt when max_connections are open.
+  std::optional<std::pair<std::uint64_t, std::shared_ptr<connection_state>>> register_connection(
+      net::any_io_executor executor) {
+    std::lock_guard lock(connections_mutex_);
+    if (connections_.size() >= options_.max_connections) return std::nullopt;
+    const std::uint64_t id = next_connection_id_++;
+    auto state = std::make_shared<connection_state>(std::move(executor));
+    connections_.emplace(id, state);
+    return std::make_pair(id, std::move(state));
+  }
+
+  // Takes a connection off the books however its coroutine ends, exceptions included; a
+  // connection left listed would hold a drain for its whole timeout and point it at a stream
+  // that no longer exists.
+  class registration {
+   public:
+    registration(impl& server, std::uint64_t id, std::shared_ptr<connection_state> state,
+                 beast::tcp_stream& stream)
+        : server_(server), id_(id), state_(std::move(state)) {
+      std::lock_guard lock(server_.connections_mutex_);
+      state_->stream = &stream;
+    }
+    ~registration() {
+      // The watchdog is not touched here: when the io_context is torn down with the
+      // connection parked, its frame may be gone already. It ends at its next tick.
+      std::lock_guard lock(server_.connections_mutex_);
+      state_->stream = nullptr;
+      server_.connections_.erase(id_);
+    }
+    registration(const registration&) = delete;
+    registration& operator=(const registration&) = delete;
+
+   private:
+    impl& server_;
+    std::uint64_t id_;
+    std::shared_ptr<connection_state> state_;
+  };
 
   // Round-robin over the connection executors; only the accept loop calls this.
   std::optional<tcp::socket> move_to_connection_executor(tcp::socket accepted) {
@@ -308,20 +360,16 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     return connections_.size();
   }
 
-  net::awaitable<void> serve_connection(tcp::socket socket) {
+  net::awaitable<void> serve_connection(tcp::socket socket, std::uint64_t id,
+                                        std::shared_ptr<connection_state> state) {
     auto self = shared_from_this();
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     beast::tcp_stream stream(std::move(socket));
-    auto state = std::make_shared<connection_state>();
-    state->stream = &stream;
-    std::uint64_t id;
-    {
-      std::lock_guard lock(connections_mutex_);
-      id = next_connection_id_++;
-      connections_.emplace(id, state);
-    }
-    net::co_spawn(stream.get_executor(), watch_deadline(state), net::detached);
+    // Declared after the stream, so it is gone from the books before the stream is destroyed.
+    registration registered(*this, id, state, stream);
+    net::co_spawn(stream.get_executor(), watch_deadline(state),
+                  log_if_thrown("a connection's deadline watchdog"));
     // Bounded: a pipelining client can queue at most this much unparsed input with us.
     beast::flat_buffer buffer(options_.max_header_bytes + 8192);
     bool first = true;
@@ -344,10 +392,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     }
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream.close();
-    state->stream = nullptr;
     if (state->watchdog) state->watchdog->cancel();
-    std::lock_guard lock(connections_mutex_);
-    connections_.erase(id);
   }
 
   // Enforces the connection's phase deadlines by looking at them on a coarse tick, instead of
@@ -412,13 +457,27 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       head.extra_headers.emplace_back("Allow", "GET, HEAD");
       (void)co_await writer.send(head, "method not allowed\n");
     } else {
-      co_await route_for(view.target).handle(view, writer);
+      bool threw = false;
+      try {
+        co_await route_for(view.target).handle(view, writer);
+      } catch (const std::exception& error) {
+        // A bug in a handler costs this request and connection, not the server.
+        spdlog::error("{} {}: handler failed: {}", view.method, view.target, error.what());
+        threw = true;
+      }
+      // A response cut short by the exception has no honest end; keeping the connection would
+      // frame the next response inside this one's body.
+      if (threw) {
+        keep_alive = false;
+        writer.close_after_response();
+      }
       if (!writer.started()) {
         response_head head;
         head.status = 500;
         head.content_type = "text/plain; charset=utf-8";
         head.cache_control = "no-store";
-        (void)co_await writer.send(head, "internal error: no response\n");
+        (void)co_await writer.send(head,
+                                   threw ? "internal error\n" : "internal error: no response\n");
       }
     }
     if (options_.on_response) options_.on_response(writer.status(), writer.body_sent());
@@ -469,7 +528,8 @@ boost::system::result<std::uint16_t> http_server::listen() {
 }
 
 void http_server::start() {
-  net::co_spawn(impl_->acceptor_.get_executor(), impl_->accept_loop(), net::detached);
+  net::co_spawn(impl_->acceptor_.get_executor(), impl_->accept_loop(),
+                log_if_thrown("the accept loop"));
 }
 
 net::awaitable<void> http_server::drain(std::chrono::milliseconds timeout) {
@@ -483,8 +543,7 @@ net::awaitable<void> http_server::drain(std::chrono::milliseconds timeout) {
     std::lock_guard lock(self->connections_mutex_);
     for (auto& [id, state] : self->connections_) {
       if (!state->stream) continue;
-      auto executor = state->stream->get_executor();
-      net::post(executor, [state, force] {
+      net::post(state->executor, [state, force] {
         if (state->stream && (force || !state->busy.load())) state->stream->cancel();
       });
     }

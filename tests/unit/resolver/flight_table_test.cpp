@@ -11,6 +11,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -109,6 +111,8 @@ TEST(flight_table, a_later_join_starts_a_new_fill_and_keys_are_independent) {
   work.join();
 }
 
+net::awaitable<int> make_number(std::atomic<int>& fills) { co_return fills.fetch_add(1) + 1; }
+
 net::awaitable<int> gated_fill(std::atomic<int>& fills, gate& fill_gate,
                                std::atomic<int>& finished) {
   fills.fetch_add(1);
@@ -167,6 +171,107 @@ TEST(flight_table, close_releases_waiters_and_refuses_later_joins_while_the_fill
   work.join();
   EXPECT_EQ(fills.load(), 1);  // the late join started none
   EXPECT_EQ(fill_finished.load(), 1);
+}
+
+net::awaitable<int> gated_throwing_fill(std::atomic<int>& fills, gate& fill_gate) {
+  fills.fetch_add(1);
+  fill_gate.wait();
+  throw std::runtime_error("store exploded");
+  co_return 0;
+}
+
+// Runs `io` until `done` holds or 10 s pass.
+template <class Done>
+void run_until(net::io_context& io, Done done) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+    io.restart();
+  }
+}
+
+TEST(flight_table, a_fill_that_throws_releases_every_waiter_and_frees_its_key) {
+  net::thread_pool work(1);
+  net::io_context io;
+  flight_table<int> table(work.get_executor());
+  std::atomic<int> fills{0};
+  gate fill_gate;
+  auto fill = [&fills, &fill_gate] { return gated_throwing_fill(fills, fill_gate); };
+  std::vector<std::string> thrown(3);
+  std::atomic<int> finished{0};
+  for (int i = 0; i < 3; ++i) {
+    net::co_spawn(
+        io,
+        [&, i]() -> net::awaitable<void> {
+          auto joined = co_await table.join("key", fill);
+          EXPECT_FALSE(joined.abandoned);
+          thrown[i] = joined.thrown.value_or("(nothing thrown)");
+          finished.fetch_add(1);
+        },
+        net::detached);
+  }
+  io.poll();
+  ASSERT_EQ(table.in_flight(), 1u);
+  fill_gate.open();
+  run_until(io, [&] { return finished.load() == 3; });
+  ASSERT_EQ(finished.load(), 3);
+  for (const auto& what : thrown) EXPECT_EQ(what, "store exploded");
+  EXPECT_EQ(table.in_flight(), 0u);
+
+  // The key is free again: the next join starts a fill of its own.
+  int later = -1;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        auto joined = co_await table.join("key", [&fills] { return make_number(fills); });
+        later = joined.outcome;
+      },
+      net::detached);
+  run_until(io, [&] { return later != -1; });
+  EXPECT_EQ(later, 2);
+  work.join();
+}
+
+TEST(flight_table, a_waiter_gives_up_at_its_deadline_while_the_fill_goes_on_for_others) {
+  net::thread_pool work(1);
+  net::io_context io;
+  flight_table<int> table(work.get_executor());
+  std::atomic<int> fills{0};
+  std::atomic<int> fill_finished{0};
+  gate fill_gate;
+  auto fill = [&fills, &fill_gate, &fill_finished] {
+    return gated_fill(fills, fill_gate, fill_finished);
+  };
+  int impatient = -1;
+  int patient = -1;
+  auto started = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::duration impatient_waited{};
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        auto joined = co_await table.join("key", fill, started + std::chrono::milliseconds(100));
+        impatient_waited = std::chrono::steady_clock::now() - started;
+        impatient = joined.gave_up ? 1 : 0;
+      },
+      net::detached);
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        auto joined = co_await table.join("key", fill);
+        patient = joined.outcome;
+      },
+      net::detached);
+  run_until(io, [&] { return impatient != -1; });
+  EXPECT_EQ(impatient, 1);
+  EXPECT_GE(impatient_waited, std::chrono::milliseconds(100));
+  EXPECT_LT(impatient_waited, std::chrono::seconds(5));
+  EXPECT_EQ(patient, -1);
+  EXPECT_EQ(table.in_flight(), 1u);
+  fill_gate.open();
+  run_until(io, [&] { return patient != -1; });
+  EXPECT_EQ(patient, 7);
+  EXPECT_EQ(fills.load(), 1);
+  work.join();
 }
 
 }  // namespace
