@@ -484,7 +484,8 @@ net::awaitable<void> http_server::drain(std::chrono::milliseconds timeout) {
     for (auto& [id, state] : self->connections_) {
       if (!state->stream) continue;
       auto executor = state->stream->get_executor();
-      net::post(executor, [state, force] {
+      // Copied by an init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
+      net::post(executor, [state = state, force] {
         if (state->stream && (force || !state->busy.load())) state->stream->cancel();
       });
     }
