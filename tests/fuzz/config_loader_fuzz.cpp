@@ -31,9 +31,11 @@ void require(bool holds) {
   if (!holds) std::abort();
 }
 
+// In memory when the machine has /dev/shm: on ext4 every input otherwise waits for the disk.
 const std::string& scratch_file() {
   static const std::string path =
-      (std::filesystem::temp_directory_path() /
+      ((std::filesystem::is_directory("/dev/shm") ? std::filesystem::path("/dev/shm")
+                                                  : std::filesystem::temp_directory_path()) /
        ("gomodproxy-fuzz-config-" + std::to_string(::getpid()) + ".toml"))
           .string();
   return path;
@@ -98,6 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
 
   const auto loaded = load_settings(args, environment);
+  std::filesystem::remove(scratch_file());
   if (const auto* error = std::get_if<load_error>(&loaded)) {
     check_error(*error);
   } else {
