@@ -2,13 +2,16 @@
 BUILD_DIR ?= build
 ASAN_DIR ?= build-asan
 TSAN_DIR ?= build-tsan
+FUZZ_DIR ?= build-fuzz
+# Seconds each libFuzzer target runs in `make fuzz`.
+FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:8081
 CACHE_DIR ?= ./var/cache
 # Debian's interpreter, which has python3-pytest; a python3 earlier on PATH may not.
 PYTHON ?= /usr/bin/python3
 
-.PHONY: deps build run test unit integration dashboards asan tsan bench format clean
+.PHONY: deps build run test unit integration dashboards asan tsan fuzz bench format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -49,6 +52,16 @@ tsan: deps $(TSAN_DIR)/build.ninja
 
 test: unit integration dashboards
 
+# libFuzzer targets (tests/fuzz, docs/fuzzing.md) built with clang under ASan+UBSan, each run for
+# FUZZ_SECONDS on a scratch copy of its seed corpus.
+$(FUZZ_DIR)/build.ninja:
+	cmake -S . -B $(FUZZ_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g" -DCMAKE_CXX_COMPILER=clang++ -DGOMODPROXY_FUZZ=ON
+
+fuzz: deps $(FUZZ_DIR)/build.ninja
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target fuzz_targets
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_DIR)
+
 # promtool checks of the shipped scrape config and alert rules, and the rules' unit tests.
 dashboards: deps
 	bash dashboards/check.sh
@@ -60,4 +73,4 @@ format:
 	find proxy config tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)

@@ -85,10 +85,13 @@ std::string quote(std::string_view text) {
   return protocol::quote(text, {.quotes = true, .named_controls = false, .max_bytes = 200});
 }
 
+// Text from a parser (toml++, the upstream list) may echo input bytes: line breaks become spaces,
+// other control and non-ASCII bytes \xNN, so the message stays one printable line.
 std::string one_line(std::string text) {
   std::replace_if(
       text.begin(), text.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-  return text;
+  return protocol::quote(text,
+                         {.quotes = false, .named_controls = false, .max_bytes = text.size()});
 }
 
 std::optional<problem> check_listen(const std::string& text) {

@@ -2,6 +2,7 @@
 and does not hurt the server."""
 
 import socket
+import urllib.parse
 
 import pytest
 
@@ -68,6 +69,17 @@ def test_bad_module_paths_and_versions_are_not_forwarded(guarded_proxy):
     longest = "/example.com/" + "a" * 255 + "/@v/list"
     assert proxy.get(longest).status == 404
     assert upstream.count(longest) == 1
+
+
+def test_revision_query_reaches_the_upstream_as_the_same_query(guarded_proxy):
+    """A revision query may hold file-name characters that a URL path may not hold raw; the
+    upstream gets them percent-encoded, so it is asked for the very query the client asked for
+    (raw, ' ' broke the upstream URL and '#' cut it short)."""
+    proxy, upstream = guarded_proxy
+    query = "a b#c%d[e]^{f}"
+    resp = proxy.get("/example.com/hello/@v/" + urllib.parse.quote(query, safe="") + ".info")
+    assert resp.status in (404, 410), resp.text
+    assert upstream.count("/example.com/hello/@v/" + query + ".info") == 1, upstream.paths()
 
 
 def _raw_exchange(port: int, payload: bytes, timeout: float = 10.0) -> bytes:

@@ -48,6 +48,28 @@ std::string_view upstream_suffix(endpoint kind) {
   return {};
 }
 
+// Percent-encodes what may not stand in a URL path (RFC 3986 pchar and '/'). A revision query
+// may hold ' ', '#', '%', '[', ']', '^', '{' and '}' (file-name characters), which raw would end,
+// cut short or change the upstream's request target; the go command encodes them too.
+std::string encode_path(std::string_view path) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  constexpr std::string_view raw = "-._~!$&'()*+,;=:@/";
+  std::string out;
+  out.reserve(path.size());
+  for (char c : path) {
+    const auto b = static_cast<unsigned char>(c);
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (alnum || raw.find(c) != std::string_view::npos) {
+      out += c;
+    } else {
+      out += '%';
+      out += hex[b >> 4];
+      out += hex[b & 0xf];
+    }
+  }
+  return out;
+}
+
 bool all_digits(std::string_view s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos;
 }
@@ -271,8 +293,10 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
     request.version = std::move(*version);
   }
 
-  request.upstream_path = "/" + escape_case(request.module_path);
-  if (!request.version.empty()) request.upstream_path += "/@v/" + escape_case(request.version);
+  request.upstream_path = "/" + encode_path(escape_case(request.module_path));
+  if (!request.version.empty()) {
+    request.upstream_path += "/@v/" + encode_path(escape_case(request.version));
+  }
   request.upstream_path += upstream_suffix(request.kind);
   request.cache_key = request.upstream_path;
   return request;

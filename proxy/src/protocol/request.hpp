@@ -30,7 +30,9 @@ struct module_request {
   std::string module_path;  ///< unescaped, passes check_path
   std::string version;      ///< unescaped; empty for list and latest
   /// The upstream path below a proxy base, canonically escaped, e.g.
-  /// "/example.com/!upper/@v/v1.0.0.zip".
+  /// "/example.com/!upper/@v/v1.0.0.zip"; characters a URL path may not hold raw (in revision
+  /// queries: ' ', '#', '%', '[', ']', '^', '{', '}') percent-encoded, so it is a valid request
+  /// target that parses back to this request.
   std::string upstream_path;
   /// Key that identifies this answer in the cache; equal requests give equal keys.
   std::string cache_key;

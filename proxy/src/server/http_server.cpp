@@ -543,7 +543,8 @@ net::awaitable<void> http_server::drain(std::chrono::milliseconds timeout) {
     std::lock_guard lock(self->connections_mutex_);
     for (auto& [id, state] : self->connections_) {
       if (!state->stream) continue;
-      net::post(state->executor, [state, force] {
+      // Copied by an init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
+      net::post(state->executor, [state = state, force] {
         if (state->stream && (force || !state->busy.load())) state->stream->cancel();
       });
     }

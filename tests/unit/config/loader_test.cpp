@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -574,6 +575,12 @@ TEST(load_settings, bad_values_name_key_and_source) {
        "",
        {"config", "cannot read", "/nonexistent/x.toml"}},
       {"toml syntax", {}, {}, "listen = \n", {"config", "line 1", "TOML"}},
+      // toml++ echoes the bytes it choked on; found by tests/fuzz/config_loader_fuzz.cpp.
+      {"control bytes in a toml syntax error",
+       {},
+       {},
+       std::string("all_failed_502 = tr\x01\x1b[2J\0\n", 26),
+       {"config", "line 1", "tr\\x01"}},
       {"zero retry-after",
        {"--breaker-retry-after", "0"},
        {},
@@ -620,6 +627,9 @@ TEST(load_settings, bad_values_name_key_and_source) {
     const std::string message = load_fail(args, c.env);
     EXPECT_EQ(message.rfind("gomodproxy: ", 0), 0u) << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_TRUE(std::all_of(message.begin(), message.end(), [](char c) {
+      return c >= 0x20 && c < 0x7f;
+    })) << message;
     EXPECT_NE(message.find("expected"), std::string::npos) << message;
     for (const auto& part : c.want) {
       EXPECT_NE(message.find(part), std::string::npos) << "missing '" << part << "' in " << message;

@@ -109,6 +109,13 @@ TEST(parse_module_request, accepts_what_the_go_command_sends) {
        "/example.com/m/@v/v1.0.0.zip"},
       {"/example.com/m/@v/list.info", endpoint::query, "example.com/m", "list",
        "/example.com/m/@v/list.info"},
+      // File-name characters a URL path may not hold raw stay encoded on the way upstream.
+      {"/example.com/m/@v/v1%25.info", endpoint::query, "example.com/m", "v1%",
+       "/example.com/m/@v/v1%25.info"},
+      {"/example.com/m/@v/a%20b%23c%5b%5D%5E%7B%7d.info", endpoint::query, "example.com/m",
+       "a b#c[]^{}", "/example.com/m/@v/a%20b%23c%5B%5D%5E%7B%7D.info"},
+      {"/example.com/m/@v/%24%26(),=@.info", endpoint::query, "example.com/m", "$&(),=@",
+       "/example.com/m/@v/$&(),=@.info"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.target);
@@ -120,6 +127,30 @@ TEST(parse_module_request, accepts_what_the_go_command_sends) {
     EXPECT_EQ(request->version, c.version);
     EXPECT_EQ(request->upstream_path, c.upstream_path);
     EXPECT_EQ(request->cache_key, c.upstream_path);
+  }
+}
+
+// The upstream path is sent as a request target and is the cache key: it must parse back to the
+// very same request. Found by tests/fuzz/request_path_fuzz.cpp with a '%' in a revision query.
+TEST(parse_module_request, upstream_path_parses_back_to_the_same_request) {
+  const std::string targets[] = {
+      "/example.com/m/@v/v2222222222222222222%25.0.1.info",
+      "/example.com/m/@v/a%20b%23c%5B%5D%5E%7B%7D.info",
+      "/example.com/%21upper/@v/v1.0.0-%21r%21c1.info",
+      "/example.com/m/@v/v2.0.0%2Bincompatible.zip",
+  };
+  for (const auto& target : targets) {
+    SCOPED_TRACE(target);
+    const auto first = parse_module_request(target);
+    const auto* request = std::get_if<module_request>(&first);
+    ASSERT_NE(request, nullptr) << std::get<parse_error>(first).reason;
+    const auto again = parse_module_request(request->upstream_path);
+    const auto* same = std::get_if<module_request>(&again);
+    ASSERT_NE(same, nullptr) << std::get<parse_error>(again).reason;
+    EXPECT_EQ(same->kind, request->kind);
+    EXPECT_EQ(same->module_path, request->module_path);
+    EXPECT_EQ(same->version, request->version);
+    EXPECT_EQ(same->upstream_path, request->upstream_path);
   }
 }
 
