@@ -152,7 +152,8 @@ int serve(const config::settings& settings) {
 
   auto layout = monitored_tiers(settings);
   monitor::tier_health health(layout.tiers,
-                              {settings.breaker_failures, settings.breaker_retry_after});
+                              {settings.breaker_failures, settings.breaker_retry_after}, {},
+                              {settings.stall_min, settings.stall_max});
   monitor::metrics metrics(std::move(layout));
   metrics.set_cache_source([&store] {
     auto stats = store->stats();
@@ -226,16 +227,16 @@ int serve(const config::settings& settings) {
   }
   http.start();
 
-  // A probe waits at most for a connect, the headers and a small list body.
-  upstream::deadlines probe_limits;
-  probe_limits.connect = settings.connect_timeout;
-  probe_limits.first_byte = settings.first_byte_timeout;
-  probe_limits.total =
-      settings.connect_timeout + settings.first_byte_timeout + std::chrono::milliseconds(10000);
+  // A probe waits at most the tier's stall limit for a connect and again for the headers, then
+  // briefly for a small list body: a probe that hangs is a failed probe.
   monitor::prober prober(
       work.get_executor(), settings.probe_interval, probe_targets(settings, health),
-      [&client, probe_limits](std::string url) {
-        return probe_get(client, std::move(url), probe_limits);
+      [&client, &settings](std::string url, std::chrono::milliseconds patience) {
+        upstream::deadlines limits;
+        limits.connect = std::min(settings.connect_timeout, patience);
+        limits.first_byte = std::min(settings.first_byte_timeout, patience);
+        limits.total = limits.connect + limits.first_byte + std::chrono::milliseconds(10000);
+        return probe_get(client, std::move(url), limits);
       },
       health, metrics);
   prober.start();

@@ -93,6 +93,8 @@ const std::vector<std::string> all_keys = {"listen",
                                            "breaker_failures",
                                            "breaker_retry_after",
                                            "hedge_after",
+                                           "stall_min",
+                                           "stall_max",
                                            "sumdb",
                                            "sumdb_key",
                                            "verify",
@@ -146,7 +148,10 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.private_probe_modules_text, want.private_probe_modules_text);
   EXPECT_EQ(got.breaker_failures, want.breaker_failures);
   EXPECT_EQ(got.breaker_retry_after, want.breaker_retry_after);
+  EXPECT_EQ(got.hedge_after_text, want.hedge_after_text);
   EXPECT_EQ(got.hedge_after, want.hedge_after);
+  EXPECT_EQ(got.stall_min, want.stall_min);
+  EXPECT_EQ(got.stall_max, want.stall_max);
   EXPECT_EQ(got.sumdb_text, want.sumdb_text);
   EXPECT_EQ(got.sumdb_key_text, want.sumdb_key_text);
   EXPECT_EQ(got.verify, want.verify);
@@ -737,7 +742,8 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
     } else if (key == "private_probe_modules") {
       value = "";  // a module here must match `private`, which is empty by default
     } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos ||
-               key == "probe_interval" || key == "breaker_retry_after" || key == "hedge_after") {
+               key == "probe_interval" || key == "breaker_retry_after" || key == "hedge_after" ||
+               key.starts_with("stall_")) {
       value = "7s";
     } else if (key == "sumdb") {
       value = "sum.golang.org=https://a.example/sumdb/sum.golang.org|https://sum.golang.org";

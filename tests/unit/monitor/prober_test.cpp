@@ -31,7 +31,7 @@ struct scripted_fetch {
     co_return answers[url];
   }
   probe_fetch fn() {
-    return [this](std::string url) { return answer(std::move(url)); };
+    return [this](std::string url, std::chrono::milliseconds) { return answer(std::move(url)); };
   }
   int count(const std::string& url) {
     std::lock_guard lock(mutex);
