@@ -7,6 +7,7 @@
 // metrics; before each tier attempt the tier's circuit breaker is asked, and the prober keeps
 // asking every tier a cheap question so a dead tier is skipped and a recovered one comes back.
 // Health, readiness and /metrics are exact routes on the same port.
+#include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -47,18 +48,30 @@ using namespace gomodproxy;
 
 constexpr std::string_view version_text = "gomodproxy 0.1.0";
 
+// Access-log lines a busy server may have queued before the oldest is dropped: a slow disk or
+// a blocked stderr costs log lines, never an I/O thread's time.
+constexpr std::size_t access_log_queue_lines = 8192;
+
 void set_up_logging(const config::settings& settings) {
   auto main_logger = spdlog::stderr_logger_mt("gomodproxy");
   main_logger->set_level(spdlog::level::from_str(settings.log_level));
   spdlog::set_default_logger(main_logger);
-  std::shared_ptr<spdlog::logger> access;
+  // One line per request is written by spdlog's own thread, not by the I/O thread that served
+  // the request; each line is flushed there too, so the file is current for tail -f.
+  spdlog::init_thread_pool(access_log_queue_lines, 1);
+  spdlog::sink_ptr sink;
   if (settings.access_log == "stderr" || settings.access_log == "off") {
-    access = spdlog::stderr_logger_mt("access");
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   } else {
-    access = spdlog::basic_logger_mt("access", settings.access_log);
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(settings.access_log);
   }
+  auto access =
+      std::make_shared<spdlog::async_logger>("access", std::move(sink), spdlog::thread_pool(),
+                                             spdlog::async_overflow_policy::overrun_oldest);
+  spdlog::register_logger(access);
   access->set_pattern("%Y-%m-%dT%H:%M:%S.%e access %v");
   access->set_level(settings.access_log == "off" ? spdlog::level::off : spdlog::level::info);
+  access->flush_on(spdlog::level::info);
 }
 
 // "127.0.0.1:8081" or "[::1]:8081"; the loader has validated the shape.
@@ -299,7 +312,12 @@ int serve(const config::settings& settings) {
   // Coroutines still parked on a connection context are destroyed with it, here, while nothing
   // runs and the server and resolver they refer to are still alive.
   connection_ios.clear();
+  if (auto dropped = spdlog::thread_pool()->overrun_counter(); dropped > 0) {
+    spdlog::warn("access log: {} lines dropped while its queue was full", dropped);
+  }
   spdlog::info("stopped");
+  // Writes out what the access log still has queued.
+  spdlog::shutdown();
   return 0;
 }
 
