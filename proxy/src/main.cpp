@@ -316,8 +316,6 @@ int serve(const config::settings& settings) {
     spdlog::warn("access log: {} lines dropped while its queue was full", dropped);
   }
   spdlog::info("stopped");
-  // Writes out what the access log still has queued.
-  spdlog::shutdown();
   return 0;
 }
 
@@ -361,5 +359,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error->message.c_str());
     return 2;
   }
-  return serve(std::get<config::settings>(loaded));
+  const int code = serve(std::get<config::settings>(loaded));
+  // Writes out what the access log still has queued; here, once everything serve() built (which
+  // may log while it is destroyed) is gone, since no logger is left afterwards.
+  spdlog::shutdown();
+  return code;
 }
