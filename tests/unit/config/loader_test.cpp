@@ -846,5 +846,26 @@ TEST(loader, bad_checksum_database_settings_name_the_key) {
   }
 }
 
+TEST(loader, hedge_after_is_auto_a_duration_or_off) {
+  EXPECT_EQ(load_ok({}, {}).hedge_after, std::nullopt);  // the default: auto
+  EXPECT_EQ(load_ok({"--hedge-after", "auto"}, {}).hedge_after, std::nullopt);
+  EXPECT_EQ(load_ok({"--hedge-after", "500ms"}, {}).hedge_after, 500ms);
+  EXPECT_EQ(load_ok({}, {{"GOMODPROXY_HEDGE_AFTER", "0s"}}).hedge_after, 0ms);
+  const auto bad = load_fail({"--hedge-after", "soon"}, {});
+  EXPECT_NE(bad.find("hedge_after"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("expected auto or a duration"), std::string::npos) << bad;
+}
+
+TEST(loader, stall_bounds_default_to_one_and_eight_seconds_and_stay_ordered) {
+  const settings s = load_ok({}, {});
+  EXPECT_EQ(s.stall_min, 1s);
+  EXPECT_EQ(s.stall_max, 8s);
+  EXPECT_EQ(load_ok({"--stall-min", "2s", "--stall-max", "2s"}, {}).stall_min, 2s);
+  const auto bad = load_fail({"--stall-min", "9s"}, {});
+  EXPECT_NE(bad.find("stall_min"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("stall_max"), std::string::npos) << bad;
+  EXPECT_NE(load_fail({"--stall-max", "0s"}, {}).find("stall_max"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gomodproxy::config
