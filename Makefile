@@ -37,14 +37,15 @@ asan: deps $(ASAN_DIR)/build.ninja
 	cd $(ASAN_DIR) && ctest --output-on-failure -j $(JOBS)
 	GOMODPROXY_BIN=$(abspath $(ASAN_DIR))/gomodproxy $(PYTHON) -m pytest -q tests/integration
 
-# The concurrency-heavy components (singleflight, upstream pool, cache store) under TSan.
+# The concurrency-heavy components (singleflight, upstream pool, cache store, tier health and
+# prober) under TSan.
 $(TSAN_DIR)/build.ninja:
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGOMODPROXY_TSAN=ON
 
 tsan: deps $(TSAN_DIR)/build.ninja
-	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests monitor_tests
 	cd $(TSAN_DIR) && TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=1" \
-	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|http_client|tls_fixture|cache_store|rocksdb)'
+	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|http_client|tls_fixture|cache_store|rocksdb|circuit_breaker|tier_health|prober)'
 
 test: unit integration dashboards
 
