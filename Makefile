@@ -41,14 +41,14 @@ asan: deps $(ASAN_DIR)/build.ninja
 	GOMODPROXY_BIN=$(abspath $(ASAN_DIR))/gomodproxy $(PYTHON) -m pytest -q tests/integration
 
 # The concurrency-heavy components (singleflight and fills, upstream pool, DNS resolver, cache
-# store, the HTTP server's connections, deadlines and drain) under TSan.
+# store, the HTTP server's connections, deadlines and drain, tier health and prober) under TSan.
 $(TSAN_DIR)/build.ninja:
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGOMODPROXY_TSAN=ON
 
 tsan: deps $(TSAN_DIR)/build.ninja
-	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests server_tests
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests server_tests monitor_tests
 	cd $(TSAN_DIR) && TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=1" \
-	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|resolver_fill|http_client|tls_fixture|cache_store|rocksdb|http_server|dns_resolver|dns_cache)'
+	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|resolver_fill|http_client|tls_fixture|cache_store|rocksdb|http_server|dns_resolver|dns_cache|circuit_breaker|tier_health|prober)'
 
 test: unit integration dashboards
 

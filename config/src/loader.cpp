@@ -220,6 +220,11 @@ std::optional<problem> check_verify_mode(const std::string& text) {
   return quote(text) + " is not a verification mode; expected sumdb or off";
 }
 
+std::optional<problem> check_hedge_after(const std::string& text) {
+  if (text == "auto" || parse_duration(text)) return std::nullopt;
+  return quote(text) + " is not a hedge delay; expected auto or a duration like 500ms (0s: off)";
+}
+
 std::optional<problem> check_globs(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
     return quote(text) +
@@ -281,7 +286,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 32> keys = {{
+const std::array<key_spec, 34> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -354,9 +359,17 @@ const std::array<key_spec, 32> keys = {{
     {"breaker_retry_after", "DURATION",
      "how long a skipped tier waits for a trial request when no probe has revived it",
      duration_key{&settings::breaker_retry_after}},
-    {"hedge_after", "DURATION",
-     "ask the next tier too when a tier has not started answering after this; 0 is off",
-     duration_key{&settings::hedge_after, true}},
+    {"hedge_after", "auto|DURATION",
+     "ask the next tier too when a tier has not started answering after this; auto: after "
+     "the tier's stall limit; 0s is off",
+     text_key{&settings::hedge_after_text, check_hedge_after}},
+    {"stall_min", "DURATION",
+     "least stall limit (twice a tier's recent time to first byte); also a new tier's limit",
+     duration_key{&settings::stall_min}},
+    {"stall_max", "DURATION",
+     "most stall limit; a request without headers after its tier's limit is hedged and "
+     "counted against the tier, which is probed at once",
+     duration_key{&settings::stall_max}},
 }};
 
 const key_spec* find_key(std::string_view name) {
@@ -763,6 +776,12 @@ std::variant<settings, load_error> load_settings(
     return load_error{
         "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "
         "or at least one sumdb entry"};
+  }
+  if (s.hedge_after_text != "auto") s.hedge_after = parse_duration(s.hedge_after_text);
+  if (s.stall_min > s.stall_max) {
+    return load_error{"gomodproxy: stall_min: " + std::to_string(s.stall_min.count()) +
+                      "ms is more than stall_max (" + std::to_string(s.stall_max.count()) +
+                      "ms); expected stall_min <= stall_max"};
   }
   // Probes obey the private-module rule too: a private module name never reaches a public tier,
   // and private tiers are asked only about private modules.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -76,8 +77,16 @@ struct settings {
       3;  ///< consecutive failures that open a tier's breaker; 0 = never. Key: breaker_failures
   std::chrono::milliseconds breaker_retry_after{
       30000};  ///< open tier's trial request after. Key: breaker_retry_after
-  std::chrono::milliseconds hedge_after{
-      0};  ///< ask the next tier too when one is this slow; 0 is off. Key: hedge_after
+  /// "auto": ask the next tier too once a tier has had no response headers for its stall
+  /// limit; a duration: after that long; "0s": never. Key: hedge_after
+  std::string hedge_after_text = "auto";
+  std::optional<std::chrono::milliseconds> hedge_after;  ///< parsed; nullopt = auto
+  /// A tier's stall limit is twice its recent time to first byte, at least stall_min (also the
+  /// limit of a tier not yet heard from) and at most stall_max. A request that waits that long
+  /// for headers is stalled: hedged, counted against the tier, and the tier probed at once with
+  /// that limit as the probe's deadline. Keys: stall_min, stall_max
+  std::chrono::milliseconds stall_min{1000};
+  std::chrono::milliseconds stall_max{8000};
 };
 
 struct load_error {

@@ -9,7 +9,7 @@ circuit_breaker::circuit_breaker(breaker_options options, steady_clock_fn now)
   if (!now_) now_ = [] { return std::chrono::steady_clock::now(); };
 }
 
-bool circuit_breaker::allow() {
+bool circuit_breaker::allow(transition* moved) {
   auto now = now_();
   std::lock_guard lock(mutex_);
   switch (state_) {
@@ -17,8 +17,10 @@ bool circuit_breaker::allow() {
       return true;
     case breaker_state::open:
       if (now - opened_at_ < options_.open_retry_after) return false;
-      state_ = breaker_state::half_open;
-      trial_out_ = false;
+      if (auto changed = half_open_locked("retry-after passed: one trial request");
+          changed && moved) {
+        *moved = std::move(changed);
+      }
       break;
     case breaker_state::half_open:
       break;
@@ -30,35 +32,49 @@ bool circuit_breaker::allow() {
   return true;
 }
 
-void circuit_breaker::record_success() {
+circuit_breaker::transition circuit_breaker::record_success(bool after_stall) {
   std::lock_guard lock(mutex_);
   consecutive_failures_ = 0;
+  last_request_failed_ = false;
   // A late success from a request sent before the breaker opened says little about now; only
-  // half_open (a trial, or a request while probing said the tier is back) closes it.
+  // half_open (a trial, or a request while probing said the tier is back) closes it. A stalled
+  // request that answered in the end is the exception: its stall is what opened the breaker.
+  if (state_ == breaker_state::open && after_stall) {
+    return half_open_locked("a stalled request was answered in the end: the tier is slow");
+  }
   if (state_ == breaker_state::half_open) {
     state_ = breaker_state::closed;
     trial_out_ = false;
+    return breaker_transition{breaker_state::half_open, breaker_state::closed,
+                              "a request was answered"};
   }
+  return std::nullopt;
 }
 
-void circuit_breaker::record_failure() {
+circuit_breaker::transition circuit_breaker::record_failure(std::string_view reason) {
   auto now = now_();
   std::lock_guard lock(mutex_);
-  fail_locked(now);
+  last_request_failed_ = true;
+  return fail_locked(now, reason);
 }
 
-void circuit_breaker::record_probe(bool success) {
+circuit_breaker::transition circuit_breaker::record_stall(std::string_view reason) {
+  return record_failure(reason);
+}
+
+circuit_breaker::transition circuit_breaker::record_probe(bool success, std::string_view reason) {
   auto now = now_();
   std::lock_guard lock(mutex_);
   if (!success) {
-    fail_locked(now);
-    return;
+    if (state_ == breaker_state::closed && last_request_failed_ && options_.failures_to_open > 0) {
+      return open_locked(
+          now, "a request failed or stalled and a probe failed too: " + std::string(reason));
+    }
+    return fail_locked(now, std::string("probe failed: ") + std::string(reason));
   }
   consecutive_failures_ = 0;
-  if (state_ == breaker_state::open) {
-    state_ = breaker_state::half_open;
-    trial_out_ = false;
-  }
+  if (state_ == breaker_state::open) return half_open_locked("a probe was answered");
+  return std::nullopt;
 }
 
 breaker_state circuit_breaker::state() const {
@@ -68,28 +84,37 @@ breaker_state circuit_breaker::state() const {
 
 bool circuit_breaker::up() const { return state() != breaker_state::open; }
 
-void circuit_breaker::fail_locked(steady_time now) {
+circuit_breaker::transition circuit_breaker::fail_locked(steady_time now, std::string_view reason) {
   switch (state_) {
     case breaker_state::closed:
       ++consecutive_failures_;
       if (options_.failures_to_open > 0 && consecutive_failures_ >= options_.failures_to_open) {
-        open_locked(now);
+        return open_locked(now, std::to_string(consecutive_failures_) +
+                                    " failures in a row, the last: " + std::string(reason));
       }
-      return;
+      return std::nullopt;
     case breaker_state::half_open:
-      open_locked(now);
-      return;
+      return open_locked(now, "trial failed: " + std::string(reason));
     case breaker_state::open:
       // Fresh evidence that the tier is down postpones the next trial request.
       opened_at_ = now;
-      return;
+      return std::nullopt;
   }
+  return std::nullopt;
 }
 
-void circuit_breaker::open_locked(steady_time now) {
+circuit_breaker::transition circuit_breaker::open_locked(steady_time now, std::string why) {
+  const auto from = state_;
   state_ = breaker_state::open;
   opened_at_ = now;
   trial_out_ = false;
+  return breaker_transition{from, breaker_state::open, std::move(why)};
+}
+
+circuit_breaker::transition circuit_breaker::half_open_locked(std::string why) {
+  state_ = breaker_state::half_open;
+  trial_out_ = false;
+  return breaker_transition{breaker_state::open, breaker_state::half_open, std::move(why)};
 }
 
 }  // namespace gomodproxy::monitor

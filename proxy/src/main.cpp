@@ -7,6 +7,7 @@
 // metrics; before each tier attempt the tier's circuit breaker is asked, and the prober keeps
 // asking every tier a cheap question so a dead tier is skipped and a recovered one comes back.
 // Health, readiness and /metrics are exact routes on the same port.
+#include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -47,25 +48,38 @@ using namespace gomodproxy;
 
 constexpr std::string_view version_text = "gomodproxy 0.1.0";
 
+// Access-log lines a busy server may have queued before the oldest is dropped: a slow disk or
+// a blocked stderr costs log lines, never an I/O thread's time.
+constexpr std::size_t access_log_queue_lines = 8192;
+
 // Returns false, having said why on stderr, when the access log file cannot be opened.
 bool set_up_logging(const config::settings& settings) {
   auto main_logger = spdlog::stderr_logger_mt("gomodproxy");
   main_logger->set_level(spdlog::level::from_str(settings.log_level));
   spdlog::set_default_logger(main_logger);
-  std::shared_ptr<spdlog::logger> access;
+  // One line per request is written by spdlog's own thread, not by the I/O thread that served
+  // the request. A file is flushed once a second rather than per line: a write per line cost
+  // that thread enough to drop lines at 90k requests/s (docs/benchmarks.md).
+  spdlog::init_thread_pool(access_log_queue_lines, 1);
+  spdlog::sink_ptr sink;
   if (settings.access_log == "stderr" || settings.access_log == "off") {
-    access = spdlog::stderr_logger_mt("access");
+    sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   } else {
     try {
-      access = spdlog::basic_logger_mt("access", settings.access_log);
+      sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(settings.access_log);
     } catch (const spdlog::spdlog_ex& e) {
       std::fprintf(stderr, "gomodproxy: access_log: %s; expected stderr, off or a writable file\n",
                    e.what());
       return false;
     }
   }
+  auto access =
+      std::make_shared<spdlog::async_logger>("access", std::move(sink), spdlog::thread_pool(),
+                                             spdlog::async_overflow_policy::overrun_oldest);
+  spdlog::register_logger(access);
   access->set_pattern("%Y-%m-%dT%H:%M:%S.%e access %v");
   access->set_level(settings.access_log == "off" ? spdlog::level::off : spdlog::level::info);
+  spdlog::flush_every(std::chrono::seconds(1));
   return true;
 }
 
@@ -164,7 +178,8 @@ int serve(const config::settings& settings) {
 
   auto layout = monitored_tiers(settings);
   monitor::tier_health health(layout.tiers,
-                              {settings.breaker_failures, settings.breaker_retry_after});
+                              {settings.breaker_failures, settings.breaker_retry_after}, {},
+                              {settings.stall_min, settings.stall_max});
   monitor::metrics metrics(std::move(layout));
   metrics.set_cache_source([&store] {
     auto stats = store->stats();
@@ -238,16 +253,16 @@ int serve(const config::settings& settings) {
   }
   http.start();
 
-  // A probe waits at most for a connect, the headers and a small list body.
-  upstream::deadlines probe_limits;
-  probe_limits.connect = settings.connect_timeout;
-  probe_limits.first_byte = settings.first_byte_timeout;
-  probe_limits.total =
-      settings.connect_timeout + settings.first_byte_timeout + std::chrono::milliseconds(10000);
+  // A probe waits at most the tier's stall limit for a connect and again for the headers, then
+  // briefly for a small list body: a probe that hangs is a failed probe.
   monitor::prober prober(
       work.get_executor(), settings.probe_interval, probe_targets(settings, health),
-      [&client, probe_limits](std::string url) {
-        return probe_get(client, std::move(url), probe_limits);
+      [&client, &settings](std::string url, std::chrono::milliseconds patience) {
+        upstream::deadlines limits;
+        limits.connect = std::min(settings.connect_timeout, patience);
+        limits.first_byte = std::min(settings.first_byte_timeout, patience);
+        limits.total = limits.connect + limits.first_byte + std::chrono::milliseconds(10000);
+        return probe_get(client, std::move(url), limits);
       },
       health, metrics);
   prober.start();
@@ -314,6 +329,9 @@ int serve(const config::settings& settings) {
   // Coroutines still parked on a connection context are destroyed with it, here, while nothing
   // runs and the server and resolver they refer to are still alive.
   connection_ios.clear();
+  if (auto dropped = spdlog::thread_pool()->overrun_counter(); dropped > 0) {
+    spdlog::warn("access log: {} lines dropped while its queue was full", dropped);
+  }
   spdlog::info("stopped");
   return 0;
 }
@@ -358,11 +376,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", error->message.c_str());
     return 2;
   }
+  int code = 1;
   try {
-    return serve(std::get<config::settings>(loaded));
+    code = serve(std::get<config::settings>(loaded));
   } catch (const std::exception& e) {
     // A start-up step that was not expected to fail still ends in one line, not std::terminate.
     std::fprintf(stderr, "gomodproxy: %s\n", e.what());
-    return 1;
   }
+  // Writes out what the access log still has queued; here, once everything serve() built (which
+  // may log while it is destroyed) is gone, since no logger is left afterwards.
+  spdlog::shutdown();
+  return code;
 }

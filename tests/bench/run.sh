@@ -11,7 +11,8 @@
 # Knobs (environment): BENCH_THREADS (wrk -t, default 1), BENCH_CONNECTIONS (-c, 32),
 # BENCH_DURATION (seconds per run, 7), BENCH_ROUNDS (3; the table shows the median),
 # BENCH_RESULTS_DIR (default: a bench-results directory next to the binary), BENCH_KEEP=1 keeps
-# the temp dir.
+# the temp dir, BENCH_ACCESS_LOG (on: the proxy's default access log, to stderr, which goes to a
+# file in the temp dir, and nginx's access log to a file; off: both off; default on).
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -24,6 +25,8 @@ threads=${BENCH_THREADS:-1}
 connections=${BENCH_CONNECTIONS:-32}
 duration=${BENCH_DURATION:-7}
 rounds=${BENCH_ROUNDS:-3}
+access_log=${BENCH_ACCESS_LOG:-on}
+[[ $access_log == on || $access_log == off ]] || { echo "bench: BENCH_ACCESS_LOG is on or off" >&2; exit 2; }
 results_dir=${BENCH_RESULTS_DIR:-$(dirname "$binary")/bench-results}
 cores=$(nproc)
 
@@ -92,7 +95,7 @@ wait_http() {  # wait_http URL: up to 10 s for any HTTP answer
 started=$(date +%s)
 echo "== machine: $cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -r)"
 echo "== load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both servers)"
-echo "== wrk -t$threads -c$connections -d${duration}s, $rounds rounds per mix; gomodproxy --io-threads $cores, nginx worker_processes $cores"
+echo "== wrk -t$threads -c$connections -d${duration}s, $rounds rounds per mix; gomodproxy --io-threads $cores, nginx worker_processes $cores; access logs $access_log"
 
 echo "== building module tree"
 python3 "$here/bench.py" tree "$work/tree" "$work/paths"
@@ -113,9 +116,15 @@ while read -r name; do
 done < <(compgen -e | grep '^GOMODPROXY_' || true)
 # The bench tree has no checksum database, so verification is off; the measured phase serves a
 # warm cache, where nothing is verified anyway.
+proxy_access_log=()
+nginx_access_log="access_log $work/nginx-access.log;"
+if [[ $access_log == off ]]; then
+  proxy_access_log=(--access-log off)
+  nginx_access_log="access_log off;"
+fi
 env "${unset_settings[@]}" \
   "$binary" serve --listen 127.0.0.1:0 --cache-dir "$work/cache" --upstreams "$upstream_url" \
-  --access-log off --log-level warn --list-ttl 1h --io-threads "$cores" --verify off \
+  "${proxy_access_log[@]}" --log-level warn --list-ttl 1h --io-threads "$cores" --verify off \
   >"$work/proxy.out" 2>"$work/proxy.err" &
 proxy_pid=$!
 proxy_url=""
@@ -157,7 +166,7 @@ events {
   worker_connections 4096;
 }
 http {
-  access_log off;
+  $nginx_access_log
   sendfile on;
   tcp_nopush on;
   tcp_nodelay on;

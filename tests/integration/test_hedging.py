@@ -43,7 +43,8 @@ def test_without_hedging_the_silent_tier_costs_its_whole_deadline(tree, make_ups
     fast = make_upstream(tree.root, "B")
     hang = slow.hang(r".*")
     try:
-        proxy = start_proxy(f"{slow.url}|{fast.url}", "--first-byte-timeout", "2s")
+        proxy = start_proxy(f"{slow.url}|{fast.url}", "--first-byte-timeout", "2s",
+                            "--hedge-after", "0s")
         start = time.monotonic()
         resp = proxy.get(HELLO_INFO, timeout=30)
         elapsed = time.monotonic() - start

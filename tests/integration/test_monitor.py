@@ -126,8 +126,9 @@ def test_hanging_tier_costs_nothing_once_its_breaker_is_open(tree, make_upstream
     a = make_upstream(tree.root, "A")
     b = make_upstream(tree.root, "B")
     a.hang(r"/@v/")
+    # Hedging off, so each of the first requests waits for A's whole first-byte deadline.
     proxy = start_proxy(f"{a.url}|{b.url}", "--first-byte-timeout", "2s", "--probe-interval", "0",
-                        "--breaker-retry-after", "10m")
+                        "--breaker-retry-after", "10m", "--hedge-after", "0s")
     A = tier_name(a)
     paths = mod_paths(tree, 6)
 

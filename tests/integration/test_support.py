@@ -140,6 +140,21 @@ def test_upstream_hang_drip_truncate(tree, make_upstream):
         http_request(upstream.port, mv.url_path(".mod"))
 
 
+def test_upstream_delay_answers_late_and_in_full(tree, make_upstream):
+    upstream = make_upstream(tree.root)
+    path = tree.get(mt.HELLO, "v1.0.0").url_path(".info")
+    delay = upstream.delay(r"\.info$", 0.5)
+    start = time.monotonic()
+    resp = http_request(upstream.port, path)
+    assert time.monotonic() - start >= 0.5
+    assert resp.status == 200 and resp.body == tree.file_bytes(path)
+    assert delay.wait_completed(1, timeout=5)
+    delay.release()  # released: no more waiting
+    start = time.monotonic()
+    assert http_request(upstream.port, path).body == tree.file_bytes(path)
+    assert time.monotonic() - start < 0.4
+
+
 def test_upstream_body_override(tree, make_upstream):
     upstream = make_upstream(tree.root)
     upstream.serve_body(r"\.zip$", b"not a zip")

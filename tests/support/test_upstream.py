@@ -5,6 +5,7 @@ were held at a gate or hung. Faults are matched by regex against the raw request
 included) in the order they were added; the first live match wins:
   status   answer a fixed status (404/410/500/503, ...) with a text/plain body
   hang     read the request and never answer until the fault is released or the server stops
+  delay    wait `interval` seconds (or until released), then answer normally: a slow tier
   drip     send the real body `chunk` bytes per `interval` seconds
   truncate declare the full Content-Length, send half the body, close
   gate     hold the request until the test opens the gate, then serve normally
@@ -112,6 +113,9 @@ def _content_type(path: str) -> str:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, the body of a reused connection
+    # waits for the peer's delayed ACK (~40 ms), which would be measured as upstream latency.
+    disable_nagle_algorithm = True
     server: "_Server"
 
     def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
@@ -138,6 +142,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             upstream._block(fault)
             self.close_connection = True
             return
+        if fault is not None and fault.kind == "delay":
+            fault.released.wait(fault.interval)
         if fault is not None and fault.kind == "gate":
             if not upstream._block(fault):
                 self.close_connection = True
@@ -303,7 +309,7 @@ class TestUpstream:
 
     # --- scripting ---
     def add_fault(self, pattern: str, kind: str, **kwargs) -> Fault:
-        if kind not in ("status", "hang", "drip", "truncate", "gate", "body"):
+        if kind not in ("status", "hang", "delay", "drip", "truncate", "gate", "body"):
             raise ValueError(f"unknown fault kind {kind!r}")
         fault = Fault(pattern, kind, **kwargs)
         with self._lock:
@@ -315,6 +321,9 @@ class TestUpstream:
 
     def hang(self, pattern: str, **kwargs) -> Fault:
         return self.add_fault(pattern, "hang", **kwargs)
+
+    def delay(self, pattern: str, seconds: float, **kwargs) -> Fault:
+        return self.add_fault(pattern, "delay", interval=seconds, **kwargs)
 
     def drip(self, pattern: str, chunk: int, interval: float, **kwargs) -> Fault:
         return self.add_fault(pattern, "drip", chunk=chunk, interval=interval, **kwargs)

@@ -1,5 +1,6 @@
 // The active prober: every interval each monitored tier is asked a cheap protocol question
-// (a module's @v/list); the answer feeds the tier's circuit breaker and the probe metrics.
+// (a module's @v/list); the answer feeds the tier's circuit breaker and the probe metrics. A
+// tier whose request stalled is probed at once, and a tier that is down is probed more often.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -30,12 +31,18 @@ struct probe_answer {
   std::string reason;  ///< one line, for the log: "200", "connection refused", ...
 };
 
-/// Fetches `url` once with the probe deadlines. Never throws for network problems.
-using probe_fetch = std::function<boost::asio::awaitable<probe_answer>(std::string url)>;
+/// Fetches `url` once, waiting at most `patience` for the connection and again for the
+/// response headers (the tier's stall limit: a probe that hangs is a failed probe). Never
+/// throws for network problems.
+using probe_fetch = std::function<boost::asio::awaitable<probe_answer>(
+    std::string url, std::chrono::milliseconds patience)>;
 
-/// Runs one probe loop per tier on a strand of `executor`: wait `interval`, then probe every
-/// target of the tier in turn, and again; the first round comes one interval after start().
-/// Thread-safe. `health`,
+/// Runs one probe loop per tier on a strand of `executor`: wait, then probe every target of the
+/// tier in turn, and again. The wait is `interval` while the tier is up (the first round comes
+/// one interval after start()); while its breaker is open it is 2 s, doubling after each failed
+/// round up to `interval`, so a recovered tier is noticed soon; and a stall reported to
+/// `health` ends the wait at once. A probe's failure is logged when the tier's probes start
+/// failing and its recovery when they answer again, not every time. Thread-safe. `health`,
 /// `metrics` and whatever `fetch` uses must outlive the executor's last run, since a probe in
 /// progress holds them until it finishes or the executor is stopped.
 class prober final {

@@ -499,7 +499,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 
   // One tier attempt, detached on the work executor: streams the body into its own cache
   // writer and reports the first bytes and the end to the race. Once the race is over it stops
-  // at the next chunk and its answer is dropped (its writer is never committed).
+  // at the next chunk and its answer is dropped (its writer is never committed). An attempt
+  // with no first bytes after its tier's stall limit is reported stalled to the tier's health
+  // at that moment, not at its own deadline, so a hung tier is found while it is still hanging.
   net::awaitable<void> attempt(std::shared_ptr<impl> self, std::shared_ptr<attempt_race> race,
                                std::size_t index, std::string url,
                                std::optional<std::size_t> health_slot, std::uint64_t limit,
@@ -507,19 +509,31 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                std::unique_ptr<cache::entry_writer> entry) {
     auto done = std::make_shared<attempt_event>();
     done->tier = index;
-    bool first_bytes = true;
     bool abandoned = false;
+    struct stall_watch {
+      std::atomic<bool> answering{false};
+      std::atomic<bool> stalled{false};
+    };
+    auto watch = std::make_shared<stall_watch>();
+    net::steady_timer stall_timer(work_executor_);
+    if (health_ && health_slot) {
+      stall_timer.expires_after(health_->stall_limit(*health_slot));
+      stall_timer.async_wait([self, watch, slot = *health_slot](boost::system::error_code ec) {
+        if (ec || watch->answering.load()) return;
+        watch->stalled.store(true);
+        self->health_->record_stall(slot);
+      });
+    }
     auto sink = [&](std::string_view chunk) {
-      if (race->over.load()) {
-        abandoned = true;
-        return false;
-      }
-      if (first_bytes) {
-        first_bytes = false;
+      if (!watch->answering.exchange(true)) {
         auto answering = std::make_shared<attempt_event>();
         answering->what = attempt_event::type::answering;
         answering->tier = index;
         race->post(std::move(answering));
+      }
+      if (race->over.load()) {
+        abandoned = true;
+        return false;
       }
       if (entry->size() + chunk.size() > limit) {
         done->too_large = true;
@@ -538,20 +552,47 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       done->fetched.result = upstream::outcome::error;
       done->fetched.reason = std::string("internal error: ") + error.what();
     }
-    if (health_ && health_slot && !abandoned) {
+    watch->answering.store(true);
+    stall_timer.cancel();
+    if (health_ && health_slot) {
+      const auto& fetched = done->fetched;
+      const bool stalled = watch->stalled.load();
+      if (fetched.status != 0) health_->record_ttfb(*health_slot, fetched.ttfb);
       // A body refused by our own sink (too large, cache write failed) still means the tier
-      // answered; only transport failures, timeouts and bad statuses count against it.
-      bool failed = (done->fetched.result == upstream::outcome::error ||
-                     done->fetched.result == upstream::outcome::timeout) &&
-                    !done->too_large && !done->write_error;
+      // answered; only transport failures, timeouts and bad statuses count against it. A
+      // stalled attempt was counted when it stalled, and an abandoned one that got its headers
+      // shows the tier slow but alive.
+      bool failed = (fetched.result == upstream::outcome::error ||
+                     fetched.result == upstream::outcome::timeout) &&
+                    !done->too_large && !done->write_error && !abandoned;
       if (failed) {
-        health_->record_failure(*health_slot);
-      } else {
-        health_->record_success(*health_slot);
+        // The log gets a status number, never the upstream's own words.
+        if (!stalled) {
+          health_->record_failure(*health_slot, fetched.status != 0
+                                                    ? "status " + std::to_string(fetched.status)
+                                                    : fetched.reason);
+        }
+      } else if (!abandoned || stalled) {
+        health_->record_success(*health_slot, stalled);
       }
     }
     done->entry = std::move(entry);
     race->post(std::move(done));
+  }
+
+  // When each tier of `chain` gets the next one asked alongside it.
+  std::vector<std::chrono::milliseconds> hedge_delays(const tier_chain& chain) const {
+    std::vector<std::chrono::milliseconds> delays;
+    for (const auto& slots : chain.slots) {
+      if (options_.hedge_after) {
+        delays.push_back(*options_.hedge_after);
+      } else if (health_ && slots.health) {
+        delays.push_back(health_->stall_limit(*slots.health));
+      } else {
+        delays.push_back(health_ ? health_->stalls().min : monitor::stall_options{}.min);
+      }
+    }
+    return delays;
   }
 
   // Walks the tiers for one request, on the work executor. Fall-through follows GOPROXY rules:
@@ -580,7 +621,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     const tier_chain& chain = chain_for(request);
     const auto kind = kind_of(request.kind);
     const std::uint64_t limit = body_limit(request.kind);
-    tier_walk walk(chain.tiers.size(), options_.hedge_after);
+    tier_walk walk(hedge_delays(chain));
     auto race = std::make_shared<attempt_race>(work_executor_, chain.tiers.size());
     // However the walk ends, attempts still running stop at their next chunk.
     struct end_race {

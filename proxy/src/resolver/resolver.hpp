@@ -49,8 +49,10 @@ struct resolver_options {
   std::chrono::milliseconds fill_timeout{300000};
   bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
   /// When a tier has not started answering after this, the next tier is asked too; the first
-  /// valid answer wins and the other attempt is abandoned. Default: 0 (off)
-  std::chrono::milliseconds hedge_after{0};
+  /// valid answer wins and the other attempt is abandoned. nullopt: after the tier's stall limit
+  /// (monitor::tier_health::stall_limit, learnt from its times to first byte); zero: never.
+  /// Default: nullopt
+  std::optional<std::chrono::milliseconds> hedge_after;
   /// Where requests, lookups and tier attempts are counted; tiers are matched by name. Must
   /// outlive the resolver and its fills. Default: none (nothing is counted)
   monitor::metrics* metrics = nullptr;

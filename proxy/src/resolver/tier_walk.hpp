@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace gomodproxy::resolver {
@@ -31,7 +32,14 @@ class tier_walk final {
 
   /// `hedge_after` zero: one tier at a time, as GOPROXY walks a list.
   tier_walk(std::size_t tiers, std::chrono::milliseconds hedge_after)
-      : hedge_after_(hedge_after), started_at_(tiers), answering_(tiers, false) {}
+      : tier_walk(std::vector<std::chrono::milliseconds>(tiers, hedge_after)) {}
+
+  /// Each tier's own hedge delay (its stall limit when hedging follows the tiers' observed
+  /// times to first byte); zero: that tier is never hedged.
+  explicit tier_walk(std::vector<std::chrono::milliseconds> hedge_after)
+      : hedge_after_(std::move(hedge_after)),
+        started_at_(hedge_after_.size()),
+        answering_(hedge_after_.size(), false) {}
 
   /// The tier to ask next; nullopt when every tier was used or the walk was stopped.
   std::optional<std::size_t> next_candidate() const {
@@ -67,10 +75,10 @@ class tier_walk final {
   /// When the next tier should be asked alongside the one running, if hedging applies: it is
   /// on, exactly one attempt is running, that one has not started answering, and a tier is left.
   std::optional<clock::time_point> hedge_due() const {
-    if (hedge_after_.count() <= 0 || running_.size() != 1 || !next_candidate()) return std::nullopt;
+    if (running_.size() != 1 || !next_candidate()) return std::nullopt;
     const std::size_t lone = running_.front();
-    if (answering_[lone]) return std::nullopt;
-    return started_at_[lone] + hedge_after_;
+    if (answering_[lone] || hedge_after_[lone].count() <= 0) return std::nullopt;
+    return started_at_[lone] + hedge_after_[lone];
   }
 
   bool hedge_now(clock::time_point now) const {
@@ -81,7 +89,7 @@ class tier_walk final {
   std::size_t running() const { return running_.size(); }
 
  private:
-  std::chrono::milliseconds hedge_after_;
+  std::vector<std::chrono::milliseconds> hedge_after_;
   std::vector<clock::time_point> started_at_;
   std::vector<bool> answering_;
   std::vector<std::size_t> running_;

@@ -96,6 +96,8 @@ const std::vector<std::string> all_keys = {"listen",
                                            "breaker_failures",
                                            "breaker_retry_after",
                                            "hedge_after",
+                                           "stall_min",
+                                           "stall_max",
                                            "sumdb",
                                            "sumdb_key",
                                            "verify",
@@ -149,7 +151,10 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.private_probe_modules_text, want.private_probe_modules_text);
   EXPECT_EQ(got.breaker_failures, want.breaker_failures);
   EXPECT_EQ(got.breaker_retry_after, want.breaker_retry_after);
+  EXPECT_EQ(got.hedge_after_text, want.hedge_after_text);
   EXPECT_EQ(got.hedge_after, want.hedge_after);
+  EXPECT_EQ(got.stall_min, want.stall_min);
+  EXPECT_EQ(got.stall_max, want.stall_max);
   EXPECT_EQ(got.sumdb_text, want.sumdb_text);
   EXPECT_EQ(got.sumdb_key_text, want.sumdb_key_text);
   EXPECT_EQ(got.verify, want.verify);
@@ -774,7 +779,8 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
     } else if (key == "private_probe_modules") {
       value = "";  // a module here must match `private`, which is empty by default
     } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos ||
-               key == "probe_interval" || key == "breaker_retry_after" || key == "hedge_after") {
+               key == "probe_interval" || key == "breaker_retry_after" || key == "hedge_after" ||
+               key.starts_with("stall_")) {
       value = "7s";
     } else if (key == "sumdb") {
       value = "sum.golang.org=https://a.example/sumdb/sum.golang.org|https://sum.golang.org";
@@ -875,6 +881,27 @@ TEST(loader, bad_checksum_database_settings_name_the_key) {
     EXPECT_NE(error->message.find(c.key), std::string::npos) << error->message;
     EXPECT_NE(error->message.find(c.fragment), std::string::npos) << error->message;
   }
+}
+
+TEST(loader, hedge_after_is_auto_a_duration_or_off) {
+  EXPECT_EQ(load_ok({}, {}).hedge_after, std::nullopt);  // the default: auto
+  EXPECT_EQ(load_ok({"--hedge-after", "auto"}, {}).hedge_after, std::nullopt);
+  EXPECT_EQ(load_ok({"--hedge-after", "500ms"}, {}).hedge_after, 500ms);
+  EXPECT_EQ(load_ok({}, {{"GOMODPROXY_HEDGE_AFTER", "0s"}}).hedge_after, 0ms);
+  const auto bad = load_fail({"--hedge-after", "soon"}, {});
+  EXPECT_NE(bad.find("hedge_after"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("expected auto or a duration"), std::string::npos) << bad;
+}
+
+TEST(loader, stall_bounds_default_to_one_and_eight_seconds_and_stay_ordered) {
+  const settings s = load_ok({}, {});
+  EXPECT_EQ(s.stall_min, 1s);
+  EXPECT_EQ(s.stall_max, 8s);
+  EXPECT_EQ(load_ok({"--stall-min", "2s", "--stall-max", "2s"}, {}).stall_min, 2s);
+  const auto bad = load_fail({"--stall-min", "9s"}, {});
+  EXPECT_NE(bad.find("stall_min"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("stall_max"), std::string::npos) << bad;
+  EXPECT_NE(load_fail({"--stall-max", "0s"}, {}).find("stall_max"), std::string::npos);
 }
 
 }  // namespace

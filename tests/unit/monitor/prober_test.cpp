@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <vector>
 
 namespace gomodproxy::monitor {
 namespace {
@@ -31,7 +32,7 @@ struct scripted_fetch {
     co_return answers[url];
   }
   probe_fetch fn() {
-    return [this](std::string url) { return answer(std::move(url)); };
+    return [this](std::string url, std::chrono::milliseconds) { return answer(std::move(url)); };
   }
   int count(const std::string& url) {
     std::lock_guard lock(mutex);
@@ -111,6 +112,67 @@ TEST(prober, a_recovering_tier_half_opens) {
   EXPECT_GE(std::chrono::steady_clock::now() - started, 300ms);
   EXPECT_EQ(fetch.count("http://bad/x/@v/list"), 1);
   EXPECT_EQ(health.state(1), breaker_state::half_open);
+  p.stop();
+  io.run_for(1s);
+  EXPECT_TRUE(io.stopped());
+}
+
+// A fetch that records the patience each probe was given.
+struct patience_fetch {
+  std::mutex mutex;
+  std::vector<std::chrono::milliseconds> patience;
+  net::awaitable<probe_answer> answer(std::chrono::milliseconds given) {
+    std::lock_guard lock(mutex);
+    patience.push_back(given);
+    co_return probe_answer{false, 0, std::nullopt, "timeout after 1s (first byte)"};
+  }
+  probe_fetch fn() {
+    return [this](std::string, std::chrono::milliseconds given) { return answer(given); };
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex);
+    return patience.size();
+  }
+};
+
+TEST(prober, a_stall_is_probed_at_once_with_the_stall_limit_and_a_failure_opens) {
+  net::io_context io;
+  metrics m(layout());
+  tier_health health({"good", "bad", "idle"}, {3, 30s}, {}, {1500ms, 8000ms});
+  patience_fetch fetch;
+  // An hour between rounds: only the stall can explain a probe within the test.
+  prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  p.start();
+  io.run_for(50ms);
+  EXPECT_EQ(fetch.count(), 0u);
+  health.record_stall(1);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (fetch.count() < 1 && std::chrono::steady_clock::now() < deadline) io.run_for(5ms);
+  ASSERT_EQ(fetch.count(), 1u);
+  EXPECT_EQ(fetch.patience.front(), 1500ms);
+  EXPECT_EQ(health.state(1), breaker_state::open);  // the stall and the probe agree
+  p.stop();
+  io.run_for(1s);
+  EXPECT_TRUE(io.stopped());
+}
+
+TEST(prober, a_tier_that_is_down_is_probed_again_soon) {
+  net::io_context io;
+  metrics m(layout());
+  tier_health health({"good", "bad", "idle"}, {1, 30s});
+  health.record_failure(1);
+  ASSERT_FALSE(health.up(1));
+  patience_fetch fetch;
+  prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  auto started = std::chrono::steady_clock::now();
+  p.start();
+  auto deadline = started + 10s;
+  while (fetch.count() < 2 && std::chrono::steady_clock::now() < deadline) io.run_for(5ms);
+  // 2 s, then 4 s: far sooner than the hour between rounds of a tier that is up.
+  EXPECT_EQ(fetch.count(), 2u);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_GE(took, 6s);
+  EXPECT_LT(took, 8s);
   p.stop();
   io.run_for(1s);
   EXPECT_TRUE(io.stopped());

@@ -70,6 +70,24 @@ TEST(tier_walk, a_tier_that_started_answering_is_not_hedged) {
   EXPECT_FALSE(walk.hedge_now(t0 + 10s));
 }
 
+TEST(tier_walk, each_tier_is_hedged_after_its_own_delay) {
+  // Stall limits per tier: A has shown itself slow (6 s), B is unknown (1 s), C is the last.
+  tier_walk walk({6000ms, 1000ms, 1000ms});
+  walk.started(t0);
+  ASSERT_EQ(walk.hedge_due(), t0 + 6000ms);
+  EXPECT_FALSE(walk.hedge_now(t0 + 3s));  // a 3 s answer from A is not doubled
+  EXPECT_EQ(walk.finished(0, attempt_verdict::failed, true), step::start_next);
+  walk.started(t0 + 7s);
+  EXPECT_EQ(walk.hedge_due(), t0 + 8s);
+}
+
+TEST(tier_walk, a_zero_delay_tier_is_never_hedged) {
+  tier_walk walk({0ms, 1000ms});
+  walk.started(t0);
+  EXPECT_FALSE(walk.hedge_due());
+  EXPECT_FALSE(walk.hedge_now(t0 + 1h));
+}
+
 TEST(tier_walk, no_hedge_without_a_tier_left) {
   tier_walk walk(1, 200ms);
   walk.started(t0);
