@@ -192,7 +192,8 @@ struct fill_outcome {
   int status = 404;               ///< when not committed
   std::string body;               ///< when not committed: the plain-text error body
   std::string tier;               ///< tier that answered, or "-"
-  bool a_tier_lacked_it = false;  ///< some tier answered not found (not every one failed)
+  bool a_tier_lacked_it = false;  ///< some tier answered not found
+  bool absent = false;            ///< when not committed: no tier failed, a not-found to remember
 };
 
 }  // namespace
@@ -539,6 +540,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     if (request.kind == endpoint::latest && outcome.a_tier_lacked_it) {
       if (auto derived = co_await latest_from_list(request)) co_return std::move(*derived);
     }
+    // Only now: remembered before the derivation ended, the absence would be served to the
+    // requests arriving meanwhile instead of their joining this fill.
+    if (outcome.absent) co_return remember_not_found(request, std::move(outcome.body));
     co_return outcome;
   }
 
@@ -727,10 +731,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
     if (cache_error) co_return cache_failure(*cache_error);
     std::string body = "not found: " + describe(request) + "\n" + tried;
-    fill_outcome outcome = hard_failure ? fill_outcome{false, options_.all_failed_502 ? 502 : 404,
-                                                       std::move(body), "-"}
-                                        : remember_not_found(request, std::move(body));
+    fill_outcome outcome{false, hard_failure && options_.all_failed_502 ? 502 : 404,
+                         std::move(body), "-"};
     outcome.a_tier_lacked_it = lacked;
+    outcome.absent = !hard_failure;
     co_return outcome;
   }
 
