@@ -104,6 +104,20 @@ def test_a_request_during_the_derivation_waits_for_it(tmp_path, make_upstream, s
     assert upstream.count(f"/{RETRACTING}/@v/list") == 1
 
 
+def test_latest_with_verification_on(tmp_path, make_upstream, make_sumdb, start_proxy):
+    """Verification at its default (only the database's address and key are the test's): the
+    go.mod whose retractions decide @latest is read only once the database vouched for it."""
+    tree = _static_tree(tmp_path / "tree")
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    for path, version in EXPECTED.items():
+        answer = proxy.get(_latest_url(path))
+        assert answer.status == 200, (path, answer.status, answer.body)
+        assert json.loads(answer.body)["Version"] == version, path
+    assert sumdb.wait_count(f"/lookup/{mt.escape_path(RETRACTING)}@v1.2.0") == 1
+
+
 def test_a_tier_that_serves_latest_is_believed(tmp_path, make_upstream, start_proxy):
     tree = _static_tree(tmp_path / "tree")
     tree.set_latest(RETRACTING, "v1.3.0-rc.1")  # its own choice, not ours to overrule
