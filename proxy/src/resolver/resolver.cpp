@@ -294,30 +294,16 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 
     std::unique_ptr<cache::entry_reader> stale;
     if (auto entry = open_entry(module_request.cache_key)) {
-      const auto& meta = entry->meta();
-      auto age = std::chrono::milliseconds(now_ms() - meta.stored_at_ms);
-      switch (meta.kind) {
-        case cache::entry_kind::immutable:
-          count_lookup(kind, monitor::cache_result::hit);
-          co_await serve(writer, module_request, *entry, "hit");
-          co_return;
-        case cache::entry_kind::expiring:
-          if (age < options_.list_ttl) {
-            count_lookup(kind, monitor::cache_result::hit);
-            co_await serve(writer, module_request, *entry, "hit");
-            co_return;
-          }
-          count_lookup(kind, monitor::cache_result::stale);
-          stale = std::move(entry);
-          break;
-        case cache::entry_kind::not_found:
-          if (age < options_.negative_ttl) {
-            count_lookup(kind, monitor::cache_result::hit);
-            co_await serve(writer, module_request, *entry, "hit");
-            co_return;
-          }
-          count_lookup(kind, monitor::cache_result::miss);
-          break;
+      if (is_fresh(entry->meta())) {
+        count_lookup(kind, monitor::cache_result::hit);
+        co_await serve(writer, module_request, *entry, "hit");
+        co_return;
+      }
+      if (entry->meta().kind == cache::entry_kind::expiring) {
+        count_lookup(kind, monitor::cache_result::stale);
+        stale = std::move(entry);
+      } else {
+        count_lookup(kind, monitor::cache_result::miss);
       }
     } else {
       count_lookup(kind, monitor::cache_result::miss);
@@ -349,6 +335,20 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     std::string body =
         joined.outcome.committed ? "not found: cache entry vanished\n" : joined.outcome.body;
     co_await send_text(writer, status, body);
+  }
+
+  // Whether an entry may be answered as it is, without asking the tiers again.
+  bool is_fresh(const cache::entry_meta& meta) const {
+    const auto age = std::chrono::milliseconds(now_ms() - meta.stored_at_ms);
+    switch (meta.kind) {
+      case cache::entry_kind::immutable:
+        return true;
+      case cache::entry_kind::expiring:
+        return age < options_.list_ttl;
+      case cache::entry_kind::not_found:
+        return age < options_.negative_ttl;
+    }
+    return false;
   }
 
   std::unique_ptr<cache::entry_reader> open_entry(const std::string& key) {
@@ -836,12 +836,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
     auto request = std::get<protocol::module_request>(std::move(parsed));
     auto entry = open_entry(request.cache_key);
-    const bool fresh =
-        entry &&
-        (entry->meta().kind == cache::entry_kind::immutable ||
-         (entry->meta().kind == cache::entry_kind::expiring &&
-          std::chrono::milliseconds(now_ms() - entry->meta().stored_at_ms) < options_.list_ttl));
-    if (!fresh) {
+    // A remembered absence is asked about again however recent: a checksum database learns of
+    // a version when first asked for it, and the fill waiting for this body fails without it.
+    if (!entry || entry->meta().kind == cache::entry_kind::not_found || !is_fresh(entry->meta())) {
       auto joined = co_await flights_.join(
           request.cache_key, [this, &request] { return fill(shared_from_this(), request); });
       auto filled = joined.outcome.committed ? open_entry(request.cache_key) : nullptr;
