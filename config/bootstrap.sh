@@ -487,7 +487,8 @@ zip_h1() {
 
 # Checks a signed note (the tree head in a lookup answer) against a verifier key
 # "name+hash+base64(0x01 || Ed25519 public key)". Returns 1 when the note is not signed by that
-# key, 2 when openssl cannot check Ed25519, 3 when the key itself is malformed.
+# key, 2 when openssl cannot check Ed25519, 3 when the key's hash is not that of its name and
+# bytes, 4 when its last part is not an Ed25519 public key.
 verify_note() {
 	note=$1 key=$2
 	key_name=${key%%+*}
@@ -495,8 +496,9 @@ verify_note() {
 	key_hash=${rest%%+*}
 	key_data=${rest#*+}
 	# openssl's base64, not base64(1): macOS 12's spells its decode flag differently.
-	printf '%s' "$key_data" | openssl base64 -d -A >"$work_dir/key_all" 2>/dev/null || return 3
-	[ "$(od -An -tx1 -N1 "$work_dir/key_all" | tr -d ' \n')" = 01 ] || return 3
+	printf '%s' "$key_data" | openssl base64 -d -A >"$work_dir/key_all" 2>/dev/null || return 4
+	[ "$(od -An -tx1 -N1 "$work_dir/key_all" | tr -d ' \n')" = 01 ] || return 4
+	[ "$(wc -c <"$work_dir/key_all" | tr -d ' ')" = 33 ] || return 4
 	# As go does, refuse a key whose hash is not that of its name and key bytes: a mistyped key
 	# would otherwise only ever look like a database that signs nothing.
 	key_hash_of_key=$({
@@ -581,6 +583,7 @@ if [ -n "$install_version" ]; then
 				0) say "the $sumdb_name answer is signed by its key" ;;
 				2) say "note: this openssl cannot check Ed25519 signatures; relying on $proxy, which checks them" ;;
 				3) fail "$sumdb_key is not a valid verifier key: its hash does not match its name and key (nothing was changed)" ;;
+				4) fail "$sumdb_key is not a valid verifier key: its last part is not an Ed25519 public key (nothing was changed)" ;;
 				*) fail "the $sumdb_name answer is not signed by $sumdb_key (nothing was changed)" ;;
 				esac
 			fi

@@ -373,3 +373,26 @@ def test_a_malformed_checksum_database_key_is_refused(toolchain, go_less_path, m
         f"error: {mistyped} is not a valid verifier key: its hash does not match its name and "
         "key (nothing was changed)"]
     assert machine.files() == before and not machine.sdk.exists()
+
+
+def test_a_key_that_is_not_an_ed25519_key_is_refused_as_such(toolchain, go_less_path,
+                                                             make_upstream, make_sumdb,
+                                                             start_proxy, tmp_path):
+    """A key whose last part is not base64 of an Ed25519 public key (0x01 and 32 bytes) is
+    refused for that, as go's note.NewVerifier refuses it before it looks at the hash."""
+    tree, _ = toolchain
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--verify", "off")
+    name, key_hash, key_data = sumdb.vkey.split("+", 2)
+    machine = Machine(tmp_path / "m", go_less_path)
+    before = machine.files()
+    for key_part in ("AAAA", key_data[:8], "not*base64"):
+        malformed = f"{name}+{key_hash}+{key_part}"
+        proc = machine.bootstrap("--proxy", proxy.url, "--sumdb", malformed, "--check-module",
+                                 CHECK_MODULE, "--install-go", GO_VERSION, "--yes")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert _error_lines(proc) == [
+            f"error: {malformed} is not a valid verifier key: its last part is not an Ed25519 "
+            "public key (nothing was changed)"], key_part
+        assert machine.files() == before and not machine.sdk.exists()

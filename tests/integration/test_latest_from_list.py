@@ -5,7 +5,10 @@ falls back as go does."""
 
 import json
 import os
+import re
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import module_tree as mt
@@ -80,6 +83,39 @@ def test_proxy_answers_latest_as_go_works_it_out(tmp_path, make_upstream, start_
     for path, version in EXPECTED.items():
         listed = json.loads(through.run("list", "-m", "-json", f"{path}@latest").stdout)
         assert listed["Version"] == version, (path, listed)
+
+
+def test_a_request_during_the_derivation_waits_for_it(tmp_path, make_upstream, start_proxy):
+    tree = _static_tree(tmp_path / "tree")
+    upstream = make_upstream(tree.root)
+    held_list = upstream.gate(re.escape(f"/{mt.escape_path(RETRACTING)}/@v/list") + "$")
+    proxy = start_proxy(upstream.url)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(proxy.get, _latest_url(RETRACTING))
+        # The tier has answered 404 for @latest; the derivation waits for the list.
+        assert held_list.wait_arrivals(1, timeout=10)
+        second = pool.submit(proxy.get, _latest_url(RETRACTING))
+        time.sleep(0.5)  # long enough for an answer from the cache to arrive
+        held_list.open()
+        for answer in (first.result(timeout=30), second.result(timeout=30)):
+            assert answer.status == 200, (answer.status, answer.body)
+            assert json.loads(answer.body)["Version"] == EXPECTED[RETRACTING]
+    assert upstream.count(_latest_url(RETRACTING)) == 1
+    assert upstream.count(f"/{RETRACTING}/@v/list") == 1
+
+
+def test_latest_with_verification_on(tmp_path, make_upstream, make_sumdb, start_proxy):
+    """Verification at its default (only the database's address and key are the test's): the
+    go.mod whose retractions decide @latest is read only once the database vouched for it."""
+    tree = _static_tree(tmp_path / "tree")
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    for path, version in EXPECTED.items():
+        answer = proxy.get(_latest_url(path))
+        assert answer.status == 200, (path, answer.status, answer.body)
+        assert json.loads(answer.body)["Version"] == version, path
+    assert sumdb.wait_count(f"/lookup/{mt.escape_path(RETRACTING)}@v1.2.0") == 1
 
 
 def test_a_tier_that_serves_latest_is_believed(tmp_path, make_upstream, start_proxy):

@@ -3,6 +3,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -193,8 +194,9 @@ probe_run run_sweep(const sweep_options& options, const progress_sink& progress)
   std::unique_ptr<upstream::http_client> client_holder;
   try {
     client_holder = std::make_unique<upstream::http_client>(io.get_executor(), client_options);
-  } catch (const std::exception& e) {
-    // The only start-up input the client reads is the CA file; say which flag to fix.
+  } catch (const boost::system::system_error& e) {
+    // The TLS context's failures are the CA file's (the resolver's throw std::runtime_error and
+    // go out as they are); say which flag to fix.
     if (options.ca_file.empty()) throw;
     throw std::runtime_error("--ca-file: cannot load " + protocol::quote(options.ca_file) + ": " +
                              e.what());

@@ -204,7 +204,8 @@ struct fill_outcome {
   int status = 404;               ///< when not committed
   std::string body;               ///< when not committed: the plain-text error body
   std::string tier;               ///< tier that answered, or "-"
-  bool a_tier_lacked_it = false;  ///< some tier answered not found (not every one failed)
+  bool a_tier_lacked_it = false;  ///< some tier answered not found
+  bool absent = false;            ///< when not committed: no tier failed, a not-found to remember
 };
 
 }  // namespace
@@ -305,30 +306,16 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 
     std::unique_ptr<cache::entry_reader> stale;
     if (auto entry = open_entry(module_request.cache_key)) {
-      const auto& meta = entry->meta();
-      auto age = std::chrono::milliseconds(now_ms() - meta.stored_at_ms);
-      switch (meta.kind) {
-        case cache::entry_kind::immutable:
-          count_lookup(kind, monitor::cache_result::hit);
-          co_await serve(writer, module_request, *entry, "hit");
-          co_return;
-        case cache::entry_kind::expiring:
-          if (age < options_.list_ttl) {
-            count_lookup(kind, monitor::cache_result::hit);
-            co_await serve(writer, module_request, *entry, "hit");
-            co_return;
-          }
-          count_lookup(kind, monitor::cache_result::stale);
-          stale = std::move(entry);
-          break;
-        case cache::entry_kind::not_found:
-          if (age < options_.negative_ttl) {
-            count_lookup(kind, monitor::cache_result::hit);
-            co_await serve(writer, module_request, *entry, "hit");
-            co_return;
-          }
-          count_lookup(kind, monitor::cache_result::miss);
-          break;
+      if (is_fresh(entry->meta())) {
+        count_lookup(kind, monitor::cache_result::hit);
+        co_await serve(writer, module_request, *entry, "hit");
+        co_return;
+      }
+      if (entry->meta().kind == cache::entry_kind::expiring) {
+        count_lookup(kind, monitor::cache_result::stale);
+        stale = std::move(entry);
+      } else {
+        count_lookup(kind, monitor::cache_result::miss);
       }
     } else {
       count_lookup(kind, monitor::cache_result::miss);
@@ -367,6 +354,20 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     std::string body =
         joined.outcome.committed ? "not found: cache entry vanished\n" : joined.outcome.body;
     co_await send_text(writer, status, body);
+  }
+
+  // Whether an entry may be answered as it is, without asking the tiers again.
+  bool is_fresh(const cache::entry_meta& meta) const {
+    const auto age = std::chrono::milliseconds(now_ms() - meta.stored_at_ms);
+    switch (meta.kind) {
+      case cache::entry_kind::immutable:
+        return true;
+      case cache::entry_kind::expiring:
+        return age < options_.list_ttl;
+      case cache::entry_kind::not_found:
+        return age < options_.negative_ttl;
+    }
+    return false;
   }
 
   std::unique_ptr<cache::entry_reader> open_entry(const std::string& key) {
@@ -609,6 +610,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
         co_return std::move(*derived);
       }
     }
+    // Only now: remembered before the derivation ended, the absence would be served to the
+    // requests arriving meanwhile instead of their joining this fill.
+    if (outcome.absent) co_return remember_not_found(request, std::move(outcome.body));
     co_return outcome;
   }
 
@@ -820,10 +824,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
     if (cache_error) co_return cache_failure(*cache_error);
     std::string body = "not found: " + describe(request) + "\n" + tried;
-    fill_outcome outcome = hard_failure ? fill_outcome{false, options_.all_failed_502 ? 502 : 404,
-                                                       std::move(body), "-"}
-                                        : remember_not_found(request, std::move(body));
+    fill_outcome outcome{false, hard_failure && options_.all_failed_502 ? 502 : 404,
+                         std::move(body), "-"};
     outcome.a_tier_lacked_it = lacked;
+    outcome.absent = !hard_failure;
     co_return outcome;
   }
 
@@ -926,12 +930,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     }
     auto request = std::get<protocol::module_request>(std::move(parsed));
     auto entry = open_entry(request.cache_key);
-    const bool fresh =
-        entry &&
-        (entry->meta().kind == cache::entry_kind::immutable ||
-         (entry->meta().kind == cache::entry_kind::expiring &&
-          std::chrono::milliseconds(now_ms() - entry->meta().stored_at_ms) < options_.list_ttl));
-    if (!fresh) {
+    // A remembered absence is asked about again however recent: a checksum database learns of
+    // a version when first asked for it, and the fill waiting for this body fails without it.
+    if (!entry || entry->meta().kind == cache::entry_kind::not_found || !is_fresh(entry->meta())) {
       auto joined = co_await flights_.join(
           request.cache_key, [this, &request] { return fill(shared_from_this(), request); },
           deadline);

@@ -119,7 +119,7 @@ struct name_server_channel {
     if (status != ARES_SUCCESS) {
       throw std::runtime_error(std::string("dns: cannot set up c-ares: ") + ares_strerror(status));
     }
-    // Subprocesses (the direct fetcher's go commands) have no business with these sockets.
+    // As Asio's own sockets are: no process started from this one may inherit them.
     ares_set_socket_configure_callback(
         channel,
         [](ares_socket_t fd, int, void*) {
@@ -185,13 +185,11 @@ struct dns_resolver::impl {
       : cache_(options.cache), name_servers_(std::move(options.name_servers)) {
     initialise_ares_once();
     int pipe_fds[2];
-    if (::pipe(pipe_fds) != 0) throw std::runtime_error("dns: cannot create the wake-up pipe");
+    if (::pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      throw std::runtime_error("dns: cannot create the wake-up pipe");
+    }
     wake_read_ = pipe_fds[0];
     wake_write_ = pipe_fds[1];
-    for (int fd : pipe_fds) {
-      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
     try {
       resolv_conf_ = identify(resolv_conf_path);
       resolv_conf_checked_ = clock_type::now();

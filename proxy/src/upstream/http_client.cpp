@@ -449,11 +449,7 @@ net::awaitable<std::optional<fetch_result>> http_client::impl::establish(connect
   if (!endpoints) {
     if (endpoints.error() == net::error::timed_out) {
       // Said apart from a TCP or TLS stall: a silent name server calls for another remedy.
-      auto lookup_limit = limit;
-      if (lookup_limit.phase == std::string_view("connect")) {
-        lookup_limit.phase = "connect: dns lookup";
-      }
-      co_return timed_out(lookup_limit);
+      co_return timed_out(earliest(limit.at, "connect: dns lookup", limits.connect, total));
     }
     co_return failure(transport_reason(endpoints.error()));
   }
