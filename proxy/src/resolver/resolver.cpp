@@ -551,8 +551,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       if (fetched.status != 0) health_->record_ttfb(*health_slot, fetched.ttfb);
       // A body refused by our own sink (too large, cache write failed) still means the tier
       // answered; only transport failures, timeouts and bad statuses count against it. A
-      // stalled attempt was counted when it stalled, and an abandoned one that got its headers
-      // shows the tier slow but alive.
+      // stalled attempt was counted when it stalled, and an abandoned one that had started its
+      // body shows the tier slow but alive.
       bool failed = (fetched.result == upstream::outcome::error ||
                      fetched.result == upstream::outcome::timeout) &&
                     !done->too_large && !done->write_error && !abandoned;
