@@ -77,8 +77,8 @@ struct settings {
       3;  ///< consecutive failures that open a tier's breaker; 0 = never. Key: breaker_failures
   std::chrono::milliseconds breaker_retry_after{
       30000};  ///< open tier's trial request after. Key: breaker_retry_after
-  /// "auto": ask the next tier too once a tier has had no response headers for its stall
-  /// limit; a duration: after that long; "0s": never. Key: hedge_after
+  /// "auto": ask the next tier too once a tier has not started answering in its stall limit;
+  /// a duration: after that long; "0s": never. Key: hedge_after
   std::string hedge_after_text = "auto";
   std::optional<std::chrono::milliseconds> hedge_after;  ///< parsed; nullopt = auto
   /// A tier's stall limit is twice its recent time to first byte, at least stall_min (also the

@@ -67,8 +67,8 @@ void tier_health::record_failure(std::size_t tier, std::string_view reason) {
 void tier_health::record_stall(std::size_t tier) {
   if (tier >= breakers_.size()) return;
   const auto limit = stall_limit(tier);
-  log(tier, breakers_[tier]->record_stall("no response headers after " +
-                                          std::to_string(limit.count()) + "ms (stalled)"));
+  log(tier, breakers_[tier]->record_stall("no answer after " + std::to_string(limit.count()) +
+                                          "ms (stalled)"));
   stall_listener listener;
   {
     std::lock_guard lock(listener_mutex_);

@@ -25,7 +25,7 @@ def test_access_log_file_gets_every_request_while_running_and_at_shutdown(
     paths = mod_paths(tree, 6)
     for path in paths:
         assert proxy.get(path).status == 200
-    # Flushed line by line on the logging thread, so the file is current while the proxy runs.
+    # spdlog's flusher writes the file out once a second, so it is current while the proxy runs.
     wait_for(lambda: len(access_lines(log_file.read_text())) == len(paths), 5,
              "one access line per request in the file")
     assert [m.group(2) for m in access_lines(log_file.read_text())] == paths

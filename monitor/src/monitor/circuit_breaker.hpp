@@ -61,7 +61,7 @@ class circuit_breaker final {
   transition record_success(bool after_stall = false);
   /// A request to the tier failed (transport error, timeout, unusable status).
   transition record_failure(std::string_view reason = "request failed");
-  /// A request has waited longer than the tier usually takes without response headers. Counts
+  /// A request has waited longer than the tier usually takes without an answer starting. Counts
   /// as one failure now (the request's own end later must not be reported again as a failure)
   /// and makes the next failed probe decisive.
   transition record_stall(std::string_view reason);

@@ -26,7 +26,7 @@ struct stall_options {
   std::chrono::milliseconds max{8000};
 };
 
-/// How long a request to a tier may wait for response headers before it counts as stalled:
+/// How long a request to a tier may wait for its answer to start before it counts as stalled:
 /// twice the 80th percentile of `recent_ttfbs` (the tier's last times to first byte), within
 /// [options.min, options.max]; options.min when there is none. Pure, for tests.
 std::chrono::milliseconds stall_limit_for(std::span<const std::chrono::microseconds> recent_ttfbs,
@@ -52,8 +52,9 @@ class tier_health final {
   [[nodiscard]] bool allow(std::size_t tier);
   void record_success(std::size_t tier, bool after_stall = false);
   void record_failure(std::size_t tier, std::string_view reason = "request failed");
-  /// A request to `tier` has had no response headers for stall_limit(tier): one failure for
-  /// the breaker, and the stall listener is told.
+  /// A request to `tier` has not started answering in stall_limit(tier) (no body bytes, nor a
+  /// whole not-found or error answer): one failure for the breaker, and the stall listener is
+  /// told.
   void record_stall(std::size_t tier);
   void record_probe(std::size_t tier, bool success, std::string_view reason = {});
   /// A response's headers arrived after `ttfb` (requests and probes alike).

@@ -44,16 +44,6 @@ constexpr std::uint64_t small_entry_bytes = 64 << 10;
 
 using steady_clock = std::chrono::steady_clock;
 
-// "300s", "1.5s", "800ms": as the upstream client words its own timeouts.
-std::string format_duration(std::chrono::milliseconds d) {
-  auto ms = d.count();
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  auto text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
-  while (text.back() == '0') text.pop_back();
-  return text + "s";
-}
-
 std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -561,8 +551,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       if (fetched.status != 0) health_->record_ttfb(*health_slot, fetched.ttfb);
       // A body refused by our own sink (too large, cache write failed) still means the tier
       // answered; only transport failures, timeouts and bad statuses count against it. A
-      // stalled attempt was counted when it stalled, and an abandoned one that got its headers
-      // shows the tier slow but alive.
+      // stalled attempt was counted when it stalled, and an abandoned one that had started its
+      // body shows the tier slow but alive.
       bool failed = (fetched.result == upstream::outcome::error ||
                      fetched.result == upstream::outcome::timeout) &&
                     !done->too_large && !done->write_error && !abandoned;
@@ -1193,7 +1183,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   }
 
   std::string fill_deadline_reason() const {
-    return "timeout after " + format_duration(options_.fill_timeout) + " (fill deadline)";
+    return "timeout after " + upstream::format_duration(options_.fill_timeout) + " (fill deadline)";
   }
 
   // The fill's deadline passed: answered as when every tier failed, never cached.

@@ -79,16 +79,6 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-// Go-like rendering: 300ms, 10s, 1.5s.
-std::string format_duration(std::chrono::milliseconds d) {
-  auto ms = d.count();
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-  auto text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
-  while (text.back() == '0') text.pop_back();
-  return text + "s";
-}
-
 /// The deadline that bounds one phase: the phase's own, or the total when that comes first.
 struct deadline {
   clock_type::time_point at;
@@ -803,6 +793,15 @@ boost::asio::awaitable<fetch_result> http_client::get(std::string url, body_sink
   } catch (const std::exception& e) {
     co_return failure(e.what());
   }
+}
+
+std::string format_duration(std::chrono::milliseconds duration) {
+  const auto ms = duration.count();
+  if (ms < 1000) return std::to_string(ms) + "ms";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  auto text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+  while (text.back() == '0') text.pop_back();
+  return text + "s";
 }
 
 }  // namespace gomodproxy::upstream

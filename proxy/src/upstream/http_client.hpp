@@ -40,6 +40,10 @@ struct fetch_result {
   std::chrono::microseconds ttfb{0};  ///< request start until final response headers
 };
 
+/// How the client words a deadline in `fetch_result::reason` ("800ms", "10s", "1.5s"), for
+/// callers whose own timeouts should read the same.
+std::string format_duration(std::chrono::milliseconds duration);
+
 /// Receives decoded body chunks of a 200 response, in order. Return false to abort the fetch
 /// (outcome::error, reason "aborted by receiver"). Called on the client's executor; it may block
 /// briefly (for example, to append to the cache).
