@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "errc.hpp"
 #include "log_if_thrown.hpp"
@@ -501,22 +502,27 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     auto done = std::make_shared<attempt_event>();
     done->tier = index;
     bool abandoned = false;
-    struct stall_watch {
-      std::atomic<bool> answering{false};
-      std::atomic<bool> stalled{false};
+    bool first_bytes = true;
+    // The stall timer runs on another thread of the pool: one compare-and-swap decides whether
+    // the attempt stalled or answered first, so its tier is never counted twice.
+    enum class stall_state { waiting, answered, stalled };
+    auto watch = std::make_shared<std::atomic<stall_state>>(stall_state::waiting);
+    auto answered = [&watch] {
+      auto expected = stall_state::waiting;
+      watch->compare_exchange_strong(expected, stall_state::answered);
     };
-    auto watch = std::make_shared<stall_watch>();
     net::steady_timer stall_timer(work_executor_);
     if (health_ && health_slot) {
       stall_timer.expires_after(health_->stall_limit(*health_slot));
       stall_timer.async_wait([self, watch, slot = *health_slot](boost::system::error_code ec) {
-        if (ec || watch->answering.load()) return;
-        watch->stalled.store(true);
+        auto expected = stall_state::waiting;
+        if (ec || !watch->compare_exchange_strong(expected, stall_state::stalled)) return;
         self->health_->record_stall(slot);
       });
     }
     auto sink = [&](std::string_view chunk) {
-      if (!watch->answering.exchange(true)) {
+      answered();
+      if (std::exchange(first_bytes, false)) {
         auto answering = std::make_shared<attempt_event>();
         answering->what = attempt_event::type::answering;
         answering->tier = index;
@@ -543,11 +549,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       done->fetched.result = upstream::outcome::error;
       done->fetched.reason = std::string("internal error: ") + error.what();
     }
-    watch->answering.store(true);
+    answered();
     stall_timer.cancel();
     if (health_ && health_slot) {
       const auto& fetched = done->fetched;
-      const bool stalled = watch->stalled.load();
+      const bool stalled = watch->load() == stall_state::stalled;
       if (fetched.status != 0) health_->record_ttfb(*health_slot, fetched.ttfb);
       // A body refused by our own sink (too large, cache write failed) still means the tier
       // answered; only transport failures, timeouts and bad statuses count against it. A
