@@ -64,7 +64,9 @@ void check_settings(const settings& s) {
     require(timeout.count() > 0);
   }
   require(s.list_ttl.count() > 0 && s.negative_ttl.count() > 0);
-  require(s.probe_interval.count() >= 0 && s.hedge_after.count() >= 0);
+  require(s.probe_interval.count() >= 0);
+  require(!s.hedge_after || s.hedge_after->count() >= 0);
+  require(s.stall_min.count() > 0 && s.stall_min <= s.stall_max);
   require(s.max_header_bytes >= 1024 && s.max_connections >= 1);
   require(s.fill_threads >= 1 && s.io_threads >= 0);
 }
