@@ -196,7 +196,8 @@ int serve(const config::settings& settings) {
   auto resolver_options = std::move(*loaded_options);
   resolver_options.metrics = &metrics;
   resolver_options.health = &health;
-  resolver::resolver module_resolver(resolver_options, *store, client, work.get_executor());
+  resolver::resolver module_resolver(resolver_options, *store, upstream::http_tiers(client),
+                                     work.get_executor());
 
   server::text_handler healthz([] { return server::text_answer{200, "ok\n"}; });
   server::text_handler metrics_page([&metrics] {

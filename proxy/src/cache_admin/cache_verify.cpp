@@ -163,7 +163,7 @@ class online_checker {
                  const upstream::client_options& client_options, cache::cache_store& store)
       : guard_(net::make_work_guard(work_)),
         client_(work_.get_executor(), client_options),
-        resolver_(options, store, client_, work_.get_executor()),
+        resolver_(options, store, upstream::http_tiers(client_), work_.get_executor()),
         thread_([this] { work_.run(); }) {}
 
   ~online_checker() {

@@ -171,14 +171,17 @@ struct tier_slots {
 // up a tier by name.
 struct tier_chain {
   std::vector<upstream::tier_spec> tiers;
-  std::vector<tier_slots> slots;  ///< parallel to tiers
+  std::vector<tier_slots> slots;                         ///< parallel to tiers
+  std::vector<std::shared_ptr<upstream::tier>> sources;  ///< parallel to tiers; null: unusable
 };
 
 tier_chain make_chain(const std::vector<upstream::tier_spec>& tiers,
-                      const monitor::metrics* metrics, const monitor::tier_health* health) {
+                      const upstream::tier_factory& make_tier, const monitor::metrics* metrics,
+                      const monitor::tier_health* health) {
   tier_chain chain;
   chain.tiers = tiers;
   for (const auto& tier : tiers) {
+    chain.sources.push_back(make_tier ? make_tier(tier) : nullptr);
     tier_slots slots;
     if (tier.type == upstream::tier_spec::kind::url) {
       if (metrics) slots.metrics = metrics->tier_index(tier.name);
@@ -202,25 +205,24 @@ struct fill_outcome {
 }  // namespace
 
 struct resolver::impl : std::enable_shared_from_this<impl> {
-  impl(resolver_options options, cache::cache_store& store, upstream::http_client& client,
+  impl(resolver_options options, cache::cache_store& store, const upstream::tier_factory& make_tier,
        net::any_io_executor work_executor)
       : options_(std::move(options)),
         store_(store),
-        client_(client),
         work_executor_(work_executor),
         flights_(work_executor),
         metrics_(options_.metrics),
         health_(options_.health),
-        public_chain_(make_chain(options_.tiers, metrics_, health_)),
-        private_chain_(make_chain(options_.private_tiers, metrics_, health_)) {
+        public_chain_(make_chain(options_.tiers, make_tier, metrics_, health_)),
+        private_chain_(make_chain(options_.private_tiers, make_tier, metrics_, health_)) {
     for (const auto& database : options_.sumdbs) {
-      sumdb_chains_.emplace(database.name, make_chain(database.tiers, metrics_, health_));
+      sumdb_chains_.emplace(database.name,
+                            make_chain(database.tiers, make_tier, metrics_, health_));
     }
   }
 
   resolver_options options_;
   cache::cache_store& store_;
-  upstream::http_client& client_;
   net::any_io_executor work_executor_;
   flight_table<fill_outcome> flights_;
   monitor::metrics* metrics_;
@@ -495,7 +497,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // with no first bytes after its tier's stall limit is reported stalled to the tier's health
   // at that moment, not at its own deadline, so a hung tier is found while it is still hanging.
   net::awaitable<void> attempt(std::shared_ptr<impl> self, std::shared_ptr<attempt_race> race,
-                               std::size_t index, std::string url,
+                               std::size_t index, std::shared_ptr<upstream::tier> source,
+                               protocol::module_request request,
                                std::optional<std::size_t> health_slot, std::uint64_t limit,
                                upstream::deadlines limits,
                                std::unique_ptr<cache::entry_writer> entry) {
@@ -543,7 +546,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       return true;
     };
     try {
-      done->fetched = co_await self->client_.get(std::move(url), sink, limits);
+      done->fetched = co_await source->fetch(request, sink, limits);
     } catch (const std::exception& error) {
       // The walk waits for this attempt's end: it must be reported whatever happens.
       done->fetched.result = upstream::outcome::error;
@@ -644,8 +647,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
           walk.skip(true);
           return;
         }
-        if (tier.type == upstream::tier_spec::kind::direct) {
-          tried += "direct: fetching from version control is not supported yet\n";
+        if (!chain.sources[i]) {
+          tried += tier.name + ": not available in this process\n";
           walk.skip(true);
           return;
         }
@@ -670,8 +673,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
             std::chrono::ceil<std::chrono::milliseconds>(fill_deadline - steady_clock::now()),
             std::chrono::milliseconds(1), limits.total);
         net::co_spawn(work_executor_,
-                      attempt(self, race, i, tier.url + request.upstream_path, slots.health, limit,
-                              limits, std::move(*created)),
+                      attempt(self, race, i, chain.sources[i], request, slots.health, limit, limits,
+                              std::move(*created)),
                       log_if_thrown("a tier attempt"));
         return;
       }
@@ -1209,8 +1212,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 };
 
 resolver::resolver(resolver_options options, cache::cache_store& store,
-                   upstream::http_client& client, net::any_io_executor work_executor)
-    : impl_(std::make_shared<impl>(std::move(options), store, client, std::move(work_executor))) {}
+                   upstream::tier_factory make_tier, net::any_io_executor work_executor)
+    : impl_(
+          std::make_shared<impl>(std::move(options), store, make_tier, std::move(work_executor))) {}
 
 resolver::~resolver() = default;
 

@@ -16,6 +16,7 @@
 #include "server/http_server.hpp"
 #include "sumdb/signed_note.hpp"
 #include "upstream/http_client.hpp"
+#include "upstream/tier.hpp"
 #include "upstream/upstream_list.hpp"
 
 namespace gomodproxy::resolver {
@@ -61,12 +62,13 @@ struct resolver_options {
   monitor::tier_health* health = nullptr;
 };
 
-/// Answers GOPROXY protocol requests. Thread-safe. `store` and `client` must outlive it, and
+/// Answers GOPROXY protocol requests. Thread-safe. `store` and the tiers `make_tier` returns must
+/// outlive it (it builds each configured tier once, at construction), and
 /// `work_executor` (which runs fills, cache writes and large cache reads, never the network
 /// front) must be stopped and joined before it is destroyed.
 class resolver final : public server::handler {
  public:
-  resolver(resolver_options options, cache::cache_store& store, upstream::http_client& client,
+  resolver(resolver_options options, cache::cache_store& store, upstream::tier_factory make_tier,
            boost::asio::any_io_executor work_executor);
   ~resolver() override;
 

@@ -213,8 +213,8 @@ class fill_harness {
     options.deadlines.total = 10s;
     options.fill_timeout = 10s;
     if (adjust) adjust(options);
-    resolver_ =
-        std::make_unique<resolver>(std::move(options), *store_, *client_, work_.get_executor());
+    resolver_ = std::make_unique<resolver>(std::move(options), *store_,
+                                           upstream::http_tiers(*client_), work_.get_executor());
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { work_.run(); });
     threads_.emplace_back([this] { front_.run(); });
   }
