@@ -1,0 +1,172 @@
+// The resolver's insides, shared by its own files only: resolver.cpp (the request path),
+// fill.cpp (the tier walk), sumdb_verify.cpp (verify before cache) and derived_latest.cpp
+// (@latest worked out from @v/list). Nothing outside src/resolver/ includes it.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "resolver/flight_table.hpp"
+#include "resolver/resolver.hpp"
+#include "resolver/tier_walk.hpp"
+#include "sumdb/tlog.hpp"
+#include "sumdb/tree_note.hpp"
+
+namespace gomodproxy::resolver {
+
+/// Milliseconds since the Unix epoch: cache entries' stored_at_ms.
+std::int64_t now_ms();
+
+/// What a request asks for, for logs and error bodies: "module@version", "module/@v/list",
+/// "module@latest", or the checksum database path.
+std::string describe(const protocol::module_request& request);
+
+/// The request kind metrics count `kind` under.
+monitor::request_kind kind_of(protocol::endpoint kind);
+
+// Where one configured tier is counted and checked; nullopt when the monitor does not know it
+// (direct, off, or no monitor configured).
+struct tier_slots {
+  std::optional<std::size_t> metrics;
+  std::optional<std::size_t> health;
+};
+
+// A tier list with its monitor slots, resolved once at construction so the walk never looks
+// up a tier by name.
+struct tier_chain {
+  std::vector<upstream::tier_spec> tiers;
+  std::vector<tier_slots> slots;                         ///< parallel to tiers
+  std::vector<std::shared_ptr<upstream::tier>> sources;  ///< parallel to tiers; null: unusable
+};
+
+// The result of one fill, shared by every request that joined it.
+struct fill_outcome {
+  bool committed = false;         ///< the cache now holds the answer (possibly a negative entry)
+  int status = 404;               ///< when not committed
+  std::string body;               ///< when not committed: the plain-text error body
+  std::string tier;               ///< tier that answered, or "-"
+  bool a_tier_lacked_it = false;  ///< some tier answered not found
+  bool absent = false;            ///< when not committed: no tier failed, a not-found to remember
+};
+
+struct resolver::impl : std::enable_shared_from_this<impl> {
+  impl(resolver_options options, cache::cache_store& store, const upstream::tier_factory& make_tier,
+       boost::asio::any_io_executor work_executor);
+
+  resolver_options options_;
+  cache::cache_store& store_;
+  boost::asio::any_io_executor work_executor_;
+  flight_table<fill_outcome> flights_;
+  monitor::metrics* metrics_;
+  monitor::tier_health* health_;
+  tier_chain public_chain_;
+  tier_chain private_chain_;
+  std::map<std::string, tier_chain, std::less<>> sumdb_chains_;
+  std::mutex verified_tree_mutex_;  ///< orders the updates of the remembered tree heads
+
+  // --- The request path (resolver.cpp) ---
+
+  const sumdb_options* sumdb_named(std::string_view name) const;
+  bool is_private(const std::string& module_path) const;
+  boost::asio::awaitable<void> handle(const server::request_view& request,
+                                      server::response_writer& writer);
+  void count_lookup(monitor::request_kind kind, monitor::cache_result result);
+  boost::asio::awaitable<void> answer(const server::request_view& request,
+                                      server::response_writer& writer, monitor::request_kind& kind);
+  bool is_fresh(const cache::entry_meta& meta) const;
+  std::unique_ptr<cache::entry_reader> open_entry(const std::string& key);
+  static boost::asio::awaitable<void> send_text(server::response_writer& writer, int status,
+                                                std::string_view body);
+  boost::asio::awaitable<void> serve(server::response_writer& writer,
+                                     const protocol::module_request& request,
+                                     cache::entry_reader& entry, std::string_view cache_result);
+  static std::string tier_reasons(std::string_view body);
+  boost::asio::awaitable<std::optional<std::string>> cached_body(
+      std::string target, std::string& why, std::chrono::steady_clock::time_point deadline);
+
+  // --- The fill: the tier walk and its verdicts (fill.cpp) ---
+
+  // What a tier attempt reports to the walk that started it; defined in fill.cpp.
+  struct attempt_event;
+  // Shared by a walk and its attempts, which may outlive it (an abandoned hedge); defined in
+  // fill.cpp.
+  struct attempt_race;
+  // What the walk has learnt from the attempts that ended so far.
+  struct walk_notes {
+    std::string tried;          ///< one line per tier asked or passed over, for the error body
+    bool lacked = false;        ///< a tier answered not found
+    bool hard_failure = false;  ///< a tier failed, was skipped or gave an unusable answer
+  };
+  // How one finished attempt ends: the fill's outcome when it ends the fill (won, or a failure
+  // no other tier can mend), otherwise the verdict the walk goes on with.
+  struct attempt_judgement {
+    attempt_verdict verdict = attempt_verdict::failed;
+    std::optional<fill_outcome> fill_ends;
+  };
+
+  const tier_chain& chain_for(const protocol::module_request& request) const;
+  void note_problem(const tier_slots& slots, monitor::request_kind kind, const std::string& reason,
+                    int status = 0);
+  void count_attempt(const tier_slots& slots, monitor::request_kind kind,
+                     monitor::upstream_outcome outcome, const upstream::fetch_result* fetched);
+  boost::asio::awaitable<void> attempt(std::shared_ptr<impl> self,
+                                       std::shared_ptr<attempt_race> race, std::size_t index,
+                                       std::shared_ptr<upstream::tier> source,
+                                       protocol::module_request request,
+                                       std::optional<std::size_t> health_slot, std::uint64_t limit,
+                                       upstream::deadlines limits,
+                                       std::unique_ptr<cache::entry_writer> entry);
+  std::vector<std::chrono::milliseconds> hedge_delays(const tier_chain& chain) const;
+  boost::asio::awaitable<fill_outcome> fill(std::shared_ptr<impl> self,
+                                            protocol::module_request request);
+  boost::asio::awaitable<fill_outcome> walk_tiers(
+      std::shared_ptr<impl> self, protocol::module_request request,
+      std::chrono::steady_clock::time_point fill_deadline);
+  boost::asio::awaitable<attempt_judgement> judge_attempt(
+      const protocol::module_request& request, const tier_chain& chain, attempt_event& event,
+      walk_notes& notes, std::chrono::steady_clock::time_point fill_deadline);
+  fill_outcome remember_not_found(const protocol::module_request& request, std::string body);
+  std::string fill_deadline_reason() const;
+  fill_outcome fill_timed_out(const protocol::module_request& request,
+                              const std::string& tried) const;
+  fill_outcome cache_failure(const boost::system::error_code& ec) const;
+
+  // --- @latest from @v/list (derived_latest.cpp) ---
+
+  boost::asio::awaitable<std::optional<fill_outcome>> latest_from_list(
+      const protocol::module_request& request, std::chrono::steady_clock::time_point deadline);
+
+  // --- Verify before cache: a public go.mod or zip is checked against the checksum database
+  // (sumdb_verify.cpp) ---
+
+  enum class sumdb_check { ok, mismatch, unavailable };
+
+  std::optional<std::string_view> sumdb_exempt(const std::string& module_path) const;
+  bool needs_sumdb_check(const protocol::module_request& request) const;
+  boost::asio::awaitable<bool> with_tiles(
+      const sumdb_options& database, std::int64_t size,
+      const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
+      std::string& why, std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<bool> tree_extends_known(const sumdb_options& database,
+                                                  const sumdb::tree_head& head, std::string& why,
+                                                  std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<std::optional<std::string>> proven_hash(
+      const protocol::module_request& request, std::string& detail,
+      std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<sumdb_check> verify_against_sumdb(
+      const protocol::module_request& request, cache::entry_writer& entry, std::string& detail,
+      std::chrono::steady_clock::time_point deadline);
+};
+
+}  // namespace gomodproxy::resolver

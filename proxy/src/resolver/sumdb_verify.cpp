@@ -1,0 +1,272 @@
+// Verify before cache: a public go.mod or zip is hashed and checked against the first checksum
+// database's record, proven in its signed tree, that tree proven to extend the last one seen.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "errc.hpp"
+#include "protocol/path_glob.hpp"
+#include "protocol/request.hpp"
+#include "resolver/resolver_impl.hpp"
+#include "sumdb/signed_note.hpp"
+#include "sumdb/tile.hpp"
+#include "sumdb/tlog.hpp"
+#include "sumdb/tree_note.hpp"
+#include "sumdb/zip_check.hpp"
+
+namespace gomodproxy::resolver {
+namespace net = boost::asio;
+using protocol::endpoint;
+
+namespace {
+
+using steady_clock = std::chrono::steady_clock;
+
+}  // namespace
+
+net::awaitable<resolver::database_answer> resolver::database_hash(std::string module_path,
+                                                                  std::string version,
+                                                                  bool go_mod) {
+  if (auto exempt = impl_->sumdb_exempt(module_path)) {
+    co_return database_answer{std::nullopt, std::string(*exempt)};
+  }
+  protocol::module_request request;
+  request.kind = go_mod ? endpoint::mod : endpoint::zip;
+  request.module_path = std::move(module_path);
+  request.version = std::move(version);
+  database_answer answer;
+  answer.hash = co_await impl_->proven_hash(
+      request, answer.why, std::chrono::steady_clock::now() + impl_->options_.fill_timeout);
+  co_return answer;
+}
+
+// Why the checksum database is never asked about `module_path`, or nullopt when it is.
+std::optional<std::string_view> resolver::impl::sumdb_exempt(const std::string& module_path) const {
+  if (options_.sumdbs.empty()) return "no checksum database";
+  if (is_private(module_path)) return "private module";
+  if (!options_.no_sumdb_patterns.empty() &&
+      protocol::match_prefix_patterns(options_.no_sumdb_patterns, module_path)) {
+    return "matches no_sumdb";
+  }
+  return std::nullopt;
+}
+
+bool resolver::impl::needs_sumdb_check(const protocol::module_request& request) const {
+  return options_.verify_sumdb &&
+         (request.kind == endpoint::zip || request.kind == endpoint::mod) &&
+         !sumdb_exempt(request.module_path);
+}
+
+net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb(
+    const protocol::module_request& request, cache::entry_writer& entry, std::string& detail,
+    steady_clock::time_point deadline) {
+  const auto& database = options_.sumdbs.front();
+  auto reader = [&entry](std::uint64_t offset, std::size_t length) {
+    return entry.read(offset, length);
+  };
+  const bool is_zip = request.kind == endpoint::zip;
+  auto actual = sumdb::module_file_h1_hash(is_zip, entry.size(), reader);
+  if (!actual) {
+    // A zip that cannot be hashed is not the module; a go.mod that cannot be read back is
+    // our failure.
+    detail = (is_zip ? "cannot hash the zip: " : "cache read failed: ") + actual.error().message();
+    co_return is_zip ? sumdb_check::mismatch : sumdb_check::unavailable;
+  }
+
+  auto expected = co_await proven_hash(request, detail, deadline);
+  if (!expected) co_return sumdb_check::unavailable;
+  if (*expected != *actual) {
+    detail = "expected " + *expected + " (" + database.name + "), got " + *actual;
+    co_return sumdb_check::mismatch;
+  }
+  co_return sumdb_check::ok;
+}
+
+// The hash the first checksum database gives for the request's zip or go.mod, once its record
+// is proven in the signed tree and that tree proven to extend the newest one seen; nullopt
+// with `detail` when the database cannot vouch for it.
+net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
+    const protocol::module_request& request, std::string& detail,
+    steady_clock::time_point deadline) {
+  const auto& database = options_.sumdbs.front();
+  std::string why;
+  auto answer = co_await cached_body(
+      "/sumdb/" + database.name + protocol::sumdb_lookup_path(request.module_path, request.version),
+      why, deadline);
+  if (!answer) {
+    detail = database.name + " lookup: " + why;
+    co_return std::nullopt;
+  }
+  // Checked when it was cached; checked again here because the proof needs its parts.
+  auto record = sumdb::parse_lookup_response(*answer);
+  if (!record) {
+    detail = database.name + " lookup: " + record.error().message();
+    co_return std::nullopt;
+  }
+  auto tree_text = sumdb::open_note(record->signed_tree, database.key);
+  auto head = tree_text ? sumdb::parse_tree_head(*tree_text)
+                        : boost::system::result<sumdb::tree_head>(tree_text.error());
+  if (!head || record->id >= head->size) {
+    detail = database.name + " lookup: tree head not verified";
+    co_return std::nullopt;
+  }
+  const auto leaf = sumdb::record_hash(record->text);
+  bool included = co_await with_tiles(
+      database, head->size,
+      [&](const sumdb::hash_reader& read) -> std::optional<bool> {
+        auto proof = sumdb::prove_record(head->size, record->id, read);
+        if (!proof) return std::nullopt;
+        return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
+      },
+      why, deadline);
+  if (!included) {
+    detail = database.name + ": the lookup record is not in its signed tree" +
+             (why.empty() ? "" : " (" + why + ")");
+    co_return std::nullopt;
+  }
+  if (!co_await tree_extends_known(database, *head, why, deadline)) {
+    detail = database.name + " misbehaves: " + why;
+    spdlog::error("checksum database {}: {}", database.name, why);
+    co_return std::nullopt;
+  }
+
+  const auto expected = sumdb::go_sum_hash(record->text, request.module_path, request.version,
+                                           request.kind == endpoint::mod);
+  if (!expected) detail = database.name + ": the record has no hash for it";
+  co_return expected;
+}
+
+// Runs `compute` over the database's tiles for a tree of `size` records, fetching the tiles
+// it asks for and running it again (a proof names all it lacks at once: two rounds). The tiles
+// need no trust: what is computed from them is checked against signed roots. Returns compute's
+// verdict; on a failed check the tiles used are dropped from the cache, so a bad one is
+// fetched anew next time.
+net::awaitable<bool> resolver::impl::with_tiles(
+    const sumdb_options& database, std::int64_t size,
+    const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute, std::string& why,
+    steady_clock::time_point deadline) {
+  std::map<std::string, std::string> tiles;
+  for (int round = 0; round < 8; ++round) {
+    std::vector<std::pair<std::string, std::string>> missing;  // path, full-tile path
+    sumdb::hash_reader read = [&](std::span<const std::int64_t> indexes)
+        -> boost::system::result<std::vector<sumdb::tlog_hash>> {
+      std::vector<sumdb::tlog_hash> out;
+      // Every tile the proof lacks is named in one round, so they are fetched together
+      // rather than one round each.
+      bool lacking = false;
+      for (const auto index : indexes) {
+        auto span = sumdb::tile_for_index(sumdb::sumdb_tile_height, index);
+        auto tile = span.tile;
+        const std::int64_t full = std::int64_t{1} << tile.height;
+        const std::int64_t at_level = size >> (tile.level * tile.height);
+        tile.width =
+            static_cast<int>(std::clamp<std::int64_t>(at_level - tile.index * full, 0, full));
+        if (tile.width == 0) return errc::verification_failed;
+        const auto path = sumdb::tile_path(tile);
+        auto found = tiles.find(path);
+        if (found == tiles.end()) {
+          auto whole = tile;
+          whole.width = static_cast<int>(full);
+          missing.emplace_back(path, sumdb::tile_path(whole));
+          lacking = true;
+          continue;
+        }
+        auto hash = sumdb::hash_from_tile(tile, found->second, index);
+        if (!hash) return hash.error();
+        out.push_back(*hash);
+      }
+      if (lacking) return errc::verification_failed;
+      return out;
+    };
+    auto verdict = compute(read);
+    if (verdict) {
+      if (!*verdict) {
+        for (const auto& [path, data] : tiles) {
+          (void)store_.remove("/sumdb/" + database.name + "/" + path);
+        }
+      }
+      co_return *verdict;
+    }
+    if (missing.empty()) {
+      why = "tiles do not hold the hashes the proof needs";
+      co_return false;
+    }
+    for (const auto& [path, full_path] : missing) {
+      if (tiles.contains(path)) continue;
+      std::string tile_why;
+      auto data = co_await cached_body("/sumdb/" + database.name + "/" + path, tile_why, deadline);
+      // A partial tile the database no longer serves: its full tile starts with the same hashes.
+      if (!data && full_path != path) {
+        data =
+            co_await cached_body("/sumdb/" + database.name + "/" + full_path, tile_why, deadline);
+      }
+      if (!data) {
+        why = path + ": " + tile_why;
+        co_return false;
+      }
+      tiles.emplace(path, std::move(*data));
+    }
+  }
+  why = "tiles kept missing";
+  co_return false;
+}
+
+// The newest tree head this cache has verified for `database`, kept under a key no request
+// can produce; a tree that does not extend it (or is not extended by it) is a fork.
+net::awaitable<bool> resolver::impl::tree_extends_known(const sumdb_options& database,
+                                                        const sumdb::tree_head& head,
+                                                        std::string& why,
+                                                        steady_clock::time_point deadline) {
+  const std::string key = "/gomodproxy/verified-tree/" + database.name;
+  auto stored_tree = [this, &key]() -> std::optional<sumdb::tree_head> {
+    if (auto entry = open_entry(key)) {
+      auto text = entry->read(0, static_cast<std::size_t>(entry->meta().size));
+      if (text) {
+        if (auto parsed = sumdb::parse_tree_head(*text)) return *parsed;
+      }
+    }
+    return std::nullopt;
+  };
+  const std::optional<sumdb::tree_head> known = stored_tree();
+  if (known && known->size == head.size && known->root != head.root) {
+    why = "two different trees of size " + std::to_string(head.size);
+    co_return false;
+  }
+  if (known && known->size != head.size) {
+    const auto& older = head.size < known->size ? head : *known;
+    const auto& newer = head.size < known->size ? *known : head;
+    bool consistent = co_await with_tiles(
+        database, newer.size,
+        [&](const sumdb::hash_reader& read) -> std::optional<bool> {
+          auto proof = sumdb::prove_tree(newer.size, older.size, read);
+          if (!proof) return std::nullopt;
+          return sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root);
+        },
+        why, deadline);
+    if (!consistent) {
+      why = "tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
+            std::to_string(older.size) + (why.empty() ? "" : " (" + why + ")");
+      co_return false;
+    }
+  }
+  // Another fill may have stored a newer tree while this one was proving: the remembered
+  // tree only ever grows.
+  std::lock_guard lock(verified_tree_mutex_);
+  const auto latest = stored_tree();
+  if (!latest || head.size > latest->size) {
+    auto created = store_.create(key);
+    if (created) {
+      cache::entry_meta meta;
+      meta.kind = cache::entry_kind::immutable;
+      meta.stored_at_ms = now_ms();
+      (void)((*created)->append(sumdb::format_tree_head(head)) && (*created)->commit(meta));
+    }
+  }
+  co_return true;
+}
+
+}  // namespace gomodproxy::resolver
