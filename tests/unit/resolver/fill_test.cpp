@@ -1,0 +1,509 @@
+// The fill as seen from the tier seam (upstream::tier, built through the tier_factory, which is
+// how production plugs in http_tier and the direct fetcher): the real resolver and a real
+// RocksDB store in a temp dir, with scripted tiers that record every request they are handed
+// and answer as told (a body, not found, an error, a timeout, or a body after a delay).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cache/cache_store.hpp"
+#include "protocol/request.hpp"
+#include "resolver/resolver.hpp"
+#include "upstream/tier.hpp"
+
+namespace gomodproxy::resolver {
+namespace {
+namespace net = boost::asio;
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using protocol::endpoint;
+
+// How a scripted tier answers every request it is handed.
+struct tier_script {
+  enum class answer { ok, not_found, error, timeout, slow } what = answer::not_found;
+  std::string body;    ///< for ok and slow: the 200 body
+  std::string reason;  ///< for not_found, error and timeout: the tier's one-line reason
+  std::chrono::milliseconds delay{0};  ///< for slow: before the body starts
+
+  static tier_script ok(std::string body) { return {answer::ok, std::move(body), {}, {}}; }
+  static tier_script not_found(std::string reason = "404") {
+    return {answer::not_found, {}, std::move(reason), {}};
+  }
+  static tier_script error(std::string reason = "connection refused") {
+    return {answer::error, {}, std::move(reason), {}};
+  }
+  static tier_script timeout(std::string reason = "timeout after 10s (first byte)") {
+    return {answer::timeout, {}, std::move(reason), {}};
+  }
+  static tier_script slow(std::string body, std::chrono::milliseconds delay) {
+    return {answer::slow, std::move(body), {}, delay};
+  }
+};
+
+class scripted_tier final : public upstream::tier {
+ public:
+  explicit scripted_tier(tier_script script) : script_(std::move(script)) {}
+
+  net::awaitable<upstream::fetch_result> fetch(const protocol::module_request& request,
+                                               upstream::body_sink sink,
+                                               upstream::deadlines limits) override {
+    tier_script script;
+    {
+      std::lock_guard lock(mutex_);
+      asked_.push_back(request);
+      script = script_;
+    }
+    upstream::fetch_result result;
+    switch (script.what) {
+      case tier_script::answer::not_found:
+        result.result = upstream::outcome::not_found;
+        result.status = 404;
+        result.reason = script.reason;
+        co_return result;
+      case tier_script::answer::error:
+        result.result = upstream::outcome::error;
+        result.reason = script.reason;
+        co_return result;
+      case tier_script::answer::timeout:
+        result.result = upstream::outcome::timeout;
+        result.reason = script.reason;
+        co_return result;
+      case tier_script::answer::slow: {
+        net::steady_timer timer(co_await net::this_coro::executor,
+                                std::min(script.delay, limits.total));
+        (void)co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+        if (script.delay > limits.total) {
+          result.result = upstream::outcome::timeout;
+          result.reason = "timeout after " + upstream::format_duration(limits.total) + " (total)";
+          co_return result;
+        }
+        break;
+      }
+      case tier_script::answer::ok:
+        break;
+    }
+    result.status = 200;
+    result.ttfb = 1ms;
+    if (!sink(script.body)) {
+      result.result = upstream::outcome::error;
+      result.reason = "aborted by receiver";
+      co_return result;
+    }
+    result.result = upstream::outcome::ok;
+    result.body_bytes = script.body.size();
+    co_return result;
+  }
+
+  void answer_with(tier_script script) {
+    std::lock_guard lock(mutex_);
+    script_ = std::move(script);
+  }
+
+  std::vector<protocol::module_request> asked() const {
+    std::lock_guard lock(mutex_);
+    return asked_;
+  }
+  std::size_t times_asked() const { return asked().size(); }
+
+ private:
+  mutable std::mutex mutex_;
+  tier_script script_;
+  std::vector<protocol::module_request> asked_;
+};
+
+struct answer {
+  int status = 0;
+  std::string body;
+  std::string cache_control;
+};
+
+class capturing_writer final : public server::response_writer {
+ public:
+  net::awaitable<bool> send(const server::response_head& head, std::string_view body) override {
+    got.status = head.status;
+    got.cache_control = head.cache_control;
+    got.body = body;
+    co_return true;
+  }
+  net::awaitable<bool> send_head(const server::response_head& head, std::uint64_t) override {
+    got.status = head.status;
+    got.cache_control = head.cache_control;
+    co_return true;
+  }
+  net::awaitable<bool> write_body(std::string_view chunk) override {
+    got.body += chunk;
+    co_return true;
+  }
+  bool head_only() const override { return false; }
+  void note(std::string_view, std::string_view) override {}
+  answer got;
+};
+
+std::vector<upstream::tier_spec> tiers(const std::string& list) {
+  auto parsed = upstream::parse_upstream_list(list);
+  if (auto* error = std::get_if<std::string>(&parsed)) throw std::runtime_error(*error);
+  return std::get<std::vector<upstream::tier_spec>>(parsed);
+}
+
+// A resolver whose factory hands out the scripted tiers by tier name ("a.test" for
+// https://a.test, "direct"); a name with no script gets no tier, as `direct` gets none in a
+// process without a direct fetcher.
+class scripted_harness {
+ public:
+  scripted_harness(std::map<std::string, tier_script> scripts,
+                   const std::function<void(resolver_options&)>& adjust) {
+    for (auto& [name, script] : scripts) {
+      tiers_.emplace(name, std::make_shared<scripted_tier>(std::move(script)));
+    }
+    std::string pattern = (fs::temp_directory_path() / "gmp-fill-test-XXXXXX").string();
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp");
+    directory_.path = pattern;
+    cache::rocksdb_options store_options;
+    store_options.path = directory_.path / "cache";
+    auto opened = cache::open_rocksdb_store(store_options);
+    if (!opened) throw std::runtime_error("rocksdb: " + opened.error().message());
+    store_ = std::move(*opened);
+
+    resolver_options options;
+    adjust(options);
+    auto factory = [this](const upstream::tier_spec& spec) -> std::shared_ptr<upstream::tier> {
+      ++factory_calls_[spec.name];
+      auto found = tiers_.find(spec.name);
+      return found == tiers_.end() ? nullptr : found->second;
+    };
+    resolver_ =
+        std::make_unique<resolver>(std::move(options), *store_, factory, work_.get_executor());
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { work_.run(); });
+    threads_.emplace_back([this] { front_.run(); });
+  }
+
+  ~scripted_harness() {
+    work_guard_.reset();
+    front_guard_.reset();
+    work_.stop();
+    front_.stop();
+    for (auto& thread : threads_) thread.join();
+    resolver_.reset();
+    // The io_contexts go next (declared after the store): an attempt abandoned mid-fetch still
+    // holds a cache writer, which must be released while the store is open.
+  }
+
+  scripted_tier& tier(const std::string& name) { return *tiers_.at(name); }
+  int factory_calls(const std::string& name) const {
+    auto found = factory_calls_.find(name);
+    return found == factory_calls_.end() ? 0 : found->second;
+  }
+
+  // The answer to one GET of `target`, or status 0 when none came in 20 s.
+  answer get(const std::string& target) {
+    auto promise = std::make_shared<std::promise<answer>>();
+    auto future = promise->get_future();
+    net::co_spawn(
+        front_,
+        [this, target, promise]() -> net::awaitable<void> {
+          capturing_writer writer;
+          server::request_view view{"GET", target, false};
+          co_await resolver_->handle(view, writer);
+          promise->set_value(writer.got);
+        },
+        [promise](std::exception_ptr thrown) {
+          if (thrown) promise->set_exception(thrown);
+        });
+    if (future.wait_for(20s) != std::future_status::ready) return answer{};
+    return future.get();
+  }
+
+ private:
+  std::map<std::string, std::shared_ptr<scripted_tier>> tiers_;
+  std::map<std::string, int> factory_calls_;
+  // Removed last, once the store is closed.
+  struct temp_directory {
+    fs::path path;
+    ~temp_directory() {
+      std::error_code ignored;
+      if (!path.empty()) fs::remove_all(path, ignored);
+    }
+  };
+  temp_directory directory_;
+  std::unique_ptr<cache::cache_store> store_;
+  net::io_context work_{2};
+  net::executor_work_guard<net::io_context::executor_type> work_guard_{work_.get_executor()};
+  net::io_context front_{1};
+  net::executor_work_guard<net::io_context::executor_type> front_guard_{front_.get_executor()};
+  std::unique_ptr<resolver> resolver_;
+  std::vector<std::thread> threads_;
+};
+
+const std::string info_target = "/example.com/hello/@v/v1.2.0.info";
+const std::string info_body = R"({"Version":"v1.2.0","Time":"2024-01-01T00:00:00Z"})";
+
+std::function<void(resolver_options&)> public_tiers(const std::string& list) {
+  return [list](resolver_options& options) { options.tiers = tiers(list); };
+}
+
+// ---- What the tier is handed -------------------------------------------------------------
+
+// Whatever the client's spelling (case-escaped, percent-encoded), the tier gets the request as
+// parsed: its kind, the unescaped module path and version, and the canonical upstream path.
+TEST(fill_with_scripted_tier, the_tier_is_handed_the_parsed_request) {
+  struct expectation {
+    std::string target;
+    endpoint kind;
+    std::string module_path;
+    std::string version;
+    std::string upstream_path;
+  };
+  const std::vector<expectation> table = {
+      {"/example.com/!hello/@v/list", endpoint::list, "example.com/Hello", "",
+       "/example.com/!hello/@v/list"},
+      {"/example.com/!hello/@v/v1.2.0.info", endpoint::info, "example.com/Hello", "v1.2.0",
+       "/example.com/!hello/@v/v1.2.0.info"},
+      {"/example.com/%21hello/@v/v1.2.0.mod", endpoint::mod, "example.com/Hello", "v1.2.0",
+       "/example.com/!hello/@v/v1.2.0.mod"},
+      {"/example.com/!hello/@v/v1.2.0-!r!c1.zip", endpoint::zip, "example.com/Hello", "v1.2.0-RC1",
+       "/example.com/!hello/@v/v1.2.0-!r!c1.zip"},
+      {"/example.com/!hello/@v/master.info", endpoint::query, "example.com/Hello", "master",
+       "/example.com/!hello/@v/master.info"},
+      {"/example.com/!hello/@latest", endpoint::latest, "example.com/Hello", "",
+       "/example.com/!hello/@latest"},
+  };
+  scripted_harness harness({{"a.test", tier_script::not_found()}}, public_tiers("https://a.test"));
+  for (const auto& expected : table) {
+    const std::size_t before = harness.tier("a.test").times_asked();
+    const auto got = harness.get(expected.target);
+    EXPECT_EQ(got.status, 404) << expected.target << ": " << got.body;
+    const auto asked = harness.tier("a.test").asked();
+    ASSERT_GT(asked.size(), before) << expected.target << " never reached the tier";
+    const auto& request = asked[before];
+    EXPECT_EQ(request.kind, expected.kind) << expected.target;
+    EXPECT_EQ(request.module_path, expected.module_path) << expected.target;
+    EXPECT_EQ(request.version, expected.version) << expected.target;
+    EXPECT_EQ(request.upstream_path, expected.upstream_path) << expected.target;
+    EXPECT_TRUE(request.sumdb.empty()) << expected.target;
+  }
+}
+
+// The factory is asked once per configured entry, at construction, never per request.
+TEST(fill_with_scripted_tier, each_tier_is_built_once) {
+  scripted_harness harness(
+      {{"a.test", tier_script::not_found()}, {"b.test", tier_script::ok(info_body)}},
+      public_tiers("https://a.test,https://b.test"));
+  EXPECT_EQ(harness.factory_calls("a.test"), 1);
+  EXPECT_EQ(harness.factory_calls("b.test"), 1);
+  EXPECT_EQ(harness.get(info_target).status, 200);
+  EXPECT_EQ(harness.get("/example.com/other/@v/list").status, 200);
+  EXPECT_EQ(harness.tier("b.test").times_asked(), 2u);
+  EXPECT_EQ(harness.factory_calls("a.test"), 1);
+  EXPECT_EQ(harness.factory_calls("b.test"), 1);
+}
+
+// ---- Fall-through: ',' only past a not-found, '|' past any failure --------------------------
+
+TEST(fill_with_scripted_tier, a_comma_falls_through_past_not_found_only) {
+  {
+    scripted_harness harness(
+        {{"a.test", tier_script::not_found()}, {"b.test", tier_script::ok(info_body)}},
+        public_tiers("https://a.test,https://b.test"));
+    const auto got = harness.get(info_target);
+    EXPECT_EQ(got.status, 200) << got.body;
+    EXPECT_EQ(got.body, info_body);
+    EXPECT_EQ(harness.tier("b.test").times_asked(), 1u);
+  }
+  for (const auto& failure : {tier_script::error(), tier_script::timeout()}) {
+    scripted_harness harness({{"a.test", failure}, {"b.test", tier_script::ok(info_body)}},
+                             public_tiers("https://a.test,https://b.test"));
+    const auto got = harness.get(info_target);
+    EXPECT_EQ(got.status, 404) << got.body;
+    EXPECT_EQ(got.body, "not found: example.com/hello@v1.2.0\na.test: " + failure.reason + "\n");
+    EXPECT_EQ(harness.tier("a.test").times_asked(), 1u);
+    EXPECT_EQ(harness.tier("b.test").times_asked(), 0u) << "',' fell through past a failure";
+  }
+}
+
+TEST(fill_with_scripted_tier, a_pipe_falls_through_past_any_failure) {
+  for (const auto& failure :
+       {tier_script::not_found(), tier_script::error(), tier_script::timeout()}) {
+    scripted_harness harness({{"a.test", failure}, {"b.test", tier_script::ok(info_body)}},
+                             public_tiers("https://a.test|https://b.test"));
+    const auto got = harness.get(info_target);
+    EXPECT_EQ(got.status, 200) << got.body;
+    EXPECT_EQ(got.body, info_body);
+    EXPECT_EQ(harness.tier("a.test").times_asked(), 1u);
+    EXPECT_EQ(harness.tier("b.test").times_asked(), 1u);
+  }
+}
+
+// ---- What users read -----------------------------------------------------------------------
+
+// Each tier's reason is its own line of the 404 body, "<tier name>: <reason>": how the direct
+// fetcher's go command failure reaches the user.
+TEST(fill_with_scripted_tier, each_tier_reason_is_a_line_of_the_404_body) {
+  const std::string go_failure =
+      "go mod download: git ls-remote -q origin in /cache/direct/vcs/1f2e: exit status 128: "
+      "remote: Repository not found";
+  scripted_harness harness(
+      {{"a.test", tier_script::not_found("410")}, {"direct", tier_script::not_found(go_failure)}},
+      public_tiers("https://a.test,direct"));
+  const auto got = harness.get(info_target);
+  EXPECT_EQ(got.status, 404);
+  EXPECT_EQ(got.cache_control, "no-store");
+  EXPECT_EQ(got.body,
+            "not found: example.com/hello@v1.2.0\na.test: 410\ndirect: " + go_failure + "\n");
+}
+
+// ---- What is remembered --------------------------------------------------------------------
+
+// Every tier said not found: the answer is kept for --negative-ttl (the default, 30 s), so a
+// second request reaches no tier; once it expires the tiers are asked again.
+TEST(fill_with_scripted_tier, a_not_found_from_every_tier_is_remembered_for_the_negative_ttl) {
+  {
+    scripted_harness harness(
+        {{"a.test", tier_script::not_found()}, {"direct", tier_script::not_found("no such tag")}},
+        public_tiers("https://a.test|direct"));
+    const auto first = harness.get(info_target);
+    const auto second = harness.get(info_target);
+    EXPECT_EQ(first.status, 404);
+    EXPECT_EQ(second.status, 404);
+    EXPECT_EQ(second.body, first.body);
+    EXPECT_NE(second.body.find("direct: no such tag\n"), std::string::npos) << second.body;
+    EXPECT_EQ(harness.tier("a.test").times_asked(), 1u);
+    EXPECT_EQ(harness.tier("direct").times_asked(), 1u) << "the not-found was not remembered";
+  }
+  {
+    scripted_harness harness({{"a.test", tier_script::not_found()}}, [](resolver_options& options) {
+      options.tiers = tiers("https://a.test");
+      options.negative_ttl = 1s;
+    });
+    EXPECT_EQ(harness.get(info_target).status, 404);
+    std::this_thread::sleep_for(1100ms);
+    EXPECT_EQ(harness.get(info_target).status, 404);
+    EXPECT_EQ(harness.tier("a.test").times_asked(), 2u) << "remembered past the negative TTL";
+  }
+}
+
+// A tier that timed out or failed may answer next time: nothing is remembered, and the next
+// request asks it again.
+TEST(fill_with_scripted_tier, a_timeout_or_an_error_is_not_remembered) {
+  for (const auto& failure : {tier_script::timeout(), tier_script::error()}) {
+    scripted_harness harness({{"direct", failure}}, public_tiers("direct"));
+    const auto first = harness.get(info_target);
+    EXPECT_EQ(first.status, 404);
+    EXPECT_EQ(first.cache_control, "no-store");
+    EXPECT_EQ(first.body, "not found: example.com/hello@v1.2.0\ndirect: " + failure.reason + "\n");
+    EXPECT_EQ(harness.get(info_target).status, 404);
+    EXPECT_EQ(harness.tier("direct").times_asked(), 2u) << failure.reason << " was remembered";
+    harness.tier("direct").answer_with(tier_script::ok(info_body));
+    const auto recovered = harness.get(info_target);
+    EXPECT_EQ(recovered.status, 200) << recovered.body;
+    EXPECT_EQ(recovered.body, info_body);
+  }
+}
+
+// ---- A tier the process cannot build --------------------------------------------------------
+
+// The factory gives no tier for `direct` in a process without a direct fetcher: that entry
+// answers "direct: not available in this process" and ends the walk, whatever follows it.
+TEST(fill_with_scripted_tier, a_tier_the_factory_cannot_build_is_not_available_and_ends_the_walk) {
+  {
+    scripted_harness harness({{"a.test", tier_script::error()}},
+                             public_tiers("https://a.test|direct"));
+    EXPECT_EQ(harness.factory_calls("direct"), 1);
+    const auto got = harness.get(info_target);
+    EXPECT_EQ(got.status, 404);
+    EXPECT_EQ(got.body,
+              "not found: example.com/hello@v1.2.0\na.test: connection refused\n"
+              "direct: not available in this process\n");
+  }
+  {
+    scripted_harness harness({{"b.test", tier_script::ok(info_body)}},
+                             [](resolver_options& options) {
+                               // parse_upstream_list stops at direct; a list built in code may not.
+                               auto specs = tiers("direct");
+                               specs.front().fall_through_on_error = true;
+                               specs.push_back(tiers("https://b.test").front());
+                               options.tiers = specs;
+                             });
+    const auto got = harness.get(info_target);
+    EXPECT_EQ(got.status, 404) << got.body;
+    EXPECT_EQ(got.body,
+              "not found: example.com/hello@v1.2.0\ndirect: not available in this process\n");
+    EXPECT_EQ(harness.tier("b.test").times_asked(), 0u) << "the walk went on past direct";
+  }
+}
+
+// ---- Private modules -----------------------------------------------------------------------
+
+// A module matching --private is asked of the private tiers only, however they answer; a
+// public module never reaches them.
+TEST(fill_with_scripted_tier, a_private_module_never_reaches_a_public_tier) {
+  for (const auto& private_answer :
+       {tier_script::not_found(), tier_script::error(), tier_script::ok(info_body)}) {
+    scripted_harness harness(
+        {{"public.test", tier_script::ok(info_body)}, {"private.test", private_answer}},
+        [](resolver_options& options) {
+          options.tiers = tiers("https://public.test");
+          options.private_tiers = tiers("https://private.test");
+          options.private_patterns = {"*.corp.example.test"};
+        });
+    const auto got = harness.get("/git.corp.example.test/team/lib/@v/v1.2.0.info");
+    const auto asked = harness.tier("private.test").asked();
+    ASSERT_EQ(asked.size(), 1u);
+    EXPECT_EQ(asked.front().module_path, "git.corp.example.test/team/lib");
+    EXPECT_EQ(harness.tier("public.test").times_asked(), 0u) << "a private module went public";
+    if (private_answer.what == tier_script::answer::ok) {
+      EXPECT_EQ(got.status, 200) << got.body;
+    } else {
+      EXPECT_EQ(got.status, 404);
+      EXPECT_EQ(got.body, "not found: git.corp.example.test/team/lib@v1.2.0\nprivate.test: " +
+                              private_answer.reason + "\n");
+    }
+
+    EXPECT_EQ(harness.get(info_target).status, 200);
+    EXPECT_EQ(harness.tier("public.test").times_asked(), 1u);
+    EXPECT_EQ(harness.tier("private.test").times_asked(), 1u) << "a public module went private";
+  }
+}
+
+// ---- Hedging -------------------------------------------------------------------------------
+
+// A tier that has not started answering after hedge_after gets the next one asked alongside;
+// the first valid answer is served, long before the slow tier would have answered.
+TEST(fill_with_scripted_tier, a_slow_tier_is_hedged_and_the_first_answer_served) {
+  const std::string slow_body = R"({"Version":"v1.2.0","Time":"2020-01-01T00:00:00Z"})";
+  scripted_harness harness(
+      {{"a.test", tier_script::slow(slow_body, 3s)}, {"b.test", tier_script::ok(info_body)}},
+      [](resolver_options& options) {
+        options.tiers = tiers("https://a.test|https://b.test");
+        options.hedge_after = 100ms;
+      });
+  const auto started = std::chrono::steady_clock::now();
+  const auto got = harness.get(info_target);
+  const auto took = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(got.body, info_body);
+  EXPECT_GE(took, 100ms);
+  EXPECT_LT(took, 2s) << "served only after the slow tier";
+  EXPECT_EQ(harness.tier("a.test").times_asked(), 1u);
+  EXPECT_EQ(harness.tier("b.test").times_asked(), 1u);
+}
+
+}  // namespace
+}  // namespace gomodproxy::resolver
