@@ -104,9 +104,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   struct attempt_race;
   // What the walk has learnt from the attempts that ended so far.
   struct walk_notes {
-    std::string tried;          ///< one line per tier asked or passed over, for the error body
-    bool lacked = false;        ///< a tier answered not found
-    bool hard_failure = false;  ///< a tier failed, was skipped or gave an unusable answer
+    std::string tried;    ///< one line per tier asked or passed over, for the error body
+    bool lacked = false;  ///< a tier answered not found
+    /// A tier failed, its breaker passed it over, or its answer was unusable.
+    bool hard_failure = false;
   };
   // How one finished attempt ends: the fill's outcome when it ends the fill (won, or a failure
   // no other tier can mend), otherwise the verdict the walk goes on with.
@@ -115,19 +116,6 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
     std::optional<fill_outcome> fill_ends;
   };
 
-  const tier_chain& chain_for(const protocol::module_request& request) const;
-  void note_problem(const tier_slots& slots, monitor::request_kind kind, const std::string& reason,
-                    int status = 0);
-  void count_attempt(const tier_slots& slots, monitor::request_kind kind,
-                     monitor::upstream_outcome outcome, const upstream::fetch_result* fetched);
-  boost::asio::awaitable<void> attempt(std::shared_ptr<impl> self,
-                                       std::shared_ptr<attempt_race> race, std::size_t index,
-                                       std::shared_ptr<upstream::tier> source,
-                                       protocol::module_request request,
-                                       std::optional<std::size_t> health_slot, std::uint64_t limit,
-                                       upstream::deadlines limits,
-                                       std::unique_ptr<cache::entry_writer> entry);
-  std::vector<std::chrono::milliseconds> hedge_delays(const tier_chain& chain) const;
   boost::asio::awaitable<fill_outcome> fill(std::shared_ptr<impl> self,
                                             protocol::module_request request);
   boost::asio::awaitable<fill_outcome> walk_tiers(
@@ -136,6 +124,19 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   boost::asio::awaitable<attempt_judgement> judge_attempt(
       const protocol::module_request& request, const tier_chain& chain, attempt_event& event,
       walk_notes& notes, std::chrono::steady_clock::time_point fill_deadline);
+  const tier_chain& chain_for(const protocol::module_request& request) const;
+  std::vector<std::chrono::milliseconds> hedge_delays(const tier_chain& chain) const;
+  boost::asio::awaitable<void> attempt(std::shared_ptr<impl> self,
+                                       std::shared_ptr<attempt_race> race, std::size_t index,
+                                       std::shared_ptr<upstream::tier> source,
+                                       protocol::module_request request,
+                                       std::optional<std::size_t> health_slot, std::uint64_t limit,
+                                       upstream::deadlines limits,
+                                       std::unique_ptr<cache::entry_writer> entry);
+  void note_problem(const tier_slots& slots, monitor::request_kind kind, const std::string& reason,
+                    int status = 0);
+  void count_attempt(const tier_slots& slots, monitor::request_kind kind,
+                     monitor::upstream_outcome outcome, const upstream::fetch_result* fetched);
   fill_outcome remember_not_found(const protocol::module_request& request, std::string body);
   std::string fill_deadline_reason() const;
   fill_outcome fill_timed_out(const protocol::module_request& request,
