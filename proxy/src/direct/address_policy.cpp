@@ -117,14 +117,6 @@ bool is_ip_literal(std::string_view host) {
          last.front() >= '0' && last.front() <= '9';
 }
 
-bool is_host_name(std::string_view host) {
-  if (host.empty() || host.size() > 253) return false;
-  return std::all_of(host.begin(), host.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '-' || c == '_';
-  });
-}
-
 }  // namespace
 
 std::optional<std::string> refused_address(const net::ip::address& address,
@@ -137,6 +129,14 @@ std::optional<std::string> refused_address(const net::ip::address& address,
     if (normalized(mine) == target) return "this server's own address";
   }
   return std::nullopt;
+}
+
+bool is_host_name(std::string_view host) {
+  if (host.empty() || host.size() > 253) return false;
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '-' || c == '_';
+  });
 }
 
 std::vector<net::ip::address> local_addresses() {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "upstream/dns_resolver.hpp"
@@ -25,6 +26,10 @@ namespace gomodproxy::direct {
 /// Pure; thread-safe.
 std::optional<std::string> refused_address(const boost::asio::ip::address& address,
                                            std::span<const boost::asio::ip::address> own);
+
+/// Whether `host` is spelled as a DNS name (or dotted IPv4) may be: 1 to 253 of letters, digits,
+/// '.', '-', '_'. Never true for anything carrying userinfo, a port, a path or brackets.
+bool is_host_name(std::string_view host);
 
 /// This machine's interface addresses (getifaddrs), IPv4 and IPv6, without scope ids. Empty when
 /// getifaddrs fails.
