@@ -432,6 +432,36 @@ TEST(connect_guard, lookup_and_connect_failures_are_answered_502) {
   EXPECT_EQ(guard.connected(), 0u);
 }
 
+TEST(connect_guard, a_connect_that_does_not_complete_is_answered_504_at_its_deadline) {
+  // A listener whose accept queue is full: Linux drops further SYNs, so a connect to it hangs
+  // as one to a black-holed address does.
+  socket_fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto address = loopback(0);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length);
+  const auto full_port = ntohs(address.sin_port);
+  std::vector<socket_fd> queued;
+  for (int i = 0; i < 4; ++i) {
+    socket_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    auto target = loopback(full_port);
+    (void)::connect(fd.get(), reinterpret_cast<sockaddr*>(&target), sizeof target);
+    queued.push_back(std::move(fd));
+  }
+  std::this_thread::sleep_for(50ms);
+
+  upstream::dns_resolver dns;
+  running_io io;
+  connect_guard guard(io.executor(), dns, loopback_allowed(), {.connect_timeout = 300ms});
+  const auto started = std::chrono::steady_clock::now();
+  const auto target = "127.0.0.1:" + std::to_string(full_port);
+  EXPECT_EQ(status_line(answer_to(port_of(guard.start()), connect_head(target))),
+            "HTTP/1.1 504 Gateway Timeout: " + target + ": connect: timed out after 300ms");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  EXPECT_EQ(guard.connected(), 0u);
+}
+
 TEST(connect_guard, a_client_that_never_finishes_its_head_is_disconnected) {
   upstream::dns_resolver dns;
   running_io io;  // its threads end before the resolver and the log go
