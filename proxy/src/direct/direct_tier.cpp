@@ -212,8 +212,9 @@ net::awaitable<direct_tier::impl::go_run> direct_tier::impl::run_go(
   ++started;
   run.process = co_await run_process(executor, std::move(spec));
   const auto& process = run.process;
-  const std::string target =
-      request.version.empty() ? module_path : module_path + "@" + request.version;
+  const std::string target = request.kind == endpoint::latest ? module_path + "@latest"
+                             : request.version.empty()        ? module_path
+                                                              : module_path + "@" + request.version;
   switch (process.how) {
     case process_result::ending::exited:
       spdlog::info("direct: {} {}: exit {} in {} ms", run.subcommand, target, process.exit_status,
