@@ -31,6 +31,9 @@ using std::chrono::steady_clock;
 using upstream::outcome;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
+// How much earlier than its deadline a fetch gives up, at most (a tenth of it for short ones).
+constexpr std::chrono::milliseconds kill_margin{500};
+
 // Files are handed to the cache in pieces of this size, never whole.
 constexpr std::size_t file_chunk_bytes = 256 * 1024;
 
@@ -235,7 +238,10 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
                                                                 upstream::body_sink sink,
                                                                 upstream::deadlines limits) {
   const auto started_at = steady_clock::now();
-  const auto deadline = started_at + limits.total;
+  // A little before limits.total, which is usually the fill's own deadline: the killed process's
+  // timeout then reaches the walk in time to be the tier's line in the answer.
+  const auto deadline = started_at + limits.total -
+                        std::min<std::chrono::milliseconds>(kill_margin, limits.total / 10);
   upstream::fetch_result result;
   auto answer = [&result](outcome how, std::string reason) {
     result.result = how;
