@@ -35,8 +35,9 @@ struct connect_guard_limits {
 /// line in its error), never a tunnel. Other methods get 405, malformed heads 400. Tunnels carry
 /// bytes both ways until either side closes or `limits.idle_timeout` passes without a byte.
 /// Reasons never contain userinfo.
-/// Thread-safe. `dns` must outlive every connection (until the executor's work ends, not only
-/// the guard); the guard may be destroyed while connections are open (it stops them).
+/// Thread-safe. The executor's execution context must outlive the guard, and `dns` every
+/// connection (until the executor's work ends, not only the guard); the guard may be destroyed
+/// while connections are open (it stops them).
 class connect_guard final {
  public:
   /// nullopt when a connection to the address is allowed, else why not (a short phrase such as

@@ -282,6 +282,27 @@ TEST(connect_guard, refuses_loopback_addresses_with_403_and_opens_no_connection)
   EXPECT_EQ(target.accepted(), 0);
 }
 
+TEST(connect_guard, other_spellings_of_loopback_never_reach_it) {
+  // The C library takes these for 127.0.0.1; whatever the lookup makes of them (a number, or a
+  // name the name server does not know), the guard connects only to an address it checked.
+  running_io io;
+  test::loopback_dns_server dns_server({}, {});
+  upstream::dns_resolver dns({.cache = {}, .name_servers = dns_server.address()});
+  echo_server target;
+  connect_guard guard(io.executor(), dns, production_check());
+  const auto port = port_of(guard.start());
+  const auto p = std::to_string(target.port());
+  for (const std::string host : {"127.1", "0x7f.0.0.1", "2130706433", "0177.0.0.1", "127.0.0.1.",
+                                 "localhost.", "LOCALHOST"}) {
+    const auto answer = answer_to(port, connect_head(host + ":" + p));
+    EXPECT_TRUE(answer.starts_with("HTTP/1.1 403 ") || answer.starts_with("HTTP/1.1 502 "))
+        << host << ": " << status_line(answer);
+  }
+  EXPECT_EQ(guard.connected(), 0u);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(target.accepted(), 0);
+}
+
 TEST(connect_guard, the_same_name_is_tunnelled_when_the_check_allows_its_address) {
   // The control for the test above: the name does reach the echo server when nothing refuses it,
   // so the absent accept there is the guard's doing.
