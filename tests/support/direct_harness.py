@@ -102,6 +102,20 @@ exit $rc
     def max_running(self) -> int:
         return max((int(fields[3]) for fields in self.starts()), default=0)
 
+    def max_running_matching(self, pattern: str) -> int:
+        """The most processes whose arguments match `pattern` that ran at one moment (the log
+        is written under the lock, so its order is the order of starts and ends)."""
+        regex = re.compile(pattern)
+        running: set[str] = set()
+        most = 0
+        for fields in self.lines():
+            if fields[0] == "start" and regex.search(fields[4] if len(fields) > 4 else ""):
+                running.add(fields[1])
+                most = max(most, len(running))
+            elif fields[0] == "end":
+                running.discard(fields[1])
+        return most
+
     def process_groups(self) -> set[int]:
         return {int(fields[2]) for fields in self.starts()}
 

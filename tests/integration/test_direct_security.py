@@ -1,0 +1,125 @@
+"""The `direct` tier's safety: public module paths naming internal hosts are refused before any
+process starts, and credentials given to the go command (a .netrc, a git insteadOf with userinfo)
+work but never show in the proxy's logs, status pages, metrics or error bodies."""
+
+from __future__ import annotations
+
+import base64
+
+import direct_harness as dh
+import git_repos as gr
+import module_tree as mt
+
+PRIVATE = "git.corp.example.test/*"
+
+
+def info_url(module_path: str, version: str = "v1.0.0") -> str:
+    return f"/{mt.escape_path(module_path)}/@v/{version}.info"
+
+
+def test_public_paths_to_internal_hosts_are_refused_without_a_process(
+        make_git_server, start_proxy, tmp_path):
+    """`direct` in --upstreams, no --private: an IP-literal host, a host that resolves to
+    loopback, and a path outside --direct-allow on such a host are answered 404 with the reason,
+    and no go process starts (the wrapper's log stays empty, the git server hears nothing). The
+    allowed path on that same host is fetched, so the refusals are the allow list's doing."""
+    server = make_git_server()
+    wrapper = dh.GoWrapper(tmp_path / "wrapper")
+    proxy = start_proxy("direct", "--direct-allow", f"{gr.LOOPBACK_HOST}/allowed/*",
+                        "--go-binary", str(wrapper.path),
+                        env=dh.proxy_env(server, tmp_path / "proxy-home",
+                                         f"{gr.PRIVATE_HOST},{gr.LOOPBACK_HOST}"))
+
+    refusals = {
+        "/127.0.0.1/x/@v/list": ("127.0.0.1", "IP literal"),
+        "/169.254.169.254/latest/@v/v1.0.0.info": ("169.254.169.254", "IP literal"),
+        "/evil.localhost/x/@v/v1.0.0.zip": ("evil.localhost", "loopback"),
+        info_url(gr.NOT_ALLOWED): (gr.LOOPBACK_HOST, "loopback"),
+        f"/{gr.NOT_ALLOWED}/@latest": (gr.LOOPBACK_HOST, "loopback"),
+    }
+    for path, (host, why) in refusals.items():
+        answer = proxy.get(path)
+        assert answer.status == 404, (path, answer.status, answer.text)
+        assert "direct" in answer.text and "refused" in answer.text, (path, answer.text)
+        assert host in answer.text and why in answer.text, (path, answer.text)
+    assert wrapper.started() == 0, wrapper.text()
+    assert server.requests == []
+
+    allowed = proxy.get(info_url(gr.ALLOWED))
+    assert allowed.status == 200, allowed.text
+    assert wrapper.started() >= 1
+    assert any(r.is_fetch for r in server.for_repo(gr.LOOPBACK_HOST, "allowed/lib"))
+    assert server.for_repo(gr.LOOPBACK_HOST, "other/lib") == []
+
+
+NETRC_PASSWORD = "netrc-Pa55-7f3c91"
+GITCONFIG_PASSWORD = "insteadof-Pa55-2d8e64"
+
+
+def test_credentials_reach_private_repositories_and_never_show(
+        make_git_server, start_proxy, tmp_path):
+    """team/secret (and the missing team/missing) need basic auth, given by a .netrc in the
+    proxy's HOME; team/vault's by a git `url.<base>.insteadOf` with userinfo in its .gitconfig.
+    Both are served. The server echoes the credentials of a request for a missing repository in
+    its 404 body, which git prints to the go command's stderr; neither password (nor its basic
+    auth token) may appear in that answer, the proxy's log, /status, /status.json or /metrics."""
+    server = make_git_server()
+    server.require_auth(gr.PRIVATE_HOST, "team/secret", "deploy", NETRC_PASSWORD)
+    server.require_auth(gr.PRIVATE_HOST, "team/missing", "deploy", NETRC_PASSWORD)
+    server.require_auth(gr.PRIVATE_HOST, "team/vault", "vault", GITCONFIG_PASSWORD)
+    server.echo_credentials = True
+    home = tmp_path / "proxy-home"
+    home.mkdir()
+    (home / ".netrc").write_text(
+        f"machine {gr.PRIVATE_HOST} login deploy password {NETRC_PASSWORD}\n")
+    (home / ".netrc").chmod(0o600)
+    (home / ".gitconfig").write_text(
+        f'[url "http://vault:{GITCONFIG_PASSWORD}@{gr.PRIVATE_HOST}/team/vault"]\n'
+        f"\tinsteadOf = http://{gr.PRIVATE_HOST}/team/vault\n")
+
+    # What the go command itself computes with these credentials.
+    expected = dh.direct_sums(dh.GO123, server, tmp_path / "direct",
+                              [f"{gr.SECRET}@v1.0.0", f"{gr.VAULT}@v1.0.0"], home=home)
+    leaked = dh.go_direct(dh.GO123, server, tmp_path / "direct", "mod", "download", "-json",
+                          "git.corp.example.test/team/missing@v1.0.0", home=home)
+    assert NETRC_PASSWORD in leaked.stdout, "the git server's echo reaches go's error text"
+    server.clear_log()
+
+    proxy = start_proxy("off", "--private", PRIVATE,
+                        env=dh.proxy_env(server, home, gr.PRIVATE_HOST, path=dh.shipped_path()))
+    for module_path in (gr.SECRET, gr.VAULT):
+        for suffix, index in ((".zip", 0), (".mod", 1)):
+            answer = proxy.get(f"/{module_path}/@v/v1.0.0{suffix}", timeout=120)
+            assert answer.status == 200, answer.text
+            hashed = mt.zip_hash(answer.body) if suffix == ".zip" else mt.gomod_hash(answer.body)
+            assert hashed == expected[(module_path, "v1.0.0")][index]
+    assert any(r.authorized and r.is_fetch for r in server.for_repo(gr.PRIVATE_HOST,
+                                                                      "team/secret"))
+    assert any(r.authorized and r.is_fetch for r in server.for_repo(gr.PRIVATE_HOST,
+                                                                      "team/vault"))
+
+    bodies = []
+    missing = proxy.get("/git.corp.example.test/team/missing/@v/v1.0.0.info", timeout=120)
+    assert missing.status == 404, missing.text
+    assert "direct" in missing.text and "not found" in missing.text, missing.text
+    assert any(r.authorized and r.status == 404
+               for r in server.for_repo(gr.PRIVATE_HOST, "team/missing")), \
+        "the request that provoked the echo carried the credentials"
+    bodies.append(missing.text)
+    bodies.append(proxy.get("/git.corp.example.test/team/missing/@v/list", timeout=120).text)
+    bodies.append(proxy.get("/git.corp.example.test/team/missing/@latest", timeout=120).text)
+    # A version the vault lacks: git's error names the insteadOf URL.
+    bodies.append(proxy.get(f"/{gr.VAULT}/@v/v9.9.9.info", timeout=120).text)
+    for page in ("/status", "/status.json", "/metrics"):
+        answer = proxy.get(page)
+        assert answer.status == 200, page
+        bodies.append(answer.text)
+    proxy.terminate()
+    bodies.append(proxy.log_text())
+
+    secrets = [NETRC_PASSWORD, GITCONFIG_PASSWORD,
+               base64.b64encode(f"deploy:{NETRC_PASSWORD}".encode()).decode(),
+               base64.b64encode(f"vault:{GITCONFIG_PASSWORD}".encode()).decode()]
+    for text in bodies:
+        for secret in secrets:
+            assert secret not in text, f"{secret!r} shown in:\n{text[-3000:]}"
