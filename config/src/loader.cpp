@@ -234,6 +234,14 @@ std::optional<problem> check_globs(const std::string& text) {
   return std::nullopt;
 }
 
+std::optional<problem> check_go_binary(const std::string& text) {
+  if (text.empty() || text.find_first_of("\r\n") != std::string::npos) {
+    return quote(text) + " is not a program; expected a path like /usr/lib/go-1.23/bin/go or a " +
+           "name on PATH like go";
+  }
+  return std::nullopt;
+}
+
 std::optional<problem> check_log_level(const std::string& text) {
   constexpr std::array<std::string_view, 6> levels = {"trace", "debug", "info",
                                                       "warn",  "error", "off"};
@@ -286,7 +294,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 34> keys = {{
+const std::array<key_spec, 37> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -370,6 +378,14 @@ const std::array<key_spec, 34> keys = {{
      "most stall limit; a request without headers after its tier's limit is hedged and "
      "counted against the tier, which is probed at once",
      duration_key{&settings::stall_max}},
+    {"go_binary", "PATH",
+     "the go command (>= 1.19) the direct tier runs: a path, or a name looked up on PATH",
+     text_key{&settings::go_binary, check_go_binary}},
+    {"direct_concurrency", "N", "go processes the direct tier runs at once; the rest wait",
+     int_key{&settings::direct_concurrency, 1, 64}},
+    {"direct_allow", "GLOBS",
+     "module-path globs direct may fetch from private and loopback addresses (like private)",
+     text_key{&settings::direct_allow_text, check_globs}},
 }};
 
 const key_spec* find_key(std::string_view name) {
@@ -772,6 +788,7 @@ std::variant<settings, load_error> load_settings(
     s.sumdbs.push_back(std::move(entry));
   }
   s.no_sumdb_patterns = protocol::parse_glob_list(s.no_sumdb_text);
+  s.direct_allow_patterns = protocol::parse_glob_list(s.direct_allow_text);
   if (s.verify == "sumdb" && s.sumdbs.empty()) {
     return load_error{
         "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "

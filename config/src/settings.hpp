@@ -87,6 +87,14 @@ struct settings {
   /// that limit as the probe's deadline. Keys: stall_min, stall_max
   std::chrono::milliseconds stall_min{1000};
   std::chrono::milliseconds stall_max{8000};
+  /// The go command `direct` runs: a path, or a name looked up on PATH when it runs (a missing
+  /// go is not a start-up error: direct then answers "cannot run go"). Key: go_binary
+  std::string go_binary = "go";
+  int direct_concurrency = 4;  ///< go processes `direct` runs at once. Key: direct_concurrency
+  /// Module-path globs (GOPRIVATE syntax) that `direct` may fetch from private and loopback
+  /// addresses although they are public paths (not in `private`). Key: direct_allow
+  std::string direct_allow_text;
+  std::vector<std::string> direct_allow_patterns;  ///< parsed from direct_allow_text
 };
 
 struct load_error {

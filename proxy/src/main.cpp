@@ -21,6 +21,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <set>
 #include <thread>
@@ -28,6 +30,10 @@
 #include "bootstrap_script.hpp"
 #include "cache/cache_store.hpp"
 #include "cache_admin/cache_verify.hpp"
+#include "direct/address_policy.hpp"
+#include "direct/connect_guard.hpp"
+#include "direct/direct_tier.hpp"
+#include "direct/go_process.hpp"
 #include "log_if_thrown.hpp"
 #include "monitor/metrics.hpp"
 #include "monitor/prober.hpp"
@@ -40,7 +46,9 @@
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
 #include "settings.hpp"
+#include "upstream/dns_resolver.hpp"
 #include "upstream/http_client.hpp"
+#include "upstream/tier.hpp"
 
 namespace {
 namespace net = boost::asio;
@@ -150,6 +158,58 @@ net::awaitable<monitor::probe_answer> probe_get(upstream::http_client& client, s
 // naming the setting; like the loader's own refusals, they are the user's to fix.
 constexpr int exit_bad_setting = 2;
 
+bool uses_direct(const config::settings& settings) {
+  for (const auto* list : {&settings.upstreams, &settings.private_upstreams}) {
+    for (const auto& tier : *list) {
+      if (tier.type == upstream::tier_spec::kind::direct) return true;
+    }
+  }
+  return false;
+}
+
+// The addresses a public module path's host may never resolve to because they are this server:
+// its interfaces and the address it listens on.
+std::vector<net::ip::address> own_addresses(const std::string& listen_host) {
+  auto own = direct::local_addresses();
+  boost::system::error_code ec;
+  auto listening = net::ip::make_address(listen_host, ec);
+  if (!ec && std::find(own.begin(), own.end(), listening) == own.end()) own.push_back(listening);
+  return own;
+}
+
+// The `direct` tier and what it needs: the connect guard every subprocess of a public path
+// connects through, and the address check before any process starts. Built only when a tier list
+// names `direct`, so a server without it creates no <cache_dir>/direct and no guard port.
+struct direct_fetcher {
+  /// `dns` must outlive the executor's last handler, not only this object.
+  direct_fetcher(net::any_io_executor executor, upstream::dns_resolver& resolver,
+                 const config::settings& settings, const std::string& listen_host)
+      : dns(resolver),
+        own(own_addresses(listen_host)),
+        guard(executor, dns, [own = own](const net::ip::address& address) {
+          return direct::refused_address(address, own);
+        }) {
+    direct::direct_options options;
+    options.go_binary = settings.go_binary;
+    options.root = std::filesystem::path(settings.cache_dir) / "direct";
+    options.concurrency = static_cast<std::size_t>(settings.direct_concurrency);
+    options.private_patterns = settings.private_patterns;
+    options.allow_patterns = settings.direct_allow_patterns;
+    options.no_sumdb_patterns = settings.no_sumdb_patterns;
+    options.guard_url = guard.start();
+    options.refused_host = [this](std::string host,
+                                  std::chrono::steady_clock::time_point deadline) {
+      return direct::refused_host(dns, std::move(host), own, deadline);
+    };
+    tier = std::make_shared<direct::direct_tier>(std::move(executor), std::move(options));
+  }
+
+  upstream::dns_resolver& dns;
+  std::vector<net::ip::address> own;
+  direct::connect_guard guard;
+  std::shared_ptr<direct::direct_tier> tier;
+};
+
 int serve(const config::settings& settings) {
   if (!set_up_logging(settings)) return exit_bad_setting;
 
@@ -169,8 +229,13 @@ int serve(const config::settings& settings) {
     connection_ios.push_back(std::make_unique<net::io_context>(1));
     connection_guards.push_back(net::make_work_guard(*connection_ios.back()));
   }
+  auto [host, port] = split_listen(settings.listen);
+  // Before `work`, so that it outlives every handler the work context may still hold.
+  std::unique_ptr<upstream::dns_resolver> direct_dns;
   net::io_context work(settings.fill_threads);
   auto work_guard = net::make_work_guard(work);
+  // After `work`: the guard's sockets are closed while their context still exists.
+  std::unique_ptr<direct_fetcher> direct_source;
 
   upstream::client_options client_options;
   client_options.ca_file = settings.ca_file;
@@ -196,8 +261,33 @@ int serve(const config::settings& settings) {
   auto resolver_options = std::move(*loaded_options);
   resolver_options.metrics = &metrics;
   resolver_options.health = &health;
-  resolver::resolver module_resolver(resolver_options, *store, upstream::http_tiers(client),
-                                     work.get_executor());
+  if (uses_direct(settings)) {
+    try {
+      direct_dns = std::make_unique<upstream::dns_resolver>();
+      direct_source =
+          std::make_unique<direct_fetcher>(work.get_executor(), *direct_dns, settings, host);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gomodproxy: %s\n", e.what());
+      return exit_bad_setting;
+    }
+    const char* path = std::getenv("PATH");
+    if (!direct::find_program(settings.go_binary, path != nullptr ? path : "")) {
+      spdlog::warn(
+          "direct: go binary \"{}\" not found; direct answers \"cannot run go\" until it is "
+          "installed (--go-binary)",
+          settings.go_binary);
+    }
+  }
+  auto url_tiers = upstream::http_tiers(client);
+  upstream::tier_factory make_tier =
+      [&url_tiers,
+       &direct_source](const upstream::tier_spec& spec) -> std::shared_ptr<upstream::tier> {
+    if (spec.type == upstream::tier_spec::kind::direct) {
+      return direct_source ? direct_source->tier : nullptr;
+    }
+    return url_tiers(spec);
+  };
+  resolver::resolver module_resolver(resolver_options, *store, make_tier, work.get_executor());
 
   server::text_handler healthz([] { return server::text_answer{200, "ok\n"}; });
   server::text_handler metrics_page([&metrics] {
@@ -223,7 +313,6 @@ int serve(const config::settings& settings) {
                                    : server::text_answer{503, "no usable upstream tier\n"};
   });
 
-  auto [host, port] = split_listen(settings.listen);
   server::server_options server_options;
   server_options.host = host;
   server_options.port = port;
@@ -325,6 +414,7 @@ int serve(const config::settings& settings) {
   for (auto& thread : io_pool) thread.join();
   // Fills in progress are abandoned: their entries were never committed, so they stay invisible.
   work_guard.reset();
+  if (direct_source) direct_source->guard.stop();
   work.stop();
   for (auto& thread : work_threads) thread.join();
   // Coroutines still parked on a connection context are destroyed with it, here, while nothing

@@ -101,7 +101,10 @@ const std::vector<std::string> all_keys = {"listen",
                                            "sumdb",
                                            "sumdb_key",
                                            "verify",
-                                           "no_sumdb"};
+                                           "no_sumdb",
+                                           "go_binary",
+                                           "direct_concurrency",
+                                           "direct_allow"};
 
 std::string flag_of(std::string key) {
   for (char& c : key) c = c == '_' ? '-' : c;
@@ -159,6 +162,10 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.sumdb_key_text, want.sumdb_key_text);
   EXPECT_EQ(got.verify, want.verify);
   EXPECT_EQ(got.no_sumdb_text, want.no_sumdb_text);
+  EXPECT_EQ(got.go_binary, want.go_binary);
+  EXPECT_EQ(got.direct_concurrency, want.direct_concurrency);
+  EXPECT_EQ(got.direct_allow_text, want.direct_allow_text);
+  EXPECT_EQ(got.direct_allow_patterns, want.direct_allow_patterns);
 }
 
 TEST(load_settings, defaults_with_no_sources) {
@@ -770,7 +777,7 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
       value = "true";
     } else if (key == "ca_file") {
       value = "";
-    } else if (key == "io_threads" || key == "fill_threads") {
+    } else if (key == "io_threads" || key == "fill_threads" || key == "direct_concurrency") {
       value = "3";
     } else if (key == "max_header_bytes" || key == "max_connections") {
       value = "2048";
@@ -902,6 +909,69 @@ TEST(loader, stall_bounds_default_to_one_and_eight_seconds_and_stay_ordered) {
   EXPECT_NE(bad.find("stall_min"), std::string::npos) << bad;
   EXPECT_NE(bad.find("stall_max"), std::string::npos) << bad;
   EXPECT_NE(load_fail({"--stall-max", "0s"}, {}).find("stall_max"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gomodproxy::config
+
+namespace gomodproxy::config {
+namespace {
+
+TEST(loader, direct_settings_default_to_go_on_path_four_processes_and_no_allow_list) {
+  const settings s = load_ok({}, {});
+  EXPECT_EQ(s.go_binary, "go");
+  EXPECT_EQ(s.direct_concurrency, 4);
+  EXPECT_EQ(s.direct_allow_text, "");
+  EXPECT_TRUE(s.direct_allow_patterns.empty());
+}
+
+TEST(loader, direct_settings_from_flags_env_and_file) {
+  const settings flags = load_ok({"--go-binary", "/usr/lib/go-1.23/bin/go", "--direct-concurrency",
+                                  "8", "--direct-allow", "gitlab.lan/*,git.internal.example"},
+                                 {});
+  EXPECT_EQ(flags.go_binary, "/usr/lib/go-1.23/bin/go");
+  EXPECT_EQ(flags.direct_concurrency, 8);
+  EXPECT_EQ(flags.direct_allow_patterns,
+            (std::vector<std::string>{"gitlab.lan/*", "git.internal.example"}));
+  const settings env = load_ok({}, {{"GOMODPROXY_GO_BINARY", "go1.19"},
+                                    {"GOMODPROXY_DIRECT_CONCURRENCY", "1"},
+                                    {"GOMODPROXY_DIRECT_ALLOW", "*.lan"}});
+  EXPECT_EQ(env.go_binary, "go1.19");
+  EXPECT_EQ(env.direct_concurrency, 1);
+  EXPECT_EQ(env.direct_allow_patterns, std::vector<std::string>{"*.lan"});
+  temp_dir dir;
+  const settings file = load_ok(
+      {"--config", dir.write("d.toml", "direct_concurrency = 64\ndirect_allow = \"a.lan\"\n")}, {});
+  EXPECT_EQ(file.direct_concurrency, 64);
+  EXPECT_EQ(file.direct_allow_patterns, std::vector<std::string>{"a.lan"});
+}
+
+TEST(loader, bad_direct_settings_name_the_key) {
+  struct row {
+    std::vector<std::string> args;
+    env_map env;
+    std::string want;
+  };
+  const row rows[] = {
+      {{"--direct-concurrency", "0"}, {}, "gomodproxy: direct_concurrency: \"0\" is out of range"},
+      {{"--direct-concurrency", "65"},
+       {},
+       "gomodproxy: direct_concurrency: \"65\" is out of range"},
+      {{},
+       {{"GOMODPROXY_DIRECT_CONCURRENCY", "many"}},
+       "gomodproxy: direct_concurrency: \"many\" is not an integer"},
+      {{"--go-binary", ""}, {}, "gomodproxy: go_binary: \"\" is not a program"},
+      {{"--direct-allow", "a\nb"},
+       {},
+       "gomodproxy: direct_allow: \"a\\x0ab\" contains a line break"},
+  };
+  for (const auto& r : rows) {
+    auto loaded = load_settings(r.args, r.env);
+    auto* error = std::get_if<load_error>(&loaded);
+    ASSERT_NE(error, nullptr) << r.want;
+    EXPECT_TRUE(error->message.starts_with(r.want)) << error->message;
+    EXPECT_EQ(error->message.find('\n'), std::string::npos) << error->message;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,108 @@
+#include "direct/go_env.hpp"
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+#include "protocol/path_glob.hpp"
+
+namespace gomodproxy::direct {
+namespace {
+
+// What git, ssh and the go command read to find credentials, configuration and CA certificates
+// on the server; nothing else of the server's environment reaches them.
+constexpr std::array<std::string_view, 14> passed_through = {"PATH",
+                                                             "HOME",
+                                                             "NETRC",
+                                                             "XDG_CONFIG_HOME",
+                                                             "GIT_CONFIG_GLOBAL",
+                                                             "GIT_CONFIG_SYSTEM",
+                                                             "GIT_CONFIG_NOSYSTEM",
+                                                             "GIT_SSH_COMMAND",
+                                                             "GIT_SSH",
+                                                             "SSH_AUTH_SOCK",
+                                                             "SSL_CERT_FILE",
+                                                             "SSL_CERT_DIR",
+                                                             "GIT_SSL_CAINFO",
+                                                             "TMPDIR"};
+
+constexpr std::array<std::string_view, 6> proxy_variables = {
+    "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"};
+
+std::string join(const std::vector<std::string>& patterns) {
+  std::string out;
+  for (const auto& pattern : patterns) {
+    if (!out.empty()) out += ',';
+    out += pattern;
+  }
+  return out;
+}
+
+}  // namespace
+
+path_access access_for(const go_env_inputs& inputs, const std::string& module_path) {
+  if (protocol::match_prefix_patterns(inputs.private_patterns, module_path) ||
+      protocol::match_prefix_patterns(inputs.allow_patterns, module_path)) {
+    return path_access::internal_path;
+  }
+  return path_access::public_path;
+}
+
+std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access access) {
+  std::map<std::string, std::string> env;
+  env["GOPROXY"] = "direct";
+  env["GOTOOLCHAIN"] = "local";
+  env["GOFLAGS"] = "-modcacherw";
+  env["GOENV"] = "off";
+  env["GO111MODULE"] = "on";
+  // The proxy itself checks every public .mod and .zip against its checksum database before
+  // caching it (verify before cache), through its own configured mirrors.
+  env["GOSUMDB"] = "off";
+  auto internal = inputs.private_patterns;
+  internal.insert(internal.end(), inputs.allow_patterns.begin(), inputs.allow_patterns.end());
+  auto no_sumdb = internal;
+  no_sumdb.insert(no_sumdb.end(), inputs.no_sumdb_patterns.begin(), inputs.no_sumdb_patterns.end());
+  if (!internal.empty()) env["GOPRIVATE"] = join(internal);
+  if (!no_sumdb.empty()) env["GONOSUMDB"] = join(no_sumdb);
+  env["GOMODCACHE"] = inputs.mod_cache.string();
+  env["GOPATH"] = inputs.gopath.string();
+  env["GOCACHE"] = inputs.go_cache.string();
+  // Nothing may wait for a password on a terminal the server does not have.
+  env["GIT_TERMINAL_PROMPT"] = "0";
+  env["GIT_ASKPASS"] = "/bin/false";
+  env["GCM_INTERACTIVE"] = "never";
+  // Messages in English whatever the server's locale: they are classified and shown to clients.
+  env["LC_ALL"] = "C";
+  for (auto name : passed_through) {
+    if (auto it = inputs.server_environment.find(std::string(name));
+        it != inputs.server_environment.end()) {
+      env[it->first] = it->second;
+    }
+  }
+  if (access == path_access::public_path) {
+    // Every connection of go and git goes through the guard, which checks each address it
+    // connects to; plain http and other VCS tools could get around it, so only git over https.
+    for (auto name : proxy_variables) env[std::string(name)] = inputs.guard_url;
+    env["NO_PROXY"] = "";
+    env["no_proxy"] = "";
+    env["GIT_ALLOW_PROTOCOL"] = "https";
+    env["GOVCS"] = "*:git";
+  } else {
+    for (auto name : proxy_variables) {
+      if (auto it = inputs.server_environment.find(std::string(name));
+          it != inputs.server_environment.end()) {
+        env[it->first] = it->second;
+      }
+    }
+    if (auto it = inputs.server_environment.find("GOINSECURE");
+        it != inputs.server_environment.end()) {
+      env["GOINSECURE"] = it->second;
+    }
+  }
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [name, value] : env) out.push_back(name + "=" + value);
+  return out;
+}
+
+}  // namespace gomodproxy::direct

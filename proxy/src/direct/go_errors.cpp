@@ -1,0 +1,173 @@
+#include "direct/go_errors.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace gomodproxy::direct {
+namespace {
+
+// Shorter "secrets" would blot out ordinary words of every message.
+constexpr std::size_t shortest_secret = 4;
+
+std::string percent_encoded(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+void replace_all(std::string& text, std::string_view what, std::string_view with) {
+  if (what.empty()) return;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + with.size())) {
+    text.replace(at, what.size(), with);
+  }
+}
+
+struct scrub_rule {
+  std::regex pattern;
+  const char* replacement;
+};
+
+const std::vector<scrub_rule>& scrub_rules() {
+  static const std::vector<scrub_rule> rules = [] {
+    const auto flags = std::regex::ECMAScript | std::regex::icase;
+    std::vector<scrub_rule> out;
+    // Userinfo of any URL: everything between "scheme://" and the last '@' before the host.
+    out.push_back({std::regex(R"(([a-z][a-z0-9+.\-]*://)[^/\s@'"]*@)", flags), "$1"});
+    out.push_back({std::regex(R"((authorization\s*:\s*)[^\r\n]*)", flags), "$1***"});
+    out.push_back({std::regex(R"((proxy-authorization\s*:\s*)[^\r\n]*)", flags), "$1***"});
+    out.push_back({std::regex(R"((x-access-token:)[^@\s'"]+)", flags), "$1***"});
+    out.push_back({std::regex(R"((oauth2:)[^@\s'"]+@)", flags), "$1***@"});
+    out.push_back(
+        {std::regex(R"(\b(bearer|basic|token)\s+[a-z0-9._~+/=\-]{8,})", flags), "$1 ***"});
+    out.push_back(
+        {std::regex(R"(\b(ghp|gho|ghu|ghs|ghr|github_pat|glpat)[_\-][a-z0-9_\-]{10,})", flags),
+         "***"});
+    return out;
+  }();
+  return rules;
+}
+
+}  // namespace
+
+std::vector<std::string> netrc_passwords(std::string_view netrc_text) {
+  std::vector<std::string> out;
+  std::istringstream lines{std::string(netrc_text)};
+  std::string line;
+  bool in_macro = false;
+  std::string previous;
+  while (std::getline(lines, line)) {
+    if (in_macro) {
+      // A macro definition runs to the first empty line.
+      if (line.find_first_not_of(" \t\r") == std::string::npos) in_macro = false;
+      continue;
+    }
+    std::istringstream words(line);
+    std::string word;
+    while (words >> word) {
+      if (previous == "password") out.push_back(word);
+      if (word == "macdef" && previous != "password") {
+        in_macro = true;
+        previous.clear();
+        break;
+      }
+      previous = word;
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> known_secrets(const std::map<std::string, std::string>& environment) {
+  std::string path;
+  if (auto it = environment.find("NETRC"); it != environment.end() && !it->second.empty()) {
+    path = it->second;
+  } else if (auto home = environment.find("HOME"); home != environment.end()) {
+    path = home->second + "/.netrc";
+  }
+  if (path.empty()) return {};
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return netrc_passwords(text.str());
+}
+
+std::string scrub(std::string_view text, const std::vector<std::string>& secrets) {
+  std::string out(text);
+  // Known secrets first, while they are whole: a rule below could cut one in two.
+  for (const auto& secret : secrets) {
+    if (secret.size() < shortest_secret) continue;
+    replace_all(out, secret, "***");
+    replace_all(out, percent_encoded(secret), "***");
+  }
+  for (const auto& rule : scrub_rules())
+    out = std::regex_replace(out, rule.pattern, rule.replacement);
+  return out;
+}
+
+std::string condense(std::string_view subcommand, std::string_view message,
+                     const std::vector<std::string>& secrets, std::string_view private_dir) {
+  std::string text = scrub(message, secrets);
+  // Where the fetcher keeps its clones says nothing to a client, and costs the 300 bytes.
+  if (!private_dir.empty()) {
+    const std::string marker = " in " + std::string(private_dir);
+    for (auto at = text.find(marker); at != std::string::npos; at = text.find(marker, at)) {
+      auto end = text.find_first_of(": \t\r\n", at + marker.size());
+      text.erase(at, (end == std::string::npos ? text.size() : end) - at);
+    }
+    replace_all(text, private_dir, "<direct>");
+  }
+  std::string line;
+  bool pending_space = false;
+  std::istringstream lines(text);
+  std::string piece;
+  while (std::getline(lines, piece)) {
+    auto first = piece.find_first_not_of(" \t\r");
+    if (first == std::string::npos) continue;
+    std::string_view rest = std::string_view(piece).substr(first);
+    if (rest.starts_with("go: ")) rest.remove_prefix(4);
+    if (!line.empty()) pending_space = true;
+    for (char c : rest) {
+      const auto byte = static_cast<unsigned char>(c);
+      const bool blank = byte < 0x20 || byte == 0x7f;
+      if (blank) {
+        pending_space = !line.empty();
+        continue;
+      }
+      if (pending_space) line += ' ';
+      pending_space = false;
+      line += c;
+    }
+  }
+  while (!line.empty() && (line.back() == ' ' || line.back() == ':')) line.pop_back();
+  std::string out = std::string(subcommand) + ": " + line;
+  if (out.size() > max_reason_bytes) {
+    std::size_t cut = max_reason_bytes - 3;
+    // Never in the middle of a UTF-8 sequence.
+    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
+    out = out.substr(0, cut) + "...";
+  }
+  return out;
+}
+
+upstream::outcome classify_failure(std::string_view message) {
+  static const std::regex transient(
+      R"(connection refused|connection reset|connection timed out|i/o timeout|tls handshake timeout|timeout awaiting response headers|temporary failure in name resolution|server misbehaving|no route to host|network is unreachable|returned error: 5[0-9][0-9]|\bhttp 5[0-9][0-9]\b|\b5[0-9][0-9] (internal server error|bad gateway|service unavailable|gateway timeout)|status 5[0-9][0-9]\b)",
+      std::regex::ECMAScript | std::regex::icase);
+  const std::string text(message);
+  return std::regex_search(text, transient) ? upstream::outcome::error
+                                            : upstream::outcome::not_found;
+}
+
+}  // namespace gomodproxy::direct
