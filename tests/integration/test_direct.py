@@ -127,15 +127,16 @@ def test_a_tier_before_direct_serves_what_it_has_without_a_process(
     assert any(r.is_fetch for r in server.for_repo(gr.PRIVATE_HOST, "team/lib"))
 
 
+@pytest.mark.parametrize("proxy_go", [dh.GO119, dh.GO123], ids=["proxy-go1.19", "proxy-go1.23"])
 def test_second_version_of_a_repository_does_not_clone_it_again(
-        git_repos, direct_sums, make_git_server, start_proxy, tmp_path):
+        proxy_go, git_repos, direct_sums, make_git_server, start_proxy, tmp_path):
     """The direct tier keeps its module cache, so the git clone of a repository is reused: the
     first version's fetch is a fresh clone (an upload-pack request without `have` lines), every
     later fetch of that repository, other versions and the /v2 module in it, says what it has
     (`have` lines): an incremental fetch. A tier that cloned into a fresh module cache each time
-    would send no `have` line again."""
+    would send no `have` line again. With the oldest go the tier supports and a newer one."""
     server = make_git_server()
-    wrapper = dh.GoWrapper(tmp_path / "wrapper")
+    wrapper = dh.GoWrapper(tmp_path / "wrapper", proxy_go)
     proxy = start_proxy("off", "--private", PRIVATE, "--go-binary", str(wrapper.path),
                         env=dh.proxy_env(server, tmp_path / "proxy-home", gr.PRIVATE_HOST))
 
