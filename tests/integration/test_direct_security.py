@@ -123,3 +123,89 @@ def test_credentials_reach_private_repositories_and_never_show(
     for text in bodies:
         for secret in secrets:
             assert secret not in text, f"{secret!r} shown in:\n{text[-3000:]}"
+
+
+REBIND = "rebind.example.test"
+CHECK_TIME_ADDRESS = "203.0.113.7"  # TEST-NET-3: an address the policy allows
+
+
+class _RebindingDns:
+    """tiny_dns.TinyDns whose answer for REBIND changes after its first A query: an allowed
+    address for the check before the go command starts, loopback for everyone after (TTL 0, so
+    nothing caches the first answer)."""
+
+    def __new__(cls, *args, **kwargs):
+        from tiny_dns import TYPE_A, TinyDns
+
+        class Rebinding(TinyDns):
+            def _reply(self, packet):
+                answered = self.queries(REBIND, TYPE_A)
+                self.records[REBIND] = (CHECK_TIME_ADDRESS if answered == 0 else "127.0.0.1", 0)
+                return super()._reply(packet)
+
+        return Rebinding(*args, **kwargs)
+
+
+def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
+        start_proxy, tmp_path, monkeypatch):
+    """A public path whose host passes the check (it resolves to an allowed address) and then
+    resolves to loopback when the go command connects: the loopback CONNECT proxy the go command
+    must use checks the address it connects to, so nothing reaches 127.0.0.1:443 (a listener
+    there counts connections) and the answer is a 404. Runs the proxy, the DNS server and that
+    listener in a network namespace of their own (only loopback)."""
+    import os
+    import socket
+    import threading
+
+    import pytest
+
+    import netns
+    from conftest import http_request, proxy_binary
+    from tiny_dns import TYPE_A
+
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    name = f"gmprebind{os.getpid()}"
+    accepted = []
+    with netns.NetNamespace(name, "nameserver 127.0.0.1\n",
+                            "127.0.0.1 localhost\n::1 localhost\n") as namespace:
+        with namespace.inside():
+            dns = _RebindingDns({}, silent=set()).start()
+            listener = socket.socket()
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 443))
+            listener.listen(16)
+            listener.settimeout(0.2)
+            stop = threading.Event()
+
+            def accept_loop():
+                while not stop.is_set():
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:
+                        continue
+                    accepted.append(conn)
+
+            acceptor = threading.Thread(target=accept_loop, daemon=True)
+            acceptor.start()
+            monkeypatch.setenv("GOMODPROXY_BIN",
+                               str(namespace.wrap(proxy_binary().resolve(), tmp_path)))
+            try:
+                wrapper = dh.GoWrapper(tmp_path / "wrapper")
+                proxy = start_proxy("direct", "--go-binary", str(wrapper.path),
+                                    env=dh.base_env(tmp_path / "home"))
+                answer = http_request(proxy.port, f"/{REBIND}/x/@v/v1.0.0.info", timeout=120)
+                dns_queries = dns.queries(REBIND, TYPE_A)
+            finally:
+                stop.set()
+                acceptor.join(timeout=5)
+                listener.close()
+                for conn in accepted:
+                    conn.close()
+                dns.stop()
+    assert answer.status == 404, answer.text
+    assert wrapper.started() >= 1, "the check passed, so the go command ran"
+    assert dns_queries >= 2, "the CONNECT proxy looked the name up again"
+    assert accepted == [], f"{len(accepted)} connection(s) reached 127.0.0.1:443"
+    assert f"{REBIND} resolves to 127.0.0.1 (loopback)" in answer.text, answer.text

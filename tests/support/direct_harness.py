@@ -43,14 +43,21 @@ def shipped_path() -> str:
     return f"{Path(GO123).parent}:{path}"
 
 
-def proxy_env(git_server, home: Path, insecure: str, path: Optional[str] = None) -> dict:
-    """The proxy's whole environment: its HOME (credentials), the git server as HTTP(S) proxy
-    for the go command it runs, GOINSECURE for the made-up hosts."""
+def base_env(home: Path, path: Optional[str] = None) -> dict:
+    """The proxy's whole environment without any routing: the test's own minus go, git and proxy
+    settings, with its own HOME (where credentials go) and PATH."""
     env = {k: v for k, v in os.environ.items() if not _DROPPED.match(k)}
     home.mkdir(parents=True, exist_ok=True)
-    env.update(git_server.client_env(insecure))
     env["HOME"] = str(home)
     env["PATH"] = path or shipped_path()
+    return env
+
+
+def proxy_env(git_server, home: Path, insecure: str, path: Optional[str] = None) -> dict:
+    """base_env plus the git server as the HTTP(S) proxy of the go command the proxy runs for
+    private and allowed paths, and GOINSECURE for the made-up hosts."""
+    env = base_env(home, path)
+    env.update(git_server.client_env(insecure))
     return env
 
 
