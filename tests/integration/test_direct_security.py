@@ -1,14 +1,23 @@
 """The `direct` tier's safety: public module paths naming internal hosts are refused before any
-process starts, and credentials given to the go command (a .netrc, a git insteadOf with userinfo)
-work but never show in the proxy's logs, status pages, metrics or error bodies."""
+process starts, a DNS answer that changes to loopback after that check is refused when the go
+command connects, and credentials given to the go command (a .netrc, a git insteadOf with
+userinfo) work but never show in the proxy's logs, status pages, metrics or error bodies."""
 
 from __future__ import annotations
 
 import base64
+import os
+import socket
+import threading
+
+import pytest
 
 import direct_harness as dh
 import git_repos as gr
 import module_tree as mt
+import netns
+from conftest import http_request, proxy_binary
+from tiny_dns import TYPE_A, TinyDns
 
 PRIVATE = "git.corp.example.test/*"
 
@@ -129,21 +138,14 @@ REBIND = "rebind.example.test"
 CHECK_TIME_ADDRESS = "203.0.113.7"  # TEST-NET-3: an address the policy allows
 
 
-class _RebindingDns:
-    """tiny_dns.TinyDns whose answer for REBIND changes after its first A query: an allowed
-    address for the check before the go command starts, loopback for everyone after (TTL 0, so
-    nothing caches the first answer)."""
+class RebindingDns(TinyDns):
+    """Answers REBIND with an allowed address for its first A query (the check before the go
+    command starts) and with loopback for every later one; TTL 0, so nothing caches the first."""
 
-    def __new__(cls, *args, **kwargs):
-        from tiny_dns import TYPE_A, TinyDns
-
-        class Rebinding(TinyDns):
-            def _reply(self, packet):
-                answered = self.queries(REBIND, TYPE_A)
-                self.records[REBIND] = (CHECK_TIME_ADDRESS if answered == 0 else "127.0.0.1", 0)
-                return super()._reply(packet)
-
-        return Rebinding(*args, **kwargs)
+    def _reply(self, packet):
+        answered = self.queries(REBIND, TYPE_A)
+        self.records[REBIND] = (CHECK_TIME_ADDRESS if answered == 0 else "127.0.0.1", 0)
+        return super()._reply(packet)
 
 
 def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
@@ -153,16 +155,6 @@ def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
     must use checks the address it connects to, so nothing reaches 127.0.0.1:443 (a listener
     there counts connections) and the answer is a 404. Runs the proxy, the DNS server and that
     listener in a network namespace of their own (only loopback)."""
-    import os
-    import socket
-    import threading
-
-    import pytest
-
-    import netns
-    from conftest import http_request, proxy_binary
-    from tiny_dns import TYPE_A
-
     reason = netns.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
@@ -171,7 +163,7 @@ def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
     with netns.NetNamespace(name, "nameserver 127.0.0.1\n",
                             "127.0.0.1 localhost\n::1 localhost\n") as namespace:
         with namespace.inside():
-            dns = _RebindingDns({}, silent=set()).start()
+            dns = RebindingDns({}, silent=set()).start()
             listener = socket.socket()
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(("127.0.0.1", 443))
