@@ -201,3 +201,46 @@ def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
     assert dns_queries >= 2, "the CONNECT proxy looked the name up again"
     assert accepted == [], f"{len(accepted)} connection(s) reached 127.0.0.1:443"
     assert f"{REBIND} resolves to 127.0.0.1 (loopback)" in answer.text, answer.text
+
+
+def test_public_modules_from_direct_are_verified_before_they_are_cached(
+        make_git_server, make_sumdb, start_proxy, tmp_path):
+    """What `direct` fetches for a public path (here one the allow list lets it fetch) goes
+    through verify-before-cache like any tier's answer: served when the checksum database
+    vouches for the bytes git gave, refused (and not cached) when the database records other
+    bytes for that version."""
+    server = make_git_server()
+    base = tmp_path / "direct"
+    expected = dh.direct_sums(dh.GO123, server, base, [f"{gr.ALLOWED}@v1.0.0"],
+                              insecure=gr.LOOPBACK_HOST, private="")
+    # The go command's download cache is laid out as a proxy tree: the genuine database's input.
+    genuine = make_sumdb(base / "gopath" / "pkg" / "mod" / "cache" / "download")
+    other = mt.ModuleTree(tmp_path / "other-tree")
+    other.add(gr.ALLOWED, "v1.0.0", {
+        "go.mod": f"module {gr.ALLOWED}\n\ngo 1.19\n".encode(),
+        "lib.go": b'package lib\n\nfunc Name() string { return "not what git has" }\n',
+    })
+    impostor = make_sumdb(other.root)
+
+    def start(sumdb):
+        return start_proxy("direct", "--direct-allow", f"{gr.LOOPBACK_HOST}/allowed/*",
+                           *sumdb.flags, "--verify", "sumdb",
+                           env=dh.proxy_env(server, tmp_path / "proxy-home", gr.LOOPBACK_HOST))
+
+    proxy = start(genuine)
+    zip_answer = proxy.get(f"/{gr.ALLOWED}/@v/v1.0.0.zip", timeout=120)
+    mod_answer = proxy.get(f"/{gr.ALLOWED}/@v/v1.0.0.mod", timeout=120)
+    assert zip_answer.status == 200 and mod_answer.status == 200, (zip_answer.text,
+                                                                   mod_answer.text)
+    assert (mt.zip_hash(zip_answer.body), mt.gomod_hash(mod_answer.body)) == \
+        expected[(gr.ALLOWED, "v1.0.0")]
+    assert any(r.path.startswith(f"/lookup/{gr.ALLOWED}@v1.0.0") for r in genuine.requests)
+
+    server.clear_log()
+    proxy = start(impostor)
+    for attempt in range(2):  # the second answer shows nothing was cached by the first
+        refused = proxy.get(f"/{gr.ALLOWED}/@v/v1.0.0.zip", timeout=120)
+        assert refused.status == 404, refused.text
+        assert "direct" in refused.text and "checksum" in refused.text, refused.text
+    assert any(r.is_fetch for r in server.for_repo(gr.LOOPBACK_HOST, "allowed/lib")), \
+        "direct fetched the bytes the database then refused"
