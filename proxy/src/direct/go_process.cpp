@@ -170,13 +170,22 @@ net::awaitable<process_result> run_on_strand(process_spec spec) {
 
   auto process = std::make_shared<running_process>();
   process->pid = pid;
+  // When the server stops, this frame is destroyed without running to its end: the group must
+  // not outlive it, nor the leader stay a zombie.
+  struct reap_on_unwind {
+    std::shared_ptr<running_process> process;
+    ~reap_on_unwind() {
+      if (process->exited) return;
+      ::kill(-process->pid, SIGKILL);
+      int ignored = 0;
+      while (::waitpid(process->pid, &ignored, 0) < 0 && errno == EINTR) {
+      }
+    }
+  } reaper{process};
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pidfd < 0) {
-    // Without a pidfd the exit cannot be awaited without blocking a thread; give up on it.
+    // Without a pidfd the exit cannot be awaited without blocking a thread; the reaper kills it.
     result.spawn_error = std::string("pidfd_open: ") + std::strerror(errno);
-    ::kill(-pid, SIGKILL);
-    int ignored = 0;
-    ::waitpid(pid, &ignored, 0);
     co_return result;
   }
   net::posix::stream_descriptor exit_watch(executor, pidfd);

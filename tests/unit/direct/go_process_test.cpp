@@ -123,6 +123,35 @@ TEST(GoProcess, ABackgroundChildLeftBehindAfterAnExitIsKilledToo) {
   EXPECT_FALSE(alive(child));
 }
 
+TEST(GoProcess, AServerThatStopsTakesItsProcessesWithIt) {
+  // The io_context is destroyed while the process runs, as at shutdown: nothing may be left.
+  auto pid_file = std::filesystem::temp_directory_path() /
+                  ("go_process_test_pids_" + std::to_string(::getpid()));
+  {
+    net::io_context io;
+    net::co_spawn(
+        io,
+        run_process(io.get_executor(),
+                    shell("sleep 300 & echo $$ $! > " + pid_file.string() + "; sleep 300", 60s)),
+        [](std::exception_ptr, process_result) {});
+    auto written = [&pid_file] {
+      std::error_code ec;
+      return std::filesystem::exists(pid_file, ec) && std::filesystem::file_size(pid_file, ec) > 0;
+    };
+    for (int i = 0; i < 200 && !written(); ++i) io.run_for(20ms);
+  }
+  std::ifstream pids(pid_file);
+  pid_t shell_pid = 0, child = 0;
+  pids >> shell_pid >> child;
+  std::filesystem::remove(pid_file);
+  ASSERT_GT(shell_pid, 0);
+  for (int i = 0; i < 100 && (alive(shell_pid) || alive(child)); ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_FALSE(alive(shell_pid));
+  EXPECT_FALSE(alive(child));
+}
+
 TEST(GoProcess, AMissingBinaryIsASpawnFailure) {
   process_spec spec;
   spec.program = "/nonexistent/go";
