@@ -14,7 +14,7 @@ import pytest
 import direct_harness as dh
 import git_repos as gr
 import module_tree as mt
-from conftest import GoRunner, _decode_json_stream
+from conftest import GoRunner, _decode_json_stream, direct_go_params
 from test_upstream import refused_port
 
 PRIVATE = "git.corp.example.test/*"
@@ -36,7 +36,7 @@ def served_sums(proxy, versions) -> dict:
     return sums
 
 
-@pytest.fixture(params=[dh.GO119, dh.GO123], ids=["go1.19", "go1.23"])
+@pytest.fixture(params=direct_go_params())
 def client_go(request) -> str:
     return request.param
 
@@ -127,7 +127,7 @@ def test_a_tier_before_direct_serves_what_it_has_without_a_process(
     assert any(r.is_fetch for r in server.for_repo(gr.PRIVATE_HOST, "team/lib"))
 
 
-@pytest.mark.parametrize("proxy_go", [dh.GO119, dh.GO123], ids=["proxy-go1.19", "proxy-go1.23"])
+@pytest.mark.parametrize("proxy_go", direct_go_params())
 def test_second_version_of_a_repository_does_not_clone_it_again(
         proxy_go, git_repos, direct_sums, make_git_server, start_proxy, tmp_path):
     """The direct tier keeps its module cache, so the git clone of a repository is reused: the

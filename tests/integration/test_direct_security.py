@@ -87,9 +87,9 @@ def test_credentials_reach_private_repositories_and_never_show(
         f"\tinsteadOf = http://{gr.PRIVATE_HOST}/team/vault\n")
 
     # What the go command itself computes with these credentials.
-    expected = dh.direct_sums(dh.GO123, server, tmp_path / "direct",
+    expected = dh.direct_sums(dh.PROXY_GO, server, tmp_path / "direct",
                               [f"{gr.SECRET}@v1.0.0", f"{gr.VAULT}@v1.0.0"], home=home)
-    leaked = dh.go_direct(dh.GO123, server, tmp_path / "direct", "mod", "download", "-json",
+    leaked = dh.go_direct(dh.PROXY_GO, server, tmp_path / "direct", "mod", "download", "-json",
                           "git.corp.example.test/team/missing@v1.0.0", home=home)
     assert NETRC_PASSWORD in leaked.stdout, "the git server's echo reaches go's error text"
     server.clear_log()
@@ -211,7 +211,7 @@ def test_public_modules_from_direct_are_verified_before_they_are_cached(
     bytes for that version."""
     server = make_git_server()
     base = tmp_path / "direct"
-    expected = dh.direct_sums(dh.GO123, server, base, [f"{gr.ALLOWED}@v1.0.0"],
+    expected = dh.direct_sums(dh.PROXY_GO, server, base, [f"{gr.ALLOWED}@v1.0.0"],
                               insecure=gr.LOOPBACK_HOST, private="")
     # The go command's download cache is laid out as a proxy tree: the genuine database's input.
     genuine = make_sumdb(base / "gopath" / "pkg" / "mod" / "cache" / "download")

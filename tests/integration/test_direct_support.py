@@ -13,10 +13,10 @@ import pytest
 
 import direct_harness as dh
 import git_repos as gr
-from conftest import _decode_json_stream
+from conftest import _decode_json_stream, direct_go_params
 
 
-@pytest.mark.parametrize("go", [dh.GO119, dh.GO123], ids=["go1.19", "go1.23"])
+@pytest.mark.parametrize("go", direct_go_params())
 def test_go_alone_fetches_lists_and_builds_from_the_git_server(go, git_repos, direct_sums,
                                                                make_git_server, tmp_path):
     server = make_git_server()
@@ -57,14 +57,14 @@ def test_a_fresh_module_cache_clones_again(make_git_server, tmp_path):
     clone and one incremental fetch; into two fresh module caches, two clones."""
     server = make_git_server()
     for version in ("v1.0.0", "v1.1.0"):
-        assert dh.go_direct(dh.GO123, server, tmp_path / "shared", "mod", "download",
+        assert dh.go_direct(dh.PROXY_GO, server, tmp_path / "shared", "mod", "download",
                             f"{gr.LIB}@{version}").returncode == 0
     shared = [r for r in server.requests if r.is_fetch]
     assert [r.is_fresh_clone for r in shared] == [True] + [False] * (len(shared) - 1)
 
     server.clear_log()
     for version in ("v1.0.0", "v1.1.0"):
-        assert dh.go_direct(dh.GO123, server, tmp_path / f"fresh-{version}", "mod", "download",
+        assert dh.go_direct(dh.PROXY_GO, server, tmp_path / f"fresh-{version}", "mod", "download",
                             f"{gr.LIB}@{version}").returncode == 0
     assert sum(r.is_fresh_clone for r in server.requests) == 2
 
@@ -72,14 +72,14 @@ def test_a_fresh_module_cache_clones_again(make_git_server, tmp_path):
 def test_git_server_auth_hang_and_compressed_chunked_bodies(make_git_server, tmp_path):
     server = make_git_server()
     server.require_auth(gr.PRIVATE_HOST, "team/secret", "deploy", "pw-1")
-    denied = dh.go_direct(dh.GO123, server, tmp_path / "nocreds", "mod", "download",
+    denied = dh.go_direct(dh.PROXY_GO, server, tmp_path / "nocreds", "mod", "download",
                           f"{gr.SECRET}@v1.0.0", timeout=60)
     assert denied.returncode != 0 and "terminal prompts disabled" in denied.stderr, \
         denied.stderr
     home = tmp_path / "home"
     home.mkdir()
     (home / ".netrc").write_text(f"machine {gr.PRIVATE_HOST} login deploy password pw-1\n")
-    allowed = dh.go_direct(dh.GO123, server, tmp_path / "creds", "mod", "download",
+    allowed = dh.go_direct(dh.PROXY_GO, server, tmp_path / "creds", "mod", "download",
                            f"{gr.SECRET}@v1.0.0", home=home, timeout=60)
     assert allowed.returncode == 0, allowed.stderr
 

@@ -15,9 +15,18 @@ from typing import Optional
 
 GO119 = "/usr/lib/go-1.19/bin/go"
 GO123 = "/usr/lib/go-1.23/bin/go"
-# The go the proxy runs when a test names one (through the wrapper).
-PROXY_GO = GO123
 MIN_GO = (1, 19)
+
+
+def installed(go: str) -> bool:
+    return os.access(go, os.X_OK)
+
+
+# The go the proxy runs when a test names one (through the wrapper): 1.23 where
+# scripts/install-deps.sh could install it (it is optional), else 1.19.
+PROXY_GO = GO123 if installed(GO123) else GO119
+# Every go a test runs, by name: the oldest `direct` supports and the newest installed.
+GOS = {"go1.19": GO119, "go1.23": GO123}
 
 # The proxy's environment is built from the test's own minus anything that would route or
 # configure it differently from what the test sets.
