@@ -65,6 +65,8 @@ def test_go_builds_from_private_git_through_the_proxy_with_shipped_defaults_then
         assert go.list_versions(gr.INCOMPAT) == [gr.INCOMPAT_VERSION]
         [feature] = _decode_json_stream(go.run("list", "-m", "-json", f"{gr.LIB}@feature").stdout)
         assert feature["Version"] == git_repos.lib_feature
+        [latest] = _decode_json_stream(go.run("list", "-m", "-json", f"{gr.LIB}@latest").stdout)
+        assert latest["Version"] == "v1.1.0"
         assert _run_program(go, git_repos, tmp_path / "prog1") == gr.PROGRAM_OUTPUT
 
         # The nested modules (sub/, v2/) are not part of the parent's zip.

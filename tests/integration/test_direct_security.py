@@ -9,6 +9,7 @@ import base64
 import os
 import socket
 import threading
+import time
 
 import pytest
 
@@ -132,6 +133,24 @@ def test_credentials_reach_private_repositories_and_never_show(
     for text in bodies:
         for secret in secrets:
             assert secret not in text, f"{secret!r} shown in:\n{text[-3000:]}"
+
+
+def test_a_repository_needing_credentials_the_server_lacks_fails_at_once(
+        make_git_server, start_proxy, tmp_path):
+    """No .netrc, no insteadOf: git is told not to prompt, so the request is a prompt not-found
+    naming why, far inside the fill deadline, rather than a wait for a password."""
+    server = make_git_server()
+    server.require_auth(gr.PRIVATE_HOST, "team/secret", "deploy", NETRC_PASSWORD)
+    proxy = start_proxy("off", "--private", PRIVATE, "--fill-timeout", "60s",
+                        env=dh.proxy_env(server, tmp_path / "empty-home", gr.PRIVATE_HOST))
+    started = time.monotonic()
+    answer = proxy.get(f"/{gr.SECRET}/@v/v1.0.0.info", timeout=90)
+    elapsed = time.monotonic() - started
+    assert answer.status == 404, answer.text
+    assert "could not read Username" in answer.text, answer.text
+    assert elapsed < 20, elapsed
+    assert [r.status for r in server.for_repo(gr.PRIVATE_HOST, "team/secret")
+            if "info/refs" in r.path] == [401]
 
 
 REBIND = "rebind.example.test"
