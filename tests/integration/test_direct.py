@@ -160,6 +160,12 @@ def test_second_version_of_a_repository_does_not_clone_it_again(
     assert [r for r in fetches[seen:] if r.is_fresh_clone] == [], \
         [(r.path, r.wants, r.haves) for r in fetches]
 
+    # What is kept under <cache_dir>/direct: the clone and the download files, not the
+    # extracted source trees (`lib@v1.0.0/`, `v2@v2.0.0/`) of the versions served.
+    direct_root = proxy.cache_dir / "direct"
+    assert [p for p in direct_root.rglob("*@v[0-9]*") if p.is_dir()] == []
+    assert [p for p in direct_root.rglob("vcs") if p.is_dir() and any(p.iterdir())] != []
+
 
 def test_a_missing_module_is_a_one_line_not_found_cached_for_the_negative_ttl(
         make_git_server, start_proxy, tmp_path):
