@@ -173,7 +173,8 @@ def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
     resolves to loopback when the go command connects: the loopback CONNECT proxy the go command
     must use checks the address it connects to, so nothing reaches 127.0.0.1:443 (a listener
     there counts connections) and the answer is a 404. Runs the proxy, the DNS server and that
-    listener in a network namespace of their own (only loopback)."""
+    listener in a network namespace of their own (only loopback), so it needs root, as
+    test_dns.py does; skipped only where a namespace cannot be made (CI runs as root)."""
     reason = netns.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
