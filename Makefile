@@ -46,9 +46,10 @@ $(TSAN_DIR)/build.ninja:
 	cmake -S . -B $(TSAN_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGOMODPROXY_TSAN=ON
 
 tsan: deps $(TSAN_DIR)/build.ninja
-	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests server_tests monitor_tests
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests server_tests monitor_tests \
+	  direct_tests
 	cd $(TSAN_DIR) && TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=1" \
-	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|resolver_fill|http_client|tls_fixture|cache_store|rocksdb|http_server|dns_resolver|dns_cache|circuit_breaker|tier_health|prober)'
+	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|resolver_fill|http_client|tls_fixture|cache_store|rocksdb|http_server|dns_resolver|dns_cache|circuit_breaker|tier_health|prober|connect_guard)'
 
 test: unit integration dashboards
 

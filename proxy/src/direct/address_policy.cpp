@@ -86,14 +86,6 @@ net::ip::address normalized(const net::ip::address& address) {
   return net::ip::address_v6(b);
 }
 
-std::string dns_reason(const boost::system::error_code& ec) {
-  if (ec == net::error::host_not_found) return "host not found";
-  if (ec == net::error::no_data) return "no address";
-  if (ec == net::error::host_not_found_try_again) return "lookup failed (server failure)";
-  if (ec == net::error::timed_out) return "timed out";
-  return ec.message();
-}
-
 bool is_ip_literal(std::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -129,6 +121,14 @@ std::optional<std::string> refused_address(const net::ip::address& address,
     if (normalized(mine) == target) return "this server's own address";
   }
   return std::nullopt;
+}
+
+std::string dns_failure_reason(const boost::system::error_code& ec) {
+  if (ec == net::error::host_not_found) return "host not found";
+  if (ec == net::error::no_data) return "no address";
+  if (ec == net::error::host_not_found_try_again) return "lookup failed (server failure)";
+  if (ec == net::error::timed_out) return "timed out";
+  return ec.message();
 }
 
 bool is_host_name(std::string_view host) {
@@ -169,7 +169,7 @@ net::awaitable<std::optional<std::string>> refused_host(
   if (is_ip_literal(host)) co_return host + " is an IP literal";
   if (!is_host_name(host)) co_return host + " is not a host name";
   auto answer = co_await dns.resolve(host, 443, deadline);
-  if (!answer) co_return host + ": dns: " + dns_reason(answer.error());
+  if (!answer) co_return host + ": dns: " + dns_failure_reason(answer.error());
   if (answer->empty()) co_return host + ": dns: no address";
   for (const auto& endpoint : *answer) {
     if (auto why = refused_address(endpoint.address(), own)) {

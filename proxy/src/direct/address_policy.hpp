@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/system/error_code.hpp>
 #include <chrono>
 #include <optional>
 #include <span>
@@ -30,6 +31,10 @@ std::optional<std::string> refused_address(const boost::asio::ip::address& addre
 /// Whether `host` is spelled as a DNS name (or dotted IPv4) may be: 1 to 253 of letters, digits,
 /// '.', '-', '_'. Never true for anything carrying userinfo, a port, a path or brackets.
 bool is_host_name(std::string_view host);
+
+/// A failed lookup of dns_resolver::resolve() in a few words: "host not found", "no address",
+/// "lookup failed (server failure)", "timed out", else the error's message.
+std::string dns_failure_reason(const boost::system::error_code& ec);
 
 /// This machine's interface addresses (getifaddrs), IPv4 and IPv6, without scope ids. Empty when
 /// getifaddrs fails.

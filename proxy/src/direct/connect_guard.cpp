@@ -52,8 +52,11 @@ std::string without_userinfo(std::string_view target) {
   const auto scheme = out.find("://");
   const auto start = scheme == std::string::npos ? 0 : scheme + 3;
   const auto end = out.find_first_of("/?#", start);
-  const auto at = out.rfind('@', end == std::string::npos ? std::string::npos : end - 1);
-  if (at != std::string::npos && at >= start) out.erase(start, at + 1 - start);
+  const auto authority =
+      std::string_view(out).substr(start, end == std::string::npos ? end : end - start);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    out.erase(start, at + 1);
+  }
   return printable(out);
 }
 
@@ -142,14 +145,6 @@ std::optional<authority> parse_authority(std::string_view target) {
   }
   parsed.host = std::string(host);
   return parsed;
-}
-
-std::string dns_failure(const boost::system::error_code& ec) {
-  if (ec == net::error::host_not_found) return "host not found";
-  if (ec == net::error::no_data) return "no address";
-  if (ec == net::error::host_not_found_try_again) return "lookup failed (server failure)";
-  if (ec == net::error::timed_out) return "timed out";
-  return ec.message();
 }
 
 std::string status_text(int status) {
@@ -405,7 +400,7 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
     if (c->closed) co_return silent();
     if (!endpoints) {
       const int status = endpoints.error() == net::error::timed_out ? 504 : 502;
-      co_return failure(status, target->host + ": dns: " + dns_failure(endpoints.error()));
+      co_return failure(status, target->host + ": dns: " + dns_failure_reason(endpoints.error()));
     }
     if (endpoints->empty()) co_return failure(502, target->host + ": dns: no address");
     for (const auto& endpoint : *endpoints) {

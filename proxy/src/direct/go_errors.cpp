@@ -89,18 +89,26 @@ std::vector<std::string> netrc_passwords(std::string_view netrc_text) {
 }
 
 std::vector<std::string> known_secrets(const std::map<std::string, std::string>& environment) {
-  std::string path;
+  // The go command reads $NETRC when set, git always $HOME/.netrc: either may hold a password.
+  std::vector<std::string> paths;
   if (auto it = environment.find("NETRC"); it != environment.end() && !it->second.empty()) {
-    path = it->second;
-  } else if (auto home = environment.find("HOME"); home != environment.end()) {
-    path = home->second + "/.netrc";
+    paths.push_back(it->second);
   }
-  if (path.empty()) return {};
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream text;
-  text << in.rdbuf();
-  return netrc_passwords(text.str());
+  if (auto home = environment.find("HOME"); home != environment.end() && !home->second.empty()) {
+    paths.push_back(home->second + "/.netrc");
+  }
+  std::vector<std::string> out;
+  for (const auto& path : paths) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;
+    std::ostringstream text;
+    text << in.rdbuf();
+    for (auto& password : netrc_passwords(text.str())) {
+      if (std::find(out.begin(), out.end(), password) == out.end())
+        out.push_back(std::move(password));
+    }
+  }
+  return out;
 }
 
 std::string scrub(std::string_view text, const std::vector<std::string>& secrets) {

@@ -18,8 +18,9 @@ inline constexpr std::size_t max_reason_bytes = 300;
 /// skipped). Pure.
 std::vector<std::string> netrc_passwords(std::string_view netrc_text);
 
-/// The passwords of the .netrc the go command will read with `environment`: $NETRC, else
-/// $HOME/.netrc; empty when there is none. Reads the file; never logs its content.
+/// The passwords of the .netrc files the go command and git will read with `environment`:
+/// $NETRC (the go command's) and $HOME/.netrc (git's, and go's without NETRC); empty when there
+/// is none. Reads the files; never logs their content.
 std::vector<std::string> known_secrets(const std::map<std::string, std::string>& environment);
 
 /// `text` with credentials replaced by "***": URL userinfo removed (https://user:pass@host ->

@@ -250,10 +250,10 @@ std::string body(const std::string& answer) { return answer.substr(answer.find("
 constexpr std::string_view established = "HTTP/1.1 200 Connection established\r\n\r\n";
 
 TEST(connect_guard, refuses_loopback_addresses_with_403_and_opens_no_connection) {
-  running_io io;
+  captured_log log;  // outlives the io threads that write to it
   upstream::dns_resolver dns;
   echo_server target;
-  captured_log log;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, production_check());
   const auto port = port_of(guard.start());
   const auto p = std::to_string(target.port());
@@ -285,10 +285,10 @@ TEST(connect_guard, refuses_loopback_addresses_with_403_and_opens_no_connection)
 TEST(connect_guard, other_spellings_of_loopback_never_reach_it) {
   // The C library takes these for 127.0.0.1; whatever the lookup makes of them (a number, or a
   // name the name server does not know), the guard connects only to an address it checked.
-  running_io io;
   test::loopback_dns_server dns_server({}, {});
   upstream::dns_resolver dns({.cache = {}, .name_servers = dns_server.address()});
   echo_server target;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, production_check());
   const auto port = port_of(guard.start());
   const auto p = std::to_string(target.port());
@@ -306,9 +306,9 @@ TEST(connect_guard, other_spellings_of_loopback_never_reach_it) {
 TEST(connect_guard, the_same_name_is_tunnelled_when_the_check_allows_its_address) {
   // The control for the test above: the name does reach the echo server when nothing refuses it,
   // so the absent accept there is the guard's doing.
-  running_io io;
   upstream::dns_resolver dns;
   echo_server target;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed());
   auto client = connect_to(port_of(guard.start()));
   // target.localhost resolves to 127.0.0.1 and ::1; the check refuses ::1, so nothing is opened.
@@ -326,9 +326,9 @@ TEST(connect_guard, the_same_name_is_tunnelled_when_the_check_allows_its_address
 }
 
 TEST(connect_guard, a_tunnel_carries_bytes_both_ways_and_is_counted) {
-  running_io io;
   upstream::dns_resolver dns;
   echo_server target;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed());
   auto client = connect_to(port_of(guard.start()));
   // Bytes sent right behind the head (a client that does not wait for the 200) belong to the
@@ -354,10 +354,10 @@ TEST(connect_guard, a_tunnel_carries_bytes_both_ways_and_is_counted) {
 }
 
 TEST(connect_guard, other_methods_are_answered_405_and_logged_without_userinfo) {
-  running_io io;
+  captured_log log;  // outlives the io threads that write to it
   upstream::dns_resolver dns;
   echo_server target;
-  captured_log log;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed());
   const auto port = port_of(guard.start());
   const auto answer =
@@ -374,9 +374,9 @@ TEST(connect_guard, other_methods_are_answered_405_and_logged_without_userinfo) 
 }
 
 TEST(connect_guard, malformed_heads_are_answered_400) {
-  running_io io;
+  captured_log log;  // outlives the io threads that write to it
   upstream::dns_resolver dns;
-  captured_log log;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed());
   const auto port = port_of(guard.start());
   struct row {
@@ -412,9 +412,9 @@ TEST(connect_guard, malformed_heads_are_answered_400) {
 }
 
 TEST(connect_guard, lookup_and_connect_failures_are_answered_502) {
-  running_io io;
   test::loopback_dns_server dns_server({}, {});
   upstream::dns_resolver dns({.cache = {}, .name_servers = dns_server.address()});
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed());
   const auto port = port_of(guard.start());
   EXPECT_EQ(status_line(answer_to(port, connect_head("nowhere.example.test:443"))),
@@ -432,9 +432,39 @@ TEST(connect_guard, lookup_and_connect_failures_are_answered_502) {
   EXPECT_EQ(guard.connected(), 0u);
 }
 
-TEST(connect_guard, a_client_that_never_finishes_its_head_is_disconnected) {
-  running_io io;
+TEST(connect_guard, a_connect_that_does_not_complete_is_answered_504_at_its_deadline) {
+  // A listener whose accept queue is full: Linux drops further SYNs, so a connect to it hangs
+  // as one to a black-holed address does.
+  socket_fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto address = loopback(0);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length);
+  const auto full_port = ntohs(address.sin_port);
+  std::vector<socket_fd> queued;
+  for (int i = 0; i < 4; ++i) {
+    socket_fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    auto target = loopback(full_port);
+    (void)::connect(fd.get(), reinterpret_cast<sockaddr*>(&target), sizeof target);
+    queued.push_back(std::move(fd));
+  }
+  std::this_thread::sleep_for(50ms);
+
   upstream::dns_resolver dns;
+  running_io io;
+  connect_guard guard(io.executor(), dns, loopback_allowed(), {.connect_timeout = 300ms});
+  const auto started = std::chrono::steady_clock::now();
+  const auto target = "127.0.0.1:" + std::to_string(full_port);
+  EXPECT_EQ(status_line(answer_to(port_of(guard.start()), connect_head(target))),
+            "HTTP/1.1 504 Gateway Timeout: " + target + ": connect: timed out after 300ms");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  EXPECT_EQ(guard.connected(), 0u);
+}
+
+TEST(connect_guard, a_client_that_never_finishes_its_head_is_disconnected) {
+  upstream::dns_resolver dns;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed(), {.head_timeout = 200ms});
   auto client = connect_to(port_of(guard.start()));
   send_all(client, "CONNECT 127.0.0.1:1 HTTP/1.1\r\n");
@@ -446,9 +476,9 @@ TEST(connect_guard, a_client_that_never_finishes_its_head_is_disconnected) {
 }
 
 TEST(connect_guard, an_idle_tunnel_is_closed_and_a_busy_one_is_not) {
-  running_io io;
   upstream::dns_resolver dns;
   echo_server target;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed(), {.idle_timeout = 300ms});
   auto client = connect_to(port_of(guard.start()));
   send_all(client, connect_head("127.0.0.1:" + std::to_string(target.port())));
@@ -465,9 +495,9 @@ TEST(connect_guard, an_idle_tunnel_is_closed_and_a_busy_one_is_not) {
 }
 
 TEST(connect_guard, stop_closes_the_listener_and_every_tunnel) {
-  running_io io;
   upstream::dns_resolver dns;
   echo_server target;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed());
   const auto port = port_of(guard.start());
   auto tunnel = connect_to(port);
@@ -483,9 +513,9 @@ TEST(connect_guard, stop_closes_the_listener_and_every_tunnel) {
 }
 
 TEST(connect_guard, connections_beyond_the_limit_are_closed_at_once) {
-  running_io io;
   upstream::dns_resolver dns;
   echo_server target;
+  running_io io;  // its threads end before the resolver and the log go
   connect_guard guard(io.executor(), dns, loopback_allowed(), {.max_connections = 1});
   const auto port = port_of(guard.start());
   auto first = connect_to(port);
