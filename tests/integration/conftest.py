@@ -93,8 +93,10 @@ class ProxyProcess:
     """A running `gomodproxy serve`. stdout is parsed for the listening line and then drained;
     stderr goes to a file so the pipe never fills."""
 
-    def __init__(self, binary: Path, cache_dir: Path, args: list[str], log_path: Path):
+    def __init__(self, binary: Path, cache_dir: Path, args: list[str], log_path: Path,
+                 env: Optional[dict] = None):
         self.binary = binary
+        self.env = env
         self.cache_dir = cache_dir
         self.args = args
         self.log_path = log_path
@@ -108,7 +110,8 @@ class ProxyProcess:
     def start(self) -> "ProxyProcess":
         if not self.binary.exists():
             pytest.fail(f"proxy binary {self.binary} not found (build it, or set GOMODPROXY_BIN)")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GOMODPROXY_")}
+        env = self.env if self.env is not None else os.environ
+        env = {k: v for k, v in env.items() if not k.startswith("GOMODPROXY_")}
         cmd = [str(self.binary), "serve", "--listen", "127.0.0.1:0",
                "--cache-dir", str(self.cache_dir), *self.args]
         self._log_file = open(self.log_path, "ab")
@@ -188,12 +191,14 @@ class ProxyProcess:
 
 @pytest.fixture
 def start_proxy(tmp_path, request):
-    """start_proxy(upstreams, *flags, cache_dir=None) -> ProxyProcess (fresh cache dir default).
+    """start_proxy(upstreams, *flags, cache_dir=None, env=None) -> ProxyProcess (fresh cache dir
+    default; `env`, when given, is the whole environment instead of the test's own).
     All proxies are stopped at teardown; their stderr is printed when the test failed."""
     started: list[ProxyProcess] = []
     counter = [0]
 
-    def start(upstreams: str, *flags: str, cache_dir: Optional[Path] = None) -> ProxyProcess:
+    def start(upstreams: str, *flags: str, cache_dir: Optional[Path] = None,
+              env: Optional[dict] = None) -> ProxyProcess:
         counter[0] += 1
         if cache_dir is None:
             cache_dir = tmp_path / f"cache{counter[0]}"
@@ -205,7 +210,7 @@ def start_proxy(tmp_path, request):
         proxy = ProxyProcess(proxy_binary(), cache_dir,
                              ["--upstreams", upstreams, "--log-level", "debug", *defaults,
                               *flags],
-                             tmp_path / f"proxy{counter[0]}.stderr")
+                             tmp_path / f"proxy{counter[0]}.stderr", env)
         started.append(proxy)
         return proxy.start()
 
@@ -453,3 +458,68 @@ def make_sumdb(tmp_path, request):
     factory.close()
     if _test_failed(request):
         print(factory.report())
+
+
+# --- git repositories and the git server, for the direct tier --------------------------------
+
+@pytest.fixture(scope="session")
+def git_repos(tmp_path_factory):
+    """tests/support/git_repos.py's repositories, built once per session."""
+    import git_repos as gr
+    return gr.build_test_repos(tmp_path_factory.mktemp("git") / "repos")
+
+
+@pytest.fixture(scope="session")
+def direct_sums(git_repos, tmp_path_factory) -> dict:
+    """(path, version) -> (Sum, GoModSum) of every version of the standard set, as go 1.19 and
+    go 1.23 (when installed) compute them with GOPROXY=direct straight from the git server (they
+    must agree)."""
+    import direct_harness as dh
+    from git_server import GitServer
+
+    specs = [f"{path}@{version}" for path, version in git_repos.versions()]
+    base = tmp_path_factory.mktemp("direct-sums")
+    with GitServer(git_repos.root) as server:
+        sums = {go: dh.direct_sums(go, server, base / Path(go).parts[3], specs)
+                for go in dh.GOS.values() if dh.installed(go)}
+    assert sums, f"none of {list(dh.GOS.values())} is installed"
+    first = next(iter(sums.values()))
+    assert all(s == first for s in sums.values()), sums
+    assert set(first) == set(git_repos.versions())
+    return first
+
+
+def direct_go_params():
+    """pytest params for each go of direct_harness.GOS, skipped only when not installed (go 1.23
+    is optional in scripts/install-deps.sh)."""
+    import direct_harness as dh
+
+    return [pytest.param(go, id=name,
+                         marks=[] if dh.installed(go) else
+                         [pytest.mark.skip(reason=f"{go} is not installed")])
+            for name, go in dh.GOS.items()]
+
+
+@pytest.fixture
+def make_git_server(git_repos, request):
+    """make_git_server(root=None) -> started GitServer (default: the session's repositories);
+    all are stopped at teardown, their request logs printed when the test failed."""
+    from git_server import GitServer
+
+    started = []
+
+    def make(root: Optional[Path] = None):
+        server = GitServer(root or git_repos.root).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.clear_hangs()
+        server.stop()
+    if _test_failed(request):
+        for server in started:
+            print(f"===== git server {server.root} requests =====")
+            for r in server.requests[-300:]:
+                print(r.method, r.host, r.path, r.query, r.command, f"wants={r.wants}",
+                      f"haves={r.haves}", f"authorized={r.authorized}", r.status)
