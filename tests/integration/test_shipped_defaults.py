@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tomllib
@@ -235,11 +236,25 @@ def test_private_modules_go_to_direct_by_default(tree, make_upstream, start_prox
     asked of the public tier (which has it here), nor looked up in the checksum database (routed
     through the same upstream, so its log would show it)."""
     public = make_upstream(tree.root, "public")
-    proxy = start_proxy(public.url, "--private", mt.PRIVATE,
-                        "--sumdb", f"sum.golang.org={public.url}/sumdb/sum.golang.org")
-    answer = proxy.get(f"/{mt.PRIVATE}/@v/v1.0.0.info")
+    # `direct` now really runs the go command, which reaches a private module's host through the
+    # server's own proxy settings: point them at a closed loopback port so nothing leaves the
+    # machine and go's fetch fails at once.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    env = dict(os.environ, HTTPS_PROXY=nowhere, https_proxy=nowhere, HTTP_PROXY=nowhere,
+               http_proxy=nowhere, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    try:
+        proxy = start_proxy(public.url, "--private", mt.PRIVATE,
+                            "--sumdb", f"sum.golang.org={public.url}/sumdb/sum.golang.org",
+                            env=env)
+        answer = proxy.get(f"/{mt.PRIVATE}/@v/v1.0.0.info")
+    finally:
+        closed.close()
     assert answer.status == 404 and answer.header("Cache-Control") == "no-store", answer.text
     assert list(tier_lines({"body": answer.text})) == ["direct"], answer.text
+    # The go command ran and failed reaching the (closed) proxy, not a placeholder answer.
+    assert "direct: go mod download" in answer.text and "127.0.0.1" in answer.text, answer.text
     assert proxy.get(f"/sumdb/sum.golang.org/lookup/{mt.PRIVATE}@v1.0.0").status == 404
     assert proxy.get(f"/{mt.HELLO}/@v/list").status == 200  # the public tier is there
     assert [p for p in public.paths() if "private" in p] == []
