@@ -37,7 +37,8 @@ struct connect_guard_limits {
 /// Reasons never contain userinfo.
 /// Thread-safe. The executor's execution context must outlive the guard, and `dns` every
 /// connection (until the executor's work ends, not only the guard); the guard may be destroyed
-/// while connections are open (it stops them).
+/// while connections are open, from any thread: it stops them, and each keeps the guard's state
+/// (the address check among it) until it has ended.
 class connect_guard final {
  public:
   /// nullopt when a connection to the address is allowed, else why not (a short phrase such as
