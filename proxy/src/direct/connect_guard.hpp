@@ -25,7 +25,7 @@ struct connect_guard_limits {
   std::chrono::milliseconds resolve_timeout{10'000};  ///< Default: 10 s to look the host up
   std::chrono::milliseconds connect_timeout{10'000};  ///< Default: 10 s for all its addresses
   std::chrono::milliseconds idle_timeout{300'000};    ///< Default: 5 min without a byte either way
-  std::size_t max_connections = 512;  ///< Default: 512 open at once; more are answered 503
+  std::size_t max_connections = 512;  ///< Default: 512 open at once; more are closed unanswered
 };
 
 /// HTTP CONNECT proxy on 127.0.0.1 for the go/git subprocesses of public paths.
