@@ -354,6 +354,38 @@ TEST(connect_guard, a_tunnel_carries_bytes_both_ways_and_is_counted) {
   EXPECT_EQ(target.finished(), 1);
 }
 
+TEST(connect_guard, a_half_closed_tunnel_still_carries_the_answer_back) {
+  // An origin that answers only once the client's stream has ended, as a server reading a whole
+  // request body does: the client's end of stream must reach it as a half-close, not a close.
+  socket_fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto address = loopback(0);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length);
+  std::string heard;
+  std::thread origin([&] {
+    socket_fd peer(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (peer.get() < 0) return;
+    heard = receive_all(peer).bytes;
+    send_all(peer, "heard " + std::to_string(heard.size()) + " bytes");
+  });
+
+  upstream::dns_resolver dns;
+  running_io io;  // its threads end before the resolver goes
+  connect_guard guard(io.executor(), dns, loopback_allowed());
+  auto client = connect_to(port_of(guard.start()));
+  send_all(client, connect_head("127.0.0.1:" + std::to_string(ntohs(address.sin_port))));
+  ASSERT_EQ(receive(client, established.size()).bytes, established);
+  send_all(client, "request");
+  ::shutdown(client.get(), SHUT_WR);
+  const auto answer = receive_all(client);
+  origin.join();
+  EXPECT_EQ(heard, "request");
+  EXPECT_EQ(answer.bytes, "heard 7 bytes");
+  EXPECT_TRUE(answer.closed);
+}
+
 TEST(connect_guard, other_methods_are_answered_405_and_logged_without_userinfo) {
   captured_log log;  // outlives the io threads that write to it
   upstream::dns_resolver dns;
