@@ -57,6 +57,11 @@ std::optional<std::pair<net::ip::address_v4, const char*>> embedded_v4(
   if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && all_zero(4, 12)) {
     return {{tail, "NAT64"}};
   }
+  // 6to4 (2002::/16): a 6to4 router on the server's network unwraps these to the IPv4 address
+  // in bits 16..47, so 2002:a00:1:: reaches 10.0.0.1 as NAT64 would.
+  if (b[0] == 0x20 && b[1] == 0x02) {
+    return {{net::ip::address_v4(net::ip::address_v4::bytes_type{b[2], b[3], b[4], b[5]}), "6to4"}};
+  }
   // ::/96 minus :: and ::1, which are their own IPv6 addresses.
   if (all_zero(0, 12) && !(all_zero(12, 15) && b[15] <= 1)) return {{tail, "IPv4-compatible"}};
   return std::nullopt;

@@ -23,7 +23,8 @@ namespace gomodproxy::direct {
 /// one of `own` (the server's own addresses)), or nullopt when it may be reached.
 /// The reason is a short phrase such as "loopback" or "private, IPv4-mapped", meant to follow the
 /// address in parentheses. Also refused: the rest of 0.0.0.0/8, reserved 240.0.0.0/4, the
-/// deprecated site-local fec0::/10, and NAT64 (64:ff9b::/96) forms of refused IPv4 addresses.
+/// deprecated site-local fec0::/10, and NAT64 (64:ff9b::/96) and 6to4 (2002::/16) forms of
+/// refused IPv4 addresses.
 /// Pure; thread-safe.
 std::optional<std::string> refused_address(const boost::asio::ip::address& address,
                                            std::span<const boost::asio::ip::address> own);

@@ -173,19 +173,20 @@ std::string seconds_text(std::chrono::milliseconds duration) {
 
 struct connect_guard::impl : std::enable_shared_from_this<impl> {
   // One client connection: its CONNECT, then its tunnel. Everything on it runs on its strand.
+  // It owns its guard: its coroutines are members of the guard and use the address check, the
+  // limits and the counters, so the guard's state stays until the last connection has ended,
+  // even when the connect_guard object is destroyed from another thread meanwhile.
   struct connection {
     enum class stage { head, resolving, connecting, answering, splicing };
 
-    connection(std::weak_ptr<impl> owner, std::uint64_t id, tcp::socket socket)
+    connection(std::shared_ptr<impl> owner, std::uint64_t id, tcp::socket socket)
         : owner(std::move(owner)),
           id(id),
           client(std::move(socket)),
           origin(client.get_executor()),
           watchdog(client.get_executor()) {}
 
-    ~connection() {
-      if (auto guard = owner.lock()) guard->forget(id);
-    }
+    ~connection() { owner->forget(id); }
 
     // Moves the deadline; a sooner one wakes the watchdog so it waits for the new one.
     void set_deadline(steady::time_point at) {
@@ -202,7 +203,7 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
       watchdog.cancel();
     }
 
-    std::weak_ptr<impl> owner;
+    std::shared_ptr<impl> owner;
     std::uint64_t id;
     tcp::socket client;
     tcp::socket origin;
@@ -238,7 +239,7 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
       spdlog::warn("connect guard: {} connections open, closing a new one", limits.max_connections);
       return nullptr;
     }
-    auto admitted = std::make_shared<connection>(weak_from_this(), next_id++, std::move(socket));
+    auto admitted = std::make_shared<connection>(shared_from_this(), next_id++, std::move(socket));
     admitted->deadline = steady::now() + limits.head_timeout;
     connections.emplace(admitted->id, admitted);
     return admitted;

@@ -25,7 +25,7 @@ struct connect_guard_limits {
   std::chrono::milliseconds resolve_timeout{10'000};  ///< Default: 10 s to look the host up
   std::chrono::milliseconds connect_timeout{10'000};  ///< Default: 10 s for all its addresses
   std::chrono::milliseconds idle_timeout{300'000};    ///< Default: 5 min without a byte either way
-  std::size_t max_connections = 512;  ///< Default: 512 open at once; more are answered 503
+  std::size_t max_connections = 512;  ///< Default: 512 open at once; more are closed unanswered
 };
 
 /// HTTP CONNECT proxy on 127.0.0.1 for the go/git subprocesses of public paths.
@@ -37,7 +37,8 @@ struct connect_guard_limits {
 /// Reasons never contain userinfo.
 /// Thread-safe. The executor's execution context must outlive the guard, and `dns` every
 /// connection (until the executor's work ends, not only the guard); the guard may be destroyed
-/// while connections are open (it stops them).
+/// while connections are open, from any thread: it stops them, and each keeps the guard's state
+/// (the address check among it) until it has ended.
 class connect_guard final {
  public:
   /// nullopt when a connection to the address is allowed, else why not (a short phrase such as

@@ -68,6 +68,9 @@ TEST(address_policy, refuses_every_internal_range_with_its_name) {
            {"::10.0.0.1", "private, IPv4-compatible"},
            {"64:ff9b::10.0.0.1", "private, NAT64"},
            {"64:ff9b::7f00:1", "loopback, NAT64"},
+           {"2002:7f00:1::", "loopback, 6to4"},
+           {"2002:a00:1:1234::1", "private, 6to4"},
+           {"2002:a9fe:a9fe::", "link-local, 6to4"},
        }) {
     EXPECT_EQ(refused(address), std::optional<std::string>(why)) << address;
   }
@@ -96,6 +99,7 @@ TEST(address_policy, allows_public_addresses_next_to_the_ranges) {
                               "fe7f::1",
                               "::ffff:8.8.8.8",
                               "64:ff9b::8.8.8.8",
+                              "2002:808:808::1",
                               "2a00:1450:4001:82b::200e"}) {
     EXPECT_EQ(refused(address), std::nullopt) << address;
   }
@@ -106,7 +110,7 @@ TEST(address_policy, refuses_the_servers_own_addresses_in_any_form) {
                                           net::ip::make_address("2001:db8::7"),
                                           net::ip::make_address("fe80::1234%1")};
   for (const char* address : {"203.0.113.7", "::ffff:203.0.113.7", "64:ff9b::203.0.113.7",
-                              "2001:db8::7", "2001:DB8:0:0:0:0:0:7"}) {
+                              "2002:cb00:7107::1", "2001:db8::7", "2001:DB8:0:0:0:0:0:7"}) {
     EXPECT_EQ(refused(address, own), std::optional<std::string>("this server's own address"))
         << address;
   }

@@ -19,6 +19,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -353,6 +354,38 @@ TEST(connect_guard, a_tunnel_carries_bytes_both_ways_and_is_counted) {
   EXPECT_EQ(target.finished(), 1);
 }
 
+TEST(connect_guard, a_half_closed_tunnel_still_carries_the_answer_back) {
+  // An origin that answers only once the client's stream has ended, as a server reading a whole
+  // request body does: the client's end of stream must reach it as a half-close, not a close.
+  socket_fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  auto address = loopback(0);
+  ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener.get(), 1), 0);
+  socklen_t length = sizeof address;
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&address), &length);
+  std::string heard;
+  std::thread origin([&] {
+    socket_fd peer(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (peer.get() < 0) return;
+    heard = receive_all(peer).bytes;
+    send_all(peer, "heard " + std::to_string(heard.size()) + " bytes");
+  });
+
+  upstream::dns_resolver dns;
+  running_io io;  // its threads end before the resolver goes
+  connect_guard guard(io.executor(), dns, loopback_allowed());
+  auto client = connect_to(port_of(guard.start()));
+  send_all(client, connect_head("127.0.0.1:" + std::to_string(ntohs(address.sin_port))));
+  ASSERT_EQ(receive(client, established.size()).bytes, established);
+  send_all(client, "request");
+  ::shutdown(client.get(), SHUT_WR);
+  const auto answer = receive_all(client);
+  origin.join();
+  EXPECT_EQ(heard, "request");
+  EXPECT_EQ(answer.bytes, "heard 7 bytes");
+  EXPECT_TRUE(answer.closed);
+}
+
 TEST(connect_guard, other_methods_are_answered_405_and_logged_without_userinfo) {
   captured_log log;  // outlives the io threads that write to it
   upstream::dns_resolver dns;
@@ -510,6 +543,52 @@ TEST(connect_guard, stop_closes_the_listener_and_every_tunnel) {
   EXPECT_TRUE(receive_all(waiting, 3s).closed);
   for (int i = 0; i < 100 && connect_to(port).get() >= 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_LT(connect_to(port).get(), 0);
+}
+
+// Set by the address check of the test below; namespace-level so that reading them never goes
+// through the check's own captures, whose lifetime is what the test is about.
+std::atomic<bool> check_entered{false};
+std::atomic<bool> check_released{false};
+std::atomic<bool> check_running{false};
+std::atomic<bool> check_destroyed_while_running{false};
+
+// Copied into the address check; notes when the copy the guard holds is destroyed while the
+// check is still running on an io thread.
+struct check_lifetime {
+  check_lifetime() = default;
+  check_lifetime(const check_lifetime&) = default;
+  check_lifetime& operator=(const check_lifetime&) = default;
+  ~check_lifetime() {
+    if (check_running.load()) check_destroyed_while_running = true;
+  }
+};
+
+TEST(connect_guard, destroying_it_with_a_connection_in_progress_keeps_what_the_connection_uses) {
+  // The guard is destroyed on this thread while a CONNECT is inside its address check on an io
+  // thread; the other io thread ends the accept loop meanwhile. The connection must still own the
+  // check (and the limits, the counters) until it has finished with them.
+  upstream::dns_resolver dns;
+  echo_server target;
+  running_io io;
+  auto guard = std::make_unique<connect_guard>(
+      io.executor(), dns,
+      [lifetime = check_lifetime{}](const net::ip::address&) -> std::optional<std::string> {
+        check_running = true;
+        check_entered = true;
+        for (int i = 0; i < 500 && !check_released.load(); ++i) std::this_thread::sleep_for(10ms);
+        check_running = false;
+        return std::nullopt;
+      });
+  auto client = connect_to(port_of(guard->start()));
+  send_all(client, connect_head("127.0.0.1:" + std::to_string(target.port())));
+  for (int i = 0; i < 500 && !check_entered.load(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(check_entered.load());
+
+  guard.reset();
+  std::this_thread::sleep_for(200ms);  // the accept loop ends on the other io thread
+  check_released = true;
+  EXPECT_TRUE(receive_all(client, 3s).closed);
+  EXPECT_FALSE(check_destroyed_while_running.load());
 }
 
 TEST(connect_guard, connections_beyond_the_limit_are_closed_at_once) {
