@@ -299,6 +299,11 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
     co_return timed_out(run.subcommand + " killed");
   }
 
+  if (process.signal != 0) {
+    // Not a verdict on the module: the out-of-memory killer, an operator, a crash.
+    co_return answer(outcome::error,
+                     run.subcommand + ": killed by signal " + std::to_string(process.signal));
+  }
   json::object reply;
   {
     boost::system::error_code ec;

@@ -255,6 +255,16 @@ TEST_F(DirectTier, ANetworkFailureIsAnErrorNotANotFound) {
   EXPECT_EQ(a.result.result, outcome::error);
 }
 
+// Killed by something else than the deadline (the out-of-memory killer, say): the module may
+// well exist, so this must not be cached as a not-found.
+TEST_F(DirectTier, AGoKilledByASignalIsAnErrorNotANotFound) {
+  go_script("echo 'go: downloading git.corp.example.test/team/mod v1.0.0' >&2; kill -9 $$");
+  direct_tier tier(io_.get_executor(), options_);
+  auto a = fetch(tier, "/git.corp.example.test/team/mod/@v/v1.0.0.zip");
+  EXPECT_EQ(a.result.result, outcome::error) << a.result.reason;
+  EXPECT_EQ(a.result.reason, "go mod download: killed by signal 9");
+}
+
 TEST_F(DirectTier, AHangingGoIsKilledWithItsChildrenAtTheDeadline) {
   go_script("sleep 300 & echo $! > \"$STATE/child\"; sleep 300");
   direct_tier tier(io_.get_executor(), options_);

@@ -154,6 +154,12 @@ TEST(GoErrors, Classify) {
       {"fatal: unable to access 'https://h/x/': The requested URL returned error: 403",
        outcome::not_found},
       {"v1.500.0 not found", outcome::not_found},
+      {"git fetch -f origin: signal: killed", outcome::error},
+      {"write /srv/cache/direct/mod/cache/download/h/x/@v/v1.0.0.zip: no space left on device",
+       outcome::error},
+      {"mkdir /srv/cache/direct/mod/cache/vcs: read-only file system", outcome::error},
+      {"open /srv/cache/direct/mod/cache/lock: too many open files", outcome::error},
+      {"git ls-remote: fork/exec /usr/bin/git: cannot allocate memory", outcome::error},
   };
   for (const auto& r : rows) EXPECT_EQ(classify_failure(r.message), r.expected) << r.message;
 }
