@@ -124,6 +124,17 @@ bool is_under(const std::filesystem::path& path, const std::filesystem::path& di
   return !relative.empty() && *relative.begin() != ".." && !relative.is_absolute();
 }
 
+// refused_host's reasons (address_policy.cpp) are words only. A name that does not exist, or
+// an address that may not be reached, is a verdict on the host; a lookup that failed for now
+// (timed out, a server failure) is not, and must not be remembered as a not-found.
+outcome refusal_outcome(std::string_view why) {
+  if (why.find(": dns: ") == std::string_view::npos || why.ends_with(": dns: host not found") ||
+      why.ends_with(": dns: no address")) {
+    return outcome::not_found;
+  }
+  return why.ends_with(": dns: timed out") ? outcome::timeout : outcome::error;
+}
+
 }  // namespace
 
 std::string repository_key(const std::string& module_path) {
@@ -263,7 +274,7 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
     }
     const std::string host = request.module_path.substr(0, request.module_path.find('/'));
     if (auto why = co_await options.refused_host(host, deadline)) {
-      co_return answer(outcome::not_found, "refused: " + *why);
+      co_return answer(refusal_outcome(*why), "refused: " + *why);
     }
   }
 

@@ -354,6 +354,30 @@ TEST_F(DirectTier, ARefusedPublicHostStartsNoProcess) {
   EXPECT_EQ(tier.processes_started(), 1u);
 }
 
+// A lookup that fails for now says nothing about the module: not a not-found, which the
+// resolver would remember for the negative TTL.
+TEST_F(DirectTier, AHostWhoseLookupFailedForNowIsNotANotFound) {
+  go_script(R"(echo '{"Versions":["v1.0.0"]}')");
+  std::string failure;
+  options_.refused_host = [&failure](std::string host, std::chrono::steady_clock::time_point)
+      -> net::awaitable<std::optional<std::string>> { co_return host + ": dns: " + failure; };
+  direct_tier tier(io_.get_executor(), options_);
+  const std::pair<std::string, outcome> rows[] = {
+      {"timed out", outcome::timeout},
+      {"lookup failed (server failure)", outcome::error},
+      {"Network is unreachable", outcome::error},
+      {"host not found", outcome::not_found},
+      {"no address", outcome::not_found},
+  };
+  for (const auto& [said, expected] : rows) {
+    failure = said;
+    auto a = fetch(tier, "/example.com/x/@v/list");
+    EXPECT_EQ(a.result.result, expected) << said;
+    EXPECT_EQ(a.result.reason, "refused: example.com: dns: " + said);
+  }
+  EXPECT_EQ(tier.processes_started(), 0u);
+}
+
 TEST_F(DirectTier, WithoutAGuardEveryPublicPathIsRefused) {
   go_script(R"(echo '{"Versions":["v1.0.0"]}')");
   options_.guard_url.clear();
