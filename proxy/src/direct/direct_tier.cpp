@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -394,6 +395,9 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
       co_return answer(outcome::error, "aborted by receiver");
     }
     result.body_bytes += static_cast<std::uint64_t>(n);
+    // Every fetch of the tier runs on its strand: without a turn for the others between pieces,
+    // a 500 MiB zip would hold all of them (and their finished processes) until it is copied.
+    co_await net::post(strand, net::use_awaitable);
   }
   result.status = 200;
   co_return answer(outcome::ok, "200");

@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -28,6 +30,7 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 using upstream::outcome;
+using steady_clock_point = std::chrono::steady_clock::time_point;
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -210,6 +213,52 @@ printf '{"Path":"git.corp.example.test/team/mod","Version":"v1.0.0","Info":"%s",
             "mod download -json git.corp.example.test/team/mod@v1.0.0\n"
             "mod download -json git.corp.example.test/team/mod@v1.0.0\n"
             "mod download -json git.corp.example.test/team/mod@v1.0.0\n");
+}
+
+// A receiver that takes its time over a big zip (a slow cache disk) must not hold up the
+// other fetches of the tier, which share its strand: a list asked once the zip has started
+// is answered before the zip has been copied.
+TEST_F(DirectTier, AZipBeingCopiedDoesNotHoldUpOtherFetches) {
+  go_script(R"(
+if [ "$1" = list ]; then echo '{"Versions":["v1.0.0"]}'; exit 0; fi
+d="$GOMODCACHE/cache/download/git.corp.example.test/team/big/@v"
+mkdir -p "$d"
+head -c 16777216 /dev/zero > "$d/v1.0.0.zip"
+printf '{"Path":"git.corp.example.test/team/big","Version":"v1.0.0","Zip":"%s"}\n' "$d/v1.0.0.zip")");
+  direct_tier tier(io_.get_executor(), options_);
+  upstream::deadlines limits;
+  limits.total = 20s;
+  auto list = std::make_shared<answer>();
+  std::atomic<bool> list_asked{false};
+  std::atomic<steady_clock_point::rep> list_done{0};
+  std::atomic<steady_clock_point::rep> zip_done{0};
+  auto now = [] { return std::chrono::steady_clock::now().time_since_epoch().count(); };
+  upstream::body_sink slow_sink = [&](std::string_view) {
+    if (!list_asked.exchange(true)) {
+      net::co_spawn(
+          io_,
+          fetch_into(tier, request("/git.corp.example.test/team/other/@v/list"), limits, list, 0ms),
+          [&](std::exception_ptr) { list_done = now(); });
+    }
+    std::this_thread::sleep_for(5ms);
+    return true;
+  };
+  upstream::fetch_result zip_result;
+  net::co_spawn(
+      io_,
+      [&]() -> net::awaitable<void> {
+        zip_result = co_await tier.fetch(request("/git.corp.example.test/team/big/@v/v1.0.0.zip"),
+                                         slow_sink, limits);
+        zip_done = now();
+      },
+      net::detached);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io_.run(); });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(zip_result.result, outcome::ok) << zip_result.reason;
+  EXPECT_EQ(zip_result.body_bytes, 16777216u);
+  EXPECT_EQ(list->body, "v1.0.0\n");
+  EXPECT_LT(list_done.load(), zip_done.load());
 }
 
 TEST_F(DirectTier, AMissingRepositoryIsNotFoundWithTheGoMessageOnOneScrubbedLine) {
