@@ -469,6 +469,12 @@ TEST(RepositoryKey, DropsAMajorVersionSuffix) {
   EXPECT_EQ(repository_key("example.com/m/vx"), "example.com/m/vx");
   EXPECT_EQ(repository_key("example.com/m/v"), "example.com/m/v");
   EXPECT_EQ(repository_key("example.com"), "example.com");
+  // Upper case is kept: the go command clones by the path as written.
+  EXPECT_EQ(repository_key("github.com/Team/Upper/v2"), "github.com/Team/Upper");
+  // gopkg.in puts the major in the last element, and each major is a repository of its own
+  // (its own branch, its own clone in the go command's cache).
+  EXPECT_EQ(repository_key("gopkg.in/yaml.v2"), "gopkg.in/yaml.v2");
+  EXPECT_EQ(repository_key("gopkg.in/user/pkg.v1"), "gopkg.in/user/pkg.v1");
 }
 
 }  // namespace
