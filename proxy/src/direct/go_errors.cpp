@@ -219,7 +219,7 @@ std::string condense(std::string_view subcommand, std::string_view message,
 
 upstream::outcome classify_failure(std::string_view message) {
   static const std::regex transient(
-      R"(connection refused|connection reset|connection timed out|i/o timeout|tls handshake timeout|timeout awaiting response headers|temporary failure in name resolution|server misbehaving|no route to host|network is unreachable|signal: killed|no space left on device|disk quota exceeded|read-only file system|too many open files|cannot allocate memory|returned error: 5[0-9][0-9]|\bhttp 5[0-9][0-9]\b|\b5[0-9][0-9] (internal server error|bad gateway|service unavailable|gateway timeout)|status 5[0-9][0-9]\b)",
+      R"(connection refused|connection reset|connection timed out|i/o timeout|tls handshake timeout|timeout awaiting response headers|temporary failure in name resolution|server misbehaving|no route to host|network is unreachable|connect tunnel failed, response 50[0-9]|gateway timeout|signal: killed|no space left on device|disk quota exceeded|read-only file system|too many open files|cannot allocate memory|returned error: 5[0-9][0-9]|\bhttp 5[0-9][0-9]\b|\b5[0-9][0-9] (internal server error|bad gateway|service unavailable|gateway timeout)|status 5[0-9][0-9]\b)",
       std::regex::ECMAScript | std::regex::icase);
   auto shows_transient = [](std::string_view part) {
     const std::string text(part);

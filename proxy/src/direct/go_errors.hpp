@@ -40,10 +40,10 @@ std::string condense(std::string_view subcommand, std::string_view message,
 
 /// How a go command that exited non-zero failed: outcome::error when `message` shows a
 /// transient network failure (connection refused or reset, i/o timeout, TLS handshake
-/// timeout, name server failure, a 5xx from the server) or a failure of this machine (a git
-/// killed by a signal, a full disk or quota, a read-only file system, too many open files, no
-/// memory), else outcome::not_found. Of a message
-/// over 64 KiB, only the first and the last 32 KiB are looked at.
+/// timeout, name server failure, a 5xx from the server or from the connect guard) or a failure of
+/// this machine (a git killed by a signal, a full disk or quota, a read-only file system, too many
+/// open files, no memory), else outcome::not_found. Of a message over 64 KiB, only the first and
+/// the last 32 KiB are looked at.
 upstream::outcome classify_failure(std::string_view message);
 
 }  // namespace gomodproxy::direct

@@ -155,6 +155,20 @@ TEST(GoErrors, Classify) {
        outcome::not_found},
       {"v1.500.0 not found", outcome::not_found},
       {"git fetch -f origin: signal: killed", outcome::error},
+      // What git and the go command say when the connect guard could not connect (502) or
+      // timed out (504): the guard checked the name before, so the host is there.
+      {"git ls-remote -q origin: exit status 128: fatal: unable to access "
+       "'https://github.com/x/y/': CONNECT tunnel failed, response 502",
+       outcome::error},
+      {"https fetch: Get \"https://h.example/x?go-get=1\": Gateway Timeout: h.example:443: "
+       "connect: timed out after 10s",
+       outcome::error},
+      {"https fetch: Get \"https://h.example/x?go-get=1\": Bad Gateway: h.example: dns: host not "
+       "found",
+       outcome::not_found},
+      {"git ls-remote -q origin: exit status 128: fatal: unable to access "
+       "'https://github.com/x/y/': CONNECT tunnel failed, response 403",
+       outcome::not_found},
       {"write /srv/cache/direct/mod/cache/download/h/x/@v/v1.0.0.zip: no space left on device",
        outcome::error},
       {"mkdir /srv/cache/direct/mod/cache/vcs: read-only file system", outcome::error},
