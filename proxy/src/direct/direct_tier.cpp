@@ -161,6 +161,18 @@ struct direct_tier::impl {
     env.gopath = make_directory(root / "gopath");
     env.go_cache = make_directory(root / "gocache");
     scratch = make_directory(root / "scratch");
+    // The go command looks for a go.mod from its working directory up: found, it would run in
+    // that module (its go line, replace directives and vendor directory) instead of none.
+    for (auto directory = scratch; directory.has_relative_path();
+         directory = directory.parent_path()) {
+      std::error_code ignored;
+      if (std::filesystem::exists(directory / "go.mod", ignored)) {
+        throw std::runtime_error("direct: " + scratch.string() + " is inside the Go module of " +
+                                 (directory / "go.mod").string() +
+                                 ", which the go command would run in; choose a --cache-dir "
+                                 "outside any Go module");
+      }
+    }
     env.private_patterns = options.private_patterns;
     env.allow_patterns = options.allow_patterns;
     env.no_sumdb_patterns = options.no_sumdb_patterns;

@@ -78,6 +78,8 @@ std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access
   env["GOFLAGS"] = "-modcacherw";
   env["GOENV"] = "off";
   env["GO111MODULE"] = "on";
+  // No go.work above the working directory may pull the fetch into a workspace.
+  env["GOWORK"] = "off";
   // The proxy itself checks every public .mod and .zip against its checksum database before
   // caching it (verify before cache), through its own configured mirrors.
   env["GOSUMDB"] = "off";

@@ -30,7 +30,7 @@ path_access access_for(const go_env_inputs& inputs, const std::string& module_pa
 
 /// "NAME=value" entries, sorted by name, for a go process fetching a path with `access`.
 /// Always: GOPROXY=direct, GOTOOLCHAIN=local, GOFLAGS=-modcacherw, GOENV=off, GO111MODULE=on,
-/// GOSUMDB=off, GOPRIVATE/GONOSUMDB, the three cache paths, GIT_TERMINAL_PROMPT=0,
+/// GOWORK=off, GOSUMDB=off, GOPRIVATE/GONOSUMDB, the three cache paths, GIT_TERMINAL_PROMPT=0,
 /// GIT_ASKPASS=/bin/false, GCM_INTERACTIVE=never, LC_ALL=C, and the credential and TLS variables of
 /// the server's environment that are set (PATH, HOME, NETRC, XDG_CONFIG_HOME, GIT_CONFIG_GLOBAL,
 /// GIT_CONFIG_SYSTEM, GIT_CONFIG_NOSYSTEM,

@@ -261,6 +261,21 @@ printf '{"Path":"git.corp.example.test/team/big","Version":"v1.0.0","Zip":"%s"}\
   EXPECT_LT(list_done.load(), zip_done.load());
 }
 
+// A go.mod above the cache directory would make every go command run inside that module.
+TEST_F(DirectTier, ACacheDirectoryInsideAGoModuleIsAStartUpFailure) {
+  std::filesystem::create_directories(dir_ / "project" / "var");
+  { std::ofstream(dir_ / "project" / "go.mod") << "module example.com/project\n\ngo 1.99\n"; }
+  options_.root = dir_ / "project" / "var" / "direct";
+  try {
+    direct_tier tier(io_.get_executor(), options_);
+    ADD_FAILURE() << "constructed";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find((dir_ / "project" / "go.mod").string()),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 TEST_F(DirectTier, AMissingRepositoryIsNotFoundWithTheGoMessageOnOneScrubbedLine) {
   go_script(R"(
 printf "go: module git.corp.example.test/team/nope: git ls-remote -q origin in $GOMODCACHE/cache/vcs/6a0a8d: exit status 128:\n\tfatal: repository 'https://ci:hunter22@git.corp.example.test/team/nope.git/' not found\n" >&2

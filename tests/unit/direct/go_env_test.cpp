@@ -175,6 +175,7 @@ TEST(GoEnv, FixedSettingsAndCaches) {
     EXPECT_EQ(value_of(env, "GOFLAGS"), "-modcacherw");
     EXPECT_EQ(value_of(env, "GOENV"), "off");
     EXPECT_EQ(value_of(env, "GO111MODULE"), "on");
+    EXPECT_EQ(value_of(env, "GOWORK"), "off");
     EXPECT_EQ(value_of(env, "GOSUMDB"), "off");
     EXPECT_EQ(value_of(env, "GOPRIVATE"), "git.corp.example.test/*,gitlab.lan");
     EXPECT_EQ(value_of(env, "GONOSUMDB"),
@@ -216,6 +217,7 @@ TEST(GoEnv, CredentialVariablesPassThroughAndNothingElseDoes) {
                                              "GOSUMDB",
                                              "GOTOOLCHAIN",
                                              "GOVCS",
+                                             "GOWORK",
                                              "HOME",
                                              "HTTPS_PROXY",
                                              "HTTP_PROXY",
@@ -242,7 +244,7 @@ TEST(GoEnv, NothingIsSetFromAnEmptyServerEnvironment) {
       "GO111MODULE",     "GOCACHE",     "GOENV",
       "GOFLAGS",         "GOMODCACHE",  "GOPATH",
       "GOPROXY",         "GOSUMDB",     "GOTOOLCHAIN",
-      "LC_ALL"};
+      "GOWORK",          "LC_ALL"};
   EXPECT_EQ(names(env), expected);
 }
 
