@@ -167,7 +167,7 @@ struct direct_tier::impl {
          directory = directory.parent_path()) {
       std::error_code ignored;
       if (std::filesystem::exists(directory / "go.mod", ignored)) {
-        throw std::runtime_error("direct: " + scratch.string() + " is inside the Go module of " +
+        throw std::runtime_error("cache_dir: " + scratch.string() + " is inside the Go module of " +
                                  (directory / "go.mod").string() +
                                  ", which the go command would run in; choose a --cache-dir "
                                  "outside any Go module");
