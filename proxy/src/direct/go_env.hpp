@@ -33,8 +33,8 @@ path_access access_for(const go_env_inputs& inputs, const std::string& module_pa
 /// GOWORK=off, GOSUMDB=off, GOPRIVATE/GONOSUMDB, the three cache paths, GIT_TERMINAL_PROMPT=0,
 /// GIT_ASKPASS=/bin/false, GCM_INTERACTIVE=never, LC_ALL=C, and the credential and TLS variables of
 /// the server's environment that are set (PATH, HOME, NETRC, XDG_CONFIG_HOME, GIT_CONFIG_GLOBAL,
-/// GIT_CONFIG_SYSTEM, GIT_CONFIG_NOSYSTEM,
-/// GIT_SSH(_COMMAND), SSH_AUTH_SOCK, SSL_CERT_*, GIT_SSL_CAINFO, TMPDIR).
+/// GIT_CONFIG_SYSTEM, GIT_CONFIG_NOSYSTEM, GIT_SSH(_COMMAND), SSH_AUTH_SOCK, SSL_CERT_*,
+/// GIT_SSL_CAINFO, TMPDIR).
 /// Public paths: every proxy variable and git's http.proxy (GIT_CONFIG_COUNT=1, KEY_0, VALUE_0)
 /// are the guard, NO_PROXY is empty, GIT_ALLOW_PROTOCOL=https and GOVCS=*:git; internal paths:
 /// the server's own proxy variables, GOINSECURE and GIT_CONFIG_COUNT with its numbered pairs
