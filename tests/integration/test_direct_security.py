@@ -268,8 +268,9 @@ def test_public_modules_from_direct_are_verified_before_they_are_cached(
 
 def test_git_reaches_public_hosts_through_the_guard_whatever_http_proxy_its_config_names(
         start_proxy, tmp_path, monkeypatch):
-    """git's http.proxy setting wins over HTTPS_PROXY: the server user's git configuration names
-    a proxy (a listener on 127.0.0.1 that counts connections), and a public path on a host git
+    """git's http.proxy setting wins over HTTPS_PROXY, and remote.origin.proxy over both: the
+    server user's git configuration names a proxy in both (a listener on 127.0.0.1 that counts
+    connections), and a public path on a host git
     knows without a go-import lookup (github.com, resolving to an allowed address) is fetched.
     git must still go through the connect guard, so the listener sees nothing. In a network
     namespace of its own, as the test above."""
@@ -304,8 +305,9 @@ def test_git_reaches_public_hosts_through_the_guard_whatever_http_proxy_its_conf
             try:
                 home = tmp_path / "home"
                 env = dh.base_env(home)
-                (home / ".gitconfig").write_text(
-                    f"[http]\n\tproxy = http://127.0.0.1:{listener.getsockname()[1]}\n")
+                elsewhere = f"http://127.0.0.1:{listener.getsockname()[1]}"
+                (home / ".gitconfig").write_text(f"[http]\n\tproxy = {elsewhere}\n"
+                                                 f'[remote "origin"]\n\tproxy = {elsewhere}\n')
                 wrapper = dh.GoWrapper(tmp_path / "wrapper")
                 proxy = start_proxy("direct", "--go-binary", str(wrapper.path), env=env)
                 answer = http_request(proxy.port, "/github.com/gomodproxy-test/x/@v/v1.0.0.info",

@@ -112,12 +112,15 @@ std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access
     env["no_proxy"] = "";
     env["GIT_ALLOW_PROTOCOL"] = "https";
     env["GOVCS"] = "*:git";
-    // git's http.proxy (in the server user's git configuration) wins over HTTPS_PROXY; set in
-    // the environment it wins over every configuration file. Only this one entry: numbered
-    // entries of the server's would be renumbered or lost if merged, so none reach public paths.
-    env["GIT_CONFIG_COUNT"] = "1";
+    // git's http.proxy (in the server user's git configuration) wins over HTTPS_PROXY, and
+    // remote.origin.proxy (the go command names its remotes origin) over http.proxy; set in the
+    // environment they win over every configuration file. Only these entries: numbered entries
+    // of the server's would be renumbered or lost if merged, so none reach public paths.
+    env["GIT_CONFIG_COUNT"] = "2";
     env["GIT_CONFIG_KEY_0"] = "http.proxy";
     env["GIT_CONFIG_VALUE_0"] = inputs.guard_url;
+    env["GIT_CONFIG_KEY_1"] = "remote.origin.proxy";
+    env["GIT_CONFIG_VALUE_1"] = inputs.guard_url;
   } else {
     for (auto name : proxy_variables) {
       if (auto it = inputs.server_environment.find(std::string(name));

@@ -35,10 +35,10 @@ path_access access_for(const go_env_inputs& inputs, const std::string& module_pa
 /// the server's environment that are set (PATH, HOME, NETRC, XDG_CONFIG_HOME, GIT_CONFIG_GLOBAL,
 /// GIT_CONFIG_SYSTEM, GIT_CONFIG_NOSYSTEM, GIT_SSH(_COMMAND), SSH_AUTH_SOCK, SSL_CERT_*,
 /// GIT_SSL_CAINFO, TMPDIR).
-/// Public paths: every proxy variable and git's http.proxy (GIT_CONFIG_COUNT=1, KEY_0, VALUE_0)
-/// are the guard, NO_PROXY is empty, GIT_ALLOW_PROTOCOL=https and GOVCS=*:git; internal paths:
-/// the server's own proxy variables, GOINSECURE and GIT_CONFIG_COUNT with its numbered pairs
-/// (when all of them are set).
+/// Public paths: every proxy variable, git's http.proxy and remote.origin.proxy (GIT_CONFIG_COUNT=2
+/// and its KEY/VALUE pairs) are the guard, NO_PROXY is empty, GIT_ALLOW_PROTOCOL=https and
+/// GOVCS=*:git; internal paths: the server's own proxy variables, GOINSECURE and GIT_CONFIG_COUNT
+/// with its numbered pairs (when all of them are set).
 std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access access);
 
 }  // namespace gomodproxy::direct

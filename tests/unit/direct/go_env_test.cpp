@@ -102,11 +102,12 @@ TEST(GoEnv, PublicPathsSetGitsHttpProxyToTheGuardInsteadOfTheServersGitConfigEnt
   in.server_environment["GIT_CONFIG_KEY_1"] = "http.proxy";
   in.server_environment["GIT_CONFIG_VALUE_1"] = "http://corp-proxy:3128";
   auto env = go_environment(in, path_access::public_path);
-  EXPECT_EQ(value_of(env, "GIT_CONFIG_COUNT"), "1");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_COUNT"), "2");
   EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_0"), "http.proxy");
   EXPECT_EQ(value_of(env, "GIT_CONFIG_VALUE_0"), "http://127.0.0.1:40001");
-  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_1"), std::nullopt);
-  EXPECT_EQ(value_of(env, "GIT_CONFIG_VALUE_1"), std::nullopt);
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_1"), "remote.origin.proxy");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_VALUE_1"), "http://127.0.0.1:40001");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_2"), std::nullopt);
 }
 
 TEST(GoEnv, InternalPathsGetTheServersGitConfigEntriesOnlyWhenComplete) {
@@ -143,14 +144,15 @@ TEST(GoEnv, RealGitUsesTheGuardOverTheServerUsersHttpProxy) {
   {
     std::ofstream config(home / ".gitconfig");
     config << "[http]\n\tproxy = http://corp-proxy.example:3128\n"
-           << "[http \"https://pinned.example/\"]\n\tproxy = http://pinned-proxy.example:3128\n";
+           << "[http \"https://pinned.example/\"]\n\tproxy = http://pinned-proxy.example:3128\n"
+           << "[remote \"origin\"]\n\tproxy = http://remote-proxy.example:3128\n";
   }
   auto in = inputs();
   in.server_environment = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", home.string()}};
-  auto ask = [&](std::string url) {
+  auto ask = [&](std::vector<std::string> arguments) {
     process_spec spec;
     spec.program = git->string();
-    spec.arguments = {"config", "--get-urlmatch", "http.proxy", std::move(url)};
+    spec.arguments = std::move(arguments);
     spec.environment = go_environment(in, path_access::public_path);
     spec.working_directory = home;
     spec.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -162,8 +164,12 @@ TEST(GoEnv, RealGitUsesTheGuardOverTheServerUsersHttpProxy) {
     EXPECT_EQ(result.exit_status, 0) << result.err;
     return result.out;
   };
-  EXPECT_EQ(ask("https://github.com/google/uuid"), "http://127.0.0.1:40001\n");
-  EXPECT_EQ(ask("https://pinned.example/x"), "http://pinned-proxy.example:3128\n");
+  EXPECT_EQ(ask({"config", "--get-urlmatch", "http.proxy", "https://github.com/google/uuid"}),
+            "http://127.0.0.1:40001\n");
+  // git uses a remote's own proxy before http.proxy; the go command's remotes are all origin.
+  EXPECT_EQ(ask({"config", "--get", "remote.origin.proxy"}), "http://127.0.0.1:40001\n");
+  EXPECT_EQ(ask({"config", "--get-urlmatch", "http.proxy", "https://pinned.example/x"}),
+            "http://pinned-proxy.example:3128\n");
   std::filesystem::remove_all(home);
 }
 
@@ -202,7 +208,9 @@ TEST(GoEnv, CredentialVariablesPassThroughAndNothingElseDoes) {
                                              "GIT_CONFIG_COUNT",
                                              "GIT_CONFIG_GLOBAL",
                                              "GIT_CONFIG_KEY_0",
+                                             "GIT_CONFIG_KEY_1",
                                              "GIT_CONFIG_VALUE_0",
+                                             "GIT_CONFIG_VALUE_1",
                                              "GIT_SSH_COMMAND",
                                              "GIT_TERMINAL_PROMPT",
                                              "GO111MODULE",
