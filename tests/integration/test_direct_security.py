@@ -1,6 +1,6 @@
 """The `direct` tier's safety: public module paths naming internal hosts are refused before any
 process starts, a DNS answer that changes to loopback after that check is refused when the go
-command connects, and credentials given to the go command (a .netrc, a git insteadOf with
+command connects, git's own http.proxy setting does not take it around that check, and credentials given to the go command (a .netrc, a git insteadOf with
 userinfo) work but never show in the proxy's logs, status pages, metrics or error bodies."""
 
 from __future__ import annotations
@@ -264,3 +264,59 @@ def test_public_modules_from_direct_are_verified_before_they_are_cached(
         assert "direct" in refused.text and "checksum" in refused.text, refused.text
     assert any(r.is_fetch for r in server.for_repo(gr.LOOPBACK_HOST, "allowed/lib")), \
         "direct fetched the bytes the database then refused"
+
+
+def test_git_reaches_public_hosts_through_the_guard_whatever_http_proxy_its_config_names(
+        start_proxy, tmp_path, monkeypatch):
+    """git's http.proxy setting wins over HTTPS_PROXY, and remote.origin.proxy over both: the
+    server user's git configuration names a proxy in both (a listener on 127.0.0.1 that counts
+    connections), and a public path on a host git
+    knows without a go-import lookup (github.com, resolving to an allowed address) is fetched.
+    git must still go through the connect guard, so the listener sees nothing. In a network
+    namespace of its own, as the test above."""
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    name = f"gmpgitproxy{os.getpid()}"
+    accepted = []
+    with netns.NetNamespace(name, "nameserver 127.0.0.1\n",
+                            "127.0.0.1 localhost\n::1 localhost\n") as namespace:
+        with namespace.inside():
+            dns = TinyDns({"github.com": (CHECK_TIME_ADDRESS, 0)}, silent=set()).start()
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(16)
+            listener.settimeout(0.2)
+            stop = threading.Event()
+
+            def accept_loop():
+                while not stop.is_set():
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:
+                        continue
+                    accepted.append(conn.getpeername())
+                    conn.close()
+
+            acceptor = threading.Thread(target=accept_loop, daemon=True)
+            acceptor.start()
+            monkeypatch.setenv("GOMODPROXY_BIN",
+                               str(namespace.wrap(proxy_binary().resolve(), tmp_path)))
+            try:
+                home = tmp_path / "home"
+                env = dh.base_env(home)
+                elsewhere = f"http://127.0.0.1:{listener.getsockname()[1]}"
+                (home / ".gitconfig").write_text(f"[http]\n\tproxy = {elsewhere}\n"
+                                                 f'[remote "origin"]\n\tproxy = {elsewhere}\n')
+                wrapper = dh.GoWrapper(tmp_path / "wrapper")
+                proxy = start_proxy("direct", "--go-binary", str(wrapper.path), env=env)
+                answer = http_request(proxy.port, "/github.com/gomodproxy-test/x/@v/v1.0.0.info",
+                                      timeout=120)
+            finally:
+                stop.set()
+                acceptor.join(timeout=5)
+                listener.close()
+                dns.stop()
+    assert answer.status == 404, answer.text
+    assert wrapper.started() >= 1, "the host check passed, so the go command ran"
+    assert accepted == [], f"git connected to the proxy of its configuration: {answer.text}"

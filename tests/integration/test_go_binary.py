@@ -37,3 +37,11 @@ def test_go_found_on_path_gives_no_warning(start_proxy):
 ])
 def test_bad_direct_settings_stop_start_up(tmp_path, flags, setting):
     assert_refused(serve(tmp_path, *flags), setting)
+
+
+def test_a_cache_directory_inside_a_go_module_stops_start_up(tmp_path):
+    """With the shipped defaults (`direct` for private modules), a go.mod above the cache
+    directory would make every go command the server runs work inside that module."""
+    (tmp_path / "go.mod").write_text("module example.com/project\n\ngo 1.99\n")
+    line = assert_refused(serve(tmp_path), "cache_dir")
+    assert str(tmp_path / "go.mod") in line, line

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -124,6 +125,17 @@ bool is_under(const std::filesystem::path& path, const std::filesystem::path& di
   return !relative.empty() && *relative.begin() != ".." && !relative.is_absolute();
 }
 
+// refused_host's reasons (address_policy.cpp) are words only. A name that does not exist, or
+// an address that may not be reached, is a verdict on the host; a lookup that failed for now
+// (timed out, a server failure) is not, and must not be remembered as a not-found.
+outcome refusal_outcome(std::string_view why) {
+  if (why.find(": dns: ") == std::string_view::npos || why.ends_with(": dns: host not found") ||
+      why.ends_with(": dns: no address")) {
+    return outcome::not_found;
+  }
+  return why.ends_with(": dns: timed out") ? outcome::timeout : outcome::error;
+}
+
 }  // namespace
 
 std::string repository_key(const std::string& module_path) {
@@ -149,6 +161,18 @@ struct direct_tier::impl {
     env.gopath = make_directory(root / "gopath");
     env.go_cache = make_directory(root / "gocache");
     scratch = make_directory(root / "scratch");
+    // The go command looks for a go.mod from its working directory up: found, it would run in
+    // that module (its go line, replace directives and vendor directory) instead of none.
+    for (auto directory = scratch; directory.has_relative_path();
+         directory = directory.parent_path()) {
+      std::error_code ignored;
+      if (std::filesystem::exists(directory / "go.mod", ignored)) {
+        throw std::runtime_error("cache_dir: " + scratch.string() + " is inside the Go module of " +
+                                 (directory / "go.mod").string() +
+                                 ", which the go command would run in; choose a --cache-dir "
+                                 "outside any Go module");
+      }
+    }
     env.private_patterns = options.private_patterns;
     env.allow_patterns = options.allow_patterns;
     env.no_sumdb_patterns = options.no_sumdb_patterns;
@@ -263,7 +287,7 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
     }
     const std::string host = request.module_path.substr(0, request.module_path.find('/'));
     if (auto why = co_await options.refused_host(host, deadline)) {
-      co_return answer(outcome::not_found, "refused: " + *why);
+      co_return answer(refusal_outcome(*why), "refused: " + *why);
     }
   }
 
@@ -299,6 +323,11 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
     co_return timed_out(run.subcommand + " killed");
   }
 
+  if (process.signal != 0) {
+    // Not a verdict on the module: the out-of-memory killer, an operator, a crash.
+    co_return answer(outcome::error,
+                     run.subcommand + ": killed by signal " + std::to_string(process.signal));
+  }
   json::object reply;
   {
     boost::system::error_code ec;
@@ -378,6 +407,9 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
       co_return answer(outcome::error, "aborted by receiver");
     }
     result.body_bytes += static_cast<std::uint64_t>(n);
+    // Every fetch of the tier runs on its strand: without a turn for the others between pieces,
+    // a 500 MiB zip would hold all of them (and their finished processes) until it is copied.
+    co_await net::post(strand, net::use_awaitable);
   }
   result.status = 200;
   co_return answer(outcome::ok, "200");

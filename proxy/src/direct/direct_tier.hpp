@@ -44,7 +44,8 @@ class direct_tier final : public upstream::tier {
  public:
   /// Creates the directories under `options.root` and reads the .netrc the go command will use
   /// (its passwords are scrubbed from every reason). Throws std::runtime_error when a
-  /// directory cannot be created (a start-up failure). `executor` runs the processes' I/O.
+  /// directory cannot be created or `options.root` is inside a Go module (a go.mod above it):
+  /// start-up failures. `executor` runs the processes' I/O.
   direct_tier(boost::asio::any_io_executor executor, direct_options options);
   ~direct_tier() override;
   direct_tier(const direct_tier&) = delete;

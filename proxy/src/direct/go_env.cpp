@@ -29,6 +29,29 @@ constexpr std::array<std::string_view, 14> passed_through = {"PATH",
 constexpr std::array<std::string_view, 6> proxy_variables = {
     "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"};
 
+// git's configuration given in the environment (GIT_CONFIG_COUNT and its numbered KEY/VALUE
+// pairs), copied only when it is whole: git refuses to run when a pair is missing.
+void copy_git_config_entries(const std::map<std::string, std::string>& from,
+                             std::map<std::string, std::string>& to) {
+  auto count = from.find("GIT_CONFIG_COUNT");
+  if (count == from.end()) return;
+  const std::string& text = count->second;
+  if (text.empty() || text.size() > 3 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return;
+  }
+  const auto entries = static_cast<std::size_t>(std::stoul(text));
+  std::map<std::string, std::string> copied{{"GIT_CONFIG_COUNT", count->second}};
+  for (std::size_t i = 0; i < entries; ++i) {
+    for (const auto* prefix : {"GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"}) {
+      auto entry = from.find(prefix + std::to_string(i));
+      if (entry == from.end()) return;
+      copied.insert(*entry);
+    }
+  }
+  to.merge(copied);
+}
+
 std::string join(const std::vector<std::string>& patterns) {
   std::string out;
   for (const auto& pattern : patterns) {
@@ -55,6 +78,8 @@ std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access
   env["GOFLAGS"] = "-modcacherw";
   env["GOENV"] = "off";
   env["GO111MODULE"] = "on";
+  // No go.work above the working directory may pull the fetch into a workspace.
+  env["GOWORK"] = "off";
   // The proxy itself checks every public .mod and .zip against its checksum database before
   // caching it (verify before cache), through its own configured mirrors.
   env["GOSUMDB"] = "off";
@@ -87,6 +112,15 @@ std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access
     env["no_proxy"] = "";
     env["GIT_ALLOW_PROTOCOL"] = "https";
     env["GOVCS"] = "*:git";
+    // git's http.proxy (in the server user's git configuration) wins over HTTPS_PROXY, and
+    // remote.origin.proxy (the go command names its remotes origin) over http.proxy; set in the
+    // environment they win over every configuration file. Only these entries: numbered entries
+    // of the server's would be renumbered or lost if merged, so none reach public paths.
+    env["GIT_CONFIG_COUNT"] = "2";
+    env["GIT_CONFIG_KEY_0"] = "http.proxy";
+    env["GIT_CONFIG_VALUE_0"] = inputs.guard_url;
+    env["GIT_CONFIG_KEY_1"] = "remote.origin.proxy";
+    env["GIT_CONFIG_VALUE_1"] = inputs.guard_url;
   } else {
     for (auto name : proxy_variables) {
       if (auto it = inputs.server_environment.find(std::string(name));
@@ -94,6 +128,7 @@ std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access
         env[it->first] = it->second;
       }
     }
+    copy_git_config_entries(inputs.server_environment, env);
     if (auto it = inputs.server_environment.find("GOINSECURE");
         it != inputs.server_environment.end()) {
       env["GOINSECURE"] = it->second;

@@ -30,12 +30,15 @@ path_access access_for(const go_env_inputs& inputs, const std::string& module_pa
 
 /// "NAME=value" entries, sorted by name, for a go process fetching a path with `access`.
 /// Always: GOPROXY=direct, GOTOOLCHAIN=local, GOFLAGS=-modcacherw, GOENV=off, GO111MODULE=on,
-/// GOSUMDB=off, GOPRIVATE/GONOSUMDB, the three cache paths, GIT_TERMINAL_PROMPT=0,
+/// GOWORK=off, GOSUMDB=off, GOPRIVATE/GONOSUMDB, the three cache paths, GIT_TERMINAL_PROMPT=0,
 /// GIT_ASKPASS=/bin/false, GCM_INTERACTIVE=never, LC_ALL=C, and the credential and TLS variables of
-/// the server's environment that are set (PATH, HOME, NETRC, XDG_CONFIG_HOME, GIT_CONFIG_*,
-/// GIT_SSH(_COMMAND), SSH_AUTH_SOCK, SSL_CERT_*, GIT_SSL_CAINFO, TMPDIR).
-/// Public paths: every proxy variable is the guard, NO_PROXY is empty, GIT_ALLOW_PROTOCOL=https
-/// and GOVCS=*:git; internal paths: the server's own proxy variables and GOINSECURE.
+/// the server's environment that are set (PATH, HOME, NETRC, XDG_CONFIG_HOME, GIT_CONFIG_GLOBAL,
+/// GIT_CONFIG_SYSTEM, GIT_CONFIG_NOSYSTEM, GIT_SSH(_COMMAND), SSH_AUTH_SOCK, SSL_CERT_*,
+/// GIT_SSL_CAINFO, TMPDIR).
+/// Public paths: every proxy variable, git's http.proxy and remote.origin.proxy (GIT_CONFIG_COUNT=2
+/// and its KEY/VALUE pairs) are the guard, NO_PROXY is empty, GIT_ALLOW_PROTOCOL=https and
+/// GOVCS=*:git; internal paths: the server's own proxy variables, GOINSECURE and GIT_CONFIG_COUNT
+/// with its numbered pairs (when all of them are set).
 std::vector<std::string> go_environment(const go_env_inputs& inputs, path_access access);
 
 }  // namespace gomodproxy::direct

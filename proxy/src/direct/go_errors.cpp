@@ -34,6 +34,49 @@ void replace_all(std::string& text, std::string_view what, std::string_view with
   }
 }
 
+// How much of a go command's message is looked at. git puts whatever the remote says into
+// it (a hostile server can send tens of kilobytes on one line), and std::regex recurses once per
+// character of a match: a 60 KiB line overflows the stack. A reason shows 300 bytes anyway.
+constexpr std::size_t condensed_window = 4096;
+constexpr std::size_t classified_head_and_tail = 32 * 1024;
+
+bool is_scheme_byte(unsigned char c) { return std::isalnum(c) || c == '+' || c == '.' || c == '-'; }
+
+bool ends_userinfo_search(unsigned char c) {
+  return c == '/' || c == '\'' || c == '"' || std::isspace(c);
+}
+
+// Removes the userinfo of every URL: everything between "scheme://" and the last '@' before
+// the host's end. By hand, in one pass: the regex for it takes time quadratic in the length of
+// a run of letters (seconds for a few KiB).
+void remove_userinfo(std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  std::size_t copied = 0;
+  for (auto at = text.find("://"); at != std::string::npos; at = text.find("://", at + 1)) {
+    std::size_t scheme = at;
+    while (scheme > 0 && is_scheme_byte(static_cast<unsigned char>(text[scheme - 1]))) --scheme;
+    const bool has_letter = std::any_of(text.begin() + static_cast<std::ptrdiff_t>(scheme),
+                                        text.begin() + static_cast<std::ptrdiff_t>(at),
+                                        [](unsigned char c) { return std::isalpha(c); });
+    if (!has_letter) continue;
+    const std::size_t start = at + 3;
+    std::size_t end = start;
+    std::size_t last_at = std::string::npos;
+    while (end < text.size() && !ends_userinfo_search(static_cast<unsigned char>(text[end]))) {
+      if (text[end] == '@') last_at = end;
+      ++end;
+    }
+    if (last_at == std::string::npos) continue;
+    out.append(text, copied, start - copied);
+    copied = last_at + 1;
+    at = last_at;
+  }
+  if (copied == 0) return;
+  out.append(text, copied, std::string::npos);
+  text = std::move(out);
+}
+
 struct scrub_rule {
   std::regex pattern;
   const char* replacement;
@@ -43,8 +86,6 @@ const std::vector<scrub_rule>& scrub_rules() {
   static const std::vector<scrub_rule> rules = [] {
     const auto flags = std::regex::ECMAScript | std::regex::icase;
     std::vector<scrub_rule> out;
-    // Userinfo of any URL: everything between "scheme://" and the last '@' before the host.
-    out.push_back({std::regex(R"(([a-z][a-z0-9+.\-]*://)[^/\s@'"]*@)", flags), "$1"});
     out.push_back({std::regex(R"((authorization\s*:\s*)[^\r\n]*)", flags), "$1***"});
     out.push_back({std::regex(R"((proxy-authorization\s*:\s*)[^\r\n]*)", flags), "$1***"});
     out.push_back({std::regex(R"((x-access-token:)[^@\s'"]+)", flags), "$1***"});
@@ -119,6 +160,7 @@ std::string scrub(std::string_view text, const std::vector<std::string>& secrets
     replace_all(out, secret, "***");
     replace_all(out, percent_encoded(secret), "***");
   }
+  remove_userinfo(out);
   for (const auto& rule : scrub_rules())
     out = std::regex_replace(out, rule.pattern, rule.replacement);
   return out;
@@ -126,6 +168,12 @@ std::string scrub(std::string_view text, const std::vector<std::string>& secrets
 
 std::string condense(std::string_view subcommand, std::string_view message,
                      const std::vector<std::string>& secrets, std::string_view private_dir) {
+  if (message.size() > condensed_window) {
+    // Back to a blank, so that no secret or URL is cut in two and left half unrecognised.
+    message = message.substr(0, condensed_window);
+    const auto blank = message.find_last_of(" \t\r\n");
+    message = message.substr(0, blank == std::string_view::npos ? 0 : blank);
+  }
   std::string text = scrub(message, secrets);
   // Where the fetcher keeps its clones says nothing to a client, and costs the 300 bytes.
   if (!private_dir.empty()) {
@@ -171,11 +219,20 @@ std::string condense(std::string_view subcommand, std::string_view message,
 
 upstream::outcome classify_failure(std::string_view message) {
   static const std::regex transient(
-      R"(connection refused|connection reset|connection timed out|i/o timeout|tls handshake timeout|timeout awaiting response headers|temporary failure in name resolution|server misbehaving|no route to host|network is unreachable|returned error: 5[0-9][0-9]|\bhttp 5[0-9][0-9]\b|\b5[0-9][0-9] (internal server error|bad gateway|service unavailable|gateway timeout)|status 5[0-9][0-9]\b)",
+      R"(connection refused|connection reset|connection timed out|i/o timeout|tls handshake timeout|timeout awaiting response headers|temporary failure in name resolution|server misbehaving|no route to host|network is unreachable|connect tunnel failed, response 50[0-9]|gateway timeout|signal: killed|no space left on device|disk quota exceeded|read-only file system|too many open files|cannot allocate memory|returned error: 5[0-9][0-9]|\bhttp 5[0-9][0-9]\b|\b5[0-9][0-9] (internal server error|bad gateway|service unavailable|gateway timeout)|status 5[0-9][0-9]\b)",
       std::regex::ECMAScript | std::regex::icase);
-  const std::string text(message);
-  return std::regex_search(text, transient) ? upstream::outcome::error
-                                            : upstream::outcome::not_found;
+  auto shows_transient = [](std::string_view part) {
+    const std::string text(part);
+    return std::regex_search(text, transient);
+  };
+  // The network failure is said near the start (the go command's own) or at the end (git's
+  // last line); what a remote said in between may be long.
+  const bool transient_failure =
+      message.size() <= 2 * classified_head_and_tail
+          ? shows_transient(message)
+          : shows_transient(message.substr(0, classified_head_and_tail)) ||
+                shows_transient(message.substr(message.size() - classified_head_and_tail));
+  return transient_failure ? upstream::outcome::error : upstream::outcome::not_found;
 }
 
 }  // namespace gomodproxy::direct

@@ -232,7 +232,8 @@ net::awaitable<process_result> run_on_strand(process_spec spec) {
   if (WIFEXITED(process->wait_status)) {
     result.exit_status = WEXITSTATUS(process->wait_status);
   } else if (WIFSIGNALED(process->wait_status)) {
-    result.exit_status = 128 + WTERMSIG(process->wait_status);
+    result.signal = WTERMSIG(process->wait_status);
+    result.exit_status = 128 + result.signal;
   }
   co_return result;
 }

@@ -35,6 +35,8 @@ struct process_result {
   ending how = ending::spawn_failed;
   /// The exit code, or 128 + the signal number when a signal ended it.
   int exit_status = -1;
+  /// The signal that ended it (SIGKILL at the deadline, or one from elsewhere), else 0.
+  int signal = 0;
   std::string spawn_error;  ///< "go: not found on PATH", "/x/go: No such file or directory"
   std::string out;          ///< stdout, at most max_stdout bytes
   std::string err;          ///< stderr, at most max_stderr bytes

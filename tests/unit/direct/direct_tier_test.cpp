@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -28,6 +30,7 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 using upstream::outcome;
+using steady_clock_point = std::chrono::steady_clock::time_point;
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -212,6 +215,67 @@ printf '{"Path":"git.corp.example.test/team/mod","Version":"v1.0.0","Info":"%s",
             "mod download -json git.corp.example.test/team/mod@v1.0.0\n");
 }
 
+// A receiver that takes its time over a big zip (a slow cache disk) must not hold up the
+// other fetches of the tier, which share its strand: a list asked once the zip has started
+// is answered before the zip has been copied.
+TEST_F(DirectTier, AZipBeingCopiedDoesNotHoldUpOtherFetches) {
+  go_script(R"(
+if [ "$1" = list ]; then echo '{"Versions":["v1.0.0"]}'; exit 0; fi
+d="$GOMODCACHE/cache/download/git.corp.example.test/team/big/@v"
+mkdir -p "$d"
+head -c 16777216 /dev/zero > "$d/v1.0.0.zip"
+printf '{"Path":"git.corp.example.test/team/big","Version":"v1.0.0","Zip":"%s"}\n' "$d/v1.0.0.zip")");
+  direct_tier tier(io_.get_executor(), options_);
+  upstream::deadlines limits;
+  limits.total = 20s;
+  auto list = std::make_shared<answer>();
+  std::atomic<bool> list_asked{false};
+  std::atomic<steady_clock_point::rep> list_done{0};
+  std::atomic<steady_clock_point::rep> zip_done{0};
+  auto now = [] { return std::chrono::steady_clock::now().time_since_epoch().count(); };
+  upstream::body_sink slow_sink = [&](std::string_view) {
+    if (!list_asked.exchange(true)) {
+      net::co_spawn(
+          io_,
+          fetch_into(tier, request("/git.corp.example.test/team/other/@v/list"), limits, list, 0ms),
+          [&](std::exception_ptr) { list_done = now(); });
+    }
+    std::this_thread::sleep_for(5ms);
+    return true;
+  };
+  upstream::fetch_result zip_result;
+  net::co_spawn(
+      io_,
+      [&]() -> net::awaitable<void> {
+        zip_result = co_await tier.fetch(request("/git.corp.example.test/team/big/@v/v1.0.0.zip"),
+                                         slow_sink, limits);
+        zip_done = now();
+      },
+      net::detached);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([this] { io_.run(); });
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(zip_result.result, outcome::ok) << zip_result.reason;
+  EXPECT_EQ(zip_result.body_bytes, 16777216u);
+  EXPECT_EQ(list->body, "v1.0.0\n");
+  EXPECT_LT(list_done.load(), zip_done.load());
+}
+
+// A go.mod above the cache directory would make every go command run inside that module.
+TEST_F(DirectTier, ACacheDirectoryInsideAGoModuleIsAStartUpFailure) {
+  std::filesystem::create_directories(dir_ / "project" / "var");
+  { std::ofstream(dir_ / "project" / "go.mod") << "module example.com/project\n\ngo 1.99\n"; }
+  options_.root = dir_ / "project" / "var" / "direct";
+  try {
+    direct_tier tier(io_.get_executor(), options_);
+    ADD_FAILURE() << "constructed";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find((dir_ / "project" / "go.mod").string()),
+              std::string::npos)
+        << error.what();
+  }
+}
+
 TEST_F(DirectTier, AMissingRepositoryIsNotFoundWithTheGoMessageOnOneScrubbedLine) {
   go_script(R"(
 printf "go: module git.corp.example.test/team/nope: git ls-remote -q origin in $GOMODCACHE/cache/vcs/6a0a8d: exit status 128:\n\tfatal: repository 'https://ci:hunter22@git.corp.example.test/team/nope.git/' not found\n" >&2
@@ -253,6 +317,16 @@ TEST_F(DirectTier, ANetworkFailureIsAnErrorNotANotFound) {
   direct_tier tier(io_.get_executor(), options_);
   auto a = fetch(tier, "/git.corp.example.test/team/mod/@latest");
   EXPECT_EQ(a.result.result, outcome::error);
+}
+
+// Killed by something else than the deadline (the out-of-memory killer, say): the module may
+// well exist, so this must not be cached as a not-found.
+TEST_F(DirectTier, AGoKilledByASignalIsAnErrorNotANotFound) {
+  go_script("echo 'go: downloading git.corp.example.test/team/mod v1.0.0' >&2; kill -9 $$");
+  direct_tier tier(io_.get_executor(), options_);
+  auto a = fetch(tier, "/git.corp.example.test/team/mod/@v/v1.0.0.zip");
+  EXPECT_EQ(a.result.result, outcome::error) << a.result.reason;
+  EXPECT_EQ(a.result.reason, "go mod download: killed by signal 9");
 }
 
 TEST_F(DirectTier, AHangingGoIsKilledWithItsChildrenAtTheDeadline) {
@@ -344,6 +418,30 @@ TEST_F(DirectTier, ARefusedPublicHostStartsNoProcess) {
   EXPECT_EQ(tier.processes_started(), 1u);
 }
 
+// A lookup that fails for now says nothing about the module: not a not-found, which the
+// resolver would remember for the negative TTL.
+TEST_F(DirectTier, AHostWhoseLookupFailedForNowIsNotANotFound) {
+  go_script(R"(echo '{"Versions":["v1.0.0"]}')");
+  std::string failure;
+  options_.refused_host = [&failure](std::string host, std::chrono::steady_clock::time_point)
+      -> net::awaitable<std::optional<std::string>> { co_return host + ": dns: " + failure; };
+  direct_tier tier(io_.get_executor(), options_);
+  const std::pair<std::string, outcome> rows[] = {
+      {"timed out", outcome::timeout},
+      {"lookup failed (server failure)", outcome::error},
+      {"Network is unreachable", outcome::error},
+      {"host not found", outcome::not_found},
+      {"no address", outcome::not_found},
+  };
+  for (const auto& [said, expected] : rows) {
+    failure = said;
+    auto a = fetch(tier, "/example.com/x/@v/list");
+    EXPECT_EQ(a.result.result, expected) << said;
+    EXPECT_EQ(a.result.reason, "refused: example.com: dns: " + said);
+  }
+  EXPECT_EQ(tier.processes_started(), 0u);
+}
+
 TEST_F(DirectTier, WithoutAGuardEveryPublicPathIsRefused) {
   go_script(R"(echo '{"Versions":["v1.0.0"]}')");
   options_.guard_url.clear();
@@ -386,6 +484,12 @@ TEST(RepositoryKey, DropsAMajorVersionSuffix) {
   EXPECT_EQ(repository_key("example.com/m/vx"), "example.com/m/vx");
   EXPECT_EQ(repository_key("example.com/m/v"), "example.com/m/v");
   EXPECT_EQ(repository_key("example.com"), "example.com");
+  // Upper case is kept: the go command clones by the path as written.
+  EXPECT_EQ(repository_key("github.com/Team/Upper/v2"), "github.com/Team/Upper");
+  // gopkg.in puts the major in the last element, and each major is a repository of its own
+  // (its own branch, its own clone in the go command's cache).
+  EXPECT_EQ(repository_key("gopkg.in/yaml.v2"), "gopkg.in/yaml.v2");
+  EXPECT_EQ(repository_key("gopkg.in/user/pkg.v1"), "gopkg.in/user/pkg.v1");
 }
 
 }  // namespace

@@ -3,9 +3,17 @@
 #include "direct/go_env.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <filesystem>
+#include <fstream>
 #include <optional>
+
+#include "direct/go_process.hpp"
 
 namespace gomodproxy::direct {
 namespace {
@@ -86,6 +94,85 @@ TEST(GoEnv, InternalPathsGetTheServersProxiesAndGoinsecure) {
   EXPECT_EQ(value_of(env, "GOVCS"), std::nullopt);
 }
 
+TEST(GoEnv, PublicPathsSetGitsHttpProxyToTheGuardInsteadOfTheServersGitConfigEntries) {
+  auto in = inputs();
+  in.server_environment["GIT_CONFIG_COUNT"] = "2";
+  in.server_environment["GIT_CONFIG_KEY_0"] = "url.https://mirror.example/.insteadOf";
+  in.server_environment["GIT_CONFIG_VALUE_0"] = "https://github.com/";
+  in.server_environment["GIT_CONFIG_KEY_1"] = "http.proxy";
+  in.server_environment["GIT_CONFIG_VALUE_1"] = "http://corp-proxy:3128";
+  auto env = go_environment(in, path_access::public_path);
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_COUNT"), "2");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_0"), "http.proxy");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_VALUE_0"), "http://127.0.0.1:40001");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_1"), "remote.origin.proxy");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_VALUE_1"), "http://127.0.0.1:40001");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_2"), std::nullopt);
+}
+
+TEST(GoEnv, InternalPathsGetTheServersGitConfigEntriesOnlyWhenComplete) {
+  auto in = inputs();
+  in.server_environment["GIT_CONFIG_COUNT"] = "2";
+  in.server_environment["GIT_CONFIG_KEY_0"] = "url.https://mirror.example/.insteadOf";
+  in.server_environment["GIT_CONFIG_VALUE_0"] = "https://github.com/";
+  in.server_environment["GIT_CONFIG_KEY_1"] = "http.sslVerify";
+  in.server_environment["GIT_CONFIG_VALUE_1"] = "true";
+  auto env = go_environment(in, path_access::internal_path);
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_COUNT"), "2");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_0"), "url.https://mirror.example/.insteadOf");
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_VALUE_1"), "true");
+
+  // git exits at once on a missing pair; better none of them than a git that never runs.
+  in.server_environment.erase("GIT_CONFIG_VALUE_1");
+  env = go_environment(in, path_access::internal_path);
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_COUNT"), std::nullopt);
+  EXPECT_EQ(value_of(env, "GIT_CONFIG_KEY_0"), std::nullopt);
+  in.server_environment["GIT_CONFIG_COUNT"] = "two";
+  EXPECT_EQ(value_of(go_environment(in, path_access::internal_path), "GIT_CONFIG_COUNT"),
+            std::nullopt);
+}
+
+// The real git, asked which proxy it would use, with the server user's git configuration
+// naming another one: the guard wins over a generic http.proxy, but not over a URL-specific
+// http.<url>.proxy (docs/direct.md tells operators not to set one).
+TEST(GoEnv, RealGitUsesTheGuardOverTheServerUsersHttpProxy) {
+  auto git = find_program("git", "/usr/local/bin:/usr/bin:/bin");
+  ASSERT_TRUE(git) << "git is a dependency of the direct tier (scripts/install-deps.sh)";
+  const auto home =
+      std::filesystem::temp_directory_path() / ("go_env_test_home_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(home);
+  {
+    std::ofstream config(home / ".gitconfig");
+    config << "[http]\n\tproxy = http://corp-proxy.example:3128\n"
+           << "[http \"https://pinned.example/\"]\n\tproxy = http://pinned-proxy.example:3128\n"
+           << "[remote \"origin\"]\n\tproxy = http://remote-proxy.example:3128\n";
+  }
+  auto in = inputs();
+  in.server_environment = {{"PATH", "/usr/local/bin:/usr/bin:/bin"}, {"HOME", home.string()}};
+  auto ask = [&](std::vector<std::string> arguments) {
+    process_spec spec;
+    spec.program = git->string();
+    spec.arguments = std::move(arguments);
+    spec.environment = go_environment(in, path_access::public_path);
+    spec.working_directory = home;
+    spec.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    boost::asio::io_context io;
+    auto answer = boost::asio::co_spawn(io, run_process(io.get_executor(), std::move(spec)),
+                                        boost::asio::use_future);
+    io.run();
+    auto result = answer.get();
+    EXPECT_EQ(result.exit_status, 0) << result.err;
+    return result.out;
+  };
+  EXPECT_EQ(ask({"config", "--get-urlmatch", "http.proxy", "https://github.com/google/uuid"}),
+            "http://127.0.0.1:40001\n");
+  // git uses a remote's own proxy before http.proxy; the go command's remotes are all origin.
+  EXPECT_EQ(ask({"config", "--get", "remote.origin.proxy"}), "http://127.0.0.1:40001\n");
+  EXPECT_EQ(ask({"config", "--get-urlmatch", "http.proxy", "https://pinned.example/x"}),
+            "http://pinned-proxy.example:3128\n");
+  std::filesystem::remove_all(home);
+}
+
 TEST(GoEnv, FixedSettingsAndCaches) {
   for (auto access : {path_access::public_path, path_access::internal_path}) {
     auto env = go_environment(inputs(), access);
@@ -94,6 +181,7 @@ TEST(GoEnv, FixedSettingsAndCaches) {
     EXPECT_EQ(value_of(env, "GOFLAGS"), "-modcacherw");
     EXPECT_EQ(value_of(env, "GOENV"), "off");
     EXPECT_EQ(value_of(env, "GO111MODULE"), "on");
+    EXPECT_EQ(value_of(env, "GOWORK"), "off");
     EXPECT_EQ(value_of(env, "GOSUMDB"), "off");
     EXPECT_EQ(value_of(env, "GOPRIVATE"), "git.corp.example.test/*,gitlab.lan");
     EXPECT_EQ(value_of(env, "GONOSUMDB"),
@@ -117,7 +205,12 @@ TEST(GoEnv, CredentialVariablesPassThroughAndNothingElseDoes) {
   const std::vector<std::string> expected = {"GCM_INTERACTIVE",
                                              "GIT_ALLOW_PROTOCOL",
                                              "GIT_ASKPASS",
+                                             "GIT_CONFIG_COUNT",
                                              "GIT_CONFIG_GLOBAL",
+                                             "GIT_CONFIG_KEY_0",
+                                             "GIT_CONFIG_KEY_1",
+                                             "GIT_CONFIG_VALUE_0",
+                                             "GIT_CONFIG_VALUE_1",
                                              "GIT_SSH_COMMAND",
                                              "GIT_TERMINAL_PROMPT",
                                              "GO111MODULE",
@@ -132,6 +225,7 @@ TEST(GoEnv, CredentialVariablesPassThroughAndNothingElseDoes) {
                                              "GOSUMDB",
                                              "GOTOOLCHAIN",
                                              "GOVCS",
+                                             "GOWORK",
                                              "HOME",
                                              "HTTPS_PROXY",
                                              "HTTP_PROXY",
@@ -158,7 +252,7 @@ TEST(GoEnv, NothingIsSetFromAnEmptyServerEnvironment) {
       "GO111MODULE",     "GOCACHE",     "GOENV",
       "GOFLAGS",         "GOMODCACHE",  "GOPATH",
       "GOPROXY",         "GOSUMDB",     "GOTOOLCHAIN",
-      "LC_ALL"};
+      "GOWORK",          "LC_ALL"};
   EXPECT_EQ(names(env), expected);
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -54,6 +55,8 @@ TEST(GoErrors, Scrub) {
       {"glpat-ABCDEFGHIJ1234567890 leaked", "*** leaked"},
       {"git ls-remote -q origin: exit status 128", "git ls-remote -q origin: exit status 128"},
       {"git@github.com:org/repo.git", "git@github.com:org/repo.git"},
+      {"'https://ci:p@ss@git.corp.example.test/a.git/'", "'https://git.corp.example.test/a.git/'"},
+      {"git+ssh://u@h/x 1://u@h 'ssh://u@h'", "git+ssh://h/x 1://u@h 'ssh://h'"},
   };
   for (const auto& r : rows) EXPECT_EQ(scrub(r.in, {}), r.out) << r.in;
 }
@@ -102,6 +105,31 @@ TEST(GoErrors, ASecretCutByTheLimitIsStillGone) {
   EXPECT_EQ(line.find("hunter"), std::string::npos);
 }
 
+// What a remote says reaches the go command's message whole, so a hostile git server chooses
+// its length and shape: none of it may crash the server or hold a thread for long.
+TEST(GoErrors, HostileLongMessagesAreCondensedQuicklyAndScrubbed) {
+  const std::string prefix =
+      "go: example.com/x@v1.0.0: git ls-remote -q origin: exit status 128:\n\t";
+  const std::vector<std::string> messages = {
+      prefix + "remote: Authorization: Basic " + std::string(60000, 'x'),
+      prefix + "remote: " + std::string(60000, 'a'),
+      prefix + "remote: bearer " + std::string(60000, 'q'),
+      prefix + "remote: x-access-token:" + std::string(60000, 'k'),
+      prefix + "remote: ghp_" + std::string(60000, 'g'),
+      prefix + std::string(3000, ' ') + "https://ci:hunter22-long@h/" + std::string(60000, 'u'),
+  };
+  const auto started = std::chrono::steady_clock::now();
+  for (const auto& message : messages) {
+    auto line = condense("go mod download", message, {}, "/srv/cache/direct");
+    EXPECT_LE(line.size(), max_reason_bytes);
+    EXPECT_EQ(line.find("hunter22"), std::string::npos);
+    EXPECT_EQ(classify_failure(message), upstream::outcome::not_found);
+  }
+  EXPECT_EQ(classify_failure(std::string(1 << 20, 'r') + " connection refused"),
+            upstream::outcome::error);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+}
+
 TEST(GoErrors, Classify) {
   using upstream::outcome;
   struct row {
@@ -126,6 +154,26 @@ TEST(GoErrors, Classify) {
       {"fatal: unable to access 'https://h/x/': The requested URL returned error: 403",
        outcome::not_found},
       {"v1.500.0 not found", outcome::not_found},
+      {"git fetch -f origin: signal: killed", outcome::error},
+      // What git and the go command say when the connect guard could not connect (502) or
+      // timed out (504): the guard checked the name before, so the host is there.
+      {"git ls-remote -q origin: exit status 128: fatal: unable to access "
+       "'https://github.com/x/y/': CONNECT tunnel failed, response 502",
+       outcome::error},
+      {"https fetch: Get \"https://h.example/x?go-get=1\": Gateway Timeout: h.example:443: "
+       "connect: timed out after 10s",
+       outcome::error},
+      {"https fetch: Get \"https://h.example/x?go-get=1\": Bad Gateway: h.example: dns: host not "
+       "found",
+       outcome::not_found},
+      {"git ls-remote -q origin: exit status 128: fatal: unable to access "
+       "'https://github.com/x/y/': CONNECT tunnel failed, response 403",
+       outcome::not_found},
+      {"write /srv/cache/direct/mod/cache/download/h/x/@v/v1.0.0.zip: no space left on device",
+       outcome::error},
+      {"mkdir /srv/cache/direct/mod/cache/vcs: read-only file system", outcome::error},
+      {"open /srv/cache/direct/mod/cache/lock: too many open files", outcome::error},
+      {"git ls-remote: fork/exec /usr/bin/git: cannot allocate memory", outcome::error},
   };
   for (const auto& r : rows) EXPECT_EQ(classify_failure(r.message), r.expected) << r.message;
 }

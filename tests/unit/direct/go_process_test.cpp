@@ -167,6 +167,42 @@ TEST(GoProcess, AMissingBinaryIsASpawnFailure) {
   EXPECT_EQ(result.spawn_error, "no-such-go-binary: not found on PATH");
 }
 
+std::size_t open_descriptors() {
+  return static_cast<std::size_t>(std::distance(
+      std::filesystem::directory_iterator("/proc/self/fd"), std::filesystem::directory_iterator{}));
+}
+
+// Pipes and the pidfd are closed however a run ends: an exit, a kill at the deadline, a spawn
+// that fails (a missing binary, one the kernel cannot execute) and a server that stops.
+TEST(GoProcess, NoDescriptorIsLeftOpenOnAnyPath) {
+  const auto not_executable = std::filesystem::temp_directory_path() /
+                              ("go_process_test_noexec_" + std::to_string(::getpid()));
+  {
+    std::ofstream(not_executable) << "\x7f"
+                                  << "ELF but not really\n";
+  }
+  std::filesystem::permissions(not_executable, std::filesystem::perms::owner_all);
+  auto missing = shell("");
+  missing.program = "/nonexistent/go";
+  auto unrunnable = shell("");
+  unrunnable.program = not_executable.string();
+  const auto before = open_descriptors();
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(run(shell("echo out; echo err >&2")).how, process_result::ending::exited);
+    EXPECT_EQ(run(shell("sleep 300", 200ms)).how, process_result::ending::killed_at_deadline);
+    EXPECT_EQ(run(missing).how, process_result::ending::spawn_failed);
+    EXPECT_EQ(run(unrunnable).how, process_result::ending::spawn_failed);
+    {
+      net::io_context io;
+      net::co_spawn(io, run_process(io.get_executor(), shell("sleep 300", 60s)),
+                    [](std::exception_ptr, process_result) {});
+      io.run_for(100ms);
+    }
+  }
+  std::filesystem::remove(not_executable);
+  EXPECT_EQ(open_descriptors(), before);
+}
+
 TEST(GoProcess, ANameIsLookedUpOnTheChildsPathNotOnOurs) {
   process_spec spec;
   spec.program = "sh";
