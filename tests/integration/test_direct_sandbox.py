@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 import direct_harness as dh
-from conftest import proxy_binary
+import netns
+from conftest import http_request, proxy_binary
+from tiny_dns import TinyDns
 
 
 class Listener:
@@ -267,3 +269,50 @@ def test_the_server_runs_public_paths_in_the_sandbox_by_default(start_proxy, tmp
         time.sleep(0.05)
     assert "public paths' go command runs in a network namespace of its own" in \
         proxy.log_text(), proxy.log_text()
+
+
+PUBLIC_HOST = "public.example.test"
+PUBLIC_ADDRESS = "203.0.113.7"  # TEST-NET-3: an address the policy allows
+
+
+def test_the_server_sandboxes_public_paths_and_only_them(start_proxy, tmp_path, monkeypatch):
+    """Through the server: the go command of a public path (its host resolves to an allowed
+    address, so a process starts) runs in a network namespace other than the server's, and the
+    go command of a --private path in the server's own. A --go-binary script records the
+    namespace it finds itself in. Runs the proxy in a network namespace of its own with a DNS
+    server on its loopback, so it needs root."""
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    recorder = tmp_path / "where-go-ran"
+    fake_go = tmp_path / "go"
+    fake_go.write_text(f"""#!/bin/sh
+echo "$(readlink /proc/self/ns/net) $*" >> '{recorder}'
+echo "go: recorded" >&2
+exit 1
+""")
+    fake_go.chmod(0o755)
+    name = f"gmpsandbox{os.getpid()}"
+    with netns.NetNamespace(name, "nameserver 127.0.0.1\n",
+                            "127.0.0.1 localhost\n::1 localhost\n") as namespace:
+        with namespace.inside():
+            dns = TinyDns({PUBLIC_HOST: (PUBLIC_ADDRESS, 60)}, silent=set()).start()
+            server_namespace = os.readlink("/proc/thread-self/ns/net")
+            monkeypatch.setenv("GOMODPROXY_BIN",
+                               str(namespace.wrap(proxy_binary().resolve(), tmp_path)))
+            try:
+                proxy = start_proxy("direct", "--go-binary", str(fake_go), "--private",
+                                    "git.corp.example.test/*",
+                                    env=dh.base_env(tmp_path / "home"))
+                public = http_request(proxy.port, f"/{PUBLIC_HOST}/x/@v/list", timeout=60)
+                private = http_request(proxy.port, "/git.corp.example.test/x/@v/list",
+                                       timeout=60)
+            finally:
+                dns.stop()
+    assert public.status == 404 and "recorded" in public.text, public.text
+    assert private.status == 404 and "recorded" in private.text, private.text
+    runs = {line.split()[-1]: line.split()[0] for line in recorder.read_text().splitlines()}
+    assert runs[f"{PUBLIC_HOST}/x"] != server_namespace, "the public path's go was not sandboxed"
+    assert runs["git.corp.example.test/x"] == server_namespace, \
+        "the private path's go was sandboxed"
+    assert "runs in a network namespace of its own" in proxy.log_text(), proxy.log_text()
