@@ -275,12 +275,31 @@ PUBLIC_HOST = "public.example.test"
 PUBLIC_ADDRESS = "203.0.113.7"  # TEST-NET-3: an address the policy allows
 
 
-def test_the_server_sandboxes_public_paths_and_only_them(start_proxy, tmp_path, monkeypatch):
+def without_namespaces(binary: Path, directory: Path) -> Path:
+    """A script that runs `binary` where no network or user namespace can be made: inside a user
+    namespace (root mapped to root) whose limits on new ones are 0, as a system that forbids them
+    behaves."""
+    script = directory / f"no-namespaces-{binary.name}"
+    script.write_text(
+        "#!/bin/sh\n"
+        "exec unshare --user --map-root-user sh -c '"
+        "echo 0 > /proc/sys/user/max_user_namespaces && "
+        "echo 0 > /proc/sys/user/max_net_namespaces && "
+        f"exec {binary} \"$@\"' sh \"$@\"\n")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize("namespaces", ["allowed", "forbidden"])
+def test_the_server_sandboxes_public_paths_and_only_them(start_proxy, tmp_path, monkeypatch,
+                                                         namespaces):
     """Through the server: the go command of a public path (its host resolves to an allowed
     address, so a process starts) runs in a network namespace other than the server's, and the
-    go command of a --private path in the server's own. A --go-binary script records the
-    namespace it finds itself in. Runs the proxy in a network namespace of its own with a DNS
-    server on its loopback, so it needs root."""
+    go command of a --private path in the server's own. Where namespaces cannot be made, the
+    server says so once at start-up and runs the public path's go command in its own namespace,
+    as before the sandbox. A --go-binary script records the namespace it finds itself in. Runs
+    the proxy in a network namespace of its own with a DNS server on its loopback, so it needs
+    root."""
     reason = netns.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
@@ -292,14 +311,16 @@ echo "go: recorded" >&2
 exit 1
 """)
     fake_go.chmod(0o755)
+    binary = proxy_binary().resolve()
+    if namespaces == "forbidden":
+        binary = without_namespaces(binary, tmp_path)
     name = f"gmpsandbox{os.getpid()}"
     with netns.NetNamespace(name, "nameserver 127.0.0.1\n",
                             "127.0.0.1 localhost\n::1 localhost\n") as namespace:
         with namespace.inside():
             dns = TinyDns({PUBLIC_HOST: (PUBLIC_ADDRESS, 60)}, silent=set()).start()
             server_namespace = os.readlink("/proc/thread-self/ns/net")
-            monkeypatch.setenv("GOMODPROXY_BIN",
-                               str(namespace.wrap(proxy_binary().resolve(), tmp_path)))
+            monkeypatch.setenv("GOMODPROXY_BIN", str(namespace.wrap(binary, tmp_path)))
             try:
                 proxy = start_proxy("direct", "--go-binary", str(fake_go), "--private",
                                     "git.corp.example.test/*",
@@ -312,7 +333,14 @@ exit 1
     assert public.status == 404 and "recorded" in public.text, public.text
     assert private.status == 404 and "recorded" in private.text, private.text
     runs = {line.split()[-1]: line.split()[0] for line in recorder.read_text().splitlines()}
-    assert runs[f"{PUBLIC_HOST}/x"] != server_namespace, "the public path's go was not sandboxed"
     assert runs["git.corp.example.test/x"] == server_namespace, \
         "the private path's go was sandboxed"
-    assert "runs in a network namespace of its own" in proxy.log_text(), proxy.log_text()
+    log = proxy.log_text()
+    if namespaces == "allowed":
+        assert runs[f"{PUBLIC_HOST}/x"] != server_namespace, \
+            "the public path's go was not sandboxed"
+        assert "public paths' go command runs in a network namespace of its own" in log, log
+    else:
+        assert runs[f"{PUBLIC_HOST}/x"] == server_namespace, runs
+        assert log.count("direct: no network sandbox (") == 1, log
+        assert "network namespace of its own" not in log, log

@@ -452,6 +452,10 @@ std::optional<std::string> sandbox_unavailable() {
   const int status = wait_for(pid);
   if (status == 0) return std::nullopt;
   while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
+  // Its lines name the subcommand, which the caller's message already does.
+  if (constexpr std::string_view prefix = "gomodproxy direct-sandbox: "; said.starts_with(prefix)) {
+    said.erase(0, prefix.size());
+  }
   if (said.empty()) said = "exit status " + std::to_string(status);
   return said;
 }
