@@ -294,10 +294,12 @@ struct relay {
 };
 
 int connect_guard_socket(const sockaddr_in& guard) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
-  // A loopback connect completes or fails at once, so blocking here stalls nothing.
-  if (::connect(fd, reinterpret_cast<const sockaddr*>(&guard), sizeof(guard)) != 0) {
+  // Not waited for: while it is under way the relay's reads and writes on it would block, so
+  // poll holds them until it is done, and a failed connect fails the first of them.
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&guard), sizeof(guard)) != 0 &&
+      errno != EINPROGRESS) {
     ::close(fd);
     return -1;
   }
