@@ -425,6 +425,8 @@ std::optional<std::string> sandbox_unavailable() {
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  // The guard's listening socket is open by now and not close-on-exec.
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   // The program it runs is this binary's `version`: present wherever the server is.
   std::vector<std::string> arguments = {
       "gomodproxy", sandbox_command,  "--guard", "http://127.0.0.1:9",
