@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pwd
 import signal
+import ssl
 import socket
 import subprocess
 import sys
@@ -344,3 +345,117 @@ exit 1
         assert runs[f"{PUBLIC_HOST}/x"] == server_namespace, runs
         assert log.count("direct: no network sandbox (") == 1, log
         assert "network namespace of its own" not in log, log
+
+
+class GoImportServer:
+    """An https server (its certificate made for PUBLIC_HOST) that answers every request with a
+    go-import tag of the `mod` VCS naming `target`; its socket is made in the namespace that is
+    current when it is created."""
+
+    def __init__(self, directory: Path, target: str):
+        self.cert = directory / "cert.pem"
+        key = directory / "key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(key), "-out", str(self.cert), "-days", "2", "-subj",
+                        f"/CN={PUBLIC_HOST}", "-addext", f"subjectAltName=DNS:{PUBLIC_HOST}"],
+                       check=True, capture_output=True, timeout=60)
+        self.requests: list[str] = []
+        self.target = target
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(str(self.cert), str(key))
+        plain = socket.socket()
+        plain.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        plain.bind((PUBLIC_ADDRESS, 443))
+        plain.listen(16)
+        plain.settimeout(0.2)
+        self.sock = context.wrap_socket(plain, server_side=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (OSError, ssl.SSLError):
+                continue
+            try:
+                conn.settimeout(10)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                self.requests.append(head.split(b"\r\n")[0].decode(errors="replace"))
+                body = (f'<html><head><meta name="go-import" content="{PUBLIC_HOST}/x mod '
+                        f'{self.target}"></head></html>').encode()
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("namespaces", ["allowed", "forbidden"])
+def test_a_go_import_tag_naming_loopback_reaches_nothing(start_proxy, tmp_path, monkeypatch,
+                                                         namespaces):
+    """The gap the sandbox closes, end to end with the real go command: a public host (reached
+    through the guard, on an allowed address in a second network namespace) answers the go-get
+    query with `<meta name="go-import" content="... mod https://127.0.0.1:PORT">`. The go command
+    does not send requests to a loopback literal through HTTPS_PROXY, so without the sandbox it
+    connects to that port on the server's loopback itself (the forbidden case shows it does);
+    with the sandbox the listener there sees nothing."""
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    binary = proxy_binary().resolve()
+    if namespaces == "forbidden":
+        binary = without_namespaces(binary, tmp_path)
+    pid = os.getpid()
+    server_side, host_side = f"gmpsrv{pid}", f"gmppub{pid}"
+    veth_server, veth_host = f"gmpa{pid}"[:15], f"gmpb{pid}"[:15]
+    with netns.NetNamespace(server_side, "nameserver 127.0.0.1\n",
+                            "127.0.0.1 localhost\n::1 localhost\n") as namespace, \
+            netns.NetNamespace(host_side, "nameserver 127.0.0.1\n") as public_side:
+
+        def run(*args: str) -> None:
+            subprocess.run([netns.IP, *args], check=True, timeout=20)
+
+        run("link", "add", veth_server, "type", "veth", "peer", "name", veth_host)
+        run("link", "set", veth_server, "netns", server_side)
+        run("link", "set", veth_host, "netns", host_side)
+        run("-n", server_side, "addr", "add", "203.0.113.1/24", "dev", veth_server)
+        run("-n", server_side, "link", "set", veth_server, "up")
+        run("-n", host_side, "addr", "add", f"{PUBLIC_ADDRESS}/24", "dev", veth_host)
+        run("-n", host_side, "link", "set", veth_host, "up")
+        with namespace.inside():
+            dns = TinyDns({PUBLIC_HOST: (PUBLIC_ADDRESS, 60)}, silent=set()).start()
+            loopback_service = Listener()
+        with public_side.inside():
+            meta = GoImportServer(tmp_path, f"https://127.0.0.1:{loopback_service.port}")
+        with namespace.inside():
+            monkeypatch.setenv("GOMODPROXY_BIN", str(namespace.wrap(binary, tmp_path)))
+            env = dh.base_env(tmp_path / "home")
+            env["SSL_CERT_FILE"] = str(meta.cert)
+            try:
+                proxy = start_proxy("direct", "--go-binary", dh.PROXY_GO, env=env)
+                answer = http_request(proxy.port, f"/{PUBLIC_HOST}/x/@v/list", timeout=120)
+            finally:
+                dns.stop()
+                meta.close()
+                loopback_service.close()
+    assert answer.status == 404, answer.text
+    assert any("go-get=1" in line for line in meta.requests), (meta.requests, answer.text)
+    if namespaces == "allowed":
+        assert loopback_service.accepted == 0, \
+            f"the go command reached the server's loopback: {answer.text}"
+        assert "connection refused" in answer.text, answer.text
+    else:
+        assert loopback_service.accepted >= 1, answer.text
