@@ -34,6 +34,7 @@
 #include "direct/connect_guard.hpp"
 #include "direct/direct_tier.hpp"
 #include "direct/go_process.hpp"
+#include "direct/network_sandbox.hpp"
 #include "log_if_thrown.hpp"
 #include "monitor/metrics.hpp"
 #include "monitor/prober.hpp"
@@ -197,6 +198,15 @@ struct direct_fetcher {
     options.allow_patterns = settings.direct_allow_patterns;
     options.no_sumdb_patterns = settings.no_sumdb_patterns;
     options.guard_url = guard.start();
+    if (auto why = direct::sandbox_unavailable()) {
+      spdlog::warn(
+          "direct: no network sandbox ({}); public paths' go command runs without one, so its "
+          "own requests to loopback addresses are not checked by the connect guard",
+          *why);
+    } else {
+      options.network_sandbox = true;
+      spdlog::info("direct: public paths' go command runs in a network namespace of its own");
+    }
     options.refused_host = [this](std::string host,
                                   std::chrono::steady_clock::time_point deadline) {
       return direct::refused_host(dns, std::move(host), own, deadline);
@@ -452,6 +462,7 @@ int main(int argc, char** argv) {
   if (command == "help" || command == "--help" || command == "-h") return usage(0);
   if (command == "probe") return probe_report::run_probe_command(args);
   if (command == "cache") return cache_admin::run_cache_command(args);
+  if (command == direct::sandbox_command) return direct::run_sandbox_command(args);
   if (command != "serve") {
     std::fprintf(stderr, "gomodproxy: unknown command \"%s\"\n", command.c_str());
     return usage(2);

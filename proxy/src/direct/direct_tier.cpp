@@ -19,6 +19,7 @@
 #include "direct/go_env.hpp"
 #include "direct/go_errors.hpp"
 #include "direct/go_process.hpp"
+#include "direct/network_sandbox.hpp"
 
 extern char** environ;
 
@@ -236,6 +237,9 @@ net::awaitable<direct_tier::impl::go_run> direct_tier::impl::run_go(
   spec.environment = go_environment(env, access);
   spec.working_directory = scratch;
   spec.deadline = deadline;
+  if (access == path_access::public_path && options.network_sandbox) {
+    spec = sandboxed(std::move(spec), env.guard_url);
+  }
   ++started;
   run.process = co_await run_process(executor, std::move(spec));
   const auto& process = run.process;

@@ -36,6 +36,9 @@ struct direct_options {
   std::function<boost::asio::awaitable<std::optional<std::string>>(
       std::string host, std::chrono::steady_clock::time_point deadline)>
       refused_host;
+  /// Run the go command of public paths in the network sandbox (network_sandbox.hpp), so that
+  /// even its own connections to loopback go through the guard. Default: false
+  bool network_sandbox = false;
   /// The environment credentials and proxies are taken from. Default: this process's.
   std::optional<std::map<std::string, std::string>> server_environment;
 };
