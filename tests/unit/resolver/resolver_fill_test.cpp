@@ -25,12 +25,15 @@
 #include "sumdb/zip_check.hpp"
 #include "tests/support/cpp/loopback_http_server.hpp"
 #include "tests/support/cpp/test_checksum_database.hpp"
+#include "tests/unit/resolver/capturing_writer.hpp"
 
 namespace gomodproxy::resolver {
 namespace {
 namespace net = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using fill_testing::answer;
+using fill_testing::tiers;
 using test::scripted_request;
 using test::scripted_response;
 
@@ -151,34 +154,6 @@ struct served_files {
 
 // ---- The harness -------------------------------------------------------------------------
 
-struct answer {
-  int status = 0;
-  std::string body;
-  std::string cache_control;
-};
-
-class capturing_writer final : public server::response_writer {
- public:
-  net::awaitable<bool> send(const server::response_head& head, std::string_view body) override {
-    got.status = head.status;
-    got.cache_control = head.cache_control;
-    got.body = body;
-    co_return true;
-  }
-  net::awaitable<bool> send_head(const server::response_head& head, std::uint64_t) override {
-    got.status = head.status;
-    got.cache_control = head.cache_control;
-    co_return true;
-  }
-  net::awaitable<bool> write_body(std::string_view chunk) override {
-    got.body += chunk;
-    co_return true;
-  }
-  bool head_only() const override { return false; }
-  void note(std::string_view, std::string_view) override {}
-  answer got;
-};
-
 class fill_harness {
  public:
   explicit fill_harness(std::function<void(resolver_options&)> adjust = {},
@@ -232,29 +207,11 @@ class fill_harness {
     fs::remove_all(directory_, ignored);
   }
 
-  static std::vector<upstream::tier_spec> tiers(const std::string& list) {
-    auto parsed = upstream::parse_upstream_list(list);
-    if (auto* error = std::get_if<std::string>(&parsed)) throw std::runtime_error(*error);
-    return std::get<std::vector<upstream::tier_spec>>(parsed);
-  }
-
   // `count` requests for `target` at once; each answer, or status 0 when none came in 20 s.
   std::vector<answer> get_concurrently(const std::string& target, int count) {
     std::vector<std::future<answer>> pending;
     for (int i = 0; i < count; ++i) {
-      auto promise = std::make_shared<std::promise<answer>>();
-      pending.push_back(promise->get_future());
-      net::co_spawn(
-          front_,
-          [this, target, promise]() -> net::awaitable<void> {
-            capturing_writer writer;
-            server::request_view view{"GET", target, false};
-            co_await resolver_->handle(view, writer);
-            promise->set_value(writer.got);
-          },
-          [promise](std::exception_ptr thrown) {
-            if (thrown) promise->set_exception(thrown);
-          });
+      pending.push_back(fill_testing::start_get(front_, *resolver_, target));
     }
     std::vector<answer> answers;
     for (auto& future : pending) {
