@@ -1,0 +1,112 @@
+"""The lifecycle the in-process HTTP test servers share (test_upstream.TestUpstream,
+git_server.GitServer): a threaded http.server on 127.0.0.1 that start()/stop() or `with` runs.
+
+stop() closes the listener and every open connection, so the port refuses afterwards and
+handlers blocked on `_stopping` wake; start() binds the same port again.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import socketserver
+import sys
+import threading
+from typing import Optional
+
+
+class OwnedServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """An http.server whose handlers reach their test server as `self.server.owner`."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, addr, owner: "ThreadedHttpServer", handler):
+        self.owner = owner
+        super().__init__(addr, handler)
+
+    def process_request(self, request, client_address):
+        self.owner._track(request)
+        super().process_request(request, client_address)
+
+    def handle_error(self, request, client_address):
+        # Peers (the proxy under test, git) hang up mid-request on purpose, e.g. after a timeout.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+    def shutdown_request(self, request):
+        self.owner._untrack(request)
+        super().shutdown_request(request)
+
+
+class ThreadedHttpServer:
+    """Base of a test server: subclasses name their request handler and serving thread."""
+
+    handler: type[http.server.BaseHTTPRequestHandler]
+    thread_name = "http-serve"
+
+    def __init__(self) -> None:
+        self.port: Optional[int] = None
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._server: Optional[OwnedServer] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = threading.Event()
+
+    def start(self):
+        if self._server is not None:
+            return self
+        self._stopping = threading.Event()
+        self._server = OwnedServer(("127.0.0.1", self.port or 0), self, self.handler)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, name=self.thread_name,
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Closes the listener and all open connections; blocked handlers are woken."""
+        server = self._server
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            conns = list(self._conns)
+            self._conns.clear()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "start() first"
+        return f"http://127.0.0.1:{self.port}"
+
+    def _track(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.add(conn)
+
+    def _untrack(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._conns.discard(conn)
