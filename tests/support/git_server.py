@@ -268,7 +268,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class GitServer(ThreadedHttpServer):
+class GitServer(ThreadedHttpServer[GitRequest]):
     """Serves `root` (see module doc) at http://127.0.0.1:<port>; start()/stop() or `with`."""
 
     __test__ = False
@@ -280,7 +280,6 @@ class GitServer(ThreadedHttpServer):
         super().__init__()
         self.root = Path(root)
         self.default_host = default_host
-        self._log: list[GitRequest] = []
         self._auth: dict[tuple[str, str], str] = {}
         self._hangs: list[_Hang] = []
         # When set, an authorized git request for a repository that does not exist is answered
@@ -327,25 +326,12 @@ class GitServer(ThreadedHttpServer):
             hang.release()
 
     # --- observing ---
-    @property
-    def requests(self) -> list[GitRequest]:
-        with self._lock:
-            return list(self._log)
-
     def for_repo(self, host: str, repo_path: str) -> list[GitRequest]:
         prefix = f"/{repo_path}/"
         return [r for r in self.requests
                 if r.host == host and (r.path + "/").startswith(prefix)]
 
-    def clear_log(self) -> None:
-        with self._lock:
-            self._log.clear()
-
     # --- handler side ---
-    def _record(self, record: GitRequest) -> None:
-        with self._lock:
-            self._log.append(record)
-
     def _repo_for(self, host: str, path: str) -> Optional[str]:
         """The longest repository path under <root>/<host> that prefixes `path`."""
         base = self.root / host

@@ -212,7 +212,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fault._complete()
 
 
-class TestUpstream(ThreadedHttpServer):
+class TestUpstream(ThreadedHttpServer[RequestRecord]):
     """Serves `root` (a ModuleTree directory) at http://127.0.0.1:<port>. Use as a context manager
     or call start()/stop()."""
 
@@ -224,7 +224,6 @@ class TestUpstream(ThreadedHttpServer):
         super().__init__()
         self.root = Path(root) if root is not None else None
         self.name = name
-        self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
 
     @property
@@ -273,11 +272,6 @@ class TestUpstream(ThreadedHttpServer):
             fault.release()
 
     # --- observing ---
-    @property
-    def requests(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._log)
-
     def paths(self) -> list[str]:
         """Decoded request paths in arrival order."""
         return [r.decoded_path for r in self.requests]
@@ -290,15 +284,7 @@ class TestUpstream(ThreadedHttpServer):
         regex = re.compile(pattern)
         return sum(1 for r in self.requests if regex.search(r.path))
 
-    def clear_log(self) -> None:
-        with self._lock:
-            self._log.clear()
-
     # --- handler side ---
-    def _record(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._log.append(record)
-
     def _match(self, raw_path: str) -> Optional[Fault]:
         with self._lock:
             faults = list(self._faults)

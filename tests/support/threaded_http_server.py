@@ -1,5 +1,6 @@
-"""The lifecycle the in-process HTTP test servers share (test_upstream.TestUpstream,
-git_server.GitServer): a threaded http.server on 127.0.0.1 that start()/stop() or `with` runs.
+"""What the in-process HTTP test servers share (test_upstream.TestUpstream, git_server.GitServer):
+a threaded http.server on 127.0.0.1 that start()/stop() or `with` runs, and a thread-safe log of
+the requests their handlers record.
 
 stop() closes the listener and every open connection, so the port refuses afterwards and
 handlers blocked on `_stopping` wake; start() binds the same port again.
@@ -12,7 +13,9 @@ import socket
 import socketserver
 import sys
 import threading
-from typing import Optional
+from typing import Generic, Optional, TypeVar
+
+Record = TypeVar("Record")
 
 
 class OwnedServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
@@ -41,8 +44,9 @@ class OwnedServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         super().shutdown_request(request)
 
 
-class ThreadedHttpServer:
-    """Base of a test server: subclasses name their request handler and serving thread."""
+class ThreadedHttpServer(Generic[Record]):
+    """Base of a test server: subclasses name their request handler and serving thread, and the
+    type of what their handlers `_record`."""
 
     handler: type[http.server.BaseHTTPRequestHandler]
     thread_name = "http-serve"
@@ -50,6 +54,7 @@ class ThreadedHttpServer:
     def __init__(self) -> None:
         self.port: Optional[int] = None
         self._lock = threading.Lock()
+        self._log: list[Record] = []
         self._conns: set[socket.socket] = set()
         self._server: Optional[OwnedServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -102,6 +107,19 @@ class ThreadedHttpServer:
     def url(self) -> str:
         assert self.port is not None, "start() first"
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def requests(self) -> list[Record]:
+        with self._lock:
+            return list(self._log)
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def _record(self, record: Record) -> None:
+        with self._lock:
+            self._log.append(record)
 
     def _track(self, conn: socket.socket) -> None:
         with self._lock:
