@@ -1,10 +1,11 @@
 // What the resolver's fill tests share: a response writer that keeps what the resolver answers,
-// one GET through resolver::handle on the test's front context, and an upstream list parsed the
-// way the settings parse it.
+// the contexts a harness runs the resolver on, one GET through resolver::handle on the front
+// context, and an upstream list parsed the way the settings parse it.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <exception>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -50,6 +52,35 @@ class capturing_writer final : public server::response_writer {
   bool head_only() const override { return false; }
   void note(std::string_view, std::string_view) override {}
   answer got;
+};
+
+// The contexts a fill harness runs on: `work` (two threads: the resolver's fills and the tiers'
+// I/O) and `front` (one thread: where the HTTP server would run request handlers).
+class fill_contexts {
+ public:
+  void start() {
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { work.run(); });
+    threads_.emplace_back([this] { front.run(); });
+  }
+  // Stops both and joins their threads; what ran on them may be released afterwards.
+  void stop() {
+    work_guard_.reset();
+    front_guard_.reset();
+    work.stop();
+    front.stop();
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+  boost::asio::io_context work{2};
+  boost::asio::io_context front{1};
+
+ private:
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_guard_{
+      work.get_executor()};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> front_guard_{
+      front.get_executor()};
+  std::vector<std::thread> threads_;
 };
 
 // Starts one GET of `target` on `front` (the context the HTTP server would answer on); the

@@ -7,7 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -158,18 +157,13 @@ class scripted_harness {
       auto found = tiers_.find(spec.name);
       return found == tiers_.end() ? nullptr : found->second;
     };
-    resolver_ =
-        std::make_unique<resolver>(std::move(options), *store_, factory, work_.get_executor());
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { work_.run(); });
-    threads_.emplace_back([this] { front_.run(); });
+    resolver_ = std::make_unique<resolver>(std::move(options), *store_, factory,
+                                           contexts_.work.get_executor());
+    contexts_.start();
   }
 
   ~scripted_harness() {
-    work_guard_.reset();
-    front_guard_.reset();
-    work_.stop();
-    front_.stop();
-    for (auto& thread : threads_) thread.join();
+    contexts_.stop();
     resolver_.reset();
     // The io_contexts go next (declared after the store): an attempt abandoned mid-fetch still
     // holds a cache writer, which must be released while the store is open.
@@ -183,7 +177,7 @@ class scripted_harness {
 
   // The answer to one GET of `target`, or status 0 when none came in 20 s.
   answer get(const std::string& target) {
-    auto future = fill_testing::start_get(front_, *resolver_, target);
+    auto future = fill_testing::start_get(contexts_.front, *resolver_, target);
     if (future.wait_for(20s) != std::future_status::ready) return answer{};
     return future.get();
   }
@@ -201,12 +195,8 @@ class scripted_harness {
   };
   temp_directory directory_;
   std::unique_ptr<cache::cache_store> store_;
-  net::io_context work_{2};
-  net::executor_work_guard<net::io_context::executor_type> work_guard_{work_.get_executor()};
-  net::io_context front_{1};
-  net::executor_work_guard<net::io_context::executor_type> front_guard_{front_.get_executor()};
+  fill_testing::fill_contexts contexts_;
   std::unique_ptr<resolver> resolver_;
-  std::vector<std::thread> threads_;
 };
 
 const std::string info_target = "/example.com/hello/@v/v1.2.0.info";

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <filesystem>
@@ -16,7 +15,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "errc.hpp"
@@ -175,7 +173,8 @@ class fill_harness {
 
     upstream::client_options client_options;
     client_options.proxy_from_environment = false;
-    client_ = std::make_unique<upstream::http_client>(work_.get_executor(), client_options);
+    client_ =
+        std::make_unique<upstream::http_client>(contexts_.work.get_executor(), client_options);
 
     resolver_options options;
     options.tiers =
@@ -188,18 +187,13 @@ class fill_harness {
     options.deadlines.total = 10s;
     options.fill_timeout = 10s;
     if (adjust) adjust(options);
-    resolver_ = std::make_unique<resolver>(std::move(options), *store_,
-                                           upstream::http_tiers(*client_), work_.get_executor());
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { work_.run(); });
-    threads_.emplace_back([this] { front_.run(); });
+    resolver_ = std::make_unique<resolver>(
+        std::move(options), *store_, upstream::http_tiers(*client_), contexts_.work.get_executor());
+    contexts_.start();
   }
 
   ~fill_harness() {
-    work_guard_.reset();
-    front_guard_.reset();
-    work_.stop();
-    front_.stop();
-    for (auto& thread : threads_) thread.join();
+    contexts_.stop();
     resolver_.reset();
     store_.reset();
     real_store_.reset();
@@ -211,7 +205,7 @@ class fill_harness {
   std::vector<answer> get_concurrently(const std::string& target, int count) {
     std::vector<std::future<answer>> pending;
     for (int i = 0; i < count; ++i) {
-      pending.push_back(fill_testing::start_get(front_, *resolver_, target));
+      pending.push_back(fill_testing::start_get(contexts_.front, *resolver_, target));
     }
     std::vector<answer> answers;
     for (auto& future : pending) {
@@ -323,13 +317,9 @@ class fill_harness {
   fs::path directory_;
   std::unique_ptr<cache::cache_store> real_store_;
   std::unique_ptr<faulty_store> store_;
-  net::io_context work_{2};
-  net::executor_work_guard<net::io_context::executor_type> work_guard_{work_.get_executor()};
-  net::io_context front_{1};
-  net::executor_work_guard<net::io_context::executor_type> front_guard_{front_.get_executor()};
+  fill_testing::fill_contexts contexts_;
   std::unique_ptr<upstream::http_client> client_;
   std::unique_ptr<resolver> resolver_;
-  std::vector<std::thread> threads_;
 };
 
 const std::string mod_target = "/example.com/hello/@v/v1.2.0.mod";
