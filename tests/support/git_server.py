@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
-import http.server
 import re
 import subprocess
 import threading
@@ -36,7 +35,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Optional
 
-from threaded_http_server import OwnedServer, ThreadedHttpServer
+from threaded_http_server import QuietHandler, ThreadedHttpServer
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 # Bound on how long a hung request may block, so a forgotten hang cannot wedge a test run.
@@ -108,14 +107,7 @@ def _read_chunked(rfile) -> bytes:
         rfile.readline(16)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: OwnedServer
-
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        pass
-
+class _Handler(QuietHandler):
     def do_CONNECT(self):
         owner = self.server.owner
         owner._record(GitRequest("CONNECT", self.path.split(":")[0], "", "", "", "", 0, 0, True,

@@ -17,7 +17,6 @@ binds the same port again.
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import re
 import socket
 import threading
@@ -26,7 +25,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Optional
 
-from threaded_http_server import OwnedServer, ThreadedHttpServer
+from threaded_http_server import QuietHandler, ThreadedHttpServer
 
 # Bound on how long any handler may block, so a forgotten gate cannot wedge a test run.
 MAX_BLOCK_SECONDS = 120.0
@@ -111,16 +110,7 @@ def _content_type(path: str) -> str:
     return "text/plain; charset=utf-8"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, the body of a reused connection
-    # waits for the peer's delayed ACK (~40 ms), which would be measured as upstream latency.
-    disable_nagle_algorithm = True
-    server: OwnedServer
-
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        pass
-
+class _Handler(QuietHandler):
     def do_HEAD(self):
         self._serve(head=True)
 
