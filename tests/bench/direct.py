@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
+import bench_proxy  # noqa: E402  (next to this script)
 import direct_harness  # noqa: E402  (path set up above)
 import git_repos  # noqa: E402
 import git_server  # noqa: E402
@@ -43,17 +43,11 @@ CASES = ("cold", "second", "warm")
 
 
 def start_proxy(binary: Path, cache_dir: Path, env: dict, sumdb: str, log: Path):
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--listen", "127.0.0.1:0", "--cache-dir", str(cache_dir),
-         "--upstreams", "off", "--private", f"{git_repos.PRIVATE_HOST}/*",
-         "--sumdb", f"sum.golang.org={sumdb}/sumdb/sum.golang.org"],
-        stdout=subprocess.PIPE, stderr=log.open("wb"), text=True, env=env)
-    line = proc.stdout.readline()
-    prefix = "gomodproxy listening on http://127.0.0.1:"
-    if not line.startswith(prefix):
-        proc.kill()
-        raise SystemExit(f"direct bench: the proxy did not start: {line!r}; see {log}")
-    return proc, int(line[len(prefix):].strip())
+    return bench_proxy.start_proxy(
+        binary, ["--cache-dir", str(cache_dir), "--upstreams", "off",
+                 "--private", f"{git_repos.PRIVATE_HOST}/*",
+                 "--sumdb", f"sum.golang.org={sumdb}/sumdb/sum.golang.org"],
+        log, "direct bench", env=env)
 
 
 def get(port: int, path: str) -> tuple[int, int, float]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
+import bench_proxy  # noqa: E402  (next to this script)
 import module_tree  # noqa: E402  (path set up above)
 import test_upstream  # noqa: E402
 
@@ -46,16 +47,8 @@ def build_tree(root: Path, count: int) -> list[str]:
 
 
 def start_proxy(binary: Path, cache_dir: Path, upstreams: str, log: Path):
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--listen", "127.0.0.1:0", "--cache-dir", str(cache_dir),
-         "--upstreams", upstreams],
-        stdout=subprocess.PIPE, stderr=log.open("wb"), text=True)
-    line = proc.stdout.readline()
-    prefix = "gomodproxy listening on http://127.0.0.1:"
-    if not line.startswith(prefix):
-        proc.kill()
-        raise SystemExit(f"failover bench: the proxy did not start: {line!r}; see {log}")
-    return proc, int(line[len(prefix):].strip())
+    return bench_proxy.start_proxy(
+        binary, ["--cache-dir", str(cache_dir), "--upstreams", upstreams], log, "failover bench")
 
 
 def get(port: int, path: str) -> tuple[int, float]:

@@ -4,7 +4,6 @@ drive it with the real `go` command. Everything binds 127.0.0.1 only; every wait
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
 import module_tree as mt  # noqa: E402
+from go_output import decode_json_stream  # noqa: E402
 from polling import wait_until_listening  # noqa: E402
 from test_upstream import TestUpstream  # noqa: E402
 
@@ -277,18 +277,6 @@ def make_upstream(request):
 
 # --- the go command --------------------------------------------------------------------------
 
-def _decode_json_stream(text: str) -> list[dict]:
-    decoder = json.JSONDecoder()
-    out, pos = [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return out
-        obj, pos = decoder.raw_decode(text, pos)
-        out.append(obj)
-
-
 class GoRunner:
     """Runs one go binary in a private world: GOPATH, GOMODCACHE, GOCACHE, HOME and GOENV all
     live under `base`; GOPROXY points at the proxy under test; sumdb off; -mod=mod."""
@@ -343,7 +331,7 @@ class GoRunner:
     def download_json(self, *specs: str) -> list[dict]:
         """`go mod download -json` of module@version specs; fails the test on any error."""
         proc = self.run("mod", "download", "-json", *specs, check=False)
-        results = _decode_json_stream(proc.stdout)
+        results = decode_json_stream(proc.stdout)
         errors = [r for r in results if r.get("Error")]
         assert proc.returncode == 0 and not errors, (
             f"go mod download failed ({proc.returncode}): {errors}\n{proc.stderr}")

@@ -14,7 +14,8 @@ import pytest
 import direct_harness as dh
 import git_repos as gr
 import module_tree as mt
-from conftest import GoRunner, _decode_json_stream, direct_go_params
+from conftest import GoRunner, direct_go_params
+from go_output import decode_json_stream
 from test_upstream import refused_port
 
 PRIVATE = "git.corp.example.test/*"
@@ -63,9 +64,9 @@ def test_go_builds_from_private_git_through_the_proxy_with_shipped_defaults_then
         assert go.list_versions(gr.LIB) == ["v1.0.0", "v1.1.0"]  # v1.0.1 is retracted
         assert go.list_versions(gr.LIB, "-retracted") == ["v1.0.0", gr.RETRACTED, "v1.1.0"]
         assert go.list_versions(gr.INCOMPAT) == [gr.INCOMPAT_VERSION]
-        [feature] = _decode_json_stream(go.run("list", "-m", "-json", f"{gr.LIB}@feature").stdout)
+        [feature] = decode_json_stream(go.run("list", "-m", "-json", f"{gr.LIB}@feature").stdout)
         assert feature["Version"] == git_repos.lib_feature
-        [latest] = _decode_json_stream(go.run("list", "-m", "-json", f"{gr.LIB}@latest").stdout)
+        [latest] = decode_json_stream(go.run("list", "-m", "-json", f"{gr.LIB}@latest").stdout)
         assert latest["Version"] == "v1.1.0"
         assert _run_program(go, git_repos, tmp_path / "prog1") == gr.PROGRAM_OUTPUT
 

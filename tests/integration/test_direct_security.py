@@ -6,6 +6,7 @@ userinfo) work but never show in the proxy's logs, status pages, metrics or erro
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import socket
 import threading
@@ -167,6 +168,63 @@ class RebindingDns(TinyDns):
         return super()._reply(packet)
 
 
+@contextlib.contextmanager
+def proxy_in_a_namespace_of_its_own(name_prefix: str, tmp_path, monkeypatch):
+    """Runs the block in a network namespace of its own (only loopback, 127.0.0.1 its name
+    server), and the proxies start_proxy starts meanwhile too. It needs root, as test_dns.py
+    does; skipped only where a namespace cannot be made (CI runs as root)."""
+    reason = netns.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with netns.NetNamespace(f"{name_prefix}{os.getpid()}", "nameserver 127.0.0.1\n",
+                            "127.0.0.1 localhost\n::1 localhost\n") as namespace:
+        with namespace.inside():
+            monkeypatch.setenv("GOMODPROXY_BIN",
+                               str(namespace.wrap(proxy_binary().resolve(), tmp_path)))
+            yield
+
+
+class RecordingListener:
+    """A listener on 127.0.0.1:`port` (0: any free port) that accepts in a thread of its own;
+    stop() returns what it accepted. With `hold`, each connection is kept open until stop() (a
+    tunnel that reached it stays up, as a real server's would), else it is closed at once."""
+
+    def __init__(self, port: int, hold: bool):
+        self._hold = hold
+        self._accepted: list = []
+        self._stop = threading.Event()
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", port))
+        self._listener.listen(16)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                continue
+            if self._hold:
+                self._accepted.append(conn)
+            else:
+                self._accepted.append(conn.getpeername())
+                conn.close()
+
+    def stop(self) -> list:
+        """Connections (held) or peer addresses (not held) accepted; held ones are closed."""
+        self._stop.set()
+        self._acceptor.join(timeout=5)
+        self._listener.close()
+        if self._hold:
+            for conn in self._accepted:
+                conn.close()
+        return self._accepted
+
+
 def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
         start_proxy, tmp_path, monkeypatch):
     """A public path whose host passes the check (it resolves to an allowed address) and then
@@ -175,47 +233,18 @@ def test_a_dns_answer_that_changes_after_the_check_does_not_reach_loopback(
     there counts connections) and the answer is a 404. Runs the proxy, the DNS server and that
     listener in a network namespace of their own (only loopback), so it needs root, as
     test_dns.py does; skipped only where a namespace cannot be made (CI runs as root)."""
-    reason = netns.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    name = f"gmprebind{os.getpid()}"
-    accepted = []
-    with netns.NetNamespace(name, "nameserver 127.0.0.1\n",
-                            "127.0.0.1 localhost\n::1 localhost\n") as namespace:
-        with namespace.inside():
-            dns = RebindingDns({}, silent=set()).start()
-            listener = socket.socket()
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", 443))
-            listener.listen(16)
-            listener.settimeout(0.2)
-            stop = threading.Event()
-
-            def accept_loop():
-                while not stop.is_set():
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    accepted.append(conn)
-
-            acceptor = threading.Thread(target=accept_loop, daemon=True)
-            acceptor.start()
-            monkeypatch.setenv("GOMODPROXY_BIN",
-                               str(namespace.wrap(proxy_binary().resolve(), tmp_path)))
-            try:
-                wrapper = dh.GoWrapper(tmp_path / "wrapper")
-                proxy = start_proxy("direct", "--go-binary", str(wrapper.path),
-                                    env=dh.base_env(tmp_path / "home"))
-                answer = http_request(proxy.port, f"/{REBIND}/x/@v/v1.0.0.info", timeout=120)
-                dns_queries = dns.queries(REBIND, TYPE_A)
-            finally:
-                stop.set()
-                acceptor.join(timeout=5)
-                listener.close()
-                for conn in accepted:
-                    conn.close()
-                dns.stop()
+    with proxy_in_a_namespace_of_its_own("gmprebind", tmp_path, monkeypatch):
+        dns = RebindingDns({}, silent=set()).start()
+        listener = RecordingListener(443, hold=True)
+        try:
+            wrapper = dh.GoWrapper(tmp_path / "wrapper")
+            proxy = start_proxy("direct", "--go-binary", str(wrapper.path),
+                                env=dh.base_env(tmp_path / "home"))
+            answer = http_request(proxy.port, f"/{REBIND}/x/@v/v1.0.0.info", timeout=120)
+            dns_queries = dns.queries(REBIND, TYPE_A)
+        finally:
+            accepted = listener.stop()
+            dns.stop()
     assert answer.status == 404, answer.text
     assert wrapper.started() >= 1, "the check passed, so the go command ran"
     assert dns_queries >= 2, "the CONNECT proxy looked the name up again"
@@ -274,49 +303,22 @@ def test_git_reaches_public_hosts_through_the_guard_whatever_http_proxy_its_conf
     knows without a go-import lookup (github.com, resolving to an allowed address) is fetched.
     git must still go through the connect guard, so the listener sees nothing. In a network
     namespace of its own, as the test above."""
-    reason = netns.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    name = f"gmpgitproxy{os.getpid()}"
-    accepted = []
-    with netns.NetNamespace(name, "nameserver 127.0.0.1\n",
-                            "127.0.0.1 localhost\n::1 localhost\n") as namespace:
-        with namespace.inside():
-            dns = TinyDns({"github.com": (CHECK_TIME_ADDRESS, 0)}, silent=set()).start()
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(16)
-            listener.settimeout(0.2)
-            stop = threading.Event()
-
-            def accept_loop():
-                while not stop.is_set():
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    accepted.append(conn.getpeername())
-                    conn.close()
-
-            acceptor = threading.Thread(target=accept_loop, daemon=True)
-            acceptor.start()
-            monkeypatch.setenv("GOMODPROXY_BIN",
-                               str(namespace.wrap(proxy_binary().resolve(), tmp_path)))
-            try:
-                home = tmp_path / "home"
-                env = dh.base_env(home)
-                elsewhere = f"http://127.0.0.1:{listener.getsockname()[1]}"
-                (home / ".gitconfig").write_text(f"[http]\n\tproxy = {elsewhere}\n"
-                                                 f'[remote "origin"]\n\tproxy = {elsewhere}\n')
-                wrapper = dh.GoWrapper(tmp_path / "wrapper")
-                proxy = start_proxy("direct", "--go-binary", str(wrapper.path), env=env)
-                answer = http_request(proxy.port, "/github.com/gomodproxy-test/x/@v/v1.0.0.info",
-                                      timeout=120)
-            finally:
-                stop.set()
-                acceptor.join(timeout=5)
-                listener.close()
-                dns.stop()
+    with proxy_in_a_namespace_of_its_own("gmpgitproxy", tmp_path, monkeypatch):
+        dns = TinyDns({"github.com": (CHECK_TIME_ADDRESS, 0)}, silent=set()).start()
+        listener = RecordingListener(0, hold=False)
+        try:
+            home = tmp_path / "home"
+            env = dh.base_env(home)
+            elsewhere = f"http://127.0.0.1:{listener.port}"
+            (home / ".gitconfig").write_text(f"[http]\n\tproxy = {elsewhere}\n"
+                                             f'[remote "origin"]\n\tproxy = {elsewhere}\n')
+            wrapper = dh.GoWrapper(tmp_path / "wrapper")
+            proxy = start_proxy("direct", "--go-binary", str(wrapper.path), env=env)
+            answer = http_request(proxy.port, "/github.com/gomodproxy-test/x/@v/v1.0.0.info",
+                                  timeout=120)
+        finally:
+            accepted = listener.stop()
+            dns.stop()
     assert answer.status == 404, answer.text
     assert wrapper.started() >= 1, "the host check passed, so the go command ran"
     assert accepted == [], f"git connected to the proxy of its configuration: {answer.text}"

@@ -13,7 +13,8 @@ import pytest
 
 import direct_harness as dh
 import git_repos as gr
-from conftest import _decode_json_stream, direct_go_params
+from conftest import direct_go_params
+from go_output import decode_json_stream
 
 
 @pytest.mark.parametrize("go", direct_go_params())
@@ -32,7 +33,7 @@ def test_go_alone_fetches_lists_and_builds_from_the_git_server(go, git_repos, di
     assert run("list", "-m", "-versions", gr.LIB).split() == [gr.LIB, "v1.0.0", "v1.1.0"]
     assert run("list", "-m", "-retracted", "-versions", gr.LIB).split() == \
         [gr.LIB, "v1.0.0", gr.RETRACTED, "v1.1.0"]
-    [feature] = _decode_json_stream(run("list", "-m", "-json", f"{gr.LIB}@feature"))
+    [feature] = decode_json_stream(run("list", "-m", "-json", f"{gr.LIB}@feature"))
     assert feature["Version"] == git_repos.lib_feature
     assert feature["Origin"]["Hash"] == git_repos.feature_hash
 

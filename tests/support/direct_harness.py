@@ -4,7 +4,6 @@ expected hashes), and a look at the processes of one process group."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -12,6 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 from typing import Optional
+
+from go_output import decode_json_stream
 
 GO119 = "/usr/lib/go-1.19/bin/go"
 GO123 = "/usr/lib/go-1.23/bin/go"
@@ -155,18 +156,6 @@ def processes_in_group(pgid: int) -> list[tuple[int, str]]:
         if group == pgid and state != "Z":
             found.append((int(entry.name), comm))
     return found
-
-
-def decode_json_stream(text: str) -> list[dict]:
-    decoder = json.JSONDecoder()
-    out, pos = [], 0
-    while True:
-        while pos < len(text) and text[pos].isspace():
-            pos += 1
-        if pos >= len(text):
-            return out
-        obj, pos = decoder.raw_decode(text, pos)
-        out.append(obj)
 
 
 def go_direct(go: str, git_server, base: Path, *args: str, home: Optional[Path] = None,

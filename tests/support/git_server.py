@@ -27,17 +27,15 @@ from __future__ import annotations
 import base64
 import dataclasses
 import gzip
-import http.server
 import re
-import socket
-import socketserver
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Optional
+
+from threaded_http_server import QuietHandler, ThreadedHttpServer
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 # Bound on how long a hung request may block, so a forgotten hang cannot wedge a test run.
@@ -109,14 +107,7 @@ def _read_chunked(rfile) -> bytes:
         rfile.readline(16)
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: "_Server"
-
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        pass
-
+class _Handler(QuietHandler):
     def do_CONNECT(self):
         owner = self.server.owner
         owner._record(GitRequest("CONNECT", self.path.split(":")[0], "", "", "", "", 0, 0, True,
@@ -269,40 +260,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, addr, owner: "GitServer"):
-        self.owner = owner
-        super().__init__(addr, _Handler)
-
-    def process_request(self, request, client_address):
-        self.owner._track(request)
-        super().process_request(request, client_address)
-
-    def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-    def shutdown_request(self, request):
-        self.owner._untrack(request)
-        super().shutdown_request(request)
-
-
-class GitServer:
+class GitServer(ThreadedHttpServer[GitRequest]):
     """Serves `root` (see module doc) at http://127.0.0.1:<port>; start()/stop() or `with`."""
 
     __test__ = False
 
+    handler = _Handler
+    thread_name = "git-server"
+
     def __init__(self, root: Path, default_host: str = DEFAULT_HOST):
+        super().__init__()
         self.root = Path(root)
         self.default_host = default_host
-        self.port: Optional[int] = None
-        self._lock = threading.Lock()
-        self._log: list[GitRequest] = []
         self._auth: dict[tuple[str, str], str] = {}
         self._hangs: list[_Hang] = []
         # When set, an authorized git request for a repository that does not exist is answered
@@ -310,55 +279,6 @@ class GitServer:
         # "remote: ...": the way a secret reaches the go command's stderr.
         self.echo_credentials = False
         self._delays: list[tuple[re.Pattern, float]] = []
-        self._conns: set[socket.socket] = set()
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-        self._stopping = threading.Event()
-
-    # --- lifecycle ---
-    def start(self) -> "GitServer":
-        if self._server is not None:
-            return self
-        self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", self.port or 0), self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, name="git-server",
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Closes the listener and every open connection (the port refuses afterwards)."""
-        server = self._server
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            conns = list(self._conns)
-            self._conns.clear()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> "GitServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self.port is not None, "start() first"
-        return f"http://127.0.0.1:{self.port}"
 
     def client_env(self, insecure: str = DEFAULT_HOST) -> dict:
         """Variables that route the `go` command and git to this server: it is their HTTP and
@@ -398,25 +318,12 @@ class GitServer:
             hang.release()
 
     # --- observing ---
-    @property
-    def requests(self) -> list[GitRequest]:
-        with self._lock:
-            return list(self._log)
-
     def for_repo(self, host: str, repo_path: str) -> list[GitRequest]:
         prefix = f"/{repo_path}/"
         return [r for r in self.requests
                 if r.host == host and (r.path + "/").startswith(prefix)]
 
-    def clear_log(self) -> None:
-        with self._lock:
-            self._log.clear()
-
     # --- handler side ---
-    def _record(self, record: GitRequest) -> None:
-        with self._lock:
-            self._log.append(record)
-
     def _repo_for(self, host: str, path: str) -> Optional[str]:
         """The longest repository path under <root>/<host> that prefixes `path`."""
         base = self.root / host
@@ -454,11 +361,3 @@ class GitServer:
         while time.monotonic() < deadline:
             if hang.released.wait(0.05) or self._stopping.is_set():
                 return
-
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.discard(conn)

@@ -17,16 +17,15 @@ binds the same port again.
 from __future__ import annotations
 
 import dataclasses
-import http.server
 import re
 import socket
-import socketserver
-import sys
 import threading
 import time
 import urllib.parse
 from pathlib import Path
 from typing import Optional
+
+from threaded_http_server import QuietHandler, ThreadedHttpServer
 
 # Bound on how long any handler may block, so a forgotten gate cannot wedge a test run.
 MAX_BLOCK_SECONDS = 120.0
@@ -111,16 +110,7 @@ def _content_type(path: str) -> str:
     return "text/plain; charset=utf-8"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in separate writes; with Nagle on, the body of a reused connection
-    # waits for the peer's delayed ACK (~40 ms), which would be measured as upstream latency.
-    disable_nagle_algorithm = True
-    server: "_Server"
-
-    def log_message(self, format, *args):  # noqa: A002 - signature fixed by the base class
-        pass
-
+class _Handler(QuietHandler):
     def do_HEAD(self):
         self._serve(head=True)
 
@@ -212,96 +202,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         fault._complete()
 
 
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, addr, owner: "TestUpstream"):
-        self.owner = owner
-        super().__init__(addr, _Handler)
-
-    def process_request(self, request, client_address):
-        self.owner._track(request)
-        super().process_request(request, client_address)
-
-    def handle_error(self, request, client_address):
-        # Peers (the proxy under test) hang up mid-request on purpose, e.g. after a timeout.
-        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
-            return
-        super().handle_error(request, client_address)
-
-    def shutdown_request(self, request):
-        self.owner._untrack(request)
-        super().shutdown_request(request)
-
-
-class TestUpstream:
+class TestUpstream(ThreadedHttpServer[RequestRecord]):
     """Serves `root` (a ModuleTree directory) at http://127.0.0.1:<port>. Use as a context manager
     or call start()/stop()."""
 
     __test__ = False  # not a pytest test class
 
+    handler = _Handler
+
     def __init__(self, root: Optional[Path] = None, name: str = "upstream"):
+        super().__init__()
         self.root = Path(root) if root is not None else None
         self.name = name
-        self.port: Optional[int] = None
-        self._lock = threading.Lock()
-        self._log: list[RequestRecord] = []
         self._faults: list[Fault] = []
-        self._conns: set[socket.socket] = set()
-        self._server: Optional[_Server] = None
-        self._thread: Optional[threading.Thread] = None
-        self._stopping = threading.Event()
-
-    # --- lifecycle ---
-    def start(self) -> "TestUpstream":
-        if self._server is not None:
-            return self
-        self._stopping = threading.Event()
-        self._server = _Server(("127.0.0.1", self.port or 0), self)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"{self.name}-serve", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Closes the listener and all open connections; blocked handlers are woken."""
-        server = self._server
-        if server is None:
-            return
-        self._stopping.set()
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            conns = list(self._conns)
-            self._conns.clear()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = None
-        self._thread = None
-
-    def __enter__(self) -> "TestUpstream":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    @property
-    def url(self) -> str:
-        assert self.port is not None, "start() first"
-        return f"http://127.0.0.1:{self.port}"
+    def thread_name(self) -> str:
+        return f"{self.name}-serve"
 
     @property
     def host_port(self) -> str:
@@ -345,11 +262,6 @@ class TestUpstream:
             fault.release()
 
     # --- observing ---
-    @property
-    def requests(self) -> list[RequestRecord]:
-        with self._lock:
-            return list(self._log)
-
     def paths(self) -> list[str]:
         """Decoded request paths in arrival order."""
         return [r.decoded_path for r in self.requests]
@@ -362,15 +274,7 @@ class TestUpstream:
         regex = re.compile(pattern)
         return sum(1 for r in self.requests if regex.search(r.path))
 
-    def clear_log(self) -> None:
-        with self._lock:
-            self._log.clear()
-
     # --- handler side ---
-    def _record(self, record: RequestRecord) -> None:
-        with self._lock:
-            self._log.append(record)
-
     def _match(self, raw_path: str) -> Optional[Fault]:
         with self._lock:
             faults = list(self._faults)
@@ -400,14 +304,6 @@ class TestUpstream:
         if root not in target.parents or not target.is_file():
             return None
         return target.read_bytes()
-
-    def _track(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.add(conn)
-
-    def _untrack(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.discard(conn)
 
 
 class RefusedPort:

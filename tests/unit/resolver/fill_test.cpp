@@ -7,7 +7,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -27,6 +26,7 @@
 #include "cache/cache_store.hpp"
 #include "protocol/request.hpp"
 #include "resolver/resolver.hpp"
+#include "tests/unit/resolver/capturing_writer.hpp"
 #include "upstream/tier.hpp"
 
 namespace gomodproxy::resolver {
@@ -34,6 +34,8 @@ namespace {
 namespace net = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using fill_testing::answer;
+using fill_testing::tiers;
 using protocol::endpoint;
 
 // How a scripted tier answers every request it is handed.
@@ -129,40 +131,6 @@ class scripted_tier final : public upstream::tier {
   std::vector<protocol::module_request> asked_;
 };
 
-struct answer {
-  int status = 0;
-  std::string body;
-  std::string cache_control;
-};
-
-class capturing_writer final : public server::response_writer {
- public:
-  net::awaitable<bool> send(const server::response_head& head, std::string_view body) override {
-    got.status = head.status;
-    got.cache_control = head.cache_control;
-    got.body = body;
-    co_return true;
-  }
-  net::awaitable<bool> send_head(const server::response_head& head, std::uint64_t) override {
-    got.status = head.status;
-    got.cache_control = head.cache_control;
-    co_return true;
-  }
-  net::awaitable<bool> write_body(std::string_view chunk) override {
-    got.body += chunk;
-    co_return true;
-  }
-  bool head_only() const override { return false; }
-  void note(std::string_view, std::string_view) override {}
-  answer got;
-};
-
-std::vector<upstream::tier_spec> tiers(const std::string& list) {
-  auto parsed = upstream::parse_upstream_list(list);
-  if (auto* error = std::get_if<std::string>(&parsed)) throw std::runtime_error(*error);
-  return std::get<std::vector<upstream::tier_spec>>(parsed);
-}
-
 // A resolver whose factory hands out the scripted tiers by tier name ("a.test" for
 // https://a.test, "direct"); a name with no script gets no tier, as `direct` gets none in a
 // process without a direct fetcher.
@@ -189,18 +157,13 @@ class scripted_harness {
       auto found = tiers_.find(spec.name);
       return found == tiers_.end() ? nullptr : found->second;
     };
-    resolver_ =
-        std::make_unique<resolver>(std::move(options), *store_, factory, work_.get_executor());
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { work_.run(); });
-    threads_.emplace_back([this] { front_.run(); });
+    resolver_ = std::make_unique<resolver>(std::move(options), *store_, factory,
+                                           contexts_.work.get_executor());
+    contexts_.start();
   }
 
   ~scripted_harness() {
-    work_guard_.reset();
-    front_guard_.reset();
-    work_.stop();
-    front_.stop();
-    for (auto& thread : threads_) thread.join();
+    contexts_.stop();
     resolver_.reset();
     // The io_contexts go next (declared after the store): an attempt abandoned mid-fetch still
     // holds a cache writer, which must be released while the store is open.
@@ -214,19 +177,7 @@ class scripted_harness {
 
   // The answer to one GET of `target`, or status 0 when none came in 20 s.
   answer get(const std::string& target) {
-    auto promise = std::make_shared<std::promise<answer>>();
-    auto future = promise->get_future();
-    net::co_spawn(
-        front_,
-        [this, target, promise]() -> net::awaitable<void> {
-          capturing_writer writer;
-          server::request_view view{"GET", target, false};
-          co_await resolver_->handle(view, writer);
-          promise->set_value(writer.got);
-        },
-        [promise](std::exception_ptr thrown) {
-          if (thrown) promise->set_exception(thrown);
-        });
+    auto future = fill_testing::start_get(contexts_.front, *resolver_, target);
     if (future.wait_for(20s) != std::future_status::ready) return answer{};
     return future.get();
   }
@@ -244,12 +195,8 @@ class scripted_harness {
   };
   temp_directory directory_;
   std::unique_ptr<cache::cache_store> store_;
-  net::io_context work_{2};
-  net::executor_work_guard<net::io_context::executor_type> work_guard_{work_.get_executor()};
-  net::io_context front_{1};
-  net::executor_work_guard<net::io_context::executor_type> front_guard_{front_.get_executor()};
+  fill_testing::fill_contexts contexts_;
   std::unique_ptr<resolver> resolver_;
-  std::vector<std::thread> threads_;
 };
 
 const std::string info_target = "/example.com/hello/@v/v1.2.0.info";

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <filesystem>
@@ -16,7 +15,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "errc.hpp"
@@ -25,12 +23,15 @@
 #include "sumdb/zip_check.hpp"
 #include "tests/support/cpp/loopback_http_server.hpp"
 #include "tests/support/cpp/test_checksum_database.hpp"
+#include "tests/unit/resolver/capturing_writer.hpp"
 
 namespace gomodproxy::resolver {
 namespace {
 namespace net = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using fill_testing::answer;
+using fill_testing::tiers;
 using test::scripted_request;
 using test::scripted_response;
 
@@ -151,34 +152,6 @@ struct served_files {
 
 // ---- The harness -------------------------------------------------------------------------
 
-struct answer {
-  int status = 0;
-  std::string body;
-  std::string cache_control;
-};
-
-class capturing_writer final : public server::response_writer {
- public:
-  net::awaitable<bool> send(const server::response_head& head, std::string_view body) override {
-    got.status = head.status;
-    got.cache_control = head.cache_control;
-    got.body = body;
-    co_return true;
-  }
-  net::awaitable<bool> send_head(const server::response_head& head, std::uint64_t) override {
-    got.status = head.status;
-    got.cache_control = head.cache_control;
-    co_return true;
-  }
-  net::awaitable<bool> write_body(std::string_view chunk) override {
-    got.body += chunk;
-    co_return true;
-  }
-  bool head_only() const override { return false; }
-  void note(std::string_view, std::string_view) override {}
-  answer got;
-};
-
 class fill_harness {
  public:
   explicit fill_harness(std::function<void(resolver_options&)> adjust = {},
@@ -200,7 +173,8 @@ class fill_harness {
 
     upstream::client_options client_options;
     client_options.proxy_from_environment = false;
-    client_ = std::make_unique<upstream::http_client>(work_.get_executor(), client_options);
+    client_ =
+        std::make_unique<upstream::http_client>(contexts_.work.get_executor(), client_options);
 
     resolver_options options;
     options.tiers =
@@ -213,18 +187,13 @@ class fill_harness {
     options.deadlines.total = 10s;
     options.fill_timeout = 10s;
     if (adjust) adjust(options);
-    resolver_ = std::make_unique<resolver>(std::move(options), *store_,
-                                           upstream::http_tiers(*client_), work_.get_executor());
-    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { work_.run(); });
-    threads_.emplace_back([this] { front_.run(); });
+    resolver_ = std::make_unique<resolver>(
+        std::move(options), *store_, upstream::http_tiers(*client_), contexts_.work.get_executor());
+    contexts_.start();
   }
 
   ~fill_harness() {
-    work_guard_.reset();
-    front_guard_.reset();
-    work_.stop();
-    front_.stop();
-    for (auto& thread : threads_) thread.join();
+    contexts_.stop();
     resolver_.reset();
     store_.reset();
     real_store_.reset();
@@ -232,29 +201,11 @@ class fill_harness {
     fs::remove_all(directory_, ignored);
   }
 
-  static std::vector<upstream::tier_spec> tiers(const std::string& list) {
-    auto parsed = upstream::parse_upstream_list(list);
-    if (auto* error = std::get_if<std::string>(&parsed)) throw std::runtime_error(*error);
-    return std::get<std::vector<upstream::tier_spec>>(parsed);
-  }
-
   // `count` requests for `target` at once; each answer, or status 0 when none came in 20 s.
   std::vector<answer> get_concurrently(const std::string& target, int count) {
     std::vector<std::future<answer>> pending;
     for (int i = 0; i < count; ++i) {
-      auto promise = std::make_shared<std::promise<answer>>();
-      pending.push_back(promise->get_future());
-      net::co_spawn(
-          front_,
-          [this, target, promise]() -> net::awaitable<void> {
-            capturing_writer writer;
-            server::request_view view{"GET", target, false};
-            co_await resolver_->handle(view, writer);
-            promise->set_value(writer.got);
-          },
-          [promise](std::exception_ptr thrown) {
-            if (thrown) promise->set_exception(thrown);
-          });
+      pending.push_back(fill_testing::start_get(contexts_.front, *resolver_, target));
     }
     std::vector<answer> answers;
     for (auto& future : pending) {
@@ -366,13 +317,9 @@ class fill_harness {
   fs::path directory_;
   std::unique_ptr<cache::cache_store> real_store_;
   std::unique_ptr<faulty_store> store_;
-  net::io_context work_{2};
-  net::executor_work_guard<net::io_context::executor_type> work_guard_{work_.get_executor()};
-  net::io_context front_{1};
-  net::executor_work_guard<net::io_context::executor_type> front_guard_{front_.get_executor()};
+  fill_testing::fill_contexts contexts_;
   std::unique_ptr<upstream::http_client> client_;
   std::unique_ptr<resolver> resolver_;
-  std::vector<std::thread> threads_;
 };
 
 const std::string mod_target = "/example.com/hello/@v/v1.2.0.mod";
