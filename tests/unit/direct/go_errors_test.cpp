@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -107,7 +106,9 @@ TEST(GoErrors, ASecretCutByTheLimitIsStillGone) {
 
 // What a remote says reaches the go command's message whole, so a hostile git server chooses
 // its length and shape: none of it may crash the server or hold a thread for long.
-TEST(GoErrors, HostileLongMessagesAreCondensedQuicklyAndScrubbed) {
+// A remote's unbounded line once crashed the server (std::regex recursion) and took seconds to
+// scrub; how long this takes is for a benchmark, whether it ends and what it leaves is checked here.
+TEST(GoErrors, HostileLongMessagesAreCondensedAndScrubbed) {
   const std::string prefix =
       "go: example.com/x@v1.0.0: git ls-remote -q origin: exit status 128:\n\t";
   const std::vector<std::string> messages = {
@@ -118,7 +119,6 @@ TEST(GoErrors, HostileLongMessagesAreCondensedQuicklyAndScrubbed) {
       prefix + "remote: ghp_" + std::string(60000, 'g'),
       prefix + std::string(3000, ' ') + "https://ci:hunter22-long@h/" + std::string(60000, 'u'),
   };
-  const auto started = std::chrono::steady_clock::now();
   for (const auto& message : messages) {
     auto line = condense("go mod download", message, {}, "/srv/cache/direct");
     EXPECT_LE(line.size(), max_reason_bytes);
@@ -127,7 +127,6 @@ TEST(GoErrors, HostileLongMessagesAreCondensedQuicklyAndScrubbed) {
   }
   EXPECT_EQ(classify_failure(std::string(1 << 20, 'r') + " connection refused"),
             upstream::outcome::error);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
 }
 
 TEST(GoErrors, Classify) {
