@@ -107,7 +107,8 @@ TEST(GoErrors, ASecretCutByTheLimitIsStillGone) {
 // What a remote says reaches the go command's message whole, so a hostile git server chooses
 // its length and shape: none of it may crash the server or hold a thread for long.
 // A remote's unbounded line once crashed the server (std::regex recursion) and took seconds to
-// scrub; how long this takes is for a benchmark, whether it ends and what it leaves is checked here.
+// scrub; how long this takes is for a benchmark, whether it ends and what it leaves is checked
+// here.
 TEST(GoErrors, HostileLongMessagesAreCondensedAndScrubbed) {
   const std::string prefix =
       "go: example.com/x@v1.0.0: git ls-remote -q origin: exit status 128:\n\t";
