@@ -198,15 +198,8 @@ struct direct_fetcher {
     options.allow_patterns = settings.direct_allow_patterns;
     options.no_sumdb_patterns = settings.no_sumdb_patterns;
     options.guard_url = guard.start();
-    if (auto why = direct::sandbox_unavailable()) {
-      spdlog::warn(
-          "direct: no network sandbox ({}); public paths' go command runs without one, so its "
-          "own requests to loopback addresses are not checked by the connect guard",
-          *why);
-    } else {
-      options.network_sandbox = true;
-      spdlog::info("direct: public paths' go command runs in a network namespace of its own");
-    }
+    sandbox_problem = direct::sandbox_unavailable();
+    options.network_sandbox = !sandbox_problem;
     options.refused_host = [this](std::string host,
                                   std::chrono::steady_clock::time_point deadline) {
       return direct::refused_host(dns, std::move(host), own, deadline);
@@ -214,9 +207,29 @@ struct direct_fetcher {
     tier = std::make_shared<direct::direct_tier>(std::move(executor), std::move(options));
   }
 
+  // Once the server listens: a refusal to start stays the one line it is.
+  void report(const config::settings& settings) const {
+    if (sandbox_problem) {
+      spdlog::warn(
+          "direct: no network sandbox ({}); public paths' go command runs without one, so its "
+          "own requests to loopback addresses are not checked by the connect guard",
+          *sandbox_problem);
+    } else {
+      spdlog::info("direct: public paths' go command runs in a network namespace of its own");
+    }
+    const char* path = std::getenv("PATH");
+    if (!direct::find_program(settings.go_binary, path != nullptr ? path : "")) {
+      spdlog::warn(
+          "direct: go binary \"{}\" not found; direct answers \"cannot run go\" until it is "
+          "installed (--go-binary)",
+          settings.go_binary);
+    }
+  }
+
   upstream::dns_resolver& dns;
   std::vector<net::ip::address> own;
   direct::connect_guard guard;
+  std::optional<std::string> sandbox_problem;  ///< why public paths run unsandboxed
   std::shared_ptr<direct::direct_tier> tier;
 };
 
@@ -279,13 +292,6 @@ int serve(const config::settings& settings) {
     } catch (const std::exception& e) {
       std::fprintf(stderr, "gomodproxy: %s\n", e.what());
       return exit_bad_setting;
-    }
-    const char* path = std::getenv("PATH");
-    if (!direct::find_program(settings.go_binary, path != nullptr ? path : "")) {
-      spdlog::warn(
-          "direct: go binary \"{}\" not found; direct answers \"cannot run go\" until it is "
-          "installed (--go-binary)",
-          settings.go_binary);
     }
   }
   auto url_tiers = upstream::http_tiers(client);
@@ -351,6 +357,7 @@ int serve(const config::settings& settings) {
                  bound.error().message().c_str());
     return exit_bad_setting;
   }
+  if (direct_source) direct_source->report(settings);
   http.start();
 
   // A probe waits at most the tier's stall limit for a connect and again for the headers, then
