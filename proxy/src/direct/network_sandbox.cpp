@@ -106,15 +106,27 @@ std::optional<std::string> bring_loopback_up() {
   return failure;
 }
 
-bool send_descriptor(int channel, int fd) {
+// One byte of data carrying one descriptor (SCM_RIGHTS), as both ends of the channel use it. It
+// points into itself, so it is neither copied nor moved.
+struct descriptor_message {
+  descriptor_message() {
+    message.msg_iov = &data;
+    message.msg_iovlen = 1;
+    message.msg_control = control.data();
+    message.msg_controllen = control.size();
+  }
+  descriptor_message(const descriptor_message&) = delete;
+  descriptor_message& operator=(const descriptor_message&) = delete;
+
   char byte = 0;
   iovec data{&byte, 1};
   alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int))> control{};
   msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control.data();
-  message.msg_controllen = control.size();
+};
+
+bool send_descriptor(int channel, int fd) {
+  descriptor_message envelope;
+  auto& message = envelope.message;
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   header->cmsg_level = SOL_SOCKET;
   header->cmsg_type = SCM_RIGHTS;
@@ -124,14 +136,8 @@ bool send_descriptor(int channel, int fd) {
 }
 
 int receive_descriptor(int channel) {
-  char byte = 0;
-  iovec data{&byte, 1};
-  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int))> control{};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control.data();
-  message.msg_controllen = control.size();
+  descriptor_message envelope;
+  auto& message = envelope.message;
   ssize_t n = 0;
   do {
     n = ::recvmsg(channel, &message, MSG_CMSG_CLOEXEC);
