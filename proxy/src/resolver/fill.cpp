@@ -196,6 +196,11 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
     if (cache_error) co_return cache_failure(*cache_error);
   }
   if (cache_error) co_return cache_failure(*cache_error);
+  // The last attempts ran out with the fill (their totals were cut to its deadline) just before
+  // the deadline's own event was taken: that is still a fill that timed out, and says so.
+  if (notes.hard_failure && steady_clock::now() >= fill_deadline) {
+    co_return fill_timed_out(request, notes.tried);
+  }
   std::string body = "not found: " + describe(request) + "\n" + notes.tried;
   fill_outcome outcome{false, notes.hard_failure && options_.all_failed_502 ? 502 : 404,
                        std::move(body), "-"};
