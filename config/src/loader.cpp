@@ -294,7 +294,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 37> keys = {{
+const std::array<key_spec, 38> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -333,6 +333,9 @@ const std::array<key_spec, 37> keys = {{
      duration_key{&settings::write_timeout}},
     {"drain_timeout", "DURATION", "how long SIGTERM waits for requests in flight",
      duration_key{&settings::drain_timeout}},
+    {"drain_grace", "DURATION",
+     "how long SIGTERM answers /readyz 503 before the listener closes; 0 closes at once",
+     duration_key{&settings::drain_grace, true}},
     {"max_header_bytes", "BYTES", "largest accepted request header block",
      int_key{&settings::max_header_bytes, 1024, 1048576}},
     {"max_connections", "N", "most client connections open at once",

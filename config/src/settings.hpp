@@ -61,7 +61,9 @@ struct settings {
   std::chrono::milliseconds write_timeout{
       60000};  ///< one write to a client that stopped reading. Key: write_timeout
   std::chrono::milliseconds drain_timeout{
-      30000};                              ///< graceful drain on SIGTERM. Key: drain_timeout
+      30000};  ///< graceful drain on SIGTERM. Key: drain_timeout
+  std::chrono::milliseconds drain_grace{
+      1000};  ///< /readyz fails this long before the listener closes. Key: drain_grace
   std::uint32_t max_header_bytes = 16384;  ///< Key: max_header_bytes
   std::uint32_t max_connections = 10000;   ///< Key: max_connections
   bool all_failed_502 =

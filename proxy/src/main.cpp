@@ -13,10 +13,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <csignal>
@@ -323,7 +325,11 @@ int serve(const config::settings& settings) {
     return server::text_answer{200, std::string(config::bootstrap_script()),
                                "text/x-shellscript; charset=utf-8"};
   });
-  server::text_handler readyz([&module_resolver] {
+  // Set on SIGTERM/SIGINT, before the listener closes: a load balancer's health check takes the
+  // replica out while it still answers, instead of finding out from refused connections.
+  std::atomic<bool> stopping{false};
+  server::text_handler readyz([&module_resolver, &stopping] {
+    if (stopping.load()) return server::text_answer{503, "shutting down\n"};
     // The store is open for the whole life of the server, so readiness is about the tiers.
     return module_resolver.ready() ? server::text_answer{200, "ready\n"}
                                    : server::text_answer{503, "no usable upstream tier\n"};
@@ -377,12 +383,19 @@ int serve(const config::settings& settings) {
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
-    spdlog::info("signal {}: draining connections (up to {} ms)", signal_number,
-                 settings.drain_timeout.count());
+    stopping = true;
+    spdlog::info(
+        "signal {}: /readyz answers 503; listener closes in {} ms, then draining "
+        "connections (up to {} ms)",
+        signal_number, settings.drain_grace.count(), settings.drain_timeout.count());
     prober.stop();
     net::co_spawn(
         io,
         [&]() -> net::awaitable<void> {
+          if (settings.drain_grace.count() > 0) {
+            net::steady_timer grace(io, settings.drain_grace);
+            co_await grace.async_wait(net::use_awaitable);
+          }
           co_await http.drain(settings.drain_timeout);
           module_resolver.abandon_waiting();
           io.stop();

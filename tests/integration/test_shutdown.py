@@ -1,12 +1,15 @@
-"""SIGTERM drains: an in-flight slow response completes in full and the process exits 0."""
+"""SIGTERM drains: /readyz fails for the grace, an in-flight slow response completes in full and
+the process exits 0."""
 
 import hashlib
 import http.client
 import re
+import signal
 import threading
 import time
 
 import module_tree as mt
+from polling import wait_for
 
 DRAIN_SECONDS = 30
 
@@ -91,3 +94,38 @@ def test_sigterm_with_a_request_stuck_on_a_hanging_fill_exits_cleanly(tree, make
     # The waiting request was released with a retryable answer rather than left to be cut off.
     assert stuck and not isinstance(stuck[0], Exception), stuck
     assert stuck[0].status == 503 and b"shutting down" in stuck[0].body
+
+
+def test_sigterm_fails_readyz_for_the_grace_before_the_listener_closes(tree, make_upstream,
+                                                                       start_proxy):
+    """Shipped --drain-grace (1 s): from SIGTERM on, /readyz answers 503 while new connections
+    are still served, so a load balancer takes the replica out before its port closes; then the
+    listener closes and the drain ends the process with 0."""
+    upstream = make_upstream(tree.root)
+    module = tree.get(mt.HELLO, "v1.0.0")
+    proxy = start_proxy(upstream.url)
+    assert proxy.get("/readyz").status == 200
+
+    proxy.stopped_by_test = True
+    signalled = time.monotonic()
+    proxy.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: proxy.get("/readyz").status == 503, 0.5, "/readyz 503 after SIGTERM",
+             interval=0.01)
+    ready = proxy.get("/readyz")
+    assert ready.status == 503 and ready.body == b"shutting down\n"
+    # Still answering on new connections during the grace: health and the protocol alike.
+    assert proxy.get("/healthz").status == 200
+    info = proxy.get(module.url_path(".info"))
+    assert info.status == 200 and info.body == tree.file_bytes(module.url_path(".info"))
+
+    def refused() -> bool:
+        try:
+            proxy.get("/healthz", timeout=1)
+            return False
+        except ConnectionRefusedError:
+            return True
+
+    wait_for(refused, 5, "the listener to close after the grace", interval=0.02)
+    closed_after = time.monotonic() - signalled
+    assert 0.9 <= closed_after < 2.5, f"listener closed {closed_after:.2f}s after SIGTERM"
+    assert proxy.proc.wait(10) == 0

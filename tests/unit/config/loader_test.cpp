@@ -86,6 +86,7 @@ const std::vector<std::string> all_keys = {"listen",
                                            "idle_timeout",
                                            "write_timeout",
                                            "drain_timeout",
+                                           "drain_grace",
                                            "max_header_bytes",
                                            "max_connections",
                                            "all_failed_502",
@@ -145,6 +146,7 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.idle_timeout, want.idle_timeout);
   EXPECT_EQ(got.write_timeout, want.write_timeout);
   EXPECT_EQ(got.drain_timeout, want.drain_timeout);
+  EXPECT_EQ(got.drain_grace, want.drain_grace);
   EXPECT_EQ(got.max_header_bytes, want.max_header_bytes);
   EXPECT_EQ(got.max_connections, want.max_connections);
   EXPECT_EQ(got.all_failed_502, want.all_failed_502);
@@ -184,6 +186,18 @@ TEST(load_settings, defaults_with_no_sources) {
   EXPECT_TRUE(s.private_probe_modules.empty());
   EXPECT_EQ(s.breaker_failures, 3);
   EXPECT_EQ(s.breaker_retry_after, 30s);
+  EXPECT_EQ(s.drain_grace, 1s);
+}
+
+// The grace before the listener closes may be turned off (0), not made negative.
+TEST(load_settings, drain_grace_takes_zero_but_not_a_negative_duration) {
+  EXPECT_EQ(load_ok({"--drain-grace", "2500ms"}, {}).drain_grace, 2500ms);
+  EXPECT_EQ(load_ok({}, {{"GOMODPROXY_DRAIN_GRACE", "0s"}}).drain_grace, 0ms);
+  temp_dir dir;
+  const auto file = dir.write("g.toml", "drain_grace = \"3s\"\n");
+  EXPECT_EQ(load_ok({"--config", file}, {}).drain_grace, 3s);
+  const std::string message = load_fail({"--drain-grace=-1s"}, {});
+  EXPECT_NE(message.find("drain_grace"), std::string::npos) << message;
 }
 
 TEST(load_settings, probe_and_breaker_settings) {
@@ -787,7 +801,7 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
       value = "";  // a module here must match `private`, which is empty by default
     } else if (key.find("ttl") != std::string::npos || key.find("timeout") != std::string::npos ||
                key == "probe_interval" || key == "breaker_retry_after" || key == "hedge_after" ||
-               key.starts_with("stall_")) {
+               key == "drain_grace" || key.starts_with("stall_")) {
       value = "7s";
     } else if (key == "sumdb") {
       value = "sum.golang.org=https://a.example/sumdb/sum.golang.org|https://sum.golang.org";
