@@ -11,7 +11,7 @@ packages=(
   libtomlplusplus-dev libgtest-dev libc-ares-dev
   golang-go golang-golang-x-mod-dev python3 python3-pytest python3-yaml ca-certificates curl
   wrk nginx-light prometheus chromium
-  shellcheck bats dash zsh unzip iproute2
+  shellcheck bats dash zsh unzip iproute2 haproxy systemd
   clang libclang-rt-14-dev llvm
 )
 optional_packages=(golang-1.23-go)
