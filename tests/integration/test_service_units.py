@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -155,6 +156,36 @@ def test_binary_serves_with_the_units_environment(tmp_path):
     finally:
         assert stop(proc) == 0
     assert (tmp_path / "var-cache-gomodproxy").is_dir()
+
+
+def test_direct_sandbox_works_with_the_units_privilege_limits():
+    """NoNewPrivileges=yes and an empty CapabilityBoundingSet= as a user other than root, as
+    DynamicUser gives (applied with setpriv, since systemd cannot run units here): the direct
+    tier's start-up check still gets its user and network namespace."""
+    settings = dict(unit_settings(UNIT.read_text()))
+    assert settings["NoNewPrivileges"] == "yes" and settings["CapabilityBoundingSet"] == ""
+    limits = ["--no-new-privs"]
+    base = Path(tempfile.mkdtemp(prefix="gmp-unit-"))
+    try:
+        if os.geteuid() == 0:
+            # nobody, like a dynamic user: no capabilities, no groups.
+            os.chown(base, 65534, 65534)
+            limits += ["--reuid=65534", "--regid=65534", "--clear-groups", "--bounding-set=-all",
+                       "--inh-caps=-all"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GOMODPROXY_")}
+        env["HOME"] = str(base)
+        proc, port = run_until_listening(
+            ["setpriv", *limits, "--", str(proxy_binary()), "serve", "--listen", "127.0.0.1:0",
+             "--cache-dir", str(base / "cache"), "--upstreams", "direct"],
+            env, base / "log")
+        try:
+            assert http_request(port, "/healthz").status == 200
+        finally:
+            assert stop(proc) == 0
+        log = (base / "log").read_text(errors="replace")
+        assert "go command runs in a network namespace of its own" in log, log
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- launchd ---------------------------------------------------------------------------------
