@@ -24,7 +24,7 @@ import pytest
 
 import module_tree as mt
 from conftest import REPO, assert_go_downloads_match, assert_go_lists_and_builds
-from conftest import downloadable_versions
+from conftest import _test_failed, downloadable_versions
 from polling import wait_for
 
 EXAMPLE = REPO / "docker" / "haproxy.cfg"
@@ -139,9 +139,7 @@ def make_haproxy(tmp_path, request):
     yield make
     for front in started:
         front.stop()
-    failed = any(getattr(request.node, "rep_" + w, None) is not None and
-                 getattr(request.node, "rep_" + w).failed for w in ("setup", "call"))
-    if failed:
+    if _test_failed(request):
         for front in started:
             print("===== haproxy log (last lines) =====")
             print("\n".join(front.log_path.read_text(errors="replace").splitlines()[-200:]))

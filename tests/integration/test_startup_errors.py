@@ -108,3 +108,9 @@ def test_other_refused_settings_keep_the_same_shape(tmp_path):
     # The old, wrong key bootstrap.sh once carried: its hash does not match, as go would say.
     wrong_key = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ak9yj6Rwsz/8aZgU"
     assert_refused(serve(tmp_path, "--sumdb-key", wrong_key), "sumdb_key")
+
+
+def test_drain_grace_that_is_not_a_duration(tmp_path):
+    for value in ("-1s", "soon"):
+        line = assert_refused(serve(tmp_path, "--drain-grace", value), "drain_grace")
+        assert f'"{value}" is not a duration' in line
