@@ -334,7 +334,7 @@ const std::array<key_spec, 38> keys = {{
     {"drain_timeout", "DURATION", "how long SIGTERM waits for requests in flight",
      duration_key{&settings::drain_timeout}},
     {"drain_grace", "DURATION",
-     "how long SIGTERM answers /readyz 503 before the listener closes; 0 closes at once",
+     "how long SIGTERM answers /readyz 503 before the listener closes, once /readyz was asked",
      duration_key{&settings::drain_grace, true}},
     {"max_header_bytes", "BYTES", "largest accepted request header block",
      int_key{&settings::max_header_bytes, 1024, 1048576}},

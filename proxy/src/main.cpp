@@ -326,9 +326,12 @@ int serve(const config::settings& settings) {
                                "text/x-shellscript; charset=utf-8"};
   });
   // Set on SIGTERM/SIGINT, before the listener closes: a load balancer's health check takes the
-  // replica out while it still answers, instead of finding out from refused connections.
+  // replica out while it still answers, instead of finding out from refused connections. The
+  // grace is waited only when something has asked /readyz: nobody else would notice it.
   std::atomic<bool> stopping{false};
-  server::text_handler readyz([&module_resolver, &stopping] {
+  std::atomic<bool> readiness_watched{false};
+  server::text_handler readyz([&module_resolver, &stopping, &readiness_watched] {
+    readiness_watched = true;
     if (stopping.load()) return server::text_answer{503, "shutting down\n"};
     // The store is open for the whole life of the server, so readiness is about the tiers.
     return module_resolver.ready() ? server::text_answer{200, "ready\n"}
@@ -384,17 +387,18 @@ int serve(const config::settings& settings) {
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
     stopping = true;
+    const auto grace = readiness_watched ? settings.drain_grace : std::chrono::milliseconds(0);
     spdlog::info(
         "signal {}: /readyz answers 503; listener closes in {} ms, then draining "
         "connections (up to {} ms)",
-        signal_number, settings.drain_grace.count(), settings.drain_timeout.count());
+        signal_number, grace.count(), settings.drain_timeout.count());
     prober.stop();
     net::co_spawn(
         io,
-        [&]() -> net::awaitable<void> {
-          if (settings.drain_grace.count() > 0) {
-            net::steady_timer grace(io, settings.drain_grace);
-            co_await grace.async_wait(net::use_awaitable);
+        [&, grace]() -> net::awaitable<void> {
+          if (grace.count() > 0) {
+            net::steady_timer grace_timer(io, grace);
+            co_await grace_timer.async_wait(net::use_awaitable);
           }
           co_await http.drain(settings.drain_timeout);
           module_resolver.abandon_waiting();

@@ -129,3 +129,13 @@ def test_sigterm_fails_readyz_for_the_grace_before_the_listener_closes(tree, mak
     closed_after = time.monotonic() - signalled
     assert 0.9 <= closed_after < 2.5, f"listener closed {closed_after:.2f}s after SIGTERM"
     assert proxy.proc.wait(10) == 0
+
+
+def test_sigterm_closes_at_once_when_nothing_asked_readyz(tree, make_upstream, start_proxy):
+    """The grace is for a health checker; a proxy that none has asked (a developer's Ctrl-C)
+    closes its listener at once, with the shipped default grace."""
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url)
+    assert proxy.get("/healthz").status == 200
+    assert proxy.terminate(timeout=20) == 0
+    assert "listener closes in 0 ms" in proxy.log_text(), proxy.log_text()[-2000:]
