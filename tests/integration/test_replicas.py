@@ -229,18 +229,24 @@ def watch_down(front: HAProxy, server: str, timeout: float) -> dict:
     return wait_for(down, timeout, f"haproxy to mark {server} DOWN", interval=0.02)
 
 
+def front_get(front: HAProxy, path: str) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=60)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200, (path, resp.status, body[:200])
+        return body
+    finally:
+        conn.close()
+
+
 def warm(front: HAProxy, tree: mt.ModuleTree) -> dict[str, bytes]:
     """Every module file once through haproxy, so each sits in its replica's cache."""
     expected = {}
     for path in module_file_paths(tree):
-        conn = http.client.HTTPConnection("127.0.0.1", front.port, timeout=30)
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        conn.close()
-        assert resp.status == 200, (path, resp.status, body[:200])
-        assert body == tree.file_bytes(path), path
-        expected[path] = body
+        expected[path] = front_get(front, path)
+        assert expected[path] == tree.file_bytes(path), path
     return expected
 
 
@@ -266,43 +272,98 @@ def test_go_build_through_haproxy_fetches_each_file_upstream_once(tree, replicas
           f"2xx answers per replica: {answered}")
 
 
+def slow_download(port: int, path: str, outcome: dict, started: threading.Event) -> None:
+    """Reads `path` through haproxy at about 8 MiB/s, so a 40 MiB answer is in flight for
+    seconds; records the bytes read and what ended it (http.client's read(amt) ends quietly
+    at a premature end of the connection, so a short body is told from the Content-Length)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    received = 0
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        outcome["status"] = resp.status
+        length = int(resp.headers["Content-Length"])
+        while chunk := resp.read(256 * 1024):
+            received += len(chunk)
+            outcome["received"] = received
+            started.set()
+            time.sleep(0.03)
+        outcome["error"] = None if received == length else f"cut off at {received} of {length}"
+    except (OSError, http.client.HTTPException) as exc:
+        outcome["error"] = repr(exc)
+    finally:
+        outcome["received"] = received
+        started.set()
+        conn.close()
+
+
+def big_zip_and_its_replica(tree: mt.ModuleTree, proxies: list, front: HAProxy):
+    """The 40 MiB zip's path, fetched once through haproxy, and the replica (and its name in
+    haproxy) that it hashes to, read from the replicas' access logs."""
+    big_zip = tree.get(mt.BIG, "v1.0.0").url_path(".zip")
+    assert front_get(front, big_zip) == tree.file_bytes(big_zip)
+    [index] = [i for i, p in enumerate(proxies) if f"GET {big_zip} 200" in p.log_text()]
+    return big_zip, proxies[index], f"replica{index + 1}"
+
+
 def test_sigkill_of_a_replica_fails_nothing_once_it_is_marked_down(tree, replicas):
+    """Counts what a crash costs: the small-file loop's failures before and after haproxy marks
+    the replica down, and a 40 MiB download the crash cuts off in flight (a response already
+    started cannot be retried); the same download, asked again, then succeeds elsewhere."""
     upstream, proxies, front = replicas
     loop = RequestLoop(front.port, module_file_paths(tree), warm(front, tree))
-    victim, name = proxies[1], "replica2"
+    big_zip, victim, name = big_zip_and_its_replica(tree, proxies, front)
+    big: dict = {}
+    reading = threading.Event()
+    reader = threading.Thread(target=slow_download, args=(front.port, big_zip, big, reading))
     marks: dict = {}
 
     def kill_one() -> None:
+        reader.start()
         time.sleep(STOP_AFTER)
+        assert reading.wait(10)
         marks["killed"] = time.monotonic()
         victim.kill()
         marks.update(watch_down(front, name, 10))
 
     loop.run(kill_one)
+    reader.join(60)
     failures = loop.failures()
     after_down = [o for o in failures if o.start >= marks["at"]]
     in_flight = [o for o in failures if o.start < marks["at"]]
     print(f"SIGKILL: {len(loop.outcomes)} requests, marked down "
           f"{marks['at'] - marks['killed']:.2f}s after the kill ({marks['check_status']}), "
-          f"{len(in_flight)} failed before that, {len(after_down)} after")
+          f"{len(in_flight)} failed before that, {len(after_down)} after; the 40 MiB download "
+          f"in flight: {big['received']} bytes, then {big['error']}")
     assert len(loop.outcomes) > 100
     assert any(o.start > marks["at"] + 1 for o in loop.outcomes), "the loop ended too soon"
     assert not after_down, after_down[:10]
     # The rest kept answering throughout: a failure is only ever one the kill caught in flight.
     assert all(o.start >= marks["killed"] - 0.5 for o in in_flight), in_flight[:10]
+    # Cut off, never completed with wrong bytes; asked again, another replica serves it whole.
+    assert big["status"] == 200 and big["error"] is not None
+    assert 0 < big["received"] < len(tree.file_bytes(big_zip))
+    assert front_get(front, big_zip) == tree.file_bytes(big_zip)
 
 
 def test_sigterm_takes_a_replica_out_through_readyz_before_it_stops_listening(tree, replicas):
     """Shipped --drain-grace: haproxy sees /readyz 503 (L7STS) and takes the replica out while
-    its listener is still open, so no request fails or waits on a retry."""
+    its listener is still open, so no request fails or waits on a retry, and a 40 MiB download
+    in flight on that replica completes during the drain."""
     upstream, proxies, front = replicas
     loop = RequestLoop(front.port, module_file_paths(tree), warm(front, tree))
-    victim, name = proxies[1], "replica2"
+    big_zip, victim, name = big_zip_and_its_replica(tree, proxies, front)
+    big: dict = {}
+    reading = threading.Event()
+    reader = threading.Thread(target=slow_download, args=(front.port, big_zip, big, reading))
     marks: dict = {}
 
     def stop_one() -> None:
+        reader.start()
         time.sleep(STOP_AFTER)
+        assert reading.wait(10)
         marks["signalled"] = time.monotonic()
+        marks["read_at_signal"] = big["received"]
         victim.stopped_by_test = True
         victim.proc.send_signal(signal.SIGTERM)
         marks.update(watch_down(front, name, 10))
@@ -310,18 +371,22 @@ def test_sigterm_takes_a_replica_out_through_readyz_before_it_stops_listening(tr
         marks["exited"] = time.monotonic()
 
     loop.run(stop_one)
+    reader.join(60)
     failures = loop.failures()
     after = [o for o in loop.outcomes if o.start >= marks["signalled"]]
     slowest = max(o.end - o.start for o in after)
     print(f"SIGTERM: {len(loop.outcomes)} requests, {len(failures)} failed; marked down "
           f"{marks['at'] - marks['signalled']:.2f}s after the signal ({marks['check_status']}); "
           f"exited after {marks['exited'] - marks['signalled']:.2f}s; slowest request after the "
-          f"signal {slowest * 1000:.0f} ms")
+          f"signal {slowest * 1000:.0f} ms; the 40 MiB download in flight: {big['received']} "
+          f"bytes, {big['error'] or 'complete'}")
     assert marks["exit_code"] == 0
     assert marks["check_status"] == "L7STS", marks
     assert marks["at"] - marks["signalled"] < DRAIN_GRACE, marks
     assert not failures, failures[:10]
-    assert any(o.start > marks["exited"] for o in loop.outcomes), "the loop ended too soon"
+    assert any(o.start > marks["at"] + 1 for o in loop.outcomes), "the loop ended too soon"
+    assert big["status"] == 200 and big["error"] is None, big
+    assert marks["read_at_signal"] < big["received"], "the download was not in flight"
 
 
 def test_replica_with_a_central_gomodproxy_upstream_builds_verified(tree, make_upstream,
