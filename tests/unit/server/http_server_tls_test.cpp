@@ -193,14 +193,16 @@ struct response {
 };
 
 // A blocking TLS client that trusts `ca_pem` and checks the name 127.0.0.1; `max_version`
-// caps the protocol it offers (0: OpenSSL's highest). Security level 0, so that an old version
-// it offers is refused by the server, not by the client's own policy.
+// caps the protocol it offers (0: OpenSSL's highest) and `tls12_ciphers` the TLS 1.2 suites.
+// Security level 0, so that an old version or suite it offers is refused by the server, not by
+// the client's own policy.
 class tls_client {
  public:
-  tls_client(std::uint16_t port, const std::string& ca_pem, int max_version = 0)
+  tls_client(std::uint16_t port, const std::string& ca_pem, int max_version = 0,
+             const char* tls12_ciphers = "ALL:@SECLEVEL=0")
       : fd_(connect_loopback(port)), context_(SSL_CTX_new(TLS_client_method()), SSL_CTX_free) {
     SSL_CTX_set_security_level(context_.get(), 0);
-    SSL_CTX_set_cipher_list(context_.get(), "ALL:@SECLEVEL=0");
+    SSL_CTX_set_cipher_list(context_.get(), tls12_ciphers);
     SSL_CTX_set_min_proto_version(context_.get(), TLS1_VERSION);
     if (max_version != 0) SSL_CTX_set_max_proto_version(context_.get(), max_version);
     std::unique_ptr<BIO, decltype(&BIO_free)> bio(
@@ -330,6 +332,19 @@ TEST(http_server_tls, versions_below_1_2_are_refused_by_the_server) {
   tls_client tls12(harness.port(), harness.pki().ca_pem, TLS1_2_VERSION);
   ASSERT_EQ(tls12.handshake(), "");
   EXPECT_EQ(tls12.version(), TLS1_2_VERSION);
+}
+
+TEST(http_server_tls, tls_1_2_suites_without_forward_secrecy_or_aead_are_refused) {
+  tls_harness harness;
+  for (const char* suites : {"AES128-SHA:AES256-SHA:AES128-GCM-SHA256:@SECLEVEL=0",
+                             "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA384:@SECLEVEL=0"}) {
+    SCOPED_TRACE(suites);
+    tls_client weak(harness.port(), harness.pki().ca_pem, TLS1_2_VERSION, suites);
+    EXPECT_EQ(weak.handshake(), "sslv3 alert handshake failure");
+  }
+  tls_client aead(harness.port(), harness.pki().ca_pem, TLS1_2_VERSION,
+                  "ECDHE-ECDSA-CHACHA20-POLY1305");
+  EXPECT_EQ(aead.handshake(), "");
 }
 
 TEST(http_server_tls, a_plain_http_request_is_told_to_use_https) {
