@@ -27,6 +27,8 @@ from test_startup_errors import assert_refused, serve
 GO_COMMANDS = {"go1.19": "/usr/lib/go-1.19/bin/go", "go1.23": "/usr/lib/go-1.23/bin/go"}
 OPENSSL_TIMEOUT = 30.0
 RELOAD_SECONDS = 10.0
+# An idle connection is closed at once by a drain; the TLS goodbye waits at most a second.
+DRAIN_SECONDS = 5.0
 # Bytes the slow download reads before the reload, and the pace of the rest.
 HEAD_START_BYTES = 1 << 20
 SLOW_CHUNK_BYTES = 1 << 20
@@ -184,6 +186,20 @@ def test_an_old_tls_version_is_refused(tree, make_upstream, start_proxy, pki):
         with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
             old.wrap_socket(raw, server_hostname="127.0.0.1")
     assert served_serial(proxy.port, pki.ca) == "3001"
+
+
+def test_sigterm_drains_with_tls_connections_open(tree, make_upstream, start_proxy, pki):
+    upstream = make_upstream(tree.root)
+    cert, key = pki.issue("server", 0x5001)
+    proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
+    idle = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=10,
+                                       context=client_context(pki.ca))
+    idle.request("GET", "/healthz")
+    assert idle.getresponse().read() == b"ok\n"
+    started = time.monotonic()
+    assert proxy.terminate(timeout=DRAIN_SECONDS) == 0
+    assert time.monotonic() - started < DRAIN_SECONDS
+    idle.close()
 
 
 def test_bad_tls_files_refuse_start_up_in_one_line(tmp_path, pki):
