@@ -163,13 +163,20 @@ def test_go_builds_over_https_and_a_sighup_renews_the_certificate_mid_download(
     assert proxy.running()
 
 
-def test_plain_http_to_the_tls_port_is_told_to_use_https(tree, make_upstream, start_proxy, pki):
+def test_plain_http_to_the_tls_port_is_told_to_use_https(tree, make_upstream, start_proxy, pki,
+                                                          make_go):
     upstream = make_upstream(tree.root)
     cert, key = pki.issue("server", 0x2001)
     proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
     answer = http_request(proxy.port, "/healthz")
     assert answer.status == 400
     assert answer.text == "this server speaks HTTPS only: use an https:// URL\n"
+    # What a developer with an http:// GOPROXY sees.
+    go = make_go(f"http://127.0.0.1:{proxy.port}")
+    proc = go.run("mod", "download", f"{mt.HELLO}@v1.0.0", check=False)
+    assert proc.returncode != 0
+    assert "400 Bad Request" in proc.stderr
+    assert "server response: this server speaks HTTPS only: use an https:// URL" in proc.stderr
 
 
 # The client offers TLS 1.1 at most on purpose: the server must be the one that refuses it.
