@@ -137,8 +137,12 @@ std::optional<std::string> tls_credentials::reload() {
 std::shared_ptr<tls_credentials::loaded> tls_credentials::build(const std::string& cert_file,
                                                                 const std::string& key_file,
                                                                 std::string& error) {
-  // A failure earlier in this thread must not be reported as this load's reason.
+  // OpenSSL's error queue is per thread: an entry left from before must not become this load's
+  // reason, nor one left by this load a later handshake's on the same thread.
   ERR_clear_error();
+  struct clear_errors_on_return {
+    ~clear_errors_on_return() { ERR_clear_error(); }
+  } cleared;
   std::string chain;
   if (auto why = read_file(cert_file, chain)) {
     error = "tls_cert: cannot read " + quoted(cert_file) + ": " + *why +
