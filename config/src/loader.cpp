@@ -269,6 +269,18 @@ std::optional<problem> check_ca_file(const std::string& text) {
   return std::nullopt;
 }
 
+// Only readability here: whether the files hold a certificate and its key is the server's check
+// (server/tls_credentials), which a reload repeats.
+std::optional<problem> check_tls_file(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::error_code ec;
+  const bool regular = std::filesystem::is_regular_file(text, ec);
+  if (!regular || !std::ifstream(text).good()) {
+    return quote(text) + " is not a readable file; expected a PEM file path, or empty for none";
+  }
+  return std::nullopt;
+}
+
 // "a, b,,c" -> {a, b, c}: spaces around entries and empty entries are dropped.
 std::vector<std::string> split_module_list(std::string_view text) {
   std::vector<std::string> out;
@@ -294,7 +306,7 @@ std::optional<problem> check_module_list(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 38> keys = {{
+const std::array<key_spec, 40> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -340,6 +352,11 @@ const std::array<key_spec, 38> keys = {{
      int_key{&settings::max_header_bytes, 1024, 1048576}},
     {"max_connections", "N", "most client connections open at once",
      int_key{&settings::max_connections, 1, 1000000}},
+    {"tls_cert", "FILE",
+     "PEM certificate chain: with tls_key, the listener speaks TLS only (empty: plain HTTP)",
+     text_key{&settings::tls_cert, check_tls_file}},
+    {"tls_key", "FILE", "PEM private key of tls_cert; SIGHUP reloads both files",
+     text_key{&settings::tls_key, check_tls_file}},
     {"all_failed_502", "BOOL", "answer 502 instead of 404 when every tier failed",
      bool_key{&settings::all_failed_502}},
     {"ca_file", "FILE", "extra PEM CA bundle for upstream TLS (empty: system CAs only)",
@@ -796,6 +813,12 @@ std::variant<settings, load_error> load_settings(
     return load_error{
         "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "
         "or at least one sumdb entry"};
+  }
+  if (s.tls_cert.empty() != s.tls_key.empty()) {
+    const std::string given = s.tls_cert.empty() ? "tls_key" : "tls_cert";
+    const std::string missing = s.tls_cert.empty() ? "tls_cert" : "tls_key";
+    return load_error{"gomodproxy: " + missing + ": empty while " + given +
+                      " is set; expected both tls_cert and tls_key, or neither"};
   }
   if (s.hedge_after_text != "auto") s.hedge_after = parse_duration(s.hedge_after_text);
   if (s.stall_min > s.stall_max) {

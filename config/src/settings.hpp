@@ -66,6 +66,8 @@ struct settings {
       1000};  ///< /readyz fails this long before the listener closes. Key: drain_grace
   std::uint32_t max_header_bytes = 16384;  ///< Key: max_header_bytes
   std::uint32_t max_connections = 10000;   ///< Key: max_connections
+  std::string tls_cert;  ///< PEM chain; with tls_key the listener speaks TLS. Key: tls_cert
+  std::string tls_key;   ///< PEM private key of tls_cert. Key: tls_key
   bool all_failed_502 =
       false;            ///< answer 502 (not 404) when every tier failed. Key: all_failed_502
   std::string ca_file;  ///< extra CA bundle for upstream TLS. Key: ca_file

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -48,6 +49,7 @@
 #include "resolver/resolver.hpp"
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
+#include "server/tls_credentials.hpp"
 #include "settings.hpp"
 #include "upstream/dns_resolver.hpp"
 #include "upstream/http_client.hpp"
@@ -155,6 +157,24 @@ net::awaitable<monitor::probe_answer> probe_get(upstream::http_client& client, s
   if (fetched.status != 0) answer.ttfb = fetched.ttfb;
   answer.reason = fetched.result == upstream::outcome::ok ? "200" : fetched.reason;
   co_return answer;
+}
+
+// SIGHUP re-reads the TLS certificate and key, for a certificate renewed in place (certbot, a
+// CA's agent). Connections already open keep the certificate they were given.
+net::awaitable<void> reload_tls_on_hangup(net::signal_set& hangups,
+                                          server::tls_credentials& credentials) {
+  for (;;) {
+    auto [ec, signal_number] = co_await hangups.async_wait(net::as_tuple(net::use_awaitable));
+    if (ec) co_return;
+    (void)signal_number;
+    if (auto error = credentials.reload()) {
+      spdlog::error("tls: reload failed, the old certificate stays in use: {}", *error);
+      continue;
+    }
+    auto loaded = credentials.summary();
+    spdlog::info("tls: certificate reloaded (subject {}, not after {}, serial {})", loaded.subject,
+                 loaded.not_after, loaded.serial);
+  }
 }
 
 // Start-up failures (a setting the process cannot use) exit with this, after one line on stderr
@@ -338,7 +358,18 @@ int serve(const config::settings& settings) {
                                    : server::text_answer{503, "no usable upstream tier\n"};
   });
 
+  std::shared_ptr<server::tls_credentials> tls;
+  if (!settings.tls_cert.empty()) {
+    std::string tls_error;
+    tls = server::tls_credentials::load(settings.tls_cert, settings.tls_key, tls_error);
+    if (!tls) {
+      std::fprintf(stderr, "gomodproxy: %s\n", tls_error.c_str());
+      return exit_bad_setting;
+    }
+  }
+
   server::server_options server_options;
+  server_options.tls = tls;
   server_options.host = host;
   server_options.port = port;
   server_options.request_timeout = settings.request_timeout;
@@ -383,6 +414,13 @@ int serve(const config::settings& settings) {
       health, metrics);
   prober.start();
 
+  // Registered only with TLS on: without it SIGHUP keeps its default action.
+  net::signal_set hangups(io);
+  if (tls) {
+    hangups.add(SIGHUP);
+    net::co_spawn(io, reload_tls_on_hangup(hangups, *tls), log_if_thrown("the TLS reloader"));
+  }
+
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
@@ -426,12 +464,17 @@ int serve(const config::settings& settings) {
     io_pool.emplace_back([&context] { context->run(); });
   }
 
-  std::printf("gomodproxy listening on http://%s:%u\n",
+  std::printf("gomodproxy listening on %s://%s:%u\n", tls ? "https" : "http",
               host.find(':') == std::string::npos ? host.c_str() : ("[" + host + "]").c_str(),
               static_cast<unsigned>(*bound));
   std::fflush(stdout);
-  spdlog::info("listening on {}:{}, cache {}, upstreams {}", host, *bound, settings.cache_dir,
-               settings.upstreams_text);
+  spdlog::info("listening on {}:{}{}, cache {}, upstreams {}", host, *bound, tls ? " (TLS)" : "",
+               settings.cache_dir, settings.upstreams_text);
+  if (tls) {
+    auto loaded = tls->summary();
+    spdlog::info("tls: certificate subject {}, not after {}, serial {}", loaded.subject,
+                 loaded.not_after, loaded.serial);
+  }
 
   io.run();
   // The drain is over. Connections it cancelled still finish on their own threads; a context runs

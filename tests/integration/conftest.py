@@ -26,7 +26,7 @@ from go_output import decode_json_stream  # noqa: E402
 from polling import wait_until_listening  # noqa: E402
 from test_upstream import TestUpstream  # noqa: E402
 
-LISTEN_RE = re.compile(rb"^gomodproxy listening on http://127\.0\.0\.1:(\d+)\s*$")
+LISTEN_RE = re.compile(rb"^gomodproxy listening on (?:http|https)://127\.0\.0\.1:(\d+)\s*$")
 SANITIZER_RE = re.compile(r"runtime error:|ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer")
 STARTUP_TIMEOUT = 20.0
 GO_TIMEOUT = 180.0
@@ -139,7 +139,9 @@ class ProxyProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.stdout_lines[0].startswith(b"gomodproxy listening on https:") \
+            else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:

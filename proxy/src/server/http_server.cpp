@@ -1,5 +1,7 @@
 #include "server/http_server.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -9,6 +11,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -19,12 +23,15 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <ctime>
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <unordered_map>
 
 #include "log_if_thrown.hpp"
+#include "server/tls_credentials.hpp"
 
 namespace gomodproxy::server {
 namespace net = boost::asio;
@@ -116,12 +123,13 @@ std::string serialize_head(const response_head& head, std::uint64_t content_leng
 
 using clock = std::chrono::steady_clock;
 constexpr auto no_deadline = clock::time_point::max();
+constexpr std::chrono::milliseconds close_notify_wait{1000};
 
 // What a drain and the deadline watchdog need to reach an open connection: its executor, its
-// stream (null before the connection's coroutine starts and once it is done), the deadline of
-// the phase it is in and whether a request is being answered. `stream` is written under the
-// server's connections mutex (a drain reads it there from another thread); the rest is touched
-// on the connection's executor only, except `busy`.
+// TCP stream (under TLS, the layer below it; null before the connection's coroutine starts and once
+// it is done), the deadline of the phase it is in and whether a request is being answered. `stream`
+// is written under the server's connections mutex (a drain reads it there from another thread); the
+// rest is touched on the connection's executor only, except `busy`.
 struct connection_state {
   explicit connection_state(net::any_io_executor on) : executor(std::move(on)) {}
   const net::any_io_executor executor;
@@ -131,9 +139,12 @@ struct connection_state {
   net::steady_timer* watchdog = nullptr;
 };
 
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+template <class Stream>
 class connection_writer final : public response_writer {
  public:
-  connection_writer(beast::tcp_stream& stream, connection_state& state,
+  connection_writer(Stream& stream, connection_state& state,
                     std::chrono::milliseconds write_timeout, bool head_only, bool keep_alive,
                     bool http10)
       : stream_(stream),
@@ -208,7 +219,7 @@ class connection_writer final : public response_writer {
     co_return true;
   }
 
-  beast::tcp_stream& stream_;
+  Stream& stream_;
   connection_state& state_;
   std::chrono::milliseconds write_timeout_;
   bool head_only_;
@@ -365,34 +376,102 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     auto self = shared_from_this();
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    beast::tcp_stream stream(std::move(socket));
+    if (!options_.tls) {
+      beast::tcp_stream stream(std::move(socket));
+      co_await serve_stream(stream, id, std::move(state));
+      co_return;
+    }
+    // Taken once, here: a reload while this connection is open changes only later ones.
+    auto context = options_.tls->context();
+    tls_stream stream(std::move(socket), *context);
+    co_await serve_stream(stream, id, std::move(state));
+  }
+
+  template <class Stream>
+  net::awaitable<void> serve_stream(Stream& stream, std::uint64_t id,
+                                    std::shared_ptr<connection_state> state) {
+    constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+    beast::tcp_stream& tcp_layer = beast::get_lowest_layer(stream);
     // Declared after the stream, so it is gone from the books before the stream is destroyed.
-    registration registered(*this, id, state, stream);
-    net::co_spawn(stream.get_executor(), watch_deadline(state),
+    registration registered(*this, id, state, tcp_layer);
+    net::co_spawn(tcp_layer.get_executor(), watch_deadline(state),
                   log_if_thrown("a connection's deadline watchdog"));
+    bool secured = true;
+    if constexpr (is_tls) secured = co_await handshake(stream, *state);
+    if (secured) co_await exchange(stream, *state);
+    if constexpr (is_tls) {
+      if (secured) co_await close_notify(stream, *state);
+    }
+    boost::system::error_code ignored;
+    tcp_layer.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcp_layer.close();
+    if (state->watchdog) state->watchdog->cancel();
+  }
+
+  // Requests and responses until the client, a deadline, an error or a drain ends the connection.
+  template <class Stream>
+  net::awaitable<void> exchange(Stream& stream, connection_state& state) {
     // Bounded: a pipelining client can queue at most this much unparsed input with us.
     beast::flat_buffer buffer(options_.max_header_bytes + 8192);
     bool first = true;
     while (!draining_.load()) {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(options_.max_header_bytes);
-      state->deadline = clock::now() + (first ? options_.request_timeout : options_.idle_timeout);
+      state.deadline = clock::now() + (first ? options_.request_timeout : options_.idle_timeout);
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
       (void)n;
-      state->deadline = no_deadline;
+      state.deadline = no_deadline;
       if (ec) {
-        co_await answer_read_error(stream, *state, ec);
+        co_await answer_read_error(stream, state, ec);
         break;
       }
-      state->busy.store(true);
-      bool keep = co_await answer(stream, *state, parser.get());
-      state->busy.store(false);
+      state.busy.store(true);
+      bool keep = co_await answer(stream, state, parser.get());
+      state.busy.store(false);
       if (!keep) break;
       first = false;
     }
-    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    stream.close();
-    if (state->watchdog) state->watchdog->cancel();
+  }
+
+  // The handshake shares the first request's deadline: a client that connects and then stalls
+  // (or speaks too slowly) costs no more than one that sends no headers.
+  net::awaitable<bool> handshake(tls_stream& stream, connection_state& state) {
+    if (draining_.load()) co_return false;
+    state.deadline = clock::now() + options_.request_timeout;
+    auto [ec] = co_await stream.async_handshake(net::ssl::stream_base::server, use_tuple);
+    state.deadline = no_deadline;
+    if (!ec) co_return true;
+    if (ec.category() == net::error::get_ssl_category() &&
+        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+      co_await refuse_plain_http(beast::get_lowest_layer(stream), state);
+    } else {
+      spdlog::debug("tls handshake failed: {}", ec.message());
+    }
+    co_return false;
+  }
+
+  // A client that sent plain HTTP to the TLS port (an http:// GOPROXY) is told so in words the
+  // go command prints, instead of seeing the connection drop.
+  net::awaitable<void> refuse_plain_http(beast::tcp_stream& stream, connection_state& state) {
+    response_head head;
+    head.status = 400;
+    head.content_type = "text/plain; charset=utf-8";
+    head.cache_control = "no-store";
+    connection_writer<beast::tcp_stream> writer(stream, state, options_.write_timeout, false, false,
+                                                false);
+    const std::string_view body = "this server speaks HTTPS only: use an https:// URL\n";
+    (void)co_await writer.send(head, body);
+    if (options_.on_response) options_.on_response(400, writer.body_sent());
+    if (options_.access_log) access_log_->info("- - 400 {} 0 - -", body.size());
+  }
+
+  // Tells the client the stream ends here, so it can tell a complete response from a cut one.
+  // The wait for its answer is short: it only confirms, and a client that never answers must
+  // not hold a drain.
+  net::awaitable<void> close_notify(tls_stream& stream, connection_state& state) {
+    state.deadline = clock::now() + std::min(options_.write_timeout, close_notify_wait);
+    (void)co_await stream.async_shutdown(use_tuple);
+    state.deadline = no_deadline;
   }
 
   // Enforces the connection's phase deadlines by looking at them on a coarse tick, instead of
@@ -416,7 +495,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     state->watchdog = nullptr;
   }
 
-  net::awaitable<void> answer_read_error(beast::tcp_stream& stream, connection_state& state,
+  template <class Stream>
+  net::awaitable<void> answer_read_error(Stream& stream, connection_state& state,
                                          const boost::system::error_code& ec) {
     int status = 0;
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
@@ -430,7 +510,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     head.status = status;
     head.content_type = "text/plain; charset=utf-8";
     head.cache_control = "no-store";
-    connection_writer writer(stream, state, options_.write_timeout, false, false, false);
+    connection_writer<Stream> writer(stream, state, options_.write_timeout, false, false, false);
     std::string body =
         status == 431 ? "request header fields too large\n" : "bad request: " + ec.message() + "\n";
     (void)co_await writer.send(head, body);
@@ -441,13 +521,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   }
 
   // Returns whether the connection may carry another request.
-  net::awaitable<bool> answer(beast::tcp_stream& stream, connection_state& state,
+  template <class Stream>
+  net::awaitable<bool> answer(Stream& stream, connection_state& state,
                               const http::request<http::empty_body>& request) {
     auto started = std::chrono::steady_clock::now();
     bool is_head = request.method() == http::verb::head;
     bool keep_alive = request.keep_alive() && !draining_.load();
-    connection_writer writer(stream, state, options_.write_timeout, is_head, keep_alive,
-                             request.version() == 10);
+    connection_writer<Stream> writer(stream, state, options_.write_timeout, is_head, keep_alive,
+                                     request.version() == 10);
     request_view view{request.method_string(), request.target(), is_head};
     if (request.method() != http::verb::get && !is_head) {
       response_head head;

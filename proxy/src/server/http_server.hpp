@@ -1,6 +1,6 @@
-// HTTP/1.1 front: sockets, request parsing with header limits, keep-alive and bounded pipelining,
-// per-phase deadlines, exact-path routing, access log, graceful drain. Knows nothing of Go
-// modules; Beast stays inside http_server.cpp.
+// HTTP/1.1 front: sockets, optional TLS, request parsing with header limits, keep-alive and
+// bounded pipelining, per-phase deadlines, exact-path routing, access log, graceful drain. Knows
+// nothing of Go modules; Beast and Asio's SSL stay inside http_server.cpp.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -17,6 +17,8 @@
 #include <vector>
 
 namespace gomodproxy::server {
+
+class tls_credentials;
 
 struct server_options {
   std::string host = "127.0.0.1";                    ///< numeric address. Default: 127.0.0.1
@@ -36,6 +38,9 @@ struct server_options {
   /// io_context per core, so a connection never hands work to another thread). Default: empty,
   /// meaning a strand of the listening io_context per connection.
   std::vector<boost::asio::any_io_executor> connection_executors;
+  /// When set, every connection speaks TLS with the credentials' context at the time it was
+  /// accepted (the handshake must finish within request_timeout). Default: null, plain HTTP.
+  std::shared_ptr<tls_credentials> tls;
 };
 
 struct request_view {

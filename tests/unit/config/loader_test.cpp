@@ -89,6 +89,8 @@ const std::vector<std::string> all_keys = {"listen",
                                            "drain_grace",
                                            "max_header_bytes",
                                            "max_connections",
+                                           "tls_cert",
+                                           "tls_key",
                                            "all_failed_502",
                                            "ca_file",
                                            "probe_interval",
@@ -151,6 +153,8 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.max_connections, want.max_connections);
   EXPECT_EQ(got.all_failed_502, want.all_failed_502);
   EXPECT_EQ(got.ca_file, want.ca_file);
+  EXPECT_EQ(got.tls_cert, want.tls_cert);
+  EXPECT_EQ(got.tls_key, want.tls_key);
   EXPECT_EQ(got.probe_interval, want.probe_interval);
   EXPECT_EQ(got.probe_modules_text, want.probe_modules_text);
   EXPECT_EQ(got.private_probe_modules_text, want.private_probe_modules_text);
@@ -763,6 +767,36 @@ TEST(load_settings, ca_file_without_certificates_is_refused) {
   }
 }
 
+TEST(loader, tls_cert_and_key_come_together_and_must_be_readable) {
+  temp_dir dir;
+  const auto cert = dir.write("cert.pem", "-----BEGIN CERTIFICATE-----\n");
+  const auto key = dir.write("key.pem", "-----BEGIN PRIVATE KEY-----\n");
+  const settings both = load_ok({"--tls-cert", cert, "--tls-key", key}, {});
+  EXPECT_EQ(both.tls_cert, cert);
+  EXPECT_EQ(both.tls_key, key);
+  struct refusal {
+    std::vector<std::string> args;
+    std::string starts;
+    std::string contains;
+  };
+  const std::vector<refusal> cases = {
+      {{"--tls-cert", cert}, "gomodproxy: tls_key: ", "expected both tls_cert and tls_key"},
+      {{"--tls-key", key}, "gomodproxy: tls_cert: ", "expected both tls_cert and tls_key"},
+      {{"--tls-cert", cert, "--tls-key", cert + ".missing"},
+       "gomodproxy: tls_key: ",
+       "is not a readable file"},
+      {{"--tls-cert", std::filesystem::path(cert).parent_path().string(), "--tls-key", key},
+       "gomodproxy: tls_cert: ",
+       "is not a readable file"},
+  };
+  for (const auto& c : cases) {
+    const auto message = load_fail(c.args, {});
+    EXPECT_TRUE(message.starts_with(c.starts)) << message;
+    EXPECT_NE(message.find(c.contains), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+  }
+}
+
 TEST(example_config, loads_and_equals_defaults) {
   ASSERT_TRUE(std::filesystem::exists(example_file())) << example_file();
   const settings s = load_ok({"--config", example_file().string()}, {});
@@ -789,7 +823,7 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
     std::string value;
     if (key == "all_failed_502") {
       value = "true";
-    } else if (key == "ca_file") {
+    } else if (key == "ca_file" || key == "tls_cert" || key == "tls_key") {
       value = "";
     } else if (key == "io_threads" || key == "fill_threads" || key == "direct_concurrency") {
       value = "3";

@@ -1,0 +1,157 @@
+// Loading and reloading the TLS listener's certificate and key: what is refused and in which
+// words, and that a failed reload leaves the certificate in use alone.
+#include "server/tls_credentials.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <boost/asio/ssl/context.hpp>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "tests/support/cpp/test_certificates.hpp"
+
+namespace gomodproxy::server {
+namespace {
+
+class temp_dir {
+ public:
+  temp_dir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "gmp-tls-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+
+  std::string write(const std::string& name, const std::string& content) const {
+    const auto file = path_ / name;
+    std::ofstream(file, std::ios::binary) << content;
+    return file.string();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+TEST(tls_credentials, loads_a_certificate_and_its_key) {
+  temp_dir dir;
+  const auto pki = test::make_test_pki({"localhost"}, {"127.0.0.1"});
+  std::string error;
+  auto credentials = tls_credentials::load(dir.write("cert.pem", pki.server_cert_pem),
+                                           dir.write("key.pem", pki.server_key_pem), error);
+  ASSERT_TRUE(credentials) << error;
+  EXPECT_TRUE(error.empty());
+  ASSERT_TRUE(credentials->context());
+  const auto summary = credentials->summary();
+  EXPECT_EQ(summary.subject, "CN=gomodproxy test server");
+  EXPECT_EQ(summary.serial, "02");
+  EXPECT_FALSE(summary.not_after.empty());
+}
+
+TEST(tls_credentials, bad_files_are_refused_with_the_setting_and_path_named) {
+  temp_dir dir;
+  const auto pki = test::make_test_pki({"localhost"}, {"127.0.0.1"});
+  const auto other = test::make_test_pki({"localhost"}, {"127.0.0.1"});
+  const auto cert = dir.write("cert.pem", pki.server_cert_pem);
+  const auto key = dir.write("key.pem", pki.server_key_pem);
+  struct refusal {
+    std::string name;
+    std::string cert_file;
+    std::string key_file;
+    std::string starts;
+    std::string contains;
+  };
+  const std::vector<refusal> cases = {
+      {"missing certificate", dir.write("x", "") + ".missing", key, "tls_cert: cannot read ",
+       "No such file"},
+      {"missing key", cert, cert + ".missing", "tls_key: cannot read ", "No such file"},
+      {"text as certificate", dir.write("text.pem", "not a certificate\n"), key,
+       "tls_cert: ", "holds no usable certificate"},
+      {"empty certificate", dir.write("empty.pem", ""), key,
+       "tls_cert: ", "holds no usable certificate"},
+      {"key as certificate", key, key, "tls_cert: ", "holds no usable certificate"},
+      {"certificate as key", cert, cert, "tls_key: ", "holds no usable private key"},
+      {"another certificate's key", cert, dir.write("other-key.pem", other.server_key_pem),
+       "tls_key: ", "is not the key of the certificate in"},
+      {"line break in the path", dir.write("a\nb.pem", "junk"), key, "tls_cert: ", "\\x0a"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    std::string error;
+    EXPECT_FALSE(tls_credentials::load(c.cert_file, c.key_file, error));
+    EXPECT_TRUE(error.starts_with(c.starts)) << error;
+    EXPECT_NE(error.find(c.contains), std::string::npos) << error;
+    EXPECT_EQ(error.find('\n'), std::string::npos) << error;
+    EXPECT_EQ(error.find("PRIVATE KEY"), std::string::npos) << error;
+  }
+}
+
+// OpenSSL asks for a passphrase on the terminal by default; start-up and SIGHUP must not wait on
+// one, so an encrypted key is refused instead.
+TEST(tls_credentials, an_encrypted_key_is_refused_without_asking_for_a_passphrase) {
+  temp_dir dir;
+  const auto pki = test::make_test_pki({"localhost"}, {"127.0.0.1"});
+  std::unique_ptr<BIO, decltype(&BIO_free)> in(
+      BIO_new_mem_buf(pki.server_key_pem.data(), static_cast<int>(pki.server_key_pem.size())),
+      BIO_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(in.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  ASSERT_TRUE(key);
+  std::unique_ptr<BIO, decltype(&BIO_free)> out(BIO_new(BIO_s_mem()), BIO_free);
+  char passphrase[] = "secret";
+  ASSERT_EQ(PEM_write_bio_PKCS8PrivateKey(out.get(), key.get(), EVP_aes_256_cbc(), passphrase,
+                                          sizeof passphrase - 1, nullptr, nullptr),
+            1);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(out.get(), &data);
+  std::string error;
+  EXPECT_FALSE(tls_credentials::load(dir.write("cert.pem", pki.server_cert_pem),
+                                     dir.write("key.pem", std::string(data, size)), error));
+  EXPECT_TRUE(error.starts_with("tls_key: ")) << error;
+  EXPECT_NE(error.find("holds no usable private key"), std::string::npos) << error;
+}
+
+TEST(tls_credentials, reload_swaps_in_new_files_and_a_failed_one_keeps_the_old) {
+  temp_dir dir;
+  const auto first = test::make_test_pki({"localhost"}, {"127.0.0.1"});
+  const auto second = test::make_test_pki({"localhost"}, {"127.0.0.1"});
+  const auto cert = dir.write("cert.pem", first.server_cert_pem);
+  const auto key = dir.write("key.pem", first.server_key_pem);
+  std::string error;
+  auto credentials = tls_credentials::load(cert, key, error);
+  ASSERT_TRUE(credentials) << error;
+  const auto before = credentials->context();
+
+  // A certificate replaced before its key: the pair does not match, so nothing changes.
+  dir.write("cert.pem", second.server_cert_pem);
+  auto failed = credentials->reload();
+  ASSERT_TRUE(failed);
+  EXPECT_TRUE(failed->starts_with("tls_key: ")) << *failed;
+  EXPECT_EQ(credentials->context(), before);
+
+  dir.write("key.pem", second.server_key_pem);
+  EXPECT_EQ(credentials->reload(), std::nullopt);
+  const auto after = credentials->context();
+  EXPECT_NE(after, before);
+  // The old context is still whole for the connections that hold it.
+  EXPECT_NE(SSL_CTX_get0_certificate(before->native_handle()), nullptr);
+  EXPECT_NE(X509_cmp(SSL_CTX_get0_certificate(before->native_handle()),
+                     SSL_CTX_get0_certificate(after->native_handle())),
+            0);
+
+  std::filesystem::remove(key);
+  failed = credentials->reload();
+  ASSERT_TRUE(failed);
+  EXPECT_TRUE(failed->starts_with("tls_key: cannot read ")) << *failed;
+  EXPECT_EQ(credentials->context(), after);
+}
+
+}  // namespace
+}  // namespace gomodproxy::server
