@@ -26,6 +26,7 @@
 #include <iostream>
 #include <set>
 #include <thread>
+#include <variant>
 
 #include "bootstrap_script.hpp"
 #include "cache/cache_store.hpp"
@@ -44,6 +45,7 @@
 #include "protocol/escape.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
+#include "server/access_control.hpp"
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
 #include "settings.hpp"
@@ -329,6 +331,14 @@ int serve(const config::settings& settings) {
                                    : server::text_answer{503, "no usable upstream tier\n"};
   });
 
+  // Read before listening, so that an unreadable or malformed token file stops start-up.
+  auto loaded_access = server::access_control::load(settings.auth_file, settings.admin_token);
+  if (auto* problem = std::get_if<std::string>(&loaded_access)) {
+    std::fprintf(stderr, "gomodproxy: %s\n", problem->c_str());
+    return exit_bad_setting;
+  }
+  auto access = std::move(std::get<std::unique_ptr<server::access_control>>(loaded_access));
+
   server::server_options server_options;
   server_options.host = host;
   server_options.port = port;
@@ -344,6 +354,20 @@ int serve(const config::settings& settings) {
   server_options.on_response = [&metrics](int, std::uint64_t body_bytes) {
     if (body_bytes > 0) metrics.count_bytes_sent(body_bytes);
   };
+  if (access->enabled()) {
+    server_options.authorize = [&access, &metrics](
+                                   std::string_view path,
+                                   std::string_view authorization) -> std::optional<std::string> {
+      auto decision = access->check(path, authorization);
+      if (decision.allowed) return std::move(decision.name);
+      metrics.count_unauthorized(
+          server::classify(path) == server::path_class::admin ? monitor::refused_route::admin
+                                                              : monitor::refused_route::client,
+          decision.reason == server::refusal::missing ? monitor::refused_because::missing
+                                                      : monitor::refused_because::invalid);
+      return std::nullopt;
+    };
+  }
   server::http_server http(io, server_options, module_resolver);
   http.add_route("/healthz", healthz);
   http.add_route("/readyz", readyz);
@@ -358,6 +382,27 @@ int serve(const config::settings& settings) {
     return exit_bad_setting;
   }
   if (direct_source) direct_source->report(settings);
+
+  // SIGHUP rereads the token files. Asio hands a signal to every set waiting for it, so other
+  // reloads on SIGHUP see it too; a file that no longer parses leaves the old tokens in force.
+  net::signal_set reload_signals(io);
+  std::function<void()> wait_for_reload = [&] {
+    reload_signals.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      auto reloaded = access->reload();
+      if (auto* count = std::get_if<std::size_t>(&reloaded)) {
+        spdlog::info("auth: token files reread, {} client tokens", *count);
+      } else {
+        spdlog::error("auth: {}; the previous tokens stay in force",
+                      std::get<std::string>(reloaded));
+      }
+      wait_for_reload();
+    });
+  };
+  if (!settings.auth_file.empty() || settings.admin_token.starts_with('@')) {
+    reload_signals.add(SIGHUP);
+    wait_for_reload();
+  }
   http.start();
 
   // A probe waits at most the tier's stall limit for a connect and again for the headers, then

@@ -104,7 +104,9 @@ const std::vector<std::string> all_keys = {"listen",
                                            "no_sumdb",
                                            "go_binary",
                                            "direct_concurrency",
-                                           "direct_allow"};
+                                           "direct_allow",
+                                           "auth_file",
+                                           "admin_token"};
 
 std::string flag_of(std::string key) {
   for (char& c : key) c = c == '_' ? '-' : c;
