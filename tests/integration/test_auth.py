@@ -41,26 +41,6 @@ def new_token() -> str:
     return secrets.token_hex(24)
 
 
-@pytest.fixture(scope="session")
-def test_ca(tmp_path_factory) -> LoopbackCa:
-    return LoopbackCa(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def https_front(test_ca):
-    """https_front(proxy) -> started TlsFront for it; all are stopped at teardown."""
-    fronts: list[TlsFront] = []
-
-    def make(proxy: ProxyProcess) -> TlsFront:
-        front = TlsFront(proxy.port, test_ca).start()
-        fronts.append(front)
-        return front
-
-    yield make
-    for front in fronts:
-        front.stop()
-
-
 class NetrcGo(GoRunner):
     """A GoRunner whose go reads credentials from the file `netrc` names (NETRC), or from an
     empty HOME when it is None, and trusts the test CA (SSL_CERT_FILE)."""
