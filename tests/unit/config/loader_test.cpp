@@ -948,6 +948,24 @@ TEST(loader, direct_settings_from_flags_env_and_file) {
   EXPECT_EQ(file.direct_allow_patterns, std::vector<std::string>{"a.lan"});
 }
 
+TEST(loader, token_settings_default_to_none_and_never_echo_the_admin_token) {
+  const settings defaults = load_ok({}, {});
+  EXPECT_EQ(defaults.auth_file, "");
+  EXPECT_EQ(defaults.admin_token, "");
+  const settings set = load_ok({"--auth-file", "/etc/gomodproxy/tokens"},
+                               {{"GOMODPROXY_ADMIN_TOKEN", "@/etc/gomodproxy/admin"}});
+  EXPECT_EQ(set.auth_file, "/etc/gomodproxy/tokens");
+  EXPECT_EQ(set.admin_token, "@/etc/gomodproxy/admin");
+
+  const std::string secret = "s3cret-admin-0123456789";
+  const std::string broken = load_fail({"--admin-token", secret + "\nmore"}, {});
+  EXPECT_NE(broken.find("gomodproxy: admin_token: "), std::string::npos) << broken;
+  EXPECT_NE(broken.find("line break"), std::string::npos) << broken;
+  EXPECT_EQ(broken.find(secret), std::string::npos) << broken;
+  EXPECT_NE(load_fail({"--admin-token=@"}, {}).find("names no file"), std::string::npos);
+  EXPECT_NE(load_fail({}, {{"GOMODPROXY_AUTH_FILE", "a\nb"}}).find("auth_file"), std::string::npos);
+}
+
 TEST(loader, bad_direct_settings_name_the_key) {
   struct row {
     std::vector<std::string> args;
