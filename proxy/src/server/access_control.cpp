@@ -256,7 +256,8 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
 
 std::variant<std::unique_ptr<access_control>, std::string> access_control::load(
     std::string auth_file, std::string admin_token) {
-  auto control = std::make_unique<access_control>(std::move(auth_file), std::move(admin_token));
+  std::unique_ptr<access_control> control(
+      new access_control(std::move(auth_file), std::move(admin_token)));
   auto loaded = control->read();
   if (auto* problem = std::get_if<std::string>(&loaded)) return std::move(*problem);
   control->rules_ = std::move(std::get<0>(loaded));
@@ -289,11 +290,11 @@ access_decision access_control::check(std::string_view path, std::string_view au
   const bool protected_route =
       needs != path_class::open && (admin_route || !rules->clients.empty());
   access_decision decision;
-  const auto token = presented_token(authorization);
   if (!protected_route) {
     decision.allowed = true;
     return decision;
   }
+  const auto token = presented_token(authorization);
   if (!token) {
     decision.reason = refusal::missing;
     return decision;

@@ -99,9 +99,10 @@ class access_control final {
   /// The auth file's path (empty when there is none).
   const std::string& auth_file() const { return auth_file_; }
 
+ private:
+  // Only load() makes one, so no instance exists without its tokens read.
   access_control(std::string auth_file, std::string admin_token_setting);
 
- private:
   struct rules {
     std::vector<named_token> clients;
     std::optional<std::array<unsigned char, 32>> admin;
