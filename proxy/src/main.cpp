@@ -122,6 +122,27 @@ monitor::metrics_layout monitored_tiers(const config::settings& settings) {
   return layout;
 }
 
+// The upstream list as the log shows it: the password of a tier URL (a central gomodproxy that
+// asks for a token: https://NAME:TOKEN@host) is replaced, as Go's url.Redacted does.
+std::string shown_upstreams(const std::vector<upstream::tier_spec>& tiers) {
+  std::string out;
+  for (std::size_t i = 0; i < tiers.size(); ++i) {
+    const auto& tier = tiers[i];
+    std::string entry = tier.type == upstream::tier_spec::kind::url ? tier.url : tier.name;
+    if (auto start = entry.find("://"); start != std::string::npos) {
+      start += 3;
+      const auto authority = entry.substr(start, entry.find('/', start) - start);
+      const auto at = authority.rfind('@');
+      const auto colon = authority.find(':');
+      if (at != std::string::npos && colon < at)
+        entry.replace(start + colon + 1, at - colon - 1, "xxxxx");
+    }
+    out += entry;
+    if (i + 1 < tiers.size()) out += tier.fall_through_on_error ? '|' : ',';
+  }
+  return out;
+}
+
 // Public tiers are probed with public modules only and private tiers with private ones, so a
 // private module name never reaches a public tier.
 std::vector<monitor::probe_target> probe_targets(const config::settings& settings,
@@ -459,7 +480,7 @@ int serve(const config::settings& settings) {
               static_cast<unsigned>(*bound));
   std::fflush(stdout);
   spdlog::info("listening on {}:{}, cache {}, upstreams {}", host, *bound, settings.cache_dir,
-               settings.upstreams_text);
+               shown_upstreams(settings.upstreams));
 
   io.run();
   // The drain is over. Connections it cancelled still finish on their own threads; a context runs

@@ -302,3 +302,33 @@ def test_bad_token_settings_are_refused_in_one_line_without_the_token(tmp_path):
     assert str(tmp_path / "none") in line
     line = assert_refused(serve(tmp_path, "--admin-token", "@"), "admin_token")
     assert "flag --admin-token" in line
+
+
+def test_a_replica_reaches_a_central_proxy_with_its_token_in_the_upstream_url(
+        tree, make_upstream, start_proxy, https_front, test_ca, tmp_path):
+    """Offices as a tree, with tokens: the replica names the central proxy as
+    https://NAME:TOKEN@host:port, and the token shows nowhere, not even in the upstream list the
+    replica logs at start-up."""
+    token = new_token()
+    (tmp_path / "tokens").write_text(f"office-b:{token}\n")
+    central = start_proxy(make_upstream(tree.root).url, "--auth-file", str(tmp_path / "tokens"))
+    front = https_front(central)
+    replica = start_proxy(f"https://office-b:{token}@127.0.0.1:{front.port}",
+                          "--ca-file", str(test_ca.bundle))
+    go = NetrcGo(GOS["go1.23"], tmp_path / "go", replica.url)
+    go.download_json(CHECK)
+    assert go.build_and_run_program() == mt.PROGRAM_OUTPUT
+
+    # Without the token in its URL, the central proxy's 401 is what the replica reports.
+    stranger = start_proxy(front.url, "--ca-file", str(test_ca.bundle))
+    answer = stranger.get(tree.get(mt.HELLO, "v1.2.0").url_path(".info"))
+    assert answer.status == 404 and "401" in answer.text, answer.text
+
+    wait_for(lambda: " office-b" in central.log_text(), 5, "the central access log")
+    replica_pages = (replica.get("/status.json").text + replica.get("/metrics").text +
+                     replica.get("/status").text)
+    assert "xxxxx@127.0.0.1" in replica.log_text()
+    # The harness writes each proxy's command line first; what the proxy wrote comes after.
+    written = [p.log_text().split("\n", 1)[1] for p in (replica, central, stranger)]
+    for text in (*written, replica_pages):
+        assert token not in text
