@@ -333,7 +333,8 @@ int serve(const config::settings& settings) {
     return server::text_answer{200, metrics.serialize(),
                                "text/plain; version=0.0.4; charset=utf-8"};
   });
-  // Readable by anyone who reaches the port, like /metrics: tier names and counts only.
+  // Readable by anyone who reaches the port unless tokens guard it, like /metrics: tier names and
+  // counts only.
   server::text_handler status_page([&metrics] {
     return server::text_answer{200, monitor::status_html(metrics.status()),
                                "text/html; charset=utf-8"};
