@@ -188,3 +188,26 @@ def test_token_into_a_new_netrc_and_an_edited_one_on_uninstall(token_proxy, test
     assert netrc.read_text() == "machine other.example login me password kept\n"
     netrc.unlink()
     assert machine.snapshot() == before
+
+
+def test_token_goes_to_the_netrc_that_NETRC_names(token_proxy, test_ca, tmp_path):
+    front, _, token, sumdb = token_proxy
+    machine = Machine(tmp_path / "machine", GOS["go1.19"], test_ca.bundle)
+    elsewhere = machine.home / "secrets" / "netrc"
+    elsewhere.parent.mkdir()
+    # The user's login shells set NETRC too, so the fresh shell the script checks in reads it.
+    with (machine.home / ".profile").open("a") as profile:
+        profile.write(f"export NETRC={elsewhere}\n")
+    before = machine.snapshot()
+    proc = machine.bootstrap("--proxy", front.url, "--sumdb", sumdb.vkey, "--check-module",
+                             CHECK_MODULE, "--token", token, NETRC=str(elsewhere))
+    assert proc.returncode == 0, proc.stdout
+    assert_no_token(proc, token)
+    assert f"warning: NETRC is set ({elsewhere})" in proc.stdout
+    assert not (machine.home / ".netrc").exists()
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o600
+    assert f"machine 127.0.0.1:{front.port} login gomodproxy password {token}\n" in \
+        elsewhere.read_text()
+    proc = machine.bootstrap("--uninstall", NETRC=str(elsewhere))
+    assert proc.returncode == 0
+    assert machine.snapshot() == before
