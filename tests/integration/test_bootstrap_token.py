@@ -58,7 +58,8 @@ class Machine:
         proc = subprocess.run(["sh", str(SCRIPT), *args], env=self.env(**extra),
                               capture_output=True, text=True, timeout=SCRIPT_TIMEOUT,
                               stdin=subprocess.DEVNULL)
-        print(f"$ bootstrap.sh {' '.join(args)}\n{proc.stdout}{proc.stderr}[exit {proc.returncode}]")
+        print(f"$ bootstrap.sh {' '.join(args)}\n{proc.stdout}{proc.stderr}"
+              f"[exit {proc.returncode}]")
         return proc
 
     def snapshot(self) -> dict:
