@@ -3,6 +3,7 @@
 # machine, checks the proxy answers the GOPROXY protocol before touching anything, configures go
 # with `go env -w`, optionally installs Go under $HOME/sdk (no sudo) from the golang.org/toolchain
 # module served and checksum-verified through the proxy, and checks the result in a fresh shell.
+# With --token it also writes the proxy's .netrc entry, which the go command sends over https.
 # A second run changes nothing; --uninstall puts back what the first run changed.
 #
 # POSIX sh on purpose: it must run under macOS's /bin/bash 3.2, dash and zsh-less machines alike.
@@ -33,6 +34,10 @@ Sets this machine's go up to use a gomodproxy instance, after checking the proxy
                          (default: sum.golang.org)
   --check-module M@V     module the final check resolves (default: golang.org/x/mod@latest)
   --install-go VERSION   install Go VERSION (e.g. 1.22.5) under ~/sdk/goVERSION from the proxy
+  --token TOKEN          client token of a proxy that asks for one (https:// only): written
+                         to ~/.netrc (or $NETRC) for the proxy's host and host:port, mode 600
+  --token-file FILE      read the token from FILE's first line (keeps it out of the process
+                         list and the shell history)
   --insecure-skip-verify install Go even when the proxy has no checksum database to verify it
   --dry-run              print every change, make none
   --uninstall            restore the go settings and shell profile saved by the first run
@@ -79,6 +84,8 @@ fallback=direct
 sumdb=sum.golang.org
 check_module=golang.org/x/mod@latest
 install_version=''
+token=''
+token_file=''
 insecure=0
 dry_run=0
 uninstall=0
@@ -100,6 +107,10 @@ while [ $# -gt 0 ]; do
 	--check-module=*) check_module=${1#*=} ;;
 	--install-go) need_value "$1" $# && install_version=$2 && shift ;;
 	--install-go=*) install_version=${1#*=} ;;
+	--token) need_value "$1" $# && token=$2 && shift ;;
+	--token=*) token=${1#*=} ;;
+	--token-file) need_value "$1" $# && token_file=$2 && shift ;;
+	--token-file=*) token_file=${1#*=} ;;
 	--insecure-skip-verify) insecure=1 ;;
 	--dry-run) dry_run=1 ;;
 	--uninstall) uninstall=1 ;;
@@ -139,6 +150,22 @@ if [ "$uninstall" -eq 0 ]; then
 		*[!0-9a-z.]*) usage_error "--install-go needs a Go version like 1.22.5: $install_version" ;;
 		esac
 	fi
+	if [ -n "$token_file" ]; then
+		[ -z "$token" ] || usage_error "--token and --token-file cannot be used together"
+		{ [ -f "$token_file" ] && [ -r "$token_file" ]; } || usage_error "--token-file: cannot read $token_file"
+		token=$(sed -n '1{s/^[[:space:]]*//;s/[[:space:]]*$//;p;}' "$token_file")
+		[ -n "$token" ] || usage_error "--token-file: the first line of $token_file holds no token"
+	fi
+	# Messages about the token never show it.
+	if [ -n "$token" ] || [ -n "$token_file" ]; then
+		case $proxy in
+		https://*) ;;
+		*) usage_error "--token needs an https:// proxy: the go command sends .netrc credentials over https only" ;;
+		esac
+		if [ -z "$token" ] || printf '%s' "$token" | LC_ALL=C grep -q '[^!-~]'; then
+			usage_error "the token must be printable ASCII without spaces"
+		fi
+	fi
 fi
 sumdb_name=${sumdb%%+*}
 case $sumdb_name in
@@ -150,6 +177,28 @@ case $sumdb in
 *+*+*) sumdb_key=$sumdb ;;
 sum.golang.org) sumdb_key=$sum_golang_org_key ;;
 esac
+
+# The .netrc entry names the proxy's host, and host:port when the URL has a port: go 1.19
+# matches a machine against the host name only, go 1.23 against the Host header, port included.
+netrc_file=${NETRC:-$HOME/.netrc}
+netrc_host='' netrc_host_port=''
+if [ -n "$token" ]; then
+	authority=${proxy#*://}
+	authority=${authority%%/*}
+	authority=${authority##*@}
+	case $authority in
+	\[*)
+		netrc_host=${authority#\[}
+		netrc_host=${netrc_host%%]*}
+		after_host=${authority#*]}
+		;;
+	*)
+		netrc_host=${authority%%:*}
+		after_host=${authority#"$netrc_host"}
+		;;
+	esac
+	case $after_host in :?*) netrc_host_port=$authority ;; esac
+fi
 
 state_dir=$HOME/.config/gomodproxy
 state_file=$state_dir/bootstrap.saved
@@ -338,6 +387,25 @@ if [ "$uninstall" -eq 1 ]; then
 		fi
 		[ "$dry_run" -eq 1 ] || rm -f "$backup"
 	fi
+	saved_netrc=$(state_get netrc)
+	if [ -n "$saved_netrc" ] && [ -f "$saved_netrc" ]; then
+		netrc_backup=$saved_netrc.gomodproxy-backup
+		netrc_existed=$(state_get netrc_existed)
+		netrc_untouched=0
+		[ "$(cksum <"$saved_netrc")" = "$(cat "$state_dir/netrc.sum" 2>/dev/null)" ] && netrc_untouched=1
+		if [ "$netrc_untouched" = 1 ] && [ "$netrc_existed" = 1 ]; then
+			say "$prefix: restore $saved_netrc from $netrc_backup"
+			[ "$dry_run" -eq 1 ] || mv -f "$netrc_backup" "$saved_netrc" || fail "cannot restore $saved_netrc"
+		elif [ "$netrc_untouched" = 1 ] ||
+			{ [ "$netrc_existed" = 0 ] && [ -z "$(profile_lines outside "$saved_netrc")" ]; }; then
+			say "$prefix: remove $saved_netrc (it did not exist before)"
+			[ "$dry_run" -eq 1 ] || rm -f "$saved_netrc"
+		else
+			say "$prefix: remove the gomodproxy block from $saved_netrc"
+			[ "$dry_run" -eq 1 ] || profile_lines outside "$saved_netrc" | replace_file "$saved_netrc"
+		fi
+		[ "$dry_run" -eq 1 ] || rm -f "$netrc_backup"
+	fi
 	if [ -n "$installed" ] && [ -d "$installed" ]; then
 		say "$prefix: remove $installed (installed by this script)"
 		if [ "$dry_run" -eq 0 ]; then
@@ -348,7 +416,8 @@ if [ "$uninstall" -eq 1 ]; then
 	say "$prefix: remove $state_file"
 	if [ "$dry_run" -eq 0 ]; then
 		config_dir_created=$(state_get config_dir_created)
-		rm -f "$state_file" "$state_dir/goenv.orig" "$state_dir/goenv.ours" "$state_dir/profile.ours"
+		rm -f "$state_file" "$state_dir/goenv.orig" "$state_dir/goenv.ours" "$state_dir/profile.ours" \
+			"$state_dir/netrc.sum"
 		rmdir "$state_dir" 2>/dev/null
 		[ "$config_dir_created" = 1 ] && rmdir "${state_dir%/*}" 2>/dev/null
 	fi
@@ -358,10 +427,20 @@ fi
 # --- reach the proxy --------------------------------------------------------------------------
 
 have curl || fail "curl is needed to reach the proxy"
-curl_get() { curl -sS --connect-timeout 5 --max-time 20 "$1"; }
+# curl, with the token (when there is one) as Basic auth read from stdin, so that it never
+# appears on a command line.
+curl_proxy() {
+	if [ -n "$token" ]; then
+		printf 'user = "gomodproxy:%s"\n' "$(printf '%s' "$token" | sed 's/[\\"]/\\&/g')" |
+			curl -K - "$@"
+	else
+		curl "$@"
+	fi
+}
+curl_get() { curl_proxy -sS --connect-timeout 5 --max-time 20 "$1"; }
 # The HTTP status of a GET of $1 (the body goes to $3, default nowhere), or curl's complaint.
 http_status() {
-	curl -sS -o "${3:-/dev/null}" -w '%{http_code}' --connect-timeout 5 --max-time "$2" "$1" 2>&1
+	curl_proxy -sS -o "${3:-/dev/null}" -w '%{http_code}' --connect-timeout 5 --max-time "$2" "$1" 2>&1
 }
 
 health=$(http_status "$proxy/healthz" 10)
@@ -380,7 +459,7 @@ else
 fi
 # Sets probe_code, probe_body and probe_seconds (time to first byte) for a GET of $1.
 probe() {
-	probe_out=$(curl -sS --connect-timeout 5 --max-time 30 -w '\n%{http_code} %{time_starttransfer}' \
+	probe_out=$(curl_proxy -sS --connect-timeout 5 --max-time 30 -w '\n%{http_code} %{time_starttransfer}' \
 		"$1" 2>&1) || fail "cannot reach $1 (nothing was changed)"
 	probe_status=$(printf '%s\n' "$probe_out" | tail -n 1)
 	probe_body=$(printf '%s\n' "$probe_out" | sed '$d')
@@ -427,6 +506,12 @@ if [ "$check_version" = latest ] && { [ "$probe_code" = 404 ] || [ "$probe_code"
 fi
 case $probe_code in
 200) ;;
+401)
+	if [ -n "$token" ]; then
+		fail "$probe_url answered 401: the proxy does not accept this token (nothing was changed)"
+	fi
+	fail "$probe_url answered 401: the proxy needs a client token; rerun with --token or --token-file (nothing was changed)"
+	;;
 *) fail "$probe_url answered $probe_code: the proxy cannot serve $check_module (nothing was changed)" ;;
 esac
 case $probe_body in
@@ -717,6 +802,41 @@ if [ -n "$install_dir" ]; then
 			say "change: add $sdk_dir/go$install_version/bin to PATH in $profile$backup_note"
 		fi
 	fi
+fi
+
+# The block goes first: go stops reading at a `default` entry, and takes the first machine that
+# matches. Only a checksum of the file is kept (the file holds the token); the user's own file
+# is kept whole beside it until --uninstall puts it back.
+if [ -n "$token" ]; then
+	netrc_block=$(
+		printf '%s\n' "$block_begin" "machine $netrc_host login gomodproxy password $token"
+		[ -z "$netrc_host_port" ] || printf '%s\n' "machine $netrc_host_port login gomodproxy password $token"
+		printf '%s\n' "$block_end"
+	)
+	current_netrc_block=''
+	[ -f "$netrc_file" ] && current_netrc_block=$(profile_lines inside "$netrc_file")
+	netrc_entry="machine $netrc_host${netrc_host_port:+ and $netrc_host_port} login gomodproxy password ******** in $netrc_file"
+	if [ "$current_netrc_block" != "$netrc_block" ] && planned_change "write $netrc_entry"; then
+		if ! state_has netrc; then
+			existed=0
+			if [ -f "$netrc_file" ]; then
+				cp -p "$netrc_file" "$netrc_file.gomodproxy-backup" || fail "cannot back $netrc_file up"
+				existed=1
+			fi
+			state_put "netrc=$netrc_file" "netrc_existed=$existed"
+		fi
+		{
+			printf '%s\n' "$netrc_block"
+			if [ -f "$netrc_file" ]; then
+				profile_lines outside "$netrc_file"
+			fi
+		} | replace_file "$netrc_file"
+		chmod 600 "$netrc_file" || fail "cannot make $netrc_file private (chmod 600)"
+		cksum <"$netrc_file" >"$state_dir/netrc.sum" || fail "cannot write $state_dir/netrc.sum"
+		say "change: write $netrc_entry (mode 600)"
+	fi
+	[ -z "${NETRC:-}" ] ||
+		warn "NETRC is set ($NETRC), so the entry went there; a shell without NETRC set reads ~/.netrc"
 fi
 
 if [ "$dry_run" -eq 1 ]; then

@@ -305,8 +305,25 @@ std::optional<problem> check_module_list(const std::string& text) {
   return std::nullopt;
 }
 
+std::optional<problem> check_auth_file(const std::string& text) {
+  if (text.find_first_of("\r\n") != std::string::npos) {
+    return quote(text) + " contains a line break; expected a file path, or empty for none";
+  }
+  return std::nullopt;
+}
+
+// The value is a secret: a problem names what is wrong with it, never the value itself. Its
+// length and characters are checked once the server reads it (server/access_control.cpp).
+std::optional<problem> check_admin_token(const std::string& text) {
+  if (text.find_first_of("\r\n") != std::string::npos) {
+    return "the value contains a line break; expected a token, @FILE, or empty for none";
+  }
+  if (text == "@") return "@ names no file; expected a token, @FILE, or empty for none";
+  return std::nullopt;
+}
+
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 40> keys = {{
+const std::array<key_spec, 42> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -406,6 +423,14 @@ const std::array<key_spec, 40> keys = {{
     {"direct_allow", "GLOBS",
      "module-path globs direct may fetch from private and loopback addresses (like private)",
      text_key{&settings::direct_allow_text, check_globs}},
+    {"auth_file", "FILE",
+     "client tokens, one TOKEN or NAME:TOKEN per line; requests without one get 401 (reread on "
+     "SIGHUP)",
+     text_key{&settings::auth_file, check_auth_file}},
+    {"admin_token", "TOKEN|@FILE",
+     "token for /metrics and /status (@FILE reads it from FILE); without it they take a client "
+     "token",
+     text_key{&settings::admin_token, check_admin_token}},
 }};
 
 const key_spec* find_key(std::string_view name) {

@@ -99,6 +99,13 @@ struct settings {
   /// addresses although they are public paths (not in `private`). Key: direct_allow
   std::string direct_allow_text;
   std::vector<std::string> direct_allow_patterns;  ///< parsed from direct_allow_text
+  /// Client tokens, one per line (TOKEN or NAME:TOKEN); empty: client paths are open. Reread
+  /// on SIGHUP. Key: auth_file
+  std::string auth_file;
+  /// Token for /metrics, /status and /status.json (and every other path), or @FILE to read it
+  /// from FILE's first line; empty: those paths need a client token when auth_file is set, else
+  /// none. Key: admin_token
+  std::string admin_token;
 };
 
 struct load_error {

@@ -220,6 +220,17 @@ metrics::metrics(metrics_layout layout, std::function<std::chrono::system_clock:
                      .Help("Response body bytes written to clients.")
                      .Register(registry)
                      .Add({});
+  auto& unauthorized = prometheus::BuildCounter()
+                           .Name("gomodproxy_unauthorized_total")
+                           .Help("Requests answered 401, by kind of path and why.")
+                           .Register(registry);
+  for (std::size_t route = 0; route < 2; ++route) {
+    for (std::size_t reason = 0; reason < 2; ++reason) {
+      unauthorized_[route][reason] =
+          &unauthorized.Add({{"route", route == 0 ? "client" : "admin"},
+                             {"reason", reason == 0 ? "missing" : "invalid"}});
+    }
+  }
 }
 
 metrics::~metrics() = default;
@@ -271,6 +282,10 @@ void metrics::count_singleflight_shared() { singleflight_shared_->Increment(); }
 void metrics::inflight_started() { inflight_->Increment(); }
 
 void metrics::inflight_finished() { inflight_->Decrement(); }
+
+void metrics::count_unauthorized(refused_route route, refused_because reason) {
+  unauthorized_[static_cast<std::size_t>(route)][static_cast<std::size_t>(reason)]->Increment();
+}
 
 void metrics::count_bytes_sent(std::uint64_t bytes) {
   bytes_sent_->Increment(static_cast<double>(bytes));

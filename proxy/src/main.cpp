@@ -29,6 +29,7 @@
 #include <iostream>
 #include <set>
 #include <thread>
+#include <variant>
 
 #include "bootstrap_script.hpp"
 #include "cache/cache_store.hpp"
@@ -47,6 +48,7 @@
 #include "protocol/escape.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
+#include "server/access_control.hpp"
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
 #include "server/tls_credentials.hpp"
@@ -124,6 +126,27 @@ monitor::metrics_layout monitored_tiers(const config::settings& settings) {
   return layout;
 }
 
+// The upstream list as the log shows it: the password of a tier URL (a central gomodproxy that
+// asks for a token: https://NAME:TOKEN@host) is replaced, as Go's url.Redacted does.
+std::string shown_upstreams(const std::vector<upstream::tier_spec>& tiers) {
+  std::string out;
+  for (std::size_t i = 0; i < tiers.size(); ++i) {
+    const auto& tier = tiers[i];
+    std::string entry = tier.type == upstream::tier_spec::kind::url ? tier.url : tier.name;
+    if (auto start = entry.find("://"); start != std::string::npos) {
+      start += 3;
+      const auto authority = entry.substr(start, entry.find('/', start) - start);
+      const auto at = authority.rfind('@');
+      const auto colon = authority.find(':');
+      if (at != std::string::npos && colon < at)
+        entry.replace(start + colon + 1, at - colon - 1, "xxxxx");
+    }
+    out += entry;
+    if (i + 1 < tiers.size()) out += tier.fall_through_on_error ? '|' : ',';
+  }
+  return out;
+}
+
 // Public tiers are probed with public modules only and private tiers with private ones, so a
 // private module name never reaches a public tier.
 std::vector<monitor::probe_target> probe_targets(const config::settings& settings,
@@ -159,21 +182,37 @@ net::awaitable<monitor::probe_answer> probe_get(upstream::http_client& client, s
   co_return answer;
 }
 
-// SIGHUP re-reads the TLS certificate and key, for a certificate renewed in place (certbot, a
-// CA's agent). Connections already open keep the certificate they were given.
-net::awaitable<void> reload_tls_on_hangup(net::signal_set& hangups,
-                                          server::tls_credentials& credentials) {
+// SIGHUP rereads what may change under a running server: the TLS certificate and key (renewed
+// in place by certbot or a CA's agent; open connections keep the one they were given) and the
+// token files (a file that no longer parses leaves the old tokens in force). It is handled even
+// when there is nothing to reread, so that a service manager's "reload" never ends the server.
+net::awaitable<void> reload_on_hangup(net::signal_set& hangups, server::tls_credentials* tls,
+                                      server::access_control& access, bool tokens_from_files) {
   for (;;) {
     auto [ec, signal_number] = co_await hangups.async_wait(net::as_tuple(net::use_awaitable));
     if (ec) co_return;
     (void)signal_number;
-    if (auto error = credentials.reload()) {
-      spdlog::error("tls: reload failed, the old certificate stays in use: {}", *error);
-      continue;
+    if (tls) {
+      if (auto error = tls->reload()) {
+        spdlog::error("tls: reload failed, the old certificate stays in use: {}", *error);
+      } else {
+        auto loaded = tls->summary();
+        spdlog::info("tls: certificate reloaded (subject {}, not after {}, serial {})",
+                     loaded.subject, loaded.not_after, loaded.serial);
+      }
     }
-    auto loaded = credentials.summary();
-    spdlog::info("tls: certificate reloaded (subject {}, not after {}, serial {})", loaded.subject,
-                 loaded.not_after, loaded.serial);
+    if (tokens_from_files) {
+      auto reloaded = access.reload();
+      if (auto* count = std::get_if<std::size_t>(&reloaded)) {
+        spdlog::info("auth: token files reread, {} client tokens", *count);
+      } else {
+        spdlog::error("auth: {}; the previous tokens stay in force",
+                      std::get<std::string>(reloaded));
+      }
+    }
+    if (!tls && !tokens_from_files) {
+      spdlog::info("SIGHUP: nothing to reread (no TLS certificate, no token file)");
+    }
   }
 }
 
@@ -332,7 +371,8 @@ int serve(const config::settings& settings) {
     return server::text_answer{200, metrics.serialize(),
                                "text/plain; version=0.0.4; charset=utf-8"};
   });
-  // Readable by anyone who reaches the port, like /metrics: tier names and counts only.
+  // Readable by anyone who reaches the port unless tokens guard it, like /metrics: tier names and
+  // counts only.
   server::text_handler status_page([&metrics] {
     return server::text_answer{200, monitor::status_html(metrics.status()),
                                "text/html; charset=utf-8"};
@@ -367,6 +407,13 @@ int serve(const config::settings& settings) {
       return exit_bad_setting;
     }
   }
+  // Read before listening, so that an unreadable or malformed token file stops start-up.
+  auto loaded_access = server::access_control::load(settings.auth_file, settings.admin_token);
+  if (auto* problem = std::get_if<std::string>(&loaded_access)) {
+    std::fprintf(stderr, "gomodproxy: %s\n", problem->c_str());
+    return exit_bad_setting;
+  }
+  auto access = std::move(std::get<std::unique_ptr<server::access_control>>(loaded_access));
 
   server::server_options server_options;
   server_options.tls = tls;
@@ -384,6 +431,20 @@ int serve(const config::settings& settings) {
   server_options.on_response = [&metrics](int, std::uint64_t body_bytes) {
     if (body_bytes > 0) metrics.count_bytes_sent(body_bytes);
   };
+  if (access->enabled()) {
+    server_options.authorize = [&access, &metrics](
+                                   std::string_view path,
+                                   std::string_view authorization) -> std::optional<std::string> {
+      auto decision = access->check(path, authorization);
+      if (decision.allowed) return std::move(decision.name);
+      metrics.count_unauthorized(
+          server::classify(path) == server::path_class::admin ? monitor::refused_route::admin
+                                                              : monitor::refused_route::client,
+          decision.reason == server::refusal::missing ? monitor::refused_because::missing
+                                                      : monitor::refused_because::invalid);
+      return std::nullopt;
+    };
+  }
   server::http_server http(io, server_options, module_resolver);
   http.add_route("/healthz", healthz);
   http.add_route("/readyz", readyz);
@@ -398,6 +459,14 @@ int serve(const config::settings& settings) {
     return exit_bad_setting;
   }
   if (direct_source) direct_source->report(settings);
+  if (access->enabled() && !tls) {
+    // The go command adds .netrc credentials to https requests only (cmd/go/internal/web).
+    spdlog::warn(
+        "auth: tokens are required but this listener is plain HTTP, and the go command sends "
+        ".netrc credentials over https only: serve TLS (--tls-cert, --tls-key) or put a TLS "
+        "front before it");
+  }
+
   http.start();
 
   // A probe waits at most the tier's stall limit for a connect and again for the headers, then
@@ -414,12 +483,12 @@ int serve(const config::settings& settings) {
       health, metrics);
   prober.start();
 
-  // Registered only with TLS on: without it SIGHUP keeps its default action.
-  net::signal_set hangups(io);
-  if (tls) {
-    hangups.add(SIGHUP);
-    net::co_spawn(io, reload_tls_on_hangup(hangups, *tls), log_if_thrown("the TLS reloader"));
-  }
+  net::signal_set hangups(io, SIGHUP);
+  net::co_spawn(
+      io,
+      reload_on_hangup(hangups, tls.get(), *access,
+                       !settings.auth_file.empty() || settings.admin_token.starts_with('@')),
+      log_if_thrown("the SIGHUP reloader"));
 
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
@@ -469,7 +538,7 @@ int serve(const config::settings& settings) {
               static_cast<unsigned>(*bound));
   std::fflush(stdout);
   spdlog::info("listening on {}:{}{}, cache {}, upstreams {}", host, *bound, tls ? " (TLS)" : "",
-               settings.cache_dir, settings.upstreams_text);
+               settings.cache_dir, shown_upstreams(settings.upstreams));
   if (tls) {
     auto loaded = tls->summary();
     spdlog::info("tls: certificate subject {}, not after {}, serial {}", loaded.subject,

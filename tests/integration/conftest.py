@@ -513,3 +513,31 @@ def make_git_server(git_repos, request):
             for r in server.requests[-300:]:
                 print(r.method, r.host, r.path, r.query, r.command, f"wants={r.wants}",
                       f"haves={r.haves}", f"authorized={r.authorized}", r.status)
+
+
+# --- an https front, for clients that send credentials over https only -----------------------
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    """tests/support/tls_front.py's LoopbackCa: a CA and a certificate for 127.0.0.1."""
+    from tls_front import LoopbackCa
+
+    return LoopbackCa(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def https_front(test_ca):
+    """https_front(proxy) -> started TlsFront (https://127.0.0.1:PORT) passing requests on to
+    `proxy`; all are stopped at teardown."""
+    from tls_front import TlsFront
+
+    fronts = []
+
+    def make(proxy: ProxyProcess):
+        front = TlsFront(proxy.port, test_ca).start()
+        fronts.append(front)
+        return front
+
+    yield make
+    for front in fronts:
+        front.stop()

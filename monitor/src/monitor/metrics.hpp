@@ -37,6 +37,11 @@ inline constexpr std::size_t cache_result_count = 3;
 enum class upstream_outcome : std::uint8_t { ok, not_found, error, timeout, skipped };
 inline constexpr std::size_t upstream_outcome_count = 5;
 
+/// Labels of gomodproxy_unauthorized_total: the kind of path a 401 answered (`route`), and
+/// whether the request carried no usable credential or one that matched no token (`reason`).
+enum class refused_route : std::uint8_t { client, admin };
+enum class refused_because : std::uint8_t { missing, invalid };
+
 std::string_view label(request_kind kind);
 std::string_view label(cache_result result);
 std::string_view label(upstream_outcome outcome);
@@ -96,6 +101,8 @@ class metrics final {
   void inflight_started();
   void inflight_finished();
   void count_bytes_sent(std::uint64_t bytes);
+  /// A request answered 401: gomodproxy_unauthorized_total{route,reason}.
+  void count_unauthorized(refused_route route, refused_because reason);
   /// One active probe of `tier`: `ttfb` (when the tier answered) and `total` are kept as the
   /// last probe's gomodproxy_probe_ttfb_seconds and gomodproxy_probe_duration_seconds.
   void count_probe(std::size_t tier, bool success, std::optional<std::chrono::microseconds> ttfb,
@@ -150,6 +157,7 @@ class metrics final {
   prometheus::Gauge* cache_bytes_ = nullptr;
   prometheus::Gauge* cache_entries_ = nullptr;
   prometheus::Counter* bytes_sent_ = nullptr;
+  std::array<std::array<prometheus::Counter*, 2>, 2> unauthorized_{};  // [route][reason]
 
   // Fed by the recording calls above; owned here so the data path talks to one object.
   std::unique_ptr<status_board> board_;

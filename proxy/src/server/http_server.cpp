@@ -49,6 +49,8 @@ std::string_view reason_phrase(int status) {
       return "OK";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
     case 404:
       return "Not Found";
     case 405:
@@ -516,7 +518,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     (void)co_await writer.send(head, body);
     if (options_.on_response) options_.on_response(status, writer.body_sent());
     if (options_.access_log) {
-      access_log_->info("- - {} {} 0 - -", status, body.size());
+      access_log_->info("- - {} {} 0 - - -", status, body.size());
     }
   }
 
@@ -530,7 +532,21 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     connection_writer<Stream> writer(stream, state, options_.write_timeout, is_head, keep_alive,
                                      request.version() == 10);
     request_view view{request.method_string(), request.target(), is_head};
-    if (request.method() != http::verb::get && !is_head) {
+    std::optional<std::string> client = "-";
+    if (options_.authorize) {
+      client = options_.authorize(view.target.substr(0, view.target.find('?')),
+                                  request[http::field::authorization]);
+    }
+    if (!client) {
+      response_head head;
+      head.status = 401;
+      head.content_type = "text/plain; charset=utf-8";
+      head.cache_control = "no-store";
+      head.extra_headers.emplace_back("WWW-Authenticate", "Basic realm=\"gomodproxy\"");
+      (void)co_await writer.send(head,
+                                 "unauthorized: this proxy needs a valid token (Basic auth, as "
+                                 "the go command sends it from .netrc, or a Bearer token)\n");
+    } else if (request.method() != http::verb::get && !is_head) {
       response_head head;
       head.status = 405;
       head.content_type = "text/plain; charset=utf-8";
@@ -566,8 +582,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - started)
                         .count();
-      access_log_->info("{} {} {} {} {:.3f}ms {} {}", view.method, view.target, writer.status(),
-                        writer.body_sent(), micros / 1000.0, writer.cache_result(), writer.tier());
+      access_log_->info("{} {} {} {} {:.3f}ms {} {} {}", view.method, view.target, writer.status(),
+                        writer.body_sent(), micros / 1000.0, writer.cache_result(), writer.tier(),
+                        client ? *client : "-");
     }
     co_return keep_alive&& writer.reusable();
   }

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,13 @@ struct server_options {
   /// Called after every response with its status and the body bytes written (for metrics);
   /// must be thread-safe and quick. Default: none
   std::function<void(int status, std::uint64_t body_bytes)> on_response;
+  /// Decides, before routing, whether a request may be answered: called with the path (target
+  /// without query) and the Authorization header's value (empty when absent). Returns the name
+  /// the access log shows for the credential ("-" for none), or nullopt to answer 401 with
+  /// `WWW-Authenticate: Basic realm="gomodproxy"`. Must be thread-safe and quick, and must
+  /// neither keep nor log the header. Default: none (every request is answered).
+  std::function<std::optional<std::string>(std::string_view path, std::string_view authorization)>
+      authorize;
   /// Accepted connections are spread round-robin over these (typically one single-threaded
   /// io_context per core, so a connection never hands work to another thread). Default: empty,
   /// meaning a strand of the listening io_context per connection.

@@ -107,7 +107,9 @@ const std::vector<std::string> all_keys = {"listen",
                                            "no_sumdb",
                                            "go_binary",
                                            "direct_concurrency",
-                                           "direct_allow"};
+                                           "direct_allow",
+                                           "auth_file",
+                                           "admin_token"};
 
 std::string flag_of(std::string key) {
   for (char& c : key) c = c == '_' ? '-' : c;
@@ -992,6 +994,24 @@ TEST(loader, direct_settings_from_flags_env_and_file) {
       {"--config", dir.write("d.toml", "direct_concurrency = 64\ndirect_allow = \"a.lan\"\n")}, {});
   EXPECT_EQ(file.direct_concurrency, 64);
   EXPECT_EQ(file.direct_allow_patterns, std::vector<std::string>{"a.lan"});
+}
+
+TEST(loader, token_settings_default_to_none_and_never_echo_the_admin_token) {
+  const settings defaults = load_ok({}, {});
+  EXPECT_EQ(defaults.auth_file, "");
+  EXPECT_EQ(defaults.admin_token, "");
+  const settings set = load_ok({"--auth-file", "/etc/gomodproxy/tokens"},
+                               {{"GOMODPROXY_ADMIN_TOKEN", "@/etc/gomodproxy/admin"}});
+  EXPECT_EQ(set.auth_file, "/etc/gomodproxy/tokens");
+  EXPECT_EQ(set.admin_token, "@/etc/gomodproxy/admin");
+
+  const std::string secret = "s3cret-admin-0123456789";
+  const std::string broken = load_fail({"--admin-token", secret + "\nmore"}, {});
+  EXPECT_NE(broken.find("gomodproxy: admin_token: "), std::string::npos) << broken;
+  EXPECT_NE(broken.find("line break"), std::string::npos) << broken;
+  EXPECT_EQ(broken.find(secret), std::string::npos) << broken;
+  EXPECT_NE(load_fail({"--admin-token=@"}, {}).find("names no file"), std::string::npos);
+  EXPECT_NE(load_fail({}, {{"GOMODPROXY_AUTH_FILE", "a\nb"}}).find("auth_file"), std::string::npos);
 }
 
 TEST(loader, bad_direct_settings_name_the_key) {

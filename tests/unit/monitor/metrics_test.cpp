@@ -188,8 +188,8 @@ TEST(metrics, labels_come_from_closed_sets) {
   const std::set<std::string> kinds{"list", "latest", "info",  "mod",
                                     "zip",  "query",  "sumdb", "other"};
   const std::set<std::string> tiers{"goproxy.cn", "goproxy.io", "athens.local:3000"};
-  const std::set<std::string> allowed_names{"kind",    "code", "result", "upstream",
-                                            "outcome", "from", "to",     "le"};
+  const std::set<std::string> allowed_names{"kind", "code", "result", "upstream", "outcome",
+                                            "from", "to",   "le",     "route",    "reason"};
   int checked = 0;
   for (auto it = std::sregex_iterator(text.begin(), text.end(), label_pair);
        it != std::sregex_iterator(); ++it) {
@@ -205,9 +205,30 @@ TEST(metrics, labels_come_from_closed_sets) {
     if (name == "result") {
       EXPECT_TRUE(value == "hit" || value == "miss" || value == "stale") << value;
     }
+    if (name == "route") {
+      EXPECT_TRUE(value == "client" || value == "admin") << value;
+    }
+    if (name == "reason") {
+      EXPECT_TRUE(value == "missing" || value == "invalid") << value;
+    }
     ++checked;
   }
   EXPECT_GT(checked, 300);
+}
+
+TEST(metrics, unauthorized_answers_are_counted_by_route_and_reason) {
+  metrics m(two_tiers());
+  m.count_unauthorized(refused_route::admin, refused_because::missing);
+  m.count_unauthorized(refused_route::client, refused_because::invalid);
+  m.count_unauthorized(refused_route::client, refused_because::invalid);
+  const std::string text = m.serialize();
+  EXPECT_NE(text.find("gomodproxy_unauthorized_total{reason=\"missing\",route=\"admin\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("gomodproxy_unauthorized_total{reason=\"invalid\",route=\"client\"} 2"),
+            std::string::npos);
+  EXPECT_NE(text.find("gomodproxy_unauthorized_total{reason=\"missing\",route=\"client\"} 0"),
+            std::string::npos);
 }
 
 TEST(metrics, recording_is_thread_safe) {

@@ -22,6 +22,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -535,6 +536,53 @@ TEST(http_server, a_handler_that_throws_costs_its_connection_not_the_server) {
   const auto started = clock_type::now();
   ASSERT_EQ(harness.drain(5s).wait_for(5s), std::future_status::ready);
   EXPECT_LT(clock_type::now() - started, 1s);
+}
+
+// ---- Authorization -------------------------------------------------------------------------
+
+TEST(http_server, a_refused_request_gets_401_before_its_handler_and_keeps_the_connection) {
+  auto options = test_options();
+  std::mutex seen_mutex;
+  std::vector<std::pair<std::string, std::string>> seen;  // path, authorization
+  options.authorize = [&](std::string_view path,
+                          std::string_view authorization) -> std::optional<std::string> {
+    std::lock_guard lock(seen_mutex);
+    seen.emplace_back(std::string(path), std::string(authorization));
+    if (authorization == "Bearer good") return "alice";
+    return std::nullopt;
+  };
+  server_harness harness(std::move(options));
+  loopback_client client(harness.port());
+  ASSERT_TRUE(client.send(get("/m/@v/list?x=1")));
+  auto refused = client.read_response();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_NE(refused->head.find("\r\nWWW-Authenticate: Basic realm=\"gomodproxy\"\r\n"),
+            std::string::npos)
+      << refused->head;
+  EXPECT_NE(refused->head.find("Content-Type: text/plain; charset=utf-8"), std::string::npos);
+  EXPECT_NE(refused->head.find("Cache-Control: no-store"), std::string::npos);
+  EXPECT_NE(refused->body.find("unauthorized"), std::string::npos);
+  EXPECT_EQ(harness.handler().handling.load(), 0);
+
+  // Same connection: a request with the credential reaches the handler.
+  ASSERT_TRUE(client.send(get("/m/@v/list", "Authorization: Bearer good\r\n")));
+  auto answered = client.read_response();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->status, 200);
+  EXPECT_EQ(answered->body, "GET /m/@v/list\n");
+  EXPECT_EQ(harness.handler().handling.load(), 1);
+
+  // A HEAD is refused the same way, without a body.
+  ASSERT_TRUE(client.send("HEAD /m/@v/list HTTP/1.1\r\nHost: test\r\n\r\n"));
+  auto head = client.read_response(true);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 401);
+
+  std::lock_guard lock(seen_mutex);
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], std::make_pair(std::string("/m/@v/list"), std::string()));
+  EXPECT_EQ(seen[1].second, "Bearer good");
 }
 
 }  // namespace
