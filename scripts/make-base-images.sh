@@ -33,6 +33,8 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# "$1" in the hook is mmdebstrap's: the root of the tree it builds.
+# shellcheck disable=SC2016
 mmdebstrap --quiet --variant=minbase --format=tar \
   --aptopt='APT::Install-Recommends "false"' \
   --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
