@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -98,6 +99,7 @@ class Stack:
         self.prometheus_port = free_port()
         self.socket = work / "podman.sock"
         self.service: subprocess.Popen | None = None
+        self.service_log = None
         prometheus_config = work / "prometheus.yml"
         # The shipped docker/prometheus.yml with the target the test's network can reach.
         config = yaml.safe_load((REPO / "docker" / "prometheus.yml").read_text())
@@ -120,10 +122,10 @@ class Stack:
         }
 
     def start_api(self) -> None:
+        self.service_log = open(self.work / "podman-service.log", "wb")
         self.service = subprocess.Popen(
             ["podman", "system", "service", "--time=0", f"unix://{self.socket}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.work / "podman-service.log", "wb"))
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.service_log)
         wait_for("the podman API socket", 20, self.socket.exists)
 
     def stop_api(self) -> None:
@@ -134,6 +136,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 self.service.kill()
                 self.service.wait(10)
+        if self.service_log is not None:
+            self.service_log.close()
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return run(["docker-compose", "-f", str(COMPOSE_FILE), "-f", str(TEST_OVERRIDE), *args],
