@@ -8,8 +8,7 @@ set -euo pipefail
 
 packages=(
   podman runc mmdebstrap docker-compose uidmap slirp4netns fuse-overlayfs
-  netavark aardvark-dns containernetworking-plugins ca-certificates curl python3 python3-yaml
-  prometheus
+  netavark aardvark-dns containernetworking-plugins python3 python3-yaml
 )
 backports_packages=(podman-compose)
 
