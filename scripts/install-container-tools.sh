@@ -8,7 +8,8 @@ set -euo pipefail
 
 packages=(
   podman runc mmdebstrap docker-compose uidmap slirp4netns fuse-overlayfs
-  netavark aardvark-dns containernetworking-plugins python3 python3-yaml
+  netavark aardvark-dns containernetworking-plugins golang-github-containernetworking-plugin-dnsname
+  python3 python3-yaml
 )
 backports_packages=(podman-compose)
 
