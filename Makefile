@@ -11,7 +11,8 @@ CACHE_DIR ?= ./var/cache
 # Debian's interpreter, which has python3-pytest; a python3 earlier on PATH may not.
 PYTHON ?= /usr/bin/python3
 
-.PHONY: deps build run test unit integration dashboards asan tsan fuzz bench format clean
+.PHONY: deps build run test unit integration dashboards asan tsan fuzz bench container-test format \
+  clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -66,6 +67,14 @@ fuzz: deps $(FUZZ_DIR)/build.ninja
 # promtool checks of the shipped scrape config and alert rules, and the rules' unit tests.
 dashboards: deps
 	bash dashboards/check.sh
+
+# The container image and compose stack (docker/, docs/deploy.md) under podman, as root: installs
+# the container tools, makes the Debian base images from the machine's archive, builds the image
+# and drives the stack with the real go command (tests/container).
+container-test: deps
+	bash scripts/install-container-tools.sh
+	bash scripts/make-base-images.sh
+	$(PYTHON) -m pytest -q tests/container
 
 bench: build
 	bash tests/bench/run.sh $(abspath $(BUILD_DIR))/gomodproxy
