@@ -32,7 +32,7 @@ STARTUP_TIMEOUT = 20.0
 GO_TIMEOUT = 180.0
 
 GO_BINARIES = {
-    "go1.19": shutil.which("go") or "/usr/bin/go",
+    "go1.19": "/usr/lib/go-1.19/bin/go",
     "go1.23": "/usr/lib/go-1.23/bin/go",
 }
 
