@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import module_tree as mt
-from conftest import REPO
+from conftest import REPO, ProxyProcess, proxy_binary
 from go_output import decode_json_stream
 from test_auth import GOS, new_token
 
@@ -167,6 +167,53 @@ def test_token_cycle_over_an_existing_netrc(go_path, tree, token_proxy, pki, tmp
     assert proc.returncode == 0
     assert machine.snapshot() == before
     assert token not in proxy.log_text()
+
+
+def test_team_path_with_the_shipped_defaults(go_path, tree, make_upstream, make_sumdb, pki,
+                                             tmp_path):
+    """What a team does, and nothing more: the proxy as shipped plus TLS and a token file; on a
+    developer's machine `bootstrap.sh --proxy https://... --token ...`; then go (1.19 or 1.23)
+    builds a program with only what the script set (the go env file and ~/.netrc in HOME) and
+    the company CA the user's environment trusts. Stand-ins for what a test cannot reach: the
+    loopback upstream for the default tiers, a test checksum database (named to the proxy, its
+    key to the script) for sum.golang.org, and a test module for the script's default check
+    module."""
+    root = tmp_path / "tree"
+    tree.subset(root, lambda path: path != mt.BIG)
+    token = new_token()
+    (tmp_path / "tokens").write_text(f"alice:{token}\n")
+    sumdb = make_sumdb(root)
+    upstream = make_upstream(root)
+    proxy = ProxyProcess(proxy_binary(), tmp_path / "cache",
+                         ["--upstreams", upstream.url, *sumdb.flags,
+                          *pki.issue().flags, "--auth-file", str(tmp_path / "tokens")],
+                         tmp_path / "proxy.stderr")
+    proxy.start()
+    try:
+        machine = Machine(tmp_path / "machine", go_path, pki.bundle)
+        proc = machine.bootstrap("--proxy", proxy.url, "--token", token, "--sumdb", sumdb.vkey,
+                                 "--check-module", CHECK_MODULE)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert_no_token(proc, token)
+        assert (machine.home / ".netrc").exists()
+
+        program = tmp_path / "program"
+        mt.write_program(program)
+        for args in (("mod", "tidy"), ("build", "-o", "prog", ".")):
+            built = subprocess.run([go_path, *args], env=machine.env(), cwd=program,
+                                   capture_output=True, text=True, timeout=SCRIPT_TIMEOUT)
+            assert built.returncode == 0, f"go {' '.join(args)}:\n{built.stderr}"
+        ran = subprocess.run([str(program / "prog")], capture_output=True, text=True, timeout=30)
+        assert ran.stdout == mt.PROGRAM_OUTPUT
+    finally:
+        assert proxy.terminate() == 0
+    log = proxy.log_text()
+    assert token not in log
+    assert "tokens are required but this listener is plain HTTP" not in log
+    # go fetched the zips and asked the checksum database through the proxy, with alice's token.
+    alices = [line for line in log.splitlines() if line.endswith(" alice") and " 200 " in line]
+    assert any(f"/{mt.HELLO}/@v/v1.2.0.zip " in line for line in alices), log
+    assert any(f" /sumdb/{sumdb.name}/lookup/" in line for line in alices), log
 
 
 def test_token_into_a_new_netrc_and_an_edited_one_on_uninstall(token_proxy, pki, tmp_path):
