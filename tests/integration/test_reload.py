@@ -20,12 +20,13 @@ LIST_PATH = f"/{mt.HELLO}/@v/list"
 
 
 def sighup_and_wait(proxy: ProxyProcess, *texts: str) -> None:
-    """One SIGHUP, then each of `texts` logged once more than before it."""
+    """One SIGHUP, then each of `texts` logged once more than before it, the server still up."""
     before = {text: proxy.log_text().count(text) for text in texts}
     proxy.proc.send_signal(signal.SIGHUP)
     for text in texts:
-        wait_for(lambda: proxy.log_text().count(text) > before[text], RELOAD_SECONDS,
-                 f"log line {text!r}")
+        wait_for(lambda: not proxy.running() or proxy.log_text().count(text) > before[text],
+                 RELOAD_SECONDS, f"log line {text!r}")
+        assert proxy.running(), f"SIGHUP ended the server (exit status {proxy.proc.returncode})"
 
 
 def bearer(token: str) -> dict:
