@@ -19,6 +19,7 @@ from typing import Optional
 OPENSSL_TIMEOUT = 30.0
 # P-256 keys take milliseconds to make; the go command (1.19 and 1.23) accepts them.
 EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+LOOPBACK_NAMES = "IP:127.0.0.1,DNS:localhost"
 # A new serial per certificate unless the test picks one, so renewals are told apart.
 FIRST_SERIAL = 0x1000
 
@@ -42,8 +43,8 @@ class ServerCertificate:
 
 
 class CertificateAuthority:
-    """A CA (`bundle`: its certificate, PEM) that issues server certificates for 127.0.0.1 and
-    localhost, each with the serial asked for or the next free one."""
+    """A CA (`bundle`: its certificate, PEM) that issues server certificates, for 127.0.0.1 and
+    localhost unless told otherwise, each with the serial asked for or the next free one."""
 
     def __init__(self, directory: Path):
         directory.mkdir(parents=True, exist_ok=True)
@@ -55,8 +56,10 @@ class CertificateAuthority:
                 "-days", "2", "-addext", "basicConstraints=critical,CA:TRUE",
                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", self.bundle)
 
-    def issue(self, name: str = "server", serial: Optional[int] = None) -> ServerCertificate:
-        """A certificate with subject CN=`name` and its key, as NAME.pem and NAME.key."""
+    def issue(self, name: str = "server", serial: Optional[int] = None,
+              names: str = LOOPBACK_NAMES) -> ServerCertificate:
+        """A certificate with subject CN=`name` and its key, as NAME.pem and NAME.key, for the
+        subjectAltName entries `names` (openssl's spelling)."""
         if serial is None:
             self._next_serial += 1
             serial = self._next_serial
@@ -64,7 +67,7 @@ class CertificateAuthority:
         csr = self.directory / f"{name}.csr"
         cert = self.directory / f"{name}.pem"
         extensions = self.directory / f"{name}.ext"
-        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+        extensions.write_text(f"subjectAltName={names}\n"
                               "basicConstraints=critical,CA:FALSE\n"
                               "keyUsage=critical,digitalSignature\n"
                               "extendedKeyUsage=serverAuth\n")
