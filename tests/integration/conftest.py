@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -71,9 +72,14 @@ class Response:
 
 
 def http_request(port: int, path: str, method: str = "GET", timeout: float = 30.0,
-                 headers: Optional[dict] = None) -> Response:
-    """One request on a fresh connection; `path` is sent exactly as given."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+                 headers: Optional[dict] = None,
+                 tls: Optional[ssl.SSLContext] = None) -> Response:
+    """One request on a fresh connection, over https when `tls` is given; `path` is sent exactly
+    as given."""
+    if tls is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls)
     try:
         conn.request(method, path, headers=headers or {})
         resp = conn.getresponse()
@@ -515,29 +521,12 @@ def make_git_server(git_repos, request):
                       f"haves={r.haves}", f"authorized={r.authorized}", r.status)
 
 
-# --- an https front, for clients that send credentials over https only -----------------------
-
-@pytest.fixture(scope="session")
-def test_ca(tmp_path_factory):
-    """tests/support/tls_front.py's LoopbackCa: a CA and a certificate for 127.0.0.1."""
-    from tls_front import LoopbackCa
-
-    return LoopbackCa(tmp_path_factory.mktemp("ca"))
-
+# --- TLS: a throwaway CA and certificates for 127.0.0.1 --------------------------------------
 
 @pytest.fixture
-def https_front(test_ca):
-    """https_front(proxy) -> started TlsFront (https://127.0.0.1:PORT) passing requests on to
-    `proxy`; all are stopped at teardown."""
-    from tls_front import TlsFront
+def pki(tmp_path):
+    """tests/support/loopback_pki.py's CertificateAuthority: pki.issue() gives a server
+    certificate for --tls-cert/--tls-key, pki.bundle the CA for SSL_CERT_FILE or --ca-file."""
+    from loopback_pki import CertificateAuthority
 
-    fronts = []
-
-    def make(proxy: ProxyProcess):
-        front = TlsFront(proxy.port, test_ca).start()
-        fronts.append(front)
-        return front
-
-    yield make
-    for front in fronts:
-        front.stop()
+    return CertificateAuthority(tmp_path / "pki")

@@ -2,8 +2,10 @@
 reads the token from the .netrc named by NETRC and sends it as Basic auth; without one, or with a
 wrong one, it sees the proxy's 401. No token ever shows in the proxy's stderr or access log.
 
-go sends .netrc credentials over https only, so go reaches the proxy through an https front on
-loopback (tests/support/tls_front.py) trusted with SSL_CERT_FILE; over plain http it sends none."""
+go sends .netrc credentials over https only, so the proxy serves TLS itself (--tls-cert/--tls-key)
+with a certificate from a test CA (tests/support/loopback_pki.py) that go trusts through
+SSL_CERT_FILE; over plain http go sends none, and a proxy that asks for tokens on a plain-HTTP
+listener says so in its log."""
 
 from __future__ import annotations
 
@@ -17,16 +19,17 @@ from typing import Optional
 import pytest
 
 import module_tree as mt
-from conftest import GoRunner, ProxyProcess, proxy_binary
+from conftest import GO_BINARIES, GoRunner, ProxyProcess, proxy_binary
+from loopback_pki import CertificateAuthority
 from polling import wait_for
-from tls_front import LoopbackCa, TlsFront
 from test_startup_errors import assert_refused, serve
 
 REALM = 'Basic realm="gomodproxy"'
 CHECK = f"{mt.HELLO}@v1.2.0"
+PLAIN_HTTP_WARNING = "auth: tokens are required but this listener is plain HTTP"
 
-# Named by path: the two versions whose .netrc matching differs, whatever go PATH finds first.
-GOS = {"go1.19": "/usr/lib/go-1.19/bin/go", "go1.23": "/usr/lib/go-1.23/bin/go"}
+# Named by path: the two versions whose .netrc matching differs.
+GOS = GO_BINARIES
 
 
 @pytest.fixture(params=list(GOS))
@@ -43,24 +46,24 @@ def new_token() -> str:
 
 class NetrcGo(GoRunner):
     """A GoRunner whose go reads credentials from the file `netrc` names (NETRC), or from an
-    empty HOME when it is None, and trusts the test CA (SSL_CERT_FILE)."""
+    empty HOME when it is None, and trusts the test CA `ca_bundle` (SSL_CERT_FILE)."""
 
     netrc: Optional[Path] = None
-    ca: Optional[LoopbackCa] = None
+    ca_bundle: Optional[Path] = None
 
     def env(self) -> dict:
         env = super().env()
         env.pop("NETRC", None)
         if self.netrc is not None:
             env["NETRC"] = str(self.netrc)
-        if self.ca is not None:
-            env["SSL_CERT_FILE"] = str(self.ca.bundle)
+        if self.ca_bundle is not None:
+            env["SSL_CERT_FILE"] = str(self.ca_bundle)
         return env
 
 
-def netrc_go(go_path: str, base: Path, front: TlsFront, ca: LoopbackCa) -> NetrcGo:
-    go = NetrcGo(go_path, base, front.url)
-    go.ca = ca
+def netrc_go(go_path: str, base: Path, proxy: ProxyProcess, pki: CertificateAuthority) -> NetrcGo:
+    go = NetrcGo(go_path, base, proxy.url)
+    go.ca_bundle = pki.bundle
     return go
 
 
@@ -105,39 +108,40 @@ def access_lines(text: str) -> list[str]:
 
 
 def test_go_builds_with_the_netrc_token_and_sees_401_without(go_path, tree, make_upstream,
-                                                             start_proxy, https_front, test_ca,
-                                                             tmp_path):
+                                                             start_proxy, pki, tmp_path):
     alice, bob, wrong = new_token(), new_token(), new_token()
     tokens = tmp_path / "tokens"
     tokens.write_text(f"# the team\nalice:{alice}\n\n{bob}\n")
     access_log = tmp_path / "access.log"
     upstream = make_upstream(tree.root)
-    proxy = start_proxy(upstream.url, "--auth-file", str(tokens), "--access-log",
-                        str(access_log))
+    proxy = start_proxy(upstream.url, *pki.issue().flags, "--auth-file", str(tokens),
+                        "--access-log", str(access_log))
 
-    front = https_front(proxy)
-    go = netrc_go(go_path, tmp_path / "go", front, test_ca)
+    go = netrc_go(go_path, tmp_path / "go", proxy, pki)
     go_download_fails_with_401(go)
-    go.netrc = write_netrc(tmp_path / "wrong.netrc", front.port, wrong)
+    go.netrc = write_netrc(tmp_path / "wrong.netrc", proxy.port, wrong)
     go_download_fails_with_401(go)
     # The user name is not what is checked: a netrc whose login is a token still fails.
     go.netrc = tmp_path / "login.netrc"
     go.netrc.write_text(f"machine 127.0.0.1 login {alice} password {wrong}\n"
-                        f"machine 127.0.0.1:{front.port} login {alice} password {wrong}\n")
+                        f"machine 127.0.0.1:{proxy.port} login {alice} password {wrong}\n")
     go_download_fails_with_401(go)
     assert not any(r.path.endswith(".info") for r in upstream.requests), \
         "a refused request reached the upstream"
 
-    # Over plain http go sends no credentials at all, whatever the .netrc holds.
-    plain = NetrcGo(go_path, tmp_path / "plain-go", proxy.url)
-    plain.netrc = write_netrc(tmp_path / "plain.netrc", proxy.port, alice)
+    # Over plain http go sends no credentials at all, whatever the .netrc holds; a proxy asking
+    # for tokens there says so once it listens.
+    plain_proxy = start_proxy(upstream.url, "--auth-file", str(tokens))
+    plain = NetrcGo(go_path, tmp_path / "plain-go", plain_proxy.url)
+    plain.netrc = write_netrc(tmp_path / "plain.netrc", plain_proxy.port, alice)
     go_download_fails_with_401(plain)
+    assert plain_proxy.log_text().count(PLAIN_HTTP_WARNING) == 1
 
-    go.netrc = write_netrc(tmp_path / "alice.netrc", front.port, alice)
+    go.netrc = write_netrc(tmp_path / "alice.netrc", proxy.port, alice)
     go.download_json(CHECK)
     assert go.build_and_run_program() == mt.PROGRAM_OUTPUT
     go.fresh_modcache()
-    go.netrc = write_netrc(tmp_path / "bob.netrc", front.port, bob)
+    go.netrc = write_netrc(tmp_path / "bob.netrc", proxy.port, bob)
     go.download_json(CHECK)
 
     # Every request has its line; refused ones name no token, the others name theirs.
@@ -149,24 +153,25 @@ def test_go_builds_with_the_netrc_token_and_sees_401_without(go_path, tree, make
     assert refused and all(line.endswith(" -") for line in refused), refused
     assert any(line.endswith(" alice") and " 200 " in line for line in lines), lines
     assert any(line.endswith(" token-4") and " 200 " in line for line in lines), lines
-    everything = access_log.read_text() + proxy.log_text()
+    assert PLAIN_HTTP_WARNING not in proxy.log_text()
+    everything = access_log.read_text() + proxy.log_text() + plain_proxy.log_text()
     for token in (alice, bob, wrong):
         assert token not in everything
         assert base64.b64encode(f"gomodproxy:{token}".encode()).decode() not in everything
 
 
-def test_netrc_machine_lines_go_versions_match(go_path, tree, make_upstream, start_proxy,
-                                              https_front, test_ca, tmp_path):
+def test_netrc_machine_lines_go_versions_match(go_path, tree, make_upstream, start_proxy, pki,
+                                              tmp_path):
     """go 1.19 matches a .netrc machine against the host name only, go 1.23 against host:port;
     so only a .netrc with both lines reaches the proxy from every version (what
     config/bootstrap.sh --token writes)."""
     token = new_token()
     (tmp_path / "tokens").write_text(f"dev:{token}\n")
-    proxy = start_proxy(make_upstream(tree.root).url, "--auth-file", str(tmp_path / "tokens"))
-    front = https_front(proxy)
-    go = netrc_go(go_path, tmp_path / "go", front, test_ca)
-    host_only = write_netrc(tmp_path / "host.netrc", front.port, token, port_line=False)
-    with_port = write_netrc(tmp_path / "port.netrc", front.port, token, host_line=False)
+    proxy = start_proxy(make_upstream(tree.root).url, *pki.issue().flags, "--auth-file",
+                        str(tmp_path / "tokens"))
+    go = netrc_go(go_path, tmp_path / "go", proxy, pki)
+    host_only = write_netrc(tmp_path / "host.netrc", proxy.port, token, port_line=False)
+    with_port = write_netrc(tmp_path / "port.netrc", proxy.port, token, host_line=False)
     results = {}
     for name, netrc in (("host", host_only), ("host:port", with_port)):
         go.netrc = netrc
@@ -177,7 +182,7 @@ def test_netrc_machine_lines_go_versions_match(go_path, tree, make_upstream, sta
         assert results == {"host": True, "host:port": False}, results
     else:
         assert results == {"host": False, "host:port": True}, results
-    go.netrc = write_netrc(tmp_path / "both.netrc", front.port, token)
+    go.netrc = write_netrc(tmp_path / "both.netrc", proxy.port, token)
     go.fresh_modcache()
     go.download_json(CHECK)
 
@@ -220,7 +225,8 @@ def test_admin_routes_take_the_admin_token_and_open_routes_stay_open(tree, make_
 
 def test_shipped_defaults_open_and_with_an_auth_file(tree, make_upstream, tmp_path):
     """As shipped (only the loopback upstream and a cache directory given): no token is asked
-    for; with --auth-file alone the admin pages take a client token."""
+    for; with --auth-file alone the admin pages take a client token, and the log warns that the
+    go command will send none to this plain-HTTP listener."""
     upstream = make_upstream(tree.root)
     info = tree.get(mt.HELLO, "v1.2.0").url_path(".info")
     token = new_token()
@@ -244,6 +250,7 @@ def test_shipped_defaults_open_and_with_an_auth_file(tree, make_upstream, tmp_pa
                 assert proxy.get(f"/{mt.HELLO}/@v/list", headers=basic("x", token)).status == 200
         finally:
             assert proxy.terminate() == 0
+        assert proxy.log_text().count(PLAIN_HTTP_WARNING) == (1 if flags else 0)
         assert token not in proxy.log_text()
 
 
@@ -305,30 +312,38 @@ def test_bad_token_settings_are_refused_in_one_line_without_the_token(tmp_path):
 
 
 def test_a_replica_reaches_a_central_proxy_with_its_token_in_the_upstream_url(
-        tree, make_upstream, start_proxy, https_front, test_ca, tmp_path):
-    """Offices as a tree, with tokens: the replica names the central proxy as
-    https://NAME:TOKEN@host:port, and the token shows nowhere, not even in the upstream list the
-    replica logs at start-up."""
+        tree, make_upstream, start_proxy, pki, tmp_path):
+    """Offices as a tree, with tokens: the central proxy serves TLS and asks for tokens; the
+    replica names it as https://NAME:TOKEN@host:port and trusts the test CA through --ca-file
+    (the setting; the system store is loaded too). The token shows nowhere, not even in the
+    upstream list the replica logs at start-up; the central's access log names it."""
     token = new_token()
     (tmp_path / "tokens").write_text(f"office-b:{token}\n")
-    central = start_proxy(make_upstream(tree.root).url, "--auth-file", str(tmp_path / "tokens"))
-    front = https_front(central)
-    replica = start_proxy(f"https://office-b:{token}@127.0.0.1:{front.port}",
-                          "--ca-file", str(test_ca.bundle))
+    central = start_proxy(make_upstream(tree.root).url, *pki.issue().flags, "--auth-file",
+                          str(tmp_path / "tokens"))
+    assert central.url.startswith("https://")
+    replica = start_proxy(f"https://office-b:{token}@127.0.0.1:{central.port}",
+                          "--ca-file", str(pki.bundle))
     go = NetrcGo(GOS["go1.23"], tmp_path / "go", replica.url)
     go.download_json(CHECK)
     assert go.build_and_run_program() == mt.PROGRAM_OUTPUT
 
-    # Without the token in its URL, the central proxy's 401 is what the replica reports.
-    stranger = start_proxy(front.url, "--ca-file", str(test_ca.bundle))
+    # Without the token in its URL, the central proxy's 401 is what the replica reports. This one
+    # trusts the CA the other way the upstream client can: OpenSSL's SSL_CERT_FILE, read by the
+    # default verify paths the client always loads.
+    stranger = start_proxy(central.url, env={**os.environ, "SSL_CERT_FILE": str(pki.bundle)})
     answer = stranger.get(tree.get(mt.HELLO, "v1.2.0").url_path(".info"))
     assert answer.status == 404 and "401" in answer.text, answer.text
 
-    wait_for(lambda: " office-b" in central.log_text(), 5, "the central access log")
+    wait_for(lambda: any(line.endswith(" office-b") for line in access_lines(central.log_text())),
+             5, "the central access log")
+    assert all(line.endswith(" -") for line in access_lines(central.log_text())
+               if " 401 " in line)
     replica_pages = (replica.get("/status.json").text + replica.get("/metrics").text +
                      replica.get("/status").text)
     assert "xxxxx@127.0.0.1" in replica.log_text()
     # The harness writes each proxy's command line first; what the proxy wrote comes after.
     written = [p.log_text().split("\n", 1)[1] for p in (replica, central, stranger)]
+    basic_credential = base64.b64encode(f"office-b:{token}".encode()).decode()
     for text in (*written, replica_pages):
-        assert token not in text
+        assert token not in text and basic_credential not in text

@@ -23,6 +23,7 @@ import pytest
 import direct_harness as dh
 import netns
 from conftest import http_request, proxy_binary
+from loopback_pki import CertificateAuthority
 from tiny_dns import TinyDns
 
 
@@ -368,21 +369,18 @@ exit 1
 
 
 class GoImportServer:
-    """An https server (its certificate made for PUBLIC_HOST) that answers every request with a
-    go-import tag of the `mod` VCS naming `target`; its socket is made in the namespace that is
-    current when it is created."""
+    """An https server (its certificate made for PUBLIC_HOST by a test CA, `ca_bundle`) that
+    answers every request with a go-import tag of the `mod` VCS naming `target`; its socket is
+    made in the namespace that is current when it is created."""
 
     def __init__(self, directory: Path, target: str):
-        self.cert = directory / "cert.pem"
-        key = directory / "key.pem"
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                        str(key), "-out", str(self.cert), "-days", "2", "-subj",
-                        f"/CN={PUBLIC_HOST}", "-addext", f"subjectAltName=DNS:{PUBLIC_HOST}"],
-                       check=True, capture_output=True, timeout=60)
+        pki = CertificateAuthority(directory / "pki")
+        self.ca_bundle = pki.bundle
+        served = pki.issue(PUBLIC_HOST, names=f"DNS:{PUBLIC_HOST}")
         self.requests: list[str] = []
         self.target = target
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(str(self.cert), str(key))
+        context.load_cert_chain(str(served.cert), str(served.key))
         plain = socket.socket()
         plain.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         plain.bind((PUBLIC_ADDRESS, 443))
@@ -463,7 +461,7 @@ def test_a_go_import_tag_naming_loopback_reaches_nothing(start_proxy, tmp_path, 
         with namespace.inside():
             monkeypatch.setenv("GOMODPROXY_BIN", str(namespace.wrap(binary, tmp_path)))
             env = dh.base_env(tmp_path / "home")
-            env["SSL_CERT_FILE"] = str(meta.cert)
+            env["SSL_CERT_FILE"] = str(meta.ca_bundle)
             try:
                 proxy = start_proxy("direct", "--go-binary", dh.PROXY_GO, env=env)
                 answer = http_request(proxy.port, f"/{PUBLIC_HOST}/x/@v/list", timeout=120)

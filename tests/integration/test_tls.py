@@ -11,21 +11,16 @@ import hashlib
 import http.client
 import signal
 import ssl
-import subprocess
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 import module_tree as mt
-from conftest import assert_go_lists_and_builds, http_request
+from conftest import GO_BINARIES, assert_go_lists_and_builds, http_request
+from loopback_pki import client_context, served_serial
 from polling import wait_for
 from test_startup_errors import assert_refused, serve
 
-# Named by path: the first go on PATH may be neither of the two versions whose TLS stacks matter.
-GO_COMMANDS = {"go1.19": "/usr/lib/go-1.19/bin/go", "go1.23": "/usr/lib/go-1.23/bin/go"}
-OPENSSL_TIMEOUT = 30.0
 RELOAD_SECONDS = 10.0
 # An idle connection is closed at once by a drain; the TLS goodbye waits at most a second.
 DRAIN_SECONDS = 5.0
@@ -35,62 +30,10 @@ SLOW_CHUNK_BYTES = 1 << 20
 SLOW_PAUSE_SECONDS = 0.02
 
 
-@pytest.fixture(params=[pytest.param(path, id=name) for name, path in GO_COMMANDS.items()])
+@pytest.fixture(params=[pytest.param(path, id=name) for name, path in GO_BINARIES.items()])
 def go_binary(request) -> str:
-    """Overrides conftest's, which takes go 1.19 to be whichever go is first on PATH."""
+    """Overrides conftest's, which skips a go that is not installed: both TLS stacks must pass."""
     return request.param
-
-
-@dataclass
-class CertificateAuthority:
-    ca: Path
-    directory: Path
-
-    def issue(self, name: str, serial: int) -> tuple[Path, Path]:
-        """A server certificate for 127.0.0.1 and localhost, signed by the CA: (cert, key)."""
-        key = self.directory / f"{name}.key"
-        csr = self.directory / f"{name}.csr"
-        cert = self.directory / f"{name}.pem"
-        extensions = self.directory / f"{name}.ext"
-        extensions.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                              "basicConstraints=critical,CA:FALSE\n"
-                              "keyUsage=critical,digitalSignature\n"
-                              "extendedKeyUsage=serverAuth\n")
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", key, "-subj", f"/CN={name}", "-out", csr)
-        openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.directory / "ca.key",
-                "-set_serial", str(serial), "-days", "2", "-sha256", "-extfile", extensions,
-                "-out", cert)
-        return cert, key
-
-
-def openssl(*args) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True,
-                   timeout=OPENSSL_TIMEOUT)
-
-
-@pytest.fixture
-def pki(tmp_path) -> CertificateAuthority:
-    directory = tmp_path / "pki"
-    directory.mkdir()
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", directory / "ca.key", "-subj", "/CN=gomodproxy test CA", "-days", "2",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-out", directory / "ca.pem")
-    return CertificateAuthority(directory / "ca.pem", directory)
-
-
-def client_context(ca: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(ca))
-    context.check_hostname = True
-    return context
-
-
-def served_serial(port: int, ca: Path) -> str:
-    """The serial (hex, as Python's ssl spells it) of the certificate a new connection gets."""
-    with ssl.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-            client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        return tls.getpeercert()["serialNumber"]
 
 
 def sighup_and_wait(proxy, text: str) -> None:
@@ -102,26 +45,27 @@ def sighup_and_wait(proxy, text: str) -> None:
 def test_go_builds_over_https_and_a_sighup_renews_the_certificate_mid_download(
         tree, make_upstream, start_proxy, make_go, pki, monkeypatch):
     upstream = make_upstream(tree.root)
-    cert, key = pki.issue("server", 0x1001)
-    proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
+    server = pki.issue("server", 0x1001)
+    cert, key = server.cert, server.key
+    proxy = start_proxy(upstream.url, *server.flags)
     assert proxy.url == f"https://127.0.0.1:{proxy.port}"
     assert proxy.stdout_lines[0].decode().strip() == f"gomodproxy listening on {proxy.url}"
     # Logged just after the listening line is printed.
     wait_for(lambda: "tls: certificate subject CN=server," in proxy.log_text(), RELOAD_SECONDS,
              "the certificate's log line")
-    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.bundle))
 
     go = make_go(proxy.url)
     version = go.run("version").stdout
-    assert next(name for name, path in GO_COMMANDS.items() if path == go.go) in version
+    assert next(name for name, path in GO_BINARIES.items() if path == go.go) in version
     assert_go_lists_and_builds(go)
-    assert served_serial(proxy.port, pki.ca) == "1001"
+    assert served_serial(proxy.port, pki.bundle) == "1001"
 
     # A client that reads slowly is part-way through the big zip when the certificate changes.
     big = tree.get(mt.BIG, "v1.0.0")
     expected = tree.file_bytes(big.url_path(".zip"))
     slow = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=60,
-                                       context=client_context(pki.ca))
+                                       context=client_context(pki.bundle))
     slow.request("GET", big.url_path(".zip"))
     answer = slow.getresponse()
     assert answer.status == 200
@@ -132,12 +76,12 @@ def test_go_builds_over_https_and_a_sighup_renews_the_certificate_mid_download(
     read = len(got)
     assert slow.sock.getpeercert()["serialNumber"] == "1001"
 
-    renewed_cert, renewed_key = pki.issue("renewed", 0x1002)
-    cert.write_bytes(renewed_cert.read_bytes())
-    key.write_bytes(renewed_key.read_bytes())
+    renewed = pki.issue("renewed", 0x1002)
+    cert.write_bytes(renewed.cert.read_bytes())
+    key.write_bytes(renewed.key.read_bytes())
     sighup_and_wait(proxy, "tls: certificate reloaded")
     assert "serial 1002" in proxy.log_text()
-    assert served_serial(proxy.port, pki.ca) == "1002"
+    assert served_serial(proxy.port, pki.bundle) == "1002"
     assert read < len(expected), "the download finished before the reload"
 
     # The go command trusts the renewed certificate through the same CA.
@@ -154,20 +98,18 @@ def test_go_builds_over_https_and_a_sighup_renews_the_certificate_mid_download(
     slow.close()
 
     # A reload that fails (a key that is not the certificate's) keeps the renewed certificate.
-    _, stray_key = pki.issue("stray", 0x1003)
-    key.write_bytes(stray_key.read_bytes())
+    key.write_bytes(pki.issue("stray", 0x1003).key.read_bytes())
     sighup_and_wait(proxy, "tls: reload failed, the old certificate stays in use")
     failure = [line for line in proxy.log_text().splitlines() if "tls: reload failed" in line][-1]
     assert "tls_key:" in failure and str(key) in failure and "PRIVATE KEY" not in failure
-    assert served_serial(proxy.port, pki.ca) == "1002"
+    assert served_serial(proxy.port, pki.bundle) == "1002"
     assert proxy.running()
 
 
 def test_plain_http_to_the_tls_port_is_told_to_use_https(tree, make_upstream, start_proxy, pki,
                                                           make_go):
     upstream = make_upstream(tree.root)
-    cert, key = pki.issue("server", 0x2001)
-    proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
+    proxy = start_proxy(upstream.url, *pki.issue("server", 0x2001).flags)
     answer = http_request(proxy.port, "/healthz")
     assert answer.status == 400
     assert answer.text == "this server speaks HTTPS only: use an https:// URL\n"
@@ -183,24 +125,22 @@ def test_plain_http_to_the_tls_port_is_told_to_use_https(tree, make_upstream, st
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_an_old_tls_version_is_refused(tree, make_upstream, start_proxy, pki):
     upstream = make_upstream(tree.root)
-    cert, key = pki.issue("server", 0x3001)
-    proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
-    old = client_context(pki.ca)
+    proxy = start_proxy(upstream.url, *pki.issue("server", 0x3001).flags)
+    old = client_context(pki.bundle)
     old.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     old.maximum_version = ssl.TLSVersion.TLSv1_1
     old.set_ciphers("ALL:@SECLEVEL=0")
     with ssl.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
         with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
             old.wrap_socket(raw, server_hostname="127.0.0.1")
-    assert served_serial(proxy.port, pki.ca) == "3001"
+    assert served_serial(proxy.port, pki.bundle) == "3001"
 
 
 def test_sigterm_drains_with_tls_connections_open(tree, make_upstream, start_proxy, pki):
     upstream = make_upstream(tree.root)
-    cert, key = pki.issue("server", 0x5001)
-    proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
+    proxy = start_proxy(upstream.url, *pki.issue("server", 0x5001).flags)
     idle = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=10,
-                                       context=client_context(pki.ca))
+                                       context=client_context(pki.bundle))
     idle.request("GET", "/healthz")
     assert idle.getresponse().read() == b"ok\n"
     started = time.monotonic()
@@ -210,8 +150,9 @@ def test_sigterm_drains_with_tls_connections_open(tree, make_upstream, start_pro
 
 
 def test_bad_tls_files_refuse_start_up_in_one_line(tmp_path, pki):
-    cert, key = pki.issue("server", 0x4001)
-    _, other_key = pki.issue("other", 0x4002)
+    server = pki.issue("server", 0x4001)
+    cert, key = server.cert, server.key
+    other_key = pki.issue("other", 0x4002).key
     text = tmp_path / "text.pem"
     text.write_text("not a certificate\n")
 
