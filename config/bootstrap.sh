@@ -424,6 +424,12 @@ if [ "$uninstall" -eq 1 ]; then
 	exit 0
 fi
 
+# Checked before anything changes: replacing a linked .netrc would cut the link (--uninstall then
+# puts back a file, not the link).
+if [ -n "$token" ] && [ -L "$netrc_file" ]; then
+	fail "$netrc_file is a symbolic link: rerun with NETRC set to the file it points to, to keep the token there (nothing was changed)"
+fi
+
 # --- reach the proxy --------------------------------------------------------------------------
 
 have curl || fail "curl is needed to reach the proxy"
