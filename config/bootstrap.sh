@@ -425,9 +425,16 @@ if [ "$uninstall" -eq 1 ]; then
 fi
 
 # Checked before anything changes: replacing a linked .netrc would cut the link (--uninstall then
-# puts back a file, not the link).
-if [ -n "$token" ] && [ -L "$netrc_file" ]; then
-	fail "$netrc_file is a symbolic link: rerun with NETRC set to the file it points to, to keep the token there (nothing was changed)"
+# puts back a file, not the link), and a token written to a second file is one --uninstall,
+# which knows only the first, would leave behind.
+if [ -n "$token" ]; then
+	if [ -L "$netrc_file" ]; then
+		fail "$netrc_file is a symbolic link: rerun with NETRC set to the file it points to, to keep the token there (nothing was changed)"
+	fi
+	saved_netrc=$(state_get netrc)
+	if [ -n "$saved_netrc" ] && [ "$saved_netrc" != "$netrc_file" ]; then
+		fail "an earlier run wrote the token to $saved_netrc: rerun with NETRC=$saved_netrc, or --uninstall first (nothing was changed)"
+	fi
 fi
 
 # --- reach the proxy --------------------------------------------------------------------------
