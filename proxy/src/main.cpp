@@ -400,12 +400,12 @@ int serve(const config::settings& settings) {
 
   std::shared_ptr<server::tls_credentials> tls;
   if (!settings.tls_cert.empty()) {
-    std::string tls_error;
-    tls = server::tls_credentials::load(settings.tls_cert, settings.tls_key, tls_error);
-    if (!tls) {
-      std::fprintf(stderr, "gomodproxy: %s\n", tls_error.c_str());
+    auto loaded_tls = server::tls_credentials::load(settings.tls_cert, settings.tls_key);
+    if (auto* problem = std::get_if<std::string>(&loaded_tls)) {
+      std::fprintf(stderr, "gomodproxy: %s\n", problem->c_str());
       return exit_bad_setting;
     }
+    tls = std::move(std::get<0>(loaded_tls));
   }
   // Read before listening, so that an unreadable or malformed token file stops start-up.
   auto loaded_access = server::access_control::load(settings.auth_file, settings.admin_token);

@@ -106,12 +106,12 @@ tls_credentials::tls_credentials(std::string cert_file, std::string key_file,
 
 tls_credentials::~tls_credentials() = default;
 
-std::shared_ptr<tls_credentials> tls_credentials::load(std::string cert_file, std::string key_file,
-                                                       std::string& error) {
-  auto first = build(cert_file, key_file, error);
-  if (!first) return nullptr;
-  return std::shared_ptr<tls_credentials>(
-      new tls_credentials(std::move(cert_file), std::move(key_file), std::move(first)));
+std::variant<std::shared_ptr<tls_credentials>, std::string> tls_credentials::load(
+    std::string cert_file, std::string key_file) {
+  auto first = build(cert_file, key_file);
+  if (auto* problem = std::get_if<std::string>(&first)) return std::move(*problem);
+  return std::shared_ptr<tls_credentials>(new tls_credentials(
+      std::move(cert_file), std::move(key_file), std::move(std::get<0>(first))));
 }
 
 std::shared_ptr<net::ssl::context> tls_credentials::context() const {
@@ -125,18 +125,16 @@ certificate_summary tls_credentials::summary() const {
 }
 
 std::optional<std::string> tls_credentials::reload() {
-  std::string error;
   // Built outside the lock: reading files must not hold up connections being accepted.
-  auto fresh = build(cert_file_, key_file_, error);
-  if (!fresh) return error;
+  auto fresh = build(cert_file_, key_file_);
+  if (auto* problem = std::get_if<std::string>(&fresh)) return std::move(*problem);
   std::lock_guard lock(mutex_);
-  current_ = std::move(fresh);
+  current_ = std::move(std::get<0>(fresh));
   return std::nullopt;
 }
 
-std::shared_ptr<tls_credentials::loaded> tls_credentials::build(const std::string& cert_file,
-                                                                const std::string& key_file,
-                                                                std::string& error) {
+std::variant<std::shared_ptr<tls_credentials::loaded>, std::string> tls_credentials::build(
+    const std::string& cert_file, const std::string& key_file) {
   // OpenSSL's error queue is per thread: an entry left from before must not become this load's
   // reason, nor one left by this load a later handshake's on the same thread.
   ERR_clear_error();
@@ -145,15 +143,13 @@ std::shared_ptr<tls_credentials::loaded> tls_credentials::build(const std::strin
   } cleared;
   std::string chain;
   if (auto why = read_file(cert_file, chain)) {
-    error = "tls_cert: cannot read " + quoted(cert_file) + ": " + *why +
-            "; expected a readable PEM certificate chain";
-    return nullptr;
+    return "tls_cert: cannot read " + quoted(cert_file) + ": " + *why +
+           "; expected a readable PEM certificate chain";
   }
   wiped_string key;
   if (auto why = read_file(key_file, key.text)) {
-    error = "tls_key: cannot read " + quoted(key_file) + ": " + *why +
-            "; expected a readable PEM private key";
-    return nullptr;
+    return "tls_key: cannot read " + quoted(key_file) + ": " + *why +
+           "; expected a readable PEM private key";
   }
 
   auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
@@ -172,22 +168,19 @@ std::shared_ptr<tls_credentials::loaded> tls_credentials::build(const std::strin
   boost::system::error_code ec;
   context->use_certificate_chain(net::buffer(chain), ec);
   if (ec) {
-    error = "tls_cert: " + quoted(cert_file) + " holds no usable certificate (" + ec.message() +
-            "); expected the server certificate then its intermediates, PEM";
-    return nullptr;
+    return "tls_cert: " + quoted(cert_file) + " holds no usable certificate (" + ec.message() +
+           "); expected the server certificate then its intermediates, PEM";
   }
   context->use_private_key(net::buffer(key.text), net::ssl::context::pem, ec);
   const bool mismatch =
       ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
   if (mismatch || (!ec && SSL_CTX_check_private_key(native) != 1)) {
-    error = "tls_key: " + quoted(key_file) + " is not the key of the certificate in " +
-            quoted(cert_file) + "; expected the private key matching tls_cert";
-    return nullptr;
+    return "tls_key: " + quoted(key_file) + " is not the key of the certificate in " +
+           quoted(cert_file) + "; expected the private key matching tls_cert";
   }
   if (ec) {
-    error = "tls_key: " + quoted(key_file) + " holds no usable private key (" + ec.message() +
-            "); expected an unencrypted PEM private key";
-    return nullptr;
+    return "tls_key: " + quoted(key_file) + " holds no usable private key (" + ec.message() +
+           "); expected an unencrypted PEM private key";
   }
   auto out = std::make_shared<loaded>();
   out->summary = summarize(SSL_CTX_get0_certificate(native));
