@@ -30,6 +30,7 @@
 
 #include "server/http_server.hpp"
 #include "server/tls_credentials.hpp"
+#include "tests/support/cpp/temp_dir.hpp"
 #include "tests/support/cpp/test_certificates.hpp"
 
 namespace gomodproxy::server {
@@ -58,29 +59,7 @@ class echo_handler final : public handler {
   static constexpr int big_chunks = 128;
 };
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "gmp-tls-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  std::string write(const std::string& name, const std::string& content) const {
-    const auto file = path_ / name;
-    std::ofstream(file, std::ios::binary) << content;
-    return file.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using test::temp_dir;
 
 // A server with TLS credentials from files this harness writes, so a test can replace them and
 // reload as SIGHUP would.
