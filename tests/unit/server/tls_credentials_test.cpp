@@ -71,6 +71,11 @@ TEST(tls_credentials, bad_files_are_refused_with_the_setting_and_path_named) {
       {"another certificate's key", cert, dir.write("other-key.pem", other.server_key_pem),
        "tls_key: ", "is not the key of the certificate in"},
       {"line break in the path", dir.write("a\nb.pem", "junk"), key, "tls_cert: ", "\\x0a"},
+      // A wrong path must not fill a running server's memory on SIGHUP.
+      {"oversized certificate", dir.write("huge.pem", std::string((4 << 20) + 1, 'A')), key,
+       "tls_cert: cannot read ", "it is larger than 4 MiB"},
+      {"directory as key", cert, std::filesystem::path(cert).parent_path().string(),
+       "tls_key: cannot read ", "it is a directory"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
