@@ -211,6 +211,7 @@ class tls_client {
   }
 
   int version() const { return SSL_version(ssl_.get()); }
+  int fd() const { return fd_; }
 
   // The leaf certificate the server presented, PEM.
   std::string peer_certificate() const {
@@ -400,6 +401,66 @@ TEST(http_server_tls, a_reload_reaches_new_connections_and_spares_open_ones) {
   // A client that trusts only the old CA no longer gets in.
   tls_client stale(harness.port(), harness.pki().ca_pem);
   EXPECT_NE(stale.handshake(), "");
+}
+
+// Sent raw on a fresh connection, then how long the server took to hang up.
+std::chrono::milliseconds hang_up_after(std::uint16_t port, std::string_view bytes) {
+  const int fd = connect_loopback(port);
+  const auto started = clock_type::now();
+  (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  const bool closed = closed_by_peer(fd, 5s);
+  ::close(fd);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
+  return closed ? took : std::chrono::milliseconds::max();
+}
+
+bool no_connections_within(http_server& server, std::chrono::milliseconds limit) {
+  const auto until = clock_type::now() + limit;
+  while (server.connections() != 0 && clock_type::now() < until) std::this_thread::sleep_for(10ms);
+  return server.connections() == 0;
+}
+
+// Bytes that are no TLS record, and a ClientHello that claims 16 MiB, end the connection at
+// once instead of holding it until the handshake deadline; the server goes on serving.
+TEST(http_server_tls, garbage_or_an_oversized_client_hello_is_dropped_at_once) {
+  tls_harness harness;
+  EXPECT_LT(hang_up_after(harness.port(), std::string(512, '\x42')), 1s);
+  std::string huge_hello = {'\x16', '\x03', '\x01', '\x40', '\x00',  // a 16 KiB record
+                            '\x01', '\xff', '\xff', '\xff'};         // ClientHello, 16 MiB
+  huge_hello.resize(5 + 0x4000, '\0');
+  EXPECT_LT(hang_up_after(harness.port(), huge_hello), 1s);
+  EXPECT_TRUE(no_connections_within(harness.server(), 1s));
+  tls_client client(harness.port(), harness.pki().ca_pem);
+  ASSERT_EQ(client.handshake(), "");
+}
+
+// Two requests in one TLS record are answered in order, as on a plain connection.
+TEST(http_server_tls, pipelined_requests_are_answered_in_order) {
+  tls_harness harness;
+  tls_client client(harness.port(), harness.pki().ca_pem);
+  ASSERT_EQ(client.handshake(), "");
+  ASSERT_TRUE(client.send(get("/first") + get("/second")));
+  for (const std::string target : {"/first", "/second"}) {
+    auto got = client.read_response();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->body, "GET " + target + "\n");
+  }
+}
+
+// A client that never answers the server's close_notify (nor closes) holds the connection for
+// the short goodbye wait only, not a whole timeout.
+TEST(http_server_tls, a_client_that_stalls_the_tls_shutdown_is_cut_off) {
+  tls_harness harness;
+  tls_client client(harness.port(), harness.pki().ca_pem);
+  ASSERT_EQ(client.handshake(), "");
+  ASSERT_TRUE(client.send("GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(client.read_response());
+  const auto started = clock_type::now();
+  // Raw reads: the server's close_notify arrives, and no answer to it ever goes back.
+  EXPECT_TRUE(closed_by_peer(client.fd(), 5s));
+  EXPECT_LT(clock_type::now() - started, 3s);
+  EXPECT_TRUE(no_connections_within(harness.server(), 1s));
 }
 
 }  // namespace
