@@ -331,6 +331,24 @@ profile_lines() {
 		'$0==b{s=1} (s ? "inside" : "outside")==want{print} $0==e{s=0}' "$2"
 }
 
+# Takes the gomodproxy block back out of FILE ($1), which was saved as BACKUP ($2) if it existed
+# before ($3 = 1). Untouched since the first run ($4 = 1): the saved bytes and mode come back, or
+# the file goes if it was new. Edited since: only the block goes (the file too, if nothing else
+# is left in it).
+undo_block() {
+	if [ "$4" = 1 ] && [ "$3" = 1 ]; then
+		say "$prefix: restore $1 from $2"
+		[ "$dry_run" -eq 1 ] || mv -f "$2" "$1" || fail "cannot restore $1"
+	elif [ "$4" = 1 ] || { [ "$3" = 0 ] && [ -z "$(profile_lines outside "$1")" ]; }; then
+		say "$prefix: remove $1 (it did not exist before)"
+		[ "$dry_run" -eq 1 ] || rm -f "$1"
+	else
+		say "$prefix: remove the gomodproxy block from $1"
+		[ "$dry_run" -eq 1 ] || profile_lines outside "$1" | replace_file "$1"
+	fi
+	[ "$dry_run" -eq 1 ] || rm -f "$2"
+}
+
 if [ "$uninstall" -eq 1 ]; then
 	if [ ! -f "$state_file" ]; then
 		say "nothing to uninstall: no saved state at $state_file"
@@ -374,18 +392,7 @@ if [ "$uninstall" -eq 1 ]; then
 		profile_existed=$(state_get profile_existed)
 		profile_untouched=0
 		cmp -s "$state_dir/profile.ours" "$saved_profile" && profile_untouched=1
-		if [ "$profile_untouched" = 1 ] && [ "$profile_existed" = 1 ]; then
-			say "$prefix: restore $saved_profile from $backup"
-			[ "$dry_run" -eq 1 ] || replace_file "$saved_profile" <"$backup"
-		elif [ "$profile_untouched" = 1 ] ||
-			{ [ "$profile_existed" = 0 ] && [ -z "$(profile_lines outside "$saved_profile")" ]; }; then
-			say "$prefix: remove $saved_profile (it did not exist before)"
-			[ "$dry_run" -eq 1 ] || rm -f "$saved_profile"
-		else
-			say "$prefix: remove the gomodproxy block from $saved_profile"
-			[ "$dry_run" -eq 1 ] || profile_lines outside "$saved_profile" | replace_file "$saved_profile"
-		fi
-		[ "$dry_run" -eq 1 ] || rm -f "$backup"
+		undo_block "$saved_profile" "$backup" "$profile_existed" "$profile_untouched"
 	fi
 	saved_netrc=$(state_get netrc)
 	if [ -n "$saved_netrc" ] && [ -f "$saved_netrc" ]; then
@@ -393,18 +400,7 @@ if [ "$uninstall" -eq 1 ]; then
 		netrc_existed=$(state_get netrc_existed)
 		netrc_untouched=0
 		[ "$(cksum <"$saved_netrc")" = "$(cat "$state_dir/netrc.sum" 2>/dev/null)" ] && netrc_untouched=1
-		if [ "$netrc_untouched" = 1 ] && [ "$netrc_existed" = 1 ]; then
-			say "$prefix: restore $saved_netrc from $netrc_backup"
-			[ "$dry_run" -eq 1 ] || mv -f "$netrc_backup" "$saved_netrc" || fail "cannot restore $saved_netrc"
-		elif [ "$netrc_untouched" = 1 ] ||
-			{ [ "$netrc_existed" = 0 ] && [ -z "$(profile_lines outside "$saved_netrc")" ]; }; then
-			say "$prefix: remove $saved_netrc (it did not exist before)"
-			[ "$dry_run" -eq 1 ] || rm -f "$saved_netrc"
-		else
-			say "$prefix: remove the gomodproxy block from $saved_netrc"
-			[ "$dry_run" -eq 1 ] || profile_lines outside "$saved_netrc" | replace_file "$saved_netrc"
-		fi
-		[ "$dry_run" -eq 1 ] || rm -f "$netrc_backup"
+		undo_block "$saved_netrc" "$netrc_backup" "$netrc_existed" "$netrc_untouched"
 	fi
 	if [ -n "$installed" ] && [ -d "$installed" ]; then
 		say "$prefix: remove $installed (installed by this script)"
