@@ -784,6 +784,18 @@ if [ "$dry_run" -eq 0 ] && [ "$changes" -gt 0 ]; then
 	cp "$go_env_file" "$state_dir/goenv.ours" || fail "cannot write $state_dir/goenv.ours"
 fi
 
+# Before the first change to FILE ($2), noted in the state as KEY ($1): a copy with its mode
+# beside it, or that it did not exist, for --uninstall (undo_block) to go back to.
+save_original() {
+	state_has "$1" && return 0
+	existed=0
+	if [ -f "$2" ]; then
+		cp -p "$2" "$2.gomodproxy-backup" || fail "cannot back $2 up"
+		existed=1
+	fi
+	state_put "$1=$2" "$1_existed=$existed"
+}
+
 # The profile block is only needed for a go this script installed.
 if [ -n "$install_dir" ]; then
 	block=$(printf '%s\n%s\n%s' "$block_begin" "export PATH=\"\$HOME/sdk/go$install_version/bin:\$PATH\"" "$block_end")
@@ -791,14 +803,7 @@ if [ -n "$install_dir" ]; then
 	[ -f "$profile" ] && current_block=$(profile_lines inside "$profile")
 	if [ "$current_block" != "$block" ]; then
 		if planned_change "add $sdk_dir/go$install_version/bin to PATH in $profile"; then
-			if ! state_has profile; then
-				existed=0
-				if [ -f "$profile" ]; then
-					cp -p "$profile" "$profile.gomodproxy-backup" || fail "cannot back $profile up"
-					existed=1
-				fi
-				state_put "profile=$profile" "profile_existed=$existed"
-			fi
+			save_original profile "$profile"
 			{
 				if [ -f "$profile" ]; then
 					profile_lines outside "$profile"
@@ -826,14 +831,7 @@ if [ -n "$token" ]; then
 	[ -f "$netrc_file" ] && current_netrc_block=$(profile_lines inside "$netrc_file")
 	netrc_entry="machine $netrc_host${netrc_host_port:+ and $netrc_host_port} login gomodproxy password ******** in $netrc_file"
 	if [ "$current_netrc_block" != "$netrc_block" ] && planned_change "write $netrc_entry"; then
-		if ! state_has netrc; then
-			existed=0
-			if [ -f "$netrc_file" ]; then
-				cp -p "$netrc_file" "$netrc_file.gomodproxy-backup" || fail "cannot back $netrc_file up"
-				existed=1
-			fi
-			state_put "netrc=$netrc_file" "netrc_existed=$existed"
-		fi
+		save_original netrc "$netrc_file"
 		{
 			printf '%s\n' "$netrc_block"
 			if [ -f "$netrc_file" ]; then
