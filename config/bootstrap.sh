@@ -331,6 +331,24 @@ profile_lines() {
 		'$0==b{s=1} (s ? "inside" : "outside")==want{print} $0==e{s=0}' "$2"
 }
 
+# Takes the gomodproxy block back out of FILE ($1), which was saved as BACKUP ($2) if it existed
+# before ($3 = 1). Untouched since the first run ($4 = 1): the saved bytes and mode come back, or
+# the file goes if it was new. Edited since: only the block goes (the file too, if nothing else
+# is left in it).
+undo_block() {
+	if [ "$4" = 1 ] && [ "$3" = 1 ]; then
+		say "$prefix: restore $1 from $2"
+		[ "$dry_run" -eq 1 ] || mv -f "$2" "$1" || fail "cannot restore $1"
+	elif [ "$4" = 1 ] || { [ "$3" = 0 ] && [ -z "$(profile_lines outside "$1")" ]; }; then
+		say "$prefix: remove $1 (it did not exist before)"
+		[ "$dry_run" -eq 1 ] || rm -f "$1"
+	else
+		say "$prefix: remove the gomodproxy block from $1"
+		[ "$dry_run" -eq 1 ] || profile_lines outside "$1" | replace_file "$1"
+	fi
+	[ "$dry_run" -eq 1 ] || rm -f "$2"
+}
+
 if [ "$uninstall" -eq 1 ]; then
 	if [ ! -f "$state_file" ]; then
 		say "nothing to uninstall: no saved state at $state_file"
@@ -374,18 +392,7 @@ if [ "$uninstall" -eq 1 ]; then
 		profile_existed=$(state_get profile_existed)
 		profile_untouched=0
 		cmp -s "$state_dir/profile.ours" "$saved_profile" && profile_untouched=1
-		if [ "$profile_untouched" = 1 ] && [ "$profile_existed" = 1 ]; then
-			say "$prefix: restore $saved_profile from $backup"
-			[ "$dry_run" -eq 1 ] || replace_file "$saved_profile" <"$backup"
-		elif [ "$profile_untouched" = 1 ] ||
-			{ [ "$profile_existed" = 0 ] && [ -z "$(profile_lines outside "$saved_profile")" ]; }; then
-			say "$prefix: remove $saved_profile (it did not exist before)"
-			[ "$dry_run" -eq 1 ] || rm -f "$saved_profile"
-		else
-			say "$prefix: remove the gomodproxy block from $saved_profile"
-			[ "$dry_run" -eq 1 ] || profile_lines outside "$saved_profile" | replace_file "$saved_profile"
-		fi
-		[ "$dry_run" -eq 1 ] || rm -f "$backup"
+		undo_block "$saved_profile" "$backup" "$profile_existed" "$profile_untouched"
 	fi
 	saved_netrc=$(state_get netrc)
 	if [ -n "$saved_netrc" ] && [ -f "$saved_netrc" ]; then
@@ -393,18 +400,7 @@ if [ "$uninstall" -eq 1 ]; then
 		netrc_existed=$(state_get netrc_existed)
 		netrc_untouched=0
 		[ "$(cksum <"$saved_netrc")" = "$(cat "$state_dir/netrc.sum" 2>/dev/null)" ] && netrc_untouched=1
-		if [ "$netrc_untouched" = 1 ] && [ "$netrc_existed" = 1 ]; then
-			say "$prefix: restore $saved_netrc from $netrc_backup"
-			[ "$dry_run" -eq 1 ] || mv -f "$netrc_backup" "$saved_netrc" || fail "cannot restore $saved_netrc"
-		elif [ "$netrc_untouched" = 1 ] ||
-			{ [ "$netrc_existed" = 0 ] && [ -z "$(profile_lines outside "$saved_netrc")" ]; }; then
-			say "$prefix: remove $saved_netrc (it did not exist before)"
-			[ "$dry_run" -eq 1 ] || rm -f "$saved_netrc"
-		else
-			say "$prefix: remove the gomodproxy block from $saved_netrc"
-			[ "$dry_run" -eq 1 ] || profile_lines outside "$saved_netrc" | replace_file "$saved_netrc"
-		fi
-		[ "$dry_run" -eq 1 ] || rm -f "$netrc_backup"
+		undo_block "$saved_netrc" "$netrc_backup" "$netrc_existed" "$netrc_untouched"
 	fi
 	if [ -n "$installed" ] && [ -d "$installed" ]; then
 		say "$prefix: remove $installed (installed by this script)"
@@ -422,6 +418,19 @@ if [ "$uninstall" -eq 1 ]; then
 		[ "$config_dir_created" = 1 ] && rmdir "${state_dir%/*}" 2>/dev/null
 	fi
 	exit 0
+fi
+
+# Checked before anything changes: replacing a linked .netrc would cut the link (--uninstall then
+# puts back a file, not the link), and a token written to a second file is one --uninstall,
+# which knows only the first, would leave behind.
+if [ -n "$token" ]; then
+	if [ -L "$netrc_file" ]; then
+		fail "$netrc_file is a symbolic link: rerun with NETRC set to the file it points to, to keep the token there (nothing was changed)"
+	fi
+	saved_netrc=$(state_get netrc)
+	if [ -n "$saved_netrc" ] && [ "$saved_netrc" != "$netrc_file" ]; then
+		fail "an earlier run wrote the token to $saved_netrc: rerun with NETRC=$saved_netrc, or --uninstall first (nothing was changed)"
+	fi
 fi
 
 # --- reach the proxy --------------------------------------------------------------------------
@@ -775,6 +784,18 @@ if [ "$dry_run" -eq 0 ] && [ "$changes" -gt 0 ]; then
 	cp "$go_env_file" "$state_dir/goenv.ours" || fail "cannot write $state_dir/goenv.ours"
 fi
 
+# Before the first change to FILE ($2), noted in the state as KEY ($1): a copy with its mode
+# beside it, or that it did not exist, for --uninstall (undo_block) to go back to.
+save_original() {
+	state_has "$1" && return 0
+	existed=0
+	if [ -f "$2" ]; then
+		cp -p "$2" "$2.gomodproxy-backup" || fail "cannot back $2 up"
+		existed=1
+	fi
+	state_put "$1=$2" "$1_existed=$existed"
+}
+
 # The profile block is only needed for a go this script installed.
 if [ -n "$install_dir" ]; then
 	block=$(printf '%s\n%s\n%s' "$block_begin" "export PATH=\"\$HOME/sdk/go$install_version/bin:\$PATH\"" "$block_end")
@@ -782,14 +803,7 @@ if [ -n "$install_dir" ]; then
 	[ -f "$profile" ] && current_block=$(profile_lines inside "$profile")
 	if [ "$current_block" != "$block" ]; then
 		if planned_change "add $sdk_dir/go$install_version/bin to PATH in $profile"; then
-			if ! state_has profile; then
-				existed=0
-				if [ -f "$profile" ]; then
-					cp -p "$profile" "$profile.gomodproxy-backup" || fail "cannot back $profile up"
-					existed=1
-				fi
-				state_put "profile=$profile" "profile_existed=$existed"
-			fi
+			save_original profile "$profile"
 			{
 				if [ -f "$profile" ]; then
 					profile_lines outside "$profile"
@@ -817,14 +831,7 @@ if [ -n "$token" ]; then
 	[ -f "$netrc_file" ] && current_netrc_block=$(profile_lines inside "$netrc_file")
 	netrc_entry="machine $netrc_host${netrc_host_port:+ and $netrc_host_port} login gomodproxy password ******** in $netrc_file"
 	if [ "$current_netrc_block" != "$netrc_block" ] && planned_change "write $netrc_entry"; then
-		if ! state_has netrc; then
-			existed=0
-			if [ -f "$netrc_file" ]; then
-				cp -p "$netrc_file" "$netrc_file.gomodproxy-backup" || fail "cannot back $netrc_file up"
-				existed=1
-			fi
-			state_put "netrc=$netrc_file" "netrc_existed=$existed"
-		fi
+		save_original netrc "$netrc_file"
 		{
 			printf '%s\n' "$netrc_block"
 			if [ -f "$netrc_file" ]; then

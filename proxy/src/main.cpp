@@ -7,6 +7,7 @@
 // metrics; before each tier attempt the tier's circuit breaker is asked, and the prober keeps
 // asking every tier a cheap question so a dead tier is skipped and a recovered one comes back.
 // Health, readiness and /metrics are exact routes on the same port.
+#include <signal.h>
 #include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -180,6 +181,17 @@ net::awaitable<monitor::probe_answer> probe_get(upstream::http_client& client, s
   if (fetched.status != 0) answer.ttfb = fetched.ttfb;
   answer.reason = fetched.result == upstream::outcome::ok ? "200" : fetched.reason;
   co_return answer;
+}
+
+// SIGHUP ends a process by default, and a service manager may send one (a certificate renewal's
+// reload racing a restart) while start-up is still reading settings or opening the cache. It is
+// blocked (SIG_BLOCK) from the start of `gomodproxy serve` until the reloader listens for it,
+// then unblocked (SIG_UNBLOCK), which delivers one that came meanwhile.
+void set_hangup_mask(int how) {
+  sigset_t hangup;
+  sigemptyset(&hangup);
+  sigaddset(&hangup, SIGHUP);
+  pthread_sigmask(how, &hangup, nullptr);
 }
 
 // SIGHUP rereads what may change under a running server: the TLS certificate and key (renewed
@@ -400,12 +412,12 @@ int serve(const config::settings& settings) {
 
   std::shared_ptr<server::tls_credentials> tls;
   if (!settings.tls_cert.empty()) {
-    std::string tls_error;
-    tls = server::tls_credentials::load(settings.tls_cert, settings.tls_key, tls_error);
-    if (!tls) {
-      std::fprintf(stderr, "gomodproxy: %s\n", tls_error.c_str());
+    auto loaded_tls = server::tls_credentials::load(settings.tls_cert, settings.tls_key);
+    if (auto* problem = std::get_if<std::string>(&loaded_tls)) {
+      std::fprintf(stderr, "gomodproxy: %s\n", problem->c_str());
       return exit_bad_setting;
     }
+    tls = std::move(std::get<0>(loaded_tls));
   }
   // Read before listening, so that an unreadable or malformed token file stops start-up.
   auto loaded_access = server::access_control::load(settings.auth_file, settings.admin_token);
@@ -484,6 +496,7 @@ int serve(const config::settings& settings) {
   prober.start();
 
   net::signal_set hangups(io, SIGHUP);
+  set_hangup_mask(SIG_UNBLOCK);
   net::co_spawn(
       io,
       reload_on_hangup(hangups, tls.get(), *access,
@@ -609,6 +622,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
+  set_hangup_mask(SIG_BLOCK);
   auto loaded = config::load_settings(args, config::current_environment());
   if (auto* error = std::get_if<config::load_error>(&loaded)) {
     std::fprintf(stderr, "%s\n", error->message.c_str());

@@ -306,11 +306,12 @@ def big_zip_and_its_replica(tree: mt.ModuleTree, proxies: list, front: HAProxy):
     return big_zip, proxies[index], f"replica{index + 1}"
 
 
-def test_sigkill_of_a_replica_fails_nothing_once_it_is_marked_down(tree, replicas):
-    """Counts what a crash costs: the small-file loop's failures before and after haproxy marks
-    the replica down, and a 40 MiB download the crash cuts off in flight (a response already
-    started cannot be retried); the same download, asked again, then succeeds elsewhere."""
-    upstream, proxies, front = replicas
+def run_with_a_download_in_flight(tree: mt.ModuleTree, replicas, disrupt):
+    """Runs the small-file loop through haproxy while the 40 MiB zip downloads slowly from the
+    replica it hashes to; once the download is under way, `disrupt(victim, its haproxy name,
+    the download's outcome so far, marks)` acts on that replica. Returns (loop, the zip's path,
+    the download's outcome, marks)."""
+    _, proxies, front = replicas
     loop = RequestLoop(front.port, module_file_paths(tree), warm(front, tree))
     big_zip, victim, name = big_zip_and_its_replica(tree, proxies, front)
     big: dict = {}
@@ -318,16 +319,29 @@ def test_sigkill_of_a_replica_fails_nothing_once_it_is_marked_down(tree, replica
     reader = threading.Thread(target=slow_download, args=(front.port, big_zip, big, reading))
     marks: dict = {}
 
-    def kill_one() -> None:
+    def start_then_disrupt() -> None:
         reader.start()
         time.sleep(STOP_AFTER)
         assert reading.wait(10)
+        disrupt(victim, name, big, marks)
+
+    loop.run(start_then_disrupt)
+    reader.join(60)
+    return loop, big_zip, big, marks
+
+
+def test_sigkill_of_a_replica_fails_nothing_once_it_is_marked_down(tree, replicas):
+    """Counts what a crash costs: the small-file loop's failures before and after haproxy marks
+    the replica down, and a 40 MiB download the crash cuts off in flight (a response already
+    started cannot be retried); the same download, asked again, then succeeds elsewhere."""
+    front = replicas[2]
+
+    def kill(victim, name: str, _: dict, marks: dict) -> None:
         marks["killed"] = time.monotonic()
         victim.kill()
         marks.update(watch_down(front, name, 10))
 
-    loop.run(kill_one)
-    reader.join(60)
+    loop, big_zip, big, marks = run_with_a_download_in_flight(tree, replicas, kill)
     failures = loop.failures()
     after_down = [o for o in failures if o.start >= marks["at"]]
     in_flight = [o for o in failures if o.start < marks["at"]]
@@ -350,18 +364,9 @@ def test_sigterm_takes_a_replica_out_through_readyz_before_it_stops_listening(tr
     """Shipped --drain-grace: haproxy sees /readyz 503 (L7STS) and takes the replica out while
     its listener is still open, so no request fails or waits on a retry, and a 40 MiB download
     in flight on that replica completes during the drain."""
-    upstream, proxies, front = replicas
-    loop = RequestLoop(front.port, module_file_paths(tree), warm(front, tree))
-    big_zip, victim, name = big_zip_and_its_replica(tree, proxies, front)
-    big: dict = {}
-    reading = threading.Event()
-    reader = threading.Thread(target=slow_download, args=(front.port, big_zip, big, reading))
-    marks: dict = {}
+    front = replicas[2]
 
-    def stop_one() -> None:
-        reader.start()
-        time.sleep(STOP_AFTER)
-        assert reading.wait(10)
+    def stop(victim, name: str, big: dict, marks: dict) -> None:
         marks["signalled"] = time.monotonic()
         marks["read_at_signal"] = big["received"]
         victim.stopped_by_test = True
@@ -370,8 +375,7 @@ def test_sigterm_takes_a_replica_out_through_readyz_before_it_stops_listening(tr
         marks["exit_code"] = victim.proc.wait(30)
         marks["exited"] = time.monotonic()
 
-    loop.run(stop_one)
-    reader.join(60)
+    loop, _, big, marks = run_with_a_download_in_flight(tree, replicas, stop)
     failures = loop.failures()
     after = [o for o in loop.outcomes if o.start >= marks["signalled"]]
     slowest = max(o.end - o.start for o in after)

@@ -113,6 +113,10 @@ def test_plain_http_to_the_tls_port_is_told_to_use_https(tree, make_upstream, st
     answer = http_request(proxy.port, "/healthz")
     assert answer.status == 400
     assert answer.text == "this server speaks HTTPS only: use an https:// URL\n"
+    # Its access line has every field another line has; the last one, the credential, is "-".
+    wait_for(lambda: " access - - 400 " in proxy.log_text(), 5, "the 400's access line")
+    refused = [line for line in proxy.log_text().splitlines() if " access - - 400 " in line]
+    assert refused[0].split(" access ")[1].split() == ["-", "-", "400", "51", "0", "-", "-", "-"]
     # What a developer with an http:// GOPROXY sees.
     go = make_go(f"http://127.0.0.1:{proxy.port}")
     proc = go.run("mod", "download", f"{mt.HELLO}@v1.0.0", check=False)

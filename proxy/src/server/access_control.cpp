@@ -5,15 +5,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <stdexcept>
+
+#include "server/setting_file.hpp"
 
 namespace gomodproxy::server {
 namespace {
 
 constexpr std::size_t max_name_length = 64;
-// An auth file is a list of secrets, not a data set; a bigger file is a mistake (a wrong path).
-constexpr std::size_t max_file_bytes = 4 * 1024 * 1024;
 
 bool is_name_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
@@ -68,41 +67,6 @@ std::optional<std::string> decode_base64(std::string_view text) {
     if (padding < 1) out += static_cast<char>(triple & 0xff);
   }
   return out;
-}
-
-// The whole file, or why not; the path is quoted by the caller.
-std::variant<std::string, std::string> read_small_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::variant<std::string, std::string>(std::in_place_index<1>, "cannot read it");
-  std::string content;
-  char buffer[8192];
-  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-    content.append(buffer, static_cast<std::size_t>(in.gcount()));
-    if (content.size() > max_file_bytes) {
-      return std::variant<std::string, std::string>(std::in_place_index<1>,
-                                                    "it is larger than 4 MiB");
-    }
-  }
-  if (in.bad())
-    return std::variant<std::string, std::string>(std::in_place_index<1>, "cannot read it");
-  return std::variant<std::string, std::string>(std::in_place_index<0>, std::move(content));
-}
-
-// A path shown in a message: printable ASCII as is, anything else as \xNN.
-std::string quote_path(std::string_view path) {
-  std::string out = "\"";
-  for (char c : path) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte < 0x20 || byte >= 0x7f || c == '"' || c == '\\') {
-      constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[byte >> 4];
-      out += hex[byte & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 // Compares against every token, match or not, so the time taken says nothing about which one
@@ -213,20 +177,20 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
     const {
   auto loaded = std::make_shared<rules>();
   if (!auth_file_.empty()) {
-    auto content = read_small_file(auth_file_);
+    auto content = read_setting_file(auth_file_);
     if (content.index() == 1) {
-      return "auth_file: " + quote_path(auth_file_) + " " + std::get<1>(content) +
+      return "auth_file: " + quoted_path(auth_file_) + " cannot read it: " + std::get<1>(content) +
              "; expected a readable file of TOKEN or NAME:TOKEN lines";
     }
     auto parsed = parse_auth_file(std::get<0>(content));
     if (auto* problem = std::get_if<std::string>(&parsed)) {
-      return "auth_file: " + quote_path(auth_file_) + " " + *problem +
+      return "auth_file: " + quoted_path(auth_file_) + " " + *problem +
              "; expected lines of TOKEN or NAME:TOKEN (# starts a comment)";
     }
     loaded->clients = std::move(std::get<0>(parsed));
     if (loaded->clients.empty()) {
       // An empty file would lock every client out, which is never what a deployer means.
-      return "auth_file: " + quote_path(auth_file_) +
+      return "auth_file: " + quoted_path(auth_file_) +
              " holds no token; expected lines of TOKEN or NAME:TOKEN (# starts a comment)";
     }
   }
@@ -235,14 +199,14 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
     std::string source = "the value";
     if (token.front() == '@') {
       const std::string path = token.substr(1);
-      auto content = read_small_file(path);
+      auto content = read_setting_file(path);
       if (content.index() == 1) {
-        return "admin_token: " + quote_path(path) + " " + std::get<1>(content) +
+        return "admin_token: " + quoted_path(path) + " cannot read it: " + std::get<1>(content) +
                "; expected @FILE naming a readable file whose first line is the token";
       }
       const std::string& text = std::get<0>(content);
       token = std::string(trim(std::string_view(text).substr(0, text.find('\n'))));
-      source = quote_path(path);
+      source = quoted_path(path);
     }
     if (auto problem = token_problem(token)) {
       return "admin_token: " + source + ": " + *problem + "; expected a token of " +

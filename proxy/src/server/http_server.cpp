@@ -445,26 +445,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     if (!ec) co_return true;
     if (ec.category() == net::error::get_ssl_category() &&
         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
-      co_await refuse_plain_http(beast::get_lowest_layer(stream), state);
+      // A client that sent plain HTTP to the TLS port (an http:// GOPROXY) is told so in words
+      // the go command prints, instead of seeing the connection drop.
+      co_await answer_unparsed(beast::get_lowest_layer(stream), state, 400,
+                               "this server speaks HTTPS only: use an https:// URL\n");
     } else {
       spdlog::debug("tls handshake failed: {}", ec.message());
     }
     co_return false;
-  }
-
-  // A client that sent plain HTTP to the TLS port (an http:// GOPROXY) is told so in words the
-  // go command prints, instead of seeing the connection drop.
-  net::awaitable<void> refuse_plain_http(beast::tcp_stream& stream, connection_state& state) {
-    response_head head;
-    head.status = 400;
-    head.content_type = "text/plain; charset=utf-8";
-    head.cache_control = "no-store";
-    connection_writer<beast::tcp_stream> writer(stream, state, options_.write_timeout, false, false,
-                                                false);
-    const std::string_view body = "this server speaks HTTPS only: use an https:// URL\n";
-    (void)co_await writer.send(head, body);
-    if (options_.on_response) options_.on_response(400, writer.body_sent());
-    if (options_.access_log) access_log_->info("- - 400 {} 0 - -", body.size());
   }
 
   // Tells the client the stream ends here, so it can tell a complete response from a cut one.
@@ -508,18 +496,24 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       status = 400;
     }
     if (status == 0) co_return;  // closed, reset, timed out or drained: nothing to answer
+    const std::string body =
+        status == 431 ? "request header fields too large\n" : "bad request: " + ec.message() + "\n";
+    co_await answer_unparsed(stream, state, status, body);
+  }
+
+  // A plain-text error to a request no handler saw, after which the connection closes. Its
+  // access line has the fields of every other one, with "-" for what was never read.
+  template <class Stream>
+  net::awaitable<void> answer_unparsed(Stream& stream, connection_state& state, int status,
+                                       std::string_view body) {
     response_head head;
     head.status = status;
     head.content_type = "text/plain; charset=utf-8";
     head.cache_control = "no-store";
     connection_writer<Stream> writer(stream, state, options_.write_timeout, false, false, false);
-    std::string body =
-        status == 431 ? "request header fields too large\n" : "bad request: " + ec.message() + "\n";
     (void)co_await writer.send(head, body);
     if (options_.on_response) options_.on_response(status, writer.body_sent());
-    if (options_.access_log) {
-      access_log_->info("- - {} {} 0 - - -", status, body.size());
-    }
+    if (options_.access_log) access_log_->info("- - {} {} 0 - - -", status, body.size());
   }
 
   // Returns whether the connection may carry another request.

@@ -8,11 +8,9 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/ssl/context.hpp>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <iterator>
-#include <sstream>
+#include <variant>
+
+#include "server/setting_file.hpp"
 
 namespace gomodproxy::server {
 namespace net = boost::asio;
@@ -25,33 +23,6 @@ constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-// Paths come from the operator, but the refusal must stay one printable line.
-std::string quoted(const std::string& path) {
-  std::string out = "\"";
-  for (unsigned char c : path) {
-    if (c < 0x20 || c == 0x7f) {
-      static constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
-std::optional<std::string> read_file(const std::string& path, std::string& content) {
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::string(errno != 0 ? std::strerror(errno) : "cannot open");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (in.bad()) return std::string("read error");
-  content = std::move(bytes).str();
-  return std::nullopt;
-}
 
 // Wipes the key's bytes from the heap once OpenSSL has its own parsed copy.
 struct wiped_string {
@@ -106,12 +77,12 @@ tls_credentials::tls_credentials(std::string cert_file, std::string key_file,
 
 tls_credentials::~tls_credentials() = default;
 
-std::shared_ptr<tls_credentials> tls_credentials::load(std::string cert_file, std::string key_file,
-                                                       std::string& error) {
-  auto first = build(cert_file, key_file, error);
-  if (!first) return nullptr;
-  return std::shared_ptr<tls_credentials>(
-      new tls_credentials(std::move(cert_file), std::move(key_file), std::move(first)));
+std::variant<std::shared_ptr<tls_credentials>, std::string> tls_credentials::load(
+    std::string cert_file, std::string key_file) {
+  auto first = build(cert_file, key_file);
+  if (auto* problem = std::get_if<std::string>(&first)) return std::move(*problem);
+  return std::shared_ptr<tls_credentials>(new tls_credentials(
+      std::move(cert_file), std::move(key_file), std::move(std::get<0>(first))));
 }
 
 std::shared_ptr<net::ssl::context> tls_credentials::context() const {
@@ -125,36 +96,34 @@ certificate_summary tls_credentials::summary() const {
 }
 
 std::optional<std::string> tls_credentials::reload() {
-  std::string error;
   // Built outside the lock: reading files must not hold up connections being accepted.
-  auto fresh = build(cert_file_, key_file_, error);
-  if (!fresh) return error;
+  auto fresh = build(cert_file_, key_file_);
+  if (auto* problem = std::get_if<std::string>(&fresh)) return std::move(*problem);
   std::lock_guard lock(mutex_);
-  current_ = std::move(fresh);
+  current_ = std::move(std::get<0>(fresh));
   return std::nullopt;
 }
 
-std::shared_ptr<tls_credentials::loaded> tls_credentials::build(const std::string& cert_file,
-                                                                const std::string& key_file,
-                                                                std::string& error) {
+std::variant<std::shared_ptr<tls_credentials::loaded>, std::string> tls_credentials::build(
+    const std::string& cert_file, const std::string& key_file) {
   // OpenSSL's error queue is per thread: an entry left from before must not become this load's
   // reason, nor one left by this load a later handshake's on the same thread.
   ERR_clear_error();
   struct clear_errors_on_return {
     ~clear_errors_on_return() { ERR_clear_error(); }
   } cleared;
-  std::string chain;
-  if (auto why = read_file(cert_file, chain)) {
-    error = "tls_cert: cannot read " + quoted(cert_file) + ": " + *why +
-            "; expected a readable PEM certificate chain";
-    return nullptr;
+  auto chain_read = read_setting_file(cert_file);
+  if (auto* why = std::get_if<1>(&chain_read)) {
+    return "tls_cert: cannot read " + quoted_path(cert_file) + ": " + *why +
+           "; expected a readable PEM certificate chain";
   }
-  wiped_string key;
-  if (auto why = read_file(key_file, key.text)) {
-    error = "tls_key: cannot read " + quoted(key_file) + ": " + *why +
-            "; expected a readable PEM private key";
-    return nullptr;
+  const std::string& chain = std::get<0>(chain_read);
+  auto key_read = read_setting_file(key_file);
+  if (auto* why = std::get_if<1>(&key_read)) {
+    return "tls_key: cannot read " + quoted_path(key_file) + ": " + *why +
+           "; expected a readable PEM private key";
   }
+  wiped_string key{std::move(std::get<0>(key_read))};
 
   auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   SSL_CTX* native = context->native_handle();
@@ -172,22 +141,19 @@ std::shared_ptr<tls_credentials::loaded> tls_credentials::build(const std::strin
   boost::system::error_code ec;
   context->use_certificate_chain(net::buffer(chain), ec);
   if (ec) {
-    error = "tls_cert: " + quoted(cert_file) + " holds no usable certificate (" + ec.message() +
-            "); expected the server certificate then its intermediates, PEM";
-    return nullptr;
+    return "tls_cert: " + quoted_path(cert_file) + " holds no usable certificate (" + ec.message() +
+           "); expected the server certificate then its intermediates, PEM";
   }
   context->use_private_key(net::buffer(key.text), net::ssl::context::pem, ec);
   const bool mismatch =
       ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
   if (mismatch || (!ec && SSL_CTX_check_private_key(native) != 1)) {
-    error = "tls_key: " + quoted(key_file) + " is not the key of the certificate in " +
-            quoted(cert_file) + "; expected the private key matching tls_cert";
-    return nullptr;
+    return "tls_key: " + quoted_path(key_file) + " is not the key of the certificate in " +
+           quoted_path(cert_file) + "; expected the private key matching tls_cert";
   }
   if (ec) {
-    error = "tls_key: " + quoted(key_file) + " holds no usable private key (" + ec.message() +
-            "); expected an unencrypted PEM private key";
-    return nullptr;
+    return "tls_key: " + quoted_path(key_file) + " holds no usable private key (" + ec.message() +
+           "); expected an unencrypted PEM private key";
   }
   auto out = std::make_shared<loaded>();
   out->summary = summarize(SSL_CTX_get0_certificate(native));

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <variant>
 
 namespace boost::asio::ssl {
 class context;
@@ -24,10 +25,10 @@ struct certificate_summary {
 /// Thread-safe: context() may be called from every I/O thread while reload() runs on another.
 class tls_credentials final {
  public:
-  /// Reads both PEM files. Returns the credentials, or nullptr with `error` set to one line that
-  /// names the setting (tls_cert or tls_key) and the path, never the key's content.
-  static std::shared_ptr<tls_credentials> load(std::string cert_file, std::string key_file,
-                                               std::string& error);
+  /// Reads both PEM files. Returns the credentials, or one line that names the setting (tls_cert
+  /// or tls_key) and the path, never the key's content.
+  static std::variant<std::shared_ptr<tls_credentials>, std::string> load(std::string cert_file,
+                                                                          std::string key_file);
 
   ~tls_credentials();
   tls_credentials(const tls_credentials&) = delete;
@@ -46,8 +47,8 @@ class tls_credentials final {
 
  private:
   struct loaded;
-  static std::shared_ptr<loaded> build(const std::string& cert_file, const std::string& key_file,
-                                       std::string& error);
+  static std::variant<std::shared_ptr<loaded>, std::string> build(const std::string& cert_file,
+                                                                  const std::string& key_file);
   tls_credentials(std::string cert_file, std::string key_file, std::shared_ptr<loaded> current);
 
   const std::string cert_file_;

@@ -14,6 +14,7 @@
 
 #include "duration.hpp"
 #include "settings.hpp"
+#include "tests/support/cpp/temp_dir.hpp"
 #include "tests/support/cpp/test_certificates.hpp"
 
 namespace gomodproxy::config {
@@ -23,29 +24,7 @@ using namespace std::chrono_literals;
 using env_map = std::map<std::string, std::string>;
 using upstream::tier_spec;
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "gmp-config-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  std::string write(const std::string& name, const std::string& content) const {
-    const auto file = path_ / name;
-    std::ofstream(file, std::ios::binary) << content;
-    return file.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using test::temp_dir;
 
 std::filesystem::path example_file() {
   return std::filesystem::path(GOMODPROXY_SOURCE_DIR) / "config/gomodproxy.example.toml";

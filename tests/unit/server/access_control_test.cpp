@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/cpp/temp_dir.hpp"
+
 namespace gomodproxy::server {
 namespace {
 
@@ -55,28 +57,7 @@ std::string basic(std::string_view user, std::string_view password) {
   return "Basic " + base64(std::string(user) + ":" + std::string(password));
 }
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "gmp-access-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-  std::string write(const std::string& name, const std::string& content) const {
-    const auto file = path_ / name;
-    std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
-    return file.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using test::temp_dir;
 
 std::unique_ptr<access_control> load_ok(const std::string& auth_file,
                                         const std::string& admin_token) {

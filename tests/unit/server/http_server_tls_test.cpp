@@ -25,10 +25,12 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "server/http_server.hpp"
 #include "server/tls_credentials.hpp"
+#include "tests/support/cpp/temp_dir.hpp"
 #include "tests/support/cpp/test_certificates.hpp"
 
 namespace gomodproxy::server {
@@ -57,29 +59,7 @@ class echo_handler final : public handler {
   static constexpr int big_chunks = 128;
 };
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "gmp-tls-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  std::string write(const std::string& name, const std::string& content) const {
-    const auto file = path_ / name;
-    std::ofstream(file, std::ios::binary) << content;
-    return file.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using test::temp_dir;
 
 // A server with TLS credentials from files this harness writes, so a test can replace them and
 // reload as SIGHUP would.
@@ -125,10 +105,9 @@ class tls_harness {
 
  private:
   static std::shared_ptr<tls_credentials> load(const std::string& cert, const std::string& key) {
-    std::string error;
-    auto loaded = tls_credentials::load(cert, key, error);
-    if (!loaded) throw std::runtime_error(error);
-    return loaded;
+    auto loaded = tls_credentials::load(cert, key);
+    if (loaded.index() == 1) throw std::runtime_error(std::get<1>(loaded));
+    return std::get<0>(std::move(loaded));
   }
   static server_options options(std::shared_ptr<tls_credentials> tls,
                                 std::chrono::milliseconds request_timeout) {
@@ -232,6 +211,7 @@ class tls_client {
   }
 
   int version() const { return SSL_version(ssl_.get()); }
+  int fd() const { return fd_; }
 
   // The leaf certificate the server presented, PEM.
   std::string peer_certificate() const {
@@ -421,6 +401,66 @@ TEST(http_server_tls, a_reload_reaches_new_connections_and_spares_open_ones) {
   // A client that trusts only the old CA no longer gets in.
   tls_client stale(harness.port(), harness.pki().ca_pem);
   EXPECT_NE(stale.handshake(), "");
+}
+
+// Sent raw on a fresh connection, then how long the server took to hang up.
+std::chrono::milliseconds hang_up_after(std::uint16_t port, std::string_view bytes) {
+  const int fd = connect_loopback(port);
+  const auto started = clock_type::now();
+  (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  const bool closed = closed_by_peer(fd, 5s);
+  ::close(fd);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started);
+  return closed ? took : std::chrono::milliseconds::max();
+}
+
+bool no_connections_within(http_server& server, std::chrono::milliseconds limit) {
+  const auto until = clock_type::now() + limit;
+  while (server.connections() != 0 && clock_type::now() < until) std::this_thread::sleep_for(10ms);
+  return server.connections() == 0;
+}
+
+// Bytes that are no TLS record, and a ClientHello that claims 16 MiB, end the connection at
+// once instead of holding it until the handshake deadline; the server goes on serving.
+TEST(http_server_tls, garbage_or_an_oversized_client_hello_is_dropped_at_once) {
+  tls_harness harness;
+  EXPECT_LT(hang_up_after(harness.port(), std::string(512, '\x42')), 1s);
+  std::string huge_hello = {'\x16', '\x03', '\x01', '\x40', '\x00',  // a 16 KiB record
+                            '\x01', '\xff', '\xff', '\xff'};         // ClientHello, 16 MiB
+  huge_hello.resize(5 + 0x4000, '\0');
+  EXPECT_LT(hang_up_after(harness.port(), huge_hello), 1s);
+  EXPECT_TRUE(no_connections_within(harness.server(), 1s));
+  tls_client client(harness.port(), harness.pki().ca_pem);
+  ASSERT_EQ(client.handshake(), "");
+}
+
+// Two requests in one TLS record are answered in order, as on a plain connection.
+TEST(http_server_tls, pipelined_requests_are_answered_in_order) {
+  tls_harness harness;
+  tls_client client(harness.port(), harness.pki().ca_pem);
+  ASSERT_EQ(client.handshake(), "");
+  ASSERT_TRUE(client.send(get("/first") + get("/second")));
+  for (const std::string target : {"/first", "/second"}) {
+    auto got = client.read_response();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->body, "GET " + target + "\n");
+  }
+}
+
+// A client that never answers the server's close_notify (nor closes) holds the connection for
+// the short goodbye wait only, not a whole timeout.
+TEST(http_server_tls, a_client_that_stalls_the_tls_shutdown_is_cut_off) {
+  tls_harness harness;
+  tls_client client(harness.port(), harness.pki().ca_pem);
+  ASSERT_EQ(client.handshake(), "");
+  ASSERT_TRUE(client.send("GET /a HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(client.read_response());
+  const auto started = clock_type::now();
+  // Raw reads: the server's close_notify arrives, and no answer to it ever goes back.
+  EXPECT_TRUE(closed_by_peer(client.fd(), 5s));
+  EXPECT_LT(clock_type::now() - started, 3s);
+  EXPECT_TRUE(no_connections_within(harness.server(), 1s));
 }
 
 }  // namespace

@@ -8,46 +8,46 @@
 #include <boost/asio/ssl/context.hpp>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <variant>
 
+#include "tests/support/cpp/temp_dir.hpp"
 #include "tests/support/cpp/test_certificates.hpp"
 
 namespace gomodproxy::server {
 namespace {
 
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "gmp-tls-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
+using test::temp_dir;
 
-  std::string write(const std::string& name, const std::string& content) const {
-    const auto file = path_ / name;
-    std::ofstream(file, std::ios::binary) << content;
-    return file.string();
+// The one line load() refuses with; empty, and a test failure, when it loads.
+std::string refusal_of(const std::string& cert_file, const std::string& key_file) {
+  auto loaded = tls_credentials::load(cert_file, key_file);
+  if (loaded.index() == 0) {
+    ADD_FAILURE() << "loaded " << cert_file << " and " << key_file;
+    return {};
   }
+  return std::get<1>(loaded);
+}
 
- private:
-  std::filesystem::path path_;
-};
+// The credentials load() makes; null, and a test failure, when it refuses.
+std::shared_ptr<tls_credentials> credentials_from(const std::string& cert_file,
+                                                  const std::string& key_file) {
+  auto loaded = tls_credentials::load(cert_file, key_file);
+  if (loaded.index() == 1) {
+    ADD_FAILURE() << std::get<1>(loaded);
+    return nullptr;
+  }
+  return std::get<0>(std::move(loaded));
+}
 
 TEST(tls_credentials, loads_a_certificate_and_its_key) {
   temp_dir dir;
   const auto pki = test::make_test_pki({"localhost"}, {"127.0.0.1"});
-  std::string error;
-  auto credentials = tls_credentials::load(dir.write("cert.pem", pki.server_cert_pem),
-                                           dir.write("key.pem", pki.server_key_pem), error);
-  ASSERT_TRUE(credentials) << error;
-  EXPECT_TRUE(error.empty());
+  const auto credentials = credentials_from(dir.write("cert.pem", pki.server_cert_pem),
+                                            dir.write("key.pem", pki.server_key_pem));
+  ASSERT_TRUE(credentials);
   ASSERT_TRUE(credentials->context());
   const auto summary = credentials->summary();
   EXPECT_EQ(summary.subject, "CN=gomodproxy test server");
@@ -81,11 +81,15 @@ TEST(tls_credentials, bad_files_are_refused_with_the_setting_and_path_named) {
       {"another certificate's key", cert, dir.write("other-key.pem", other.server_key_pem),
        "tls_key: ", "is not the key of the certificate in"},
       {"line break in the path", dir.write("a\nb.pem", "junk"), key, "tls_cert: ", "\\x0a"},
+      // A wrong path must not fill a running server's memory on SIGHUP.
+      {"oversized certificate", dir.write("huge.pem", std::string((4 << 20) + 1, 'A')), key,
+       "tls_cert: cannot read ", "it is larger than 4 MiB"},
+      {"directory as key", cert, std::filesystem::path(cert).parent_path().string(),
+       "tls_key: cannot read ", "it is a directory"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    std::string error;
-    EXPECT_FALSE(tls_credentials::load(c.cert_file, c.key_file, error));
+    const std::string error = refusal_of(c.cert_file, c.key_file);
     EXPECT_TRUE(error.starts_with(c.starts)) << error;
     EXPECT_NE(error.find(c.contains), std::string::npos) << error;
     EXPECT_EQ(error.find('\n'), std::string::npos) << error;
@@ -111,9 +115,8 @@ TEST(tls_credentials, an_encrypted_key_is_refused_without_asking_for_a_passphras
             1);
   char* data = nullptr;
   const long size = BIO_get_mem_data(out.get(), &data);
-  std::string error;
-  EXPECT_FALSE(tls_credentials::load(dir.write("cert.pem", pki.server_cert_pem),
-                                     dir.write("key.pem", std::string(data, size)), error));
+  const std::string error = refusal_of(dir.write("cert.pem", pki.server_cert_pem),
+                                       dir.write("key.pem", std::string(data, size)));
   EXPECT_TRUE(error.starts_with("tls_key: ")) << error;
   EXPECT_NE(error.find("holds no usable private key"), std::string::npos) << error;
 }
@@ -124,9 +127,8 @@ TEST(tls_credentials, reload_swaps_in_new_files_and_a_failed_one_keeps_the_old) 
   const auto second = test::make_test_pki({"localhost"}, {"127.0.0.1"});
   const auto cert = dir.write("cert.pem", first.server_cert_pem);
   const auto key = dir.write("key.pem", first.server_key_pem);
-  std::string error;
-  auto credentials = tls_credentials::load(cert, key, error);
-  ASSERT_TRUE(credentials) << error;
+  const auto credentials = credentials_from(cert, key);
+  ASSERT_TRUE(credentials);
   const auto before = credentials->context();
 
   // A certificate replaced before its key: the pair does not match, so nothing changes.

@@ -1,0 +1,25 @@
+// Files a setting names (the TLS certificate and key, the token lists): read whole within a size
+// limit, and named in one-line start-up and reload messages.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace gomodproxy::server {
+
+/// Largest setting file read. These hold a few kilobytes; the limit keeps a wrong path (a log, a
+/// device) from filling memory at start-up or, worse, in a running server on SIGHUP.
+inline constexpr std::size_t max_setting_file_bytes = 4 * 1024 * 1024;
+
+/// The file's bytes (index 0), or why they could not be read (index 1): the system's reason
+/// ("No such file or directory"), "it is a directory" or "it is larger than 4 MiB". A regular
+/// file is read into one allocation, so a secret in it leaves no stray copies on the heap.
+std::variant<std::string, std::string> read_setting_file(const std::string& path);
+
+/// `path` in double quotes, with control bytes, bytes above 0x7e, `"` and `\` written as \xNN,
+/// so that a message naming it stays one printable line.
+std::string quoted_path(std::string_view path);
+
+}  // namespace gomodproxy::server
