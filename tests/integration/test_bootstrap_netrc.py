@@ -9,9 +9,9 @@ from test_auth import GOS
 from test_bootstrap_token import CHECK_MODULE, Machine, assert_no_token, token_proxy  # noqa: F401
 
 
-def test_a_symlinked_netrc_is_refused_and_left_a_link(token_proxy, test_ca, tmp_path):  # noqa: F811
-    front, _, token, sumdb = token_proxy
-    machine = Machine(tmp_path / "machine", GOS["go1.23"], test_ca.bundle)
+def test_a_symlinked_netrc_is_refused_and_left_a_link(token_proxy, pki, tmp_path):  # noqa: F811
+    proxy, token, sumdb = token_proxy
+    machine = Machine(tmp_path / "machine", GOS["go1.23"], pki.bundle)
     dotfiles = machine.home / "dotfiles"
     dotfiles.mkdir()
     (dotfiles / "netrc").write_text("machine git.example.com login me password kept\n")
@@ -19,7 +19,7 @@ def test_a_symlinked_netrc_is_refused_and_left_a_link(token_proxy, test_ca, tmp_
     (machine.home / ".netrc").symlink_to("dotfiles/netrc")
     before = machine.snapshot()
 
-    proc = machine.bootstrap("--proxy", front.url, "--sumdb", sumdb.vkey, "--check-module",
+    proc = machine.bootstrap("--proxy", proxy.url, "--sumdb", sumdb.vkey, "--check-module",
                              CHECK_MODULE, "--token", token)
     assert proc.returncode == 1, proc.stdout
     assert_no_token(proc, token)
@@ -28,14 +28,14 @@ def test_a_symlinked_netrc_is_refused_and_left_a_link(token_proxy, test_ca, tmp_
     assert machine.snapshot() == before
 
 
-def test_a_second_run_with_another_netrc_is_refused(token_proxy, test_ca, tmp_path):  # noqa: F811
-    front, _, token, sumdb = token_proxy
-    machine = Machine(tmp_path / "machine", GOS["go1.23"], test_ca.bundle)
+def test_a_second_run_with_another_netrc_is_refused(token_proxy, pki, tmp_path):  # noqa: F811
+    proxy, token, sumdb = token_proxy
+    machine = Machine(tmp_path / "machine", GOS["go1.23"], pki.bundle)
     elsewhere = machine.home / "netrc-elsewhere"
     # The first run's login shells set NETRC, so the fresh shell the script checks in reads it.
     with (machine.home / ".profile").open("a") as profile:
         profile.write(f"export NETRC={elsewhere}\n")
-    common = ["--proxy", front.url, "--sumdb", sumdb.vkey, "--check-module", CHECK_MODULE,
+    common = ["--proxy", proxy.url, "--sumdb", sumdb.vkey, "--check-module", CHECK_MODULE,
               "--token", token]
     before = machine.snapshot()
     proc = machine.bootstrap(*common, NETRC=str(elsewhere))
