@@ -22,7 +22,8 @@ from polling import wait_for
 from test_startup_errors import assert_refused, serve
 
 RELOAD_SECONDS = 10.0
-# An idle connection is closed at once by a drain; the TLS goodbye waits at most a second.
+# An idle connection is closed at once by a drain; the TLS goodbye waits a second for the
+# client, and the deadline watchdog notices that within one more tick.
 DRAIN_SECONDS = 5.0
 # Bytes the slow download reads before the reload, and the pace of the rest.
 HEAD_START_BYTES = 1 << 20
