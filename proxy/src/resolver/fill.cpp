@@ -68,6 +68,7 @@ struct resolver::impl::attempt_race {
 net::awaitable<fill_outcome> resolver::impl::fill(std::shared_ptr<impl> self,
                                                   protocol::module_request request) {
   const auto fill_deadline = steady_clock::now() + options_.fill_timeout;
+  if (options_.offline) co_return co_await fill_offline(request, fill_deadline);
   auto outcome = co_await walk_tiers(self, request, fill_deadline);
   if (request.kind == endpoint::latest && outcome.a_tier_lacked_it) {
     if (auto derived = co_await latest_from_list(request, fill_deadline)) {
@@ -78,6 +79,21 @@ net::awaitable<fill_outcome> resolver::impl::fill(std::shared_ptr<impl> self,
   // requests arriving meanwhile instead of their joining this fill.
   if (outcome.absent) co_return remember_not_found(request, std::move(outcome.body));
   co_return outcome;
+}
+
+// Offline, every fill ends here, and every way to a tier or checksum database (a miss, an
+// expired entry, verification, the lookups and tiles behind it) goes through a fill, so this is
+// the one place that keeps them all from being asked. Not committed and not remembered as
+// absent: the caller serves an expired entry it holds, and a later online run fills the gap.
+net::awaitable<fill_outcome> resolver::impl::fill_offline(const protocol::module_request& request,
+                                                          steady_clock::time_point fill_deadline) {
+  if (request.kind == endpoint::latest) {
+    // As online when no tier serves @latest; its list, go.mod and .info come from the cache.
+    if (auto derived = co_await latest_from_list(request, fill_deadline)) {
+      co_return std::move(*derived);
+    }
+  }
+  co_return fill_outcome{false, 404, "offline: not cached: " + describe(request) + "\n", "-"};
 }
 
 net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> self,
