@@ -88,9 +88,15 @@ net::awaitable<fill_outcome> resolver::impl::fill(std::shared_ptr<impl> self,
 net::awaitable<fill_outcome> resolver::impl::fill_offline(const protocol::module_request& request,
                                                           steady_clock::time_point fill_deadline) {
   if (request.kind == endpoint::latest) {
-    // As online when no tier serves @latest; its list, go.mod and .info come from the cache.
-    if (auto derived = co_await latest_from_list(request, fill_deadline)) {
-      co_return std::move(*derived);
+    // An @latest the cache holds, however old, is what the caller serves, never replaced.
+    // Without one it is worked out as online when no tier serves it, from the cached list,
+    // go.mod and .info.
+    auto held = store_.stat(request.cache_key);
+    const bool has_answer = held && *held && (*held)->kind == cache::entry_kind::expiring;
+    if (!has_answer) {
+      if (auto derived = co_await latest_from_list(request, fill_deadline)) {
+        co_return std::move(*derived);
+      }
     }
   }
   co_return fill_outcome{false, 404, "offline: not cached: " + describe(request) + "\n", "-"};

@@ -533,6 +533,23 @@ TEST(offline, every_entry_is_served_whatever_its_age_and_nothing_is_asked) {
   }
 }
 
+// An expired @latest from a tier is served as it is, not replaced by one worked out from a
+// newer cached list.
+TEST(offline, a_cached_latest_is_served_however_old) {
+  auto harness = offline_harness("https://a.test");
+  const std::string old_latest = R"({"Version":"v1.0.0","Time":"2023-01-01T00:00:00Z"})";
+  seed(harness.store(), "/example.com/hello/@latest", cache::entry_kind::expiring, old_latest);
+  seed(harness.store(), "/example.com/hello/@v/list", cache::entry_kind::expiring,
+       "v1.0.0\nv1.2.0\n");
+  seed(harness.store(), info_target, cache::entry_kind::immutable, info_body);
+  for (int round = 0; round < 2; ++round) {
+    const auto got = harness.get("/example.com/hello/@latest");
+    EXPECT_EQ(got.status, 200) << got.body;
+    EXPECT_EQ(got.body, old_latest);
+  }
+  EXPECT_EQ(harness.tier("a.test").times_asked(), 0u);
+}
+
 TEST(offline, a_miss_is_a_404_that_says_so_and_is_not_remembered) {
   auto harness = offline_harness("https://a.test");
   // A not-found older than negative_ttl: online it would be asked about again.
