@@ -323,7 +323,7 @@ std::optional<problem> check_admin_token(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 42> keys = {{
+const std::array<key_spec, 43> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -376,6 +376,10 @@ const std::array<key_spec, 42> keys = {{
      text_key{&settings::tls_key, check_tls_file}},
     {"all_failed_502", "BOOL", "answer 502 instead of 404 when every tier failed",
      bool_key{&settings::all_failed_502}},
+    {"offline", "BOOL",
+     "answer from the cache only, whatever an entry's age; ask no tier, checksum database or "
+     "probe; a miss is 404 \"offline: not cached\"",
+     bool_key{&settings::offline}},
     {"ca_file", "FILE", "extra PEM CA bundle for upstream TLS (empty: system CAs only)",
      text_key{&settings::ca_file, check_ca_file}},
     {"probe_interval", "DURATION", "how often each upstream tier is probed; 0 turns probing off",

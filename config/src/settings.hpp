@@ -69,8 +69,9 @@ struct settings {
   std::string tls_cert;  ///< PEM chain; with tls_key the listener speaks TLS. Key: tls_cert
   std::string tls_key;   ///< PEM private key of tls_cert. Key: tls_key
   bool all_failed_502 =
-      false;            ///< answer 502 (not 404) when every tier failed. Key: all_failed_502
-  std::string ca_file;  ///< extra CA bundle for upstream TLS. Key: ca_file
+      false;             ///< answer 502 (not 404) when every tier failed. Key: all_failed_502
+  bool offline = false;  ///< answer from the cache only, never ask a tier. Key: offline
+  std::string ca_file;   ///< extra CA bundle for upstream TLS. Key: ca_file
   std::chrono::milliseconds probe_interval{
       30000};  ///< active probe period; 0 = off. Key: probe_interval
   std::string probe_modules_text = "golang.org/x/mod";  ///< comma-separated. Key: probe_modules

@@ -116,6 +116,7 @@ std::string status_json(const status_report& report) {
   json::object out{
       {"generated_at", utc_text(report.generated_at)},
       {"generated_at_unix_ms", unix_ms(report.generated_at)},
+      {"offline", report.offline},
       {"traffic_window_seconds", report.traffic_window.count()},
       {"probe_window_seconds", status_board::window.count()},
       {"slowest_tier", std::move(slowest)},
@@ -366,6 +367,12 @@ std::string summary(const status_report& report) {
     if (tier.slowest) slowest = &tier;
   }
   std::string text;
+  if (report.offline) {
+    // Nothing probes or asks the tiers, so their states below are whatever they were at start.
+    return "<p class=\"summary\" id=\"summary\"><b>Offline</b>: answering from the cache only; "
+           "no upstream tier or checksum database is asked, so the tier states below are not "
+           "checked.</p>\n";
+  }
   if (report.tiers.empty()) {
     text = "No upstream tier is monitored (only <code>direct</code> or <code>off</code>).";
   } else if (down.empty()) {

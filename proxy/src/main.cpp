@@ -385,12 +385,17 @@ int serve(const config::settings& settings) {
   });
   // Readable by anyone who reaches the port unless tokens guard it, like /metrics: tier names and
   // counts only.
-  server::text_handler status_page([&metrics] {
-    return server::text_answer{200, monitor::status_html(metrics.status()),
+  auto status_report = [&metrics, offline = settings.offline] {
+    auto report = metrics.status();
+    report.offline = offline;
+    return report;
+  };
+  server::text_handler status_page([status_report] {
+    return server::text_answer{200, monitor::status_html(status_report()),
                                "text/html; charset=utf-8"};
   });
-  server::text_handler status_json_page([&metrics] {
-    return server::text_answer{200, monitor::status_json(metrics.status()), "application/json"};
+  server::text_handler status_json_page([status_report] {
+    return server::text_answer{200, monitor::status_json(status_report()), "application/json"};
   });
   // What a developer's machine runs to start using this proxy: curl .../bootstrap.sh | sh -s --
   server::text_handler bootstrap_page([] {
@@ -493,7 +498,8 @@ int serve(const config::settings& settings) {
         return probe_get(client, std::move(url), limits);
       },
       health, metrics);
-  prober.start();
+  // Offline, no tier may be asked anything, probes included.
+  if (!settings.offline) prober.start();
 
   net::signal_set hangups(io, SIGHUP);
   set_hangup_mask(SIG_UNBLOCK);
@@ -550,8 +556,10 @@ int serve(const config::settings& settings) {
               host.find(':') == std::string::npos ? host.c_str() : ("[" + host + "]").c_str(),
               static_cast<unsigned>(*bound));
   std::fflush(stdout);
-  spdlog::info("listening on {}:{}{}, cache {}, upstreams {}", host, *bound, tls ? " (TLS)" : "",
-               settings.cache_dir, shown_upstreams(settings.upstreams));
+  spdlog::info("listening on {}:{}{}, cache {}, {}", host, *bound, tls ? " (TLS)" : "",
+               settings.cache_dir,
+               settings.offline ? "offline: answering from the cache only, no upstream is asked"
+                                : "upstreams " + shown_upstreams(settings.upstreams));
   if (tls) {
     auto loaded = tls->summary();
     spdlog::info("tls: certificate subject {}, not after {}, serial {}", loaded.subject,

@@ -83,6 +83,8 @@ struct status_report {
   std::vector<tier_status> tiers;
   cache_status cache;
   std::vector<recent_problem> problems;  ///< newest first
+  /// The server answers from its cache only and asks no tier (set by its owner, not the board).
+  bool offline = false;
 };
 
 /// Thread-safe. Recording traffic (attempts, cache lookups) only bumps atomic counters; probes,

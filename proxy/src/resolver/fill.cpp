@@ -68,6 +68,7 @@ struct resolver::impl::attempt_race {
 net::awaitable<fill_outcome> resolver::impl::fill(std::shared_ptr<impl> self,
                                                   protocol::module_request request) {
   const auto fill_deadline = steady_clock::now() + options_.fill_timeout;
+  if (options_.offline) co_return co_await fill_offline(request, fill_deadline);
   auto outcome = co_await walk_tiers(self, request, fill_deadline);
   if (request.kind == endpoint::latest && outcome.a_tier_lacked_it) {
     if (auto derived = co_await latest_from_list(request, fill_deadline)) {
@@ -78,6 +79,27 @@ net::awaitable<fill_outcome> resolver::impl::fill(std::shared_ptr<impl> self,
   // requests arriving meanwhile instead of their joining this fill.
   if (outcome.absent) co_return remember_not_found(request, std::move(outcome.body));
   co_return outcome;
+}
+
+// Offline, every fill ends here, and every way to a tier or checksum database (a miss, an
+// expired entry, verification, the lookups and tiles behind it) goes through a fill, so this is
+// the one place that keeps them all from being asked. Not committed and not remembered as
+// absent: the caller serves an expired entry it holds, and a later online run fills the gap.
+net::awaitable<fill_outcome> resolver::impl::fill_offline(const protocol::module_request& request,
+                                                          steady_clock::time_point fill_deadline) {
+  if (request.kind == endpoint::latest) {
+    // An @latest the cache holds, however old, is what the caller serves, never replaced.
+    // Without one it is worked out as online when no tier serves it, from the cached list,
+    // go.mod and .info.
+    auto held = store_.stat(request.cache_key);
+    const bool has_answer = held && *held && (*held)->kind == cache::entry_kind::expiring;
+    if (!has_answer) {
+      if (auto derived = co_await latest_from_list(request, fill_deadline)) {
+        co_return std::move(*derived);
+      }
+    }
+  }
+  co_return fill_outcome{false, 404, "offline: not cached: " + describe(request) + "\n", "-"};
 }
 
 net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> self,

@@ -17,6 +17,7 @@ std::optional<resolver_options> options_from_settings(const config::settings& se
   options.deadlines.total = settings.fill_timeout;
   options.fill_timeout = settings.fill_timeout;
   options.all_failed_502 = settings.all_failed_502;
+  options.offline = settings.offline;
   options.hedge_after = settings.hedge_after;
   for (const auto& database : settings.sumdbs) {
     auto key = sumdb::parse_verifier_key(database.key);

@@ -168,6 +168,7 @@ net::awaitable<void> resolver::handle(const server::request_view& request,
 void resolver::abandon_waiting() { impl_->flights_.close(); }
 
 bool resolver::ready() const {
+  if (impl_->options_.offline) return true;
   auto usable = [](const std::vector<upstream::tier_spec>& tiers) {
     for (const auto& tier : tiers) {
       if (tier.type != upstream::tier_spec::kind::off) return true;

@@ -49,6 +49,11 @@ struct resolver_options {
   /// failed, running attempts stop and nothing is cached. Default: 5 min
   std::chrono::milliseconds fill_timeout{300000};
   bool all_failed_502 = false;  ///< 502 instead of 404 when every tier failed. Default: false
+  /// Answer from the cache alone: no tier and no checksum database is ever asked, an entry is
+  /// served whatever its age (an expired one as when every tier failed), @latest may still be
+  /// worked out from a cached @v/list, and anything else is a 404 "offline: not cached".
+  /// Default: false
+  bool offline = false;
   /// When a tier has not started answering after this, the next tier is asked too; the first
   /// valid answer wins and the other attempt is abandoned. nullopt: after the tier's stall limit
   /// (monitor::tier_health::stall_limit, learnt from its times to first byte); zero: never.
@@ -79,7 +84,8 @@ class resolver final : public server::handler {
   /// the fills go on until the work executor stops. Thread-safe.
   void abandon_waiting();
 
-  /// True when at least one tier can answer (not only "off").
+  /// True when at least one tier can answer (not only "off"), and always when offline: the
+  /// cache, open for the resolver's whole life, is then all it answers from.
   bool ready() const;
 
   /// What the first checksum database says of a module's zip (or go.mod when `go_mod`): its h1

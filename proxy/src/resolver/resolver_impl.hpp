@@ -118,6 +118,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 
   boost::asio::awaitable<fill_outcome> fill(std::shared_ptr<impl> self,
                                             protocol::module_request request);
+  boost::asio::awaitable<fill_outcome> fill_offline(
+      const protocol::module_request& request, std::chrono::steady_clock::time_point fill_deadline);
   boost::asio::awaitable<fill_outcome> walk_tiers(
       std::shared_ptr<impl> self, protocol::module_request request,
       std::chrono::steady_clock::time_point fill_deadline);

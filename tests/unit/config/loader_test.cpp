@@ -71,6 +71,7 @@ const std::vector<std::string> all_keys = {"listen",
                                            "tls_cert",
                                            "tls_key",
                                            "all_failed_502",
+                                           "offline",
                                            "ca_file",
                                            "probe_interval",
                                            "probe_modules",
@@ -133,6 +134,7 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.max_header_bytes, want.max_header_bytes);
   EXPECT_EQ(got.max_connections, want.max_connections);
   EXPECT_EQ(got.all_failed_502, want.all_failed_502);
+  EXPECT_EQ(got.offline, want.offline);
   EXPECT_EQ(got.ca_file, want.ca_file);
   EXPECT_EQ(got.tls_cert, want.tls_cert);
   EXPECT_EQ(got.tls_key, want.tls_key);
@@ -354,6 +356,11 @@ TEST(load_settings, flag_forms) {
     EXPECT_EQ(s.all_failed_502, c.want_502);
     EXPECT_EQ(s.listen, c.want_listen);
   }
+  // --offline is a bare flag like the other booleans, off unless asked for.
+  EXPECT_FALSE(load_ok({}, {}).offline);
+  EXPECT_TRUE(load_ok({"--offline"}, {}).offline);
+  EXPECT_TRUE(load_ok({"--offline", "--listen", "127.0.0.1:0"}, {}).offline);
+  EXPECT_TRUE(load_ok({}, {{"GOMODPROXY_OFFLINE", "true"}}).offline);
   // A value may itself contain '=' when given inline; only the first '=' splits.
   EXPECT_EQ(load_ok({"--cache-dir=/a=b"}, {}).cache_dir, "/a=b");
   EXPECT_EQ(load_ok({"--private="}, {{"GOMODPROXY_PRIVATE", "x.com"}}).private_text, "");
@@ -802,7 +809,7 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
     SCOPED_TRACE(key);
     const settings defaults;
     std::string value;
-    if (key == "all_failed_502") {
+    if (key == "all_failed_502" || key == "offline") {
       value = "true";
     } else if (key == "ca_file" || key == "tls_cert" || key == "tls_key") {
       value = "";

@@ -297,6 +297,22 @@ TEST(status_board, the_slowest_up_tier_is_marked) {
   for (const auto& tier : tied.report({}, all_up).tiers) EXPECT_FALSE(tier.slowest) << tier.name;
 }
 
+TEST(status_board, offline_is_said_on_both_pages) {
+  fake_clock clock;
+  status_board board({"goproxy.example"}, clock.fn());
+  auto online = board.report({}, all_up);
+  EXPECT_EQ(boost::json::parse(status_json(online)).at("offline"), false);
+  EXPECT_EQ(status_html(online).find("Offline"), std::string::npos);
+
+  auto offline = board.report({}, all_up);
+  offline.offline = true;
+  EXPECT_EQ(boost::json::parse(status_json(offline)).at("offline"), true);
+  auto html = status_html(offline);
+  EXPECT_NE(html.find("<b>Offline</b>: answering from the cache only"), std::string::npos);
+  // The tier is shown as it stands, but never claimed up: nothing checks it.
+  EXPECT_EQ(html.find("upstream tier is up"), std::string::npos);
+}
+
 TEST(status_board, json_carries_every_figure) {
   fake_clock clock;
   status_board board({"goproxy.example", "down.example"}, clock.fn());

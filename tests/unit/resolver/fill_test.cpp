@@ -26,6 +26,7 @@
 #include "cache/cache_store.hpp"
 #include "protocol/request.hpp"
 #include "resolver/resolver.hpp"
+#include "sumdb/signed_note.hpp"
 #include "tests/unit/resolver/capturing_writer.hpp"
 #include "upstream/tier.hpp"
 
@@ -170,6 +171,8 @@ class scripted_harness {
   }
 
   scripted_tier& tier(const std::string& name) { return *tiers_.at(name); }
+  cache::cache_store& store() { return *store_; }
+  const resolver& under_test() const { return *resolver_; }
   int factory_calls(const std::string& name) const {
     auto found = factory_calls_.find(name);
     return found == factory_calls_.end() ? 0 : found->second;
@@ -450,6 +453,141 @@ TEST(fill_with_scripted_tier, a_slow_tier_is_hedged_and_the_first_answer_served)
   EXPECT_LT(took, 2s) << "served only after the slow tier";
   EXPECT_EQ(harness.tier("a.test").times_asked(), 1u);
   EXPECT_EQ(harness.tier("b.test").times_asked(), 1u);
+}
+
+// ---- Offline: the cache answers, nothing is asked ------------------------------------------
+
+const std::string sumdb_key_text =
+    "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+
+// Every tier and the checksum database would answer anything they were asked, so only the
+// offline decision keeps them unasked.
+scripted_harness offline_harness(const std::string& public_list) {
+  return scripted_harness(
+      {{"a.test", tier_script::ok(info_body)},
+       {"private.test", tier_script::ok(info_body)},
+       {"sumdb.test", tier_script::ok("from the checksum database\n")}},
+      [public_list](resolver_options& options) {
+        options.tiers = tiers(public_list);
+        options.private_tiers = tiers("https://private.test");
+        options.private_patterns = {"*.corp.example.test"};
+        auto key = sumdb::parse_verifier_key(sumdb_key_text);
+        if (!key) throw std::runtime_error("sumdb key: " + key.error().message());
+        options.sumdbs.push_back({"sum.golang.org", tiers("https://sumdb.test"), *key});
+        options.verify_sumdb = true;
+        options.list_ttl = 1s;
+        options.negative_ttl = 1s;
+        options.offline = true;
+      });
+}
+
+// Commits `body` under the cache key of `target`, stored at the epoch's first millisecond:
+// older than any TTL.
+void seed(cache::cache_store& store, const std::string& target, cache::entry_kind kind,
+          const std::string& body) {
+  auto parsed = protocol::parse_module_request(target);
+  ASSERT_TRUE(std::holds_alternative<protocol::module_request>(parsed)) << target;
+  auto created = store.create(std::get<protocol::module_request>(parsed).cache_key);
+  ASSERT_TRUE(created) << target;
+  ASSERT_TRUE((*created)->append(body)) << target;
+  cache::entry_meta meta;
+  meta.kind = kind;
+  meta.stored_at_ms = 1;
+  meta.tier = "a.test";
+  ASSERT_TRUE((*created)->commit(meta)) << target;
+}
+
+bool cached(cache::cache_store& store, const std::string& target) {
+  auto parsed = protocol::parse_module_request(target);
+  auto found = store.stat(std::get<protocol::module_request>(parsed).cache_key);
+  return found && *found;
+}
+
+TEST(offline, every_entry_is_served_whatever_its_age_and_nothing_is_asked) {
+  auto harness = offline_harness("https://a.test");
+  const std::string list = "v1.0.0\nv1.2.0\n";
+  const std::string tree_head = "go.sum database tree\n7\nhash\n\nsignature\n";
+  const std::string lookup = "record\n";
+  seed(harness.store(), "/example.com/hello/@v/list", cache::entry_kind::expiring, list);
+  seed(harness.store(), info_target, cache::entry_kind::immutable, info_body);
+  seed(harness.store(), "/sumdb/sum.golang.org/latest", cache::entry_kind::expiring, tree_head);
+  seed(harness.store(), "/sumdb/sum.golang.org/lookup/example.com/hello@v1.2.0",
+       cache::entry_kind::immutable, lookup);
+
+  const std::vector<std::pair<std::string, std::string>> served = {
+      {"/example.com/hello/@v/list", list},
+      {info_target, info_body},
+      {"/sumdb/sum.golang.org/latest", tree_head},
+      {"/sumdb/sum.golang.org/lookup/example.com/hello@v1.2.0", lookup},
+      {"/sumdb/sum.golang.org/supported", ""},
+      // No @latest is cached: worked out from the cached list and .info, as online.
+      {"/example.com/hello/@latest", info_body},
+  };
+  for (const auto& [target, body] : served) {
+    const auto got = harness.get(target);
+    EXPECT_EQ(got.status, 200) << target << ": " << got.body;
+    EXPECT_EQ(got.body, body) << target;
+  }
+  for (const char* name : {"a.test", "private.test", "sumdb.test"}) {
+    EXPECT_EQ(harness.tier(name).times_asked(), 0u) << name << " was asked";
+  }
+}
+
+// An expired @latest from a tier is served as it is, not replaced by one worked out from a
+// newer cached list.
+TEST(offline, a_cached_latest_is_served_however_old) {
+  auto harness = offline_harness("https://a.test");
+  const std::string old_latest = R"({"Version":"v1.0.0","Time":"2023-01-01T00:00:00Z"})";
+  seed(harness.store(), "/example.com/hello/@latest", cache::entry_kind::expiring, old_latest);
+  seed(harness.store(), "/example.com/hello/@v/list", cache::entry_kind::expiring,
+       "v1.0.0\nv1.2.0\n");
+  seed(harness.store(), info_target, cache::entry_kind::immutable, info_body);
+  for (int round = 0; round < 2; ++round) {
+    const auto got = harness.get("/example.com/hello/@latest");
+    EXPECT_EQ(got.status, 200) << got.body;
+    EXPECT_EQ(got.body, old_latest);
+  }
+  EXPECT_EQ(harness.tier("a.test").times_asked(), 0u);
+}
+
+TEST(offline, a_miss_is_a_404_that_says_so_and_is_not_remembered) {
+  auto harness = offline_harness("https://a.test");
+  // A not-found older than negative_ttl: online it would be asked about again.
+  seed(harness.store(), "/example.com/gone/@v/v1.0.0.info", cache::entry_kind::not_found,
+       "not found: example.com/gone@v1.0.0\na.test: 404\n");
+  const std::vector<std::pair<std::string, std::string>> misses = {
+      {info_target, "example.com/hello@v1.2.0"},
+      {"/example.com/hello/@v/v1.2.0.mod", "example.com/hello@v1.2.0"},
+      {"/example.com/hello/@v/v1.2.0.zip", "example.com/hello@v1.2.0"},
+      {"/example.com/hello/@v/list", "example.com/hello/@v/list"},
+      {"/example.com/hello/@latest", "example.com/hello@latest"},
+      {"/example.com/hello/@v/master.info", "example.com/hello@master"},
+      {"/example.com/gone/@v/v1.0.0.info", "example.com/gone@v1.0.0"},
+      {"/git.corp.example.test/team/lib/@v/v1.2.0.info", "git.corp.example.test/team/lib@v1.2.0"},
+      {"/sumdb/sum.golang.org/latest", "sum.golang.org/latest"},
+      {"/sumdb/sum.golang.org/lookup/example.com/hello@v1.2.0", "example.com/hello@v1.2.0"},
+      {"/sumdb/sum.golang.org/tile/8/0/000", "sum.golang.org/tile/8/0/000"},
+  };
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [target, what] : misses) {
+      const auto got = harness.get(target);
+      EXPECT_EQ(got.status, 404) << target;
+      EXPECT_EQ(got.body, "offline: not cached: " + what + "\n") << target;
+      EXPECT_EQ(got.cache_control, "no-store") << target;
+    }
+  }
+  EXPECT_FALSE(cached(harness.store(), info_target)) << "a miss was remembered";
+  EXPECT_FALSE(cached(harness.store(), "/example.com/hello/@latest"));
+  for (const char* name : {"a.test", "private.test", "sumdb.test"}) {
+    EXPECT_EQ(harness.tier(name).times_asked(), 0u) << name << " was asked";
+  }
+}
+
+// Offline serving needs no tier, so a server whose only tier is "off" is ready too.
+TEST(offline, ready_without_a_usable_tier) {
+  EXPECT_TRUE(offline_harness("off").under_test().ready());
+  scripted_harness online({}, public_tiers("off"));
+  EXPECT_FALSE(online.under_test().ready());
 }
 
 }  // namespace
