@@ -5,7 +5,8 @@ the consumer with the upstream and the database stopped; failures are listed and
 import os
 import pty
 import re
-import shutil
+import secrets
+import socket
 import subprocess
 from pathlib import Path
 
@@ -166,3 +167,52 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
         done = prefetch(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1 and part in done.stderr, (args, done.stderr)
+
+
+def test_an_https_proxy_that_requires_a_token(tree, tmp_path, make_upstream, start_proxy, pki):
+    token = secrets.token_hex(24)
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"ci:{token}\n")
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    access_log = tmp_path / "access.log"
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url, *pki.issue().flags, "--auth-file", str(tokens),
+                        "--access-log", str(access_log))
+    assert proxy.url.startswith("https://")
+    hello = tree.get(mt.HELLO, "v1.2.0")
+    go_sum = tmp_path / "go.sum"
+    go_sum.write_text(f"{mt.HELLO} v1.2.0 {hello.zip_sum}\n")
+
+    refused = prefetch("--proxy", proxy.url, "--ca-file", str(pki.bundle), "--sumdb", "off",
+                       str(go_sum))
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith("gomodproxy prefetch: cannot use the proxy at "
+                                     f"{proxy.url}: the proxy refused: 401"), refused.stderr
+    untrusted = prefetch("--proxy", proxy.url, "--token-file", str(token_file), "--sumdb", "off",
+                         str(go_sum))
+    assert untrusted.returncode == 1 and "tls" in untrusted.stderr.lower(), untrusted.stderr
+
+    done = prefetch("--proxy", proxy.url, "--ca-file", str(pki.bundle), "--token-file",
+                    str(token_file), "--sumdb", "off", str(go_sum))
+    assert done.returncode == 0, done.stderr
+    for suffix in (".info", ".mod", ".zip"):
+        assert upstream.count(hello.url_path(suffix)) == 1
+    for output in (refused.stderr, untrusted.stderr, done.stderr):
+        assert token not in output
+    proxy.terminate()
+    log = access_log.read_text()
+    assert f"GET {hello.url_path('.zip')} 200" in log and " ci" in log, log
+    assert token not in log and token not in proxy.log_text()
+
+
+def test_a_proxy_that_does_not_answer_is_reported_once(tree, tmp_path):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    consumer = tmp_path / "consumer"
+    write_consumer(tree, consumer)
+    done = prefetch("--proxy", f"http://127.0.0.1:{port}/", str(consumer))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (f"gomodproxy prefetch: cannot use the proxy at http://127.0.0.1:{port}: "
+                           "connection refused\n")

@@ -261,6 +261,8 @@ int run_prefetch_command(const std::vector<std::string>& args) {
       return exit_usage;
     }
   }
+  // Before a token is put into the URL: what the output may show.
+  const auto shown_proxy = options.run.proxy_url;
   if (!options.token_file.empty()) {
     auto read = read_token(options.token_file);
     if (!read.problem.empty()) {
@@ -309,8 +311,8 @@ int run_prefetch_command(const std::vector<std::string>& args) {
   }
   clear_line();
   if (summary.unreachable) {
-    std::fprintf(stderr, "gomodproxy prefetch: cannot use the proxy: %s\n",
-                 summary.unreachable->c_str());
+    std::fprintf(stderr, "gomodproxy prefetch: cannot use the proxy at %s: %s\n",
+                 shown_proxy.c_str(), summary.unreachable->c_str());
     return exit_failed;
   }
 

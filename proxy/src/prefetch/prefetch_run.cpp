@@ -100,15 +100,19 @@ run_summary run_prefetch(const std::vector<pin>& pins, const run_options& option
     if (e && !failed) failed = e;
   };
 
-  if (!options.sumdb_name.empty()) {
-    // Also the first contact with the proxy: a proxy that cannot be reached or refuses us is
-    // reported once rather than once per file.
+  {
+    // The first contact with the proxy, so that a proxy that cannot be reached or refuses us is
+    // reported once rather than once per file. /supported is answered by the proxy itself and
+    // needs the same token as a module file; without a database to look records up in, the
+    // shipped default name stands in.
+    const auto& name =
+        options.sumdb_name.empty() ? std::string("sum.golang.org") : options.sumdb_name;
     upstream::fetch_result supported;
     net::co_spawn(
         io,
         [&]() -> net::awaitable<void> {
           supported = co_await get_discarding(
-              client, options.proxy_url + "/sumdb/" + options.sumdb_name + "/supported", limits);
+              client, options.proxy_url + "/sumdb/" + name + "/supported", limits);
         },
         rethrow);
     io.run();
@@ -122,7 +126,9 @@ run_summary run_prefetch(const std::vector<pin>& pins, const run_options& option
       state.summary.unreachable = "the proxy refused: " + failure_reason(supported);
       return std::move(state.summary);
     }
-    state.summary.sumdb_served = supported.result == upstream::outcome::ok;
+    if (!options.sumdb_name.empty()) {
+      state.summary.sumdb_served = supported.result == upstream::outcome::ok;
+    }
   }
 
   for (const auto& p : pins) {

@@ -63,10 +63,11 @@ struct run_summary {
   std::optional<std::string> unreachable;
 };
 
-/// Fetches, on the calling thread, `.info`, `.mod` and `.zip` of each whole pin and `.mod` of each
-/// go.mod-only one, plus a checksum database lookup per module version when the proxy serves the
-/// database; bodies are counted and dropped. Throws only when the HTTP client cannot be set up
-/// (an unreadable CA file).
+/// Asks the proxy for /sumdb/NAME/supported first: no answer, 401 or 403 ends the run there
+/// (`unreachable`). Then fetches, on the calling thread, `.info`, `.mod` and `.zip` of each whole
+/// pin and `.mod` of each go.mod-only one, plus a checksum database lookup per module version
+/// when the proxy serves the database; bodies are counted and dropped. Throws only when the HTTP
+/// client cannot be set up (an unreadable CA file).
 run_summary run_prefetch(const std::vector<pin>& pins, const run_options& options,
                          const run_events& events);
 
