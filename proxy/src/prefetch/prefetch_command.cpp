@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <sstream>
 
+#include "prefetch/netrc.hpp"
 #include "prefetch/pin_sources.hpp"
 #include "prefetch/prefetch_run.hpp"
 #include "protocol/escape.hpp"
@@ -151,12 +153,50 @@ token_read read_token(const std::string& path) {
   return {token, {}};
 }
 
-// "scheme://" + "prefetch:TOKEN@" + the rest: the HTTP client sends URL userinfo as Basic
+// "scheme://" + "USER:PASSWORD@" + the rest: the HTTP client sends URL userinfo as Basic
 // credentials, which the proxy's token check accepts (the user name is not matched), and only
 // to the proxy's own host, never to a host it redirects to.
-std::string with_token(const std::string& url, const std::string& token) {
+std::string with_credentials(const std::string& url, std::string_view user,
+                             std::string_view password) {
   const auto start = url.find("://") + 3;
-  return url.substr(0, start) + "prefetch:" + percent_encoded(token) + "@" + url.substr(start);
+  return url.substr(0, start) + percent_encoded(user) + ":" + percent_encoded(password) + "@" +
+         url.substr(start);
+}
+
+struct url_authority {
+  std::string host;
+  std::string port;  ///< empty when the URL names none
+  bool has_userinfo = false;
+};
+
+url_authority authority_of(const std::string& url) {
+  const auto start = url.find("://") + 3;
+  auto authority = url.substr(start, url.find('/', start) - start);
+  url_authority out;
+  if (auto at = authority.rfind('@'); at != std::string::npos) {
+    out.has_userinfo = true;
+    authority = authority.substr(at + 1);
+  }
+  const auto bracket = authority.rfind(']');
+  const auto colon = authority.rfind(':');
+  if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+    out.port = authority.substr(colon + 1);
+    authority.resize(colon);
+  }
+  out.host = authority;
+  return out;
+}
+
+// The go command sends .netrc credentials over https only; so does prefetch, for the same proxy.
+std::string with_netrc_credentials(const std::string& url) {
+  const auto authority = authority_of(url);
+  if (!url.starts_with("https://") || authority.has_userinfo) return url;
+  std::ifstream in(netrc_path(), std::ios::binary);
+  if (!in) return url;
+  std::ostringstream text;
+  text << in.rdbuf();
+  auto entry = find_netrc_entry(text.str(), authority.host, authority.port);
+  return entry ? with_credentials(url, entry->login, entry->password) : url;
 }
 
 std::string format_bytes(std::uint64_t bytes) {
@@ -233,8 +273,10 @@ std::string prefetch_usage_text() {
          "  --sumdb NAME       checksum database to look records up in through the proxy\n"
          "                     (default sum.golang.org; off for none)\n"
          "  --ca-file FILE     extra CA bundle for an https:// proxy (system CAs always load)\n"
-         "  --token-file FILE  a client token (its first line) for a proxy that requires one;\n"
-         "                     sent as Basic credentials\n"
+         "  --token-file FILE  a client token (its first line) for a proxy that requires one,\n"
+         "                     sent as Basic credentials; without it an https:// proxy gets\n"
+         "                     the .netrc entry the go command would send ($NETRC or\n"
+         "                     ~/.netrc, `machine HOST:PORT` first, then `machine HOST`)\n"
          "  --help             this text\n"
          "\n"
          "On a terminal one progress line is updated (requests done/total, bytes, rate, ETA);\n"
@@ -269,7 +311,9 @@ int run_prefetch_command(const std::vector<std::string>& args) {
       std::fprintf(stderr, "%s\n", read.problem.c_str());
       return exit_usage;
     }
-    options.run.proxy_url = with_token(options.run.proxy_url, read.token);
+    options.run.proxy_url = with_credentials(options.run.proxy_url, "prefetch", read.token);
+  } else {
+    options.run.proxy_url = with_netrc_credentials(options.run.proxy_url);
   }
 
   auto collected = collect_pins(options.arguments);
