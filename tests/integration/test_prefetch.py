@@ -177,7 +177,9 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
         (["--proxy", "ftp://x", str(go_sum)], "--proxy: bad value"),
         (["--bogus", "1", str(go_sum)], "unknown flag \"--bogus\""),
         ([str(tmp_path / "absent")], "no such file or directory"),
-        (["--token-file", str(tmp_path / "absent"), str(go_sum)], "--token-file: cannot read"),
+        (["--proxy", "https://127.0.0.1:1", "--token-file", str(tmp_path / "absent"),
+          str(go_sum)], "--token-file: cannot read"),
+        (["--token-file", str(go_sum), str(go_sum)], "--token-file needs an https:// --proxy"),
     ]
     for args, part in cases:
         done = prefetch(*args)

@@ -305,6 +305,13 @@ int run_prefetch_command(const std::vector<std::string>& args) {
   }
   // Before a token is put into the URL: what the output may show.
   const auto shown_proxy = options.run.proxy_url;
+  if (!options.token_file.empty() && !options.run.proxy_url.starts_with("https://")) {
+    // The HTTP client, like the go command, sends credentials over https only.
+    std::fprintf(stderr,
+                 "gomodproxy prefetch: --token-file needs an https:// --proxy; a token sent over "
+                 "plain HTTP can be read on the way\n");
+    return exit_usage;
+  }
   if (!options.token_file.empty()) {
     auto read = read_token(options.token_file);
     if (!read.problem.empty()) {
