@@ -11,6 +11,8 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <string_view>
+#include <variant>
 
 #include "prefetch/netrc.hpp"
 #include "prefetch/pin_sources.hpp"
@@ -281,8 +283,9 @@ std::string prefetch_usage_text() {
          "\n"
          "On a terminal one progress line is updated (requests done/total, bytes, rate, ETA);\n"
          "otherwise each failure is one line and a summary line ends the output. All of it goes\n"
-         "to stderr. Exit status: 0 all fetched, 1 something failed (each failure is listed with\n"
-         "the proxy's reason), 2 usage error.\n";
+         "to stderr. Exit status: 0 all fetched; 1 something failed (each failure is listed with\n"
+         "the proxy's reason), a file line could not be used (listed as skipped, the rest is\n"
+         "still fetched) or the proxy could not be used at all; 2 usage error.\n";
 }
 
 int run_prefetch_command(const std::vector<std::string>& args) {
