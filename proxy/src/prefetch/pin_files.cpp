@@ -62,8 +62,12 @@ std::optional<std::vector<std::string>> line_words(std::string_view line) {
         word.push_back(c);
       }
       if (!closed) return std::nullopt;
+    } else if (line[i] == '(' || line[i] == ')') {
+      // modfile's lexer makes each parenthesis a token of its own: "require(" opens a block.
+      word.push_back(line[i++]);
     } else {
-      while (i < line.size() && !is_space(line[i]) && line.substr(i, 2) != "//") {
+      while (i < line.size() && !is_space(line[i]) && line[i] != '(' && line[i] != ')' &&
+             line.substr(i, 2) != "//") {
         word.push_back(line[i++]);
       }
     }

@@ -84,6 +84,9 @@ TEST(parse_go_mod, reads_requires_in_lines_and_blocks_with_comments) {
       "\t\"example.com/quoted\" v1.1.0\n"
       "\n"
       ")\n"
+      "require(\n"
+      "\texample.com/tight v0.1.0\n"
+      ")\n"
       "exclude example.com/one v0.9.0\n"
       "retract (\n"
       "\tv0.1.0 // broken\n"
@@ -91,10 +94,9 @@ TEST(parse_go_mod, reads_requires_in_lines_and_blocks_with_comments) {
   auto parsed = parse_go_mod(text);
   EXPECT_TRUE(parsed.problems.empty()) << ::testing::PrintToString(parsed.problems);
   const std::vector<pin> want = {
-      {"example.com/one", "v1.0.0", false},
-      {"example.com/Upper", "v1.0.0-RC1", false},
-      {"example.com/indirect", "v0.3.0", false},
-      {"example.com/quoted", "v1.1.0", false},
+      {"example.com/one", "v1.0.0", false},      {"example.com/Upper", "v1.0.0-RC1", false},
+      {"example.com/indirect", "v0.3.0", false}, {"example.com/quoted", "v1.1.0", false},
+      {"example.com/tight", "v0.1.0", false},
   };
   EXPECT_EQ(parsed.pins, want);
 }
