@@ -96,8 +96,11 @@ run_summary run_prefetch(const std::vector<pin>& pins, const run_options& option
   run_state state{client, limits, events, {}, 0, {}, clock_type::now()};
 
   std::exception_ptr failed;
-  auto rethrow = [&failed](std::exception_ptr e) {
-    if (e && !failed) failed = e;
+  // A worker that throws would leave its requests unfinished and the ticker waiting for them.
+  auto rethrow = [&failed, &io](std::exception_ptr e) {
+    if (!e) return;
+    if (!failed) failed = e;
+    io.stop();
   };
 
   {
