@@ -118,6 +118,10 @@ class collector {
       }
       if (is_pin_file_name(name) && it->is_regular_file(ec)) found.push_back(it->path());
     }
+    if (found.empty()) {
+      // Most likely the wrong directory; a run that warms nothing must not look like success.
+      out_.problems.push_back(root.string() + ": no go.mod, go.sum or go.work under it");
+    }
     std::sort(found.begin(), found.end());
     for (const auto& path : found) read(path, *kind_of(path));
   }

@@ -16,7 +16,8 @@ struct collected_pins {
   /// Each module version once; a version pinned whole anywhere is pinned whole.
   std::vector<pin> pins;
   /// "FILE: line N: reason" for lines that pin nothing usable, and "FILE: reason" for a go.work
-  /// `use` directory without a go.mod or a file that cannot be read.
+  /// `use` directory without a go.mod, a file that cannot be read or a directory without any
+  /// of these files.
   std::vector<std::string> problems;
 };
 

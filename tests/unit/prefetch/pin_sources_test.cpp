@@ -89,6 +89,17 @@ TEST_F(pin_sources_test, problems_name_the_file_and_line) {
   EXPECT_EQ(pins->problems[0], sum.string() + ": line 2: expected MODULE VERSION HASH");
 }
 
+TEST_F(pin_sources_test, a_directory_without_pin_files_is_a_problem) {
+  write("vendor/go.mod", "module x\n");
+  write("notes.txt", "x");
+  auto collected = collect_pins({root_.string()});
+  auto* pins = std::get_if<collected_pins>(&collected);
+  ASSERT_NE(pins, nullptr);
+  EXPECT_TRUE(pins->pins.empty());
+  EXPECT_EQ(pins->problems,
+            std::vector<std::string>{root_.string() + ": no go.mod, go.sum or go.work under it"});
+}
+
 TEST_F(pin_sources_test, refuses_a_missing_path_or_another_kind_of_file) {
   auto other = write("notes.txt", "x");
   for (const auto& argument : {(root_ / "absent").string(), other.string()}) {
