@@ -45,6 +45,7 @@
 #include "monitor/prober.hpp"
 #include "monitor/status_page.hpp"
 #include "monitor/tier_health.hpp"
+#include "prefetch/prefetch_command.hpp"
 #include "probe_report/probe_command.hpp"
 #include "protocol/escape.hpp"
 #include "resolver/from_settings.hpp"
@@ -601,6 +602,8 @@ int usage(int code) {
                "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
                "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
                "  cache     cache verify [--repair] [--online]: re-check every cached entry\n"
+               "  prefetch  warm a running proxy with what go.sum/go.mod/go.work files pin\n"
+               "            (gomodproxy prefetch --help)\n"
                "  version   print the version\n");
   return code;
 }
@@ -619,6 +622,7 @@ int main(int argc, char** argv) {
   if (command == "help" || command == "--help" || command == "-h") return usage(0);
   if (command == "probe") return probe_report::run_probe_command(args);
   if (command == "cache") return cache_admin::run_cache_command(args);
+  if (command == "prefetch") return prefetch::run_prefetch_command(args);
   if (command == direct::sandbox_command) return direct::run_sandbox_command(args);
   if (command != "serve") {
     std::fprintf(stderr, "gomodproxy: unknown command \"%s\"\n", command.c_str());

@@ -631,6 +631,9 @@ net::awaitable<void> http_client::impl::exchange(Stream& stream, beast::tcp_stre
       out.result.reason = std::to_string(status);
       co_return;
     }
+    out.result.answer_text = (drained && identity)
+                                 ? status_reason(status, response[http::field::content_type], body)
+                                 : std::to_string(status);
     out.result.result = (status == 404 || status == 410) ? outcome::not_found : outcome::error;
     out.result.reason = (out.result.result == outcome::error && drained && identity)
                             ? status_reason(status, response[http::field::content_type], body)

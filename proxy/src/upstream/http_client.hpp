@@ -35,6 +35,10 @@ struct fetch_result {
   int status = 0;  ///< final HTTP status, 0 when none was received
   std::string
       reason;  ///< short, one line: "404", "connection refused", "timeout after 10s (first byte)"
+  /// A non-200 answer's status with the first line of its short text/plain body, as a proxy
+  /// explains a refusal ("404: not found: ..."); only the status when the body says nothing
+  /// readable; empty for a 200 or when no answer came.
+  std::string answer_text;
   std::string content_type;           ///< of the final response
   std::uint64_t body_bytes = 0;       ///< decoded body bytes delivered to the sink
   std::chrono::microseconds ttfb{0};  ///< request start until final response headers

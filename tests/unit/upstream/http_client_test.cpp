@@ -163,17 +163,23 @@ TEST(http_client, statuses_map_to_outcomes) {
     scripted_response response;
     outcome expected;
     std::string reason;
+    std::string answer_text;  // a 404's text is kept here, not in the reason
   };
   const std::vector<row> rows = {
-      {text(404, "not found: example.com/m@v1.0.0"), outcome::not_found, "404"},
-      {text(410, "gone"), outcome::not_found, "410"},
-      {text(500, "upstream exploded\nsecond line"), outcome::error, "500: upstream exploded"},
-      {text(503, "<html>busy</html>", "text/html"), outcome::error, "503"},
-      {text(502, "bad\x01gateway"), outcome::error, "502: bad?gateway"},
-      {text(500, std::string(300, 'x')), outcome::error, "500: " + std::string(115, 'x')},
-      {text(204, ""), outcome::error, "204"},
-      {text(304, ""), outcome::error, "304"},
-      {text(302, "no location header"), outcome::error, "302: no location header"},
+      {text(404, "not found: example.com/m@v1.0.0"), outcome::not_found, "404",
+       "404: not found: example.com/m@v1.0.0"},
+      {text(410, "gone"), outcome::not_found, "410", "410: gone"},
+      {text(404, "<html>no</html>", "text/html"), outcome::not_found, "404", "404"},
+      {text(500, "upstream exploded\nsecond line"), outcome::error, "500: upstream exploded",
+       "500: upstream exploded"},
+      {text(503, "<html>busy</html>", "text/html"), outcome::error, "503", "503"},
+      {text(502, "bad\x01gateway"), outcome::error, "502: bad?gateway", "502: bad?gateway"},
+      {text(500, std::string(300, 'x')), outcome::error, "500: " + std::string(115, 'x'),
+       "500: " + std::string(115, 'x')},
+      {text(204, ""), outcome::error, "204", "204"},
+      {text(304, ""), outcome::error, "304", "304"},
+      {text(302, "no location header"), outcome::error, "302: no location header",
+       "302: no location header"},
   };
   for (const auto& r : rows) {
     loopback_http_server server([&](const scripted_request&) { return r.response; });
@@ -181,8 +187,11 @@ TEST(http_client, statuses_map_to_outcomes) {
     EXPECT_EQ(run.result.result, r.expected) << r.response.status;
     EXPECT_EQ(run.result.status, r.response.status);
     EXPECT_EQ(run.result.reason, r.reason);
+    EXPECT_EQ(run.result.answer_text, r.answer_text);
     EXPECT_TRUE(run.body.empty()) << "non-200 bodies never reach the sink";
   }
+  loopback_http_server ok([](const scripted_request&) { return text(200, "body"); });
+  EXPECT_EQ(get_once(ok.url("/x")).result.answer_text, "");
 }
 
 TEST(http_client, connection_refused_is_error) {
