@@ -321,8 +321,8 @@ def test_compose_files_are_valid_and_grafana_needs_a_password(tmp_path):
     assert "GRAFANA_ADMIN_PASSWORD" in refused.stderr
     env = {**base_env, **example, "GRAFANA_ADMIN_PASSWORD": "x"}
     test_env = {**env, **{name: "x" for name in (
-        "TEST_SUMDB", "TEST_SUMDB_KEY", "TEST_SUPPORT_IMAGE", "TEST_MODULE_TREE",
-        "TEST_SUMDB_NAME", "TEST_SUMDB_SERVER", "TEST_SUMDB_STATE")}}
+        "TEST_SUMDB", "TEST_SUMDB_KEY", "TEST_SUPPORT_IMAGE", "TEST_SUMDB_NAME")},
+        **{name: "/x" for name in ("TEST_MODULE_TREE", "TEST_SUMDB_SERVER", "TEST_SUMDB_STATE")}}
     assert _compose_config(env, COMPOSE_FILE).returncode == 0
     proc = _compose_config(test_env, COMPOSE_FILE, TEST_OVERRIDE)
     assert proc.returncode == 0, proc.stderr
@@ -419,12 +419,14 @@ def test_go_builds_through_the_published_port(stack, sumdb, go, tmp_path):
 
 
 def scraped_up(prometheus_url: str) -> bool:
+    """up{job="gomodproxy"} is 1; otherwise a ValueError with what Prometheus says instead."""
     query = urllib.parse.urlencode({"query": 'up{job="gomodproxy"}'})
     status, body = http_get(f"{prometheus_url}/api/v1/query?{query}", timeout=5)
-    if status != 200:
-        return False
-    result = json.loads(body)["data"]["result"]
-    return bool(result) and result[0]["value"][1] == "1"
+    result = json.loads(body)["data"]["result"] if status == 200 else None
+    if result and result[0]["value"][1] == "1":
+        return True
+    status, targets = http_get(f"{prometheus_url}/api/v1/targets", timeout=5)
+    raise ValueError(f"up: {result!r}; targets: {targets[-2000:]!r}")
 
 
 def test_prometheus_scrapes_the_proxy_and_loads_the_alert_rules(stack):
