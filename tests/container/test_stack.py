@@ -447,6 +447,19 @@ def test_prometheus_scrapes_the_proxy_and_loads_the_alert_rules(stack):
     assert rules, "no alert rules loaded from dashboards/prometheus/alerts.yml"
 
 
+def test_grafanas_data_source_url_answers_on_the_stack_network(stack):
+    """Grafana's image cannot be pulled here, so another container on the stack's network asks
+    the data source's URL what Grafana's proxy access would."""
+    [datasource] = yaml.safe_load(
+        (COMPOSE_FILE.parent / "grafana-datasource.yml").read_text())["datasources"]
+    url = f"{datasource['url']}/api/v1/query?query=up"
+    fetch = ("import json, sys, urllib.request; "
+             "print(json.load(urllib.request.urlopen(sys.argv[1], timeout=10))['status'])")
+    answer = run(["podman", "exec", stack.container("test-upstream"), "python3", "-c", fetch, url],
+                 30)
+    assert answer.stdout.strip() == "success"
+
+
 def test_runs_as_non_root_with_a_working_health_check(stack):
     uid = run(["podman", "exec", stack.container("gomodproxy"), "id", "-u"], 30).stdout.strip()
     assert uid == str(PROXY_UID)
