@@ -126,6 +126,26 @@ def test_plain_http_to_the_tls_port_is_told_to_use_https(tree, make_upstream, st
     assert "server response: this server speaks HTTPS only: use an https:// URL" in proc.stderr
 
 
+def test_an_answer_larger_than_a_tls_record_arrives_whole(tree, make_upstream, start_proxy, pki):
+    """/metrics is one in-memory answer of more than 16 KiB, a TLS record's most: Prometheus
+    scraping over https waited for a body that never came."""
+    upstream = make_upstream(tree.root)
+    cert, key = pki.issue("server", 0x2501)
+    proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
+    connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=10,
+                                             context=client_context(pki.ca))
+    try:
+        for _ in range(2):  # and the connection stays usable for the next request
+            connection.request("GET", "/metrics")
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status == 200
+            assert len(body) == int(response.headers["Content-Length"]) > 16 * 1024
+            assert b"gomodproxy_" in body
+    finally:
+        connection.close()
+
+
 # The client offers TLS 1.1 at most on purpose: the server must be the one that refuses it.
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_an_old_tls_version_is_refused(tree, make_upstream, start_proxy, pki):

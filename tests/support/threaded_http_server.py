@@ -64,6 +64,9 @@ class ThreadedHttpServer(Generic[Record]):
 
     handler: type[http.server.BaseHTTPRequestHandler]
     thread_name = "http-serve"
+    # Tests on the host stay on loopback; a server run inside a test container listens on the
+    # container's own interfaces so containers on its network reach it.
+    listen_host = "127.0.0.1"
 
     def __init__(self) -> None:
         self.port: Optional[int] = None
@@ -78,7 +81,7 @@ class ThreadedHttpServer(Generic[Record]):
         if self._server is not None:
             return self
         self._stopping = threading.Event()
-        self._server = OwnedServer(("127.0.0.1", self.port or 0), self, self.handler)
+        self._server = OwnedServer((self.listen_host, self.port or 0), self, self.handler)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, name=self.thread_name,

@@ -163,8 +163,16 @@ class connection_writer final : public response_writer {
     std::string header = serialize_head(head, body.size(), keep_alive_, http10_);
     if (head_only_) body = {};
     declared_ = body.size();
-    std::array<net::const_buffer, 2> buffers{net::buffer(header), net::buffer(body)};
-    co_return co_await write(buffers, body.size());
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+      // One buffer per write under TLS: a gather write of head and body through beast's
+      // ssl_stream (Boost 1.81) whose total passed 16 KiB completed with the body never sent, so
+      // the client waited forever for it (a 24 KB /metrics).
+      if (!co_await write(net::buffer(header), 0)) co_return false;
+      co_return co_await write(net::buffer(body), body.size());
+    } else {
+      std::array<net::const_buffer, 2> buffers{net::buffer(header), net::buffer(body)};
+      co_return co_await write(buffers, body.size());
+    }
   }
 
   net::awaitable<bool> send_head(const response_head& head, std::uint64_t content_length) override {
