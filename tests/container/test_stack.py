@@ -14,6 +14,7 @@ over the host's virtual bridge only; every wait is bounded."""
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import socket
@@ -354,6 +355,20 @@ def test_shipped_defaults_serve_plain_http_with_no_secrets():
     assert tls_job == plain_job
     assert {k: v for k, v in tls.items() if k != "scrape_configs"} == \
         {k: v for k, v in plain.items() if k != "scrape_configs"}
+
+
+def test_the_stack_serves_the_binarys_default_upstreams():
+    """Compose cannot leave a variable unset, so the stack spells the tier list; it must be the
+    one the binary ships, and .env.example must not replace it."""
+    assert "GOMODPROXY_UPSTREAMS" not in read_env_example()
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    spelled = compose["services"]["gomodproxy"]["environment"]["GOMODPROXY_UPSTREAMS"]
+    match = re.fullmatch(r"\$\{GOMODPROXY_UPSTREAMS:-(.+)\}", spelled)
+    assert match, spelled
+    help_text = run([os.environ.get("GOMODPROXY_BIN", str(REPO / "build" / "gomodproxy")),
+                     "serve", "--help"], 30).stdout
+    [shipped] = re.findall(r"env GOMODPROXY_UPSTREAMS; default (\S+)\)", help_text)
+    assert match.group(1) == shipped
 
 
 def test_grafana_provisioning_matches_the_stack():
