@@ -602,6 +602,8 @@ int usage(int code) {
                "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
                "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
                "  cache     cache verify [--repair] [--online]: re-check every cached entry\n"
+               "            cache stats | ls [GLOB] | rm MODULE[@VERSION]: inspect or trim a\n"
+               "            stopped proxy's cache\n"
                "  prefetch  warm a running proxy with what go.sum/go.mod/go.work files pin\n"
                "            (gomodproxy prefetch --help)\n"
                "  version   print the version\n");

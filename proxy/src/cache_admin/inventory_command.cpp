@@ -1,0 +1,112 @@
+#include "cache_admin/inventory_command.hpp"
+
+#include <cstdio>
+#include <optional>
+#include <variant>
+
+#include "cache_admin/cache_inventory.hpp"
+#include "settings.hpp"
+
+namespace gomodproxy::cache_admin {
+namespace {
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "gomodproxy: %s\n", message.c_str());
+  std::fprintf(stderr,
+               "usage: gomodproxy cache stats | ls [GLOB] | rm MODULE[@VERSION]  "
+               "[--cache-dir DIR] [--config FILE]\n");
+  return 2;
+}
+
+// RocksDB names its LOCK file when another process holds the directory; the admin verbs say
+// what to do about it instead.
+std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_dir) {
+  cache::rocksdb_options options;
+  options.path = cache_dir;
+  // The verbs read metadata only; a small block cache is plenty.
+  options.block_cache_bytes = 8 << 20;
+  std::string why;
+  auto opened = cache::open_rocksdb_store(options, &why);
+  if (opened) return std::move(*opened);
+  if (why.empty()) why = "cannot open cache at " + cache_dir + ": " + opened.error().message();
+  if (why.find("lock") != std::string::npos || why.find("LOCK") != std::string::npos) {
+    std::fprintf(stderr,
+                 "gomodproxy: cache_dir: %s is in use by a running gomodproxy; stop it, or ask "
+                 "it with --proxy URL --admin-token TOKEN\n",
+                 cache_dir.c_str());
+  } else {
+    std::fprintf(stderr, "gomodproxy: cache_dir: %s\n", why.c_str());
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+int run_inventory_command(const std::string& verb, std::vector<std::string> args) {
+  std::vector<std::string> operands;
+  std::vector<std::string> settings_args;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i].starts_with("-")) {
+      settings_args.push_back(args[i]);
+      // Settings flags take their value as the next argument unless written --flag=value.
+      if (args[i].find('=') == std::string::npos && i + 1 < args.size()) {
+        settings_args.push_back(args[++i]);
+      }
+    } else {
+      operands.push_back(args[i]);
+    }
+  }
+  if (verb == "stats" && !operands.empty()) return usage_error("cache stats takes no operand");
+  if (verb == "ls" && operands.size() > 1) return usage_error("cache ls takes at most one GLOB");
+  if (verb == "rm" && operands.size() != 1)
+    return usage_error("cache rm takes one MODULE[@VERSION]");
+  std::optional<module_selector> selector;
+  if (verb == "rm") {
+    selector = parse_module_selector(operands.front());
+    if (!selector) return usage_error("not a module path or module@version: " + operands.front());
+  }
+
+  auto loaded = config::load_settings(settings_args, config::current_environment());
+  if (auto* error = std::get_if<config::load_error>(&loaded)) {
+    std::fprintf(stderr, "%s\n", error->message.c_str());
+    return 2;
+  }
+  const auto& settings = std::get<config::settings>(loaded);
+  auto store = open_stopped_cache(settings.cache_dir);
+  if (!store) return 1;
+
+  if (verb == "stats") {
+    auto summary = summarize_cache(*store);
+    if (!summary) {
+      std::fprintf(stderr, "gomodproxy: cannot read the cache: %s\n",
+                   summary.error().message().c_str());
+      return 1;
+    }
+    std::printf("%s", format_summary(*summary).c_str());
+    return 0;
+  }
+  if (verb == "ls") {
+    auto entries = list_modules(*store, operands.empty() ? "" : operands.front());
+    if (!entries) {
+      std::fprintf(stderr, "gomodproxy: cannot read the cache: %s\n",
+                   entries.error().message().c_str());
+      return 1;
+    }
+    std::printf("%s", format_module_entries(*entries).c_str());
+    return 0;
+  }
+  auto removed = remove_module(
+      *store, selector->module_path,
+      selector->version ? std::optional<std::string_view>(*selector->version) : std::nullopt);
+  if (!removed) {
+    std::fprintf(stderr, "gomodproxy: cannot remove from the cache: %s\n",
+                 removed.error().message().c_str());
+    return 1;
+  }
+  for (const auto& key : *removed) std::printf("removed %s\n", key.c_str());
+  std::printf("%zu entries removed\n", removed->size());
+  // Nothing cached for it is not an error for a cleanup, but a typo should be visible.
+  return removed->empty() ? 1 : 0;
+}
+
+}  // namespace gomodproxy::cache_admin
