@@ -17,6 +17,13 @@ def _cache(cache_dir, *args: str) -> subprocess.CompletedProcess:
     return run
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    run = subprocess.run([str(proxy_binary()), "cache", *args], capture_output=True, text=True,
+                         timeout=60)
+    assert not SANITIZER_RE.search(run.stderr), run.stderr
+    return run
+
+
 def _stats(text: str) -> dict:
     """{"zip": (entries, bytes), ...} from `cache stats` output."""
     figures = {}
@@ -127,6 +134,20 @@ def test_admin_endpoints_need_the_admin_token(tree, make_upstream, start_proxy, 
     assert upstream.count(hello.url_path(".zip")) == 1
     assert proxy.get(hello.url_path(".zip")).body == tree.file_bytes(hello.url_path(".zip"))
     assert upstream.count(hello.url_path(".zip")) == 2
+
+    # The same verbs from the command line through the running proxy.
+    through = ("--proxy", proxy.url, "--admin-token", f"@{admin_file}")
+    stats = _cli("stats", *through)
+    assert stats.returncode == 0, stats.stderr
+    assert _stats(stats.stdout)["zip"][0] == 1
+    listed = _cli("ls", "example.com/hello", *through)
+    assert f"{mt.HELLO} v1.2.0 zip" in listed.stdout
+    removed = _cli("rm", f"{mt.HELLO}@v1.2.0", *through)
+    assert removed.returncode == 0 and f"removed {hello.url_path('.zip')}\n" in removed.stdout
+    assert _cli("rm", f"{mt.HELLO}@v1.2.0", *through).returncode == 1
+    refused = _cli("stats", "--proxy", proxy.url, "--admin-token", admin[::-1])
+    assert refused.returncode == 1 and ": 401: unauthorized" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and admin[::-1] not in refused.stderr
     assert admin not in proxy.log_text()
 
 

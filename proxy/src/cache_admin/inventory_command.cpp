@@ -1,10 +1,13 @@
 #include "cache_admin/inventory_command.hpp"
 
+#include <cctype>
 #include <cstdio>
 #include <optional>
 #include <variant>
 
+#include "cache_admin/admin_client.hpp"
 #include "cache_admin/cache_inventory.hpp"
+#include "server/setting_file.hpp"
 #include "settings.hpp"
 
 namespace gomodproxy::cache_admin {
@@ -12,9 +15,11 @@ namespace {
 
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "gomodproxy: %s\n", message.c_str());
-  std::fprintf(stderr,
-               "usage: gomodproxy cache stats | ls [GLOB] | rm MODULE[@VERSION]  "
-               "[--cache-dir DIR] [--config FILE]\n");
+  std::fprintf(
+      stderr,
+      "usage: gomodproxy cache stats | ls [GLOB] | rm MODULE[@VERSION]  "
+      "[--cache-dir DIR] [--config FILE]\n"
+      "       (a running proxy: --proxy URL --admin-token TOKEN|@FILE [--ca-file FILE])\n");
   return 2;
 }
 
@@ -40,13 +45,74 @@ std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_
   return nullptr;
 }
 
+std::string query_escape(std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' || c == '@' ||
+        c == '*') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+// The verb through a running proxy's admin endpoint; prints what `cache VERB` prints locally.
+int ask_running_proxy(const std::string& verb, const std::vector<std::string>& operands,
+                      const std::string& proxy_url, const config::settings& settings) {
+  std::string token = settings.admin_token;
+  if (token.empty()) {
+    return usage_error("--proxy needs the admin token (--admin-token TOKEN or @FILE)");
+  }
+  if (token.front() == '@') {
+    auto content = server::read_setting_file(token.substr(1));
+    if (content.index() == 1) {
+      std::fprintf(stderr, "gomodproxy: admin_token: cannot read %s: %s\n", token.substr(1).c_str(),
+                   std::get<1>(content).c_str());
+      return 2;
+    }
+    const std::string& text = std::get<0>(content);
+    token = text.substr(0, text.find_first_of("\r\n"));
+  }
+  std::string method = "GET";
+  std::string path = "/admin/cache/stats";
+  if (verb == "ls") {
+    path = "/admin/cache/ls";
+    if (!operands.empty()) path += "?glob=" + query_escape(operands.front());
+  } else if (verb == "rm") {
+    method = "POST";
+    path = "/admin/cache/rm?module=" + query_escape(operands.front());
+  }
+  auto reply = admin_request(proxy_url, method, path, token, settings.ca_file);
+  if (reply.status == 200 || (verb == "rm" && reply.status == 404)) {
+    std::printf("%s", reply.body.c_str());
+    return reply.status == 200 ? 0 : 1;
+  }
+  const std::string first_line = reply.body.substr(0, reply.body.find('\n'));
+  if (reply.status == 0) {
+    std::fprintf(stderr, "gomodproxy: %s\n", first_line.c_str());
+  } else {
+    std::fprintf(stderr, "gomodproxy: %s%s: %d: %s\n", proxy_url.c_str(), path.c_str(),
+                 reply.status, first_line.c_str());
+  }
+  return 1;
+}
+
 }  // namespace
 
 int run_inventory_command(const std::string& verb, std::vector<std::string> args) {
   std::vector<std::string> operands;
   std::vector<std::string> settings_args;
+  std::string proxy_url;
   for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i].starts_with("-")) {
+    if (args[i] == "--proxy" || args[i].starts_with("--proxy=")) {
+      if (args[i] == "--proxy" && i + 1 == args.size()) return usage_error("--proxy needs a URL");
+      proxy_url = args[i] == "--proxy" ? args[++i] : args[i].substr(8);
+    } else if (args[i].starts_with("-")) {
       settings_args.push_back(args[i]);
       // Settings flags take their value as the next argument unless written --flag=value.
       if (args[i].find('=') == std::string::npos && i + 1 < args.size()) {
@@ -72,6 +138,7 @@ int run_inventory_command(const std::string& verb, std::vector<std::string> args
     return 2;
   }
   const auto& settings = std::get<config::settings>(loaded);
+  if (!proxy_url.empty()) return ask_running_proxy(verb, operands, proxy_url, settings);
   auto store = open_stopped_cache(settings.cache_dir);
   if (!store) return 1;
 

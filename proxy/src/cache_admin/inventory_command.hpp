@@ -1,4 +1,5 @@
-// `gomodproxy cache stats | ls [GLOB] | rm MODULE[@VERSION]` on a stopped proxy's cache directory.
+// `gomodproxy cache stats | ls [GLOB] | rm MODULE[@VERSION]` on a stopped proxy's cache directory,
+// or with --proxy URL through a running proxy's /admin/cache/ endpoints (admin token required).
 #pragma once
 
 #include <string>
