@@ -159,3 +159,20 @@ def test_without_an_admin_token_there_are_no_admin_endpoints(tree, make_upstream
         assert answer.status == 404, (path, answer.status, answer.text)
     posted = proxy.get(f"/admin/cache/rm?module={mt.HELLO}", method="POST")
     assert posted.status == 404, (posted.status, posted.text)
+
+
+def test_the_verbs_reach_a_proxy_over_https_with_the_test_ca(tree, make_upstream, start_proxy,
+                                                            pki, tmp_path):
+    admin = new_token()
+    proxy = start_proxy(make_upstream(tree.root).url, *pki.issue("server", 0x3001).flags,
+                        "--admin-token", admin)
+    assert proxy.url.startswith("https://")
+    through = ("--proxy", proxy.url, "--admin-token", admin)
+    trusted = _cli("stats", *through, "--ca-file", str(pki.bundle))
+    assert trusted.returncode == 0, trusted.stderr
+    assert "total: 0 entries, 0 bytes\n" in trusted.stdout
+    # Without the test CA the certificate is not trusted: refused, in one line.
+    untrusted = _cli("stats", *through)
+    assert untrusted.returncode == 1
+    assert untrusted.stderr.startswith(f"gomodproxy: cannot reach {proxy.url}: ")
+    assert untrusted.stderr.count("\n") == 1, untrusted.stderr
