@@ -79,6 +79,10 @@ def test_stats_ls_and_rm_on_a_stopped_cache_then_the_module_is_refetched(
     assert again.returncode == 1 and "0 entries removed" in again.stdout
     assert _stats(_cache(cache_dir, "stats").stdout)["zip"][0] == 4
 
+    typo = _cache(cache_dir / "typo", "stats")
+    assert typo.returncode == 1 and "does not exist" in typo.stderr
+    assert not (cache_dir / "typo").exists()
+
     bad = _cache(cache_dir, "rm", "not a module")
     assert bad.returncode == 2 and "not a module path" in bad.stderr
 

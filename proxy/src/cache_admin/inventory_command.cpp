@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <variant>
 
@@ -26,6 +27,14 @@ int usage_error(const std::string& message) {
 // RocksDB names its LOCK file when another process holds the directory; the admin verbs say
 // what to do about it instead.
 std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_dir) {
+  // Opening creates a missing directory, which for a mistyped --cache-dir would report an
+  // empty cache instead of the mistake.
+  std::error_code missing;
+  if (!std::filesystem::is_directory(cache_dir, missing)) {
+    std::fprintf(stderr, "gomodproxy: cache_dir: %s is not a cache directory (it does not exist)\n",
+                 cache_dir.c_str());
+    return nullptr;
+  }
   cache::rocksdb_options options;
   options.path = cache_dir;
   // The verbs read metadata only; a small block cache is plenty.
