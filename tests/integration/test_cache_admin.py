@@ -3,11 +3,13 @@ same through a running proxy's /admin/cache/ endpoints, which exist only with --
 need it. A removed module is fetched from the upstream again on the next request."""
 
 import json
+import os
 import subprocess
 
 import module_tree as mt
 from conftest import SANITIZER_RE, proxy_binary
 from test_auth import assert_401, basic, bearer, new_token
+from test_shipped_defaults import run_as_shipped
 
 
 def _cache(cache_dir, *args: str) -> subprocess.CompletedProcess:
@@ -180,3 +182,19 @@ def test_the_verbs_reach_a_proxy_over_https_with_the_test_ca(tree, make_upstream
     assert untrusted.returncode == 1
     assert untrusted.stderr.startswith(f"gomodproxy: cannot reach {proxy.url}: ")
     assert untrusted.stderr.count("\n") == 1, untrusted.stderr
+
+
+def test_shipped_defaults_have_no_admin_endpoints_and_the_verbs_find_the_default_cache(
+        tmp_path):
+    """As shipped (no flag at all): /admin/ is not served, and `cache stats` with no
+    --cache-dir opens the default cache directory the proxy used (./var/cache)."""
+    report = run_as_shipped(tmp_path, gets=["/admin/cache/stats", "/admin/cache/ls"])
+    for answer in report["answers"]:
+        assert answer["status"] == 404, answer
+    assert report["exit"] == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOMODPROXY_")}
+    stats = subprocess.run([str(proxy_binary()), "cache", "stats"], cwd=report["workdir"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert stats.returncode == 0, stats.stderr
+    assert "total: " in stats.stdout
+    assert (report["workdir"] / "var" / "cache").is_dir()
