@@ -34,6 +34,7 @@
 
 #include "bootstrap_script.hpp"
 #include "cache/cache_store.hpp"
+#include "cache_admin/admin_endpoints.hpp"
 #include "cache_admin/cache_verify.hpp"
 #include "direct/address_policy.hpp"
 #include "direct/connect_guard.hpp"
@@ -463,6 +464,8 @@ int serve(const config::settings& settings) {
       return std::nullopt;
     };
   }
+  // Declared before the server, which must not outlive its handlers.
+  std::vector<std::unique_ptr<cache_admin::admin_endpoint>> admin_endpoints;
   server::http_server http(io, server_options, module_resolver);
   http.add_route("/healthz", healthz);
   http.add_route("/readyz", readyz);
@@ -470,6 +473,21 @@ int serve(const config::settings& settings) {
   http.add_route("/status", status_page);
   http.add_route("/status.json", status_json_page);
   http.add_route("/bootstrap.sh", bootstrap_page);
+  // Without an admin token nobody could be told apart from a client, so the endpoints that
+  // change or walk the whole cache do not exist at all.
+  if (!settings.admin_token.empty()) {
+    const std::pair<cache_admin::admin_verb, std::string_view> verbs[] = {
+        {cache_admin::admin_verb::stats, cache_admin::admin_stats_path},
+        {cache_admin::admin_verb::stats_json, cache_admin::admin_stats_json_path},
+        {cache_admin::admin_verb::ls, cache_admin::admin_ls_path},
+        {cache_admin::admin_verb::rm, cache_admin::admin_rm_path},
+    };
+    for (const auto& [verb, path] : verbs) {
+      admin_endpoints.push_back(
+          std::make_unique<cache_admin::admin_endpoint>(verb, *store, work.get_executor()));
+      http.add_route(std::string(path), *admin_endpoints.back());
+    }
+  }
   auto bound = http.listen();
   if (!bound) {
     std::fprintf(stderr, "gomodproxy: listen: cannot listen on %s: %s\n", settings.listen.c_str(),
@@ -602,6 +620,8 @@ int usage(int code) {
                "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
                "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
                "  cache     cache verify [--repair] [--online]: re-check every cached entry\n"
+               "            cache stats | ls [GLOB] | rm MODULE[@VERSION]: inspect or trim a\n"
+               "            stopped proxy's cache\n"
                "  prefetch  warm a running proxy with what go.sum/go.mod/go.work files pin\n"
                "            (gomodproxy prefetch --help)\n"
                "  version   print the version\n");

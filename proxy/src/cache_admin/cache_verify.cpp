@@ -16,6 +16,7 @@
 #include <utility>
 #include <variant>
 
+#include "cache_admin/inventory_command.hpp"
 #include "protocol/request.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
@@ -190,10 +191,17 @@ class online_checker {
 }  // namespace
 
 int run_cache_command(std::vector<std::string> args) {
+  if (!args.empty() && (args.front() == "stats" || args.front() == "ls" || args.front() == "rm")) {
+    const std::string verb = args.front();
+    args.erase(args.begin());
+    return run_inventory_command(verb, std::move(args));
+  }
   if (args.empty() || args.front() != "verify") {
     std::fprintf(stderr,
                  "usage: gomodproxy cache verify [--repair] [--online] [--cache-dir DIR] "
-                 "[--config FILE] [--sumdb ...]\n");
+                 "[--config FILE] [--sumdb ...]\n"
+                 "       gomodproxy cache stats | ls [GLOB] | rm MODULE[@VERSION] "
+                 "[--cache-dir DIR] [--config FILE]\n");
     return 2;
   }
   args.erase(args.begin());

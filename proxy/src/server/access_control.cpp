@@ -84,7 +84,10 @@ const named_token* find_token(const std::vector<named_token>& tokens,
 
 path_class classify(std::string_view path) {
   if (path == "/healthz" || path == "/readyz" || path == "/bootstrap.sh") return path_class::open;
-  if (path == "/metrics" || path == "/status" || path == "/status.json") return path_class::admin;
+  if (path == "/metrics" || path == "/status" || path == "/status.json" ||
+      path.starts_with("/admin/")) {
+    return path_class::admin;
+  }
   return path_class::client;
 }
 

@@ -20,8 +20,8 @@ namespace gomodproxy::server {
 /// What a path needs. Open paths are answered without a token: /healthz and /readyz (load
 /// balancers and orchestrators probe them without credentials) and /bootstrap.sh (the script a
 /// machine fetches before it has a .netrc; it carries no secret). Admin paths (/metrics,
-/// /status, /status.json) need the admin token when one is set, else a client token. Every
-/// other path is a client path.
+/// /status, /status.json, everything under /admin/) need the admin token when one is set, else
+/// a client token. Every other path is a client path.
 enum class path_class : std::uint8_t { open, admin, client };
 
 /// Class of `path` (the request target without its query).

@@ -548,7 +548,10 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       (void)co_await writer.send(head,
                                  "unauthorized: this proxy needs a valid token (Basic auth, as "
                                  "the go command sends it from .netrc, or a Bearer token)\n");
-    } else if (request.method() != http::verb::get && !is_head) {
+    } else if (request.method() != http::verb::get && !is_head &&
+               !(request.method() == http::verb::post && view.target.starts_with("/admin/"))) {
+      // POST only for the admin endpoints, which change state; its arguments travel in the
+      // query (the parser reads no request body), and their handlers check the method.
       response_head head;
       head.status = 405;
       head.content_type = "text/plain; charset=utf-8";

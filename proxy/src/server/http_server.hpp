@@ -52,7 +52,7 @@ struct server_options {
 };
 
 struct request_view {
-  std::string_view method;  ///< "GET" or "HEAD" (others never reach a handler)
+  std::string_view method;  ///< "GET" or "HEAD"; "POST" too for paths under /admin/ (no body)
   std::string_view target;  ///< raw request target, percent-encoded, as received
   bool head = false;
 };

@@ -194,6 +194,10 @@ TEST(classify, open_admin_and_client_paths) {
   EXPECT_EQ(classify("/metrics.json"), path_class::client);
   EXPECT_EQ(classify("/golang.org/x/mod/@v/list"), path_class::client);
   EXPECT_EQ(classify("/sumdb/sum.golang.org/supported"), path_class::client);
+  EXPECT_EQ(classify("/admin/cache/stats"), path_class::admin);
+  EXPECT_EQ(classify("/admin/cache/rm"), path_class::admin);
+  EXPECT_EQ(classify("/admin/anything/yet/to/come"), path_class::admin);
+  EXPECT_EQ(classify("/admin"), path_class::client);  // not under /admin/: a module path
 }
 
 struct decision_case {

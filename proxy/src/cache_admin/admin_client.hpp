@@ -1,0 +1,22 @@
+// The client side of the cache admin verbs: one blocking request to a running proxy's
+// /admin/cache/ endpoint with the admin token as a Bearer credential, over http or https.
+// Beast and OpenSSL stay in the .cpp.
+#pragma once
+
+#include <string>
+
+namespace gomodproxy::cache_admin {
+
+struct admin_reply {
+  int status = 0;    ///< HTTP status; 0 when no answer came
+  std::string body;  ///< the answer's body, or why no answer came
+};
+
+/// `method` is GET or POST; `path_and_query` is appended to `proxy_url` (http:// or https://,
+/// no path or a base path). `ca_file` (may be empty) is trusted besides the system store. The
+/// token is sent, never returned or printed. Bounded: 10 s to connect, 5 min in all.
+admin_reply admin_request(const std::string& proxy_url, const std::string& method,
+                          const std::string& path_and_query, const std::string& token,
+                          const std::string& ca_file);
+
+}  // namespace gomodproxy::cache_admin
