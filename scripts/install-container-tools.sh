@@ -18,22 +18,8 @@ sudo=""
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-# bookworm-backports from the URI the machine already uses for bookworm (as install-deps.sh does).
-enable_backports() {
-  if grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    return 0
-  fi
-  local uri=""
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    uri=$(awk '/^URIs:/{u=$2} /^Suites:/{ for (i=2;i<=NF;i++) if ($i=="bookworm") {print u; exit} }' \
-      /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
-  fi
-  [ -n "$uri" ] || { echo "install-container-tools: no bookworm apt source found" >&2; return 1; }
-  echo "deb $uri bookworm-backports main" | $sudo tee /etc/apt/sources.list.d/gomodproxy-backports.list >/dev/null
-}
+# shellcheck source=scripts/debian-archive.sh
+. "$(dirname "$0")/debian-archive.sh"
 
 missing=()
 for p in "${packages[@]}"; do installed "$p" || missing+=("$p"); done
@@ -46,7 +32,7 @@ esac
 
 if [ ${#missing[@]} -gt 0 ] || [ $need_backports -eq 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  enable_backports
+  enable_bookworm_backports install-container-tools
   $sudo apt-get update -q
   [ ${#missing[@]} -eq 0 ] ||
     $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

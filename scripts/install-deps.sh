@@ -30,24 +30,11 @@ fi
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-# Enable bookworm-backports using the URI the machine already uses for bookworm.
-enable_backports() {
-  local list=/etc/apt/sources.list.d/gomodproxy-backports.list
-  [ -f "$list" ] && return 0
-  local uri=""
-  if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-    uri=$(awk '/^URIs:/{u=$2} /^Suites:/{ for (i=2;i<=NF;i++) if ($i=="bookworm") {print u; exit} }' \
-      /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-  fi
-  if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-    uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
-  fi
-  [ -n "$uri" ] || { echo "install-deps: no bookworm apt source found; skipping backports" >&2; return 1; }
-  echo "deb $uri bookworm-backports main" | $sudo tee "$list" >/dev/null
-}
+# shellcheck source=scripts/debian-archive.sh
+. "$(dirname "$0")/debian-archive.sh"
 
 export DEBIAN_FRONTEND=noninteractive
-enable_backports || true
+enable_bookworm_backports install-deps || true
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" 
 if [ $have_go123 -eq 0 ]; then

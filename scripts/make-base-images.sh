@@ -21,15 +21,9 @@ if [ $force -eq 0 ]; then
 fi
 
 # The archive the machine itself installs from, so the image's apt sees the same packages.
-uri=""
-if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
-  uri=$(awk '/^URIs:/{u=$2} /^Suites:/{ for (i=2;i<=NF;i++) if ($i=="bookworm") {print u; exit} }' \
-    /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
-fi
-if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-  uri=$(awk '$1=="deb" && $3=="bookworm" {print $2; exit}' /etc/apt/sources.list)
-fi
-[ -n "$uri" ] || { echo "make-base-images: no bookworm apt source found" >&2; exit 1; }
+# shellcheck source=scripts/debian-archive.sh
+. "$(dirname "$0")/debian-archive.sh"
+uri=$(bookworm_archive_uri) || { echo "make-base-images: no bookworm apt source found" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

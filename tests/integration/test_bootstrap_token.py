@@ -6,7 +6,6 @@ first in the file) that the real go 1.19 and 1.23 then use, never prints the tok
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 from pathlib import Path
@@ -16,21 +15,13 @@ import pytest
 import module_tree as mt
 from conftest import REPO, ProxyProcess, proxy_binary
 from go_output import decode_json_stream
-from test_auth import GOS, new_token
+from test_auth import GOS, go_path, new_token  # noqa: F401 (go_path is a fixture)
 
 SCRIPT = REPO / "config" / "bootstrap.sh"
 CHECK_MODULE = f"{mt.HELLO}@v1.2.0"
 SCRIPT_TIMEOUT = 180.0
 BEGIN = "# >>> gomodproxy bootstrap >>>"
 END = "# <<< gomodproxy bootstrap <<<"
-
-
-@pytest.fixture(params=list(GOS))
-def go_path(request) -> str:
-    path = GOS[request.param]
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is not installed (scripts/install-deps.sh)")
-    return path
 
 
 class Machine:

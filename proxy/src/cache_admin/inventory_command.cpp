@@ -8,6 +8,7 @@
 
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/cache_inventory.hpp"
+#include "protocol/request.hpp"
 #include "server/setting_file.hpp"
 #include "settings.hpp"
 
@@ -54,22 +55,6 @@ std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_
   return nullptr;
 }
 
-std::string query_escape(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/' || c == '@' ||
-        c == '*') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
 // The verb through a running proxy's admin endpoint; prints what `cache VERB` prints locally.
 int ask_running_proxy(const std::string& verb, const std::vector<std::string>& operands,
                       const std::string& proxy_url, const config::settings& settings) {
@@ -91,10 +76,10 @@ int ask_running_proxy(const std::string& verb, const std::vector<std::string>& o
   std::string path = "/admin/cache/stats";
   if (verb == "ls") {
     path = "/admin/cache/ls";
-    if (!operands.empty()) path += "?glob=" + query_escape(operands.front());
+    if (!operands.empty()) path += "?glob=" + protocol::percent_encode(operands.front(), "/@*");
   } else if (verb == "rm") {
     method = "POST";
-    path = "/admin/cache/rm?module=" + query_escape(operands.front());
+    path = "/admin/cache/rm?module=" + protocol::percent_encode(operands.front(), "/@*");
   }
   auto reply = admin_request(proxy_url, method, path, token, settings.ca_file);
   if (reply.status == 200 || (verb == "rm" && reply.status == 404)) {

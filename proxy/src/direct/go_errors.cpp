@@ -6,26 +6,13 @@
 #include <regex>
 #include <sstream>
 
+#include "protocol/request.hpp"
+
 namespace gomodproxy::direct {
 namespace {
 
 // Shorter "secrets" would blot out ordinary words of every message.
 constexpr std::size_t shortest_secret = 4;
-
-std::string percent_encoded(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
 
 void replace_all(std::string& text, std::string_view what, std::string_view with) {
   if (what.empty()) return;
@@ -158,7 +145,7 @@ std::string scrub(std::string_view text, const std::vector<std::string>& secrets
   for (const auto& secret : secrets) {
     if (secret.size() < shortest_secret) continue;
     replace_all(out, secret, "***");
-    replace_all(out, percent_encoded(secret), "***");
+    replace_all(out, protocol::percent_encode(secret), "***");
   }
   remove_userinfo(out);
   for (const auto& rule : scrub_rules())

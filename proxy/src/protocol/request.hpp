@@ -61,4 +61,8 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
 /// decoded NUL byte.
 bool percent_decode(std::string_view in, std::string& out);
 
+/// Percent-encodes every byte but the unreserved ones of RFC 3986 (letters, digits, `-._~`) and
+/// those in `also_kept` (e.g. "/@*" for a glob in a query), with upper-case hex digits.
+std::string percent_encode(std::string_view in, std::string_view also_kept = {});
+
 }  // namespace gomodproxy::protocol

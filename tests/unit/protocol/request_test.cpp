@@ -55,6 +55,30 @@ TEST(percent_decode, decodes_escapes_and_keeps_plus) {
   }
 }
 
+TEST(percent_encode, keeps_unreserved_and_the_bytes_asked_for_and_round_trips) {
+  const struct {
+    std::string in;
+    std::string kept;
+    std::string out;
+  } cases[] = {
+      {"", "", ""},
+      {"AZaz09-._~", "", "AZaz09-._~"},
+      {"a b+c&d=e", "", "a%20b%2Bc%26d%3De"},
+      {"example.com/*@v1", "", "example.com%2F%2A%40v1"},
+      {"example.com/*@v1", "/@*", "example.com/*@v1"},
+      {std::string("\0\xff", 2), "", "%00%FF"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.in);
+    EXPECT_EQ(percent_encode(c.in, c.kept), c.out);
+  }
+  std::string all;
+  for (int byte = 1; byte < 256; ++byte) all += static_cast<char>(byte);
+  std::string decoded;
+  ASSERT_TRUE(percent_decode(percent_encode(all), decoded));
+  EXPECT_EQ(decoded, all);
+}
+
 struct accepted {
   std::string target;
   endpoint kind;
