@@ -15,6 +15,7 @@ import direct_harness as dh
 import git_repos as gr
 from conftest import direct_go_params
 from go_output import decode_json_stream
+from polling import wait_for
 
 
 @pytest.mark.parametrize("go", direct_go_params())
@@ -86,6 +87,7 @@ def test_git_server_auth_hang_and_compressed_chunked_bodies(make_git_server, tmp
 
     # A gzip-compressed, chunked protocol v2 ls-refs request, as git sends large ones.
     body = gzip.compress(b"0014command=ls-refs\n0000")
+    seen_before = len(server.requests)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.putrequest("POST", f"http://{gr.PRIVATE_HOST}/team/lib/git-upload-pack",
                     skip_host=True)
@@ -99,7 +101,10 @@ def test_git_server_auth_hang_and_compressed_chunked_bodies(make_git_server, tmp
     refs = answer.read()
     conn.close()
     assert answer.status == 200 and b"refs/tags/v1.1.0" in refs, refs
-    assert server.requests[-1].command == "ls-refs"
+    # The server records a request once its answer is written, which may be after the client
+    # has read that answer.
+    wait_for(lambda: [r.command for r in server.requests[seen_before:]] == ["ls-refs"], 5,
+             "the ls-refs request recorded")
 
     hang = server.hang(r"/team/slow/")
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=2)

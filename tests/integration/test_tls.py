@@ -130,10 +130,9 @@ def test_an_answer_larger_than_a_tls_record_arrives_whole(tree, make_upstream, s
     """/metrics is one in-memory answer of more than 16 KiB, a TLS record's most: Prometheus
     scraping over https waited for a body that never came."""
     upstream = make_upstream(tree.root)
-    cert, key = pki.issue("server", 0x2501)
-    proxy = start_proxy(upstream.url, "--tls-cert", str(cert), "--tls-key", str(key))
+    proxy = start_proxy(upstream.url, *pki.issue("server", 0x2501).flags)
     connection = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=10,
-                                             context=client_context(pki.ca))
+                                             context=client_context(pki.bundle))
     try:
         for _ in range(2):  # and the connection stays usable for the next request
             connection.request("GET", "/metrics")
