@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 
 import module_tree as mt  # noqa: E402
+from loopback_pki import LOOPBACK_NAMES, CertificateAuthority  # noqa: E402
 import test_sumdb  # noqa: E402
 
 COMPOSE_FILE = REPO / "docker" / "compose.yaml"
@@ -101,36 +102,6 @@ def wait_for(what: str, seconds: float, probe) -> object:
             last_error = error
         time.sleep(0.5)
     pytest.fail(f"{what} not seen within {seconds}s (last error: {last_error!r})")
-
-
-class TestPki:
-    """A CA and a server certificate naming 127.0.0.1 (the published port, for go) and
-    gomodproxy (the service name, for Prometheus), made with the openssl command."""
-
-    __test__ = False
-
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True)
-        curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-        self.ca = directory / "ca.pem"
-        self.cert = directory / "fullchain.pem"
-        self.key = directory / "key.pem"
-        openssl("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-                "-subj", "/CN=gomodproxy container test CA",
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
-        openssl("req", *curve, "-keyout", "key.pem", "-out", "server.csr", "-subj",
-                "/CN=gomodproxy", cwd=directory)
-        (directory / "server.ext").write_text(
-            "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:gomodproxy\n"
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-set_serial", "0x2001", "-out", "fullchain.pem", "-days", "2",
-                "-extfile", "server.ext", cwd=directory)
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    run(["openssl", *args], 60, cwd=cwd)
 
 
 class Stack:
@@ -518,15 +489,18 @@ def test_tls_and_tokens_from_env_and_the_secrets_directory(images, tree, sumdb, 
                                                            build_caches):
     """A stack set up as docs/deploy.md says for a LAN: TLS and client tokens named in .env, the
     files in a secrets directory, Prometheus scraping over https with its own token copy."""
-    pki = TestPki(tmp_path / "pki")
+    # The certificate names 127.0.0.1 (the published port, for go) and gomodproxy (the service
+    # name, for Prometheus).
+    pki = CertificateAuthority(tmp_path / "pki")
+    server = pki.issue("gomodproxy", names=f"{LOOPBACK_NAMES},DNS:gomodproxy")
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o755)
     os.chmod(secrets, 0o755)
     client_token = uuid.uuid4().hex + uuid.uuid4().hex
     admin_token = uuid.uuid4().hex + uuid.uuid4().hex
-    shutil.copy(pki.ca, secrets / "ca.pem")
-    shutil.copy(pki.cert, secrets / "fullchain.pem")
-    write_secret(secrets / "key.pem", pki.key.read_text(), PROXY_UID, 0o400)
+    shutil.copy(pki.bundle, secrets / "ca.pem")
+    shutil.copy(server.cert, secrets / "fullchain.pem")
+    write_secret(secrets / "key.pem", server.key.read_text(), PROXY_UID, 0o400)
     write_secret(secrets / "tokens", f"alice:{client_token}\n", PROXY_UID, 0o400)
     write_secret(secrets / "admin-token", f"{admin_token}\n", PROXY_UID, 0o400)
     write_secret(secrets / "prometheus-token", f"{admin_token}\n", PROMETHEUS_UID, 0o400)
@@ -545,12 +519,12 @@ def test_tls_and_tokens_from_env_and_the_secrets_directory(images, tree, sumdb, 
                 example.get(name) == value, f".env.example does not show {name}={value}"
     work = tmp_path / "stack"
     work.mkdir()
-    stack = Stack(work, tree.root, sumdb, settings, ca=pki.ca)
+    stack = Stack(work, tree.root, sumdb, settings, ca=pki.bundle)
     stack.start_api()
     try:
         stack.up()
-        assert http_get(f"{stack.proxy_url}/{mt.HELLO}/@v/list", ca=pki.ca)[0] == 401
-        assert http_get(f"{stack.proxy_url}/metrics", ca=pki.ca, token=client_token)[0] == 401
+        assert http_get(f"{stack.proxy_url}/{mt.HELLO}/@v/list", ca=pki.bundle)[0] == 401
+        assert http_get(f"{stack.proxy_url}/metrics", ca=pki.bundle, token=client_token)[0] == 401
         netrc = tmp_path / "netrc"
         # go 1.19 matches the host, go 1.23 host:port (docs/deploy.md, "Client tokens").
         netrc.write_text(
@@ -560,7 +534,7 @@ def test_tls_and_tokens_from_env_and_the_secrets_directory(images, tree, sumdb, 
         for go in GO_BINARIES:
             name = Path(go).parents[1].name
             assert go_build(go, tmp_path / name, stack.proxy_url, sumdb.vkey, build_caches, {
-                "NETRC": str(netrc), "SSL_CERT_FILE": str(pki.ca)}) == mt.PROGRAM_OUTPUT
+                "NETRC": str(netrc), "SSL_CERT_FILE": str(pki.bundle)}) == mt.PROGRAM_OUTPUT
         wait_for('up{job="gomodproxy"} == 1 in Prometheus with TLS and tokens', SCRAPE_SECONDS,
                  lambda: scraped_up(stack.prometheus_url))
         run(["podman", "healthcheck", "run", stack.container("gomodproxy")], 30)
