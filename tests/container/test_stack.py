@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 
 import module_tree as mt  # noqa: E402
 from loopback_pki import LOOPBACK_NAMES, CertificateAuthority  # noqa: E402
+from polling import stop_process  # noqa: E402
 import test_sumdb  # noqa: E402
 
 COMPOSE_FILE = REPO / "docker" / "compose.yaml"
@@ -152,13 +153,7 @@ class Stack:
         wait_for("the podman API socket", 20, self.socket.exists)
 
     def stop_api(self) -> None:
-        if self.service is not None and self.service.poll() is None:
-            self.service.terminate()
-            try:
-                self.service.wait(20)
-            except subprocess.TimeoutExpired:
-                self.service.kill()
-                self.service.wait(10)
+        stop_process(self.service, 20)
         if self.service_log is not None:
             self.service_log.close()
 

@@ -34,6 +34,7 @@ import pytest
 import yaml
 
 import module_tree as mt
+from polling import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = REPO / "dashboards"
@@ -311,13 +312,7 @@ class Prometheus:
         return self.api("query", [("query", expr)], post=True)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 15)
 
     def log_text(self) -> str:
         try:

@@ -25,7 +25,7 @@ import pytest
 import module_tree as mt
 from conftest import REPO, assert_go_downloads_match, assert_go_lists_and_builds
 from conftest import _test_failed, downloadable_versions
-from polling import wait_for
+from polling import stop_process, wait_for
 
 EXAMPLE = REPO / "docker" / "haproxy.cfg"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -116,13 +116,7 @@ class HAProxy:
                 if row["pxname"] == BACKEND and row["svname"] not in ("FRONTEND", "BACKEND")}
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 10)
         if getattr(self, "_log", None) is not None:
             self._log.close()
 

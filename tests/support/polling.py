@@ -1,5 +1,6 @@
-"""Bounded polling for integration tests: wait for a condition, never forever."""
+"""Bounded waits for integration tests, for a condition or for a child process to end."""
 
+import subprocess
 import time
 
 
@@ -23,3 +24,16 @@ def wait_until_listening(listening, proc, timeout: float) -> bool:
         if proc.poll() is not None:
             return False
     return False
+
+
+def stop_process(proc, timeout: float) -> None:
+    """Ends a child process started by a test: SIGTERM, then SIGKILL if it has not exited within
+    `timeout` seconds. Does nothing for one already gone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
