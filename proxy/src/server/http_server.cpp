@@ -19,6 +19,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -143,6 +144,78 @@ struct connection_state {
 
 using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
+// Drained after a handler that left the body unread, so its answer is not lost to a reset.
+constexpr std::uint64_t max_discarded_body = 1 << 20;
+
+// A request body read through Beast's parser on the connection's stream, each read bounded by
+// the request timeout.
+template <class Stream>
+class parsed_body final : public request_body {
+ public:
+  parsed_body(Stream& stream, beast::flat_buffer& buffer,
+              http::request_parser<http::empty_body>&& header, std::uint64_t limit,
+              connection_state& state, std::chrono::milliseconds timeout)
+      : stream_(stream),
+        buffer_(buffer),
+        parser_(std::move(header)),
+        state_(state),
+        timeout_(timeout) {
+    parser_.body_limit(limit);
+  }
+
+  std::optional<std::uint64_t> declared_length() const override {
+    auto length = parser_.content_length();
+    if (!length) return std::nullopt;
+    return *length;
+  }
+
+  net::awaitable<boost::system::result<std::size_t>> read_some(char* buffer,
+                                                               std::size_t size) override {
+    while (!parser_.is_done() && !failed_) {
+      auto& body = parser_.get().body();
+      body.data = buffer;
+      body.size = size;
+      state_.deadline = clock::now() + timeout_;
+      auto [ec, ignored] = co_await http::async_read_some(stream_, buffer_, parser_,
+                                                          net::as_tuple(net::use_awaitable));
+      (void)ignored;
+      state_.deadline = no_deadline;
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        failed_ = true;
+        co_return ec;
+      }
+      const std::size_t got = size - parser_.get().body().size;
+      if (got > 0) co_return got;
+    }
+    if (failed_) co_return boost::system::error_code(net::error::connection_aborted);
+    co_return std::size_t{0};
+  }
+
+  // Whether the connection may carry another request: the body was read to its end (after
+  // discarding a small remainder the handler left).
+  net::awaitable<bool> finish() {
+    std::array<char, 16384> sink{};
+    std::uint64_t discarded = 0;
+    while (!parser_.is_done() && !failed_ && discarded <= max_discarded_body) {
+      auto got = co_await read_some(sink.data(), sink.size());
+      if (!got) co_return false;
+      discarded += *got;
+    }
+    co_return parser_.is_done() && !failed_;
+  }
+
+  const http::request<http::buffer_body>& request() const { return parser_.get(); }
+
+ private:
+  Stream& stream_;
+  beast::flat_buffer& buffer_;
+  http::request_parser<http::buffer_body> parser_;
+  connection_state& state_;
+  std::chrono::milliseconds timeout_;
+  bool failed_ = false;
+};
+
 template <class Stream>
 class connection_writer final : public response_writer {
  public:
@@ -266,6 +339,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   handler& fallback_;
   std::shared_ptr<spdlog::logger> access_log_;
   std::unordered_map<std::string, handler*> routes_;
+  std::unordered_map<std::string, std::uint64_t> body_limits_;  // path -> max body bytes
   tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
   mutable std::mutex connections_mutex_;
@@ -428,7 +502,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(options_.max_header_bytes);
       state.deadline = clock::now() + (first ? options_.request_timeout : options_.idle_timeout);
-      auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
       (void)n;
       state.deadline = no_deadline;
       if (ec) {
@@ -436,11 +510,42 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         break;
       }
       state.busy.store(true);
-      bool keep = co_await answer(stream, state, parser.get());
+      bool keep = false;
+      if (parser.is_done()) {
+        keep = co_await answer(stream, state, parser.get(), nullptr);
+      } else {
+        keep = co_await answer_with_body(stream, buffer, state, std::move(parser));
+      }
       state.busy.store(false);
       if (!keep) break;
       first = false;
     }
+  }
+
+  // A request with a body: only a body route's POST reads it; anything else is refused before
+  // a byte of it is read, and the connection closes (its framing is lost).
+  template <class Stream>
+  net::awaitable<bool> answer_with_body(Stream& stream, beast::flat_buffer& buffer,
+                                        connection_state& state,
+                                        http::request_parser<http::empty_body>&& header) {
+    const auto target = header.get().target();
+    const auto limit = body_limits_.find(std::string(target.substr(0, target.find('?'))));
+    if (limit == body_limits_.end() || header.get().method() != http::verb::post) {
+      co_await answer_unparsed(
+          stream, state, 400,
+          "bad request: " + http::make_error_code(http::error::unexpected_body).message() + "\n");
+      co_return false;
+    }
+    if (auto length = header.content_length(); length && *length > limit->second) {
+      co_await answer_unparsed(
+          stream, state, 413,
+          "request body too large: at most " + std::to_string(limit->second) + " bytes\n");
+      co_return false;
+    }
+    parsed_body<Stream> body(stream, buffer, std::move(header), limit->second, state,
+                             options_.request_timeout);
+    const bool keep = co_await answer(stream, state, body.request(), &body);
+    co_return co_await body.finish() && keep;
   }
 
   // The handshake shares the first request's deadline: a client that connects and then stalls
@@ -525,15 +630,15 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   }
 
   // Returns whether the connection may carry another request.
-  template <class Stream>
+  template <class Stream, class Body>
   net::awaitable<bool> answer(Stream& stream, connection_state& state,
-                              const http::request<http::empty_body>& request) {
+                              const http::request<Body>& request, request_body* body) {
     auto started = std::chrono::steady_clock::now();
     bool is_head = request.method() == http::verb::head;
     bool keep_alive = request.keep_alive() && !draining_.load();
     connection_writer<Stream> writer(stream, state, options_.write_timeout, is_head, keep_alive,
                                      request.version() == 10);
-    request_view view{request.method_string(), request.target(), is_head};
+    request_view view{request.method_string(), request.target(), is_head, body};
     std::optional<std::string> client = "-";
     if (options_.authorize) {
       client = options_.authorize(view.target.substr(0, view.target.find('?')),
@@ -610,6 +715,11 @@ http_server::~http_server() {
 }
 
 void http_server::add_route(std::string path, handler& route) {
+  impl_->routes_[std::move(path)] = &route;
+}
+
+void http_server::add_body_route(std::string path, handler& route, std::uint64_t max_body_bytes) {
+  impl_->body_limits_[path] = max_body_bytes;
   impl_->routes_[std::move(path)] = &route;
 }
 

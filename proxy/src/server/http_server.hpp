@@ -51,10 +51,28 @@ struct server_options {
   std::shared_ptr<tls_credentials> tls;
 };
 
+/// The body of a request to a route added with add_body_route, read as the handler asks.
+/// Used from the connection's strand only; valid during the handler's call.
+class request_body {
+ public:
+  virtual ~request_body() = default;
+  /// The Content-Length, or nullopt for a chunked body.
+  virtual std::optional<std::uint64_t> declared_length() const = 0;
+  /// Reads the next bytes into `buffer` (at least one unless the body is complete): their
+  /// count, 0 at the end of the body, or the error that ended it (the connection is then
+  /// closed after the response): a body past the route's limit, a malformed chunk, a client
+  /// too slow for the request timeout, or one that went away.
+  [[nodiscard]] virtual boost::asio::awaitable<boost::system::result<std::size_t>> read_some(
+      char* buffer, std::size_t size) = 0;
+};
+
 struct request_view {
-  std::string_view method;  ///< "GET" or "HEAD"; "POST" too for paths under /admin/ (no body)
+  std::string_view method;  ///< "GET" or "HEAD"; "POST" too for paths under /admin/
   std::string_view target;  ///< raw request target, percent-encoded, as received
   bool head = false;
+  /// The request's body, for a route added with add_body_route when the request has one;
+  /// null otherwise (requests with a body to any other route are answered 400 here).
+  request_body* body = nullptr;
 };
 
 struct response_head {
@@ -102,6 +120,12 @@ class http_server final {
 
   /// Routes requests whose path (target without query) equals `path` to `route`.
   void add_route(std::string path, handler& route);
+
+  /// Like add_route, for a POST route that takes a request body of at most `max_body_bytes`
+  /// (more is a 413 before any of it is read, when declared; an error of read_some otherwise).
+  /// What the handler leaves unread is discarded, up to 1 MiB, so a refusal still reaches a
+  /// client that sends its whole body before reading the answer.
+  void add_body_route(std::string path, handler& route, std::uint64_t max_body_bytes);
 
   /// Binds and listens; returns the bound port. Start-up error (address in use, bad host) as
   /// an error_code.
