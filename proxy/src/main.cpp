@@ -33,6 +33,8 @@
 #include <variant>
 
 #include "bootstrap_script.hpp"
+#include "bundle/bundle_command.hpp"
+#include "bundle/import_endpoint.hpp"
 #include "cache/cache_store.hpp"
 #include "cache_admin/admin_endpoints.hpp"
 #include "cache_admin/cache_verify.hpp"
@@ -466,6 +468,7 @@ int serve(const config::settings& settings) {
   }
   // Declared before the server, which must not outlive its handlers.
   std::vector<std::unique_ptr<cache_admin::admin_endpoint>> admin_endpoints;
+  std::unique_ptr<bundle::import_endpoint> import_endpoint;
   server::http_server http(io, server_options, module_resolver);
   http.add_route("/healthz", healthz);
   http.add_route("/readyz", readyz);
@@ -487,6 +490,14 @@ int serve(const config::settings& settings) {
           std::make_unique<cache_admin::admin_endpoint>(verb, *store, work.get_executor()));
       http.add_route(std::string(path), *admin_endpoints.back());
     }
+    bundle::import_options import_options;
+    import_options.sumdbs = resolver_options.sumdbs;
+    import_options.exempt = bundle::sumdb_exemption(resolver_options);
+    import_endpoint = std::make_unique<bundle::import_endpoint>(
+        *store, std::move(import_options),
+        (std::filesystem::path(settings.cache_dir) / "import-spool").string(), work.get_executor());
+    http.add_body_route(std::string(bundle::admin_import_path), *import_endpoint,
+                        bundle::max_import_body_bytes);
   }
   auto bound = http.listen();
   if (!bound) {
@@ -614,17 +625,20 @@ int serve(const config::settings& settings) {
 }
 
 int usage(int code) {
-  std::fprintf(code == 0 ? stdout : stderr,
-               "usage: gomodproxy <command> [flags]\n\n"
-               "commands:\n"
-               "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
-               "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
-               "  cache     cache verify [--repair] [--online]: re-check every cached entry\n"
-               "            cache stats | ls [GLOB] | rm MODULE[@VERSION]: inspect or trim a\n"
-               "            stopped proxy's cache\n"
-               "  prefetch  warm a running proxy with what go.sum/go.mod/go.work files pin\n"
-               "            (gomodproxy prefetch --help)\n"
-               "  version   print the version\n");
+  std::fprintf(
+      code == 0 ? stdout : stderr,
+      "usage: gomodproxy <command> [flags]\n\n"
+      "commands:\n"
+      "  serve     run the proxy (gomodproxy serve --help lists its flags)\n"
+      "  probe     compare upstream mirrors once (gomodproxy probe --help)\n"
+      "  cache     cache verify [--repair] [--online]: re-check every cached entry\n"
+      "            cache stats | ls [GLOB] | rm MODULE[@VERSION]: inspect or trim a\n"
+      "            stopped proxy's cache\n"
+      "            cache export --out FILE.tar (--go-sum FILE... | --modules FILE | --all),\n"
+      "            cache import FILE.tar: verified bundles for air-gapped sites\n"
+      "  prefetch  warm a running proxy with what go.sum/go.mod/go.work files pin\n"
+      "            (gomodproxy prefetch --help)\n"
+      "  version   print the version\n");
   return code;
 }
 
@@ -641,6 +655,12 @@ int main(int argc, char** argv) {
   }
   if (command == "help" || command == "--help" || command == "-h") return usage(0);
   if (command == "probe") return probe_report::run_probe_command(args);
+  if (command == "cache" && !args.empty() &&
+      (args.front() == "export" || args.front() == "import")) {
+    const std::string verb = args.front();
+    args.erase(args.begin());
+    return bundle::run_bundle_command(verb, std::move(args));
+  }
   if (command == "cache") return cache_admin::run_cache_command(args);
   if (command == "prefetch") return prefetch::run_prefetch_command(args);
   if (command == direct::sandbox_command) return direct::run_sandbox_command(args);

@@ -19,12 +19,13 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 constexpr std::chrono::seconds connect_limit{10};
-constexpr std::chrono::minutes exchange_limit{5};
+constexpr std::chrono::seconds exchange_limit{5 * 60};
+constexpr std::chrono::seconds upload_limit{30 * 60};
 
-template <class Stream>
-admin_reply exchange(Stream& stream, beast::tcp_stream& lowest,
-                     const http::request<http::empty_body>& request) {
-  lowest.expires_after(exchange_limit);
+template <class Stream, class Request>
+admin_reply exchange(Stream& stream, beast::tcp_stream& lowest, Request& request,
+                     std::chrono::seconds limit = exchange_limit) {
+  lowest.expires_after(limit);
   http::write(stream, request);
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
@@ -33,11 +34,10 @@ admin_reply exchange(Stream& stream, beast::tcp_stream& lowest,
   return {static_cast<int>(parser.get().result_int()), parser.get().body()};
 }
 
-}  // namespace
-
-admin_reply admin_request(const std::string& proxy_url, const std::string& method,
-                          const std::string& path_and_query, const std::string& token,
-                          const std::string& ca_file) {
+template <class Body>
+admin_reply send_request(const std::string& proxy_url, http::request<Body>& request,
+                         const std::string& token, const std::string& ca_file,
+                         std::chrono::seconds limit) {
   auto parsed = boost::urls::parse_absolute_uri(proxy_url);
   if (!parsed || (parsed->scheme() != "http" && parsed->scheme() != "https") ||
       parsed->host().empty()) {
@@ -49,12 +49,11 @@ admin_reply admin_request(const std::string& proxy_url, const std::string& metho
   std::string base = parsed->path();
   while (!base.empty() && base.back() == '/') base.pop_back();
 
-  http::request<http::empty_body> request{method == "POST" ? http::verb::post : http::verb::get,
-                                          base + path_and_query, 11};
+  request.target(base + std::string(request.target()));
   request.set(http::field::host, parsed->has_port() ? host + ":" + port : host);
   request.set(http::field::user_agent, "gomodproxy-cache");
   request.set(http::field::authorization, "Bearer " + token);
-  if (method == "POST") request.content_length(0);
+  request.prepare_payload();
 
   try {
     net::io_context io;
@@ -62,7 +61,7 @@ admin_reply admin_request(const std::string& proxy_url, const std::string& metho
     beast::tcp_stream tcp(io);
     tcp.expires_after(connect_limit);
     tcp.connect(resolver.resolve(host, port));
-    if (!tls) return exchange(tcp, tcp, request);
+    if (!tls) return exchange(tcp, tcp, request, limit);
 
     net::ssl::context context(net::ssl::context::tls_client);
     context.set_default_verify_paths();
@@ -74,7 +73,7 @@ admin_reply admin_request(const std::string& proxy_url, const std::string& metho
     }
     stream.set_verify_callback(net::ssl::host_name_verification(host));
     stream.handshake(net::ssl::stream_base::client);
-    return exchange(stream, tcp, request);
+    return exchange(stream, tcp, request, limit);
   } catch (const boost::system::system_error& error) {
     // The code's message alone: what() carries Asio's source location too.
     return {0, "cannot reach " + proxy_url + ": " + error.code().message()};
@@ -82,6 +81,27 @@ admin_reply admin_request(const std::string& proxy_url, const std::string& metho
     // The messages of Asio, Beast and OpenSSL name the failure, never the request's headers.
     return {0, std::string("cannot reach ") + proxy_url + ": " + error.what()};
   }
+}
+
+}  // namespace
+
+admin_reply admin_request(const std::string& proxy_url, const std::string& method,
+                          const std::string& path_and_query, const std::string& token,
+                          const std::string& ca_file) {
+  http::request<http::empty_body> request{method == "POST" ? http::verb::post : http::verb::get,
+                                          path_and_query, 11};
+  return send_request(proxy_url, request, token, ca_file, exchange_limit);
+}
+
+admin_reply admin_upload(const std::string& proxy_url, const std::string& path_and_query,
+                         const std::string& token, const std::string& ca_file,
+                         const std::string& body_file) {
+  http::request<http::file_body> request{http::verb::post, path_and_query, 11};
+  beast::error_code error;
+  request.body().open(body_file.c_str(), beast::file_mode::scan, error);
+  if (error) return {0, "cannot read " + body_file + ": " + error.message()};
+  request.set(http::field::content_type, "application/x-tar");
+  return send_request(proxy_url, request, token, ca_file, upload_limit);
 }
 
 }  // namespace gomodproxy::cache_admin

@@ -19,4 +19,11 @@ admin_reply admin_request(const std::string& proxy_url, const std::string& metho
                           const std::string& path_and_query, const std::string& token,
                           const std::string& ca_file);
 
+/// A POST to `path_and_query` whose body is the file at `body_file`, sent as it is read (never
+/// held whole), as application/x-tar. Otherwise as admin_request, but bounded by 30 min in all:
+/// the proxy answers once it has checked the whole body.
+admin_reply admin_upload(const std::string& proxy_url, const std::string& path_and_query,
+                         const std::string& token, const std::string& ca_file,
+                         const std::string& body_file);
+
 }  // namespace gomodproxy::cache_admin

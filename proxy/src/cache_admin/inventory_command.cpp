@@ -25,6 +25,8 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
+}  // namespace
+
 // RocksDB names its LOCK file when another process holds the directory; the admin verbs say
 // what to do about it instead.
 std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_dir) {
@@ -54,6 +56,8 @@ std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_
   }
   return nullptr;
 }
+
+namespace {
 
 // The verb through a running proxy's admin endpoint; prints what `cache VERB` prints locally.
 int ask_running_proxy(const std::string& verb, const std::vector<std::string>& operands,

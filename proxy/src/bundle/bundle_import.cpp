@@ -1,0 +1,568 @@
+#include "bundle/bundle_import.hpp"
+
+#include <algorithm>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <map>
+#include <set>
+#include <variant>
+
+#include "bundle/bundle_layout.hpp"
+#include "bundle/tar_format.hpp"
+#include "protocol/escape.hpp"
+#include "protocol/module_path.hpp"
+#include "protocol/path_glob.hpp"
+#include "protocol/request.hpp"
+#include "protocol/semver.hpp"
+#include "sumdb/signed_note.hpp"
+#include "sumdb/tile.hpp"
+#include "sumdb/tile_plan.hpp"
+#include "sumdb/tlog.hpp"
+#include "sumdb/tree_note.hpp"
+
+namespace gomodproxy::bundle {
+namespace {
+
+using protocol::endpoint;
+
+// Small members are read whole; a bigger one is no .info, list, note, record or tile.
+constexpr std::uint64_t max_small_member = 1 << 20;
+
+struct member_file {
+  tar_member member;
+  protocol::module_request request;
+};
+
+struct database_bundle {
+  const resolver::sumdb_options* options = nullptr;
+  std::optional<member_file> latest;
+  std::string note;
+  sumdb::tree_head head;
+  std::map<std::string, std::string> tiles;  // tile path -> bytes
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, sumdb::lookup_record>>
+      records;  // (module, version) -> member name, record
+  std::vector<member_file> lookups;
+  std::vector<member_file> tile_members;
+};
+
+sumdb::random_reader member_reader(tar_reader& tar, const tar_member& member) {
+  return [&tar, member](std::uint64_t offset,
+                        std::size_t length) -> boost::system::result<std::string> {
+    if (offset >= member.size) return std::string();
+    length = static_cast<std::size_t>(std::min<std::uint64_t>(length, member.size - offset));
+    std::string bytes;
+    std::string ignored;
+    if (!tar.read(member.offset + offset, length, bytes, ignored) || bytes.size() != length) {
+      return boost::system::errc::make_error_code(boost::system::errc::io_error);
+    }
+    return bytes;
+  };
+}
+
+bool read_small(tar_reader& tar, const tar_member& member, std::string& out, std::string& why) {
+  if (member.size > max_small_member) {
+    why = member.name + ": " + std::to_string(member.size) + " bytes is too large for this file";
+    return false;
+  }
+  if (!tar.read(member.offset, static_cast<std::size_t>(member.size), out, why)) {
+    why = member.name + ": " + why;
+    return false;
+  }
+  return true;
+}
+
+std::optional<sumdb::tree_head> remembered_tree(cache::cache_store& store,
+                                                const std::string& name) {
+  auto reader = store.open("/gomodproxy/verified-tree/" + name);
+  if (!reader || !*reader) return std::nullopt;
+  auto text = (*reader)->read(0, static_cast<std::size_t>((*reader)->meta().size));
+  if (!text) return std::nullopt;
+  auto head = sumdb::parse_tree_head(*text);
+  if (!head) return std::nullopt;
+  return *head;
+}
+
+// Hashes of the tree of `size` records from the bundle's tiles and, failing those, the cache's
+// tiles of the same place at least as wide. Errors when neither holds one.
+sumdb::hash_reader tree_reader(cache::cache_store& store, const database_bundle& database,
+                               std::int64_t size) {
+  return [&store, &database, size](std::span<const std::int64_t> indexes)
+             -> boost::system::result<std::vector<sumdb::tlog_hash>> {
+    std::vector<sumdb::tlog_hash> hashes;
+    for (const auto index : indexes) {
+      auto tile = sumdb::tile_for_index(sumdb::sumdb_tile_height, index).tile;
+      const std::int64_t full = std::int64_t{1} << tile.height;
+      const std::int64_t at_level = size >> (tile.level * tile.height);
+      tile.width =
+          static_cast<int>(std::clamp<std::int64_t>(at_level - tile.index * full, 0, full));
+      if (tile.width == 0) {
+        return boost::system::errc::make_error_code(boost::system::errc::invalid_argument);
+      }
+      std::optional<std::string> bytes;
+      if (auto found = database.tiles.find(sumdb::tile_path(tile)); found != database.tiles.end()) {
+        bytes = found->second;
+      }
+      for (int width = tile.width; !bytes && width <= full; ++width) {
+        auto wider = tile;
+        wider.width = width;
+        auto reader =
+            store.open("/sumdb/" + database.options->name + "/" + sumdb::tile_path(wider));
+        if (!reader || !*reader) continue;
+        auto body = (*reader)->read(0, static_cast<std::size_t>((*reader)->meta().size));
+        if (body) bytes = std::move(*body);
+      }
+      if (!bytes)
+        return boost::system::errc::make_error_code(boost::system::errc::no_such_file_or_directory);
+      auto hash = sumdb::hash_from_tile(tile, *bytes, index);
+      if (!hash) return hash.error();
+      hashes.push_back(*hash);
+    }
+    return hashes;
+  };
+}
+
+// Whether the bundle's tree and the one the cache remembers are one history: nullopt when
+// they are or when it cannot be told from the tiles at hand (`proven` false then), else the
+// reason to refuse.
+std::optional<std::string> check_against_remembered(cache::cache_store& store,
+                                                    const database_bundle& database,
+                                                    const sumdb::tree_head& known, bool& proven) {
+  proven = false;
+  const auto& head = database.head;
+  if (known.size == head.size) {
+    if (known.root != head.root) {
+      return "the cache remembers a different tree of size " + std::to_string(head.size) +
+             " (the database forked)";
+    }
+    proven = true;
+    return std::nullopt;
+  }
+  const auto& older = known.size < head.size ? known : head;
+  const auto& newer = known.size < head.size ? head : known;
+  auto proof = sumdb::prove_tree(newer.size, older.size, tree_reader(store, database, newer.size));
+  if (!proof) return std::nullopt;
+  if (!sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root)) {
+    return "the tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
+           std::to_string(older.size) + " (the database forked)";
+  }
+  proven = true;
+  return std::nullopt;
+}
+
+bool commit_member(cache::cache_store& store, tar_reader& tar, const tar_member& member,
+                   const std::string& key, cache::entry_kind kind, std::string& why) {
+  auto created = store.create(key);
+  if (!created) {
+    why = key + ": " + created.error().message();
+    return false;
+  }
+  auto& writer = **created;
+  std::string piece;
+  for (std::uint64_t offset = 0; offset < member.size;) {
+    const auto length =
+        static_cast<std::size_t>(std::min<std::uint64_t>(1 << 20, member.size - offset));
+    if (!tar.read(member.offset + offset, length, piece, why) || piece.size() != length) {
+      why = member.name + ": " + (why.empty() ? "short read" : why);
+      return false;
+    }
+    if (auto appended = writer.append(piece); !appended) {
+      why = key + ": " + appended.error().message();
+      return false;
+    }
+    offset += length;
+  }
+  cache::entry_meta meta;
+  meta.kind = kind;
+  meta.tier = "bundle";
+  if (auto committed = writer.commit(meta); !committed) {
+    why = key + ": " + committed.error().message();
+    return false;
+  }
+  return true;
+}
+
+bool commit_bytes(cache::cache_store& store, const std::string& key, std::string_view bytes,
+                  cache::entry_kind kind, std::string& why) {
+  auto created = store.create(key);
+  cache::entry_meta meta;
+  meta.kind = kind;
+  meta.tier = "bundle";
+  if (!created || !(*created)->append(bytes) || !(*created)->commit(meta)) {
+    why = key + ": cannot write it to the cache";
+    return false;
+  }
+  return true;
+}
+
+bool present(cache::cache_store& store, const std::string& key) {
+  auto meta = store.stat(key);
+  return meta && *meta && (*meta)->kind != cache::entry_kind::not_found;
+}
+
+}  // namespace
+
+bool import_bundle(cache::cache_store& store, const std::string& tar_path,
+                   const import_options& options, import_summary& summary, std::string& why) {
+  auto tar = tar_reader::open(tar_path, why);
+  if (!tar) return false;
+
+  // Pass 1: every member's name, type and uniqueness, sorted by what it is.
+  std::set<std::string> names;
+  std::map<std::string, database_bundle> databases;
+  std::vector<member_file> module_files;  // .info, .mod, .zip
+  std::vector<member_file> lists;
+  for (;;) {
+    std::optional<tar_member> member;
+    if (!tar->next(member, why)) return false;
+    if (!member) break;
+    if (member->type == '5') {
+      std::string name = member->name;
+      while (name.ends_with('/')) name.pop_back();
+      if (name.starts_with('/') || name == ".." || name.starts_with("../") ||
+          name.find("/../") != std::string::npos || name.ends_with("/..")) {
+        why = member->name + ": directory outside the bundle";
+        return false;
+      }
+      continue;
+    }
+    if (member->type != '0') {
+      why = member->name + ": not a regular file (tar type '" + std::string(1, member->type) + "')";
+      return false;
+    }
+    std::string reason;
+    auto request = parse_member_name(member->name, reason);
+    if (!request) {
+      why = member->name + ": " + reason;
+      return false;
+    }
+    if (!names.insert(member->name).second) {
+      why = member->name + ": duplicate member";
+      return false;
+    }
+    member_file file{*member, std::move(*request)};
+    if (!protocol::is_sumdb(file.request.kind)) {
+      (file.request.kind == endpoint::list ? lists : module_files).push_back(std::move(file));
+      continue;
+    }
+    auto& database = databases[file.request.sumdb];
+    if (!database.options) {
+      for (const auto& configured : options.sumdbs) {
+        if (configured.name == file.request.sumdb) database.options = &configured;
+      }
+      if (!database.options) {
+        why = member->name + ": checksum database " + file.request.sumdb +
+              " is not configured here, so its signatures cannot be checked (--sumdb)";
+        return false;
+      }
+    }
+    switch (file.request.kind) {
+      case endpoint::sumdb_supported:
+        if (file.member.size != 0) {
+          why = member->name + ": must be empty";
+          return false;
+        }
+        break;
+      case endpoint::sumdb_latest:
+        database.latest = std::move(file);
+        break;
+      case endpoint::sumdb_lookup:
+        database.lookups.push_back(std::move(file));
+        break;
+      default:
+        database.tile_members.push_back(std::move(file));
+        break;
+    }
+  }
+
+  // Pass 2: each database's signed tree, tiles and records.
+  for (auto& [name, database] : databases) {
+    if (!database.latest) {
+      why = "sumdb/" + name + "/latest: missing (the bundle's signed tree head)";
+      return false;
+    }
+    const auto& latest = database.latest->member;
+    if (!read_small(*tar, latest, database.note, why)) return false;
+    auto text = sumdb::open_note(database.note, database.options->key);
+    if (!text) {
+      why = latest.name + ": the signed tree does not verify with the configured key of " + name +
+            ": " + text.error().message();
+      return false;
+    }
+    auto head = sumdb::parse_tree_head(*text);
+    if (!head) {
+      why = latest.name + ": " + head.error().message();
+      return false;
+    }
+    database.head = *head;
+    for (const auto& file : database.tile_members) {
+      std::string bytes;
+      if (!read_small(*tar, file.member, bytes, why)) return false;
+      database.tiles.emplace(file.request.upstream_path.substr(1), std::move(bytes));
+    }
+    std::vector<std::pair<std::int64_t, sumdb::tlog_hash>> record_hashes;
+    for (const auto& file : database.lookups) {
+      std::string body;
+      if (!read_small(*tar, file.member, body, why)) return false;
+      auto record = sumdb::parse_lookup_response(body);
+      if (!record) {
+        why = file.member.name + ": " + record.error().message();
+        return false;
+      }
+      if (record->signed_tree != database.note) {
+        why = file.member.name + ": carries a signed tree other than the bundle's " + latest.name;
+        return false;
+      }
+      if (record->id >= database.head.size) {
+        why = file.member.name + ": record " + std::to_string(record->id) +
+              " is beyond the signed tree of " + std::to_string(database.head.size) + " records";
+        return false;
+      }
+      record_hashes.emplace_back(record->id, sumdb::record_hash(record->text));
+      database.records[{file.request.module_path, file.request.version}] = {file.member.name,
+                                                                            std::move(*record)};
+    }
+    if (auto unfit = sumdb::check_records_in_tree(database.head.size, database.head.root,
+                                                  database.tiles, record_hashes)) {
+      // Name the member: the tiles when they do not prove the root on their own, else the
+      // first record that does not fit.
+      if (auto tiles_alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
+                                                          database.tiles, {})) {
+        why = "sumdb/" + name + ": " + *tiles_alone;
+        return false;
+      }
+      for (const auto& [at, named] : database.records) {
+        const std::pair<std::int64_t, sumdb::tlog_hash> one{named.second.id,
+                                                            sumdb::record_hash(named.second.text)};
+        if (auto alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
+                                                      database.tiles, {&one, 1})) {
+          why = named.first + ": not in the bundle's signed tree (" + *alone + ")";
+          return false;
+        }
+      }
+      why = "sumdb/" + name + ": " + *unfit;
+      return false;
+    }
+  }
+
+  // Pass 3: every module file against its record, and its own format.
+  const database_bundle* primary = nullptr;
+  if (!options.sumdbs.empty()) {
+    if (auto found = databases.find(options.sumdbs.front().name); found != databases.end()) {
+      primary = &found->second;
+    }
+  }
+  std::set<std::pair<std::string, std::string>> versions;
+  std::set<std::string> unverified;
+  for (const auto& file : module_files) {
+    const auto& request = file.request;
+    const auto& member = file.member;
+    const std::pair<std::string, std::string> at{request.module_path, request.version};
+    versions.insert(at);
+    auto read = member_reader(*tar, member);
+    if (request.kind == endpoint::info) {
+      std::string body;
+      if (!read_small(*tar, member, body, why)) return false;
+      boost::system::error_code error;
+      auto json = boost::json::parse(body, error);
+      const auto* object = error ? nullptr : json.if_object();
+      const auto* version = object ? object->if_contains("Version") : nullptr;
+      if (!version || !version->is_string() || version->as_string() != request.version) {
+        why = member.name + ": not JSON whose Version is " + request.version;
+        return false;
+      }
+      continue;
+    }
+    const bool is_zip = request.kind == endpoint::zip;
+    if (is_zip) {
+      if (auto bad = sumdb::check_module_zip(request.module_path, request.version, member.size,
+                                             read, options.limits)) {
+        why = member.name + ": " + *bad;
+        return false;
+      }
+    } else if (member.size > options.limits.max_go_mod_bytes) {
+      why = member.name + ": larger than the go.mod limit";
+      return false;
+    }
+    std::optional<std::string> exempt;
+    if (options.exempt) exempt = options.exempt(request.module_path);
+    if (exempt) {
+      unverified.insert(request.module_path + "@" + request.version + " (" + *exempt + ")");
+      continue;
+    }
+    const auto record = primary ? primary->records.find(at) : decltype(primary->records.end()){};
+    if (!primary || record == primary->records.end()) {
+      why = member.name + ": no " + options.sumdbs.front().name +
+            " record in the bundle vouches for it";
+      return false;
+    }
+    auto expected = sumdb::go_sum_hash(record->second.second.text, request.module_path,
+                                       request.version, !is_zip);
+    if (!expected) {
+      why = member.name + ": its record " + record->second.first + " has no hash for it";
+      return false;
+    }
+    auto actual = sumdb::module_file_h1_hash(is_zip, member.size, read);
+    if (!actual) {
+      why = member.name + ": cannot hash it: " + actual.error().message();
+      return false;
+    }
+    if (*actual != *expected) {
+      why = member.name + ": h1 is " + *actual + ", the checksum record says " + *expected;
+      return false;
+    }
+  }
+  std::map<std::string, std::string> merged_lists;  // key -> body
+  for (const auto& file : lists) {
+    std::string body;
+    if (!read_small(*tar, file.member, body, why)) return false;
+    std::set<std::string> known;
+    std::string_view rest = body;
+    for (std::size_t line_number = 1; !rest.empty(); ++line_number) {
+      const auto newline = rest.find('\n');
+      const auto line = protocol::trim_space(rest.substr(0, newline));
+      rest = newline == std::string_view::npos ? std::string_view{} : rest.substr(newline + 1);
+      if (line.empty()) continue;
+      if (protocol::canonical_version(line) != line ||
+          protocol::check_path_version(file.request.module_path, line)) {
+        why = file.member.name + ": line " + std::to_string(line_number) + " is not a version of " +
+              file.request.module_path;
+        return false;
+      }
+      known.emplace(line);
+    }
+    // Merged with what the cache lists, so an import never hides versions it already knew.
+    const auto& key = file.request.cache_key;
+    if (auto reader = store.open(key);
+        reader && *reader && (*reader)->meta().kind != cache::entry_kind::not_found) {
+      auto cached = (*reader)->read(0, static_cast<std::size_t>((*reader)->meta().size));
+      std::string_view lines = cached ? std::string_view(*cached) : std::string_view{};
+      while (!lines.empty()) {
+        const auto newline = lines.find('\n');
+        const auto line = protocol::trim_space(lines.substr(0, newline));
+        lines = newline == std::string_view::npos ? std::string_view{} : lines.substr(newline + 1);
+        if (!line.empty()) known.emplace(line);
+      }
+    }
+    std::vector<std::string> sorted(known.begin(), known.end());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto& a, const auto& b) { return protocol::compare_versions(a, b) < 0; });
+    std::string merged;
+    for (const auto& version : sorted) merged += version + "\n";
+    merged_lists[key] = std::move(merged);
+  }
+
+  // The cache's remembered trees: a fork refuses the bundle; a proven newer tree replaces them.
+  std::vector<std::pair<std::string, sumdb::tree_head>> remember;
+  for (const auto& [name, database] : databases) {
+    auto known = remembered_tree(store, name);
+    const std::string size = std::to_string(database.head.size);
+    if (!known) {
+      remember.emplace_back(name, database.head);
+      summary.notes.push_back(name + ": tree of " + size + " records, now remembered");
+      continue;
+    }
+    bool proven = false;
+    if (auto fork = check_against_remembered(store, database, *known, proven)) {
+      why = "sumdb/" + name + "/latest: " + *fork;
+      return false;
+    }
+    if (!proven) {
+      summary.notes.push_back(name + ": tree of " + size + " records; the remembered tree of " +
+                              std::to_string(known->size) +
+                              " records stays (the tiles at hand cannot relate the two)");
+    } else if (database.head.size > known->size) {
+      remember.emplace_back(name, database.head);
+      summary.notes.push_back(name + ": tree of " + size + " records, extends the remembered one");
+    } else {
+      summary.notes.push_back(name + ": tree of " + size +
+                              " records, within the remembered tree of " +
+                              std::to_string(known->size));
+    }
+  }
+
+  // All verified: commit.
+  summary.versions = versions.size();
+  summary.unverified.assign(unverified.begin(), unverified.end());
+  for (const auto& file : module_files) {
+    if (present(store, file.request.cache_key)) {
+      summary.files_present += 1;
+      continue;
+    }
+    if (!commit_member(store, *tar, file.member, file.request.cache_key,
+                       cache::entry_kind::immutable, why)) {
+      return false;
+    }
+    summary.files_added += 1;
+  }
+  for (const auto& [key, body] : merged_lists) {
+    if (!commit_bytes(store, key, body, cache::entry_kind::expiring, why)) return false;
+    summary.lists += 1;
+  }
+  for (const auto& [name, database] : databases) {
+    for (const auto& file : database.lookups) {
+      // Replaced even when cached: the bundle's tiles prove this answer's tree.
+      if (!commit_member(store, *tar, file.member, file.request.cache_key,
+                         cache::entry_kind::immutable, why)) {
+        return false;
+      }
+      summary.records += 1;
+    }
+    for (const auto& file : database.tile_members) {
+      if (present(store, file.request.cache_key)) continue;
+      if (!commit_member(store, *tar, file.member, file.request.cache_key,
+                         cache::entry_kind::immutable, why)) {
+        return false;
+      }
+      summary.tiles_added += 1;
+    }
+    // A newer /latest answer already cached stays: it is only ever replaced by a newer tree.
+    const std::string latest_key = "/sumdb/" + name + "/latest";
+    const bool newer_here =
+        std::none_of(remember.begin(), remember.end(),
+                     [&name](const auto& item) { return item.first == name; }) &&
+        present(store, latest_key);
+    if (!newer_here &&
+        !commit_bytes(store, latest_key, database.note, cache::entry_kind::expiring, why)) {
+      return false;
+    }
+  }
+  for (const auto& [name, head] : remember) {
+    if (!commit_bytes(store, "/gomodproxy/verified-tree/" + name, sumdb::format_tree_head(head),
+                      cache::entry_kind::immutable, why)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::function<std::optional<std::string>(const std::string&)> sumdb_exemption(
+    const resolver::resolver_options& options) {
+  return [&options](const std::string& module_path) -> std::optional<std::string> {
+    if (options.sumdbs.empty()) return "no checksum database";
+    if (!options.private_patterns.empty() &&
+        protocol::match_prefix_patterns(options.private_patterns, module_path)) {
+      return "private module";
+    }
+    if (!options.no_sumdb_patterns.empty() &&
+        protocol::match_prefix_patterns(options.no_sumdb_patterns, module_path)) {
+      return "matches no_sumdb";
+    }
+    return std::nullopt;
+  };
+}
+
+std::string format_import_summary(const import_summary& summary) {
+  std::string text = "imported " + std::to_string(summary.versions) +
+                     " module versions: " + std::to_string(summary.files_added) + " files added, " +
+                     std::to_string(summary.files_present) + " already cached, " +
+                     std::to_string(summary.lists) + " version lists merged, " +
+                     std::to_string(summary.records) + " checksum records, " +
+                     std::to_string(summary.tiles_added) + " tiles added\n";
+  for (const auto& note : summary.notes) text += "checksum database " + note + "\n";
+  for (const auto& line : summary.unverified) {
+    text += "not checked against a checksum database: " + line + "\n";
+  }
+  return text;
+}
+
+}  // namespace gomodproxy::bundle

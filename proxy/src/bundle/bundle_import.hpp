@@ -1,0 +1,54 @@
+// `cache import`: a bundle checked whole (names, signed tree, tiles, records, every file's h1)
+// before any of it is committed under the keys the serving path reads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cache/cache_store.hpp"
+#include "resolver/resolver.hpp"
+#include "sumdb/zip_check.hpp"
+
+namespace gomodproxy::bundle {
+
+struct import_options {
+  /// The importing proxy's checksum databases (their keys verify the bundle's trees); module
+  /// files are checked against the first one's records, as fills are.
+  std::vector<resolver::sumdb_options> sumdbs;
+  /// Why a module is never looked up in a checksum database (private, no_sumdb), or nullopt;
+  /// such modules need no record.
+  std::function<std::optional<std::string>(const std::string& module_path)> exempt;
+  sumdb::zip_limits limits;
+};
+
+struct import_summary {
+  std::uint64_t versions = 0;           ///< module versions in the bundle
+  std::uint64_t files_added = 0;        ///< .info, .mod, .zip newly cached
+  std::uint64_t files_present = 0;      ///< already cached, left as they were
+  std::uint64_t lists = 0;              ///< version lists merged
+  std::uint64_t records = 0;            ///< checksum records cached
+  std::uint64_t tiles_added = 0;        ///< tiles newly cached
+  std::vector<std::string> unverified;  ///< "module@version (why)": no record needed here
+  std::vector<std::string> notes;       ///< per database: its tree, remembered or not and why
+};
+
+/// Checks the bundle at `tar_path` and, only when all of it verifies, commits it to `store`.
+/// Returns false with `why` = "<member>: <reason>" (or a reason about the whole archive) and
+/// nothing written when anything does not verify; also false when a commit fails midway (each
+/// entry is committed atomically, so what was committed is whole).
+[[nodiscard]] bool import_bundle(cache::cache_store& store, const std::string& tar_path,
+                                 const import_options& options, import_summary& summary,
+                                 std::string& why);
+
+/// Why the settings never ask a checksum database about a module (no database, private,
+/// no_sumdb), as the resolver decides; nullopt when they do. `options` must outlive the result.
+std::function<std::optional<std::string>(const std::string&)> sumdb_exemption(
+    const resolver::resolver_options& options);
+
+/// The summary as the lines the command prints.
+std::string format_import_summary(const import_summary& summary);
+
+}  // namespace gomodproxy::bundle

@@ -1,0 +1,69 @@
+#include "bundle/bundle_layout.hpp"
+
+#include <variant>
+
+#include "protocol/escape.hpp"
+
+namespace gomodproxy::bundle {
+
+std::string member_for_key(std::string_view cache_key) {
+  if (cache_key.starts_with('/')) cache_key.remove_prefix(1);
+  return std::string(cache_key);
+}
+
+std::string module_file_key(std::string_view module_path, std::string_view version,
+                            std::string_view suffix) {
+  return "/" + protocol::escape_case(module_path) + "/@v/" + protocol::escape_case(version) +
+         std::string(suffix);
+}
+
+std::string list_key(std::string_view module_path) {
+  return "/" + protocol::escape_case(module_path) + "/@v/list";
+}
+
+std::optional<protocol::module_request> parse_member_name(std::string_view name, std::string& why) {
+  if (name.empty()) {
+    why = "empty name";
+    return std::nullopt;
+  }
+  if (name.front() == '/') {
+    why = "absolute path";
+    return std::nullopt;
+  }
+  if (name.find_first_of("%\\") != std::string_view::npos) {
+    why = "a name with '%' or '\\' is no GOPROXY path";
+    return std::nullopt;
+  }
+  for (std::string_view rest = name; !rest.empty();) {
+    const auto slash = rest.find('/');
+    const auto element = rest.substr(0, slash);
+    if (element.empty() || element == "." || element == "..") {
+      why = element.empty() ? "empty path element" : "'" + std::string(element) + "' path element";
+      return std::nullopt;
+    }
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+    if (rest.empty()) {
+      why = "empty path element";
+      return std::nullopt;
+    }
+  }
+  const std::string key = "/" + std::string(name);
+  auto parsed = protocol::parse_module_request(key);
+  if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
+    why = error->reason;
+    return std::nullopt;
+  }
+  auto& request = std::get<protocol::module_request>(parsed);
+  if (request.kind == protocol::endpoint::latest || request.kind == protocol::endpoint::query) {
+    why = "not a file a bundle carries (only list and canonical versions' .info, .mod, .zip)";
+    return std::nullopt;
+  }
+  if (request.cache_key != key) {
+    why = "not canonically escaped (expected " + member_for_key(request.cache_key) + ")";
+    return std::nullopt;
+  }
+  return std::move(request);
+}
+
+}  // namespace gomodproxy::bundle

@@ -1,0 +1,47 @@
+// POST /admin/cache/import: a bundle sent as the request body, spooled to a file inside the
+// cache directory, then checked and committed like `cache import` on a stopped cache. main.cpp
+// routes it only when an admin token is set; access_control makes /admin/ an admin path.
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "bundle/bundle_import.hpp"
+#include "cache/cache_store.hpp"
+#include "server/http_server.hpp"
+
+namespace gomodproxy::bundle {
+
+inline constexpr std::string_view admin_import_path = "/admin/cache/import";
+
+/// The largest bundle the endpoint takes: 8 GiB. A bigger one is imported into a stopped
+/// cache with `cache import FILE.tar`.
+inline constexpr std::uint64_t max_import_body_bytes = std::uint64_t{8} << 30;
+
+/// One import at a time (another is answered 409). The spooling file writes and the whole
+/// check and commit run on `blocking` (the fill threads), never on the connection's thread.
+/// `store` must outlive it; `options` is copied.
+class import_endpoint final : public server::handler {
+ public:
+  import_endpoint(cache::cache_store& store, import_options options, std::string spool_dir,
+                  boost::asio::any_io_executor blocking)
+      : store_(store),
+        options_(std::move(options)),
+        spool_dir_(std::move(spool_dir)),
+        blocking_(std::move(blocking)) {}
+
+  boost::asio::awaitable<void> handle(const server::request_view& request,
+                                      server::response_writer& writer) override;
+
+ private:
+  cache::cache_store& store_;
+  import_options options_;
+  std::string spool_dir_;
+  boost::asio::any_io_executor blocking_;
+  std::atomic<bool> busy_{false};
+};
+
+}  // namespace gomodproxy::bundle

@@ -1,0 +1,196 @@
+"""`gomodproxy cache export` / `cache import`: a bundle exported from a warm proxy's cache carries
+the consumer's modules with the checksum records, tiles and signed tree that prove them; imported
+into a proxy that reaches no upstream and no checksum database (into its stopped cache, or through
+POST /admin/cache/import), a cold go command builds the consumer with GOSUMDB on; unpacked, it
+works as a file:// GOPROXY; a bundle with one thing changed is refused whole and nothing of it is
+cached."""
+
+import base64
+import io
+import socket
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import module_tree as mt
+from conftest import SANITIZER_RE, proxy_binary
+from test_prefetch import CONSUMER_REQUIRES, prefetch, write_consumer
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(proxy_binary()), *args], capture_output=True, text=True,
+                          timeout=timeout)
+    assert not SANITIZER_RE.search(done.stderr), done.stderr
+    return done
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def exported(tree, tmp_path, make_upstream, make_sumdb, start_proxy):
+    """Proxy A, verification on as shipped, warmed with the consumer's go.sum, stopped, and its
+    cache exported. Returns (bundle path, sumdb, consumer dir, A's stdout of the export)."""
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    consumer = tmp_path / "consumer"
+    write_consumer(tree, consumer)
+    warmed = prefetch("--proxy", proxy.url, "--sumdb", sumdb.name, str(consumer))
+    assert warmed.returncode == 0, warmed.stderr
+    cache_dir = proxy.cache_dir
+    assert proxy.terminate() == 0
+    bundle = tmp_path / "bundle.tar"
+    done = run("cache", "export", "--out", str(bundle), "--go-sum", str(consumer / "go.sum"),
+               "--cache-dir", str(cache_dir), *sumdb.flags)
+    assert done.returncode == 0, done.stderr
+    return bundle, sumdb, consumer, done.stdout
+
+
+def offline_flags(sumdb) -> list[str]:
+    """B's settings: the same database name and key, but nothing reachable behind them."""
+    return ["--sumdb", f"{sumdb.name}=http://127.0.0.1:{closed_port()}", "--sumdb-key", sumdb.vkey]
+
+
+def build_consumer(go, consumer: Path, tmp_path: Path) -> None:
+    """Builds the consumer with its go.sum, then, in a fresh module cache, without one: the go
+    command then asks the checksum database about every module and writes the same go.sum."""
+    go.run("build", "-o", "prog", ".", cwd=consumer)
+    ran = subprocess.run([str(consumer / "prog")], capture_output=True, text=True, timeout=30)
+    assert ran.stdout == mt.PROGRAM_OUTPUT, ran.stderr
+    go.fresh_modcache()
+    unsummed = tmp_path / f"unsummed{go.generation}"
+    mt.write_program(unsummed)
+    go.run("build", "-o", "prog", ".", cwd=unsummed)
+    assert (unsummed / "go.sum").read_text() == (consumer / "go.sum").read_text()
+
+
+def cache_listing(cache_dir: Path) -> str:
+    listed = run("cache", "ls", "--cache-dir", str(cache_dir))
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout
+
+
+def test_export_import_and_build_with_nothing_reachable(exported, tree, tmp_path, start_proxy,
+                                                       make_go):
+    bundle, sumdb, consumer, summary = exported
+    assert "exported 5 module versions (15 files)" in summary, summary
+    assert f"checksum database {sumdb.name}: tree of " in summary, summary
+    listed = subprocess.run(["tar", "-tf", str(bundle)], capture_output=True, text=True,
+                            timeout=30, check=True).stdout.splitlines()
+    hello = tree.get(mt.HELLO, "v1.2.0")
+    assert hello.url_path(".zip")[1:] in listed
+    assert f"{hello.escaped_path}/@v/list" in listed
+    assert f"sumdb/{sumdb.name}/latest" in listed
+    assert f"sumdb/{sumdb.name}/supported" in listed
+    assert f"sumdb/{sumdb.name}{hello.lookup_path}" in listed
+    assert any(name.startswith(f"sumdb/{sumdb.name}/tile/8/0/") for name in listed), listed
+
+    b_cache = tmp_path / "b-cache"
+    b_cache.mkdir()
+    imported = run("cache", "import", str(bundle), "--cache-dir", str(b_cache),
+                   *offline_flags(sumdb))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 5 module versions: 15 files added" in imported.stdout, imported.stdout
+    proxy_b = start_proxy(f"http://127.0.0.1:{closed_port()}", *offline_flags(sumdb),
+                          cache_dir=b_cache)
+    go = make_go(proxy_b.url)
+    go.gosumdb = sumdb.vkey  # through B's /sumdb/
+    build_consumer(go, consumer, tmp_path)
+
+    # Unpacked, the bundle is a file:// GOPROXY, checksum database included.
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xf", str(bundle), "-C", str(unpacked)], check=True, timeout=30)
+    file_go = make_go(unpacked.as_uri())
+    file_go.gosumdb = sumdb.vkey
+    build_consumer(file_go, consumer, tmp_path)
+
+
+def test_import_through_a_running_proxy(exported, tmp_path, start_proxy, make_go):
+    bundle, sumdb, consumer, _ = exported
+    token = base64.b32encode(b"bundle-import-token!").decode()
+    proxy_b = start_proxy(f"http://127.0.0.1:{closed_port()}", *offline_flags(sumdb),
+                          "--admin-token", token)
+    refused = run("cache", "import", "--proxy", proxy_b.url, "--admin-token", "wrong", str(bundle))
+    assert refused.returncode == 1 and ": 401: " in refused.stderr, refused.stderr
+    imported = run("cache", "import", "--proxy", proxy_b.url, "--admin-token", token, str(bundle))
+    assert imported.returncode == 0, imported.stderr
+    assert "imported 5 module versions: 15 files added" in imported.stdout, imported.stdout
+    go = make_go(proxy_b.url)
+    go.gosumdb = sumdb.vkey
+    build_consumer(go, consumer, tmp_path)
+
+
+def rewrite(bundle: Path, out: Path, change) -> None:
+    """A copy of `bundle` made by Python's tarfile, `change(name, bytes)` giving each member's
+    new content."""
+    with tarfile.open(bundle) as source, tarfile.open(out, "w") as target:
+        for member in source.getmembers():
+            data = source.extractfile(member).read()
+            data = change(member.name, data)
+            info = tarfile.TarInfo(member.name)
+            info.size = len(data)
+            target.addfile(info, io.BytesIO(data))
+
+
+def flip_byte(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1:]
+
+
+def test_changed_bundles_are_refused_whole(exported, tree, tmp_path, make_sumdb):
+    bundle, sumdb, consumer, _ = exported
+    hello = tree.get(mt.HELLO, "v1.2.0")
+    zip_member = hello.url_path(".zip")[1:]
+    lookup_member = f"sumdb/{sumdb.name}{hello.lookup_path}"
+
+    def change_zip(name, data):
+        if name != zip_member:
+            return data
+        # A byte of a file's content inside the zip: it still opens, its h1 differs.
+        return mt.tampered_zip(data)
+
+    def change_record(name, data):
+        if name != lookup_member:
+            return data
+        text = data.decode()
+        prefix = "h1:"
+        at = text.index(prefix) + len(prefix)
+        swapped = "B" if text[at] != "B" else "C"
+        return (text[:at] + swapped + text[at + 1:]).encode()
+
+    def change_tile(name, data):
+        return flip_byte(data, 0) if name.startswith(f"sumdb/{sumdb.name}/tile/") else data
+
+    b_cache = tmp_path / "b-cache"
+    b_cache.mkdir()
+    before = cache_listing(b_cache)
+    cases = [
+        (change_zip, f"{zip_member}: h1 is "),
+        (change_record, f"{lookup_member}: not in the bundle's signed tree"),
+        (change_tile, f"sumdb/{sumdb.name}: "),
+    ]
+    for number, (change, reason) in enumerate(cases):
+        changed = tmp_path / f"changed{number}.tar"
+        rewrite(bundle, changed, change)
+        refused = run("cache", "import", str(changed), "--cache-dir", str(b_cache),
+                      *offline_flags(sumdb))
+        assert refused.returncode == 1, refused.stdout
+        assert refused.stderr.count("\n") == 1 and reason in refused.stderr, refused.stderr
+        assert cache_listing(b_cache) == before
+
+    # B trusts another key under the same database name: the bundle's signed tree is not its.
+    stranger = make_sumdb(tree.root)
+    assert stranger.vkey != sumdb.vkey
+    other = run("cache", "import", str(bundle), "--cache-dir", str(b_cache), "--sumdb",
+                f"{sumdb.name}=http://127.0.0.1:{closed_port()}", "--sumdb-key", stranger.vkey)
+    assert other.returncode == 1, other.stderr
+    assert (f"sumdb/{sumdb.name}/latest: the signed tree does not verify with the configured key"
+            in other.stderr), other.stderr
+    assert cache_listing(b_cache) == before
