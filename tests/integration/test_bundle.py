@@ -50,7 +50,7 @@ def exported(tree, tmp_path, make_upstream, make_sumdb, start_proxy):
     done = run("cache", "export", "--out", str(bundle), "--go-sum", str(consumer / "go.sum"),
                "--cache-dir", str(cache_dir), *sumdb.flags)
     assert done.returncode == 0, done.stderr
-    return bundle, sumdb, consumer, done.stdout
+    return bundle, sumdb, consumer, done.stdout, cache_dir
 
 
 def offline_flags(sumdb) -> list[str]:
@@ -79,7 +79,7 @@ def cache_listing(cache_dir: Path) -> str:
 
 def test_export_import_and_build_with_nothing_reachable(exported, tree, tmp_path, start_proxy,
                                                        make_go):
-    bundle, sumdb, consumer, summary = exported
+    bundle, sumdb, consumer, summary, _ = exported
     assert "exported 5 module versions (15 files)" in summary, summary
     assert f"checksum database {sumdb.name}: tree of " in summary, summary
     listed = subprocess.run(["tar", "-tf", str(bundle)], capture_output=True, text=True,
@@ -114,7 +114,7 @@ def test_export_import_and_build_with_nothing_reachable(exported, tree, tmp_path
 
 
 def test_import_through_a_running_proxy(exported, tmp_path, start_proxy, make_go):
-    bundle, sumdb, consumer, _ = exported
+    bundle, sumdb, consumer, _, _ = exported
     token = base64.b32encode(b"bundle-import-token!").decode()
     proxy_b = start_proxy(f"http://127.0.0.1:{closed_port()}", *offline_flags(sumdb),
                           "--admin-token", token)
@@ -126,6 +126,17 @@ def test_import_through_a_running_proxy(exported, tmp_path, start_proxy, make_go
     go = make_go(proxy_b.url)
     go.gosumdb = sumdb.vkey
     build_consumer(go, consumer, tmp_path)
+
+    # A refusal through the proxy says why, and leaves its cache as it was.
+    listing = run("cache", "ls", "--proxy", proxy_b.url, "--admin-token", token).stdout
+    changed = tmp_path / "changed.tar"
+    lookup = next(name for name in tarfile.open(bundle).getnames() if "/lookup/" in name)
+    rewrite(bundle, changed, lambda name, data: data.replace(b"h1:", b"h1:B", 1)
+            if name == lookup else data)
+    refused = run("cache", "import", "--proxy", proxy_b.url, "--admin-token", token, str(changed))
+    assert refused.returncode == 1, refused.stdout
+    assert f"/admin/cache/import: 422: refused: {lookup}: " in refused.stderr, refused.stderr
+    assert run("cache", "ls", "--proxy", proxy_b.url, "--admin-token", token).stdout == listing
 
 
 def rewrite(bundle: Path, out: Path, change) -> None:
@@ -145,7 +156,7 @@ def flip_byte(data: bytes, at: int) -> bytes:
 
 
 def test_changed_bundles_are_refused_whole(exported, tree, tmp_path, make_sumdb):
-    bundle, sumdb, consumer, _ = exported
+    bundle, sumdb, consumer, _, _ = exported
     hello = tree.get(mt.HELLO, "v1.2.0")
     zip_member = hello.url_path(".zip")[1:]
     lookup_member = f"sumdb/{sumdb.name}{hello.lookup_path}"
@@ -194,3 +205,61 @@ def test_changed_bundles_are_refused_whole(exported, tree, tmp_path, make_sumdb)
     assert (f"sumdb/{sumdb.name}/latest: the signed tree does not verify with the configured key"
             in other.stderr), other.stderr
     assert cache_listing(b_cache) == before
+
+    # The same bundle unchanged but written by Python's tarfile (pax format) imports.
+    rewritten = tmp_path / "rewritten.tar"
+    rewrite(bundle, rewritten, lambda name, data: data)
+    imported = run("cache", "import", str(rewritten), "--cache-dir", str(b_cache),
+                   *offline_flags(sumdb))
+    assert imported.returncode == 0, imported.stderr
+    assert len(cache_listing(b_cache).splitlines()) == len(CONSUMER_REQUIRES) * 4
+
+
+def test_export_selections_and_what_is_not_cached(exported, tree, tmp_path):
+    _, sumdb, _, _, cache_dir = exported
+    hello = tree.get(mt.HELLO, "v1.2.0")
+    modules = tmp_path / "modules.txt"
+    modules.write_text(f"# what the lab needs\n\n{mt.HELLO}@v1.2.0\n"
+                       "example.com/missing@v1.0.0  // not fetched outside\n")
+    out = tmp_path / "out" / "partial.tar"
+    out.parent.mkdir()
+    missing = run("cache", "export", "--out", str(out), "--modules", str(modules),
+                  "--cache-dir", str(cache_dir), *sumdb.flags)
+    assert missing.returncode == 1, missing.stdout
+    for suffix in (".info", ".mod", ".zip"):
+        assert f"not cached: example.com/missing@v1.0.0 {suffix}" in missing.stderr
+    assert f"not cached: {sumdb.name} record for example.com/missing@v1.0.0" in missing.stderr
+    assert list(out.parent.iterdir()) == []  # nothing written, no temporary left
+
+    modules.write_text(f"{mt.HELLO}@v1.2.0\n")
+    one = run("cache", "export", "--out", str(out), "--modules", str(modules),
+              "--cache-dir", str(cache_dir), *sumdb.flags)
+    assert one.returncode == 0, one.stderr
+    names = tarfile.open(out).getnames()
+    assert sorted(n for n in names if not n.startswith("sumdb/")) == sorted(
+        [hello.url_path(s)[1:] for s in (".info", ".mod", ".zip")] +
+        [f"{hello.escaped_path}/@v/list"])
+
+    everything = run("cache", "export", "--out", str(out), "--all", "--cache-dir",
+                     str(cache_dir), *sumdb.flags, "--no-sumdb", mt.PSEUDO)
+    assert everything.returncode == 0, everything.stderr
+    assert "exported 5 module versions (15 files)" in everything.stdout, everything.stdout
+    assert (f"without checksum records: {mt.PSEUDO}@{mt.PSEUDO_VERSION} (matches no_sumdb)"
+            in everything.stdout), everything.stdout
+    pseudo = tree.get(mt.PSEUDO, mt.PSEUDO_VERSION)
+    names = tarfile.open(out).getnames()
+    assert f"sumdb/{sumdb.name}{pseudo.lookup_path}" not in names
+    # A pseudo-version is served, never listed, as the go command ignores listed ones.
+    listed = tarfile.open(out).extractfile(f"{pseudo.escaped_path}/@v/list").read()
+    assert listed == b""
+
+
+def test_usage_errors_exit_2(tmp_path):
+    bundle = tmp_path / "b.tar"
+    for args in (["export"], ["export", "--out", str(bundle)],
+                 ["export", "--out", str(bundle), "--all", "--modules", str(bundle)],
+                 ["import"], ["import", str(bundle), str(bundle)],
+                 ["import", "--proxy", "http://127.0.0.1:1", str(bundle)]):
+        done = run("cache", *args)
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert done.stderr.startswith("gomodproxy: ") and not done.stdout, (args, done.stderr)

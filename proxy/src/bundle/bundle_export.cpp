@@ -234,6 +234,8 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
       }
       records.emplace_back(member_for_key(key), std::move(*record));
     }
+    // A bundle of exempt modules only needs nothing of this database.
+    if (records.empty()) continue;
     auto tree = newest_tree(store, database, problems);
     if (!tree) continue;
     part.tree = std::move(*tree);
@@ -299,7 +301,10 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
   std::map<std::string, std::vector<std::string>> lists;
   for (const auto& [at, files] : selected) {
     summary.versions += 1;
-    if (!protocol::is_pseudo_version(at.second)) lists[at.first].push_back(at.second);
+    // The go command ignores pseudo-versions in a list (as proxy.golang.org leaves them out),
+    // so a module with only those gets an empty one.
+    auto& listed = lists[at.first];
+    if (!protocol::is_pseudo_version(at.second)) listed.push_back(at.second);
     if (request.exempt) {
       if (auto reason = request.exempt(at.first)) {
         summary.exempt.push_back(at.first + "@" + at.second + " (" + *reason + ")");

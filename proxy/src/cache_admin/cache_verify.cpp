@@ -201,7 +201,9 @@ int run_cache_command(std::vector<std::string> args) {
                  "usage: gomodproxy cache verify [--repair] [--online] [--cache-dir DIR] "
                  "[--config FILE] [--sumdb ...]\n"
                  "       gomodproxy cache stats | ls [GLOB] | rm MODULE[@VERSION] "
-                 "[--cache-dir DIR] [--config FILE]\n");
+                 "[--cache-dir DIR] [--config FILE]\n"
+                 "       gomodproxy cache export --out FILE.tar (--go-sum FILE... | --modules "
+                 "FILE | --all) | import FILE.tar [--cache-dir DIR] [--config FILE]\n");
     return 2;
   }
   args.erase(args.begin());
