@@ -6,10 +6,12 @@ works as a file:// GOPROXY; a bundle with one thing changed is refused whole and
 cached."""
 
 import base64
+import http.client
 import io
 import socket
 import subprocess
 import tarfile
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -252,6 +254,81 @@ def test_export_selections_and_what_is_not_cached(exported, tree, tmp_path):
     # A pseudo-version is served, never listed, as the go command ignores listed ones.
     listed = tarfile.open(out).extractfile(f"{pseudo.escaped_path}/@v/list").read()
     assert listed == b""
+
+
+def test_a_tile_the_cache_lacks_is_fetched_from_the_database(tree, tmp_path, make_upstream,
+                                                            make_sumdb, start_proxy):
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    hello = tree.get(mt.HELLO, "v1.2.0")
+    for suffix in (".info", ".mod", ".zip"):  # verified: a tree of 1 record
+        assert proxy.get(hello.url_path(suffix)).status == 200
+    # The database grows, and the proxy caches its newer signed tree: the bundle's tree is that
+    # one, whose right-edge tile at its width no proof of this proxy ever needed.
+    other = tree.get(mt.HELLO, "v1.0.0")
+    assert urllib.request.urlopen(sumdb.url + other.lookup_path, timeout=30).status == 200
+    assert proxy.get(f"/sumdb/{sumdb.name}/latest").status == 200
+    cache_dir = proxy.cache_dir
+    assert proxy.terminate() == 0
+    modules = tmp_path / "modules.txt"
+    modules.write_text(f"{mt.HELLO}@v1.2.0\n")
+    out = tmp_path / "hello.tar"
+    export = ("cache", "export", "--out", str(out), "--modules", str(modules), "--cache-dir",
+              str(cache_dir), *sumdb.flags)
+
+    sumdb.stop()
+    unreachable = run(*export)
+    assert unreachable.returncode == 1, unreachable.stdout
+    assert (f"tile not cached and not fetched: sumdb/{sumdb.name}/tile/8/0/000.p/2"
+            in unreachable.stderr), unreachable.stderr
+    assert not out.exists()
+
+    sumdb.start()
+    sumdb.clear_log()
+    fetched = run(*export)
+    assert fetched.returncode == 0, fetched.stderr
+    assert "tree of 2 records, 1 records, 1 tiles (1 fetched from the database)" in fetched.stdout
+    assert sumdb.paths() == ["/tile/8/0/000.p/2"]
+    b_cache = tmp_path / "b-cache"
+    b_cache.mkdir()
+    imported = run("cache", "import", str(out), "--cache-dir", str(b_cache), *offline_flags(sumdb))
+    assert imported.returncode == 0, imported.stderr
+
+
+def test_the_import_endpoint_bounds_its_body(tree, tmp_path, make_upstream, start_proxy):
+    token = "t" * 32
+    proxy = start_proxy(make_upstream(tree.root).url, "--admin-token", token)
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def post(path: str, headers: dict, body: bytes = b"") -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+        connection.putrequest("POST", path)
+        for name, value in {**auth, **headers}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        if body:
+            connection.send(body)
+        answer = connection.getresponse()
+        text = answer.read().decode()
+        connection.close()
+        return answer.status, text
+
+    # Declared too large: refused before a byte of the body is sent.
+    status, text = post("/admin/cache/import", {"Content-Length": str(9 << 30)})
+    assert (status, text) == (413, f"request body too large: at most {8 << 30} bytes\n")
+    # A body to an endpoint that takes none.
+    status, text = post("/admin/cache/rm?module=example.com/hello", {"Content-Length": "3"}, b"abc")
+    assert status == 400 and "unexpected body" in text, text
+    # Not a tar at all.
+    status, text = post("/admin/cache/import", {"Content-Length": "5"}, b"hello")
+    assert status == 422 and text.startswith("refused: truncated"), text
+    # Larger than a parser's default limit: an empty archive (zero blocks) of 2 MiB.
+    size = 2 << 20
+    status, text = post("/admin/cache/import", {"Content-Length": str(size)}, bytes(size))
+    assert status == 200 and text.startswith("imported 0 module versions"), text
+    assert run("cache", "ls", "--proxy", proxy.url, "--admin-token", token).stdout == ""
+    assert not any((proxy.cache_dir / "import-spool").iterdir())
 
 
 def test_usage_errors_exit_2(tmp_path):

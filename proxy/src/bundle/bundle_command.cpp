@@ -246,11 +246,12 @@ int run_export(parsed_args& parsed, const config::settings& settings,
   for (const auto& database : summary.databases) {
     std::printf(
         "checksum database %s: tree of %lld records, %llu records, %llu tiles (%llu "
-        "fetched from the database)\n",
+        "fetched from the database), consistency with %llu older trees\n",
         database.name.c_str(), static_cast<long long>(database.tree_size),
         static_cast<unsigned long long>(database.records),
         static_cast<unsigned long long>(database.tiles),
-        static_cast<unsigned long long>(database.tiles_fetched));
+        static_cast<unsigned long long>(database.tiles_fetched),
+        static_cast<unsigned long long>(database.older_trees));
   }
   for (const auto& line : summary.exempt) {
     std::printf("without checksum records: %s\n", line.c_str());

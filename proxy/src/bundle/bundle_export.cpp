@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <span>
 #include <variant>
 
 #include "bundle/bundle_layout.hpp"
@@ -53,6 +54,7 @@ bool cached(cache::cache_store& store, const std::string& key) {
 struct chosen_tree {
   std::string note;
   sumdb::tree_head head;
+  std::set<std::int64_t> older_sizes;  ///< of the other trees the cache has seen
 };
 
 std::optional<chosen_tree> newest_tree(cache::cache_store& store,
@@ -96,9 +98,18 @@ std::optional<chosen_tree> newest_tree(cache::cache_store& store,
                          std::to_string(head->size) + " (the database forked)");
       return std::nullopt;
     }
-    if (!best || head->size > best->head.size) best = chosen_tree{note, *head};
+    if (!best || head->size > best->head.size) best = chosen_tree{note, *head, {}};
   }
-  if (!best) problems.push_back(database.name + ": no signed tree head is cached");
+  if (!best) {
+    problems.push_back(database.name + ": no signed tree head is cached");
+    return best;
+  }
+  if (auto remembered = small_body(store, "/gomodproxy/verified-tree/" + database.name)) {
+    if (auto head = sumdb::parse_tree_head(*remembered)) roots.emplace(head->size, head->root);
+  }
+  for (const auto& [size, root] : roots) {
+    if (size > 0 && size < best->head.size) best->older_sizes.insert(size);
+  }
   return best;
 }
 
@@ -165,7 +176,45 @@ struct database_part {
   std::map<std::string, std::string> lookups;  // member name -> rewritten answer
   std::map<std::string, std::string> tiles;    // tile path -> bytes
   std::uint64_t fetched = 0;
+  std::uint64_t older_trees = 0;  // older trees whose consistency tiles are in
 };
+
+// A go client that remembers an older tree of the database proves the bundle's tree extends it
+// and loads more tiles for that: those of every older tree this cache has seen (clients that
+// used this proxy remember one of them) go in too, when all of a tree's can be had.
+void add_consistency_tiles(cache::cache_store& store, const export_request& request,
+                           std::span<const std::int64_t> ids, database_part& part) {
+  const auto& name = part.database->name;
+  for (const auto older : part.tree.older_sizes) {
+    auto planned = sumdb::client_tiles(part.tree.head.size, ids, older);
+    if (!planned) continue;
+    std::map<std::string, std::string> extra;
+    std::uint64_t fetched_here = 0;
+    bool complete = true;
+    for (const auto& tile : *planned) {
+      const auto path = sumdb::tile_path(tile);
+      if (part.tiles.contains(path) || extra.contains(path)) continue;
+      bool fetched = false;
+      auto bytes = tile_bytes(store, name, tile, request, fetched);
+      if (!bytes) {
+        complete = false;
+        break;
+      }
+      fetched_here += fetched ? 1 : 0;
+      extra.emplace(path, std::move(*bytes));
+    }
+    if (!complete) continue;
+    auto with_extra = part.tiles;
+    with_extra.insert(extra.begin(), extra.end());
+    // Only tiles that the importer's check accepts: each must fit the bundle's tree.
+    if (sumdb::check_records_in_tree(part.tree.head.size, part.tree.head.root, with_extra, {})) {
+      continue;
+    }
+    part.tiles = std::move(with_extra);
+    part.fetched += fetched_here;
+    part.older_trees += 1;
+  }
+}
 
 }  // namespace
 
@@ -279,6 +328,7 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
         }
       }
     }
+    if (problems.empty() && !ids.empty()) add_consistency_tiles(store, request, ids, part);
     parts.push_back(std::move(part));
   }
   if (!problems.empty()) return false;
@@ -337,7 +387,7 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
       written = written && tar.add_file(base + path, bytes, mtime, why);
     }
     summary.databases.push_back({part.database->name, part.tree.head.size, part.lookups.size(),
-                                 part.tiles.size(), part.fetched});
+                                 part.tiles.size(), part.fetched, part.older_trees});
   }
   written = written && tar.finish(why);
   if (std::fclose(out) != 0 && written) {

@@ -47,6 +47,9 @@ struct export_summary {
     std::uint64_t records = 0;
     std::uint64_t tiles = 0;
     std::uint64_t tiles_fetched = 0;
+    /// Older trees seen by this cache whose consistency tiles are in, for clients that
+    /// remember one of them.
+    std::uint64_t older_trees = 0;
   };
   std::vector<database> databases;
 };

@@ -58,10 +58,12 @@ net::awaitable<answer> run_import(cache::cache_store* store, const import_option
   co_return result;
 }
 
-// Clears the busy flag however the handler ends.
+// Clears the busy flag however the handler ends; released before the answer is sent, so a
+// client that sends the next bundle as soon as it has the answer never finds it set.
 struct busy_guard {
   std::atomic<bool>& busy;
-  ~busy_guard() { busy.store(false); }
+  void release() { busy.store(false); }
+  ~busy_guard() { release(); }
 };
 
 }  // namespace
@@ -90,6 +92,7 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
           .string();
   std::FILE* file = made ? nullptr : std::fopen(path.c_str(), "wb");
   if (!file) {
+    guard.release();
     co_await reply(writer, 500, "cannot spool the bundle in " + spool_dir_ + "\n");
     co_return;
   }
@@ -116,11 +119,13 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
     std::fclose(file);
     std::error_code ignored;
     std::filesystem::remove(path, ignored);
+    guard.release();
     co_await reply(writer, failure_status, failure + "\n");
     co_return;
   }
   auto result = co_await net::co_spawn(blocking_, run_import(&store_, &options_, path, file),
                                        net::use_awaitable);
+  guard.release();
   co_await reply(writer, result.status, std::move(result.body));
 }
 

@@ -501,6 +501,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     while (!draining_.load()) {
       http::request_parser<http::empty_body> parser;
       parser.header_limit(options_.max_header_bytes);
+      // The parser would refuse a declared length above its default limit (1 MiB) while
+      // reading the header; answer_with_body applies the route's own limit instead.
+      parser.body_limit(boost::none);
       state.deadline = clock::now() + (first ? options_.request_timeout : options_.idle_timeout);
       auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
       (void)n;
