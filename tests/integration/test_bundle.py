@@ -94,8 +94,7 @@ def test_export_import_and_build_with_nothing_reachable(exported, tree, tmp_path
     assert f"sumdb/{sumdb.name}{hello.lookup_path}" in listed
     assert any(name.startswith(f"sumdb/{sumdb.name}/tile/8/0/") for name in listed), listed
 
-    b_cache = tmp_path / "b-cache"
-    b_cache.mkdir()
+    b_cache = tmp_path / "b-cache"  # created by the import: a site proxy that never ran
     imported = run("cache", "import", str(bundle), "--cache-dir", str(b_cache),
                    *offline_flags(sumdb))
     assert imported.returncode == 0, imported.stderr
@@ -105,6 +104,7 @@ def test_export_import_and_build_with_nothing_reachable(exported, tree, tmp_path
     go = make_go(proxy_b.url)
     go.gosumdb = sumdb.vkey  # through B's /sumdb/
     build_consumer(go, consumer, tmp_path)
+    assert proxy_b.terminate() == 0
 
     # Unpacked, the bundle is a file:// GOPROXY, checksum database included.
     unpacked = tmp_path / "unpacked"
@@ -113,6 +113,15 @@ def test_export_import_and_build_with_nothing_reachable(exported, tree, tmp_path
     file_go = make_go(unpacked.as_uri())
     file_go.gosumdb = sumdb.vkey
     build_consumer(file_go, consumer, tmp_path)
+
+    # Packed again by GNU tar ("./" names, directory members), it imports the same.
+    repacked = tmp_path / "repacked.tar"
+    subprocess.run(["tar", "-cf", str(repacked), "-C", str(unpacked), "."], check=True,
+                   timeout=30)
+    again = run("cache", "import", str(repacked), "--cache-dir", str(tmp_path / "c-cache"),
+                *offline_flags(sumdb))
+    assert again.returncode == 0, again.stderr
+    assert cache_listing(tmp_path / "c-cache") == cache_listing(b_cache)
 
 
 def test_import_through_a_running_proxy(exported, tmp_path, start_proxy, make_go):
@@ -208,6 +217,14 @@ def test_changed_bundles_are_refused_whole(exported, tree, tmp_path, make_sumdb)
             in other.stderr), other.stderr
     assert cache_listing(b_cache) == before
 
+    # The shipped settings know sum.golang.org alone, and refuse what they cannot check.
+    shipped = run("cache", "import", str(bundle), "--cache-dir", str(b_cache))
+    assert shipped.returncode == 1, shipped.stdout
+    assert (f"sumdb/{sumdb.name}/latest: checksum database {sumdb.name} is not configured here"
+            in shipped.stderr or f"checksum database {sumdb.name} is not configured here"
+            in shipped.stderr), shipped.stderr
+    assert cache_listing(b_cache) == before
+
     # The same bundle unchanged but written by Python's tarfile (pax format) imports.
     rewritten = tmp_path / "rewritten.tar"
     rewrite(bundle, rewritten, lambda name, data: data)
@@ -241,6 +258,12 @@ def test_export_selections_and_what_is_not_cached(exported, tree, tmp_path):
     assert sorted(n for n in names if not n.startswith("sumdb/")) == sorted(
         [hello.url_path(s)[1:] for s in (".info", ".mod", ".zip")] +
         [f"{hello.escaped_path}/@v/list"])
+
+    # The shipped database, sum.golang.org, vouched for none of these.
+    shipped = run("cache", "export", "--out", str(out), "--modules", str(modules),
+                  "--cache-dir", str(cache_dir))
+    assert shipped.returncode == 1, shipped.stdout
+    assert f"not cached: sum.golang.org record for {mt.HELLO}@v1.2.0" in shipped.stderr
 
     everything = run("cache", "export", "--out", str(out), "--all", "--cache-dir",
                      str(cache_dir), *sumdb.flags, "--no-sumdb", mt.PSEUDO)

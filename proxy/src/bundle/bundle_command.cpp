@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -327,6 +328,9 @@ int run_import(parsed_args& parsed, const config::settings& settings,
     }
     return 1;
   }
+  // A site's proxy may never have run: its cache starts with the import.
+  std::error_code made;
+  std::filesystem::create_directories(settings.cache_dir, made);
   auto store = cache_admin::open_stopped_cache(settings.cache_dir);
   if (!store) return 1;
   import_options options;

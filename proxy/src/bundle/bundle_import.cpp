@@ -215,6 +215,8 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     std::optional<tar_member> member;
     if (!tar->next(member, why)) return false;
     if (!member) break;
+    // `tar -cf x.tar -C dir .` names every member "./...": the same tree.
+    while (member->name.starts_with("./")) member->name.erase(0, 2);
     if (member->type == '5') {
       std::string name = member->name;
       while (name.ends_with('/')) name.pop_back();
