@@ -17,6 +17,7 @@
 
 #include "bundle/bundle_export.hpp"
 #include "bundle/bundle_import.hpp"
+#include "bundle/import_endpoint.hpp"
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/inventory_command.hpp"
 #include "prefetch/pin_files.hpp"
@@ -313,6 +314,16 @@ int run_import(parsed_args& parsed, const config::settings& settings,
       const std::string& text = std::get<0>(content);
       token = text.substr(0, text.find_first_of("\r\n"));
     }
+    std::error_code sized;
+    const auto size = std::filesystem::file_size(tar_path, sized);
+    if (sized) return usage_error("cannot read " + tar_path + ": " + sized.message());
+    if (size > max_import_body_bytes) {
+      std::fprintf(stderr,
+                   "gomodproxy: %s is larger than a running proxy takes (%llu bytes); import it "
+                   "into the stopped proxy's cache directory instead\n",
+                   tar_path.c_str(), static_cast<unsigned long long>(max_import_body_bytes));
+      return 1;
+    }
     auto reply = cache_admin::admin_upload(parsed.proxy_url, "/admin/cache/import", token,
                                            settings.ca_file, tar_path);
     if (reply.status == 200) {
@@ -323,8 +334,13 @@ int run_import(parsed_args& parsed, const config::settings& settings,
     if (reply.status == 0) {
       std::fprintf(stderr, "gomodproxy: %s\n", first_line.c_str());
     } else {
-      std::fprintf(stderr, "gomodproxy: %s/admin/cache/import: %d: %s\n", parsed.proxy_url.c_str(),
-                   reply.status, first_line.c_str());
+      // Without an admin token the proxy has no such endpoint, and the body meets a 400 or 404.
+      const bool missing = reply.status == 400 || reply.status == 404;
+      std::fprintf(stderr, "gomodproxy: %s/admin/cache/import: %d: %s%s\n",
+                   parsed.proxy_url.c_str(), reply.status, first_line.c_str(),
+                   missing ? " (the proxy serves /admin/cache/import only when started with "
+                             "--admin-token)"
+                           : "");
     }
     return 1;
   }
