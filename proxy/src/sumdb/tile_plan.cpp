@@ -152,7 +152,16 @@ boost::system::result<std::vector<tile>> client_tiles(std::int64_t tree_size,
   auto plan = plan_tiles(tree_size, indexes);
   if (!plan) return plan.error();
   std::vector<tile> tiles = std::move(plan->tiles);
+  if (older_tree_size > 0) {
+    // At start-up the client checks the tree head it remembers against itself, which loads that
+    // tree's own tree-hash tiles at their widths in the older tree (unless its tile cache has
+    // them).
+    auto older = plan_tiles(older_tree_size, {});
+    if (!older) return older.error();
+    tiles.insert(tiles.end(), older->tiles.begin(), older->tiles.end());
+  }
   std::sort(tiles.begin(), tiles.end(), tile_less);
+  tiles.erase(std::unique(tiles.begin(), tiles.end()), tiles.end());
   return tiles;
 }
 

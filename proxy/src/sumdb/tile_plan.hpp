@@ -25,7 +25,10 @@ bool tile_less(const tile& a, const tile& b);
 /// TileHashReader) loads to prove that records `record_ids` are in the tree of `tree_size`
 /// records and, when `older_tree_size` > 0, that this tree extends the tree of its first
 /// `older_tree_size` records (what the client does when it remembers that older tree). Each tile
-/// has the exact width the client asks for at `tree_size`; sorted by tile_less, no duplicates.
+/// has the exact width the client asks for at `tree_size`; with `older_tree_size` > 0 the result
+/// also holds the older tree's own tree-hash tiles at their widths in that tree, because the client
+/// re-checks the tree head it remembers at start-up (the same tile may then appear at two widths,
+/// the narrower a prefix of the wider). Sorted by tile_less, no duplicates.
 /// Errors: errc::invalid_request when tree_size < 1, a record id is outside [0, tree_size), or
 /// older_tree_size is outside [0, tree_size].
 [[nodiscard]] boost::system::result<std::vector<tile>> client_tiles(

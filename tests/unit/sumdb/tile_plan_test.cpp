@@ -56,17 +56,22 @@ TEST(tile_plan, client_tiles_for_small_and_edge_tree_sizes) {
       // 256^3 + 5 records: the last level-0 tile has index 65536, spelled in groups.
       {16777221, {16777220}, 0, {"tile/8/0/x065/536.p/5", "tile/8/3/000.p/1"}},
       // The older tree's hash is recomputed from the newer tree's tiles: 300 = 256 + 32 + 8 + 4
-      // needs level-1 tile 0 (full at 70000) and level-0 tile 1 (full at 70000).
+      // needs level-1 tile 0 (full at 70000) and level-0 tile 1 (full at 70000). The older
+      // tree's own tree-hash tiles at 300 come too: the client re-checks its remembered head.
       {70000,
        {},
        300,
-       {"tile/8/0/001", "tile/8/0/273.p/112", "tile/8/1/000", "tile/8/1/001.p/17",
-        "tile/8/2/000.p/1"}},
+       {"tile/8/0/001.p/44", "tile/8/0/001", "tile/8/0/273.p/112", "tile/8/1/000.p/1",
+        "tile/8/1/000", "tile/8/1/001.p/17", "tile/8/2/000.p/1"}},
       {70000, {69999}, 65536, {"tile/8/0/273.p/112", "tile/8/1/001.p/17", "tile/8/2/000.p/1"}},
       {257, {}, 256, {"tile/8/0/001.p/1", "tile/8/1/000.p/1"}},
       {257, {}, 257, {"tile/8/0/001.p/1", "tile/8/1/000.p/1"}},
-      {257, {}, 1, {"tile/8/0/000", "tile/8/0/001.p/1", "tile/8/1/000.p/1"}},
-      {65537, {}, 65535, {"tile/8/0/255", "tile/8/0/256.p/1", "tile/8/1/000", "tile/8/2/000.p/1"}},
+      {257, {}, 1, {"tile/8/0/000.p/1", "tile/8/0/000", "tile/8/0/001.p/1", "tile/8/1/000.p/1"}},
+      {65537,
+       {},
+       65535,
+       {"tile/8/0/255.p/255", "tile/8/0/255", "tile/8/0/256.p/1", "tile/8/1/000.p/255",
+        "tile/8/1/000", "tile/8/2/000.p/1"}},
   };
   for (const plan_case& c : cases) {
     const auto tiles = client_tiles(c.tree_size, c.record_ids, c.older_tree_size);
@@ -332,6 +337,14 @@ TEST_F(tile_plan_tree, checks_tiles_beyond_the_plan_too) {
   tiles["tile/8/0/100"] = tile_bytes({8, 0, 100, 256});
   tiles["tile/8/0/273.p/50"] = tile_bytes({8, 0, 273, 50});
   EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records(ids)), std::nullopt);
+
+  // An export for clients that remember the tree of 300 records adds the older tree's proof
+  // tiles and its own tree-hash tiles at their widths at 300, narrower than at 70000.
+  std::map<std::string, std::string> with_older;
+  for (const tile& t : *client_tiles(log_size, ids, 300)) with_older[tile_path(t)] = tile_bytes(t);
+  ASSERT_TRUE(with_older.contains("tile/8/0/001.p/44"));
+  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), with_older, records(ids)),
+            std::nullopt);
 
   auto changed = tiles;
   changed["tile/8/0/100"][5] ^= 1;
