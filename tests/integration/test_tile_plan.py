@@ -1,0 +1,112 @@
+"""The tiles the real go command loads from a checksum database, against sumdb::client_tiles (the
+plan a bundle export follows, printed by build/tests/client_tiles_tool): a client with no
+remembered tree, then the same client once the tree has grown, proving the older tree too.
+
+The database's record log is seeded before it starts, so the tree has hundreds of records (full
+and partial level-0 tiles, later level-2 tiles) and the verified modules sit at chosen record ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import module_tree as mt
+from conftest import proxy_binary
+
+COLD_TREE_SIZE = 700  # level-0 tiles 0 and 1 full, tile 2 partial; level-1 tile 0 partial
+COLD_IDS = [0, 255, 256, COLD_TREE_SIZE - 1]
+GROWN_TREE_SIZE = 66000  # past 65536 records, so level-2 tiles appear
+GROWN_IDS = [65536, GROWN_TREE_SIZE - 1]
+
+
+def client_tiles_tool() -> Path:
+    """The test tool built next to the proxy (build/tests/client_tiles_tool), or
+    $GOMODPROXY_CLIENT_TILES_TOOL."""
+    configured = os.environ.get("GOMODPROXY_CLIENT_TILES_TOOL")
+    tool = Path(configured) if configured else proxy_binary().parent / "tests" / "client_tiles_tool"
+    if not tool.exists():
+        pytest.fail(f"{tool} not found (build the client_tiles_tool target, or set "
+                    "GOMODPROXY_CLIENT_TILES_TOOL)")
+    return tool
+
+
+def planned_tiles(tree_size: int, record_ids: list[int], older_tree_size: int = 0) -> list[str]:
+    proc = subprocess.run([str(client_tiles_tool()), str(tree_size), str(older_tree_size),
+                           *map(str, record_ids)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return sorted(proc.stdout.split())
+
+
+def record_line(path: str, version: str, text: str) -> str:
+    return json.dumps({"path": path, "version": version, "text": text}) + "\n"
+
+
+def seed_records(records_file: Path, first_id: int, size: int,
+                 modules: dict[int, mt.ModuleVersion]) -> None:
+    """Appends records first_id..size-1 to the database's log: the go.sum lines of `modules` at
+    their ids, filler records the go command never looks up elsewhere."""
+    with records_file.open("a") as out:
+        for record_id in range(first_id, size):
+            mv = modules.get(record_id)
+            if mv is None:
+                path = f"filler.invalid/r{record_id}"
+                out.write(record_line(path, "v1.0.0", f"{path} v1.0.0 h1:{record_id:043d}=\n"))
+            else:
+                out.write(record_line(mv.path, mv.version,
+                                      f"{mv.path} {mv.version} {mv.zip_sum}\n"
+                                      f"{mv.path} {mv.version}/go.mod {mv.mod_sum}\n"))
+
+
+def fetched_tiles(sumdb, lookups: int) -> list[str]:
+    """The tile paths the go command asked for, once the log shows its `lookups` lookups."""
+    assert sumdb.wait_count("/lookup/", lookups) == lookups, sumdb.paths()
+    tiles = [r for r in sumdb.requests if r.path.startswith("/tile/")]
+    # A 404 would have sent the client to the full tile instead, which is not the plan.
+    assert all(r.status == 200 for r in tiles), tiles
+    return sorted({r.path.removeprefix("/") for r in tiles})
+
+
+def remembered_tree_size(go, sumdb) -> int:
+    latest = (go.gopath / "pkg" / "sumdb" / sumdb.name / "latest").read_text()
+    return int(latest.splitlines()[1])
+
+
+def test_go_fetches_the_planned_tiles_cold_and_after_the_tree_grows(tmp_path, make_upstream,
+                                                                    make_sumdb, make_go):
+    tree = mt.ModuleTree(tmp_path / "tree")
+    modules = {}
+    for record_id in COLD_IDS + GROWN_IDS:
+        path = f"example.com/tileplan/r{record_id}"
+        modules[record_id] = tree.add(path, "v1.0.0", {
+            "go.mod": f"module {path}\n\ngo 1.19\n".encode(),
+            "r.go": f'package r\n\nconst ID = {record_id}\n'.encode(),
+        })
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    sumdb.stop()
+    seed_records(sumdb.records_file, 0, COLD_TREE_SIZE, modules)
+    sumdb.start()
+
+    go = make_go(upstream.url)
+    go.gosumdb = sumdb.gosumdb
+    go.download_json(*(f"{modules[i].path}@v1.0.0" for i in COLD_IDS))
+    assert fetched_tiles(sumdb, len(COLD_IDS)) == planned_tiles(COLD_TREE_SIZE, COLD_IDS)
+    assert remembered_tree_size(go, sumdb) == COLD_TREE_SIZE
+
+    # The tree grows; the client keeps its remembered tree head (GOPATH/pkg/sumdb) but loses its
+    # tile cache (GOMODCACHE/cache/download/sumdb), so every tile it needs comes from the server.
+    sumdb.stop()
+    seed_records(sumdb.records_file, COLD_TREE_SIZE, GROWN_TREE_SIZE, modules)
+    sumdb.start()
+    sumdb.clear_log()
+    shutil.rmtree(go.modcache / "cache" / "download" / "sumdb")
+    go.download_json(*(f"{modules[i].path}@v1.0.0" for i in GROWN_IDS))
+    assert fetched_tiles(sumdb, len(GROWN_IDS)) == planned_tiles(GROWN_TREE_SIZE, GROWN_IDS,
+                                                                 COLD_TREE_SIZE)
+    assert remembered_tree_size(go, sumdb) == GROWN_TREE_SIZE
