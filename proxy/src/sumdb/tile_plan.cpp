@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <set>
+#include <map>
 #include <tuple>
 
 #include "errc.hpp"
@@ -59,12 +59,14 @@ struct tile_key_less {
 // the first tile already planned.
 struct tile_plan {
   std::vector<tile> tiles;
-  std::set<tile, tile_key_less> planned;
+  std::map<tile, std::size_t, tile_key_less> positions;  // where each tile is in `tiles`
   std::size_t tree_hash_tile_count = 0;
 
   void add(const tile& t) {
-    if (planned.insert(t).second) tiles.push_back(t);
+    if (positions.emplace(t, tiles.size()).second) tiles.push_back(t);
   }
+  bool contains(const tile& t) const { return positions.contains(t); }
+  std::size_t position_of(const tile& t) const { return positions.at(t); }
 };
 
 tile tile_holding(std::int64_t stored_index, std::int64_t tree_size) {
@@ -80,7 +82,7 @@ boost::system::result<void> plan_index(tile_plan& plan, std::int64_t stored_inde
   for (;; ++levels_up) {
     const auto above = tile_above(bottom, levels_up, tree_size);
     if (!above) return make_error_code(errc::invalid_request);
-    if (plan.planned.contains(*above)) break;
+    if (plan.contains(*above)) break;
   }
   for (int k = levels_up - 1; k >= 0; --k) plan.add(*tile_above(bottom, k, tree_size));
   return {};
@@ -255,7 +257,7 @@ std::optional<std::string> check_records_in_tree(
     const auto exact = tile_above(*entry, 0, tree_size);
     if (!exact || entry->width > exact->width) return "tile " + path + " is not in " + tree_name;
     if (entry->width < exact->width) narrower_entries.emplace_back(*entry, &bytes);
-    if (!plan->planned.contains(*exact)) {
+    if (!plan->contains(*exact)) {
       const std::int64_t first_hash =
           stored_hash_index(exact->level * exact->height, exact->index << exact->height);
       if (auto planned = plan_index(*plan, first_hash, tree_size); !planned) {
@@ -278,12 +280,9 @@ std::optional<std::string> check_records_in_tree(
 
   const std::vector<std::int64_t> subtrees = tree_hash_indexes(tree_size);
   std::optional<tlog_hash> tree;
-  std::string tree_tiles;
   for (std::size_t i = subtrees.size(); i-- > 0;) {
     const tile holder = tile_holding(subtrees[i], tree_size);
-    const auto position = static_cast<std::size_t>(
-        std::find(plan->tiles.begin(), plan->tiles.end(), holder) - plan->tiles.begin());
-    const auto hash = hash_from_tile(holder, tile_bytes[position], subtrees[i]);
+    const auto hash = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], subtrees[i]);
     if (!hash) return "tile " + tile_path(holder) + " does not hold the hashes of " + tree_name;
     tree = tree ? node_hash(*hash, *tree) : *hash;
   }
@@ -298,14 +297,12 @@ std::optional<std::string> check_records_in_tree(
   for (std::size_t i = plan->tree_hash_tile_count; i < plan->tiles.size(); ++i) {
     const tile& child = plan->tiles[i];
     const auto parent = tile_above(child, 1, tree_size);
-    const auto position =
-        parent
-            ? static_cast<std::size_t>(std::find(plan->tiles.begin(), plan->tiles.end(), *parent) -
-                                       plan->tiles.begin())
-            : plan->tiles.size();
-    if (position == plan->tiles.size()) return "tile " + tile_path(child) + " has no parent tile";
+    // Planning put every tile below the tree-hash tiles after its parent.
+    if (!parent || !plan->contains(*parent)) {
+      return "tile " + tile_path(child) + " has no parent tile";
+    }
     const auto expected =
-        hash_from_tile(*parent, tile_bytes[position],
+        hash_from_tile(*parent, tile_bytes[plan->position_of(*parent)],
                        stored_hash_index(parent->level * parent->height, child.index));
     if (!expected || *expected != full_tile_hash(tile_bytes[i])) {
       return "tile " + tile_path(child) + " does not match its parent tile " + tile_path(*parent);
@@ -314,9 +311,7 @@ std::optional<std::string> check_records_in_tree(
 
   for (const auto& [narrow, bytes] : narrower_entries) {
     const tile exact = *tile_above(narrow, 0, tree_size);
-    const auto position = static_cast<std::size_t>(
-        std::find(plan->tiles.begin(), plan->tiles.end(), exact) - plan->tiles.begin());
-    const auto cut = cut_tile(narrow, exact, tile_bytes[position]);
+    const auto cut = cut_tile(narrow, exact, tile_bytes[plan->position_of(exact)]);
     if (!cut || *cut != *bytes) {
       return "tile " + tile_path(narrow) + " is not a prefix of tile " + tile_path(exact);
     }
@@ -325,9 +320,7 @@ std::optional<std::string> check_records_in_tree(
   for (const auto& [id, hash] : record_hashes) {
     const std::int64_t index = stored_hash_index(0, id);
     const tile holder = tile_holding(index, tree_size);
-    const auto position = static_cast<std::size_t>(
-        std::find(plan->tiles.begin(), plan->tiles.end(), holder) - plan->tiles.begin());
-    const auto stored = hash_from_tile(holder, tile_bytes[position], index);
+    const auto stored = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], index);
     if (!stored || *stored != hash) {
       return "record " + std::to_string(id) + " is not in " + tree_name + " at that id";
     }
