@@ -77,25 +77,71 @@ def remembered_tree_size(go, sumdb) -> int:
     return int(latest.splitlines()[1])
 
 
-def test_go_fetches_the_planned_tiles_cold_and_after_the_tree_grows(tmp_path, make_upstream,
-                                                                    make_sumdb, make_go):
-    tree = mt.ModuleTree(tmp_path / "tree")
+def add_modules(tree: mt.ModuleTree, record_ids: list[int]) -> dict[int, mt.ModuleVersion]:
+    """One module per record id, example.com/tileplan/r<id>@v1.0.0."""
     modules = {}
-    for record_id in COLD_IDS + GROWN_IDS:
+    for record_id in record_ids:
         path = f"example.com/tileplan/r{record_id}"
         modules[record_id] = tree.add(path, "v1.0.0", {
             "go.mod": f"module {path}\n\ngo 1.19\n".encode(),
-            "r.go": f'package r\n\nconst ID = {record_id}\n'.encode(),
+            "r.go": f"package r\n\nconst ID = {record_id}\n".encode(),
         })
-    upstream = make_upstream(tree.root)
+    return modules
+
+
+def seeded_sumdb(make_sumdb, tree: mt.ModuleTree, size: int,
+                 modules: dict[int, mt.ModuleVersion]):
+    """A test checksum database whose log holds `size` records, `modules` at their ids."""
     sumdb = make_sumdb(tree.root)
     sumdb.stop()
-    seed_records(sumdb.records_file, 0, COLD_TREE_SIZE, modules)
+    seed_records(sumdb.records_file, 0, size, modules)
     sumdb.start()
+    return sumdb
+
+
+def download(go, modules: dict[int, mt.ModuleVersion], record_ids: list[int]) -> None:
+    go.download_json(*(f"{modules[i].path}@{modules[i].version}" for i in record_ids))
+
+
+# (tree size, record ids the go command verifies): around the 256- and 65536-record boundaries
+# where tiles turn full and a new tile level appears.
+EDGE_CASES = [
+    (1, [0]),
+    (255, [0, 254]),
+    (256, [0, 255]),
+    (257, [0, 256]),
+    (65536, [0, 65535]),
+    (65537, [255, 65536]),
+    (70000, [65535, 65536, 69887, 69888, 69999]),
+]
+
+
+def test_go_fetches_the_planned_tiles_at_edge_tree_sizes(tmp_path, make_upstream, make_sumdb,
+                                                         make_go):
+    tree = mt.ModuleTree(tmp_path / "tree")
+    modules = add_modules(tree, sorted({i for _, ids in EDGE_CASES for i in ids}))
+    upstream = make_upstream(tree.root)
+    for size, record_ids in EDGE_CASES:
+        sumdb = seeded_sumdb(make_sumdb, tree, size, {i: modules[i] for i in record_ids})
+        go = make_go(upstream.url)
+        go.gosumdb = sumdb.gosumdb
+        download(go, modules, record_ids)
+        assert fetched_tiles(sumdb, len(record_ids)) == planned_tiles(size, record_ids), size
+        assert remembered_tree_size(go, sumdb) == size
+        sumdb.stop()
+
+
+def test_go_fetches_the_planned_tiles_cold_and_after_the_tree_grows(tmp_path, make_upstream,
+                                                                    make_sumdb, make_go):
+    tree = mt.ModuleTree(tmp_path / "tree")
+    modules = add_modules(tree, COLD_IDS + GROWN_IDS)
+    upstream = make_upstream(tree.root)
+    sumdb = seeded_sumdb(make_sumdb, tree, COLD_TREE_SIZE,
+                         {i: modules[i] for i in COLD_IDS})
 
     go = make_go(upstream.url)
     go.gosumdb = sumdb.gosumdb
-    go.download_json(*(f"{modules[i].path}@v1.0.0" for i in COLD_IDS))
+    download(go, modules, COLD_IDS)
     assert fetched_tiles(sumdb, len(COLD_IDS)) == planned_tiles(COLD_TREE_SIZE, COLD_IDS)
     assert remembered_tree_size(go, sumdb) == COLD_TREE_SIZE
 
@@ -106,7 +152,7 @@ def test_go_fetches_the_planned_tiles_cold_and_after_the_tree_grows(tmp_path, ma
     sumdb.start()
     sumdb.clear_log()
     shutil.rmtree(go.modcache / "cache" / "download" / "sumdb")
-    go.download_json(*(f"{modules[i].path}@v1.0.0" for i in GROWN_IDS))
+    download(go, modules, GROWN_IDS)
     assert fetched_tiles(sumdb, len(GROWN_IDS)) == planned_tiles(GROWN_TREE_SIZE, GROWN_IDS,
                                                                  COLD_TREE_SIZE)
     assert remembered_tree_size(go, sumdb) == GROWN_TREE_SIZE
