@@ -15,6 +15,8 @@ constexpr std::size_t hash_bytes = std::tuple_size_v<tlog_hash>;
 constexpr int full_width = 1 << sumdb_tile_height;
 // Tile levels above 7 would cover more than 2^64 records; a walk that climbs past them is a bug.
 constexpr int max_tile_level = 64 / sumdb_tile_height;
+// Stored hash indexes of larger trees overflow int64; a signed tree note may still claim one.
+constexpr std::int64_t max_tree_size = std::int64_t{1} << 62;
 
 bool is_plan_tile(const tile& t) {
   return t.height == sumdb_tile_height && t.level >= 0 && t.level < max_tile_level &&
@@ -142,7 +144,10 @@ boost::system::result<std::vector<tile>> client_tiles(std::int64_t tree_size,
                                                       std::span<const std::int64_t> record_ids,
                                                       std::int64_t older_tree_size) {
   const auto invalid = make_error_code(errc::invalid_request);
-  if (tree_size < 1 || older_tree_size < 0 || older_tree_size > tree_size) return invalid;
+  if (tree_size < 1 || tree_size > max_tree_size || older_tree_size < 0 ||
+      older_tree_size > tree_size) {
+    return invalid;
+  }
   for (std::int64_t id : record_ids) {
     if (id < 0 || id >= tree_size) return invalid;
   }
@@ -238,6 +243,7 @@ std::optional<std::string> check_records_in_tree(
     std::span<const std::pair<std::int64_t, tlog_hash>> record_hashes) {
   const std::string tree_name = "the tree of " + std::to_string(tree_size) + " records";
   if (tree_size < 1) return "a tree of " + std::to_string(tree_size) + " records has no tiles";
+  if (tree_size > max_tree_size) return tree_name + " is larger than 2^62 records";
   std::vector<std::int64_t> ids;
   for (const auto& [id, hash] : record_hashes) {
     if (id < 0 || id >= tree_size)

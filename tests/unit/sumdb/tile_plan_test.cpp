@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -92,6 +93,14 @@ TEST(tile_plan, client_tiles_refuses_ids_and_sizes_outside_the_tree) {
   EXPECT_EQ(client_tiles(256, negative).error(), invalid);
   EXPECT_EQ(client_tiles(256, none, 257).error(), invalid);
   EXPECT_EQ(client_tiles(256, none, -1).error(), invalid);
+  // A signed tree note may claim any size; past 2^62 stored hash indexes would overflow.
+  EXPECT_EQ(client_tiles(std::numeric_limits<std::int64_t>::max(), none).error(), invalid);
+  EXPECT_EQ(client_tiles((std::int64_t{1} << 62) + 1, none).error(), invalid);
+  const std::vector<std::int64_t> last = {(std::int64_t{1} << 62) - 1};
+  const auto largest = client_tiles(std::int64_t{1} << 62, last);
+  ASSERT_TRUE(largest.has_value());
+  EXPECT_EQ(largest->size(), 8u);
+  EXPECT_EQ(largest->back(), (tile{8, 7, 0, 64}));
 }
 
 std::string hashes_bytes(int count, unsigned char seed) {
@@ -317,6 +326,9 @@ TEST_F(tile_plan_tree, refuses_a_record_hash_at_the_wrong_id_or_outside_the_tree
   EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records({70000})),
             "record 70000 is not in the tree of 70000 records");
   EXPECT_EQ(check_records_in_tree(0, root(1), {}, records({})), "a tree of 0 records has no tiles");
+  EXPECT_EQ(
+      check_records_in_tree(std::numeric_limits<std::int64_t>::max(), root(1), {}, records({})),
+      "the tree of 9223372036854775807 records is larger than 2^62 records");
 }
 
 TEST_F(tile_plan_tree, refuses_a_wrong_root_or_size) {
