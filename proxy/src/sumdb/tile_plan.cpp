@@ -45,8 +45,9 @@ std::optional<tile> tile_above(tile t, int levels_up, std::int64_t tree_size) {
   t.index >>= levels_up * t.height;
   t.width = full_width;
   const std::int64_t hashes_at_level = tree_size >> (t.level * t.height);
+  // Compared before shifting: a parsed tile name may carry an index whose first hash overflows.
+  if (t.index >= (hashes_at_level + full_width - 1) >> t.height) return std::nullopt;
   const std::int64_t first = t.index << t.height;
-  if (first >= hashes_at_level) return std::nullopt;
   if (first + t.width > hashes_at_level) t.width = static_cast<int>(hashes_at_level - first);
   return t;
 }

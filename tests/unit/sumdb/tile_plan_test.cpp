@@ -381,6 +381,8 @@ TEST_F(tile_plan_tree, checks_tiles_beyond_the_plan_too) {
            {"tile/8/0/273", "tile tile/8/0/273 is not in the tree of 70000 records"},
            {"tile/8/0/274.p/1", "tile tile/8/0/274.p/1 is not in the tree of 70000 records"},
            {"tile/8/3/000.p/1", "tile tile/8/3/000.p/1 is not in the tree of 70000 records"},
+           {"tile/8/0/x999/x999/x999/x999/x999/999",
+            "tile tile/8/0/x999/x999/x999/x999/x999/999 is not in the tree of 70000 records"},
            {"tile/8/data/000", "entry tile/8/data/000 is not a hash tile of height 8"},
            {"tile/4/0/000", "entry tile/4/0/000 is not a hash tile of height 8"},
            {"lookup/example.com/m@v1.0.0",
