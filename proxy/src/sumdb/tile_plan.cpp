@@ -247,8 +247,9 @@ std::optional<std::string> check_records_in_tree(
   if (tree_size > max_tree_size) return tree_name + " is larger than 2^62 records";
   std::vector<std::int64_t> ids;
   for (const auto& [id, hash] : record_hashes) {
-    if (id < 0 || id >= tree_size)
+    if (id < 0 || id >= tree_size) {
       return "record " + std::to_string(id) + " is not in " + tree_name;
+    }
     ids.push_back(id);
   }
   auto plan = plan_tiles(tree_size, record_indexes(ids));
