@@ -1,6 +1,8 @@
 """The tiles the real go command loads from a checksum database, against sumdb::client_tiles (the
 plan a bundle export follows, printed by build/tests/client_tiles_tool): a client with no
-remembered tree, then the same client once the tree has grown, proving the older tree too.
+remembered tree, then the same client once the tree has grown, proving the older tree too. The
+database's own tiles for that plan then pass sumdb::check_records_in_tree (what a bundle import
+runs), and fail it with any one byte changed.
 
 The database's record log is seeded before it starts, so the tree has hundreds of records (full
 and partial level-0 tiles, later level-2 tiles) and the verified modules sit at chosen record ids.
@@ -8,6 +10,8 @@ and partial level-0 tiles, later level-2 tiles) and the verified modules sit at 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import module_tree as mt
-from conftest import proxy_binary
+from conftest import http_request, proxy_binary
 
 COLD_TREE_SIZE = 700  # level-0 tiles 0 and 1 full, tile 2 partial; level-1 tile 0 partial
 COLD_IDS = [0, 255, 256, COLD_TREE_SIZE - 1]
@@ -37,11 +41,21 @@ def client_tiles_tool() -> Path:
 
 
 def planned_tiles(tree_size: int, record_ids: list[int], older_tree_size: int = 0) -> list[str]:
-    proc = subprocess.run([str(client_tiles_tool()), str(tree_size), str(older_tree_size),
+    proc = subprocess.run([str(client_tiles_tool()), "plan", str(tree_size), str(older_tree_size),
                            *map(str, record_ids)], capture_output=True, text=True, timeout=30)
     # Empty stderr too: a sanitizer build reports there and still exits 0.
     assert proc.returncode == 0 and not proc.stderr, proc.stderr
     return sorted(proc.stdout.split())
+
+
+def record_text(mv: mt.ModuleVersion) -> str:
+    return (f"{mv.path} {mv.version} {mv.zip_sum}\n"
+            f"{mv.path} {mv.version}/go.mod {mv.mod_sum}\n")
+
+
+def record_hash(mv: mt.ModuleVersion) -> str:
+    """The log's leaf hash of the module's record, hex."""
+    return hashlib.sha256(b"\0" + record_text(mv).encode()).hexdigest()
 
 
 def record_line(path: str, version: str, text: str) -> str:
@@ -59,9 +73,7 @@ def seed_records(records_file: Path, first_id: int, size: int,
                 path = f"filler.invalid/r{record_id}"
                 out.write(record_line(path, "v1.0.0", f"{path} v1.0.0 h1:{record_id:043d}=\n"))
             else:
-                out.write(record_line(mv.path, mv.version,
-                                      f"{mv.path} {mv.version} {mv.zip_sum}\n"
-                                      f"{mv.path} {mv.version}/go.mod {mv.mod_sum}\n"))
+                out.write(record_line(mv.path, mv.version, record_text(mv)))
 
 
 def fetched_tiles(sumdb, lookups: int) -> list[str]:
@@ -71,6 +83,37 @@ def fetched_tiles(sumdb, lookups: int) -> list[str]:
     # A 404 would have sent the client to the full tile instead, which is not the plan.
     assert all(r.status == 200 for r in tiles), tiles
     return sorted({r.path.removeprefix("/") for r in tiles})
+
+
+def check_tiles(tile_dir: Path, tree_size: int, root: bytes,
+                records: dict[int, mt.ModuleVersion]) -> tuple[int, str]:
+    """check_records_in_tree over the files under tile_dir: (exit code, "ok" or the reason)."""
+    hashes = [f"{record_id}={record_hash(mv)}" for record_id, mv in records.items()]
+    proc = subprocess.run([str(client_tiles_tool()), "check", str(tree_size), root.hex(),
+                           str(tile_dir), *hashes], capture_output=True, text=True, timeout=30)
+    assert not proc.stderr, proc.stderr
+    return proc.returncode, proc.stdout.strip()
+
+
+def assert_database_tiles_check(sumdb, tile_dir: Path, tiles: list[str], tree_size: int,
+                                records: dict[int, mt.ModuleVersion]) -> None:
+    """The database's bytes of `tiles` pass check_records_in_tree against its signed tree head;
+    the same with any one tile's first byte changed does not."""
+    note = http_request(sumdb.port, "/latest").body.decode().split("\n")
+    assert int(note[1]) == tree_size, note
+    root = base64.b64decode(note[2])
+    for path in tiles:
+        resp = http_request(sumdb.port, f"/{path}")
+        assert resp.status == 200, path
+        (tile_dir / path).parent.mkdir(parents=True, exist_ok=True)
+        (tile_dir / path).write_bytes(resp.body)
+    assert check_tiles(tile_dir, tree_size, root, records) == (0, "ok")
+    for path in tiles:
+        genuine = (tile_dir / path).read_bytes()
+        (tile_dir / path).write_bytes(bytes([genuine[0] ^ 1]) + genuine[1:])
+        code, reason = check_tiles(tile_dir, tree_size, root, records)
+        assert code == 1 and reason != "ok", path
+        (tile_dir / path).write_bytes(genuine)
 
 
 def remembered_tree_size(go, sumdb) -> int:
@@ -127,8 +170,11 @@ def test_go_fetches_the_planned_tiles_at_edge_tree_sizes(tmp_path, make_upstream
         go = make_go(upstream.url)
         go.gosumdb = sumdb.gosumdb
         download(go, modules, record_ids)
-        assert fetched_tiles(sumdb, len(record_ids)) == planned_tiles(size, record_ids), size
+        planned = planned_tiles(size, record_ids)
+        assert fetched_tiles(sumdb, len(record_ids)) == planned, size
         assert remembered_tree_size(go, sumdb) == size
+        assert_database_tiles_check(sumdb, tmp_path / f"tiles{size}", planned, size,
+                                    {i: modules[i] for i in record_ids})
         sumdb.stop()
 
 
@@ -154,6 +200,10 @@ def test_go_fetches_the_planned_tiles_cold_and_after_the_tree_grows(tmp_path, ma
     sumdb.clear_log()
     shutil.rmtree(go.modcache / "cache" / "download" / "sumdb")
     download(go, modules, GROWN_IDS)
-    assert fetched_tiles(sumdb, len(GROWN_IDS)) == planned_tiles(GROWN_TREE_SIZE, GROWN_IDS,
-                                                                 COLD_TREE_SIZE)
+    planned = planned_tiles(GROWN_TREE_SIZE, GROWN_IDS, COLD_TREE_SIZE)
+    assert fetched_tiles(sumdb, len(GROWN_IDS)) == planned
     assert remembered_tree_size(go, sumdb) == GROWN_TREE_SIZE
+    # The older tree's own tiles (narrower) are checked as prefixes of the grown tree's tiles.
+    assert "tile/8/0/002.p/188" in planned and "tile/8/0/002" in planned
+    assert_database_tiles_check(sumdb, tmp_path / "tiles", planned, GROWN_TREE_SIZE,
+                                {i: modules[i] for i in GROWN_IDS})
