@@ -1,6 +1,7 @@
 // Which hash tiles the go command's checksum-database client loads for a tree of a given size,
 // how to cut them from wider cached tiles, and how to check a set of tiles against a signed root
 // the way that client does (for bundles a go client verifies with no checksum database reachable).
+// Pure functions of their arguments: safe to call from any thread, nothing kept after the call.
 #pragma once
 
 #include <boost/system/result.hpp>
@@ -18,7 +19,7 @@
 
 namespace gomodproxy::sumdb {
 
-/// Orders tiles by level, then index, then width (the order client_tiles returns).
+/// Orders tiles by height, level, index, then width (the order client_tiles returns).
 bool tile_less(const tile& a, const tile& b);
 
 /// Every hash tile (height 8) the go command's checksum-database client (x/mod/sumdb/tlog's
