@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
-#include <set>
+#include <map>
 #include <tuple>
 
 #include "errc.hpp"
@@ -15,6 +15,8 @@ constexpr std::size_t hash_bytes = std::tuple_size_v<tlog_hash>;
 constexpr int full_width = 1 << sumdb_tile_height;
 // Tile levels above 7 would cover more than 2^64 records; a walk that climbs past them is a bug.
 constexpr int max_tile_level = 64 / sumdb_tile_height;
+// Stored hash indexes of larger trees overflow int64; a signed tree note may still claim one.
+constexpr std::int64_t max_tree_size = std::int64_t{1} << 62;
 
 bool is_plan_tile(const tile& t) {
   return t.height == sumdb_tile_height && t.level >= 0 && t.level < max_tile_level &&
@@ -43,8 +45,9 @@ std::optional<tile> tile_above(tile t, int levels_up, std::int64_t tree_size) {
   t.index >>= levels_up * t.height;
   t.width = full_width;
   const std::int64_t hashes_at_level = tree_size >> (t.level * t.height);
+  // Compared before shifting: a parsed tile name may carry an index whose first hash overflows.
+  if (t.index >= (hashes_at_level + full_width - 1) >> t.height) return std::nullopt;
   const std::int64_t first = t.index << t.height;
-  if (first >= hashes_at_level) return std::nullopt;
   if (first + t.width > hashes_at_level) t.width = static_cast<int>(hashes_at_level - first);
   return t;
 }
@@ -59,12 +62,14 @@ struct tile_key_less {
 // the first tile already planned.
 struct tile_plan {
   std::vector<tile> tiles;
-  std::set<tile, tile_key_less> planned;
+  std::map<tile, std::size_t, tile_key_less> positions;  // where each tile is in `tiles`
   std::size_t tree_hash_tile_count = 0;
 
   void add(const tile& t) {
-    if (planned.insert(t).second) tiles.push_back(t);
+    if (positions.emplace(t, tiles.size()).second) tiles.push_back(t);
   }
+  bool contains(const tile& t) const { return positions.contains(t); }
+  std::size_t position_of(const tile& t) const { return positions.at(t); }
 };
 
 tile tile_holding(std::int64_t stored_index, std::int64_t tree_size) {
@@ -80,7 +85,7 @@ boost::system::result<void> plan_index(tile_plan& plan, std::int64_t stored_inde
   for (;; ++levels_up) {
     const auto above = tile_above(bottom, levels_up, tree_size);
     if (!above) return make_error_code(errc::invalid_request);
-    if (plan.planned.contains(*above)) break;
+    if (plan.contains(*above)) break;
   }
   for (int k = levels_up - 1; k >= 0; --k) plan.add(*tile_above(bottom, k, tree_size));
   return {};
@@ -140,7 +145,10 @@ boost::system::result<std::vector<tile>> client_tiles(std::int64_t tree_size,
                                                       std::span<const std::int64_t> record_ids,
                                                       std::int64_t older_tree_size) {
   const auto invalid = make_error_code(errc::invalid_request);
-  if (tree_size < 1 || older_tree_size < 0 || older_tree_size > tree_size) return invalid;
+  if (tree_size < 1 || tree_size > max_tree_size || older_tree_size < 0 ||
+      older_tree_size > tree_size) {
+    return invalid;
+  }
   for (std::int64_t id : record_ids) {
     if (id < 0 || id >= tree_size) return invalid;
   }
@@ -152,7 +160,16 @@ boost::system::result<std::vector<tile>> client_tiles(std::int64_t tree_size,
   auto plan = plan_tiles(tree_size, indexes);
   if (!plan) return plan.error();
   std::vector<tile> tiles = std::move(plan->tiles);
+  if (older_tree_size > 0) {
+    // At start-up the client checks the tree head it remembers against itself, which loads that
+    // tree's own tree-hash tiles at their widths in the older tree (unless its tile cache has
+    // them).
+    auto older = plan_tiles(older_tree_size, {});
+    if (!older) return older.error();
+    tiles.insert(tiles.end(), older->tiles.begin(), older->tiles.end());
+  }
   std::sort(tiles.begin(), tiles.end(), tile_less);
+  tiles.erase(std::unique(tiles.begin(), tiles.end()), tiles.end());
   return tiles;
 }
 
@@ -227,10 +244,12 @@ std::optional<std::string> check_records_in_tree(
     std::span<const std::pair<std::int64_t, tlog_hash>> record_hashes) {
   const std::string tree_name = "the tree of " + std::to_string(tree_size) + " records";
   if (tree_size < 1) return "a tree of " + std::to_string(tree_size) + " records has no tiles";
+  if (tree_size > max_tree_size) return tree_name + " is larger than 2^62 records";
   std::vector<std::int64_t> ids;
   for (const auto& [id, hash] : record_hashes) {
-    if (id < 0 || id >= tree_size)
+    if (id < 0 || id >= tree_size) {
       return "record " + std::to_string(id) + " is not in " + tree_name;
+    }
     ids.push_back(id);
   }
   auto plan = plan_tiles(tree_size, record_indexes(ids));
@@ -246,7 +265,7 @@ std::optional<std::string> check_records_in_tree(
     const auto exact = tile_above(*entry, 0, tree_size);
     if (!exact || entry->width > exact->width) return "tile " + path + " is not in " + tree_name;
     if (entry->width < exact->width) narrower_entries.emplace_back(*entry, &bytes);
-    if (!plan->planned.contains(*exact)) {
+    if (!plan->contains(*exact)) {
       const std::int64_t first_hash =
           stored_hash_index(exact->level * exact->height, exact->index << exact->height);
       if (auto planned = plan_index(*plan, first_hash, tree_size); !planned) {
@@ -269,12 +288,9 @@ std::optional<std::string> check_records_in_tree(
 
   const std::vector<std::int64_t> subtrees = tree_hash_indexes(tree_size);
   std::optional<tlog_hash> tree;
-  std::string tree_tiles;
   for (std::size_t i = subtrees.size(); i-- > 0;) {
     const tile holder = tile_holding(subtrees[i], tree_size);
-    const auto position = static_cast<std::size_t>(
-        std::find(plan->tiles.begin(), plan->tiles.end(), holder) - plan->tiles.begin());
-    const auto hash = hash_from_tile(holder, tile_bytes[position], subtrees[i]);
+    const auto hash = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], subtrees[i]);
     if (!hash) return "tile " + tile_path(holder) + " does not hold the hashes of " + tree_name;
     tree = tree ? node_hash(*hash, *tree) : *hash;
   }
@@ -289,14 +305,12 @@ std::optional<std::string> check_records_in_tree(
   for (std::size_t i = plan->tree_hash_tile_count; i < plan->tiles.size(); ++i) {
     const tile& child = plan->tiles[i];
     const auto parent = tile_above(child, 1, tree_size);
-    const auto position =
-        parent
-            ? static_cast<std::size_t>(std::find(plan->tiles.begin(), plan->tiles.end(), *parent) -
-                                       plan->tiles.begin())
-            : plan->tiles.size();
-    if (position == plan->tiles.size()) return "tile " + tile_path(child) + " has no parent tile";
+    // Planning put every tile below the tree-hash tiles after its parent.
+    if (!parent || !plan->contains(*parent)) {
+      return "tile " + tile_path(child) + " has no parent tile";
+    }
     const auto expected =
-        hash_from_tile(*parent, tile_bytes[position],
+        hash_from_tile(*parent, tile_bytes[plan->position_of(*parent)],
                        stored_hash_index(parent->level * parent->height, child.index));
     if (!expected || *expected != full_tile_hash(tile_bytes[i])) {
       return "tile " + tile_path(child) + " does not match its parent tile " + tile_path(*parent);
@@ -305,9 +319,7 @@ std::optional<std::string> check_records_in_tree(
 
   for (const auto& [narrow, bytes] : narrower_entries) {
     const tile exact = *tile_above(narrow, 0, tree_size);
-    const auto position = static_cast<std::size_t>(
-        std::find(plan->tiles.begin(), plan->tiles.end(), exact) - plan->tiles.begin());
-    const auto cut = cut_tile(narrow, exact, tile_bytes[position]);
+    const auto cut = cut_tile(narrow, exact, tile_bytes[plan->position_of(exact)]);
     if (!cut || *cut != *bytes) {
       return "tile " + tile_path(narrow) + " is not a prefix of tile " + tile_path(exact);
     }
@@ -316,9 +328,7 @@ std::optional<std::string> check_records_in_tree(
   for (const auto& [id, hash] : record_hashes) {
     const std::int64_t index = stored_hash_index(0, id);
     const tile holder = tile_holding(index, tree_size);
-    const auto position = static_cast<std::size_t>(
-        std::find(plan->tiles.begin(), plan->tiles.end(), holder) - plan->tiles.begin());
-    const auto stored = hash_from_tile(holder, tile_bytes[position], index);
+    const auto stored = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], index);
     if (!stored || *stored != hash) {
       return "record " + std::to_string(id) + " is not in " + tree_name + " at that id";
     }

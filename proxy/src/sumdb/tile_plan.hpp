@@ -1,6 +1,7 @@
 // Which hash tiles the go command's checksum-database client loads for a tree of a given size,
 // how to cut them from wider cached tiles, and how to check a set of tiles against a signed root
 // the way that client does (for bundles a go client verifies with no checksum database reachable).
+// Pure functions of their arguments: safe to call from any thread, nothing kept after the call.
 #pragma once
 
 #include <boost/system/result.hpp>
@@ -18,16 +19,19 @@
 
 namespace gomodproxy::sumdb {
 
-/// Orders tiles by level, then index, then width (the order client_tiles returns).
+/// Orders tiles by height, level, index, then width (the order client_tiles returns).
 bool tile_less(const tile& a, const tile& b);
 
 /// Every hash tile (height 8) the go command's checksum-database client (x/mod/sumdb/tlog's
 /// TileHashReader) loads to prove that records `record_ids` are in the tree of `tree_size`
 /// records and, when `older_tree_size` > 0, that this tree extends the tree of its first
 /// `older_tree_size` records (what the client does when it remembers that older tree). Each tile
-/// has the exact width the client asks for at `tree_size`; sorted by tile_less, no duplicates.
-/// Errors: errc::invalid_request when tree_size < 1, a record id is outside [0, tree_size), or
-/// older_tree_size is outside [0, tree_size].
+/// has the exact width the client asks for at `tree_size`; with `older_tree_size` > 0 the result
+/// also holds the older tree's own tree-hash tiles at their widths in that tree, because the client
+/// re-checks the tree head it remembers at start-up (the same tile may then appear at two widths,
+/// the narrower a prefix of the wider). Sorted by tile_less, no duplicates.
+/// Errors: errc::invalid_request when tree_size is outside [1, 2^62], a record id is outside
+/// [0, tree_size), or older_tree_size is outside [0, tree_size].
 [[nodiscard]] boost::system::result<std::vector<tile>> client_tiles(
     std::int64_t tree_size, std::span<const std::int64_t> record_ids,
     std::int64_t older_tree_size = 0);
@@ -49,7 +53,8 @@ std::optional<tile> parse_tile_path(std::string_view path);
 /// at its record id. Every other entry of `tiles` must also be a height-8 hash tile of this tree,
 /// either at its exact width at `tree_size` (then authenticated through its parent tiles, which
 /// must be present) or narrower (then a byte prefix of that exact-width tile, which must be
-/// present). Otherwise a one-line reason naming the first tile or record that does not fit.
+/// present). Otherwise a one-line reason naming the first tile or record that does not fit (or
+/// the tree size, outside [1, 2^62]).
 std::optional<std::string> check_records_in_tree(
     std::int64_t tree_size, const tlog_hash& root, const std::map<std::string, std::string>& tiles,
     std::span<const std::pair<std::int64_t, tlog_hash>> record_hashes);
