@@ -124,6 +124,41 @@ def test_export_import_and_build_with_nothing_reachable(exported, tree, tmp_path
     assert cache_listing(tmp_path / "c-cache") == cache_listing(b_cache)
 
 
+def test_a_client_that_remembers_an_older_tree_builds_from_the_bundle(
+        tree, tmp_path, make_upstream, make_sumdb, start_proxy, make_go):
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    # The client looks one module up first, while the database's tree holds one record: it
+    # remembers that tree (GOPATH/pkg/sumdb) and must see every later tree extend it.
+    go = make_go(proxy.url)
+    go.gosumdb = sumdb.vkey
+    go.run("mod", "download", f"{mt.HELLO}@v1.2.0")
+    remembered = go.gopath / "pkg" / "sumdb" / sumdb.name / "latest"
+    assert remembered.read_text().split("\n")[1] == "1"
+    consumer = tmp_path / "consumer"
+    write_consumer(tree, consumer)
+    warmed = prefetch("--proxy", proxy.url, "--sumdb", sumdb.name, str(consumer))
+    assert warmed.returncode == 0, warmed.stderr
+    cache_dir = proxy.cache_dir
+    assert proxy.terminate() == 0
+    bundle = tmp_path / "bundle.tar"
+    done = run("cache", "export", "--out", str(bundle), "--go-sum", str(consumer / "go.sum"),
+               "--cache-dir", str(cache_dir), *sumdb.flags)
+    assert done.returncode == 0, done.stderr
+    upstream.stop()
+    sumdb.stop()
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    subprocess.run(["tar", "-xf", str(bundle), "-C", str(unpacked)], check=True, timeout=30)
+    go.goproxy = unpacked.as_uri()
+    unsummed = tmp_path / "unsummed"
+    mt.write_program(unsummed)
+    go.run("build", "-o", "prog", ".", cwd=unsummed)
+    assert (unsummed / "go.sum").read_text() == (consumer / "go.sum").read_text()
+    assert remembered.read_text().split("\n")[1] == str(len(CONSUMER_REQUIRES))
+
+
 def test_import_through_a_running_proxy(exported, tmp_path, start_proxy, make_go):
     bundle, sumdb, consumer, _, _ = exported
     token = base64.b32encode(b"bundle-import-token!").decode()
