@@ -81,9 +81,7 @@ std::optional<chosen_tree> newest_tree(cache::cache_store& store,
     auto body = small_body(store, key);
     if (!body) continue;
     std::string note = *body;
-    if (key.ends_with("/latest")) {
-      note = *body;
-    } else {
+    if (!key.ends_with("/latest")) {
       auto record = sumdb::parse_lookup_response(*body);
       if (!record) continue;
       note = record->signed_tree;

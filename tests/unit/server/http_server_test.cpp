@@ -585,5 +585,103 @@ TEST(http_server, a_refused_request_gets_401_before_its_handler_and_keeps_the_co
   EXPECT_EQ(seen[1].second, "Bearer good");
 }
 
+// ---- Request bodies ------------------------------------------------------------------------
+
+// /admin/upload reads the body and answers "<bytes> <body>"; /admin/upload-unread answers without
+// reading.
+class body_handler final : public handler {
+ public:
+  net::awaitable<void> handle(const request_view& request, response_writer& writer) override {
+    response_head head;
+    head.content_type = "text/plain; charset=utf-8";
+    std::string body;
+    if (request.target == "/admin/upload" && request.body) {
+      char buffer[4];  // small, so a body takes several reads
+      for (;;) {
+        auto got = co_await request.body->read_some(buffer, sizeof buffer);
+        if (!got) {
+          head.status = 400;
+          (void)co_await writer.send(head, "read failed: " + got.error().message());
+          co_return;
+        }
+        if (*got == 0) break;
+        body.append(buffer, *got);
+      }
+    }
+    (void)co_await writer.send(head, std::to_string(body.size()) + " " + body);
+  }
+};
+
+std::string post(const std::string& target, const std::string& headers, const std::string& body) {
+  return "POST " + target + " HTTP/1.1\r\nHost: test\r\n" + headers + "\r\n" + body;
+}
+
+TEST(http_server, a_body_route_reads_bodies_within_its_limit_and_others_refuse_them) {
+  struct body_case {
+    std::string name;
+    std::string bytes;
+    int status;
+    std::string answer;  ///< expected body; empty: not checked
+    bool stays_open;
+  };
+  const std::vector<body_case> cases = {
+      {"content-length", post("/admin/upload", "Content-Length: 11\r\n", "hello world"), 200,
+       "11 hello world", true},
+      {"chunked",
+       post("/admin/upload", "Transfer-Encoding: chunked\r\n",
+            "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+       200, "11 hello world", true},
+      {"no body", post("/admin/upload", "Content-Length: 0\r\n", ""), 200, "0 ", true},
+      {"left unread, drained", post("/admin/upload-unread", "Content-Length: 5\r\n", "hello"), 200,
+       "0 ", true},
+      {"declared over the limit", post("/admin/upload", "Content-Length: 17\r\n", ""), 413, "",
+       false},
+      {"chunked over the limit",
+       post("/admin/upload", "Transfer-Encoding: chunked\r\n",
+            "11\r\n" + std::string(17, 'x') + "\r\n"),
+       400, "", false},
+      {"a body to a route without one", post("/admin/a", "Content-Length: 5\r\n", "hello"), 400, "",
+       false},
+      {"a GET with a body",
+       "GET /admin/upload HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello", 400, "",
+       false},
+  };
+  test_handler fallback;
+  body_handler bodies;
+  net::io_context io;
+  auto guard = net::make_work_guard(io);
+  http_server server(io, test_options(), fallback);
+  server.add_body_route("/admin/upload", bodies, 16);
+  server.add_body_route("/admin/upload-unread", bodies, 16);
+  auto bound = server.listen();
+  ASSERT_TRUE(bound);
+  server.start();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i) threads.emplace_back([&io] { io.run(); });
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    loopback_client client(*bound);
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.send(c.bytes));
+    auto got = client.read_response();
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, c.status) << got->head << got->body;
+    if (!c.answer.empty()) {
+      EXPECT_EQ(got->body, c.answer);
+    }
+    if (c.stays_open) {
+      ASSERT_TRUE(client.send(get("/again")));
+      auto again = client.read_response();
+      ASSERT_TRUE(again);
+      EXPECT_EQ(again->body, "GET /again\n");
+    } else {
+      EXPECT_TRUE(client.closed_by_server());
+    }
+  }
+  guard.reset();
+  io.stop();
+  for (auto& thread : threads) thread.join();
+}
+
 }  // namespace
 }  // namespace gomodproxy::server
