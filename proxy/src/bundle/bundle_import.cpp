@@ -25,8 +25,19 @@ namespace {
 
 using protocol::endpoint;
 
-// Small members are read whole; a bigger one is no .info, list, note, record or tile.
-constexpr std::uint64_t max_small_member = 1 << 20;
+// Small members are read whole, each kind within a bound far above what a database or proxy
+// serves, so a hostile bundle cannot make the check hold more than its tiles and records.
+constexpr std::uint64_t max_text_member = 1 << 20;                         // .info, list
+constexpr std::uint64_t max_note_member = 64 << 10;                        // latest, lookup
+constexpr std::uint64_t max_tile_member = 32 << sumdb::sumdb_tile_height;  // 256 hashes
+
+// A name not yet validated, as one printable line.
+std::string shown(std::string_view name) {
+  protocol::quote_options options;
+  options.quotes = false;
+  options.max_bytes = 256;
+  return protocol::quote(name, options);
+}
 
 struct member_file {
   tar_member member;
@@ -59,8 +70,9 @@ sumdb::random_reader member_reader(tar_reader& tar, const tar_member& member) {
   };
 }
 
-bool read_small(tar_reader& tar, const tar_member& member, std::string& out, std::string& why) {
-  if (member.size > max_small_member) {
+bool read_small(tar_reader& tar, const tar_member& member, std::string& out, std::string& why,
+                std::uint64_t limit = max_text_member) {
+  if (member.size > limit) {
     why = member.name + ": " + std::to_string(member.size) + " bytes is too large for this file";
     return false;
   }
@@ -194,6 +206,56 @@ bool commit_bytes(cache::cache_store& store, const std::string& key, std::string
   return true;
 }
 
+// The versions a bundle's list names, or nullopt with `why` naming the first line that is no
+// valid version of its module.
+std::optional<std::set<std::string>> list_versions(tar_reader& tar, const member_file& file,
+                                                   std::string& why) {
+  std::string body;
+  if (!read_small(tar, file.member, body, why)) return std::nullopt;
+  std::set<std::string> versions;
+  std::string_view rest = body;
+  for (std::size_t line_number = 1; !rest.empty(); ++line_number) {
+    const auto newline = rest.find('\n');
+    const auto line = protocol::trim_space(rest.substr(0, newline));
+    rest = newline == std::string_view::npos ? std::string_view{} : rest.substr(newline + 1);
+    if (line.empty()) continue;
+    if (protocol::canonical_version(line) != line ||
+        protocol::check_path_version(file.request.module_path, line)) {
+      why = file.member.name + ": line " + std::to_string(line_number) + " is not a version of " +
+            file.request.module_path;
+      return std::nullopt;
+    }
+    versions.emplace(line);
+  }
+  return versions;
+}
+
+// The bundle's list merged with the cached one, so an import never hides versions the cache
+// already listed; in semver order.
+std::optional<std::string> merged_list(cache::cache_store& store, tar_reader& tar,
+                                       const member_file& file, std::string& why) {
+  auto known = list_versions(tar, file, why);
+  if (!known) return std::nullopt;
+  const auto& key = file.request.cache_key;
+  if (auto reader = store.open(key);
+      reader && *reader && (*reader)->meta().kind != cache::entry_kind::not_found) {
+    auto cached = (*reader)->read(0, static_cast<std::size_t>((*reader)->meta().size));
+    std::string_view lines = cached ? std::string_view(*cached) : std::string_view{};
+    while (!lines.empty()) {
+      const auto newline = lines.find('\n');
+      const auto line = protocol::trim_space(lines.substr(0, newline));
+      lines = newline == std::string_view::npos ? std::string_view{} : lines.substr(newline + 1);
+      if (!line.empty()) known->emplace(line);
+    }
+  }
+  std::vector<std::string> sorted(known->begin(), known->end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return protocol::compare_versions(a, b) < 0; });
+  std::string merged;
+  for (const auto& version : sorted) merged += version + "\n";
+  return merged;
+}
+
 bool present(cache::cache_store& store, const std::string& key) {
   auto meta = store.stat(key);
   return meta && *meta && (*meta)->kind != cache::entry_kind::not_found;
@@ -222,19 +284,20 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
       while (name.ends_with('/')) name.pop_back();
       if (name.starts_with('/') || name == ".." || name.starts_with("../") ||
           name.find("/../") != std::string::npos || name.ends_with("/..")) {
-        why = member->name + ": directory outside the bundle";
+        why = shown(member->name) + ": directory outside the bundle";
         return false;
       }
       continue;
     }
     if (member->type != '0') {
-      why = member->name + ": not a regular file (tar type '" + std::string(1, member->type) + "')";
+      why = shown(member->name) + ": not a regular file (tar type " +
+            protocol::quote(std::string(1, member->type)) + ")";
       return false;
     }
     std::string reason;
     auto request = parse_member_name(member->name, reason);
     if (!request) {
-      why = member->name + ": " + reason;
+      why = shown(member->name) + ": " + reason;
       return false;
     }
     if (!names.insert(member->name).second) {
@@ -283,7 +346,7 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
       return false;
     }
     const auto& latest = database.latest->member;
-    if (!read_small(*tar, latest, database.note, why)) return false;
+    if (!read_small(*tar, latest, database.note, why, max_note_member)) return false;
     auto text = sumdb::open_note(database.note, database.options->key);
     if (!text) {
       why = latest.name + ": the signed tree does not verify with the configured key of " + name +
@@ -298,13 +361,13 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     database.head = *head;
     for (const auto& file : database.tile_members) {
       std::string bytes;
-      if (!read_small(*tar, file.member, bytes, why)) return false;
+      if (!read_small(*tar, file.member, bytes, why, max_tile_member)) return false;
       database.tiles.emplace(file.request.upstream_path.substr(1), std::move(bytes));
     }
     std::vector<std::pair<std::int64_t, sumdb::tlog_hash>> record_hashes;
     for (const auto& file : database.lookups) {
       std::string body;
-      if (!read_small(*tar, file.member, body, why)) return false;
+      if (!read_small(*tar, file.member, body, why, max_note_member)) return false;
       auto record = sumdb::parse_lookup_response(body);
       if (!record) {
         why = file.member.name + ": " + record.error().message();
@@ -319,6 +382,7 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
               " is beyond the signed tree of " + std::to_string(database.head.size) + " records";
         return false;
       }
+      record->signed_tree.clear();  // the bundle's note, kept once
       record_hashes.emplace_back(record->id, sumdb::record_hash(record->text));
       database.records[{file.request.module_path, file.request.version}] = {file.member.name,
                                                                             std::move(*record)};
@@ -413,44 +477,8 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
       return false;
     }
   }
-  std::map<std::string, std::string> merged_lists;  // key -> body
   for (const auto& file : lists) {
-    std::string body;
-    if (!read_small(*tar, file.member, body, why)) return false;
-    std::set<std::string> known;
-    std::string_view rest = body;
-    for (std::size_t line_number = 1; !rest.empty(); ++line_number) {
-      const auto newline = rest.find('\n');
-      const auto line = protocol::trim_space(rest.substr(0, newline));
-      rest = newline == std::string_view::npos ? std::string_view{} : rest.substr(newline + 1);
-      if (line.empty()) continue;
-      if (protocol::canonical_version(line) != line ||
-          protocol::check_path_version(file.request.module_path, line)) {
-        why = file.member.name + ": line " + std::to_string(line_number) + " is not a version of " +
-              file.request.module_path;
-        return false;
-      }
-      known.emplace(line);
-    }
-    // Merged with what the cache lists, so an import never hides versions it already knew.
-    const auto& key = file.request.cache_key;
-    if (auto reader = store.open(key);
-        reader && *reader && (*reader)->meta().kind != cache::entry_kind::not_found) {
-      auto cached = (*reader)->read(0, static_cast<std::size_t>((*reader)->meta().size));
-      std::string_view lines = cached ? std::string_view(*cached) : std::string_view{};
-      while (!lines.empty()) {
-        const auto newline = lines.find('\n');
-        const auto line = protocol::trim_space(lines.substr(0, newline));
-        lines = newline == std::string_view::npos ? std::string_view{} : lines.substr(newline + 1);
-        if (!line.empty()) known.emplace(line);
-      }
-    }
-    std::vector<std::string> sorted(known.begin(), known.end());
-    std::sort(sorted.begin(), sorted.end(),
-              [](const auto& a, const auto& b) { return protocol::compare_versions(a, b) < 0; });
-    std::string merged;
-    for (const auto& version : sorted) merged += version + "\n";
-    merged_lists[key] = std::move(merged);
+    if (!list_versions(*tar, file, why)) return false;
   }
 
   // The cache's remembered trees: a fork refuses the bundle; a proven newer tree replaces them.
@@ -496,8 +524,12 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     }
     summary.files_added += 1;
   }
-  for (const auto& [key, body] : merged_lists) {
-    if (!commit_bytes(store, key, body, cache::entry_kind::expiring, why)) return false;
+  for (const auto& file : lists) {
+    auto merged = merged_list(store, *tar, file, why);
+    if (!merged ||
+        !commit_bytes(store, file.request.cache_key, *merged, cache::entry_kind::expiring, why)) {
+      return false;
+    }
     summary.lists += 1;
   }
   for (const auto& [name, database] : databases) {

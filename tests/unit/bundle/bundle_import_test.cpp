@@ -228,7 +228,13 @@ TEST_F(bundle_import, bad_names_are_refused) {
   bundle = valid();
   bundle.emplace_back("example.com/hello/@v/list", "v1.2.0\n");
   expect_refused(bundle, "example.com/hello/@v/list: duplicate member");
-  expect_refused(valid(), "not a regular file", '2');
+  expect_refused(valid(), "not a regular file (tar type \"2\")", '2');
+  bundle = valid();
+  bundle.emplace_back("example.com/hello/@v/v1.0.0.mod\nforged line", "");
+  expect_refused(bundle, "example.com/hello/@v/v1.0.0.mod\\nforged line: ");
+  bundle = valid();
+  bundle.emplace_back("sumdb/" + database_name + "/tile/8/0/001", std::string(8193, 'x'));
+  expect_refused(bundle, "tile/8/0/001: 8193 bytes is too large for this file");
   expect_refused(replaced(valid(), "example.com/hello/@v/list", "v1.2.0\nmaster\n"),
                  "list: line 2 is not a version");
 }
