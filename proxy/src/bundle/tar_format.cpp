@@ -84,10 +84,14 @@ template <class Visit>
 bool parse_pax(std::string_view records, Visit visit, std::string& why) {
   while (!records.empty()) {
     const auto space = records.find(' ');
+    if (space == std::string_view::npos) {
+      why = "malformed pax extended header";
+      return false;
+    }
     std::size_t length = 0;
     auto [end, error] = std::from_chars(records.data(), records.data() + space, length);
-    if (space == std::string_view::npos || error != std::errc() || end != records.data() + space ||
-        length <= space + 1 || length > records.size() || records[length - 1] != '\n') {
+    if (error != std::errc() || end != records.data() + space || length <= space + 1 ||
+        length > records.size() || records[length - 1] != '\n') {
       why = "malformed pax extended header";
       return false;
     }

@@ -134,6 +134,33 @@ TEST(tar_format, a_changed_header_byte_fails_its_checksum) {
   EXPECT_NE(why.find("bad header checksum"), std::string::npos) << why;
 }
 
+TEST(tar_format, a_malformed_pax_record_is_refused) {
+  scratch dir;
+  for (const std::string records : {"nospace", "99 path=x\n", "8 path=x\n", "12 noequals\n"}) {
+    SCOPED_TRACE(records);
+    const auto path = dir.path() / "pax.tar";
+    std::FILE* out = std::fopen(path.c_str(), "wb");
+    tar_writer tar(out);
+    std::string why;
+    ASSERT_TRUE(tar.add_file("header", records, 0, why));
+    ASSERT_TRUE(tar.add_file("member", "x", 0, why));
+    ASSERT_TRUE(tar.finish(why));
+    std::fclose(out);
+    // The first member becomes a pax extended header, with the checksum that goes with it.
+    auto bytes = slurp(path);
+    bytes[156] = 'x';
+    std::fill(bytes.begin() + 148, bytes.begin() + 156, ' ');
+    unsigned sum = 0;
+    for (std::size_t i = 0; i < 512; ++i) sum += static_cast<unsigned char>(bytes[i]);
+    char field[8];
+    std::snprintf(field, sizeof field, "%06o", sum);
+    std::copy_n(field, 7, bytes.begin() + 148);
+    spit(path, bytes);
+    read_all(path, why);
+    EXPECT_NE(why.find("malformed pax extended header"), std::string::npos) << why;
+  }
+}
+
 TEST(tar_format, names_are_returned_as_stored_for_the_caller_to_judge) {
   scratch dir;
   const auto path = dir.path() / "dots.tar";
