@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/system/result.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -115,6 +116,10 @@ struct rocksdb_options {
   /// evicts the least recently used entries (size_cap::evictable ones) until the directory is
   /// at 90 % of it; opening an entry counts as a use. Default: 0 (no cap, no thread)
   std::uint64_t max_bytes = 0;
+  /// Under a cap, an entry committed this recently is not evicted: the request that filled it
+  /// opens it only after the commit (an open reader keeps what it reads), so evicting it sooner
+  /// would answer that request "vanished". Default: 10 s
+  std::chrono::milliseconds fresh_entry_grace{10000};
 };
 
 /// Opens (creating if needed) a RocksDB-backed store. cache_io when the directory cannot be

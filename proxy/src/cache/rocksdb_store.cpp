@@ -121,6 +121,7 @@ struct db_state {
   // The size cap (0: none). Everything below is used only with a cap.
   std::string path;
   std::uint64_t max_bytes = 0;
+  std::int64_t fresh_entry_grace_ms = 0;
   size_cap::recency_table recency;
   layout::eviction_totals evictions;  // mirrors the "e" record; under `mutex`
   std::atomic<std::uint64_t> evicted_entries{0};
@@ -700,6 +701,7 @@ class cap_keeper {
     const std::string meta_prefix(1, layout::meta_prefix);
     const std::string access_prefix(1, layout::access_prefix);
     uses->Seek(access_prefix);
+    const std::int64_t fresh_since = now_ms() - state_->fresh_entry_grace_ms;
     for (metas->Seek(meta_prefix); metas->Valid() && metas->key().starts_with(meta_prefix);
          metas->Next()) {
       const auto key = metas->key().ToStringView().substr(1);
@@ -724,7 +726,14 @@ class cap_keeper {
                     .stored_at_ms = record->meta.stored_at_ms});
     }
     if (!metas->status().ok() || !uses->status().ok()) return std::nullopt;
-    return picker.take();
+    // A fresh entry is skipped, and so is everything used after it: taking a more recently
+    // used entry in its place would undo the order. The rest goes once the grace is over.
+    auto picked = picker.take();
+    const auto first_fresh = std::find_if(picked.begin(), picked.end(), [&](const auto& chosen) {
+      return chosen.stored_at_ms > fresh_since;
+    });
+    picked.erase(first_fresh, picked.end());
+    return picked;
   }
 
   struct evicted_entry {
@@ -1096,7 +1105,7 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
     records_options.write_buffer_size = buffer;
     chunks_options.write_buffer_size = buffer;
     chunks_options.blob_file_size = buffer;
-    db_options.max_total_wal_size = share(8, 2u << 20, 256u << 20);
+    db_options.max_total_wal_size = share(16, 2u << 20, 256u << 20);
     db_options.max_log_file_size = static_cast<std::size_t>(share(64, 256u << 10, 16u << 20));
     db_options.keep_log_file_num = 2;
     db_options.max_manifest_file_size = share(32, 1u << 20, 64u << 20);
@@ -1196,6 +1205,7 @@ result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& o
   state->inline_max_bytes = options.inline_max_bytes;
   state->path = options.path;
   state->max_bytes = options.max_bytes;
+  state->fresh_entry_grace_ms = options.fresh_entry_grace.count();
   if (auto opened = open_db(options, *state, why); !opened) {
     return opened.error();
   }

@@ -42,6 +42,7 @@ class size_cap_test : public ::testing::Test {
     o.inline_max_bytes = 4096;
     o.block_cache_bytes = 1u << 20;
     o.max_bytes = max_bytes;
+    o.fresh_entry_grace = grace_;
     return o;
   }
 
@@ -98,6 +99,8 @@ class size_cap_test : public ::testing::Test {
   }
 
   test::temp_dir dir_;
+  // Entries here are all written within a second; the grace has a test of its own.
+  std::chrono::milliseconds grace_{0};
 };
 
 TEST_F(size_cap_test, a_cache_over_its_cap_at_start_is_brought_to_ninety_percent) {
@@ -190,6 +193,18 @@ TEST_F(size_cap_test, last_uses_and_eviction_totals_survive_a_restart) {
   EXPECT_EQ(store->usage().disk_bytes, 0u);
   EXPECT_EQ(store->usage().evictions, evictions);
   EXPECT_EQ(store->usage().evicted_bytes, evictions * mib);
+}
+
+TEST_F(size_cap_test, an_entry_just_committed_is_not_evicted_during_its_grace) {
+  grace_ = 60s;
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  fill(*store, 0, 48);
+  // Everything is fresh: the directory stays over the cap and nothing is evicted.
+  std::this_thread::sleep_for(3s);
+  EXPECT_EQ(store->usage().evictions, 0u);
+  EXPECT_GT(store->usage().disk_bytes, cap);
+  EXPECT_TRUE(has(*store, module_key(0)));
 }
 
 TEST_F(size_cap_test, proofs_are_never_evicted) {
