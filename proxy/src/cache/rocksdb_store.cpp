@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -528,6 +529,8 @@ constexpr auto cap_check_interval = std::chrono::seconds(2);
 constexpr auto recency_write_interval = std::chrono::seconds(30);
 // What an entry costs beyond its body: its metadata record and last-use record.
 constexpr std::uint64_t entry_overhead_bytes = 64;
+// Entries evicted in one write batch, under the store's mutex (commits wait for it meanwhile).
+constexpr std::size_t evict_batch_entries = 256;
 
 // Keeps the directory under the cap from a thread of its own: measures the directory, picks the
 // least recently used entries from a scan of their metadata, evicts them and compacts their
@@ -556,6 +559,7 @@ class cap_keeper {
     std::uint64_t first_fill = 0;
     std::uint64_t last_fill = 0;
     std::uint64_t bytes = 0;
+    bool any_chunked = false;
   };
 
   void run() {
@@ -641,7 +645,7 @@ class cap_keeper {
         still_held += held.bytes;
         return false;
       }
-      reclaim(held.first_fill, held.last_fill);
+      reclaim(held);
       return true;
     });
     return still_held;
@@ -662,26 +666,19 @@ class cap_keeper {
     if (!picked) {
       return;
     }
+    evicted_batch evicted;
+    const std::span<const size_cap::candidate> all(*picked);
+    for (std::size_t at = 0; at < all.size(); at += evict_batch_entries) {
+      evict(all.subspan(at, std::min(evict_batch_entries, all.size() - at)), evicted);
+    }
+    if (evicted.bytes == 0 && !evicted.any_chunked) return;
     held_eviction round;
-    round.first_fill = std::numeric_limits<std::uint64_t>::max();
-    bool any_chunked = false;
-    for (const auto& chosen : *picked) {
-      const auto evicted = evict(chosen);
-      if (!evicted) continue;
-      round.bytes += evicted->bytes;
-      if (evicted->fill_id) {
-        any_chunked = true;
-        round.first_fill = std::min(round.first_fill, *evicted->fill_id);
-        round.last_fill = std::max(round.last_fill, *evicted->fill_id);
-      }
-    }
-    if (!any_chunked) {
-      flush();
-      measure();
-      return;
-    }
+    round.bytes = evicted.bytes;
+    round.first_fill = evicted.first_fill;
+    round.last_fill = evicted.last_fill;
+    round.any_chunked = evicted.any_chunked;
     round.deleted_at = state_->db->GetLatestSequenceNumber();
-    reclaim(round.first_fill, round.last_fill);
+    reclaim(round);
     if (const auto oldest = oldest_snapshot(); oldest && *oldest < round.deleted_at) {
       held_.push_back(round);
     }
@@ -736,54 +733,68 @@ class cap_keeper {
     return picked;
   }
 
-  struct evicted_entry {
+  struct evicted_batch {
     std::uint64_t bytes = 0;
-    std::optional<std::uint64_t> fill_id;
+    std::uint64_t first_fill = std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t last_fill = 0;
+    bool any_chunked = false;
   };
 
-  // Removes `chosen` unless it was replaced or used since the scan. One batch: the metadata,
-  // the last-use record, the chunks (one range: a fill's chunk keys are contiguous), the stats
-  // and the eviction totals.
-  std::optional<evicted_entry> evict(const size_cap::candidate& chosen) {
-    const auto stored_meta_key = layout::meta_key(chosen.key);
+  // Removes `chosen` (up to evict_batch_entries of them), except those replaced or used since
+  // the scan, in one atomic batch: each one's metadata, last-use record and chunks (one range:
+  // a fill's chunk keys are contiguous), with the stats and the eviction totals.
+  void evict(std::span<const size_cap::candidate> chosen, evicted_batch& out) {
     std::lock_guard lock(state_->mutex);
-    if (auto used = state_->recency.find(chosen.key); used && *used > chosen.last_use_ms) {
-      return std::nullopt;
-    }
-    auto stored = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
-    if (!stored || !stored->has_value()) return std::nullopt;
-    auto record = layout::decode_meta_summary(**stored);
-    if (!record || record->meta.stored_at_ms != chosen.stored_at_ms) return std::nullopt;
     rdb::WriteBatch batch;
-    evicted_entry out;
-    out.bytes = record->meta.size;
-    if (record->where == layout::storage::chunked) {
-      // Deletes are invisible to older snapshots, so a reader streaming this entry keeps it.
-      batch
-          .DeleteRange(state_->chunks, layout::chunk_key(record->fill_id, 0),
-                       layout::chunk_key_end(record->fill_id))
-          .PermitUncheckedError();
-      out.fill_id = record->fill_id;
-    }
     store_stats stats = state_->committed;
-    stats.entries -= std::min<std::uint64_t>(stats.entries, 1);
-    stats.bytes -= std::min(stats.bytes, record->meta.size);
     layout::eviction_totals totals = state_->evictions;
-    totals.entries += 1;
-    totals.bytes += record->meta.size;
-    batch.Delete(state_->records, stored_meta_key).PermitUncheckedError();
-    batch.Delete(state_->records, layout::access_key(chosen.key)).PermitUncheckedError();
+    std::vector<const size_cap::candidate*> evicted;
+    evicted_batch added;
+    for (const auto& candidate : chosen) {
+      if (auto used = state_->recency.find(candidate.key); used && *used > candidate.last_use_ms) {
+        continue;
+      }
+      const auto stored_meta_key = layout::meta_key(candidate.key);
+      auto stored = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
+      if (!stored || !stored->has_value()) continue;
+      auto record = layout::decode_meta_summary(**stored);
+      if (!record || record->meta.stored_at_ms != candidate.stored_at_ms) continue;
+      if (record->where == layout::storage::chunked) {
+        // Deletes are invisible to older snapshots, so a reader streaming this entry keeps it.
+        batch
+            .DeleteRange(state_->chunks, layout::chunk_key(record->fill_id, 0),
+                         layout::chunk_key_end(record->fill_id))
+            .PermitUncheckedError();
+        added.any_chunked = true;
+        added.first_fill = std::min(added.first_fill, record->fill_id);
+        added.last_fill = std::max(added.last_fill, record->fill_id);
+      }
+      batch.Delete(state_->records, stored_meta_key).PermitUncheckedError();
+      batch.Delete(state_->records, layout::access_key(candidate.key)).PermitUncheckedError();
+      stats.entries -= std::min<std::uint64_t>(stats.entries, 1);
+      stats.bytes -= std::min(stats.bytes, record->meta.size);
+      totals.entries += 1;
+      totals.bytes += record->meta.size;
+      added.bytes += record->meta.size;
+      evicted.push_back(&candidate);
+    }
+    if (evicted.empty()) return;
     batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
         .PermitUncheckedError();
     batch.Put(state_->records, layout::evictions_key, layout::encode_evictions(totals))
         .PermitUncheckedError();
-    if (!state_->db->Write(state_->write_options, &batch).ok()) return std::nullopt;
+    if (!state_->db->Write(state_->write_options, &batch).ok()) return;
     state_->publish(stats);
     state_->evictions = totals;
     state_->evicted_entries.store(totals.entries, std::memory_order_relaxed);
     state_->evicted_bytes.store(totals.bytes, std::memory_order_relaxed);
-    state_->recency.forget(chosen.key);
-    return out;
+    for (const auto* candidate : evicted) state_->recency.forget(candidate->key);
+    out.bytes += added.bytes;
+    if (added.any_chunked) {
+      out.any_chunked = true;
+      out.first_fill = std::min(out.first_fill, added.first_fill);
+      out.last_fill = std::max(out.last_fill, added.last_fill);
+    }
   }
 
   // Memtables to files, so the write-ahead log holding evicted chunks can be deleted.
@@ -793,19 +804,26 @@ class cap_keeper {
     state_->db->Flush(options, {state_->records, state_->chunks}).PermitUncheckedError();
   }
 
-  // Frees the disk space of evicted fills `first`..`last`: their deletions are flushed, the
-  // chunk tables over that key range compacted so the deleted keys are dropped, and the live
-  // chunks in that range moved out of the blob files they shared with evicted ones, which are
-  // then deleted once nothing refers to them. Fill ids grow with time and least recently used
+  // Frees the disk space of an eviction round: its deletions are flushed, the records family
+  // and the chunk tables over the round's fills compacted so the deleted keys are dropped, and
+  // the live chunks in that range moved out of the blob files they shared with evicted ones, which
+  // are then deleted once nothing refers to them. Fill ids grow with time and least recently used
   // entries are mostly old, so the range is mostly the old end of the cache.
-  void reclaim(std::uint64_t first, std::uint64_t last) {
+  void reclaim(const held_eviction& round) {
     flush();
+    // Metadata records with inline bodies (up to 64 KiB each) are deleted in the records family:
+    // compacting it drops them. It holds no chunks, so this is a small rewrite.
+    rdb::CompactRangeOptions records_options;
+    records_options.bottommost_level_compaction = rdb::BottommostLevelCompaction::kForceOptimized;
+    state_->db->CompactRange(records_options, state_->records, nullptr, nullptr)
+        .PermitUncheckedError();
+    if (!round.any_chunked) return;
     rdb::CompactRangeOptions options;
     options.bottommost_level_compaction = rdb::BottommostLevelCompaction::kForceOptimized;
     options.blob_garbage_collection_policy = rdb::BlobGarbageCollectionPolicy::kForce;
     options.blob_garbage_collection_age_cutoff = 1.0;
-    const std::string begin = layout::chunk_key(first, 0);
-    const std::string end = layout::chunk_key_end(last);
+    const std::string begin = layout::chunk_key(round.first_fill, 0);
+    const std::string end = layout::chunk_key_end(round.last_fill);
     const rdb::Slice begin_slice(begin);
     const rdb::Slice end_slice(end);
     state_->db->CompactRange(options, state_->chunks, &begin_slice, &end_slice)
