@@ -30,6 +30,7 @@ FLOOD_BLOB = 10 * MIB
 # directory is under the cap plus one chunk (the one being written).
 SETTLE_SECONDS = 60.0
 SLOW_RATE = 4 * MIB  # bytes a second the slow client reads
+PAUSE_AFTER = 8 * MIB  # where it waits for the eviction, so the eviction is mid-stream
 
 
 def flood_path(i: int) -> str:
@@ -167,9 +168,11 @@ def test_a_capped_cache_stays_under_its_cap_and_keeps_what_was_used(
 
 
 def slow_download(port: int, path: str, rate: int, started: threading.Event,
-                  result: dict) -> None:
+                  resume: threading.Event, result: dict) -> None:
     """GET `path` over one connection with a small receive buffer, reading `rate` bytes a
-    second; `result` gets the body's sha256 and length, or the error."""
+    second; after PAUSE_AFTER bytes it stops reading until `resume` is set (at most 40 s, well
+    within the proxy's 60 s write timeout). `result` gets the body's sha256 and length, or the
+    error."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
@@ -190,6 +193,10 @@ def slow_download(port: int, path: str, rate: int, started: threading.Event,
             interval = piece_bytes / rate
             next_at = time.monotonic()
             while received < length:
+                if received >= PAUSE_AFTER and not resume.is_set():
+                    result["paused_at"] = received
+                    resume.wait(40)
+                    next_at = time.monotonic()
                 next_at += interval
                 time.sleep(max(0.0, next_at - time.monotonic()))
                 piece = conn.recv(min(piece_bytes, length - received))
@@ -213,9 +220,10 @@ def test_a_zip_streamed_to_a_slow_client_while_it_is_evicted_arrives_whole(
     assert proxy.get(big_zip, timeout=120).status == 200  # now cached
 
     started = threading.Event()
+    resume = threading.Event()
     result: dict = {}
     reader = threading.Thread(target=slow_download,
-                              args=(proxy.port, big_zip, SLOW_RATE, started, result))
+                              args=(proxy.port, big_zip, SLOW_RATE, started, resume, result))
     reader.start()
     assert started.wait(30), "the slow download did not start"
     began = time.monotonic()
@@ -223,17 +231,20 @@ def test_a_zip_streamed_to_a_slow_client_while_it_is_evicted_arrives_whole(
     # pushes the cache past 50 MiB and the cap evicts it while it is being sent.
     for i in range(6):
         fetch_module(proxy, cap_tree, flood_path(i))
-    evicted_while_streaming = wait_for(
-        lambda: metric(proxy, "gomodproxy_cache_evicted_bytes_total") >= 40 * MIB, 20,
-        "the big zip's eviction")
-    assert reader.is_alive(), "the download ended before the eviction; nothing was proven"
+    try:
+        wait_for(lambda: metric(proxy, "gomodproxy_cache_evicted_bytes_total") >= 40 * MIB, 30,
+                 "the big zip's eviction")
+        assert reader.is_alive(), "the download ended before the eviction; nothing was proven"
+    finally:
+        resume.set()
     reader.join(timeout=60)
     assert not reader.is_alive(), "the slow download hung"
     took = time.monotonic() - began
     assert "error" not in result, result
+    assert PAUSE_AFTER <= result["paused_at"] < result["expected"], result
     assert result["length"] == result["expected"] == cap_tree.get(mt.BIG, "v1.0.0").zip_size
     assert result["sha256"] == want
-    assert evicted_while_streaming and took > 5, took
+    assert took > 5, took
 
     # It was evicted: the next request fetches it from the upstream again.
     assert upstream.count(big_zip) == 1
