@@ -21,6 +21,7 @@ import pytest
 import module_tree as mt
 from conftest import SANITIZER_RE, proxy_binary
 from polling import wait_for
+from test_auth import bearer, new_token
 
 MIB = 1 << 20
 CAP = 50 * MIB
@@ -85,8 +86,8 @@ def use_program_modules(proxy, tree: mt.ModuleTree) -> None:
         assert answer.status == 200 and answer.body == tree.file_bytes(path), path
 
 
-def metric(proxy, name: str) -> float:
-    text = proxy.get("/metrics").text
+def metric(proxy, name: str, headers: dict | None = None) -> float:
+    text = proxy.get("/metrics", headers=headers).text
     found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
     assert found, f"{name} not in /metrics"
     return float(found.group(1))
@@ -214,7 +215,8 @@ def slow_download(port: int, path: str, rate: int, started: threading.Event,
 def test_a_zip_streamed_to_a_slow_client_while_it_is_evicted_arrives_whole(
         cap_tree, make_upstream, start_proxy):
     upstream = make_upstream(cap_tree.root)
-    proxy = start_proxy(upstream.url, "--cache-max-bytes", "50MiB")
+    admin = new_token()
+    proxy = start_proxy(upstream.url, "--cache-max-bytes", "50MiB", "--admin-token", admin)
     big_zip = cap_tree.get(mt.BIG, "v1.0.0").url_path(".zip")
     want = hashlib.sha256(cap_tree.file_bytes(big_zip)).hexdigest()
     assert proxy.get(big_zip, timeout=120).status == 200  # now cached
@@ -232,8 +234,8 @@ def test_a_zip_streamed_to_a_slow_client_while_it_is_evicted_arrives_whole(
     for i in range(6):
         fetch_module(proxy, cap_tree, flood_path(i))
     try:
-        wait_for(lambda: metric(proxy, "gomodproxy_cache_evicted_bytes_total") >= 40 * MIB, 30,
-                 "the big zip's eviction")
+        wait_for(lambda: metric(proxy, "gomodproxy_cache_evicted_bytes_total",
+                                bearer(admin)) >= 40 * MIB, 30, "the big zip's eviction")
         assert reader.is_alive(), "the download ended before the eviction; nothing was proven"
     finally:
         resume.set()
@@ -253,3 +255,9 @@ def test_a_zip_streamed_to_a_slow_client_while_it_is_evicted_arrives_whole(
     assert upstream.count(big_zip) == 2
     # Once the reader let go, the bytes it held were reclaimed.
     wait_under_cap(proxy)
+
+    # The running proxy's admin endpoint tells the evictions too.
+    as_json = json.loads(proxy.get("/admin/cache/stats.json", headers=bearer(admin)).body)
+    assert as_json["evictions"] >= 1 and as_json["evicted_bytes"] >= 40 * MIB, as_json
+    as_text = proxy.get("/admin/cache/stats", headers=bearer(admin)).text
+    assert f"evictions: {as_json['evictions']} entries, " in as_text, as_text
