@@ -150,7 +150,7 @@ struct db_state {
   }
 
   void note_used(std::string_view key) {
-    if (max_bytes != 0) recency.touch(key, now_ms());
+    if (max_bytes != 0 && size_cap::evictable(key)) recency.touch(key, now_ms());
   }
 
   [[nodiscard]] result<std::optional<std::string>> get_record(const rdb::ReadOptions& options,
@@ -529,6 +529,7 @@ constexpr auto cap_check_interval = std::chrono::seconds(2);
 constexpr auto recency_write_interval = std::chrono::seconds(30);
 // What an entry costs beyond its body: its metadata record and last-use record.
 constexpr std::uint64_t entry_overhead_bytes = 64;
+constexpr std::size_t max_orphans_per_round = 4096;
 // Entries evicted in one write batch, under the store's mutex (commits wait for it meanwhile).
 constexpr std::size_t evict_batch_entries = 256;
 
@@ -663,6 +664,7 @@ class cap_keeper {
     if (!settled || *settled <= target + still_held) return;
     const std::uint64_t wanted = *settled - target - still_held;
     auto picked = pick(wanted);
+    drop_orphans();
     if (!picked) {
       return;
     }
@@ -708,6 +710,7 @@ class cap_keeper {
       std::int64_t last_use = record->meta.stored_at_ms;
       while (uses->Valid() && uses->key().starts_with(access_prefix) &&
              uses->key().ToStringView().substr(1) < key) {
+        note_orphan(uses->key().ToStringView().substr(1));
         uses->Next();
       }
       if (uses->Valid() && uses->key().starts_with(access_prefix) &&
@@ -722,6 +725,9 @@ class cap_keeper {
                     .bytes = record->meta.size + key.size() + entry_overhead_bytes,
                     .stored_at_ms = record->meta.stored_at_ms});
     }
+    for (; uses->Valid() && uses->key().starts_with(access_prefix); uses->Next()) {
+      note_orphan(uses->key().ToStringView().substr(1));
+    }
     if (!metas->status().ok() || !uses->status().ok()) return std::nullopt;
     // A fresh entry is skipped, and so is everything used after it: taking a more recently
     // used entry in its place would undo the order. The rest goes once the grace is over.
@@ -731,6 +737,29 @@ class cap_keeper {
     });
     picked.erase(first_fresh, picked.end());
     return picked;
+  }
+
+  // A last-use record seen without a metadata record before it: its entry was removed while a
+  // hit on it was being recorded. Kept (a bounded number per round) for drop_orphans().
+  void note_orphan(std::string_view key) {
+    if (orphans_.size() < max_orphans_per_round) orphans_.emplace_back(key);
+  }
+
+  // Deletes the last-use records noted by pick() whose entry is still absent.
+  void drop_orphans() {
+    if (orphans_.empty()) return;
+    std::lock_guard lock(state_->mutex);
+    rdb::WriteBatch batch;
+    for (const auto& key : orphans_) {
+      auto stored = state_->get_record(rdb::ReadOptions{}, layout::meta_key(key));
+      if (stored && !stored->has_value()) {
+        batch.Delete(state_->records, layout::access_key(key)).PermitUncheckedError();
+      }
+    }
+    orphans_.clear();
+    if (batch.Count() > 0) {
+      state_->db->Write(state_->write_options, &batch).PermitUncheckedError();
+    }
   }
 
   struct evicted_batch {
@@ -848,6 +877,7 @@ class cap_keeper {
 
   std::shared_ptr<db_state> state_;
   std::vector<held_eviction> held_;
+  std::vector<std::string> orphans_;
   std::thread thread_;  // last: started once everything it uses exists
 };
 

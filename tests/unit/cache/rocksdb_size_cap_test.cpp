@@ -2,6 +2,8 @@
 // used entries go first, down to 90 % of the cap; proofs stay; a reader keeps what it opened;
 // last uses and eviction totals survive a restart.
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
 
 #include <chrono>
 #include <functional>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "cache/cache_store.hpp"
+#include "cache/rocksdb_layout.hpp"
 #include "cache/size_cap.hpp"
 #include "tests/support/cpp/temp_dir.hpp"
 
@@ -205,6 +208,41 @@ TEST_F(size_cap_test, an_entry_just_committed_is_not_evicted_during_its_grace) {
   EXPECT_EQ(store->usage().evictions, 0u);
   EXPECT_GT(store->usage().disk_bytes, cap);
   EXPECT_TRUE(has(*store, module_key(0)));
+}
+
+// A closed store's records family, opened directly: `edit` runs on it.
+void edit_records(const std::string& path,
+                  const std::function<void(rocksdb::DB&, rocksdb::ColumnFamilyHandle*)>& edit) {
+  const std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions{}},
+      {std::string(layout::chunks_family), rocksdb::ColumnFamilyOptions{}},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions{}, path, families, &handles, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  edit(*db, handles[0]);
+  for (auto* handle : handles) EXPECT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+  EXPECT_TRUE(db->Close().ok());
+}
+
+TEST_F(size_cap_test, a_last_use_left_without_its_entry_is_dropped_by_the_next_round) {
+  // What a hit recorded while its entry was being removed leaves behind.
+  { ASSERT_NE(open(0), nullptr); }
+  const std::string orphan = layout::access_key("/example.com/gone/@v/v1.0.0.zip");
+  edit_records(options(0).path, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* records) {
+    EXPECT_TRUE(db.Put(rocksdb::WriteOptions{}, records, orphan, layout::encode_u64(1)).ok());
+  });
+  {
+    auto store = open();
+    ASSERT_NE(store, nullptr);
+    fill(*store, 0, 48);
+    wait_under_cap(*store);
+  }
+  edit_records(options(0).path, [&](rocksdb::DB& db, rocksdb::ColumnFamilyHandle* records) {
+    std::string value;
+    EXPECT_TRUE(db.Get(rocksdb::ReadOptions{}, records, orphan, &value).IsNotFound());
+  });
 }
 
 TEST_F(size_cap_test, proofs_are_never_evicted) {
