@@ -548,6 +548,9 @@ class cap_keeper {
       state_->stopping = true;
     }
     state_->wake.notify_one();
+    // A round's compaction over a large cache can take seconds; shutdown need not wait for it
+    // (the deletes are written, only the space comes back later).
+    state_->db->DisableManualCompaction();
     thread_.join();
     write_recency();
   }
@@ -583,6 +586,11 @@ class cap_keeper {
       }
       keep_under_cap();
     }
+  }
+
+  bool stopping() {
+    std::lock_guard lock(state_->wake_mutex);
+    return state_->stopping;
   }
 
   std::optional<std::uint64_t> measure() {
@@ -670,7 +678,7 @@ class cap_keeper {
     }
     evicted_batch evicted;
     const std::span<const size_cap::candidate> all(*picked);
-    for (std::size_t at = 0; at < all.size(); at += evict_batch_entries) {
+    for (std::size_t at = 0; at < all.size() && !stopping(); at += evict_batch_entries) {
       evict(all.subspan(at, std::min(evict_batch_entries, all.size() - at)), evicted);
     }
     if (evicted.bytes == 0 && !evicted.any_chunked) return;
