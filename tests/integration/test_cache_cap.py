@@ -64,8 +64,8 @@ def du_bytes(directory: Path) -> int:
 
 
 def fetch_module(proxy, tree: mt.ModuleTree, module_path: str) -> None:
-    """.info, .mod and .zip of module_path@v1.0.0 (or the program's version) through the proxy,
-    each checked against the tree."""
+    """.info, .mod and .zip of module_path@v1.0.0 through the proxy, each checked against the
+    tree."""
     mv = tree.get(module_path, "v1.0.0")
     for suffix in (".info", ".mod", ".zip"):
         answer = proxy.get(mv.url_path(suffix), timeout=120)
