@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "byte_size.hpp"
 #include "duration.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
@@ -70,12 +71,15 @@ struct int_key {
 struct bool_key {
   bool settings::*field;
 };
+struct size_key {
+  std::uint64_t settings::*field;
+};
 
 struct key_spec {
   std::string_view name;         ///< file key; the flag and env names are derived from it
   std::string_view placeholder;  ///< value name in the help text
   std::string_view description;  ///< one line for the help text
-  std::variant<text_key, duration_key, int_key, bool_key> kind;
+  std::variant<text_key, duration_key, int_key, bool_key, size_key> kind;
   /// As a flag, may be given again: each value is added, space-separated, to earlier ones.
   bool repeatable = false;
 };
@@ -323,12 +327,16 @@ std::optional<problem> check_admin_token(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 43> keys = {{
+const std::array<key_spec, 44> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
     {"cache_dir", "DIR", "directory of the RocksDB cache",
      text_key{&settings::cache_dir, check_not_empty_dir}},
+    {"cache_max_bytes", "SIZE",
+     "most bytes the cache directory may take on disk, like 50GiB; past it the least recently "
+     "used entries are evicted to 90 % (0: no cap)",
+     size_key{&settings::cache_max_bytes}},
     {"upstreams", "LIST",
      "upstream tiers in GOPROXY syntax (',' falls through on 404/410, '|' on any failure)",
      text_key{&settings::upstreams_text, check_upstream_list}},
@@ -479,6 +487,8 @@ std::string show_value(const key_spec& key, const settings& s) {
               kind.field);
         } else if constexpr (std::is_same_v<kind_t, int_key>) {
           return std::visit([&](auto field) { return std::to_string(s.*field); }, kind.field);
+        } else if constexpr (std::is_same_v<kind_t, size_key>) {
+          return format_byte_size(s.*kind.field);
         } else {
           return s.*kind.field ? "true" : "false";
         }
@@ -586,6 +596,25 @@ std::optional<problem> apply_bool(const bool_key& kind, settings& s, const raw_v
   return std::nullopt;
 }
 
+std::optional<problem> apply_size(const size_key& kind, settings& s, const raw_value& value) {
+  constexpr std::string_view form =
+      "; expected a byte count like 50GiB, 512MiB or 1048576 (suffixes KiB, MiB, GiB, TiB; 0: "
+      "no cap)";
+  if (const auto* number = std::get_if<std::int64_t>(&value)) {
+    if (*number < 0) return std::to_string(*number) + " is negative" + std::string(form);
+    s.*kind.field = static_cast<std::uint64_t>(*number);
+    return std::nullopt;
+  }
+  const auto* text = std::get_if<std::string>(&value);
+  if (text == nullptr) {
+    return "wrong type (" + std::string(type_name(value)) + ")" + std::string(form);
+  }
+  const auto parsed = parse_byte_size(*text);
+  if (!parsed) return quote(*text) + " is not a byte count" + std::string(form);
+  s.*kind.field = *parsed;
+  return std::nullopt;
+}
+
 std::optional<problem> apply(const key_spec& key, settings& s, const raw_value& value,
                              origin from) {
   return std::visit(
@@ -597,6 +626,8 @@ std::optional<problem> apply(const key_spec& key, settings& s, const raw_value& 
           return apply_duration(kind, s, value);
         } else if constexpr (std::is_same_v<kind_t, int_key>) {
           return apply_int(kind, s, value, from);
+        } else if constexpr (std::is_same_v<kind_t, size_key>) {
+          return apply_size(kind, s, value);
         } else {
           return apply_bool(kind, s, value, from);
         }

@@ -18,6 +18,9 @@ namespace gomodproxy::config {
 struct settings {
   std::string listen = "127.0.0.1:8081";  ///< HOST:PORT; port 0 picks a free port. Key: listen
   std::string cache_dir = "./var/cache";  ///< Key: cache_dir
+  /// Most bytes the cache directory may take on disk; past it the least recently used entries
+  /// are evicted down to 90 %. 0: no cap. Key: cache_max_bytes
+  std::uint64_t cache_max_bytes = 0;
   std::string upstreams_text = "https://goproxy.cn|https://goproxy.io|direct";  ///< Key: upstreams
   std::vector<upstream::tier_spec> upstreams;          ///< parsed from upstreams_text
   std::string private_text;                            ///< GOPRIVATE globs. Key: private

@@ -215,6 +215,28 @@ metrics::metrics(metrics_layout layout, std::function<std::chrono::system_clock:
                         .Help("Committed cache entries.")
                         .Register(registry)
                         .Add({});
+  cache_max_bytes_ = &prometheus::BuildGauge()
+                          .Name("gomodproxy_cache_max_bytes")
+                          .Help("Size cap on the cache directory on disk (0: no cap).")
+                          .Register(registry)
+                          .Add({});
+  cache_disk_bytes_ = &prometheus::BuildGauge()
+                           .Name("gomodproxy_cache_disk_bytes")
+                           .Help(
+                               "Bytes the cache directory takes on disk, as last measured "
+                               "by the size cap (0: no cap, not measured).")
+                           .Register(registry)
+                           .Add({});
+  cache_evictions_ = &prometheus::BuildCounter()
+                          .Name("gomodproxy_cache_evictions_total")
+                          .Help("Cache entries evicted by the size cap.")
+                          .Register(registry)
+                          .Add({});
+  cache_evicted_bytes_ = &prometheus::BuildCounter()
+                              .Name("gomodproxy_cache_evicted_bytes_total")
+                              .Help("Body bytes of the cache entries evicted by the size cap.")
+                              .Register(registry)
+                              .Add({});
   bytes_sent_ = &prometheus::BuildCounter()
                      .Name("gomodproxy_bytes_sent_total")
                      .Help("Response body bytes written to clients.")
@@ -330,6 +352,16 @@ std::string metrics::serialize() const {
     auto figures = cache_source_();
     cache_entries_->Set(static_cast<double>(figures.entries));
     cache_bytes_->Set(static_cast<double>(figures.bytes));
+    cache_max_bytes_->Set(static_cast<double>(figures.max_bytes));
+    cache_disk_bytes_->Set(static_cast<double>(figures.disk_bytes));
+    // The store keeps the totals (they survive restarts); a counter only moves forward.
+    std::lock_guard lock(cache_totals_mutex_);
+    const auto catch_up = [](prometheus::Counter* counter, std::uint64_t total) {
+      const auto now = static_cast<double>(total);
+      if (now > counter->Value()) counter->Increment(now - counter->Value());
+    };
+    catch_up(cache_evictions_, figures.evictions);
+    catch_up(cache_evicted_bytes_, figures.evicted_bytes);
   }
   if (up_source_) {
     for (std::size_t t = 0; t < tiers_.size(); ++t) upstream_up_[t]->Set(up_source_(t) ? 1 : 0);

@@ -103,6 +103,18 @@ std::string status_json(const status_report& report) {
     cache[result_key(r)] = report.cache.lookups[r];
   }
   cache["hit_rate"] = json_rate(report.cache.hit_rate);
+  const auto& figures = report.cache.figures;
+  // Without a cap nothing measures the directory, so "disk_bytes" and "full" are null.
+  json::object cap{{"max_bytes", figures.max_bytes},
+                   {"disk_bytes", nullptr},
+                   {"full", nullptr},
+                   {"evictions", figures.evictions},
+                   {"evicted_bytes", figures.evicted_bytes}};
+  if (figures.max_bytes != 0) {
+    cap["disk_bytes"] = figures.disk_bytes;
+    cap["full"] = static_cast<double>(figures.disk_bytes) / static_cast<double>(figures.max_bytes);
+  }
+  cache["size_cap"] = std::move(cap);
   json::array problems;
   for (const auto& problem : report.problems) {
     problems.push_back(json::object{{"at", utc_text(problem.last_at)},
@@ -482,6 +494,19 @@ std::string status_html(const status_report& report, int refresh_seconds) {
   page += "<td class=\"num\">" + lookups(cache_result::miss) + "</td>";
   page += "<td class=\"num\">" + lookups(cache_result::stale) + "</td>";
   page += "</tr></tbody>\n</table>\n";
+  const auto& figures = cache.figures;
+  if (figures.max_bytes == 0) {
+    page +=
+        "<p class=\"small\" id=\"size-cap\">Size cap: none (the cache grows without "
+        "limit).</p>\n";
+  } else {
+    page += "<p class=\"small\" id=\"size-cap\">Size cap: " + bytes_text(figures.max_bytes) +
+            "; directory on disk " + bytes_text(figures.disk_bytes) + " (" +
+            percent_text(static_cast<double>(figures.disk_bytes) /
+                         static_cast<double>(figures.max_bytes)) +
+            " full); " + std::to_string(figures.evictions) + " entries (" +
+            bytes_text(figures.evicted_bytes) + ") evicted so far.</p>\n";
+  }
 
   page += "<h2>Recent errors</h2>\n";
   if (report.problems.empty()) {

@@ -313,7 +313,8 @@ struct direct_fetcher {
 int serve(const config::settings& settings) {
   if (!set_up_logging(settings)) return exit_bad_setting;
 
-  std::unique_ptr<cache::cache_store> store = cache_admin::open_cache_or_report(settings.cache_dir);
+  std::unique_ptr<cache::cache_store> store =
+      cache_admin::open_cache_or_report(settings.cache_dir, settings.cache_max_bytes);
   if (!store) return exit_bad_setting;
 
   int io_threads = settings.io_threads > 0
@@ -347,8 +348,14 @@ int serve(const config::settings& settings) {
                               {settings.stall_min, settings.stall_max});
   monitor::metrics metrics(std::move(layout));
   metrics.set_cache_source([&store] {
-    auto stats = store->stats();
-    return monitor::cache_figures{stats.entries, stats.bytes};
+    const auto stats = store->stats();
+    const auto usage = store->usage();
+    return monitor::cache_figures{.entries = stats.entries,
+                                  .bytes = stats.bytes,
+                                  .max_bytes = usage.max_bytes,
+                                  .disk_bytes = usage.disk_bytes,
+                                  .evictions = usage.evictions,
+                                  .evicted_bytes = usage.evicted_bytes};
   });
   metrics.set_up_source([&health](std::size_t tier) { return health.up(tier); });
 

@@ -114,3 +114,19 @@ def test_drain_grace_that_is_not_a_duration(tmp_path):
     for value in ("-1s", "soon"):
         line = assert_refused(serve(tmp_path, "--drain-grace", value), "drain_grace")
         assert f'"{value}" is not a duration' in line
+
+
+def test_cache_max_bytes_that_is_not_a_byte_count(tmp_path):
+    for value in ("50MB", "-1", "1.5GiB", "lots", "99999999TiB"):
+        line = assert_refused(serve(tmp_path, "--cache-max-bytes", value), "cache_max_bytes")
+        assert f'"{value}" is not a byte count' in line and "flag --cache-max-bytes" in line
+    env_line = assert_refused(
+        subprocess.run([str(proxy_binary()), "serve", "--listen", "127.0.0.1:0", "--cache-dir",
+                        str(tmp_path / "cache"), "--probe-interval", "0"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       env={**{k: v for k, v in os.environ.items()
+                               if not k.startswith("GOMODPROXY_")},
+                            "GOMODPROXY_CACHE_MAX_BYTES": "ten"},
+                       timeout=STARTUP_TIMEOUT),
+        "cache_max_bytes")
+    assert "env GOMODPROXY_CACHE_MAX_BYTES" in env_line

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,10 +47,14 @@ std::string_view label(request_kind kind);
 std::string_view label(cache_result result);
 std::string_view label(upstream_outcome outcome);
 
-/// What the cache holds right now (cache_store::stats()).
+/// What the cache holds right now (cache_store::stats() and usage()).
 struct cache_figures {
   std::uint64_t entries = 0;
-  std::uint64_t bytes = 0;
+  std::uint64_t bytes = 0;          ///< body bytes of committed entries
+  std::uint64_t max_bytes = 0;      ///< the size cap on the directory; 0: none
+  std::uint64_t disk_bytes = 0;     ///< the directory's size on disk when last measured
+  std::uint64_t evictions = 0;      ///< entries the cap evicted (over the directory's life)
+  std::uint64_t evicted_bytes = 0;  ///< their body bytes
 };
 
 class status_board;
@@ -156,6 +161,11 @@ class metrics final {
   prometheus::Gauge* inflight_ = nullptr;
   prometheus::Gauge* cache_bytes_ = nullptr;
   prometheus::Gauge* cache_entries_ = nullptr;
+  prometheus::Gauge* cache_max_bytes_ = nullptr;
+  prometheus::Gauge* cache_disk_bytes_ = nullptr;
+  prometheus::Counter* cache_evictions_ = nullptr;
+  prometheus::Counter* cache_evicted_bytes_ = nullptr;
+  mutable std::mutex cache_totals_mutex_;  // two scrapes must not both add the same evictions
   prometheus::Counter* bytes_sent_ = nullptr;
   std::array<std::array<prometheus::Counter*, 2>, 2> unauthorized_{};  // [route][reason]
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/system/result.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -66,6 +67,14 @@ struct store_stats {
   std::uint64_t bytes = 0;
 };
 
+/// How the size cap stands (cache_store::usage()).
+struct cap_usage {
+  std::uint64_t max_bytes = 0;      ///< the cap on the directory's size on disk; 0: none
+  std::uint64_t disk_bytes = 0;     ///< that size when last measured; 0 when nothing measures it
+  std::uint64_t evictions = 0;      ///< entries the cap evicted, over the directory's life
+  std::uint64_t evicted_bytes = 0;  ///< body bytes of those entries
+};
+
 /// Thread-safe: any number of readers, writers and calls may run concurrently. Calls block on
 /// disk I/O; keep them off the network I/O threads for large bodies. Readers and writers may
 /// outlive the store object; the underlying storage closes when the last of them is gone.
@@ -92,6 +101,8 @@ class cache_store {
   [[nodiscard]] virtual result<std::uint64_t> collect_garbage() = 0;
   /// Committed entries and their body bytes (maintained incrementally, no scan).
   virtual store_stats stats() const = 0;
+  /// The size cap and what it has done (no scan). Stores without a cap report zeros.
+  virtual cap_usage usage() const { return {}; }
 };
 
 struct rocksdb_options {
@@ -101,13 +112,22 @@ struct rocksdb_options {
   /// chunk_bytes. Default: 64 KiB
   std::size_t inline_max_bytes = 64 << 10;
   std::size_t block_cache_bytes = 256 << 20;  ///< Default: 256 MiB
+  /// Most bytes the directory may take on disk. Past it a background thread of the store
+  /// evicts the least recently used entries (size_cap::evictable ones) until the directory is
+  /// at 90 % of it; opening an entry counts as a use. Default: 0 (no cap, no thread)
+  std::uint64_t max_bytes = 0;
+  /// Under a cap, an entry committed this recently is not evicted: the request that filled it
+  /// opens it only after the commit (an open reader keeps what it reads), so evicting it sooner
+  /// would answer that request "vanished". Default: 10 s
+  std::chrono::milliseconds fresh_entry_grace{10000};
 };
 
 /// Opens (creating if needed) a RocksDB-backed store. cache_io when the directory cannot be
 /// opened (for example, another process holds its lock) or the options are invalid
 /// (chunk_bytes 0 or above 64 MiB, inline_max_bytes above chunk_bytes); cache_corrupt when the
-/// directory holds records of another layout. On error, `*why` (when not null) receives a
-/// human-readable reason naming the path.
+/// directory holds records of another layout. With a cap, the eviction thread starts at once and
+/// first checks the directory (a directory walk, not a scan of the entries). On error, `*why` (when
+/// not null) receives a human-readable reason naming the path.
 [[nodiscard]] result<std::unique_ptr<cache_store>> open_rocksdb_store(
     const rocksdb_options& options, std::string* why = nullptr);
 

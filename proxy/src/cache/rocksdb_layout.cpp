@@ -163,6 +163,9 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
 
 }  // namespace
 
+// The one decoder behind decode_meta and decode_meta_summary.
+result<meta_record> decode_meta(std::string_view stored, bool check_body);
+
 std::string meta_key(std::string_view key) {
   std::string out;
   out.reserve(1 + key.size());
@@ -174,6 +177,14 @@ std::string meta_key(std::string_view key) {
 std::string fill_key(std::uint64_t fill_id) {
   std::string out(1, fill_prefix);
   put_be(out, fill_id, 8);
+  return out;
+}
+
+std::string access_key(std::string_view key) {
+  std::string out;
+  out.reserve(1 + key.size());
+  out.push_back(access_prefix);
+  out.append(key);
   return out;
 }
 
@@ -238,7 +249,15 @@ result<std::string> encode_meta(const meta_record& record) {
   return out;
 }
 
-result<meta_record> decode_meta(std::string_view stored) {
+result<meta_record> decode_meta(std::string_view stored) { return decode_meta(stored, true); }
+
+result<meta_record> decode_meta_summary(std::string_view stored) {
+  auto record = decode_meta(stored, false);
+  if (record) record->body = {};
+  return record;
+}
+
+result<meta_record> decode_meta(std::string_view stored, bool check_body) {
   field_reader in(stored);
   meta_record record;
   const auto version = in.be(1);
@@ -256,7 +275,8 @@ result<meta_record> decode_meta(std::string_view stored) {
   if (record.where == storage::inline_body) {
     const auto crc = static_cast<std::uint32_t>(in.be(4));
     record.body = in.rest();
-    if (!in.ok() || record.body.size() != record.meta.size || crc32c(record.body) != crc) {
+    if (!in.ok() || record.body.size() != record.meta.size ||
+        (check_body && crc32c(record.body) != crc)) {
       return errc::cache_corrupt;
     }
     return record;
@@ -323,6 +343,20 @@ result<store_stats> decode_stats(std::string_view stored) {
     return errc::cache_corrupt;
   }
   return store_stats{get_be(stored, 8), get_be(stored.substr(8), 8)};
+}
+
+std::string encode_evictions(const eviction_totals& totals) {
+  std::string out;
+  put_be(out, totals.entries, 8);
+  put_be(out, totals.bytes, 8);
+  return out;
+}
+
+result<eviction_totals> decode_evictions(std::string_view stored) {
+  if (stored.size() != 16) {
+    return errc::cache_corrupt;
+  }
+  return eviction_totals{get_be(stored, 8), get_be(stored.substr(8), 8)};
 }
 
 std::string encode_u64(std::uint64_t value) {

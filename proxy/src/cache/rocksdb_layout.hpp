@@ -20,6 +20,9 @@ namespace gomodproxy::cache::layout {
 //   "n"                    end of the fill ids reserved so far (big-endian u64)
 //   "m" + key              entry metadata, the commit marker (meta_record)
 //   "f" + be64(fill_id)    an uncommitted fill that has written chunks (fill_record)
+//   "a" + key              last use of an entry under a size cap (be64 unix ms), written in
+//                          batches; absent: the entry's stored_at counts as its last use
+//   "e"                    evictions by the size cap over the directory's life (eviction_totals)
 // chunks family:
 //   be64(fill_id) + be32(index)   chunk body + be32 CRC32C of the body
 //
@@ -34,12 +37,15 @@ inline constexpr std::string_view stats_key = "s";
 inline constexpr std::string_view fill_counter_key = "n";
 inline constexpr char meta_prefix = 'm';
 inline constexpr char fill_prefix = 'f';
+inline constexpr char access_prefix = 'a';
+inline constexpr std::string_view evictions_key = "e";
 
 /// Bytes of the CRC32C trailer of every stored chunk.
 inline constexpr std::size_t chunk_trailer_bytes = 4;
 
 [[nodiscard]] std::string meta_key(std::string_view key);
 [[nodiscard]] std::string fill_key(std::uint64_t fill_id);
+[[nodiscard]] std::string access_key(std::string_view key);
 /// The fill id of a fill_key, or nullopt when `stored_key` is not one.
 [[nodiscard]] std::optional<std::uint64_t> parse_fill_key(std::string_view stored_key);
 [[nodiscard]] std::string chunk_key(std::uint64_t fill_id, std::uint32_t index);
@@ -76,6 +82,10 @@ struct meta_record {
 /// truncation, trailing bytes, size or chunk count inconsistent, inline CRC mismatch).
 [[nodiscard]] result<meta_record> decode_meta(std::string_view stored);
 
+/// decode_meta without the inline body's CRC check, for scans that need only the metadata and
+/// where the chunks are: the same errors otherwise. `body` is left empty.
+[[nodiscard]] result<meta_record> decode_meta_summary(std::string_view stored);
+
 /// Appends the CRC32C trailer to a chunk body in place, ready to store.
 void seal_chunk(std::string& body);
 /// The body of a stored chunk; cache_corrupt unless it is exactly `expected_body_bytes` long
@@ -96,6 +106,14 @@ struct fill_record {
 
 [[nodiscard]] std::string encode_stats(const store_stats& stats);
 [[nodiscard]] result<store_stats> decode_stats(std::string_view stored);
+
+/// "e" record: be64 entries evicted, be64 body bytes they held.
+struct eviction_totals {
+  std::uint64_t entries = 0;
+  std::uint64_t bytes = 0;
+};
+[[nodiscard]] std::string encode_evictions(const eviction_totals& totals);
+[[nodiscard]] result<eviction_totals> decode_evictions(std::string_view stored);
 
 [[nodiscard]] std::string encode_u64(std::uint64_t value);
 [[nodiscard]] result<std::uint64_t> decode_u64(std::string_view stored);

@@ -15,17 +15,22 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "cache/cache_store.hpp"
 #include "cache/rocksdb_layout.hpp"
+#include "cache/size_cap.hpp"
 #include "errc.hpp"
 
 namespace gomodproxy::cache {
@@ -113,6 +118,40 @@ struct db_state {
   // Copies of `committed` for stats(), which must not wait behind a commit's disk write.
   std::atomic<std::uint64_t> entries{0};
   std::atomic<std::uint64_t> bytes{0};
+
+  // The size cap (0: none). Everything below is used only with a cap.
+  std::string path;
+  std::uint64_t max_bytes = 0;
+  std::int64_t fresh_entry_grace_ms = 0;
+  size_cap::recency_table recency;
+  layout::eviction_totals evictions;  // mirrors the "e" record; under `mutex`
+  std::atomic<std::uint64_t> evicted_entries{0};
+  std::atomic<std::uint64_t> evicted_bytes{0};
+  std::atomic<std::uint64_t> disk_bytes{0};  // at the last measurement
+  // Body bytes committed since that measurement: a commit wakes the eviction thread only when
+  // they could have pushed the directory past the cap, so most commits cost one atomic add.
+  std::atomic<std::uint64_t> added_since_measure{0};
+  std::mutex wake_mutex;
+  std::condition_variable wake;
+  bool wake_requested = false;  // under wake_mutex
+  bool stopping = false;        // under wake_mutex
+
+  void note_committed(std::uint64_t body_bytes) {
+    if (max_bytes == 0) return;
+    const auto added =
+        added_since_measure.fetch_add(body_bytes, std::memory_order_relaxed) + body_bytes;
+    if (disk_bytes.load(std::memory_order_relaxed) + added > max_bytes) {
+      {
+        std::lock_guard lock(wake_mutex);
+        wake_requested = true;
+      }
+      wake.notify_one();
+    }
+  }
+
+  void note_used(std::string_view key) {
+    if (max_bytes != 0 && size_cap::evictable(key)) recency.touch(key, now_ms());
+  }
 
   [[nodiscard]] result<std::optional<std::string>> get_record(const rdb::ReadOptions& options,
                                                               std::string_view stored_key) {
@@ -438,6 +477,7 @@ class rocksdb_writer final : public entry_writer {
       state_->live_fills.erase(fill_id_);
       committed_ = true;
     }
+    state_->note_committed(size_);
     std::string().swap(buffer_);
     return {};
   }
@@ -482,9 +522,378 @@ class rocksdb_writer final : public entry_writer {
   chunk_cache cache_;
 };
 
+// How often the eviction thread measures the directory without being woken (the write-ahead
+// log, info log and readers letting go of evicted bytes change it without a commit), and how
+// often last-use times go to disk.
+constexpr auto cap_check_interval = std::chrono::seconds(2);
+constexpr auto recency_write_interval = std::chrono::seconds(30);
+// What an entry costs beyond its body: its metadata record and last-use record.
+constexpr std::uint64_t entry_overhead_bytes = 64;
+constexpr std::size_t max_orphans_per_round = 4096;
+// Entries evicted in one write batch, under the store's mutex (commits wait for it meanwhile).
+constexpr std::size_t evict_batch_entries = 256;
+
+// Keeps the directory under the cap from a thread of its own: measures the directory, picks the
+// least recently used entries from a scan of their metadata, evicts them and compacts their
+// chunks away. Requests never wait for it: a commit only wakes it.
+class cap_keeper {
+ public:
+  explicit cap_keeper(std::shared_ptr<db_state> state)
+      : state_(std::move(state)), thread_([this] { run(); }) {}
+  cap_keeper(const cap_keeper&) = delete;
+  cap_keeper& operator=(const cap_keeper&) = delete;
+  ~cap_keeper() {
+    {
+      std::lock_guard lock(state_->wake_mutex);
+      state_->stopping = true;
+    }
+    state_->wake.notify_one();
+    // A round's compaction over a large cache can take seconds; shutdown need not wait for it
+    // (the deletes are written, only the space comes back later).
+    state_->db->DisableManualCompaction();
+    thread_.join();
+    write_recency();
+  }
+
+ private:
+  // Evicted fills whose chunks a reader's snapshot may still hold: compacted again once no
+  // snapshot older than their deletion is left.
+  struct held_eviction {
+    rdb::SequenceNumber deleted_at = 0;
+    std::uint64_t first_fill = 0;
+    std::uint64_t last_fill = 0;
+    std::uint64_t bytes = 0;
+    bool any_chunked = false;
+  };
+
+  void run() {
+    auto next_recency_write = std::chrono::steady_clock::now() + recency_write_interval;
+    bool first_round = true;
+    for (;;) {
+      {
+        std::unique_lock lock(state_->wake_mutex);
+        if (!first_round) {
+          state_->wake.wait_for(lock, cap_check_interval,
+                                [this] { return state_->stopping || state_->wake_requested; });
+        }
+        first_round = false;
+        if (state_->stopping) return;
+        state_->wake_requested = false;
+      }
+      if (std::chrono::steady_clock::now() >= next_recency_write) {
+        write_recency();
+        next_recency_write = std::chrono::steady_clock::now() + recency_write_interval;
+      }
+      keep_under_cap();
+    }
+  }
+
+  bool stopping() {
+    std::lock_guard lock(state_->wake_mutex);
+    return state_->stopping;
+  }
+
+  std::optional<std::uint64_t> measure() {
+    state_->added_since_measure.store(0, std::memory_order_relaxed);
+    auto disk = size_cap::disk_usage(state_->path);
+    if (disk) state_->disk_bytes.store(*disk, std::memory_order_relaxed);
+    return disk;
+  }
+
+  // The oldest snapshot's sequence number, or nullopt when no reader holds one.
+  std::optional<rdb::SequenceNumber> oldest_snapshot() {
+    std::uint64_t count = 0;
+    if (!state_->db->GetIntProperty(rdb::DB::Properties::kNumSnapshots, &count) || count == 0) {
+      return std::nullopt;
+    }
+    std::uint64_t oldest = 0;
+    if (!state_->db->GetIntProperty(rdb::DB::Properties::kOldestSnapshotSequence, &oldest)) {
+      return rdb::SequenceNumber{0};
+    }
+    return oldest;
+  }
+
+  // The directory as it will be once RocksDB has deleted what it no longer uses: table and blob
+  // files of no current version (deleted in the background just after a compaction) are left
+  // out, and so is the garbage inside live blob files that no compaction has rewritten yet.
+  // Sizing an eviction on this rather than on du keeps one eviction from being repeated while
+  // its space is still on its way back.
+  std::optional<std::uint64_t> settled_usage() {
+    std::unordered_set<std::uint64_t> live;
+    std::uint64_t newest = 0;
+    std::uint64_t garbage = 0;
+    for (auto* family : {state_->records, state_->chunks}) {
+      rdb::ColumnFamilyMetaData meta;
+      state_->db->GetColumnFamilyMetaData(family, &meta);
+      for (const auto& level : meta.levels) {
+        for (const auto& file : level.files) {
+          live.insert(file.file_number);
+          newest = std::max(newest, file.file_number);
+        }
+      }
+      for (const auto& blob : meta.blob_files) {
+        live.insert(blob.blob_file_number);
+        newest = std::max(newest, blob.blob_file_number);
+        garbage += blob.garbage_blob_bytes;
+      }
+    }
+    // A file newer than every one listed was written since (numbers only grow): it counts.
+    auto usage = size_cap::disk_usage(state_->path, [&](std::uint64_t number) {
+      return number > newest || live.contains(number);
+    });
+    if (!usage) return usage;
+    return *usage - std::min(*usage, garbage);
+  }
+
+  // Compacts again what readers held and no longer do; returns the bytes still held.
+  std::uint64_t release_held() {
+    const auto oldest = oldest_snapshot();
+    std::uint64_t still_held = 0;
+    std::erase_if(held_, [&](const held_eviction& held) {
+      if (oldest && *oldest < held.deleted_at) {
+        still_held += held.bytes;
+        return false;
+      }
+      reclaim(held);
+      return true;
+    });
+    return still_held;
+  }
+
+  void keep_under_cap() {
+    const std::uint64_t cap = state_->max_bytes;
+    const std::uint64_t target = cap - cap / 10;
+    const std::uint64_t still_held = release_held();
+    auto disk = measure();
+    if (!disk || *disk <= cap) return;
+    // Bytes a reader still holds go once it is done; evicting more for them would empty the
+    // cache under one slow download.
+    const auto settled = settled_usage();
+    if (!settled || *settled <= target + still_held) return;
+    const std::uint64_t wanted = *settled - target - still_held;
+    auto picked = pick(wanted);
+    drop_orphans();
+    if (!picked) {
+      return;
+    }
+    evicted_batch evicted;
+    const std::span<const size_cap::candidate> all(*picked);
+    for (std::size_t at = 0; at < all.size() && !stopping(); at += evict_batch_entries) {
+      evict(all.subspan(at, std::min(evict_batch_entries, all.size() - at)), evicted);
+    }
+    if (evicted.bytes == 0 && !evicted.any_chunked) return;
+    held_eviction round;
+    round.bytes = evicted.bytes;
+    round.first_fill = evicted.first_fill;
+    round.last_fill = evicted.last_fill;
+    round.any_chunked = evicted.any_chunked;
+    round.deleted_at = state_->db->GetLatestSequenceNumber();
+    reclaim(round);
+    if (const auto oldest = oldest_snapshot(); oldest && *oldest < round.deleted_at) {
+      held_.push_back(round);
+    }
+    measure();
+  }
+
+  // The least recently used evictable entries whose bytes add up to `wanted`, from one pass
+  // over the metadata and last-use records side by side (both are in key order).
+  std::optional<std::vector<size_cap::candidate>> pick(std::uint64_t wanted) {
+    size_cap::lru_picker picker(wanted);
+    rdb::ReadOptions options;
+    options.fill_cache = false;
+    options.total_order_seek = true;
+    options.readahead_size = 2u << 20;
+    std::unique_ptr<rdb::Iterator> metas(state_->db->NewIterator(options, state_->records));
+    std::unique_ptr<rdb::Iterator> uses(state_->db->NewIterator(options, state_->records));
+    const std::string meta_prefix(1, layout::meta_prefix);
+    const std::string access_prefix(1, layout::access_prefix);
+    uses->Seek(access_prefix);
+    const std::int64_t fresh_since = now_ms() - state_->fresh_entry_grace_ms;
+    for (metas->Seek(meta_prefix); metas->Valid() && metas->key().starts_with(meta_prefix);
+         metas->Next()) {
+      const auto key = metas->key().ToStringView().substr(1);
+      if (!size_cap::evictable(key)) continue;
+      auto record = layout::decode_meta_summary(metas->value().ToStringView());
+      if (!record) continue;
+      std::int64_t last_use = record->meta.stored_at_ms;
+      while (uses->Valid() && uses->key().starts_with(access_prefix) &&
+             uses->key().ToStringView().substr(1) < key) {
+        note_orphan(uses->key().ToStringView().substr(1));
+        uses->Next();
+      }
+      if (uses->Valid() && uses->key().starts_with(access_prefix) &&
+          uses->key().ToStringView().substr(1) == key) {
+        if (auto used = layout::decode_u64(uses->value().ToStringView())) {
+          last_use = std::max(last_use, static_cast<std::int64_t>(*used));
+        }
+      }
+      if (auto used = state_->recency.find(key)) last_use = std::max(last_use, *used);
+      picker.offer({.key = std::string(key),
+                    .last_use_ms = last_use,
+                    .bytes = record->meta.size + key.size() + entry_overhead_bytes,
+                    .stored_at_ms = record->meta.stored_at_ms});
+    }
+    for (; uses->Valid() && uses->key().starts_with(access_prefix); uses->Next()) {
+      note_orphan(uses->key().ToStringView().substr(1));
+    }
+    if (!metas->status().ok() || !uses->status().ok()) return std::nullopt;
+    // A fresh entry is skipped, and so is everything used after it: taking a more recently
+    // used entry in its place would undo the order. The rest goes once the grace is over.
+    auto picked = picker.take();
+    const auto first_fresh = std::find_if(picked.begin(), picked.end(), [&](const auto& chosen) {
+      return chosen.stored_at_ms > fresh_since;
+    });
+    picked.erase(first_fresh, picked.end());
+    return picked;
+  }
+
+  // A last-use record seen without a metadata record before it: its entry was removed while a
+  // hit on it was being recorded. Kept (a bounded number per round) for drop_orphans().
+  void note_orphan(std::string_view key) {
+    if (orphans_.size() < max_orphans_per_round) orphans_.emplace_back(key);
+  }
+
+  // Deletes the last-use records noted by pick() whose entry is still absent.
+  void drop_orphans() {
+    if (orphans_.empty()) return;
+    std::lock_guard lock(state_->mutex);
+    rdb::WriteBatch batch;
+    for (const auto& key : orphans_) {
+      auto stored = state_->get_record(rdb::ReadOptions{}, layout::meta_key(key));
+      if (stored && !stored->has_value()) {
+        batch.Delete(state_->records, layout::access_key(key)).PermitUncheckedError();
+      }
+    }
+    orphans_.clear();
+    if (batch.Count() > 0) {
+      state_->db->Write(state_->write_options, &batch).PermitUncheckedError();
+    }
+  }
+
+  struct evicted_batch {
+    std::uint64_t bytes = 0;
+    std::uint64_t first_fill = std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t last_fill = 0;
+    bool any_chunked = false;
+  };
+
+  // Removes `chosen` (up to evict_batch_entries of them), except those replaced or used since
+  // the scan, in one atomic batch: each one's metadata, last-use record and chunks (one range:
+  // a fill's chunk keys are contiguous), with the stats and the eviction totals.
+  void evict(std::span<const size_cap::candidate> chosen, evicted_batch& out) {
+    std::lock_guard lock(state_->mutex);
+    rdb::WriteBatch batch;
+    store_stats stats = state_->committed;
+    layout::eviction_totals totals = state_->evictions;
+    std::vector<const size_cap::candidate*> evicted;
+    evicted_batch added;
+    for (const auto& candidate : chosen) {
+      if (auto used = state_->recency.find(candidate.key); used && *used > candidate.last_use_ms) {
+        continue;
+      }
+      const auto stored_meta_key = layout::meta_key(candidate.key);
+      auto stored = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
+      if (!stored || !stored->has_value()) continue;
+      auto record = layout::decode_meta_summary(**stored);
+      if (!record || record->meta.stored_at_ms != candidate.stored_at_ms) continue;
+      if (record->where == layout::storage::chunked) {
+        // Deletes are invisible to older snapshots, so a reader streaming this entry keeps it.
+        batch
+            .DeleteRange(state_->chunks, layout::chunk_key(record->fill_id, 0),
+                         layout::chunk_key_end(record->fill_id))
+            .PermitUncheckedError();
+        added.any_chunked = true;
+        added.first_fill = std::min(added.first_fill, record->fill_id);
+        added.last_fill = std::max(added.last_fill, record->fill_id);
+      }
+      batch.Delete(state_->records, stored_meta_key).PermitUncheckedError();
+      batch.Delete(state_->records, layout::access_key(candidate.key)).PermitUncheckedError();
+      stats.entries -= std::min<std::uint64_t>(stats.entries, 1);
+      stats.bytes -= std::min(stats.bytes, record->meta.size);
+      totals.entries += 1;
+      totals.bytes += record->meta.size;
+      added.bytes += record->meta.size;
+      evicted.push_back(&candidate);
+    }
+    if (evicted.empty()) return;
+    batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
+        .PermitUncheckedError();
+    batch.Put(state_->records, layout::evictions_key, layout::encode_evictions(totals))
+        .PermitUncheckedError();
+    if (!state_->db->Write(state_->write_options, &batch).ok()) return;
+    state_->publish(stats);
+    state_->evictions = totals;
+    state_->evicted_entries.store(totals.entries, std::memory_order_relaxed);
+    state_->evicted_bytes.store(totals.bytes, std::memory_order_relaxed);
+    for (const auto* candidate : evicted) state_->recency.forget(candidate->key);
+    out.bytes += added.bytes;
+    if (added.any_chunked) {
+      out.any_chunked = true;
+      out.first_fill = std::min(out.first_fill, added.first_fill);
+      out.last_fill = std::max(out.last_fill, added.last_fill);
+    }
+  }
+
+  // Memtables to files, so the write-ahead log holding evicted chunks can be deleted.
+  void flush() {
+    rdb::FlushOptions options;
+    options.wait = true;
+    state_->db->Flush(options, {state_->records, state_->chunks}).PermitUncheckedError();
+  }
+
+  // Frees the disk space of an eviction round: its deletions are flushed, the records family
+  // and the chunk tables over the round's fills compacted so the deleted keys are dropped, and
+  // the live chunks in that range moved out of the blob files they shared with evicted ones, which
+  // are then deleted once nothing refers to them. Fill ids grow with time and least recently used
+  // entries are mostly old, so the range is mostly the old end of the cache.
+  void reclaim(const held_eviction& round) {
+    flush();
+    // Metadata records with inline bodies (up to 64 KiB each) are deleted in the records family:
+    // compacting it drops them. It holds no chunks, so this is a small rewrite.
+    rdb::CompactRangeOptions records_options;
+    records_options.bottommost_level_compaction = rdb::BottommostLevelCompaction::kForceOptimized;
+    state_->db->CompactRange(records_options, state_->records, nullptr, nullptr)
+        .PermitUncheckedError();
+    if (!round.any_chunked) return;
+    rdb::CompactRangeOptions options;
+    options.bottommost_level_compaction = rdb::BottommostLevelCompaction::kForceOptimized;
+    options.blob_garbage_collection_policy = rdb::BlobGarbageCollectionPolicy::kForce;
+    options.blob_garbage_collection_age_cutoff = 1.0;
+    const std::string begin = layout::chunk_key(round.first_fill, 0);
+    const std::string end = layout::chunk_key_end(round.last_fill);
+    const rdb::Slice begin_slice(begin);
+    const rdb::Slice end_slice(end);
+    state_->db->CompactRange(options, state_->chunks, &begin_slice, &end_slice)
+        .PermitUncheckedError();
+  }
+
+  // Last-use times seen since the last write, in one batch. Under the store's mutex so an
+  // eviction or removal cannot slip between taking a time and writing it.
+  void write_recency() {
+    std::lock_guard lock(state_->mutex);
+    auto taken = state_->recency.take();
+    if (taken.empty()) return;
+    rdb::WriteBatch batch;
+    for (const auto& [key, used_at] : taken) {
+      batch
+          .Put(state_->records, layout::access_key(key),
+               layout::encode_u64(static_cast<std::uint64_t>(used_at)))
+          .PermitUncheckedError();
+    }
+    state_->db->Write(state_->write_options, &batch).PermitUncheckedError();
+  }
+
+  std::shared_ptr<db_state> state_;
+  std::vector<held_eviction> held_;
+  std::vector<std::string> orphans_;
+  std::thread thread_;  // last: started once everything it uses exists
+};
+
 class rocksdb_store final : public cache_store {
  public:
-  explicit rocksdb_store(std::shared_ptr<db_state> state) : state_(std::move(state)) {}
+  explicit rocksdb_store(std::shared_ptr<db_state> state) : state_(std::move(state)) {
+    if (state_->max_bytes != 0) keeper_ = std::make_unique<cap_keeper>(state_);
+  }
 
   result<std::optional<entry_meta>> stat(std::string_view key) override {
     auto stored = state_->get_record(rdb::ReadOptions{}, layout::meta_key(key));
@@ -533,6 +942,7 @@ class rocksdb_store final : public cache_store {
     if (!record) {
       return record.error();
     }
+    state_->note_used(key);
     if (record->where == layout::storage::inline_body) {
       return inline_entry(std::move(**stored));
     }
@@ -590,12 +1000,14 @@ class rocksdb_store final : public cache_store {
       return {};
     }
     batch.Delete(state_->records, stored_meta_key).PermitUncheckedError();
+    batch.Delete(state_->records, layout::access_key(key)).PermitUncheckedError();
     batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
         .PermitUncheckedError();
     if (const auto status = state_->db->Write(state_->write_options, &batch); !status.ok()) {
       return to_error(status);
     }
     state_->publish(stats);
+    state_->recency.forget(key);
     return {};
   }
 
@@ -662,6 +1074,12 @@ class rocksdb_store final : public cache_store {
             state_->bytes.load(std::memory_order_relaxed)};
   }
 
+  cap_usage usage() const override {
+    return {state_->max_bytes, state_->disk_bytes.load(std::memory_order_relaxed),
+            state_->evicted_entries.load(std::memory_order_relaxed),
+            state_->evicted_bytes.load(std::memory_order_relaxed)};
+  }
+
  private:
   static result<std::unique_ptr<entry_reader>> inline_entry(std::string stored) {
     // Decoded again from the string the reader will own, so `body` views memory that stays.
@@ -676,6 +1094,7 @@ class rocksdb_store final : public cache_store {
   }
 
   std::shared_ptr<db_state> state_;
+  std::unique_ptr<cap_keeper> keeper_;  // last: stopped before anything else goes
 };
 
 [[nodiscard]] result<void> fail(std::string* why, boost::system::error_code code,
@@ -730,6 +1149,26 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
   chunks_options.enable_blob_garbage_collection = true;
   chunks_options.blob_cache = cache;
 
+  if (options.max_bytes != 0) {
+    // Under a cap every file counts as du counts it, so none may grow past a small share of it:
+    // the write-ahead log (which holds chunks until a flush; RocksDB preallocates it at 1.1 x
+    // the largest write buffer), a blob file, the info log and the manifest (preallocated 4 MiB
+    // by default).
+    const auto share = [&](std::uint64_t divisor, std::uint64_t least, std::uint64_t most) {
+      return std::clamp<std::uint64_t>(options.max_bytes / divisor, least, most);
+    };
+    const auto buffer = static_cast<std::size_t>(share(16, 1u << 20, 64u << 20));
+    records_options.write_buffer_size = buffer;
+    chunks_options.write_buffer_size = buffer;
+    chunks_options.blob_file_size = buffer;
+    db_options.max_total_wal_size = share(16, 2u << 20, 256u << 20);
+    db_options.max_log_file_size = static_cast<std::size_t>(share(64, 256u << 10, 16u << 20));
+    db_options.keep_log_file_num = 2;
+    db_options.max_manifest_file_size = share(32, 1u << 20, 64u << 20);
+    db_options.manifest_preallocation_size =
+        static_cast<std::size_t>(share(64, 64u << 10, 4u << 20));
+  }
+
   const std::vector<rdb::ColumnFamilyDescriptor> families = {
       {rdb::kDefaultColumnFamilyName, records_options},
       {std::string(layout::chunks_family), chunks_options},
@@ -779,6 +1218,20 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
     state.publish(*decoded);
   }
 
+  auto evictions = state.get_record(rdb::ReadOptions{}, layout::evictions_key);
+  if (!evictions) {
+    return fail(why, evictions.error(), "cannot read cache eviction totals at " + options.path);
+  }
+  if (evictions->has_value()) {
+    auto decoded = layout::decode_evictions(**evictions);
+    if (!decoded) {
+      return fail(why, decoded.error(), "corrupt cache eviction totals at " + options.path);
+    }
+    state.evictions = *decoded;
+    state.evicted_entries.store(decoded->entries, std::memory_order_relaxed);
+    state.evicted_bytes.store(decoded->bytes, std::memory_order_relaxed);
+  }
+
   auto counter = state.get_record(rdb::ReadOptions{}, layout::fill_counter_key);
   if (!counter) {
     return fail(why, counter.error(), "cannot read cache fill counter at " + options.path);
@@ -806,6 +1259,9 @@ result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& o
   auto state = std::make_shared<db_state>();
   state->chunk_bytes = static_cast<std::uint32_t>(options.chunk_bytes);
   state->inline_max_bytes = options.inline_max_bytes;
+  state->path = options.path;
+  state->max_bytes = options.max_bytes;
+  state->fresh_entry_grace_ms = options.fresh_entry_grace.count();
   if (auto opened = open_db(options, *state, why); !opened) {
     return opened.error();
   }

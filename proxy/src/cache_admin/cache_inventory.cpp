@@ -90,6 +90,9 @@ cache::result<cache_summary> summarize_cache(cache::cache_store& store) {
         return true;
       });
   if (!walked) return walked.error();
+  const auto usage = store.usage();
+  summary.evictions = usage.evictions;
+  summary.evicted_bytes = usage.evicted_bytes;
   return summary;
 }
 
@@ -168,8 +171,9 @@ std::string format_summary(const cache_summary& summary) {
     text += "damaged: " + std::to_string(summary.damaged) +
             " entries whose metadata cannot be decoded (gomodproxy cache verify --repair)\n";
   }
-  // No size cap evicts anything yet; saying so beats printing a zero that looks measured.
-  text += "evictions: not counted (no size cap)\n";
+  // Kept by the store across restarts, so a stopped cache tells what its last run evicted.
+  text += "evictions: " + std::to_string(summary.evictions) + " entries, " +
+          std::to_string(summary.evicted_bytes) + " bytes (by the size cap, --cache-max-bytes)\n";
   return text;
 }
 
@@ -187,7 +191,9 @@ std::string summary_json(const cache_summary& summary) {
             "\":" + object(summary.by_kind[i]);
   }
   json += "},\"total\":" + object(summary.total) +
-          ",\"damaged\":" + std::to_string(summary.damaged) + "}\n";
+          ",\"damaged\":" + std::to_string(summary.damaged) +
+          ",\"evictions\":" + std::to_string(summary.evictions) +
+          ",\"evicted_bytes\":" + std::to_string(summary.evicted_bytes) + "}\n";
   return json;
 }
 

@@ -45,7 +45,9 @@ struct kind_totals {
 struct cache_summary {
   std::array<kind_totals, inventory_kind_count> by_kind{};
   kind_totals total;
-  std::uint64_t damaged = 0;  ///< entries whose metadata cannot be decoded (not in the totals)
+  std::uint64_t damaged = 0;    ///< entries whose metadata cannot be decoded (not in the totals)
+  std::uint64_t evictions = 0;  ///< entries the size cap evicted, over the cache's life
+  std::uint64_t evicted_bytes = 0;  ///< their body bytes
 };
 
 /// One pass over every entry of `store`.

@@ -140,9 +140,11 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
   return totals;
 }
 
-std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cache_dir) {
+std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cache_dir,
+                                                         std::uint64_t max_bytes) {
   cache::rocksdb_options store_options;
   store_options.path = cache_dir;
+  store_options.max_bytes = max_bytes;
   std::string why;
   auto opened = cache::open_rocksdb_store(store_options, &why);
   if (!opened) {

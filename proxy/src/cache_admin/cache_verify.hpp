@@ -43,8 +43,10 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
                            const std::function<void(const std::string&)>& progress);
 
 /// The RocksDB cache at `cache_dir`, or null after one line on stderr saying why it cannot be
-/// opened (for the commands that open it: serve, cache verify).
-std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cache_dir);
+/// opened (for the commands that open it: serve, cache verify). `max_bytes`: the size cap
+/// (rocksdb_options::max_bytes; 0: none).
+std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cache_dir,
+                                                         std::uint64_t max_bytes = 0);
 
 /// The `cache` subcommand: `cache verify [--repair] [--online] [serve flags for the cache dir,
 /// upstreams and sumdb]`.

@@ -127,6 +127,8 @@ TEST_F(inventory, stats_of_an_empty_cache_are_zero) {
   ASSERT_TRUE(summary);
   EXPECT_EQ(summary->total.entries, 0u);
   EXPECT_NE(format_summary(*summary).find("total: 0 entries, 0 bytes\n"), std::string::npos);
+  EXPECT_NE(format_summary(*summary).find("evictions: 0 entries, 0 bytes"), std::string::npos);
+  EXPECT_NE(summary_json(*summary).find("\"evictions\":0,\"evicted_bytes\":0}"), std::string::npos);
 }
 
 TEST_F(inventory, ls_matches_module_paths_like_goprivate_and_never_lists_sumdb) {

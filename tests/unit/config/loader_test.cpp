@@ -49,6 +49,7 @@ std::string load_fail(const std::vector<std::string>& args, const env_map& env) 
 // Every key the loader accepts, with its flag and env spelling derived by the documented rule.
 const std::vector<std::string> all_keys = {"listen",
                                            "cache_dir",
+                                           "cache_max_bytes",
                                            "upstreams",
                                            "private",
                                            "private_upstreams",
@@ -113,6 +114,7 @@ std::string describe(const std::vector<tier_spec>& tiers) {
 void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.listen, want.listen);
   EXPECT_EQ(got.cache_dir, want.cache_dir);
+  EXPECT_EQ(got.cache_max_bytes, want.cache_max_bytes);
   EXPECT_EQ(got.upstreams_text, want.upstreams_text);
   EXPECT_EQ(got.private_text, want.private_text);
   EXPECT_EQ(got.private_patterns, want.private_patterns);
@@ -174,6 +176,58 @@ TEST(load_settings, defaults_with_no_sources) {
   EXPECT_EQ(s.breaker_failures, 3);
   EXPECT_EQ(s.breaker_retry_after, 30s);
   EXPECT_EQ(s.drain_grace, 1s);
+}
+
+// A byte count: plain, or with a binary suffix; anything else is refused naming the key, and the
+// file also takes a TOML integer.
+TEST(load_settings, cache_max_bytes_takes_a_byte_count_with_a_binary_suffix) {
+  struct case_t {
+    std::string text;
+    std::optional<std::uint64_t> want;  // nullopt: refused
+  };
+  const std::vector<case_t> cases = {
+      {"0", 0},
+      {"1048576", 1048576},
+      {"123B", 123},
+      {"512KiB", 512u << 10},
+      {"50MiB", 50u << 20},
+      {"2GiB", std::uint64_t{2} << 30},
+      {"3TiB", std::uint64_t{3} << 40},
+      {"", std::nullopt},
+      {"MiB", std::nullopt},
+      {"-1", std::nullopt},
+      {"+5MiB", std::nullopt},
+      {"1.5GiB", std::nullopt},
+      {"50MB", std::nullopt},
+      {"50mib", std::nullopt},
+      {"50 MiB", std::nullopt},
+      {"50MiBs", std::nullopt},
+      {"99999999999999999999", std::nullopt},
+      {"9000000TiB", std::nullopt},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.text);
+    if (c.want) {
+      EXPECT_EQ(load_ok({"--cache-max-bytes", c.text}, {}).cache_max_bytes, *c.want);
+      EXPECT_EQ(load_ok({}, {{"GOMODPROXY_CACHE_MAX_BYTES", c.text}}).cache_max_bytes, *c.want);
+    } else {
+      const std::string message = load_fail({"--cache-max-bytes", c.text}, {});
+      EXPECT_NE(message.find("cache_max_bytes: "), std::string::npos) << message;
+      EXPECT_NE(message.find("is not a byte count"), std::string::npos) << message;
+      EXPECT_NE(message.find("50GiB"), std::string::npos) << message;
+      EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    }
+  }
+  temp_dir dir;
+  EXPECT_EQ(
+      load_ok({"--config", dir.write("n.toml", "cache_max_bytes = 4096\n")}, {}).cache_max_bytes,
+      4096u);
+  EXPECT_EQ(load_ok({"--config", dir.write("s.toml", "cache_max_bytes = \"8KiB\"\n")}, {})
+                .cache_max_bytes,
+            8192u);
+  const std::string negative =
+      load_fail({"--config", dir.write("m.toml", "cache_max_bytes = -5\n")}, {});
+  EXPECT_NE(negative.find("is negative"), std::string::npos) << negative;
 }
 
 // The grace before the listener closes may be turned off (0), not made negative.
@@ -817,6 +871,8 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
       value = "3";
     } else if (key == "max_header_bytes" || key == "max_connections") {
       value = "2048";
+    } else if (key == "cache_max_bytes") {
+      value = "3MiB";
     } else if (key == "breaker_failures") {
       value = "3";
     } else if (key == "private_probe_modules") {

@@ -132,9 +132,23 @@ TEST(metrics, recording_moves_the_right_series) {
   m.count_bytes_sent(24);
   m.count_probe(2, true, 40ms, 45ms);
   m.count_probe(2, false, std::nullopt, 5s);
-  m.set_cache_source([] { return cache_figures{12, 3456}; });
+  m.set_cache_source([] {
+    return cache_figures{.entries = 12,
+                         .bytes = 3456,
+                         .max_bytes = 8192,
+                         .disk_bytes = 7000,
+                         .evictions = 5,
+                         .evicted_bytes = 900};
+  });
   m.set_up_source([](std::size_t tier) { return tier != 1; });
   std::string text = m.serialize();
+  EXPECT_EQ(value_of(text, "gomodproxy_cache_max_bytes"), 8192);
+  EXPECT_EQ(value_of(text, "gomodproxy_cache_disk_bytes"), 7000);
+  // The store's totals (kept across restarts) become the counters; a second scrape adds nothing.
+  EXPECT_EQ(value_of(text, "gomodproxy_cache_evictions_total"), 5);
+  EXPECT_EQ(value_of(text, "gomodproxy_cache_evicted_bytes_total"), 900);
+  text = m.serialize();
+  EXPECT_EQ(value_of(text, "gomodproxy_cache_evictions_total"), 5);
 
   EXPECT_EQ(value_of(text, "gomodproxy_requests_total{code=\"200\",kind=\"zip\"}"), 2);
   EXPECT_EQ(value_of(text, "gomodproxy_requests_total{code=\"404\",kind=\"other\"}"), 1);

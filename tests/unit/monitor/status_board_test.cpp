@@ -313,6 +313,36 @@ TEST(status_board, offline_is_said_on_both_pages) {
   EXPECT_EQ(html.find("upstream tier is up"), std::string::npos);
 }
 
+TEST(status_board, the_size_cap_and_how_full_the_cache_is_are_said_on_both_pages) {
+  fake_clock clock;
+  status_board board({"goproxy.example"}, clock.fn());
+  auto uncapped = board.report({.entries = 3, .bytes = 300}, all_up);
+  auto cap = boost::json::parse(status_json(uncapped)).at("cache").at("size_cap");
+  EXPECT_EQ(cap.at("max_bytes"), 0);
+  EXPECT_TRUE(cap.at("disk_bytes").is_null());
+  EXPECT_TRUE(cap.at("full").is_null());
+  EXPECT_NE(status_html(uncapped).find("Size cap: none"), std::string::npos);
+
+  auto capped = board.report({.entries = 3,
+                              .bytes = 300,
+                              .max_bytes = 100u << 20,
+                              .disk_bytes = 45u << 20,
+                              .evictions = 7,
+                              .evicted_bytes = 70u << 20},
+                             all_up);
+  cap = boost::json::parse(status_json(capped)).at("cache").at("size_cap");
+  EXPECT_EQ(cap.at("max_bytes"), 100u << 20);
+  EXPECT_EQ(cap.at("disk_bytes"), 45u << 20);
+  EXPECT_DOUBLE_EQ(cap.at("full").as_double(), 0.45);
+  EXPECT_EQ(cap.at("evictions"), 7);
+  EXPECT_EQ(cap.at("evicted_bytes"), 70u << 20);
+  const auto html = status_html(capped);
+  EXPECT_NE(html.find("Size cap: 100 MiB; directory on disk 45.0 MiB (45% full); 7 entries "
+                      "(70.0 MiB) evicted so far."),
+            std::string::npos)
+      << html;
+}
+
 TEST(status_board, json_carries_every_figure) {
   fake_clock clock;
   status_board board({"goproxy.example", "down.example"}, clock.fn());
