@@ -13,7 +13,6 @@ namespace gomodproxy::cache::layout {
 namespace {
 
 constexpr std::size_t meta_header_bytes = 1 + 1 + 1 + 8 + 8 + 2;
-constexpr std::size_t chunked_tail_bytes = 8 + 4 + 4;
 
 void put_be(std::string& out, std::uint64_t value, int bytes) {
   for (int shift = (bytes - 1) * 8; shift >= 0; shift -= 8) {
