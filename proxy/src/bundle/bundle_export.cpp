@@ -17,6 +17,7 @@
 #include "bundle/tar_format.hpp"
 #include "protocol/request.hpp"
 #include "protocol/semver.hpp"
+#include "resolver/verified_tree.hpp"
 #include "sumdb/signed_note.hpp"
 #include "sumdb/tile.hpp"
 #include "sumdb/tile_plan.hpp"
@@ -102,8 +103,8 @@ std::optional<chosen_tree> newest_tree(cache::cache_store& store,
     problems.push_back(database.name + ": no signed tree head is cached");
     return best;
   }
-  if (auto remembered = small_body(store, "/gomodproxy/verified-tree/" + database.name)) {
-    if (auto head = sumdb::parse_tree_head(*remembered)) roots.emplace(head->size, head->root);
+  if (auto remembered = resolver::remembered_tree(store, database.name)) {
+    roots.emplace(remembered->size, remembered->root);
   }
   for (const auto& [size, root] : roots) {
     if (size > 0 && size < best->head.size) best->older_sizes.insert(size);

@@ -14,6 +14,7 @@
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
 #include "protocol/semver.hpp"
+#include "resolver/verified_tree.hpp"
 #include "sumdb/signed_note.hpp"
 #include "sumdb/tile.hpp"
 #include "sumdb/tile_plan.hpp"
@@ -81,17 +82,6 @@ bool read_small(tar_reader& tar, const tar_member& member, std::string& out, std
     return false;
   }
   return true;
-}
-
-std::optional<sumdb::tree_head> remembered_tree(cache::cache_store& store,
-                                                const std::string& name) {
-  auto reader = store.open("/gomodproxy/verified-tree/" + name);
-  if (!reader || !*reader) return std::nullopt;
-  auto text = (*reader)->read(0, static_cast<std::size_t>((*reader)->meta().size));
-  if (!text) return std::nullopt;
-  auto head = sumdb::parse_tree_head(*text);
-  if (!head) return std::nullopt;
-  return *head;
 }
 
 // Hashes of the tree of `size` records from the bundle's tiles and, failing those, the cache's
@@ -484,7 +474,7 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
   // The cache's remembered trees: a fork refuses the bundle; a proven newer tree replaces them.
   std::vector<std::pair<std::string, sumdb::tree_head>> remember;
   for (const auto& [name, database] : databases) {
-    auto known = remembered_tree(store, name);
+    auto known = resolver::remembered_tree(store, name);
     const std::string size = std::to_string(database.head.size);
     if (!known) {
       remember.emplace_back(name, database.head);
@@ -561,8 +551,9 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     }
   }
   for (const auto& [name, head] : remember) {
-    if (!commit_bytes(store, "/gomodproxy/verified-tree/" + name, sumdb::format_tree_head(head),
-                      cache::entry_kind::immutable, why)) {
+    // A fill that remembered a larger tree meanwhile keeps it.
+    if (!resolver::remember_tree(store, name, head, "bundle")) {
+      why = resolver::verified_tree_key(name) + ": cannot write it to the cache";
       return false;
     }
   }

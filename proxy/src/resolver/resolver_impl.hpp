@@ -73,7 +73,6 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   tier_chain public_chain_;
   tier_chain private_chain_;
   std::map<std::string, tier_chain, std::less<>> sumdb_chains_;
-  std::mutex verified_tree_mutex_;  ///< orders the updates of the remembered tree heads
 
   // --- The request path (resolver.cpp) ---
 

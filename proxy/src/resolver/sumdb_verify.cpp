@@ -12,6 +12,7 @@
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
 #include "resolver/resolver_impl.hpp"
+#include "resolver/verified_tree.hpp"
 #include "sumdb/signed_note.hpp"
 #include "sumdb/tile.hpp"
 #include "sumdb/tlog.hpp"
@@ -221,17 +222,7 @@ net::awaitable<bool> resolver::impl::tree_extends_known(const sumdb_options& dat
                                                         const sumdb::tree_head& head,
                                                         std::string& why,
                                                         steady_clock::time_point deadline) {
-  const std::string key = "/gomodproxy/verified-tree/" + database.name;
-  auto stored_tree = [this, &key]() -> std::optional<sumdb::tree_head> {
-    if (auto entry = open_entry(key)) {
-      auto text = entry->read(0, static_cast<std::size_t>(entry->meta().size));
-      if (text) {
-        if (auto parsed = sumdb::parse_tree_head(*text)) return *parsed;
-      }
-    }
-    return std::nullopt;
-  };
-  const std::optional<sumdb::tree_head> known = stored_tree();
+  const std::optional<sumdb::tree_head> known = remembered_tree(store_, database.name);
   if (known && known->size == head.size && known->root != head.root) {
     why = "two different trees of size " + std::to_string(head.size);
     co_return false;
@@ -253,19 +244,9 @@ net::awaitable<bool> resolver::impl::tree_extends_known(const sumdb_options& dat
       co_return false;
     }
   }
-  // Another fill may have stored a newer tree while this one was proving: the remembered
-  // tree only ever grows.
-  std::lock_guard lock(verified_tree_mutex_);
-  const auto latest = stored_tree();
-  if (!latest || head.size > latest->size) {
-    auto created = store_.create(key);
-    if (created) {
-      cache::entry_meta meta;
-      meta.kind = cache::entry_kind::immutable;
-      meta.stored_at_ms = now_ms();
-      (void)((*created)->append(sumdb::format_tree_head(head)) && (*created)->commit(meta));
-    }
-  }
+  // Another fill or an import may have remembered a newer tree while this one was proving;
+  // the stored one stays then. A failed write only costs re-proving against the older tree.
+  (void)remember_tree(store_, database.name, head);
   co_return true;
 }
 
