@@ -11,7 +11,6 @@
 #include "bundle/tar_format.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
-#include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
 #include "protocol/semver.hpp"
 #include "resolver/verified_tree.hpp"
@@ -563,15 +562,7 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
 std::function<std::optional<std::string>(const std::string&)> sumdb_exemption(
     const resolver::resolver_options& options) {
   return [&options](const std::string& module_path) -> std::optional<std::string> {
-    if (options.sumdbs.empty()) return "no checksum database";
-    if (!options.private_patterns.empty() &&
-        protocol::match_prefix_patterns(options.private_patterns, module_path)) {
-      return "private module";
-    }
-    if (!options.no_sumdb_patterns.empty() &&
-        protocol::match_prefix_patterns(options.no_sumdb_patterns, module_path)) {
-      return "matches no_sumdb";
-    }
+    if (auto why = resolver::sumdb_exemption(options, module_path)) return std::string(*why);
     return std::nullopt;
   };
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cache/cache_store.hpp"
@@ -66,6 +67,12 @@ struct resolver_options {
   /// by name. Must outlive the resolver and its fills. Default: none (every tier is tried)
   monitor::tier_health* health = nullptr;
 };
+
+/// Why `options` never ask a checksum database about `module_path` ("no checksum database",
+/// "private module", "matches no_sumdb"), or nullopt when they do. Fills and bundle imports both
+/// decide by it, so a module an import lets in unchecked is one a fill would too.
+std::optional<std::string_view> sumdb_exemption(const resolver_options& options,
+                                                const std::string& module_path);
 
 /// Answers GOPROXY protocol requests. Thread-safe. `store` and the tiers `make_tier` returns must
 /// outlive it (it builds each configured tier once, at construction), and

@@ -45,15 +45,22 @@ net::awaitable<resolver::database_answer> resolver::database_hash(std::string mo
   co_return answer;
 }
 
-// Why the checksum database is never asked about `module_path`, or nullopt when it is.
-std::optional<std::string_view> resolver::impl::sumdb_exempt(const std::string& module_path) const {
-  if (options_.sumdbs.empty()) return "no checksum database";
-  if (is_private(module_path)) return "private module";
-  if (!options_.no_sumdb_patterns.empty() &&
-      protocol::match_prefix_patterns(options_.no_sumdb_patterns, module_path)) {
+std::optional<std::string_view> sumdb_exemption(const resolver_options& options,
+                                                const std::string& module_path) {
+  if (options.sumdbs.empty()) return "no checksum database";
+  if (!options.private_patterns.empty() &&
+      protocol::match_prefix_patterns(options.private_patterns, module_path)) {
+    return "private module";
+  }
+  if (!options.no_sumdb_patterns.empty() &&
+      protocol::match_prefix_patterns(options.no_sumdb_patterns, module_path)) {
     return "matches no_sumdb";
   }
   return std::nullopt;
+}
+
+std::optional<std::string_view> resolver::impl::sumdb_exempt(const std::string& module_path) const {
+  return sumdb_exemption(options_, module_path);
 }
 
 bool resolver::impl::needs_sumdb_check(const protocol::module_request& request) const {
