@@ -506,6 +506,8 @@ int serve(const config::settings& settings) {
     http.add_body_route(std::string(bundle::admin_import_path), *import_endpoint,
                         bundle::max_import_body_bytes);
   }
+  // Also without an admin token: a body left by a killed import is removed all the same.
+  bundle::clear_import_spool((std::filesystem::path(settings.cache_dir) / "import-spool").string());
   auto bound = http.listen();
   if (!bound) {
     std::fprintf(stderr, "gomodproxy: listen: cannot listen on %s: %s\n", settings.listen.c_str(),

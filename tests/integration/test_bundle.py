@@ -11,6 +11,7 @@ import io
 import socket
 import subprocess
 import tarfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -389,6 +390,40 @@ def test_the_import_endpoint_bounds_its_body(tree, tmp_path, make_upstream, star
     assert status == 200 and text.startswith("imported 0 module versions"), text
     assert run("cache", "ls", "--proxy", proxy.url, "--admin-token", token).stdout == ""
     assert not any((proxy.cache_dir / "import-spool").iterdir())
+
+
+def test_no_spooled_body_outlives_its_import(tree, tmp_path, make_upstream, start_proxy):
+    """A client that goes away mid-body leaves no spool file; one left by a killed proxy is
+    removed when the next one starts on that cache (it would count against the size cap)."""
+    token = "t" * 32
+    upstream = make_upstream(tree.root).url
+    proxy = start_proxy(upstream, "--admin-token", token)
+    spool = proxy.cache_dir / "import-spool"
+
+    def send_part_of_a_body() -> socket.socket:
+        client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        client.sendall(f"POST /admin/cache/import HTTP/1.1\r\nHost: x\r\n"
+                       f"Authorization: Bearer {token}\r\nContent-Length: {8 << 20}\r\n\r\n"
+                       .encode() + bytes(256 << 10))
+        deadline = time.monotonic() + 10
+        while not any(spool.glob("import-*.tar")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any(spool.glob("import-*.tar")), "the body was never spooled"
+        return client
+
+    send_part_of_a_body().close()
+    deadline = time.monotonic() + 10
+    while any(spool.glob("import-*.tar")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(spool.glob("import-*.tar"))
+
+    client = send_part_of_a_body()
+    proxy.kill()
+    client.close()
+    assert any(spool.glob("import-*.tar"))
+    # The shipped defaults: no admin token, so no import endpoint at all.
+    start_proxy(upstream, cache_dir=proxy.cache_dir)
+    assert not any(spool.glob("import-*.tar"))
 
 
 def test_usage_errors_exit_2(tmp_path):

@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
+#include <utility>
 
 namespace gomodproxy::bundle {
 namespace {
@@ -31,30 +33,47 @@ net::awaitable<void> reply(server::response_writer& writer, int status, std::str
   (void)co_await writer.send(head, body);
 }
 
+// The spooled body, closed and removed by whichever coroutine lets go of it last: a refusal, a
+// client that goes away, and a shutdown that destroys the handler's frame mid-body (its
+// connection's context is torn down without resuming it) all leave no file behind.
+struct spool_file {
+  std::string path;
+  std::FILE* file = nullptr;
+  spool_file(std::string spool_path, std::FILE* opened)
+      : path(std::move(spool_path)), file(opened) {}
+  spool_file(const spool_file&) = delete;
+  spool_file& operator=(const spool_file&) = delete;
+  ~spool_file() {
+    if (file) std::fclose(file);
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);
+  }
+};
+
 // Coroutines of their own with arguments by value, so their frames own them on the other
 // executor.
-net::awaitable<std::string> write_piece(std::FILE* file, std::string piece) {
-  if (std::fwrite(piece.data(), 1, piece.size(), file) == piece.size()) co_return std::string();
+net::awaitable<std::string> write_piece(std::shared_ptr<spool_file> spool, std::string piece) {
+  if (std::fwrite(piece.data(), 1, piece.size(), spool->file) == piece.size()) {
+    co_return std::string();
+  }
   co_return std::string(std::strerror(errno));
 }
 
 net::awaitable<answer> run_import(cache::cache_store* store, const import_options* options,
-                                  std::string path, std::FILE* file) {
-  const bool flushed = std::fclose(file) == 0;
+                                  std::shared_ptr<spool_file> spool) {
+  const bool flushed = std::fclose(std::exchange(spool->file, nullptr)) == 0;
   answer result;
   if (!flushed) {
     result = {500, "cannot spool the bundle: " + std::string(std::strerror(errno)) + "\n"};
   } else {
     import_summary summary;
     std::string why;
-    if (import_bundle(*store, path, *options, summary, why)) {
+    if (import_bundle(*store, spool->path, *options, summary, why)) {
       result = {200, format_import_summary(summary)};
     } else {
       result = {422, "refused: " + why + "\n"};
     }
   }
-  std::error_code ignored;
-  std::filesystem::remove(path, ignored);
   co_return result;
 }
 
@@ -67,6 +86,17 @@ struct busy_guard {
 };
 
 }  // namespace
+
+void clear_import_spool(const std::string& spool_dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(spool_dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.starts_with("import-") && name.ends_with(".tar")) {
+      std::error_code ignored;
+      std::filesystem::remove(entry.path(), ignored);
+    }
+  }
+}
 
 net::awaitable<void> import_endpoint::handle(const server::request_view& request,
                                              server::response_writer& writer) {
@@ -91,7 +121,8 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
        ("import-" + std::to_string(::getpid()) + "-" + std::to_string(random()) + ".tar"))
           .string();
   std::FILE* file = made ? nullptr : std::fopen(path.c_str(), "wb");
-  if (!file) {
+  auto spool = file ? std::make_shared<spool_file>(path, file) : nullptr;
+  if (!spool) {
     guard.release();
     co_await reply(writer, 500, "cannot spool the bundle in " + spool_dir_ + "\n");
     co_return;
@@ -108,7 +139,7 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
     }
     if (*got == 0) break;
     const auto write_error = co_await net::co_spawn(
-        blocking_, write_piece(file, std::string(buffer.data(), *got)), net::use_awaitable);
+        blocking_, write_piece(spool, std::string(buffer.data(), *got)), net::use_awaitable);
     if (!write_error.empty()) {
       failure = "cannot spool the bundle: " + write_error;
       failure_status = 500;
@@ -116,14 +147,12 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
     }
   }
   if (!failure.empty()) {
-    std::fclose(file);
-    std::error_code ignored;
-    std::filesystem::remove(path, ignored);
+    spool.reset();
     guard.release();
     co_await reply(writer, failure_status, failure + "\n");
     co_return;
   }
-  auto result = co_await net::co_spawn(blocking_, run_import(&store_, &options_, path, file),
+  auto result = co_await net::co_spawn(blocking_, run_import(&store_, &options_, std::move(spool)),
                                        net::use_awaitable);
   guard.release();
   co_await reply(writer, result.status, std::move(result.body));

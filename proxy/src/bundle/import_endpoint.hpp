@@ -21,6 +21,11 @@ inline constexpr std::string_view admin_import_path = "/admin/cache/import";
 /// cache with `cache import FILE.tar`.
 inline constexpr std::uint64_t max_import_body_bytes = std::uint64_t{8} << 30;
 
+/// Removes the bodies an import spooled in `spool_dir` before this process started (it was
+/// killed mid-import): the cache directory is one process's, so none is in use, and each would
+/// otherwise count against the size cap for good.
+void clear_import_spool(const std::string& spool_dir);
+
 /// One import at a time (another is answered 409). The spooling file writes and the whole
 /// check and commit run on `blocking` (the fill threads), never on the connection's thread.
 /// `store` must outlive it; `options` is copied.
