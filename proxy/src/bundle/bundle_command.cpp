@@ -3,16 +3,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
-#include <thread>
 #include <variant>
 
 #include "bundle/bundle_export.hpp"
@@ -20,6 +15,7 @@
 #include "bundle/import_endpoint.hpp"
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/inventory_command.hpp"
+#include "cache_admin/standalone_resolver.hpp"
 #include "prefetch/pin_files.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
@@ -32,8 +28,6 @@
 namespace gomodproxy::bundle {
 namespace {
 
-namespace net = boost::asio;
-
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "gomodproxy: %s\n", message.c_str());
   std::fprintf(stderr,
@@ -45,69 +39,6 @@ int usage_error(const std::string& message) {
                "FILE.tar)\n");
   return 2;
 }
-
-// Captures one answer of the resolver in memory: only tiles, a few KiB each, are asked.
-class captured_answer final : public server::response_writer {
- public:
-  net::awaitable<bool> send(const server::response_head& head, std::string_view body) override {
-    status_ = head.status;
-    body_.assign(body);
-    co_return true;
-  }
-  net::awaitable<bool> send_head(const server::response_head& head, std::uint64_t) override {
-    status_ = head.status;
-    co_return true;
-  }
-  net::awaitable<bool> write_body(std::string_view chunk) override {
-    body_.append(chunk);
-    co_return body_.size() <= (1u << 20);
-  }
-  bool head_only() const override { return false; }
-  void note(std::string_view, std::string_view) override {}
-
-  int status_ = 0;
-  std::string body_;
-};
-
-// The checksum databases' tiers, asked through a resolver (so tiles are verified the way the
-// server caches them and cached too) on a thread of its own.
-class tile_fetcher {
- public:
-  tile_fetcher(const resolver::resolver_options& options,
-               const upstream::client_options& client_options, cache::cache_store& store)
-      : guard_(net::make_work_guard(work_)),
-        client_(work_.get_executor(), client_options),
-        resolver_(options, store, upstream::http_tiers(client_), work_.get_executor()),
-        thread_([this] { work_.run(); }) {}
-
-  ~tile_fetcher() {
-    guard_.reset();
-    work_.stop();
-    thread_.join();
-  }
-
-  std::optional<std::string> fetch(const std::string& key) {
-    auto answer = std::make_shared<captured_answer>();
-    auto target = std::make_shared<std::string>(key);
-    net::co_spawn(
-        work_,
-        [this, answer, target]() -> net::awaitable<void> {
-          server::request_view view{"GET", *target, false};
-          co_await resolver_.handle(view, *answer);
-        },
-        net::use_future)
-        .get();
-    if (answer->status_ != 200) return std::nullopt;
-    return std::move(answer->body_);
-  }
-
- private:
-  net::io_context work_{1};
-  net::executor_work_guard<net::io_context::executor_type> guard_;
-  upstream::http_client client_;
-  resolver::resolver resolver_;
-  std::thread thread_;
-};
 
 std::optional<std::string> read_file(const std::string& path, std::string& why) {
   std::ifstream in(path, std::ios::binary);
@@ -226,12 +157,12 @@ int run_export(parsed_args& parsed, const config::settings& settings,
 
   auto store = cache_admin::open_stopped_cache(settings.cache_dir);
   if (!store) return 1;
-  std::optional<tile_fetcher> fetcher;
+  std::optional<cache_admin::standalone_resolver> fetcher;
   if (!settings.offline && !resolver_options.sumdbs.empty()) {
     upstream::client_options client_options;
     client_options.ca_file = settings.ca_file;
     fetcher.emplace(resolver_options, client_options, *store);
-    request.fetch = [&fetcher](const std::string& key) { return fetcher->fetch(key); };
+    request.fetch = [&fetcher](const std::string& key) { return fetcher->get(key); };
   }
   export_summary summary;
   const bool done = export_bundle(*store, request, parsed.out, summary, problems);

@@ -4,10 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/use_future.hpp>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -17,6 +13,7 @@
 #include <variant>
 
 #include "cache_admin/inventory_command.hpp"
+#include "cache_admin/standalone_resolver.hpp"
 #include "protocol/request.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
@@ -27,7 +24,6 @@
 
 namespace gomodproxy::cache_admin {
 namespace {
-namespace net = boost::asio;
 
 // The hash the cached record of `database` gives for the request's zip or go.mod, or nullopt
 // when no record is cached or it has no such line.
@@ -156,42 +152,6 @@ std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cach
   return std::move(*opened);
 }
 
-namespace {
-
-// The database side of `--online`: a resolver over the configured tiers and checksum
-// databases, on a work thread of its own, so its proofs are the ones a fill would run.
-class online_checker {
- public:
-  online_checker(const resolver::resolver_options& options,
-                 const upstream::client_options& client_options, cache::cache_store& store)
-      : guard_(net::make_work_guard(work_)),
-        client_(work_.get_executor(), client_options),
-        resolver_(options, store, upstream::http_tiers(client_), work_.get_executor()),
-        thread_([this] { work_.run(); }) {}
-
-  ~online_checker() {
-    guard_.reset();
-    work_.stop();
-    thread_.join();
-  }
-
-  resolver::resolver::database_answer ask(const std::string& module_path,
-                                          const std::string& version, bool go_mod) {
-    return net::co_spawn(work_, resolver_.database_hash(module_path, version, go_mod),
-                         net::use_future)
-        .get();
-  }
-
- private:
-  net::io_context work_{1};
-  net::executor_work_guard<net::io_context::executor_type> guard_;
-  upstream::http_client client_;
-  resolver::resolver resolver_;
-  std::thread thread_;
-};
-
-}  // namespace
-
 int run_cache_command(std::vector<std::string> args) {
   if (!args.empty() && (args.front() == "stats" || args.front() == "ls" || args.front() == "rm")) {
     const std::string verb = args.front();
@@ -249,14 +209,14 @@ int run_cache_command(std::vector<std::string> args) {
 
   auto store = open_cache_or_report(settings.cache_dir);
   if (!store) return 1;
-  std::optional<online_checker> checker;
+  std::optional<standalone_resolver> checker;
   if (resolver_options) {
     upstream::client_options client_options;
     client_options.ca_file = settings.ca_file;
     checker.emplace(*resolver_options, client_options, *store);
     options.ask_database = [&checker](const std::string& module_path, const std::string& version,
                                       bool go_mod) {
-      return checker->ask(module_path, version, go_mod);
+      return checker->database_hash(module_path, version, go_mod);
     };
   }
   auto totals = verify_cache(
