@@ -21,7 +21,6 @@
 #include "protocol/module_path.hpp"
 #include "protocol/semver.hpp"
 #include "resolver/from_settings.hpp"
-#include "server/setting_file.hpp"
 #include "settings.hpp"
 #include "upstream/http_client.hpp"
 
@@ -231,19 +230,14 @@ int run_import(parsed_args& parsed, const config::settings& settings,
   if (parsed.operands.size() != 1) return usage_error("cache import takes one FILE.tar");
   const std::string& tar_path = parsed.operands.front();
   if (!parsed.proxy_url.empty()) {
-    std::string token = settings.admin_token;
-    if (token.empty()) {
+    if (settings.admin_token.empty()) {
       return usage_error("--proxy needs the admin token (--admin-token TOKEN or @FILE)");
     }
-    if (token.front() == '@') {
-      auto content = server::read_setting_file(token.substr(1));
-      if (content.index() == 1) {
-        std::fprintf(stderr, "gomodproxy: admin_token: cannot read %s: %s\n",
-                     token.substr(1).c_str(), std::get<1>(content).c_str());
-        return 2;
-      }
-      const std::string& text = std::get<0>(content);
-      token = text.substr(0, text.find_first_of("\r\n"));
+    std::string why;
+    const auto token = cache_admin::admin_token_from_setting(settings.admin_token, why);
+    if (!token) {
+      std::fprintf(stderr, "gomodproxy: admin_token: %s\n", why.c_str());
+      return 2;
     }
     std::error_code sized;
     const auto size = std::filesystem::file_size(tar_path, sized);
@@ -255,7 +249,7 @@ int run_import(parsed_args& parsed, const config::settings& settings,
                    tar_path.c_str(), static_cast<unsigned long long>(max_import_body_bytes));
       return 1;
     }
-    auto reply = cache_admin::admin_upload(parsed.proxy_url, "/admin/cache/import", token,
+    auto reply = cache_admin::admin_upload(parsed.proxy_url, "/admin/cache/import", *token,
                                            settings.ca_file, tar_path);
     if (reply.status == 200) {
       std::printf("%s", reply.body.c_str());

@@ -10,6 +10,9 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <chrono>
+#include <variant>
+
+#include "server/setting_file.hpp"
 
 namespace gomodproxy::cache_admin {
 namespace {
@@ -102,6 +105,17 @@ admin_reply admin_upload(const std::string& proxy_url, const std::string& path_a
   if (error) return {0, "cannot read " + body_file + ": " + error.message()};
   request.set(http::field::content_type, "application/x-tar");
   return send_request(proxy_url, request, token, ca_file, upload_limit);
+}
+
+std::optional<std::string> admin_token_from_setting(const std::string& setting, std::string& why) {
+  if (!setting.starts_with('@')) return setting;
+  auto content = server::read_setting_file(setting.substr(1));
+  if (content.index() == 1) {
+    why = "cannot read " + setting.substr(1) + ": " + std::get<1>(content);
+    return std::nullopt;
+  }
+  const std::string& text = std::get<0>(content);
+  return text.substr(0, text.find_first_of("\r\n"));
 }
 
 }  // namespace gomodproxy::cache_admin

@@ -3,6 +3,7 @@
 // Beast and OpenSSL stay in the .cpp.
 #pragma once
 
+#include <optional>
 #include <string>
 
 namespace gomodproxy::cache_admin {
@@ -25,5 +26,10 @@ admin_reply admin_request(const std::string& proxy_url, const std::string& metho
 admin_reply admin_upload(const std::string& proxy_url, const std::string& path_and_query,
                          const std::string& token, const std::string& ca_file,
                          const std::string& body_file);
+
+/// The token an admin verb sends for the `admin_token` setting: the setting itself, or the first
+/// line of the file named after a leading '@'; nullopt with `why` ("cannot read FILE: reason")
+/// when that file cannot be read.
+std::optional<std::string> admin_token_from_setting(const std::string& setting, std::string& why);
 
 }  // namespace gomodproxy::cache_admin

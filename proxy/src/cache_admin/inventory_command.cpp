@@ -9,7 +9,6 @@
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/cache_inventory.hpp"
 #include "protocol/request.hpp"
-#include "server/setting_file.hpp"
 #include "settings.hpp"
 
 namespace gomodproxy::cache_admin {
@@ -62,19 +61,14 @@ namespace {
 // The verb through a running proxy's admin endpoint; prints what `cache VERB` prints locally.
 int ask_running_proxy(const std::string& verb, const std::vector<std::string>& operands,
                       const std::string& proxy_url, const config::settings& settings) {
-  std::string token = settings.admin_token;
-  if (token.empty()) {
+  if (settings.admin_token.empty()) {
     return usage_error("--proxy needs the admin token (--admin-token TOKEN or @FILE)");
   }
-  if (token.front() == '@') {
-    auto content = server::read_setting_file(token.substr(1));
-    if (content.index() == 1) {
-      std::fprintf(stderr, "gomodproxy: admin_token: cannot read %s: %s\n", token.substr(1).c_str(),
-                   std::get<1>(content).c_str());
-      return 2;
-    }
-    const std::string& text = std::get<0>(content);
-    token = text.substr(0, text.find_first_of("\r\n"));
+  std::string why;
+  const auto token = admin_token_from_setting(settings.admin_token, why);
+  if (!token) {
+    std::fprintf(stderr, "gomodproxy: admin_token: %s\n", why.c_str());
+    return 2;
   }
   std::string method = "GET";
   std::string path = "/admin/cache/stats";
@@ -85,7 +79,7 @@ int ask_running_proxy(const std::string& verb, const std::vector<std::string>& o
     method = "POST";
     path = "/admin/cache/rm?module=" + protocol::percent_encode(operands.front(), "/@*");
   }
-  auto reply = admin_request(proxy_url, method, path, token, settings.ca_file);
+  auto reply = admin_request(proxy_url, method, path, *token, settings.ca_file);
   if (reply.status == 200 || (verb == "rm" && reply.status == 404)) {
     std::printf("%s", reply.body.c_str());
     return reply.status == 200 ? 0 : 1;
