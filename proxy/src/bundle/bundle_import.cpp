@@ -150,6 +150,26 @@ std::optional<std::string> check_against_remembered(cache::cache_store& store,
   return std::nullopt;
 }
 
+// Why `file` is no tile a client of the tree of `tree_size` records would load, or nullopt:
+// tiles past the tree or wider than the tree makes them are refused before they are read.
+std::optional<std::string> tile_outside_tree(const member_file& file, std::int64_t tree_size) {
+  const auto tile = sumdb::parse_tile_path(file.request.upstream_path.substr(1));
+  if (!tile) return "not a tile name";
+  if (tile->height != sumdb::sumdb_tile_height) {
+    return "a tile of height " + std::to_string(tile->height) + ", the database's are of height " +
+           std::to_string(sumdb::sumdb_tile_height);
+  }
+  // A data tile holds the records a level-0 tile hashes, so it spans as that one does.
+  const int level = std::max(tile->level, 0);
+  const std::int64_t at_level = tree_size >> (level * tile->height);
+  const std::int64_t first = tile->index << tile->height;
+  if (first >= at_level || tile->width > at_level - first) {
+    return "not a tile of the signed tree of " + std::to_string(tree_size) +
+           " records (past its end or wider than its tile there)";
+  }
+  return std::nullopt;
+}
+
 bool commit_member(cache::cache_store& store, tar_reader& tar, const tar_member& member,
                    const std::string& key, cache::entry_kind kind, std::string& why) {
   auto created = store.create(key);
@@ -329,6 +349,15 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
   }
 
   // Pass 2: each database's signed tree, tiles and records.
+  std::uint64_t checksum_bytes = 0;
+  const auto hold = [&checksum_bytes, &why, &options](const tar_member& member) {
+    checksum_bytes += member.size;
+    if (checksum_bytes <= options.max_checksum_bytes) return true;
+    why = member.name + ": the bundle's tiles and checksum records exceed " +
+          std::to_string(options.max_checksum_bytes) +
+          " bytes, the most an import holds in memory to check them";
+    return false;
+  };
   for (auto& [name, database] : databases) {
     if (!database.latest) {
       why = "sumdb/" + name + "/latest: missing (the bundle's signed tree head)";
@@ -349,14 +378,21 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     }
     database.head = *head;
     for (const auto& file : database.tile_members) {
+      if (auto outside = tile_outside_tree(file, database.head.size)) {
+        why = file.member.name + ": " + *outside;
+        return false;
+      }
       std::string bytes;
-      if (!read_small(*tar, file.member, bytes, why, max_tile_member)) return false;
+      if (!read_small(*tar, file.member, bytes, why, max_tile_member) || !hold(file.member)) {
+        return false;
+      }
       database.tiles.emplace(file.request.upstream_path.substr(1), std::move(bytes));
     }
     std::vector<std::pair<std::int64_t, sumdb::tlog_hash>> record_hashes;
     for (const auto& file : database.lookups) {
       std::string body;
       if (!read_small(*tar, file.member, body, why, max_note_member)) return false;
+      if (!hold(file.member)) return false;
       auto record = sumdb::parse_lookup_response(body);
       if (!record) {
         why = file.member.name + ": " + record.error().message();

@@ -14,6 +14,13 @@
 
 namespace gomodproxy::bundle {
 
+/// The tiles and lookup records of all databases are held in memory until the whole bundle has
+/// verified, and a bundle may be gigabytes of them. A site's bundle covers its own modules:
+/// thousands to a few hundred thousand records (~200 bytes of lookup each, plus the tiles of
+/// their paths), tens of MiB; 256 MiB leaves ample room for those and bounds what a hostile
+/// bundle can make an import hold.
+inline constexpr std::uint64_t max_import_checksum_bytes = std::uint64_t{256} << 20;
+
 struct import_options {
   /// The importing proxy's checksum databases (their keys verify the bundle's trees); module
   /// files are checked against the first one's records, as fills are.
@@ -22,6 +29,8 @@ struct import_options {
   /// such modules need no record.
   std::function<std::optional<std::string>(const std::string& module_path)> exempt;
   sumdb::zip_limits limits;
+  /// The bound on the tiles and lookup records held at once (their member sizes, summed).
+  std::uint64_t max_checksum_bytes = max_import_checksum_bytes;
 };
 
 struct import_summary {

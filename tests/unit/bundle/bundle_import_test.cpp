@@ -233,8 +233,8 @@ TEST_F(bundle_import, bad_names_are_refused) {
   bundle.emplace_back("example.com/hello/@v/v1.0.0.mod\nforged line", "");
   expect_refused(bundle, "example.com/hello/@v/v1.0.0.mod\\nforged line: ");
   bundle = valid();
-  bundle.emplace_back("sumdb/" + database_name + "/tile/8/0/001", std::string(8193, 'x'));
-  expect_refused(bundle, "tile/8/0/001: 8193 bytes is too large for this file");
+  bundle.emplace_back("sumdb/" + database_name + "/tile/8/0/000.p/1", std::string(8193, 'x'));
+  expect_refused(bundle, "tile/8/0/000.p/1: 8193 bytes is too large for this file");
   expect_refused(replaced(valid(), "example.com/hello/@v/list", "v1.2.0\nmaster\n"),
                  "list: line 2 is not a version");
 }
@@ -267,6 +267,37 @@ TEST_F(bundle_import, records_and_tiles_must_prove_the_signed_tree) {
   expect_refused(valid(), "latest: the signed tree does not verify with the configured key");
   options_.sumdbs.front().name = "other.example";
   expect_refused(valid(), "checksum database " + database_name + " is not configured here");
+}
+
+TEST_F(bundle_import, tiles_the_signed_tree_cannot_have_are_refused_before_they_are_read) {
+  const std::string tiles = "sumdb/" + database_name + "/tile/";
+  // The tree has 2 records: one partial tile of width 1 or 2 at level 0, nothing else.
+  for (const std::string name :
+       {"8/0/001", "8/0/000.p/3", "8/0/000", "8/1/000.p/1", "8/data/001.p/1", "4/0/000.p/2"}) {
+    auto bundle = valid();
+    bundle.emplace_back(tiles + name, std::string(32, 'x'));
+    expect_refused(bundle, tiles + name + ": ");
+  }
+  auto bundle = valid();
+  bundle.emplace_back(tiles + "8/0/001", std::string(32, 'x'));
+  expect_refused(bundle, "not a tile of the signed tree of 2 records");
+}
+
+TEST_F(bundle_import, the_checksum_data_held_at_once_is_bounded_in_total) {
+  EXPECT_EQ(options_.max_checksum_bytes, std::uint64_t{256} << 20);
+  std::uint64_t checksum_bytes = 0;
+  for (const auto& [name, content] : valid()) {
+    if (name.find("/tile/") != std::string::npos || name.find("/lookup/") != std::string::npos) {
+      checksum_bytes += content.size();
+    }
+  }
+  options_.max_checksum_bytes = checksum_bytes - 1;
+  expect_refused(valid(), "the bundle's tiles and checksum records exceed " +
+                              std::to_string(checksum_bytes - 1) + " bytes");
+  options_.max_checksum_bytes = checksum_bytes;
+  import_summary summary;
+  std::string why;
+  EXPECT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
 }
 
 TEST_F(bundle_import, a_remembered_tree_of_the_same_size_with_another_root_is_a_fork) {
