@@ -5,6 +5,7 @@
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/error.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -134,7 +135,7 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
     auto got = co_await request.body->read_some(buffer.data(), buffer.size());
     if (!got) {
       failure = "cannot read the request body: " + got.error().message();
-      if (got.error().message().find("limit") != std::string::npos) failure_status = 413;
+      if (got.error() == boost::beast::http::error::body_limit) failure_status = 413;
       break;
     }
     if (*got == 0) break;
