@@ -502,7 +502,8 @@ int serve(const config::settings& settings) {
     import_options.exempt = bundle::sumdb_exemption(resolver_options);
     import_endpoint = std::make_unique<bundle::import_endpoint>(
         *store, std::move(import_options),
-        (std::filesystem::path(settings.cache_dir) / "import-spool").string(), work.get_executor());
+        (std::filesystem::path(settings.cache_dir) / "import-spool").string(), work.get_executor(),
+        settings.request_timeout);
     http.add_body_route(std::string(bundle::admin_import_path), *import_endpoint,
                         bundle::max_import_body_bytes);
   }

@@ -426,6 +426,51 @@ def test_no_spooled_body_outlives_its_import(tree, tmp_path, make_upstream, star
     assert not any(spool.glob("import-*.tar"))
 
 
+def test_a_slow_upload_frees_the_import_slot(tree, tmp_path, make_upstream, start_proxy):
+    """A client that trickles its body, each piece within the request timeout, is cut off at the
+    upload's deadline (request timeout + 1 s per 256 KiB declared) with a 408, and the next
+    import runs."""
+    token = "t" * 32
+    proxy = start_proxy(make_upstream(tree.root).url, "--admin-token", token,
+                        "--request-timeout", "2s")
+    declared = 512 << 10  # a deadline of 2 s + 2 s
+    client = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+    client.sendall(f"POST /admin/cache/import HTTP/1.1\r\nHost: x\r\n"
+                   f"Authorization: Bearer {token}\r\nContent-Length: {declared}\r\n\r\n"
+                   .encode())
+    started = time.monotonic()
+    answer = b""
+    client.setblocking(False)
+    sent = 0
+    while b"\r\n\r\n" not in answer and time.monotonic() - started < 30 and sent < declared:
+        client.sendall(bytes(1024))
+        sent += 1024
+        time.sleep(0.2)
+        try:
+            answer += client.recv(65536)
+        except BlockingIOError:
+            pass
+    client.setblocking(True)
+    deadline = time.monotonic() + 10
+    while not answer.endswith(b"KiB)\n") and time.monotonic() < deadline:
+        piece = client.recv(65536)
+        if not piece:
+            break
+        answer += piece
+    elapsed = time.monotonic() - started
+    client.close()
+    assert sent < declared, "the whole body was sent before any answer"
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert answer.endswith(b"the upload took longer than 4 s (the request timeout plus 1 s per "
+                           b"256 KiB)\n"), answer
+    assert elapsed < 20, elapsed
+    # The slot is free: an empty archive imports.
+    status = urllib.request.urlopen(urllib.request.Request(
+        proxy.url + "/admin/cache/import", data=bytes(1024), method="POST",
+        headers={"Authorization": f"Bearer {token}"}), timeout=30).status
+    assert status == 200
+
+
 def test_usage_errors_exit_2(tmp_path):
     bundle = tmp_path / "b.tar"
     for args in (["export"], ["export", "--out", str(bundle)],

@@ -2,11 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -88,6 +90,13 @@ struct busy_guard {
 
 }  // namespace
 
+std::chrono::milliseconds import_upload_deadline(std::chrono::milliseconds request_timeout,
+                                                 std::optional<std::uint64_t> declared) {
+  const auto bytes = std::min(declared.value_or(max_import_body_bytes), max_import_body_bytes);
+  return request_timeout +
+         std::chrono::milliseconds(bytes * 1000 / min_import_upload_bytes_per_second);
+}
+
 void clear_import_spool(const std::string& spool_dir) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(spool_dir, ec)) {
@@ -131,7 +140,18 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
   std::array<char, 1 << 16> buffer{};
   std::string failure;
   int failure_status = 400;
+  const auto allowed = import_upload_deadline(request_timeout_, request.body->declared_length());
+  const auto deadline = std::chrono::steady_clock::now() + allowed;
   for (;;) {
+    // Checked as each piece arrives: a read is bounded by the request timeout, so a trickling
+    // client lets go of the slot at most that long after its deadline.
+    if (std::chrono::steady_clock::now() > deadline) {
+      failure = "the upload took longer than " +
+                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(allowed).count()) +
+                " s (the request timeout plus 1 s per 256 KiB)";
+      failure_status = 408;
+      break;
+    }
     auto got = co_await request.body->read_some(buffer.data(), buffer.size());
     if (!got) {
       failure = "cannot read the request body: " + got.error().message();

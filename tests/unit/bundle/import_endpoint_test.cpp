@@ -63,7 +63,8 @@ std::pair<int, std::string> post(boost::system::error_code error) {
   auto store = cache::open_rocksdb_store(options);
   EXPECT_TRUE(store);
   net::io_context io;
-  import_endpoint endpoint(**store, {}, (dir / "spool").string(), io.get_executor());
+  import_endpoint endpoint(**store, {}, (dir / "spool").string(), io.get_executor(),
+                           std::chrono::seconds(30));
   failing_body body(error);
   server::request_view request{.method = "POST", .target = "/admin/cache/import", .body = &body};
   keeping_writer writer;
