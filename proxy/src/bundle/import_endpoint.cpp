@@ -62,8 +62,20 @@ net::awaitable<std::string> write_piece(std::shared_ptr<spool_file> spool, std::
   co_return std::string(std::strerror(errno));
 }
 
+// The one import slot, free again when the last of its holders lets go: the handler, and the
+// check and commit running on the work pool, which may outlive the handler's frame (a shutdown
+// destroys it without resuming it) and must keep the slot until it is done.
+struct import_slot {
+  std::atomic<bool>& busy;
+  explicit import_slot(std::atomic<bool>& flag) : busy(flag) {}
+  import_slot(const import_slot&) = delete;
+  import_slot& operator=(const import_slot&) = delete;
+  ~import_slot() { busy.store(false); }
+};
+
 net::awaitable<answer> run_import(cache::cache_store* store, const import_options* options,
-                                  std::shared_ptr<spool_file> spool) {
+                                  std::shared_ptr<spool_file> spool,
+                                  std::shared_ptr<import_slot> slot) {
   const bool flushed = std::fclose(std::exchange(spool->file, nullptr)) == 0;
   answer result;
   if (!flushed) {
@@ -77,16 +89,12 @@ net::awaitable<answer> run_import(cache::cache_store* store, const import_option
       result = {422, "refused: " + why + "\n"};
     }
   }
+  // Free before the answer is sent, so a client that sends the next bundle as soon as it has
+  // the answer never finds the slot taken.
+  spool.reset();
+  slot.reset();
   co_return result;
 }
-
-// Clears the busy flag however the handler ends; released before the answer is sent, so a
-// client that sends the next bundle as soon as it has the answer never finds it set.
-struct busy_guard {
-  std::atomic<bool>& busy;
-  void release() { busy.store(false); }
-  ~busy_guard() { release(); }
-};
 
 }  // namespace
 
@@ -122,7 +130,7 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
     co_await reply(writer, 409, "another import is running; try again when it is done\n");
     co_return;
   }
-  busy_guard guard{busy_};
+  auto slot = std::make_shared<import_slot>(busy_);
   std::error_code made;
   std::filesystem::create_directories(spool_dir_, made);
   std::random_device random;
@@ -133,7 +141,7 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
   std::FILE* file = made ? nullptr : std::fopen(path.c_str(), "wb");
   auto spool = file ? std::make_shared<spool_file>(path, file) : nullptr;
   if (!spool) {
-    guard.release();
+    slot.reset();
     co_await reply(writer, 500, "cannot spool the bundle in " + spool_dir_ + "\n");
     co_return;
   }
@@ -169,13 +177,13 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
   }
   if (!failure.empty()) {
     spool.reset();
-    guard.release();
+    slot.reset();
     co_await reply(writer, failure_status, failure + "\n");
     co_return;
   }
-  auto result = co_await net::co_spawn(blocking_, run_import(&store_, &options_, std::move(spool)),
-                                       net::use_awaitable);
-  guard.release();
+  auto result = co_await net::co_spawn(
+      blocking_, run_import(&store_, &options_, std::move(spool), std::move(slot)),
+      net::use_awaitable);
   co_await reply(writer, result.status, std::move(result.body));
 }
 
