@@ -532,6 +532,10 @@ constexpr std::uint64_t entry_overhead_bytes = 64;
 constexpr std::size_t max_orphans_per_round = 4096;
 // Entries evicted in one write batch, under the store's mutex (commits wait for it meanwhile).
 constexpr std::size_t evict_batch_entries = 256;
+// Metadata records pick() scans between looks at the stop flag: a scan of millions of entries
+// takes seconds, which shutdown need not wait for, and the flag's mutex is not worth taking for
+// every record.
+constexpr std::size_t scan_entries_between_stop_checks = 1024;
 
 // Keeps the directory under the cap from a thread of its own: measures the directory, picks the
 // least recently used entries from a scan of their metadata, evicts them and compacts their
@@ -709,8 +713,10 @@ class cap_keeper {
     const std::string access_prefix(1, layout::access_prefix);
     uses->Seek(access_prefix);
     const std::int64_t fresh_since = now_ms() - state_->fresh_entry_grace_ms;
+    std::size_t scanned = 0;
     for (metas->Seek(meta_prefix); metas->Valid() && metas->key().starts_with(meta_prefix);
          metas->Next()) {
+      if (++scanned % scan_entries_between_stop_checks == 0 && stopping()) return std::nullopt;
       const auto key = metas->key().ToStringView().substr(1);
       if (!size_cap::evictable(key)) continue;
       auto record = layout::decode_meta_summary(metas->value().ToStringView());
