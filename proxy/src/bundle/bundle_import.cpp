@@ -265,6 +265,24 @@ std::optional<std::string> merged_list(cache::cache_store& store, tar_reader& ta
   return merged;
 }
 
+// The size of the tree the cached /latest answer signs, or nullopt when none is cached or it
+// does not verify (then the bundle's, which does, replaces it).
+std::optional<std::int64_t> cached_latest_size(cache::cache_store& store, const std::string& key,
+                                               const resolver::sumdb_options& database) {
+  auto reader = store.open(key);
+  if (!reader || !*reader || (*reader)->meta().kind == cache::entry_kind::not_found) {
+    return std::nullopt;
+  }
+  if ((*reader)->meta().size > max_note_member) return std::nullopt;
+  auto note = (*reader)->read(0, static_cast<std::size_t>((*reader)->meta().size));
+  if (!note) return std::nullopt;
+  auto text = sumdb::open_note(*note, database.key);
+  if (!text) return std::nullopt;
+  auto head = sumdb::parse_tree_head(*text);
+  if (!head) return std::nullopt;
+  return head->size;
+}
+
 bool present(cache::cache_store& store, const std::string& key) {
   auto meta = store.stat(key);
   return meta && *meta && (*meta)->kind != cache::entry_kind::not_found;
@@ -574,13 +592,11 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
       }
       summary.tiles_added += 1;
     }
-    // A newer /latest answer already cached stays: it is only ever replaced by a newer tree.
+    // A cached /latest answer of a tree at least as large stays: a fill may have cached one
+    // newer than the tree the cache remembers.
     const std::string latest_key = "/sumdb/" + name + "/latest";
-    const bool newer_here =
-        std::none_of(remember.begin(), remember.end(),
-                     [&name](const auto& item) { return item.first == name; }) &&
-        present(store, latest_key);
-    if (!newer_here &&
+    const auto cached_size = cached_latest_size(store, latest_key, *database.options);
+    if ((!cached_size || *cached_size < database.head.size) &&
         !commit_bytes(store, latest_key, database.note, cache::entry_kind::expiring, why)) {
       return false;
     }

@@ -30,6 +30,11 @@ class test_checksum_database {
     signed_tree_ = signer_.sign(sumdb::format_tree_head(head));
   }
 
+  /// A tree head signed with this database's key, as its /latest would serve it.
+  std::string sign_tree(const sumdb::tree_head& head) const {
+    return signer_.sign(sumdb::format_tree_head(head));
+  }
+
   /// "<name>+<hash>+<key>", what --sumdb-key takes.
   std::string verifier_key_text() const { return signer_.verifier_key_text(); }
 

@@ -309,6 +309,30 @@ TEST_F(bundle_import, a_remembered_tree_of_the_same_size_with_another_root_is_a_
   expect_refused(valid(), "the database forked");
 }
 
+TEST_F(bundle_import, a_cached_latest_of_a_larger_tree_stays) {
+  // A fill cached the database's /latest of a tree larger than the bundle's, and no tree is
+  // remembered yet, so the bundle's tree becomes the remembered one.
+  const std::string latest_key = "/sumdb/" + database_name + "/latest";
+  const auto larger = database_.sign_tree({3, {}});
+  auto writer = store_->create(latest_key);
+  ASSERT_TRUE(writer && (*writer)->append(larger));
+  cache::entry_meta meta;
+  meta.kind = cache::entry_kind::expiring;
+  ASSERT_TRUE((*writer)->commit(meta));
+  import_summary summary;
+  std::string why;
+  ASSERT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  EXPECT_EQ(body(latest_key), larger);
+  EXPECT_EQ(sumdb::parse_tree_head(*body("/gomodproxy/verified-tree/" + database_name))->size, 2);
+
+  // One of a smaller tree is replaced by the bundle's.
+  writer = store_->create(latest_key);
+  ASSERT_TRUE(writer && (*writer)->append(database_.sign_tree({1, {}})));
+  ASSERT_TRUE((*writer)->commit(meta));
+  ASSERT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  EXPECT_EQ(body(latest_key), database_.answer("/latest"));
+}
+
 TEST_F(bundle_import, exempt_modules_need_no_record) {
   resolver_options_.no_sumdb_patterns = {"example.com/hello"};
   import_summary summary;
