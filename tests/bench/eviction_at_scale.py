@@ -15,37 +15,18 @@ The upstream named is a closed loopback port; no request but /readyz and /metric
 from __future__ import annotations
 
 import argparse
-import http.client
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from big_cache import add_cache_arguments, ensure_cache, free_port, get, start_proxy
+
 POLL_SECONDS = 0.002
 DEADLINE_SECONDS = 120.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    except OSError:
-        return 0, ""
-    finally:
-        conn.close()
 
 
 def metric(text: str, name: str) -> float:
@@ -68,33 +49,20 @@ def peak_rss_kib(pid: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--binary", type=Path, default=REPO / "build" / "gomodproxy")
-    parser.add_argument("--generator", type=Path,
-                        default=REPO / "build" / "tests" / "make_big_cache")
-    parser.add_argument("--entries", type=int, default=100000)
+    add_cache_arguments(parser, "copy this directory (generated when it does not exist)")
     parser.add_argument("--fraction", type=float, default=0.8)
-    parser.add_argument("--cache-dir", type=Path,
-                        help="copy this directory (generated when it does not exist)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="gmp-evict-") as scratch:
         source = args.cache_dir or Path(scratch) / "source"
-        if not source.exists():
-            generated = subprocess.run([str(args.generator), str(source), str(args.entries)],
-                                       capture_output=True, text=True, check=True, timeout=1800)
-            print(generated.stdout.strip())
+        ensure_cache(args, source)
         cache_dir = Path(scratch) / "capped"
         shutil.copytree(source, cache_dir)
         before = du_bytes(cache_dir)
         cap = int(before * args.fraction)
         port = free_port()
-        closed_port = free_port()
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [str(args.binary), "serve", "--listen", f"127.0.0.1:{port}", "--cache-dir",
-             str(cache_dir), "--upstreams", f"http://127.0.0.1:{closed_port}", "--access-log",
-             "off", "--cache-max-bytes", str(cap)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = start_proxy(args.binary, port, cache_dir, ["--cache-max-bytes", str(cap)])
         try:
             ready_at = None
             done_at = None
