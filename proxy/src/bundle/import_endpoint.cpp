@@ -16,24 +16,21 @@
 #include <random>
 #include <utility>
 
+#include "server/text_handler.hpp"
+
 namespace gomodproxy::bundle {
 namespace {
 
 namespace net = boost::asio;
 
-struct answer {
-  int status = 200;
-  std::string body;
-};
+using answer = server::text_answer;
 
 net::awaitable<void> reply(server::response_writer& writer, int status, std::string body,
                            std::string allow = {}) {
-  server::response_head head;
-  head.status = status;
-  head.content_type = "text/plain; charset=utf-8";
-  head.cache_control = "no-store";
-  if (!allow.empty()) head.extra_headers.emplace_back("Allow", std::move(allow));
-  (void)co_await writer.send(head, body);
+  // Named, not a braced temporary in the co_await: GCC 12 destroys such a temporary argument
+  // of a coroutine twice.
+  answer plain{.status = status, .body = std::move(body)};
+  co_await server::send_text_answer(writer, std::move(plain), std::move(allow));
 }
 
 // The spooled body, closed and removed by whichever coroutine lets go of it last: a refusal, a
@@ -79,14 +76,15 @@ net::awaitable<answer> run_import(cache::cache_store* store, const import_option
   const bool flushed = std::fclose(std::exchange(spool->file, nullptr)) == 0;
   answer result;
   if (!flushed) {
-    result = {500, "cannot spool the bundle: " + std::string(std::strerror(errno)) + "\n"};
+    result = {.status = 500,
+              .body = "cannot spool the bundle: " + std::string(std::strerror(errno)) + "\n"};
   } else {
     import_summary summary;
     std::string why;
     if (import_bundle(*store, spool->path, *options, summary, why)) {
-      result = {200, format_import_summary(summary)};
+      result = {.status = 200, .body = format_import_summary(summary)};
     } else {
-      result = {422, "refused: " + why + "\n"};
+      result = {.status = 422, .body = "refused: " + why + "\n"};
     }
   }
   // Free before the answer is sent, so a client that sends the next bundle as soon as it has
@@ -184,7 +182,7 @@ net::awaitable<void> import_endpoint::handle(const server::request_view& request
   auto result = co_await net::co_spawn(
       blocking_, run_import(&store_, &options_, std::move(spool), std::move(slot)),
       net::use_awaitable);
-  co_await reply(writer, result.status, std::move(result.body));
+  co_await server::send_text_answer(writer, std::move(result));
 }
 
 }  // namespace gomodproxy::bundle

@@ -7,16 +7,14 @@
 
 #include "cache_admin/cache_inventory.hpp"
 #include "protocol/request.hpp"
+#include "server/text_handler.hpp"
 
 namespace gomodproxy::cache_admin {
 namespace {
 
 namespace net = boost::asio;
 
-struct answer {
-  int status = 200;
-  std::string body;
-  std::string content_type = "text/plain; charset=utf-8";
+struct answer : server::text_answer {
   std::string allow;  ///< set for a 405
 };
 
@@ -108,12 +106,8 @@ net::awaitable<void> admin_endpoint::handle(const server::request_view& request,
   const bool post = request.method == "POST";
   auto result = co_await net::co_spawn(
       blocking_, compute_on(verb_, &store_, std::string(request.target), post), net::use_awaitable);
-  server::response_head head;
-  head.status = result.status;
-  head.content_type = std::move(result.content_type);
-  head.cache_control = "no-store";
-  if (!result.allow.empty()) head.extra_headers.emplace_back("Allow", std::move(result.allow));
-  (void)co_await writer.send(head, result.body);
+  std::string allow = std::move(result.allow);
+  co_await server::send_text_answer(writer, std::move(result), std::move(allow));
 }
 
 }  // namespace gomodproxy::cache_admin

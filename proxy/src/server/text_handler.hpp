@@ -1,5 +1,6 @@
-// A handler answering every request with a small plain-text body computed on the spot
-// (health and readiness probes).
+// Small answers computed on the spot, sent uncacheable: a handler answering every request with
+// one (health and readiness probes), and the sending of one for handlers that compute their own
+// (the admin endpoints).
 #pragma once
 
 #include <functional>
@@ -15,6 +16,11 @@ struct text_answer {
   std::string body;
   std::string content_type = "text/plain; charset=utf-8";
 };
+
+/// Sends `answer` with `Cache-Control: no-store` and, when `allow` is not empty (a 405), that
+/// Allow header.
+boost::asio::awaitable<void> send_text_answer(response_writer& writer, text_answer answer,
+                                              std::string allow = {});
 
 class text_handler final : public handler {
  public:
