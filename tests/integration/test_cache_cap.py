@@ -93,13 +93,23 @@ def metric(proxy, name: str, headers: dict | None = None) -> float:
     return float(found.group(1))
 
 
+def listing(directory: Path) -> str:
+    """The directory's files, largest first, for a failure message."""
+    files = sorted(((f.stat().st_size, f.name) for f in directory.iterdir() if f.is_file()),
+                   reverse=True)
+    return ", ".join(f"{name} {size}" for size, name in files)
+
+
 def wait_under_cap(proxy) -> int:
     def settled():
         size = du_bytes(proxy.cache_dir)
         return size if size <= CAP + MIB else None
-    return wait_for(settled, SETTLE_SECONDS,
-                    f"the cache directory under {CAP + MIB} bytes (du: "
-                    f"{du_bytes(proxy.cache_dir)})", interval=0.5)
+    try:
+        return wait_for(settled, SETTLE_SECONDS, f"the cache directory under {CAP + MIB} bytes",
+                        interval=0.5)
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out} (du: {du_bytes(proxy.cache_dir)}; files: "
+                             f"{listing(proxy.cache_dir)})") from None
 
 
 def cache_stats(cache_dir: Path) -> str:

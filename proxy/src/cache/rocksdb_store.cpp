@@ -673,7 +673,11 @@ class cap_keeper {
     // Bytes a reader still holds go once it is done; evicting more for them would empty the
     // cache under one slow download.
     const auto settled = settled_usage();
-    if (!settled || *settled <= target + still_held) return;
+    if (!settled) return;
+    if (*settled <= target + still_held) {
+      if (*settled < *disk) delete_obsolete_files();
+      return;
+    }
     const std::uint64_t wanted = *settled - target - still_held;
     auto picked = pick(wanted);
     drop_orphans();
@@ -838,6 +842,16 @@ class cap_keeper {
       out.first_fill = std::min(out.first_fill, added.first_fill);
       out.last_fill = std::max(out.last_fill, added.last_fill);
     }
+  }
+
+  // A version that a Get still used when a compaction replaced it is released by that Get,
+  // which only queues its files for deletion: RocksDB deletes them at its next flush or
+  // compaction, and an idle cache has none. Re-enabling deletions scans the directory and deletes
+  // every file no live version (a reader's included) refers to.
+  void delete_obsolete_files() {
+    if (!state_->db->DisableFileDeletions().ok()) return;
+    state_->db->EnableFileDeletions(/*force=*/false).PermitUncheckedError();
+    measure();
   }
 
   // Memtables to files, so the write-ahead log holding evicted chunks can be deleted.
