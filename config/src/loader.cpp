@@ -73,6 +73,8 @@ struct bool_key {
 };
 struct size_key {
   std::uint64_t settings::*field;
+  std::uint64_t min = 0;
+  std::string_view range = "0: no cap";  ///< what the refusal adds after the suffixes
 };
 
 struct key_spec {
@@ -327,7 +329,7 @@ std::optional<problem> check_admin_token(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 44> keys = {{
+const std::array<key_spec, 45> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -337,6 +339,10 @@ const std::array<key_spec, 44> keys = {{
      "most bytes the cache directory may take on disk, like 50GiB; past it the least recently "
      "used entries are evicted to 90 % (0: no cap)",
      size_key{&settings::cache_max_bytes}},
+    {"cache_memory", "SIZE",
+     "most memory the cache's block cache and write buffers take together, like 64MiB (at "
+     "least 1MiB); module zips never pass through it",
+     size_key{&settings::cache_memory, 1u << 20, "at least 1MiB"}},
     {"upstreams", "LIST",
      "upstream tiers in GOPROXY syntax (',' falls through on 404/410, '|' on any failure)",
      text_key{&settings::upstreams_text, check_upstream_list}},
@@ -597,20 +603,24 @@ std::optional<problem> apply_bool(const bool_key& kind, settings& s, const raw_v
 }
 
 std::optional<problem> apply_size(const size_key& kind, settings& s, const raw_value& value) {
-  constexpr std::string_view form =
-      "; expected a byte count like 50GiB, 512MiB or 1048576 (suffixes KiB, MiB, GiB, TiB; 0: "
-      "no cap)";
+  const std::string form =
+      "; expected a byte count like 50GiB, 512MiB or 1048576 (suffixes KiB, MiB, GiB, TiB; " +
+      std::string(kind.range) + ")";
   if (const auto* number = std::get_if<std::int64_t>(&value)) {
-    if (*number < 0) return std::to_string(*number) + " is negative" + std::string(form);
+    if (*number < 0) return std::to_string(*number) + " is negative" + form;
+    if (static_cast<std::uint64_t>(*number) < kind.min) {
+      return std::to_string(*number) + " is too small" + form;
+    }
     s.*kind.field = static_cast<std::uint64_t>(*number);
     return std::nullopt;
   }
   const auto* text = std::get_if<std::string>(&value);
   if (text == nullptr) {
-    return "wrong type (" + std::string(type_name(value)) + ")" + std::string(form);
+    return "wrong type (" + std::string(type_name(value)) + ")" + form;
   }
   const auto parsed = parse_byte_size(*text);
-  if (!parsed) return quote(*text) + " is not a byte count" + std::string(form);
+  if (!parsed) return quote(*text) + " is not a byte count" + form;
+  if (*parsed < kind.min) return quote(*text) + " is too small" + form;
   s.*kind.field = *parsed;
   return std::nullopt;
 }

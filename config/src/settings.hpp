@@ -21,6 +21,9 @@ struct settings {
   /// Most bytes the cache directory may take on disk; past it the least recently used entries
   /// are evicted down to 90 %. 0: no cap. Key: cache_max_bytes
   std::uint64_t cache_max_bytes = 0;
+  /// Most memory the cache's block cache and write buffers take together; large bodies never
+  /// pass through it. At least 1 MiB. Key: cache_memory
+  std::uint64_t cache_memory = 16u << 20;
   std::string upstreams_text = "https://goproxy.cn|https://goproxy.io|direct";  ///< Key: upstreams
   std::vector<upstream::tier_spec> upstreams;          ///< parsed from upstreams_text
   std::string private_text;                            ///< GOPRIVATE globs. Key: private

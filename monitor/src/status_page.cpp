@@ -115,6 +115,10 @@ std::string status_json(const status_report& report) {
     cap["full"] = static_cast<double>(figures.disk_bytes) / static_cast<double>(figures.max_bytes);
   }
   cache["size_cap"] = std::move(cap);
+  cache["memory"] = json::object{{"limit_bytes", figures.memory_limit_bytes},
+                                 {"block_bytes", figures.memory_block_bytes},
+                                 {"write_buffer_bytes", figures.memory_write_buffer_bytes},
+                                 {"table_reader_bytes", figures.memory_table_reader_bytes}};
   json::array problems;
   for (const auto& problem : report.problems) {
     problems.push_back(json::object{{"at", utc_text(problem.last_at)},
@@ -507,6 +511,11 @@ std::string status_html(const status_report& report, int refresh_seconds) {
             " full); " + std::to_string(figures.evictions) + " entries (" +
             bytes_text(figures.evicted_bytes) + ") evicted so far.</p>\n";
   }
+  page += "<p class=\"small\" id=\"cache-memory\">Cache memory: " +
+          bytes_text(figures.memory_limit_bytes) + " for metadata blocks (" +
+          bytes_text(figures.memory_block_bytes) + " now) and write buffers (" +
+          bytes_text(figures.memory_write_buffer_bytes) + "); table indexes " +
+          bytes_text(figures.memory_table_reader_bytes) + ".</p>\n";
 
   page += "<h2>Recent errors</h2>\n";
   if (report.problems.empty()) {

@@ -313,8 +313,8 @@ struct direct_fetcher {
 int serve(const config::settings& settings) {
   if (!set_up_logging(settings)) return exit_bad_setting;
 
-  std::unique_ptr<cache::cache_store> store =
-      cache_admin::open_cache_or_report(settings.cache_dir, settings.cache_max_bytes);
+  std::unique_ptr<cache::cache_store> store = cache_admin::open_cache_or_report(
+      settings.cache_dir, settings.cache_max_bytes, settings.cache_memory);
   if (!store) return exit_bad_setting;
 
   int io_threads = settings.io_threads > 0
@@ -350,12 +350,17 @@ int serve(const config::settings& settings) {
   metrics.set_cache_source([&store] {
     const auto stats = store->stats();
     const auto usage = store->usage();
+    const auto memory = store->memory();
     return monitor::cache_figures{.entries = stats.entries,
                                   .bytes = stats.bytes,
                                   .max_bytes = usage.max_bytes,
                                   .disk_bytes = usage.disk_bytes,
                                   .evictions = usage.evictions,
-                                  .evicted_bytes = usage.evicted_bytes};
+                                  .evicted_bytes = usage.evicted_bytes,
+                                  .memory_limit_bytes = memory.limit_bytes,
+                                  .memory_block_bytes = memory.block_bytes,
+                                  .memory_write_buffer_bytes = memory.write_buffer_bytes,
+                                  .memory_table_reader_bytes = memory.table_reader_bytes};
   });
   metrics.set_up_source([&health](std::size_t tier) { return health.up(tier); });
 

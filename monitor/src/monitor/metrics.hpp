@@ -47,14 +47,18 @@ std::string_view label(request_kind kind);
 std::string_view label(cache_result result);
 std::string_view label(upstream_outcome outcome);
 
-/// What the cache holds right now (cache_store::stats() and usage()).
+/// What the cache holds right now (cache_store::stats(), usage() and memory()).
 struct cache_figures {
   std::uint64_t entries = 0;
-  std::uint64_t bytes = 0;          ///< body bytes of committed entries
-  std::uint64_t max_bytes = 0;      ///< the size cap on the directory; 0: none
-  std::uint64_t disk_bytes = 0;     ///< the directory's size on disk when last measured
-  std::uint64_t evictions = 0;      ///< entries the cap evicted (over the directory's life)
-  std::uint64_t evicted_bytes = 0;  ///< their body bytes
+  std::uint64_t bytes = 0;               ///< body bytes of committed entries
+  std::uint64_t max_bytes = 0;           ///< the size cap on the directory; 0: none
+  std::uint64_t disk_bytes = 0;          ///< the directory's size on disk when last measured
+  std::uint64_t evictions = 0;           ///< entries the cap evicted (over the directory's life)
+  std::uint64_t evicted_bytes = 0;       ///< their body bytes
+  std::uint64_t memory_limit_bytes = 0;  ///< the store's memory budget (--cache-memory)
+  std::uint64_t memory_block_bytes = 0;  ///< metadata blocks held in that budget
+  std::uint64_t memory_write_buffer_bytes = 0;  ///< unflushed writes held in that budget
+  std::uint64_t memory_table_reader_bytes = 0;  ///< indexes and filters of open table files
 };
 
 class status_board;

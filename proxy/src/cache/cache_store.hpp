@@ -75,6 +75,14 @@ struct cap_usage {
   std::uint64_t evicted_bytes = 0;  ///< body bytes of those entries
 };
 
+/// What the store's own memory holds now (cache_store::memory()).
+struct memory_usage {
+  std::uint64_t limit_bytes = 0;         ///< what the blocks and write buffers may take together
+  std::uint64_t block_bytes = 0;         ///< metadata blocks kept in the block cache
+  std::uint64_t write_buffer_bytes = 0;  ///< writes not yet flushed to files (memtables)
+  std::uint64_t table_reader_bytes = 0;  ///< indexes and filters of the open table files
+};
+
 /// Thread-safe: any number of readers, writers and calls may run concurrently. Calls block on
 /// disk I/O; keep them off the network I/O threads for large bodies. Readers and writers may
 /// outlive the store object; the underlying storage closes when the last of them is gone.
@@ -103,15 +111,23 @@ class cache_store {
   virtual store_stats stats() const = 0;
   /// The size cap and what it has done (no scan). Stores without a cap report zeros.
   virtual cap_usage usage() const { return {}; }
+  /// The store's memory (no scan). Stores that keep nothing in memory report zeros.
+  virtual memory_usage memory() const { return {}; }
 };
 
 struct rocksdb_options {
-  std::string path;                   ///< directory; created if missing
-  std::size_t chunk_bytes = 1 << 20;  ///< Default: 1 MiB
+  std::string path;  ///< directory; created if missing
+  /// Size of the chunks new entries are written in; a reader holds one whole chunk, so this is
+  /// the store's memory per open large entry. Entries keep the chunk size they were written
+  /// with. Default: 128 KiB
+  std::size_t chunk_bytes = 128 << 10;
   /// Bodies up to this size are stored inside the metadata record (one Get per hit); at most
   /// chunk_bytes. Default: 64 KiB
   std::size_t inline_max_bytes = 64 << 10;
-  std::size_t block_cache_bytes = 256 << 20;  ///< Default: 256 MiB
+  /// Most memory RocksDB's block cache (metadata blocks only: chunks pass through no cache)
+  /// and its write buffers take together; a flush starts when the write buffers would take
+  /// more than half of it. At least min_memory_bytes. Default: 16 MiB
+  std::size_t memory_bytes = 16 << 20;
   /// Most bytes the directory may take on disk. Past it a background thread of the store
   /// evicts the least recently used entries (size_cap::evictable ones) until the directory is
   /// at 90 % of it; opening an entry counts as a use. Default: 0 (no cap, no thread)
@@ -122,9 +138,14 @@ struct rocksdb_options {
   std::chrono::milliseconds fresh_entry_grace{10000};
 };
 
+/// The least rocksdb_options::memory_bytes may be: room for the write buffers of both column
+/// families and a few blocks.
+inline constexpr std::size_t min_memory_bytes = 1 << 20;
+
 /// Opens (creating if needed) a RocksDB-backed store. cache_io when the directory cannot be
 /// opened (for example, another process holds its lock) or the options are invalid
-/// (chunk_bytes 0 or above 64 MiB, inline_max_bytes above chunk_bytes); cache_corrupt when the
+/// (chunk_bytes 0 or above 64 MiB, inline_max_bytes above chunk_bytes, memory_bytes below
+/// min_memory_bytes); cache_corrupt when the
 /// directory holds records of another layout. With a cap, the eviction thread starts at once and
 /// first checks the directory (a directory walk, not a scan of the entries). On error, `*why` (when
 /// not null) receives a human-readable reason naming the path.

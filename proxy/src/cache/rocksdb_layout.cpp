@@ -303,14 +303,6 @@ result<std::string_view> open_chunk(std::string_view stored, std::size_t expecte
   return body;
 }
 
-result<std::string_view> open_checked_chunk(std::string_view stored,
-                                            std::size_t expected_body_bytes) {
-  if (stored.size() != expected_body_bytes + chunk_trailer_bytes) {
-    return errc::cache_corrupt;
-  }
-  return stored.substr(0, expected_body_bytes);
-}
-
 std::string encode_fill(const fill_record& record) {
   std::string out;
   out.reserve(4 + record.key.size());

@@ -92,9 +92,6 @@ void seal_chunk(std::string& body);
 /// and its trailer matches.
 [[nodiscard]] result<std::string_view> open_chunk(std::string_view stored,
                                                   std::size_t expected_body_bytes);
-/// open_chunk for bytes already checked once: the length is checked, the trailer is not.
-[[nodiscard]] result<std::string_view> open_checked_chunk(std::string_view stored,
-                                                          std::size_t expected_body_bytes);
 
 /// "f" record: be32 chunks written so far, then the entry key.
 struct fill_record {

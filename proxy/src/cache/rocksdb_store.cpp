@@ -1,16 +1,17 @@
 // The RocksDB cache store. Record layout: rocksdb_layout.hpp. Every rocksdb::Status is turned into
 // an errc here; nothing RocksDB leaves this file.
+#include <malloc.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
-#include <rocksdb/perf_context.h>
-#include <rocksdb/perf_level.h>
 #include <rocksdb/slice.h>
 #include <rocksdb/snapshot.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
 #include <atomic>
@@ -79,6 +80,13 @@ struct db_state {
     db->Close().PermitUncheckedError();
   }
 
+  // Declared before `db`, which uses them until it is closed.
+  std::shared_ptr<rdb::Cache> block_cache;
+  std::shared_ptr<rdb::WriteBufferManager> write_buffers;
+  std::size_t memory_bytes = 0;
+  // A committed entry at least this large has its chunks flushed from the write buffer at once
+  // rather than kept there until more writes fill it.
+  std::uint64_t flush_after_bytes = 0;
   std::unique_ptr<rdb::DB> db;
   std::vector<rdb::ColumnFamilyHandle*> handles;
   rdb::ColumnFamilyHandle* records = nullptr;
@@ -86,22 +94,6 @@ struct db_state {
   std::uint32_t chunk_bytes = 0;
   std::size_t inline_max_bytes = 0;
 
-  // Chunks whose check failed. RocksDB keeps a blob it read in its blob cache whatever we made
-  // of it, and blob cache hits are not checked again, so a bad one must be remembered.
-  std::mutex corrupt_mutex;
-  std::set<std::pair<std::uint64_t, std::uint32_t>> corrupt_chunks;
-  std::atomic<bool> any_corrupt_chunk{false};
-
-  bool known_corrupt(std::uint64_t fill_id, std::uint32_t index) {
-    if (!any_corrupt_chunk.load(std::memory_order_acquire)) return false;
-    std::lock_guard lock(corrupt_mutex);
-    return corrupt_chunks.contains({fill_id, index});
-  }
-  void mark_corrupt(std::uint64_t fill_id, std::uint32_t index) {
-    std::lock_guard lock(corrupt_mutex);
-    corrupt_chunks.emplace(fill_id, index);
-    any_corrupt_chunk.store(true, std::memory_order_release);
-  }
   // sync=false: a write returns once it is in the WAL file in the OS page cache, so committed
   // entries survive the process being killed (kill -9, OOM); only a power loss or kernel crash
   // could lose the last few, which for a cache means a refetch.
@@ -147,6 +139,22 @@ struct db_state {
       }
       wake.notify_one();
     }
+  }
+
+  // Chunk buffers are large and come from whichever thread's malloc arena served them; freed,
+  // they stay in that arena (glibc returns only the top of a heap), so an idle process would
+  // keep what its last fill or downloads used. A trim gives it back. Flushes (one per write
+  // buffer of chunks) trim every time; the last large reader closing trims at most once a
+  // second, as a trim walks every arena and readers close often under load.
+  std::atomic<std::int64_t> last_reader_trim_ms{0};
+  std::atomic<std::uint32_t> open_chunked_readers{0};
+
+  void note_reader_closed() {
+    if (open_chunked_readers.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    const auto now = now_ms();
+    auto last = last_reader_trim_ms.load(std::memory_order_relaxed);
+    if (now - last < 1000 || !last_reader_trim_ms.compare_exchange_strong(last, now)) return;
+    malloc_trim(0);
   }
 
   void note_used(std::string_view key) {
@@ -220,16 +228,13 @@ class chunk_cache {
     value_.Reset();
     rdb::ReadOptions options;
     options.snapshot = snapshot;
-    // Every chunk carries its own CRC32C (SSE4.2), checked below; RocksDB's second check runs
-    // Debian's portable CRC and cost a quarter of the CPU of serving zips.
+    // Every chunk carries its own CRC32C (SSE4.2), checked below on every read (no cache keeps
+    // chunks, so each comes from disk or the memtable); RocksDB's second check runs Debian's
+    // portable CRC and cost a quarter of the CPU of serving zips.
     options.verify_checksums = false;
-    // A chunk served from RocksDB's blob cache was checked when this process read it from
-    // disk; checking it on every hit again cost a fifth of the CPU of serving hot zips. The
-    // perf context (on by default, per thread) tells a cache hit from a disk read.
-    if (rdb::GetPerfLevel() < rdb::PerfLevel::kEnableCount) {
-      rdb::SetPerfLevel(rdb::PerfLevel::kEnableCount);
-    }
-    const auto cache_hits_before = rdb::get_perf_context()->blob_cache_hit_count;
+    // Chunks are read once per reader and position: keeping their blocks would only evict the
+    // metadata the block cache is for.
+    options.fill_cache = false;
     const auto status =
         state.db->Get(options, state.chunks, layout::chunk_key(fill_id, index), &value_);
     if (status.IsNotFound()) {
@@ -239,21 +244,21 @@ class chunk_cache {
     if (!status.ok()) {
       return to_error(status);
     }
-    const bool from_blob_cache = rdb::get_perf_context()->blob_cache_hit_count > cache_hits_before;
-    if (state.known_corrupt(fill_id, index)) {
-      value_.Reset();
-      return errc::cache_corrupt;
-    }
-    auto body = from_blob_cache ? layout::open_checked_chunk(value_.ToStringView(), body_bytes)
-                                : layout::open_chunk(value_.ToStringView(), body_bytes);
+    auto body = layout::open_chunk(value_.ToStringView(), body_bytes);
     if (!body) {
-      if (!from_blob_cache) state.mark_corrupt(fill_id, index);
       value_.Reset();
       return body.error();
     }
     body_ = *body;
     index_ = index;
     return body_;
+  }
+
+  // Frees the chunk held, and the buffer it was read into.
+  void release() {
+    index_.reset();
+    body_ = {};
+    value_ = rdb::PinnableSlice();
   }
 
  private:
@@ -298,7 +303,16 @@ class chunked_reader final : public entry_reader {
         meta_(record.meta),
         fill_id_(record.fill_id),
         chunk_bytes_(record.chunk_bytes),
-        chunk_count_(record.chunk_count) {}
+        chunk_count_(record.chunk_count) {
+    state_->open_chunked_readers.fetch_add(1, std::memory_order_relaxed);
+  }
+  chunked_reader(const chunked_reader&) = delete;
+  chunked_reader& operator=(const chunked_reader&) = delete;
+
+  ~chunked_reader() override {
+    cache_.release();
+    state_->note_reader_closed();
+  }
 
   const entry_meta& meta() const override { return meta_; }
 
@@ -479,6 +493,14 @@ class rocksdb_writer final : public entry_writer {
     }
     state_->note_committed(size_);
     std::string().swap(buffer_);
+    cache_.release();
+    if (record.where == layout::storage::chunked && size_ >= state_->flush_after_bytes) {
+      // The flush ends in a trim (flush_listener).
+      rdb::FlushOptions flush;
+      flush.wait = false;
+      flush.allow_write_stall = true;
+      state_->db->Flush(flush, state_->chunks).PermitUncheckedError();
+    }
     return {};
   }
 
@@ -1094,6 +1116,23 @@ class rocksdb_store final : public cache_store {
             state_->bytes.load(std::memory_order_relaxed)};
   }
 
+  memory_usage memory() const override {
+    memory_usage out;
+    out.limit_bytes = state_->memory_bytes;
+    // The write buffers are charged to the block cache (as placeholder entries), so what the
+    // cache holds beyond that charge is blocks.
+    const std::uint64_t cached = state_->block_cache->GetUsage();
+    const std::uint64_t charged = state_->write_buffers->dummy_entries_in_cache_usage();
+    out.block_bytes = cached - std::min(cached, charged);
+    out.write_buffer_bytes = state_->write_buffers->memory_usage();
+    std::uint64_t readers = 0;
+    if (state_->db->GetAggregatedIntProperty(rdb::DB::Properties::kEstimateTableReadersMem,
+                                             &readers)) {
+      out.table_reader_bytes = readers;
+    }
+    return out;
+  }
+
   cap_usage usage() const override {
     return {state_->max_bytes, state_->disk_bytes.load(std::memory_order_relaxed),
             state_->evicted_entries.load(std::memory_order_relaxed),
@@ -1125,6 +1164,14 @@ class rocksdb_store final : public cache_store {
   return code;
 }
 
+// A flush frees a write buffer (memtable) full of chunks.
+class flush_listener final : public rdb::EventListener {
+ public:
+  void OnFlushCompleted(rdb::DB* /*db*/, const rdb::FlushJobInfo& /*info*/) override {
+    malloc_trim(0);
+  }
+};
+
 rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cache) {
   rdb::BlockBasedTableOptions table;
   table.block_cache = cache;
@@ -1148,7 +1195,21 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
   db_options.max_total_wal_size = 256u << 20;
   db_options.keep_log_file_num = 5;
 
-  const auto cache = rdb::NewLRUCache(options.block_cache_bytes);
+  // One budget for everything RocksDB keeps in memory: the write buffers are charged to the
+  // block cache, so together they stay near memory_bytes, and a flush starts when the buffers
+  // would take more than half of it. Large values never enter it (no blob cache, and chunk
+  // reads do not fill the block cache): a served zip would otherwise stay resident.
+  state.memory_bytes = options.memory_bytes;
+  state.block_cache = rdb::NewLRUCache(options.memory_bytes);
+  state.write_buffers =
+      std::make_shared<rdb::WriteBufferManager>(options.memory_bytes / 2, state.block_cache);
+  db_options.write_buffer_manager = state.write_buffers;
+  db_options.listeners.push_back(std::make_shared<flush_listener>());
+  const auto& cache = state.block_cache;
+  // Chunks reach blob files only when their memtable is flushed, so a buffer holds up to its
+  // size of zip bytes after a fill; a small one lets them go soon. Two such buffers (one
+  // being flushed) per family fit in the half of memory_bytes the buffers are allowed.
+  const std::size_t buffer_bytes = std::max<std::size_t>(options.memory_bytes / 8, 128u << 10);
 
   // Metadata with inline .info/.mod/list bodies: small, compressible, often looked up for keys
   // that are absent, hence bloom filters.
@@ -1157,6 +1218,7 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
   records_table.filter_policy.reset(rdb::NewBloomFilterPolicy(10));
   records_options.table_factory.reset(rdb::NewBlockBasedTableFactory(records_table));
   records_options.compression = small_record_compression();
+  records_options.write_buffer_size = buffer_bytes;
 
   // Chunks of zips: already compressed, large, written once and deleted whole. Blob files keep
   // them out of compaction's rewrites; they are always present when asked for, so no filter.
@@ -1167,7 +1229,7 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
   chunks_options.min_blob_size = 0;
   chunks_options.blob_compression_type = rdb::kNoCompression;
   chunks_options.enable_blob_garbage_collection = true;
-  chunks_options.blob_cache = cache;
+  chunks_options.write_buffer_size = buffer_bytes;
 
   if (options.max_bytes != 0) {
     // Under a cap every file counts as du counts it, so none may grow past a small share of it:
@@ -1177,7 +1239,8 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
     const auto share = [&](std::uint64_t divisor, std::uint64_t least, std::uint64_t most) {
       return std::clamp<std::uint64_t>(options.max_bytes / divisor, least, most);
     };
-    const auto buffer = static_cast<std::size_t>(share(16, 1u << 20, 64u << 20));
+    const auto buffer =
+        std::min(buffer_bytes, static_cast<std::size_t>(share(16, 1u << 20, 64u << 20)));
     records_options.write_buffer_size = buffer;
     chunks_options.write_buffer_size = buffer;
     chunks_options.blob_file_size = buffer;
@@ -1188,6 +1251,10 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
     db_options.manifest_preallocation_size =
         static_cast<std::size_t>(share(64, 64u << 10, 4u << 20));
   }
+
+  // A large entry's last chunks are flushed with it: a blob file per such entry is cheap, its
+  // bytes left in memory are not. Smaller ones share buffers (and blob files).
+  state.flush_after_bytes = chunks_options.write_buffer_size / 2;
 
   const std::vector<rdb::ColumnFamilyDescriptor> families = {
       {rdb::kDefaultColumnFamilyName, records_options},
@@ -1275,6 +1342,9 @@ result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& o
   }
   if (options.inline_max_bytes > options.chunk_bytes) {
     return fail(why, errc::cache_io, "cache inline limit must not exceed the chunk size").error();
+  }
+  if (options.memory_bytes < min_memory_bytes) {
+    return fail(why, errc::cache_io, "cache memory must be at least 1 MiB").error();
   }
   auto state = std::make_shared<db_state>();
   state->chunk_bytes = static_cast<std::uint32_t>(options.chunk_bytes);

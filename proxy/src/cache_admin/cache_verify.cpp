@@ -137,10 +137,12 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
 }
 
 std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cache_dir,
-                                                         std::uint64_t max_bytes) {
+                                                         std::uint64_t max_bytes,
+                                                         std::uint64_t memory_bytes) {
   cache::rocksdb_options store_options;
   store_options.path = cache_dir;
   store_options.max_bytes = max_bytes;
+  store_options.memory_bytes = static_cast<std::size_t>(memory_bytes);
   std::string why;
   auto opened = cache::open_rocksdb_store(store_options, &why);
   if (!opened) {
@@ -207,7 +209,7 @@ int run_cache_command(std::vector<std::string> args) {
     spdlog::set_default_logger(logger);
   }
 
-  auto store = open_cache_or_report(settings.cache_dir);
+  auto store = open_cache_or_report(settings.cache_dir, 0, settings.cache_memory);
   if (!store) return 1;
   std::optional<standalone_resolver> checker;
   if (resolver_options) {

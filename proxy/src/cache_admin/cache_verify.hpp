@@ -44,9 +44,10 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
 
 /// The RocksDB cache at `cache_dir`, or null after one line on stderr saying why it cannot be
 /// opened (for the commands that open it: serve, cache verify). `max_bytes`: the size cap
-/// (rocksdb_options::max_bytes; 0: none).
+/// (rocksdb_options::max_bytes; 0: none); `memory_bytes`: rocksdb_options::memory_bytes.
 std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cache_dir,
-                                                         std::uint64_t max_bytes = 0);
+                                                         std::uint64_t max_bytes,
+                                                         std::uint64_t memory_bytes);
 
 /// The `cache` subcommand: `cache verify [--repair] [--online] [serve flags for the cache dir,
 /// upstreams and sumdb]`.

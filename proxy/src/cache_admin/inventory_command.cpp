@@ -39,8 +39,6 @@ std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_
   }
   cache::rocksdb_options options;
   options.path = cache_dir;
-  // The verbs read metadata only; a small block cache is plenty.
-  options.block_cache_bytes = 8 << 20;
   std::string why;
   auto opened = cache::open_rocksdb_store(options, &why);
   if (opened) return std::move(*opened);

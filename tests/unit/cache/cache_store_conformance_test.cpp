@@ -1001,7 +1001,7 @@ store_factory rocksdb_factory(std::string name, std::size_t chunk_bytes,
             options.path = dir.string();
             options.chunk_bytes = chunk_bytes;
             options.inline_max_bytes = inline_max_bytes;
-            options.block_cache_bytes = 8u << 20;
+            options.memory_bytes = 8u << 20;
             return open_rocksdb_store(options);
           }};
 }

@@ -43,7 +43,7 @@ class size_cap_test : public ::testing::Test {
     o.path = (dir_.path() / "db").string();
     o.chunk_bytes = 64u << 10;
     o.inline_max_bytes = 4096;
-    o.block_cache_bytes = 1u << 20;
+    o.memory_bytes = 1u << 20;
     o.max_bytes = max_bytes;
     o.fresh_entry_grace = grace_;
     return o;

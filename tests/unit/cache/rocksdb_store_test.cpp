@@ -113,7 +113,7 @@ class rocksdb_store_test : public ::testing::Test {
     o.path = (dir_ / "db").string();
     o.chunk_bytes = chunk_bytes;
     o.inline_max_bytes = inline_max_bytes;
-    o.block_cache_bytes = 1u << 20;
+    o.memory_bytes = 1u << 20;
     return o;
   }
 
@@ -168,6 +168,7 @@ TEST_F(rocksdb_store_test, invalid_options_are_refused_with_a_reason) {
       {"zero chunk size", [](rocksdb_options& o) { o.chunk_bytes = 0; }},
       {"chunk over 64 MiB", [](rocksdb_options& o) { o.chunk_bytes = (64u << 20) + 1; }},
       {"inline above chunk", [](rocksdb_options& o) { o.inline_max_bytes = o.chunk_bytes + 1; }},
+      {"memory below 1 MiB", [](rocksdb_options& o) { o.memory_bytes = min_memory_bytes - 1; }},
   };
   for (const auto& c : cases) {
     auto o = options();
@@ -181,6 +182,34 @@ TEST_F(rocksdb_store_test, invalid_options_are_refused_with_a_reason) {
   auto o = options();
   o.inline_max_bytes = o.chunk_bytes;
   EXPECT_TRUE(open_rocksdb_store(o)) << "inline limit equal to the chunk size is allowed";
+}
+
+// The default chunk size changed (1 MiB, then 128 KiB); entries keep the size they were written
+// with, so a cache written with one size is read whole with another, and new entries take the
+// new one.
+TEST_F(rocksdb_store_test, entries_written_with_another_chunk_size_stay_readable) {
+  const auto old_body = pattern_bytes(5 * chunk_bytes + 7, 4);
+  {
+    auto o = options();
+    o.chunk_bytes = 4 * chunk_bytes;
+    auto store = open_rocksdb_store(o);
+    ASSERT_TRUE(store);
+    put(**store, "old", old_body);
+  }
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  put(*store, "new", pattern_bytes(3 * chunk_bytes + 1, 5));
+  for (const auto& [key, body] : {std::pair<std::string, std::string>{"old", old_body},
+                                  {"new", pattern_bytes(3 * chunk_bytes + 1, 5)}}) {
+    auto reader = store->open(key);
+    ASSERT_TRUE(reader);
+    ASSERT_NE(*reader, nullptr);
+    EXPECT_EQ((*reader)->read(0, body.size() + 1).value(), body) << key;
+    // Views stop at the entry's own chunk boundaries.
+    const auto first = (*reader)->view(0, body.size());
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->size(), key == "old" ? 4 * chunk_bytes : chunk_bytes) << key;
+  }
 }
 
 TEST_F(rocksdb_store_test, a_file_in_place_of_the_directory_is_refused) {
@@ -304,8 +333,7 @@ TEST_P(rocksdb_damage_test, damaged_entries_are_reported_corrupt_and_can_be_repl
     ASSERT_NE(*reader, nullptr);
     // Read the whole body in pieces that cross every chunk boundary, copied and then viewed.
     EXPECT_EQ(first_read_failure(**reader, c.body_bytes, false), errc::cache_corrupt);
-    // A fresh reader again: the damaged chunk may now come from RocksDB's blob cache, where
-    // chunks are not checked again, and must still be refused.
+    // A fresh reader again: a damaged chunk is refused however often it is read.
     auto again = store->open("victim");
     ASSERT_TRUE(again);
     EXPECT_EQ(first_read_failure(**again, c.body_bytes, true), errc::cache_corrupt);

@@ -343,6 +343,28 @@ TEST(status_board, the_size_cap_and_how_full_the_cache_is_are_said_on_both_pages
       << html;
 }
 
+TEST(status_board, the_cache_memory_budget_and_its_use_are_said_on_both_pages) {
+  fake_clock clock;
+  status_board board({"goproxy.example"}, clock.fn());
+  const auto report = board.report({.entries = 3,
+                                    .bytes = 300,
+                                    .memory_limit_bytes = 16u << 20,
+                                    .memory_block_bytes = 3u << 20,
+                                    .memory_write_buffer_bytes = 2u << 20,
+                                    .memory_table_reader_bytes = 5u << 10},
+                                   all_up);
+  const auto memory = boost::json::parse(status_json(report)).at("cache").at("memory");
+  EXPECT_EQ(memory.at("limit_bytes"), 16u << 20);
+  EXPECT_EQ(memory.at("block_bytes"), 3u << 20);
+  EXPECT_EQ(memory.at("write_buffer_bytes"), 2u << 20);
+  EXPECT_EQ(memory.at("table_reader_bytes"), 5u << 10);
+  const auto html = status_html(report);
+  EXPECT_NE(html.find("Cache memory: 16 MiB for metadata blocks (3.0 MiB now) and write buffers "
+                      "(2.0 MiB); table indexes 5.0 KiB."),
+            std::string::npos)
+      << html;
+}
+
 TEST(status_board, json_carries_every_figure) {
   fake_clock clock;
   status_board board({"goproxy.example", "down.example"}, clock.fn());

@@ -1,0 +1,96 @@
+"""The cache's memory budget (--cache-memory): reported on /status and /status.json, honoured by
+a 40 MiB fill (its write buffers are flushed within the budget instead of keeping the zip), and
+never spent on zip bytes (a served zip leaves no chunk in the block cache). Invalid values are
+refused at start-up. Resident-memory figures are measured by tests/bench/memory.py, not here:
+under a sanitizer build they mean nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+
+from conftest import proxy_binary
+from test_startup_errors import STARTUP_TIMEOUT, assert_refused, serve
+
+MIB = 1024 * 1024
+BIG = "example.com/big"
+
+
+def memory_report(proxy) -> dict:
+    return json.loads(proxy.get("/status.json").body)["cache"]["memory"]
+
+
+def big_zip_path(tree) -> str:
+    return tree.get(BIG, "v1.0.0").url_path(".zip")
+
+
+def test_the_default_budget_is_reported_and_zips_do_not_stay_in_it(tree, make_upstream,
+                                                                   start_proxy):
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url)
+    report = memory_report(proxy)
+    assert report["limit_bytes"] == 16 * MIB, report
+    assert "Cache memory: 16 MiB for metadata blocks" in proxy.get("/status").text
+
+    path = big_zip_path(tree)
+    want = hashlib.sha256(tree.file_bytes(path)).hexdigest()
+    # The fill, then two hits read back from the cache's files.
+    for _ in range(3):
+        response = proxy.get(path)
+        assert len(response.body) > 40 * MIB
+        assert response.status == 200
+        assert hashlib.sha256(response.body).hexdigest() == want
+    assert upstream.count(path) == 1
+
+    report = memory_report(proxy)
+    # 40 MiB of chunks went through the store: none of them may be kept in the block cache, and
+    # the write buffers stay within the budget however large the fill.
+    assert report["block_bytes"] < 2 * MIB, report
+    assert report["write_buffer_bytes"] <= report["limit_bytes"], report
+
+
+def test_a_small_budget_is_honoured_by_a_large_fill(tree, make_upstream, start_proxy):
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url, "--cache-memory", "2MiB")
+    assert memory_report(proxy)["limit_bytes"] == 2 * MIB
+    assert "Cache memory: 2.0 MiB for metadata blocks" in proxy.get("/status").text
+
+    path = big_zip_path(tree)
+    response = proxy.get(path)
+    assert response.status == 200 and response.body == tree.file_bytes(path)
+    report = memory_report(proxy)
+    assert report["write_buffer_bytes"] <= 2 * MIB, report
+    assert report["block_bytes"] <= 2 * MIB, report
+    # Served again from the files the small buffers were flushed to.
+    assert proxy.get(path).body == tree.file_bytes(path)
+    assert upstream.count(path) == 1
+
+
+def test_the_budget_is_read_from_the_config_file(tree, make_upstream, start_proxy, tmp_path):
+    upstream = make_upstream(tree.root)
+    config = tmp_path / "gomodproxy.toml"
+    config.write_text('cache_memory = "64MiB"\n')
+    proxy = start_proxy(upstream.url, "--config", str(config))
+    assert memory_report(proxy)["limit_bytes"] == 64 * MIB
+
+
+def test_a_budget_that_is_not_a_size_or_too_small_is_refused(tmp_path):
+    for value in ("16MB", "-1", "lots"):
+        line = assert_refused(serve(tmp_path, "--cache-memory", value), "cache_memory")
+        assert f'"{value}" is not a byte count' in line and "flag --cache-memory" in line
+    for value in ("0", "1023KiB", "1000"):
+        line = assert_refused(serve(tmp_path, "--cache-memory", value), "cache_memory")
+        assert f'"{value}" is too small' in line and "at least 1MiB" in line, line
+    env_line = assert_refused(
+        subprocess.run([str(proxy_binary()), "serve", "--listen", "127.0.0.1:0", "--cache-dir",
+                        str(tmp_path / "cache"), "--probe-interval", "0"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       env={**{k: v for k, v in os.environ.items()
+                               if not k.startswith("GOMODPROXY_")},
+                            "GOMODPROXY_CACHE_MEMORY": "512KiB"},
+                       timeout=STARTUP_TIMEOUT),
+        "cache_memory")
+    assert "env GOMODPROXY_CACHE_MEMORY" in env_line and "too small" in env_line
+
