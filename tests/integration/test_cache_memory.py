@@ -32,7 +32,7 @@ def test_the_default_budget_is_reported_and_zips_do_not_stay_in_it(tree, make_up
     proxy = start_proxy(upstream.url)
     report = memory_report(proxy)
     assert report["limit_bytes"] == 16 * MIB, report
-    assert "Cache memory: 16 MiB for metadata blocks" in proxy.get("/status").text
+    assert "Cache memory: 16.0 MiB for metadata blocks" in proxy.get("/status").text
 
     path = big_zip_path(tree)
     want = hashlib.sha256(tree.file_bytes(path)).hexdigest()
@@ -55,7 +55,7 @@ def test_a_small_budget_is_honoured_by_a_large_fill(tree, make_upstream, start_p
     upstream = make_upstream(tree.root)
     proxy = start_proxy(upstream.url, "--cache-memory", "2MiB")
     assert memory_report(proxy)["limit_bytes"] == 2 * MIB
-    assert "Cache memory: 2.0 MiB for metadata blocks" in proxy.get("/status").text
+    assert "Cache memory: 2.00 MiB for metadata blocks" in proxy.get("/status").text
 
     path = big_zip_path(tree)
     response = proxy.get(path)

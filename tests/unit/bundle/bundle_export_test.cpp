@@ -48,7 +48,7 @@ std::string h1(bool zip, const std::string& bytes) {
 std::unique_ptr<cache::cache_store> open_store(const fs::path& path) {
   cache::rocksdb_options options;
   options.path = path.string();
-  options.block_cache_bytes = 1 << 20;
+  options.memory_bytes = 1 << 20;
   return std::move(*cache::open_rocksdb_store(options));
 }
 

@@ -59,7 +59,7 @@ std::pair<int, std::string> post(boost::system::error_code error) {
   const auto& dir = scratch.path();
   cache::rocksdb_options options;
   options.path = (dir / "db").string();
-  options.block_cache_bytes = 1 << 20;
+  options.memory_bytes = 1 << 20;
   auto store = cache::open_rocksdb_store(options);
   EXPECT_TRUE(store);
   net::io_context io;

@@ -20,7 +20,7 @@ class inventory : public ::testing::Test {
     dir_ = pattern;
     cache::rocksdb_options options;
     options.path = (dir_ / "db").string();
-    options.block_cache_bytes = 1 << 20;
+    options.memory_bytes = 1 << 20;
     auto opened = cache::open_rocksdb_store(options);
     ASSERT_TRUE(opened);
     store_ = std::move(*opened);

@@ -50,6 +50,7 @@ std::string load_fail(const std::vector<std::string>& args, const env_map& env) 
 const std::vector<std::string> all_keys = {"listen",
                                            "cache_dir",
                                            "cache_max_bytes",
+                                           "cache_memory",
                                            "upstreams",
                                            "private",
                                            "private_upstreams",
@@ -115,6 +116,7 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.listen, want.listen);
   EXPECT_EQ(got.cache_dir, want.cache_dir);
   EXPECT_EQ(got.cache_max_bytes, want.cache_max_bytes);
+  EXPECT_EQ(got.cache_memory, want.cache_memory);
   EXPECT_EQ(got.upstreams_text, want.upstreams_text);
   EXPECT_EQ(got.private_text, want.private_text);
   EXPECT_EQ(got.private_patterns, want.private_patterns);
@@ -228,6 +230,33 @@ TEST(load_settings, cache_max_bytes_takes_a_byte_count_with_a_binary_suffix) {
   const std::string negative =
       load_fail({"--config", dir.write("m.toml", "cache_max_bytes = -5\n")}, {});
   EXPECT_NE(negative.find("is negative"), std::string::npos) << negative;
+}
+
+// The cache's memory budget is a byte count of at least 1 MiB (RocksDB needs room for its write
+// buffers); a smaller one is refused saying so, from every source.
+TEST(load_settings, cache_memory_takes_a_byte_count_of_at_least_one_mebibyte) {
+  EXPECT_EQ(settings{}.cache_memory, 16u << 20);
+  EXPECT_EQ(load_ok({"--cache-memory", "1MiB"}, {}).cache_memory, 1u << 20);
+  EXPECT_EQ(load_ok({}, {{"GOMODPROXY_CACHE_MEMORY", "256MiB"}}).cache_memory, 256u << 20);
+  temp_dir dir;
+  EXPECT_EQ(load_ok({"--config", dir.write("n.toml", "cache_memory = 2097152\n")}, {}).cache_memory,
+            2u << 20);
+  for (const std::string_view text : {"0", "1048575", "1023KiB"}) {
+    SCOPED_TRACE(text);
+    const std::string message = load_fail({"--cache-memory", std::string(text)}, {});
+    EXPECT_NE(message.find("cache_memory: \"" + std::string(text) + "\" is too small"),
+              std::string::npos)
+        << message;
+    EXPECT_NE(message.find("at least 1MiB"), std::string::npos) << message;
+  }
+  const std::string small =
+      load_fail({"--config", dir.write("s.toml", "cache_memory = 4096\n")}, {});
+  EXPECT_NE(small.find("4096 is too small"), std::string::npos) << small;
+  const std::string bad = load_fail({"--cache-memory", "16MB"}, {});
+  EXPECT_NE(bad.find("is not a byte count"), std::string::npos) << bad;
+  // The cap's message is unchanged: zero means no cap there.
+  const std::string cap = load_fail({"--cache-max-bytes", "16MB"}, {});
+  EXPECT_NE(cap.find("TiB; 0: no cap)"), std::string::npos) << cap;
 }
 
 // The grace before the listener closes may be turned off (0), not made negative.
@@ -871,7 +900,7 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
       value = "3";
     } else if (key == "max_header_bytes" || key == "max_connections") {
       value = "2048";
-    } else if (key == "cache_max_bytes") {
+    } else if (key == "cache_max_bytes" || key == "cache_memory") {
       value = "3MiB";
     } else if (key == "breaker_failures") {
       value = "3";

@@ -359,8 +359,8 @@ TEST(status_board, the_cache_memory_budget_and_its_use_are_said_on_both_pages) {
   EXPECT_EQ(memory.at("write_buffer_bytes"), 2u << 20);
   EXPECT_EQ(memory.at("table_reader_bytes"), 5u << 10);
   const auto html = status_html(report);
-  EXPECT_NE(html.find("Cache memory: 16 MiB for metadata blocks (3.0 MiB now) and write buffers "
-                      "(2.0 MiB); table indexes 5.0 KiB."),
+  EXPECT_NE(html.find("Cache memory: 16.0 MiB for metadata blocks (3.00 MiB now) and write "
+                      "buffers (2.00 MiB); table indexes 5.00 KiB."),
             std::string::npos)
       << html;
 }
