@@ -79,7 +79,9 @@ def get_once(port: int, path: str) -> bytes:
 
 def cache_memory_report(port: int) -> str:
     """What the store says it holds (/status.json cache.memory), in MiB."""
-    memory = json.loads(get_once(port, "/status.json"))["cache"]["memory"]
+    memory = json.loads(get_once(port, "/status.json"))["cache"].get("memory")
+    if memory is None:
+        return "not reported (a build before --cache-memory)"
     return ", ".join(f"{name.removesuffix('_bytes')} {value / MIB:.1f}"
                      for name, value in memory.items())
 
