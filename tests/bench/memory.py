@@ -8,8 +8,9 @@ that large); serve it with the test upstream and the test checksum database; sta
 a fresh cache directory; measure its idle resident memory (VmRSS once it has settled); fill the
 zip with one GET; measure idle memory again; then stream the zip from the cache to `--streams`
 clients at once, each reading at `--rate` bytes/s, sampling VmRSS and reading VmHWM (reset
-after the fill through /proc/<pid>/clear_refs, so the peak is the streaming one); finally idle
-memory once more. Every body is checked byte for byte. Prints a table.
+after the fill through /proc/<pid>/clear_refs, so the peak is the streaming one); idle memory
+once more; then restart the proxy on that cache and measure idle memory before and after serving
+the zip once. Every body is checked byte for byte. Prints a table.
 """
 
 from __future__ import annotations
@@ -75,6 +76,15 @@ def get_once(port: int, path: str) -> bytes:
         return body
     finally:
         conn.close()
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=20)
 
 
 def cache_memory_report(port: int) -> str:
@@ -191,14 +201,17 @@ def main() -> int:
                          (stream_peak, anon_peak)))
             rows.append(("idle after streaming", settled_rss_kib(proc.pid)))
             per_stream = (stream_peak - before_streams) / args.streams
+
+            # Served once from a cache filled by an earlier process: nothing of the fill is left.
+            stop(proc)
+            proc, port = start_proxy(args.binary, flags, log, "memory")
+            rows.append(("restarted on that cache, idle", settled_rss_kib(proc.pid)))
+            if hashlib.sha256(get_once(port, zip_path)).hexdigest() != want:
+                raise SystemExit("memory: the zip served after the restart differs")
+            rows.append(("idle after serving it once", settled_rss_kib(proc.pid)))
         finally:
             if proc is not None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=20)
+                stop(proc)
             sumdb.stop()
             upstream.stop()
 
