@@ -21,7 +21,6 @@
 #include <limits>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <span>
 #include <string>
 #include <thread>
@@ -232,9 +231,6 @@ class chunk_cache {
     // chunks, so each comes from disk or the memtable); RocksDB's second check runs Debian's
     // portable CRC and cost a quarter of the CPU of serving zips.
     options.verify_checksums = false;
-    // Chunks are read once per reader and position: keeping their blocks would only evict the
-    // metadata the block cache is for.
-    options.fill_cache = false;
     const auto status =
         state.db->Get(options, state.chunks, layout::chunk_key(fill_id, index), &value_);
     if (status.IsNotFound()) {
@@ -1197,8 +1193,8 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
 
   // One budget for everything RocksDB keeps in memory: the write buffers are charged to the
   // block cache, so together they stay near memory_bytes, and a flush starts when the buffers
-  // would take more than half of it. Large values never enter it (no blob cache, and chunk
-  // reads do not fill the block cache): a served zip would otherwise stay resident.
+  // would take more than half of it. Chunks never enter it (no blob cache; the chunks family's
+  // blocks hold only the small references to blob files): a served zip would stay resident.
   state.memory_bytes = options.memory_bytes;
   state.block_cache = rdb::NewLRUCache(options.memory_bytes);
   state.write_buffers =
