@@ -1120,11 +1120,15 @@ class rocksdb_store final : public cache_store {
     const std::uint64_t cached = state_->block_cache->GetUsage();
     const std::uint64_t charged = state_->write_buffers->dummy_entries_in_cache_usage();
     out.block_bytes = cached - std::min(cached, charged);
-    out.write_buffer_bytes = state_->write_buffers->memory_usage();
-    std::uint64_t readers = 0;
+    // Counted by the memtables themselves, not by the manager's account of them, so the report
+    // stays true whatever charges them.
+    std::uint64_t value = 0;
+    if (state_->db->GetAggregatedIntProperty(rdb::DB::Properties::kSizeAllMemTables, &value)) {
+      out.write_buffer_bytes = value;
+    }
     if (state_->db->GetAggregatedIntProperty(rdb::DB::Properties::kEstimateTableReadersMem,
-                                             &readers)) {
-      out.table_reader_bytes = readers;
+                                             &value)) {
+      out.table_reader_bytes = value;
     }
     return out;
   }
