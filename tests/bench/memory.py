@@ -52,8 +52,8 @@ def status_kib(pid: int, field: str) -> int:
 
 
 def settled_rss_kib(pid: int) -> tuple[int, int]:
-    """VmRSS once three readings a second apart agree within 256 KiB (or after SETTLE_SECONDS):
-    RocksDB flushes and compactions after a fill run for a few seconds."""
+    """(VmRSS, RssAnon) once three VmRSS readings a second apart agree within 256 KiB (or after
+    SETTLE_SECONDS): RocksDB flushes and compactions after a fill run for a few seconds."""
     readings = [status_kib(pid, "VmRSS")]
     deadline = time.monotonic() + SETTLE_SECONDS
     while time.monotonic() < deadline:
