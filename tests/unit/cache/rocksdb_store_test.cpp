@@ -212,6 +212,36 @@ TEST_F(rocksdb_store_test, entries_written_with_another_chunk_size_stay_readable
   }
 }
 
+// The memory budget covers the block cache and the write buffers; chunks pass through neither for
+// long: a large entry read back leaves no chunk in the block cache, and its writes do not stay in
+// the write buffers beyond the budget.
+TEST_F(rocksdb_store_test, large_entries_stay_out_of_the_memory_budget) {
+  auto o = options();
+  o.chunk_bytes = 64u << 10;
+  o.memory_bytes = 2u << 20;
+  auto opened = open_rocksdb_store(o);
+  ASSERT_TRUE(opened);
+  auto& store = **opened;
+  EXPECT_EQ(store.memory().limit_bytes, 2u << 20);
+  const auto body = pattern_bytes(8u << 20, 7);
+  put(store, "large", body);
+  EXPECT_LE(store.memory().write_buffer_bytes, 2u << 20);
+  for (int pass = 0; pass < 2; ++pass) {
+    auto reader = store.open("large");
+    ASSERT_TRUE(reader);
+    ASSERT_NE(*reader, nullptr);
+    std::uint64_t offset = 0;
+    while (offset < body.size()) {
+      auto piece = (*reader)->view(offset, body.size());
+      ASSERT_TRUE(piece);
+      ASSERT_FALSE(piece->empty());
+      ASSERT_EQ(*piece, std::string_view(body).substr(offset, piece->size()));
+      offset += piece->size();
+    }
+  }
+  EXPECT_LT(store.memory().block_bytes, 256u << 10);
+}
+
 TEST_F(rocksdb_store_test, a_file_in_place_of_the_directory_is_refused) {
   auto o = options();
   o.path = (dir_ / "file" / "db").string();
