@@ -97,7 +97,7 @@ bool set_up_logging(const config::settings& settings) {
       std::make_shared<spdlog::async_logger>("access", std::move(sink), spdlog::thread_pool(),
                                              spdlog::async_overflow_policy::overrun_oldest);
   spdlog::register_logger(access);
-  access->set_pattern("%Y-%m-%dT%H:%M:%S.%e access %v");
+  // No pattern here: the server writes whole lines, time stamp included, in batches.
   access->set_level(settings.access_log == "off" ? spdlog::level::off : spdlog::level::info);
   spdlog::flush_every(std::chrono::seconds(1));
   return true;
@@ -628,7 +628,7 @@ int serve(const config::settings& settings) {
   // runs and the server and resolver they refer to are still alive.
   connection_ios.clear();
   if (auto dropped = spdlog::thread_pool()->overrun_counter(); dropped > 0) {
-    spdlog::warn("access log: {} lines dropped while its queue was full", dropped);
+    spdlog::warn("access log: {} batches of lines dropped while its queue was full", dropped);
   }
   spdlog::info("stopped");
   return 0;
