@@ -453,7 +453,15 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   server_options options_;
   handler& fallback_;
   std::shared_ptr<spdlog::logger> access_log_;
-  std::unordered_map<std::string, handler*> routes_;
+  // Looked up by the request's path as it is: every request asks, and a key built per request
+  // was a heap allocation for any path longer than 15 bytes.
+  struct path_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view path) const {
+      return std::hash<std::string_view>{}(path);
+    }
+  };
+  std::unordered_map<std::string, handler*, path_hash, std::equal_to<>> routes_;
   std::unordered_map<std::string, std::uint64_t> body_limits_;  // path -> max body bytes
   tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
@@ -464,7 +472,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
   handler& route_for(std::string_view target) {
     std::string_view path = target.substr(0, target.find('?'));
-    if (auto it = routes_.find(std::string(path)); it != routes_.end()) return *it->second;
+    if (auto it = routes_.find(path); it != routes_.end()) return *it->second;
     return fallback_;
   }
 
