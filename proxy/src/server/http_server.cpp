@@ -125,8 +125,9 @@ void append_access_stamp(std::string& out) {
 // another thread of a shared io_context.
 class access_batch : public std::enable_shared_from_this<access_batch> {
  public:
-  // Lines past this are handed over at once rather than after the ready handlers.
-  static constexpr std::size_t max_bytes = 64 << 10;
+  // Lines past this are handed over at once rather than after the ready handlers. It bounds the
+  // logger's queue in bytes (main.cpp counts that queue in messages).
+  static constexpr std::size_t max_bytes = 4 << 10;
 
   ~access_batch() { hand_over(); }
 
