@@ -6,6 +6,7 @@ Subcommands (run.sh owns process lifetimes; this file never starts the proxy or 
   upstream ROOT PORT_FILE         serve ROOT on 127.0.0.1 until SIGTERM; the port goes to PORT_FILE
   fetch BASE_URL ROOT PATH_FILE   GET every path once; fail unless each is 200 and byte-identical
   measure ...                     the wrk rounds; see `measure --help`
+  load BASE_URL PATH_FILE N       exactly N GETs over a few keep-alive connections (profiling)
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def cmd_tree(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tree = module_tree.ModuleTree(root)
     rng = random.Random(20240601)
-    info, mod, lists, zip_small, zip_large = [], [], [], [], []
+    info, mod, lists, zip_small, zip_large, zip_mid = [], [], [], [], [], []
     index = 0
     for m in range(MODULES):
         module_path = f"bench.example.com/group{m % 10}/mod{m:03d}"
@@ -88,6 +89,8 @@ def cmd_tree(args: argparse.Namespace) -> int:
             info.append(mv.url_path(".info"))
             mod.append(mv.url_path(".mod"))
             (zip_large if size >= SIZE_1M else zip_small).append(mv.url_path(".zip"))
+            if SIZE_100K <= size <= SIZE_1M:
+                zip_mid.append(mv.url_path(".zip"))
             index += 1
         lists.append(f"/{module_tree.escape_path(module_path)}/@v/list")
     _write_paths(out / "info.txt", info, 1)
@@ -95,6 +98,7 @@ def cmd_tree(args: argparse.Namespace) -> int:
     _write_paths(out / "meta.txt", info + mod + lists, 3)
     _write_paths(out / "zip_small.txt", zip_small, 4)
     _write_paths(out / "zip_large.txt", zip_large, 5)
+    _write_paths(out / "zip_mid.txt", zip_mid, 7)
     _write_paths(out / "all.txt", info + mod + lists + zip_small + zip_large, 6)
     sizes = {name: sum((root / p.lstrip("/")).stat().st_size for p in paths) / len(paths)
              for name, paths in (("info", info), ("mod", mod), ("list", lists),
@@ -172,6 +176,32 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    """A fixed number of requests, so an instruction count divides into a per-request cost."""
+    url = urllib.parse.urlsplit(args.base_url)
+    paths = [p for p in Path(args.path_file).read_text().splitlines() if p]
+    per_connection = args.requests // args.connections
+    not_ok: list[str] = []
+
+    def one_connection(number: int) -> None:
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+        try:
+            for i in range(per_connection):
+                path = paths[(number * 7919 + i) % len(paths)]
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                resp.read()
+                if resp.status != 200:
+                    not_ok.append(f"{path}: {resp.status}")
+        finally:
+            conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.connections) as pool:
+        list(pool.map(one_connection, range(args.connections)))
+    print(f"load: {per_connection * args.connections} requests, {len(not_ok)} not 200")
+    return 1 if not_ok else 0
+
+
 # --- measuring -------------------------------------------------------------------------------
 
 _RESULT_RE = re.compile(r"^BENCH_RESULT (.*)$", re.M)
@@ -203,9 +233,9 @@ def _with_children(pid: int) -> list[int]:
     return pids
 
 
-def _run_wrk(args: argparse.Namespace, base_url: str, path_file: Path, connections: int,
-             duration: int, pids: list[int]) -> dict:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+def _run_wrk(args: argparse.Namespace, base_url: str, path_file: Path, threads: int,
+             connections: int, duration: int, pids: list[int]) -> dict:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
            "-s", args.lua, base_url, "--", str(path_file)]
     before = _cpu_ticks(pids)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
@@ -228,14 +258,29 @@ def _run_wrk(args: argparse.Namespace, base_url: str, path_file: Path, connectio
 
 
 MIXES = [
-    # name, path file, description, connections override (None: --connections), target ratio
-    ("info", "info.txt", ".info only", None, 1.0),
-    ("mod", "mod.txt", ".mod only", None, 1.0),
-    ("meta", "meta.txt", ".info + .mod + list", None, 1.0),
-    ("zip_small", "zip_small.txt", "zips 4-100 KiB", None, 0.8),
-    ("zip_large", "zip_large.txt", "zips 1-8 MiB", None, 0.8),
+    # name, path file, description, connections override (None: the shape's), target ratio
+    ("info", "info.txt", ".info only", None, 1.2),
+    ("mod", "mod.txt", ".mod only", None, 1.2),
+    ("meta", "meta.txt", ".info + .mod + list", None, 1.2),
+    ("zip_small", "zip_small.txt", "zips 4-100 KiB", None, 1.0),
+    ("zip_mid", "zip_mid.txt", "zips 100 KiB-1 MiB", None, 1.0),
+    ("zip_large", "zip_large.txt", "zips 1-8 MiB", None, 1.0),
     ("info_c1", "info.txt", ".info, 1 connection (latency)", 1, None),
 ]
+
+
+def _parse_shapes(text: str) -> list[tuple[int, int]]:
+    """'1x32 2x64' -> [(1, 32), (2, 64)]: wrk threads x connections."""
+    shapes = []
+    for word in text.split():
+        threads, _, connections = word.partition("x")
+        if not (threads.isdigit() and connections.isdigit()) or int(threads) < 1 \
+                or int(connections) < int(threads):
+            raise SystemExit(f"bench: shape {word!r} is not THREADSxCONNECTIONS (e.g. 2x64)")
+        shapes.append((int(threads), int(connections)))
+    if not shapes:
+        raise SystemExit("bench: no shapes given")
+    return shapes
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
@@ -245,25 +290,35 @@ def cmd_measure(args: argparse.Namespace) -> int:
         "nginx": (args.nginx_url, _with_children(args.nginx_pid)),
     }
     runs: list[dict] = []
-    for name, file_name, _, conns, _ in MIXES:
-        connections = conns or args.connections
-        duration = args.short_duration if conns == 1 else args.duration
-        for round_number in range(args.rounds):
-            # Alternate who goes first so slow drift (thermal, page cache, neighbours) does not
-            # always favour the same server.
-            order = ["gomodproxy", "nginx"] if round_number % 2 == 0 else ["nginx", "gomodproxy"]
-            for server in order:
-                url, pids = servers[server]
-                result = _run_wrk(args, url, paths_dir / file_name, connections, duration, pids)
-                result.update(mix=name, server=server, round=round_number + 1,
-                              connections=connections, duration_s=duration)
-                runs.append(result)
-                print(f"  {name:10s} round {round_number + 1} {server:10s} "
-                      f"{result['rps']:10.0f} req/s {result['mib_s']:9.1f} MiB/s "
-                      f"p50 {result['p50_us'] / 1000:7.3f} ms "
-                      f"p99 {result['p99_us'] / 1000:7.3f} ms "
-                      f"cpu {result['cpu_ms_per_1k']:6.1f} ms/1k req errors {result['errors']:.0f}",
-                      flush=True)
+    for shape_index, (threads, shape_connections) in enumerate(_parse_shapes(args.shapes)):
+        shape = f"-t{threads} -c{shape_connections}"
+        for name, file_name, _, conns, _ in MIXES:
+            if conns is not None and shape_index > 0:
+                continue  # a fixed-connection mix (latency) does not depend on the shape
+            connections = conns or shape_connections
+            run_threads = min(threads, connections)
+            duration = args.short_duration if conns == 1 else args.duration
+            for round_number in range(args.rounds):
+                # Alternate who goes first so slow drift (thermal, page cache, neighbours) does
+                # not always favour the same server.
+                order = (["gomodproxy", "nginx"] if round_number % 2 == 0
+                         else ["nginx", "gomodproxy"])
+                for server in order:
+                    url, pids = servers[server]
+                    result = _run_wrk(args, url, paths_dir / file_name, run_threads, connections,
+                                      duration, pids)
+                    result.update(mix=name, server=server, round=round_number + 1,
+                                  shape=shape if conns is None else f"-t1 -c{conns}",
+                                  threads=run_threads, connections=connections,
+                                  duration_s=duration)
+                    runs.append(result)
+                    print(f"  {result['shape']:11s} {name:10s} round {round_number + 1} "
+                          f"{server:10s} {result['rps']:10.0f} req/s "
+                          f"{result['mib_s']:9.1f} MiB/s "
+                          f"p50 {result['p50_us'] / 1000:7.3f} ms "
+                          f"p99 {result['p99_us'] / 1000:7.3f} ms "
+                          f"cpu {result['cpu_ms_per_1k']:6.1f} ms/1k req "
+                          f"errors {result['errors']:.0f}", flush=True)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     Path(args.json_out).write_text(json.dumps({"runs": runs, "settings": settings}, indent=1))
     markdown = _markdown(runs)
@@ -287,35 +342,39 @@ def _ms(us: float) -> str:
 
 def _markdown(runs: list[dict]) -> str:
     lines = [
-        "| mix | server | req/s | MiB/s | p50 ms | p99 ms | server CPU ms / 1k req |"
-        " req/s ratio gomodproxy/nginx | target | met |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| wrk shape | mix | server | req/s | MiB/s | p50 ms | p99 ms |"
+        " server CPU ms / 1k req | req/s ratio gomodproxy/nginx | target | met |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for name, _, description, _, target in MIXES:
-        rows = {s: [r for r in runs if r["mix"] == name and r["server"] == s]
-                for s in ("gomodproxy", "nginx")}
-        if not rows["gomodproxy"] or not rows["nginx"]:
-            continue
-        ratio = _median(rows["gomodproxy"], "rps") / _median(rows["nginx"], "rps")
-        for server in ("gomodproxy", "nginx"):
-            r = rows[server]
-            first = server == "gomodproxy"
-            target_text = (f"≥ {target:.1f}×" if target is not None else "—") if first else ""
-            met = ("yes" if ratio >= target else "**no**") if (first and target) else ""
-            lines.append(
-                f"| {description if first else ''} | {server} | {_median(r, 'rps'):,.0f} | "
-                f"{_median(r, 'mib_s'):,.1f} | {_ms(_median(r, 'p50_us'))} | "
-                f"{_ms(_median(r, 'p99_us'))} | {_median(r, 'cpu_ms_per_1k'):.1f} | "
-                f"{f'{ratio:.2f}' if first else ''} | {target_text} | {met} |")
+    shapes = list(dict.fromkeys(r["shape"] for r in runs))
+    for shape in shapes:
+        for name, _, description, _, target in MIXES:
+            rows = {s: [r for r in runs
+                        if r["shape"] == shape and r["mix"] == name and r["server"] == s]
+                    for s in ("gomodproxy", "nginx")}
+            if not rows["gomodproxy"] or not rows["nginx"]:
+                continue
+            ratio = _median(rows["gomodproxy"], "rps") / _median(rows["nginx"], "rps")
+            for server in ("gomodproxy", "nginx"):
+                r = rows[server]
+                first = server == "gomodproxy"
+                target_text = (f"≥ {target:.1f}×" if target is not None else "—") if first else ""
+                met = ("yes" if ratio >= target else "**no**") if (first and target) else ""
+                lines.append(
+                    f"| {shape if first else ''} | {description if first else ''} | {server} | "
+                    f"{_median(r, 'rps'):,.0f} | {_median(r, 'mib_s'):,.1f} | "
+                    f"{_ms(_median(r, 'p50_us'))} | {_ms(_median(r, 'p99_us'))} | "
+                    f"{_median(r, 'cpu_ms_per_1k'):.1f} | {f'{ratio:.2f}' if first else ''} | "
+                    f"{target_text} | {met} |")
     lines.append("")
     lines.append("Every run (rounds alternate which server goes first):")
     lines.append("")
-    lines.append("| mix | round | server | req/s | MiB/s | p50 ms | p99 ms | errors |")
-    lines.append("|---|---:|---|---:|---:|---:|---:|---:|")
+    lines.append("| wrk shape | mix | round | server | req/s | MiB/s | p50 ms | p99 ms | errors |")
+    lines.append("|---|---|---:|---|---:|---:|---:|---:|---:|")
     for r in runs:
-        lines.append(f"| {r['mix']} | {r['round']} | {r['server']} | {r['rps']:,.0f} | "
-                     f"{r['mib_s']:,.1f} | {_ms(r['p50_us'])} | {_ms(r['p99_us'])} | "
-                     f"{r['errors']:.0f} |")
+        lines.append(f"| {r['shape']} | {r['mix']} | {r['round']} | {r['server']} | "
+                     f"{r['rps']:,.0f} | {r['mib_s']:,.1f} | {_ms(r['p50_us'])} | "
+                     f"{_ms(r['p99_us'])} | {r['errors']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -338,6 +397,12 @@ def main() -> int:
     p.add_argument("--label", default="")
     p.add_argument("--workers", type=int, default=8)
     p.set_defaults(func=cmd_fetch)
+    p = sub.add_parser("load")
+    p.add_argument("base_url")
+    p.add_argument("path_file")
+    p.add_argument("requests", type=int)
+    p.add_argument("--connections", type=int, default=8)
+    p.set_defaults(func=cmd_load)
     p = sub.add_parser("measure")
     p.add_argument("--proxy-url", required=True)
     p.add_argument("--proxy-pid", type=int, required=True)
@@ -345,8 +410,8 @@ def main() -> int:
     p.add_argument("--nginx-pid", type=int, required=True)
     p.add_argument("--paths-dir", required=True)
     p.add_argument("--lua", required=True)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--shapes", default="1x32 2x64",
+                   help="wrk shapes THREADSxCONNECTIONS, space-separated; each mix runs in each")
     p.add_argument("--duration", type=int, default=7)
     p.add_argument("--short-duration", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)

@@ -5,10 +5,12 @@
 # Steps: build a module tree (200 modules x 3 versions) in a temp dir; serve it with the test
 # upstream; start gomodproxy on it and fetch every file once through the proxy (each must be 200
 # and byte-identical); stop the upstream and fetch everything again, so the measured phase is pure
-# cache serving; start nginx on the same tree; then run each wrk mix against both servers,
-# alternating who goes first. Everything listens on 127.0.0.1 and is stopped on exit.
+# cache serving; start nginx on the same tree; then, for each wrk shape, run each mix against both
+# servers, alternating who goes first. Everything listens on 127.0.0.1 and is stopped on exit.
 #
-# Knobs (environment): BENCH_THREADS (wrk -t, default 1), BENCH_CONNECTIONS (-c, 32),
+# Knobs (environment): BENCH_SHAPES (wrk shapes THREADSxCONNECTIONS, default "1x32 2x64": the
+# lighter shape and the heavier one of issue 16); BENCH_THREADS / BENCH_CONNECTIONS, when either
+# is set, replace the list with that one shape (defaults 1 and 32);
 # BENCH_DURATION (seconds per run, 7), BENCH_ROUNDS (3; the table shows the median),
 # BENCH_RESULTS_DIR (default: a bench-results directory next to the binary), BENCH_KEEP=1 keeps
 # the temp dir, BENCH_ACCESS_LOG (on: the proxy's default access log, to stderr, which goes to a
@@ -21,8 +23,10 @@ if [[ $# -ne 1 ]]; then
 fi
 binary=$(realpath "$1")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-threads=${BENCH_THREADS:-1}
-connections=${BENCH_CONNECTIONS:-32}
+shapes=${BENCH_SHAPES:-1x32 2x64}
+if [[ -n ${BENCH_THREADS:-} || -n ${BENCH_CONNECTIONS:-} ]]; then
+  shapes="${BENCH_THREADS:-1}x${BENCH_CONNECTIONS:-32}"
+fi
 duration=${BENCH_DURATION:-7}
 rounds=${BENCH_ROUNDS:-3}
 access_log=${BENCH_ACCESS_LOG:-on}
@@ -95,7 +99,7 @@ wait_http() {  # wait_http URL: up to 10 s for any HTTP answer
 started=$(date +%s)
 echo "== machine: $cores cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(uname -r)"
 echo "== load average before the run: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews both servers)"
-echo "== wrk -t$threads -c$connections -d${duration}s, $rounds rounds per mix; gomodproxy --io-threads $cores, nginx worker_processes $cores; access logs $access_log"
+echo "== wrk shapes (threads x connections) $shapes, -d${duration}s, $rounds rounds per mix; gomodproxy --io-threads $cores, nginx worker_processes $cores; access logs $access_log"
 
 echo "== building module tree"
 python3 "$here/bench.py" tree "$work/tree" "$work/paths"
@@ -205,7 +209,7 @@ python3 "$here/bench.py" measure \
   --proxy-url "$proxy_url" --proxy-pid "$proxy_pid" \
   --nginx-url "$nginx_url" --nginx-pid "$nginx_pid" \
   --paths-dir "$work/paths" --lua "$here/paths.lua" \
-  --threads "$threads" --connections "$connections" --duration "$duration" --rounds "$rounds" \
+  --shapes "$shapes" --duration "$duration" --rounds "$rounds" \
   --json-out "$results_dir/results.json" --markdown-out "$results_dir/results.md"
 
 kill -0 "$proxy_pid" 2>/dev/null || { echo "bench: gomodproxy died during the run" >&2; exit 1; }

@@ -5,6 +5,7 @@ a clean shutdown. (Breaker and probe transitions are logged in test_failover.py.
 from __future__ import annotations
 
 import re
+import socket
 import threading
 
 from polling import wait_for
@@ -52,3 +53,37 @@ def test_access_log_off_writes_no_lines(tree, make_upstream, start_proxy):
         assert proxy.get(path).status == 200
     assert proxy.terminate() == 0
     assert not access_lines(proxy.log_text())
+
+
+STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}"
+
+
+def test_access_line_fields_are_exact(tree, make_upstream, start_proxy, tmp_path):
+    """Every field of a line, in order: the server writes the lines itself, stamp included, and
+    hands them to the logger in batches; a batch must still be one line per request."""
+    upstream = make_upstream(tree.root, "A")
+    log_file = tmp_path / "access.log"
+    proxy = start_proxy(upstream.url, "--access-log", str(log_file))
+    path = mod_paths(tree, 1)[0]
+    body = proxy.get(path).body
+    assert proxy.get(path).status == 200
+    assert proxy.head(path).status == 200
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")
+        answer = raw.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    error_body_size = len(answer.split(b"\r\n\r\n", 1)[1])
+    assert proxy.terminate() == 0
+    lines = log_file.read_text().splitlines()
+    # Requests on different connections may be served by different I/O threads, whose lines are
+    # not ordered against each other.
+    quoted = re.escape(path)
+    expected = [
+        rf"{STAMP} access GET {quoted} 200 {len(body)} \d+\.\d{{3}}ms miss \S+ -",
+        rf"{STAMP} access GET {quoted} 200 {len(body)} \d+\.\d{{3}}ms hit \S+ -",
+        rf"{STAMP} access HEAD {quoted} 200 0 \d+\.\d{{3}}ms hit \S+ -",
+        rf"{STAMP} access - - 400 {error_body_size} 0 - - -",
+    ]
+    assert len(lines) == len(expected), lines
+    for pattern in expected:
+        assert sum(1 for line in lines if re.fullmatch(pattern, line)) == 1, (pattern, lines)

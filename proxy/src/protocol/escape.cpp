@@ -1,5 +1,7 @@
 #include "protocol/escape.hpp"
 
+#include <algorithm>
+
 namespace gomodproxy::protocol {
 
 namespace {
@@ -9,6 +11,8 @@ bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
 }  // namespace
 
 std::string escape_case(std::string_view s) {
+  // Module paths are mostly lower case: then the escaped form is the path itself.
+  if (std::none_of(s.begin(), s.end(), is_upper)) return std::string(s);
   std::string out;
   out.reserve(s.size() + 8);
   for (char c : s) {
@@ -23,6 +27,13 @@ std::string escape_case(std::string_view s) {
 }
 
 std::optional<std::string> unescape_case(std::string_view s) {
+  // Without a '!' the text is its own unescaping, once no byte is upper case or non-ASCII.
+  if (s.find('!') == std::string_view::npos) {
+    for (char c : s) {
+      if (static_cast<unsigned char>(c) >= 0x80 || is_upper(c)) return std::nullopt;
+    }
+    return std::string(s);
+  }
   std::string out;
   out.reserve(s.size());
   bool bang = false;

@@ -193,20 +193,26 @@ bool is_letter(char32_t r) {
   return it != std::begin(non_ascii_letters) && r <= std::prev(it)->last;
 }
 
-bool is_ascii_alnum(char32_t r) {
-  return (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z');
+// Which ASCII characters each kind of element admits, one table lookup per byte: every warm
+// request validates its module path and version, so this loop is on the hot path.
+constexpr std::array<bool, 128> ascii_table(std::string_view punctuation) {
+  std::array<bool, 128> table{};
+  for (char c = '0'; c <= '9'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c = 'a'; c <= 'z'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c = 'A'; c <= 'Z'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c : punctuation) table[static_cast<unsigned char>(c)] = true;
+  return table;
 }
 
-bool module_char_ok(char32_t r) {
-  return is_ascii_alnum(r) || r == '-' || r == '.' || r == '_' || r == '~';
-}
-
+constexpr auto module_ascii_ok = ascii_table("-._~");
 // Shell specials (" ' * < > ? ` |) and separators (/ : \) are left out on purpose by Go.
+constexpr auto file_ascii_ok = ascii_table("!#$%&()+,-.=@[]^_{}~ ");
+
+bool module_char_ok(char32_t r) { return r < 0x80 && module_ascii_ok[r]; }
+
 bool file_char_ok(char32_t r) {
   if (r >= 0x80) return is_letter(r);
-  return is_ascii_alnum(r) ||
-         std::string_view("!#$%&()+,-.=@[]^_{}~ ").find(static_cast<char>(r)) !=
-             std::string_view::npos;
+  return file_ascii_ok[r];
 }
 
 bool first_element_char_ok(char c) {
@@ -238,7 +244,13 @@ std::optional<std::string> check_element(std::string_view elem, path_kind kind) 
   }
   if (elem.front() == '.' && kind == path_kind::module) return "leading dot in path element";
   if (elem.back() == '.') return "trailing dot in path element";
+  const auto& ascii_ok = kind == path_kind::module ? module_ascii_ok : file_ascii_ok;
   for (std::size_t i = 0; i < elem.size();) {
+    if (const auto byte = static_cast<unsigned char>(elem[i]); byte < 0x80) {
+      if (!ascii_ok[byte]) return char_reason(elem.substr(i, 1));
+      ++i;
+      continue;
+    }
     const decoded_rune r = decode_rune(elem.substr(i));
     if (!r.valid) return "invalid UTF-8";
     const bool ok = kind == path_kind::module ? module_char_ok(r.value) : file_char_ok(r.value);
@@ -246,9 +258,12 @@ std::optional<std::string> check_element(std::string_view elem, path_kind kind) 
     i += r.size;
   }
   const std::string_view short_name = elem.substr(0, elem.find('.'));
-  for (std::string_view bad : windows_reserved_names) {
-    if (equal_fold_ascii(bad, short_name)) {
-      return quote(short_name) + " disallowed as path element component on Windows";
+  // Every reserved name is 3 or 4 bytes long.
+  if (short_name.size() == 3 || short_name.size() == 4) {
+    for (std::string_view bad : windows_reserved_names) {
+      if (equal_fold_ascii(bad, short_name)) {
+        return quote(short_name) + " disallowed as path element component on Windows";
+      }
     }
   }
   // Windows short names ("PROGRA~1") only matter where the element becomes a directory name
@@ -265,6 +280,10 @@ std::optional<std::string> check_element(std::string_view elem, path_kind kind) 
 
 bool is_valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
     const decoded_rune r = decode_rune(s.substr(i));
     if (!r.valid) return false;
     i += r.size;
@@ -370,6 +389,11 @@ std::optional<std::string> check_path(std::string_view path) {
 
 std::optional<std::string> check_path_version(std::string_view path, std::string_view version) {
   if (auto reason = check_path(path)) return reason;
+  return check_version_of_checked_path(path, version);
+}
+
+std::optional<std::string> check_version_of_checked_path(std::string_view path,
+                                                         std::string_view version) {
   if (!is_valid_semver(version)) {
     return std::string(path) + ": invalid version " + quote(version) + ": not a semantic version";
   }

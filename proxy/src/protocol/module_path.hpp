@@ -15,6 +15,11 @@ std::optional<std::string> check_path(std::string_view path);
 /// gopkg.in); otherwise a one-line reason. `version` must be canonical semver.
 std::optional<std::string> check_path_version(std::string_view path, std::string_view version);
 
+/// check_path_version for a `path` that check_path has accepted already: the same answer without
+/// validating the path a second time (the request parser's hot path).
+std::optional<std::string> check_version_of_checked_path(std::string_view path,
+                                                         std::string_view version);
+
 /// nullopt when `name` is a valid zip file path element list (CheckFilePath); otherwise a reason.
 std::optional<std::string> check_file_path(std::string_view name);
 

@@ -1,5 +1,6 @@
 #include "protocol/request.hpp"
 
+#include <array>
 #include <optional>
 #include <utility>
 
@@ -51,15 +52,26 @@ std::string_view upstream_suffix(endpoint kind) {
 // Percent-encodes what may not stand in a URL path (RFC 3986 pchar and '/'). A revision query
 // may hold ' ', '#', '%', '[', ']', '^', '{' and '}' (file-name characters), which raw would end,
 // cut short or change the upstream's request target; the go command encodes them too.
-std::string encode_path(std::string_view path) {
+constexpr std::array<bool, 256> path_safe_bytes() {
+  std::array<bool, 256> table{};
+  for (char c = '0'; c <= '9'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c = 'a'; c <= 'z'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c = 'A'; c <= 'Z'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=:@/")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}
+
+// Appends `text` !-escaped (escape_case) and then percent-encoded, in one pass: '!' and the
+// lower-case letters escaping produces need no percent-encoding.
+void append_escaped_encoded(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789ABCDEF";
-  constexpr std::string_view raw = "-._~!$&'()*+,;=:@/";
-  std::string out;
-  out.reserve(path.size());
-  for (char c : path) {
+  static constexpr auto raw = path_safe_bytes();
+  for (char c : text) {
     const auto b = static_cast<unsigned char>(c);
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-    if (alnum || raw.find(c) != std::string_view::npos) {
+    if (c >= 'A' && c <= 'Z') {
+      out += '!';
+      out += static_cast<char>(c - 'A' + 'a');
+    } else if (raw[b]) {
       out += c;
     } else {
       out += '%';
@@ -67,7 +79,6 @@ std::string encode_path(std::string_view path) {
       out += hex[b & 0xf];
     }
   }
-  return out;
 }
 
 bool all_digits(std::string_view s) {
@@ -222,6 +233,13 @@ std::string percent_encode(std::string_view in, std::string_view also_kept) {
 }
 
 bool percent_decode(std::string_view in, std::string& out) {
+  if (in.find('%') == std::string_view::npos) {
+    // Nothing encoded, the usual case: one copy instead of one append per byte.
+    out.clear();
+    if (in.find('\0') != std::string_view::npos) return false;
+    out.assign(in);
+    return true;
+  }
   out.clear();
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
@@ -300,7 +318,7 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
     }
     const bool canonical = canonical_version(*version) == *version;
     const auto mismatch =
-        canonical ? check_path_version(request.module_path, *version) : std::nullopt;
+        canonical ? check_version_of_checked_path(request.module_path, *version) : std::nullopt;
     if (request.kind == endpoint::info) {
       // Anything else is a revision query the upstream resolves ("master", "v1.2", "v1.2.3+meta").
       if (!canonical || mismatch) request.kind = endpoint::query;
@@ -311,11 +329,16 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
     request.version = std::move(*version);
   }
 
-  request.upstream_path = "/" + encode_path(escape_case(request.module_path));
+  auto& upstream_path = request.upstream_path;
+  // Room for the escapes of a few capitals without growing.
+  upstream_path.reserve(request.module_path.size() + request.version.size() + 24);
+  upstream_path += '/';
+  append_escaped_encoded(upstream_path, request.module_path);
   if (!request.version.empty()) {
-    request.upstream_path += "/@v/" + encode_path(escape_case(request.version));
+    upstream_path += "/@v/";
+    append_escaped_encoded(upstream_path, request.version);
   }
-  request.upstream_path += upstream_suffix(request.kind);
+  upstream_path += upstream_suffix(request.kind);
   request.cache_key = request.upstream_path;
   return request;
 }

@@ -25,6 +25,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <charconv>
 #include <ctime>
 #include <mutex>
 #include <optional>
@@ -88,12 +89,127 @@ std::string_view http_date() {
   return text;
 }
 
+// Appends `value` in decimal.
+void append_number(std::string& out, std::uint64_t value) {
+  char digits[20];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), value).ptr;
+  out.append(digits, end);
+}
+
+// "2026-01-31T12:34:56.789 access ", local time, as the access log's lines have always begun.
+void append_access_stamp(std::string& out) {
+  thread_local std::time_t cached_second = -1;
+  thread_local char text[32] = {};
+  thread_local std::size_t length = 0;
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t second = std::chrono::system_clock::to_time_t(now);
+  if (second != cached_second) {
+    cached_second = second;
+    std::tm tm{};
+    localtime_r(&second, &tm);
+    length = std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
+  }
+  const auto millis = static_cast<unsigned>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000);
+  const char fraction[] = {'.', static_cast<char>('0' + millis / 100),
+                           static_cast<char>('0' + millis / 10 % 10),
+                           static_cast<char>('0' + millis % 10)};
+  out.append(text, length).append(fraction, sizeof fraction).append(" access ");
+}
+
+// The access-log lines one thread produced since its last hand-over, given to the logger as one
+// message. One message per line woke the logger's thread (a futex call on each side) and cost
+// it a write(2) for every request; a batch is handed over once the handlers that were ready
+// together have run (a post to the back of the queue), so an idle server still logs a request
+// as soon as it is answered. Owned by a thread; the mutex is for a hand-over that runs on
+// another thread of a shared io_context.
+class access_batch : public std::enable_shared_from_this<access_batch> {
+ public:
+  // Lines past this are handed over at once rather than after the ready handlers. It bounds the
+  // logger's queue in bytes (main.cpp counts that queue in messages).
+  static constexpr std::size_t max_bytes = 4 << 10;
+
+  ~access_batch() { hand_over(); }
+
+  // The calling thread's batch for `log`.
+  static access_batch& of_this_thread(const std::shared_ptr<spdlog::logger>& log) {
+    thread_local std::shared_ptr<access_batch> batch;
+    if (!batch || batch->log_ != log) {
+      if (batch) batch->hand_over();
+      batch = std::make_shared<access_batch>();
+      batch->log_ = log;
+    }
+    return *batch;
+  }
+
+  // `fill` appends one line (no newline) to the string it is given.
+  template <class Fill>
+  void add(const net::any_io_executor& executor, Fill&& fill) {
+    bool post_hand_over = false;
+    bool full = false;
+    {
+      std::lock_guard lock(mutex_);
+      if (!lines_.empty()) lines_ += '\n';
+      append_access_stamp(lines_);
+      fill(lines_);
+      full = lines_.size() >= max_bytes;
+      post_hand_over = !full && !hand_over_posted_;
+      if (post_hand_over) hand_over_posted_ = true;
+    }
+    if (full) {
+      hand_over();
+    } else if (post_hand_over) {
+      net::post(executor, [self = shared_from_this()] { self->hand_over(); });
+    }
+  }
+
+  void hand_over() {
+    std::string out;
+    {
+      std::lock_guard lock(mutex_);
+      hand_over_posted_ = false;
+      out.swap(lines_);
+      // The next batch starts with the capacity this one grew to.
+      lines_.reserve(out.capacity());
+    }
+    if (!out.empty() && log_) log_->info(std::string_view(out));
+  }
+
+ private:
+  std::mutex mutex_;
+  std::string lines_;
+  bool hand_over_posted_ = false;
+  std::shared_ptr<spdlog::logger> log_;
+};
+
+// "{method} {target} {status} {bytes} {ms}ms {cache} {tier} {client}", the milliseconds with
+// three decimals. Built by hand on the I/O thread, per request: a format string parsed for every
+// line cost about as much as the rest of answering a cached .info (docs/benchmarks.md).
+void format_access_line(std::string& out, std::string_view method, std::string_view target,
+                        int status, std::uint64_t bytes, std::int64_t micros,
+                        std::string_view cache_result, std::string_view tier,
+                        std::string_view client) {
+  out.append(method).append(1, ' ').append(target).append(1, ' ');
+  append_number(out, static_cast<std::uint64_t>(status));
+  out.append(1, ' ');
+  append_number(out, bytes);
+  out.append(1, ' ');
+  const auto whole = static_cast<std::uint64_t>(std::max<std::int64_t>(micros, 0));
+  append_number(out, whole / 1000);
+  const auto fraction = whole % 1000;
+  const char decimals[] = {'.', static_cast<char>('0' + fraction / 100),
+                           static_cast<char>('0' + fraction / 10 % 10),
+                           static_cast<char>('0' + fraction % 10)};
+  out.append(decimals, sizeof decimals);
+  out.append("ms ").append(cache_result).append(1, ' ').append(tier).append(1, ' ').append(client);
+}
+
 std::string serialize_head(const response_head& head, std::uint64_t content_length, bool keep_alive,
                            bool http10) {
   std::string out;
   out.reserve(256);
   out += "HTTP/1.1 ";
-  out += std::to_string(head.status);
+  append_number(out, static_cast<std::uint64_t>(head.status));
   out += ' ';
   out += reason_phrase(head.status);
   out += "\r\nDate: ";
@@ -104,7 +220,7 @@ std::string serialize_head(const response_head& head, std::uint64_t content_leng
     out += head.content_type;
   }
   out += "\r\nContent-Length: ";
-  out += std::to_string(content_length);
+  append_number(out, content_length);
   if (!head.cache_control.empty()) {
     out += "\r\nCache-Control: ";
     out += head.cache_control;
@@ -338,7 +454,15 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   server_options options_;
   handler& fallback_;
   std::shared_ptr<spdlog::logger> access_log_;
-  std::unordered_map<std::string, handler*> routes_;
+  // Looked up by the request's path as it is: every request asks, and a key built per request
+  // was a heap allocation for any path longer than 15 bytes.
+  struct path_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view path) const {
+      return std::hash<std::string_view>{}(path);
+    }
+  };
+  std::unordered_map<std::string, handler*, path_hash, std::equal_to<>> routes_;
   std::unordered_map<std::string, std::uint64_t> body_limits_;  // path -> max body bytes
   tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
@@ -349,7 +473,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
   handler& route_for(std::string_view target) {
     std::string_view path = target.substr(0, target.find('?'));
-    if (auto it = routes_.find(std::string(path)); it != routes_.end()) return *it->second;
+    if (auto it = routes_.find(path); it != routes_.end()) return *it->second;
     return fallback_;
   }
 
@@ -629,7 +753,16 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     connection_writer<Stream> writer(stream, state, options_.write_timeout, false, false, false);
     (void)co_await writer.send(head, body);
     if (options_.on_response) options_.on_response(status, writer.body_sent());
-    if (options_.access_log) access_log_->info("- - {} {} 0 - - -", status, body.size());
+    if (options_.access_log) {
+      access_batch::of_this_thread(access_log_)
+          .add(beast::get_lowest_layer(stream).get_executor(), [&](std::string& out) {
+            out.append("- - ");
+            append_number(out, static_cast<std::uint64_t>(status));
+            out.append(1, ' ');
+            append_number(out, body.size());
+            out.append(" 0 - - -");
+          });
+    }
   }
 
   // Returns whether the connection may carry another request.
@@ -695,9 +828,12 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - started)
                         .count();
-      access_log_->info("{} {} {} {} {:.3f}ms {} {} {}", view.method, view.target, writer.status(),
-                        writer.body_sent(), micros / 1000.0, writer.cache_result(), writer.tier(),
-                        client ? *client : "-");
+      access_batch::of_this_thread(access_log_)
+          .add(beast::get_lowest_layer(stream).get_executor(), [&](std::string& out) {
+            format_access_line(out, view.method, view.target, writer.status(), writer.body_sent(),
+                               micros, writer.cache_result(), writer.tier(),
+                               client ? *client : "-");
+          });
     }
     co_return keep_alive&& writer.reusable();
   }
@@ -710,6 +846,8 @@ http_server::http_server(net::io_context& io, server_options options, handler& f
     impl_->access_log_ = spdlog::default_logger()->clone("access");
     spdlog::register_logger(impl_->access_log_);
   }
+  // Each line carries its own time stamp (access_batch): a message is a batch of lines.
+  impl_->access_log_->set_pattern("%v");
 }
 
 http_server::~http_server() {
