@@ -214,3 +214,23 @@ def test_a_body_held_past_a_failed_lookup_is_not_served(tree, make_upstream, mak
     again = proxy.get(zip_path)
     assert again.status == 200 and again.body == tree.file_bytes(zip_path)
     assert upstream.count(zip_path) == 2
+
+
+def test_a_fill_whose_lookup_outlasts_the_fill_deadline_caches_nothing(tree, make_upstream,
+                                                                       make_sumdb, start_proxy):
+    """The body is in long before the database answers: the fill ends at its deadline as
+    before, unverified and uncached, and the lookup it left behind harms no later fill."""
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root, delay=3.0)
+    mod_path = tree.get(mt.HELLO_V2, "v2.0.0").url_path(".mod")
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--fill-timeout", "1s")
+    resp = proxy.get(mod_path)
+    assert resp.status == 404 and b"(fill deadline)" in resp.body, resp.body
+    assert resp.header("Cache-Control") == "no-store"
+
+    sumdb.stop()
+    sumdb.delay = 0.0
+    sumdb.start()
+    again = proxy.get(mod_path)
+    assert again.status == 200 and again.body == tree.file_bytes(mod_path), again.body
+    assert upstream.count(mod_path) == 2
