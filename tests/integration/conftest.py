@@ -438,15 +438,16 @@ def assert_go_lists_and_builds(go: GoRunner) -> None:
 
 @pytest.fixture
 def make_sumdb(tmp_path, request):
-    """make_sumdb(root, name='sum.test.example') -> started TestSumdb (tests/support/test_sumdb.py)
-    with its own key and record log; all are stopped at teardown, their logs printed on failure."""
+    """make_sumdb(root, name='sum.test.example', delay=0.0) -> started TestSumdb
+    (tests/support/test_sumdb.py) with its own key and record log, answering after `delay` s; all are stopped at teardown, their logs printed on failure."""
     import test_sumdb
 
     factory = test_sumdb.SumdbFactory(tmp_path / "sumdb")
 
-    def make(root: Path, name: str = test_sumdb.DEFAULT_NAME) -> test_sumdb.TestSumdb:
+    def make(root: Path, name: str = test_sumdb.DEFAULT_NAME,
+             delay: float = 0.0) -> test_sumdb.TestSumdb:
         try:
-            return factory(root, name)
+            return factory(root, name, delay)
         except test_sumdb.SumdbError as error:
             pytest.fail(str(error))
 

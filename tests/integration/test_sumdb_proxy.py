@@ -3,6 +3,7 @@
 and unknown databases never reach the database."""
 
 import re
+import threading
 
 import module_tree as mt
 
@@ -147,3 +148,89 @@ def test_no_sumdb_modules_are_cached_without_a_lookup(tree, make_upstream, make_
     assert proxy.get(upper.url_path(".zip")).body == tree.file_bytes(upper.url_path(".zip"))
     assert sumdb.wait_count("/lookup/", 1) == 1
     assert [p for p in sumdb.paths() if p.startswith("/lookup/")] == [upper.lookup_path]
+
+
+def _get_in_background(proxy, path: str) -> tuple[threading.Thread, list]:
+    answers: list = []
+    thread = threading.Thread(target=lambda: answers.append(proxy.get(path)), daemon=True)
+    thread.start()
+    return thread, answers
+
+
+def test_the_lookup_travels_while_the_body_is_held(tree, make_upstream, make_sumdb, start_proxy):
+    """Shipped defaults (verification on): the database is asked while the upstream still holds
+    the body, so a cold verified miss costs the longer of the two, not their sum. Two clients
+    and two tiers (the first failing) still cost one lookup, and nothing is served or cached
+    before the body arrives and is checked."""
+    failing = make_upstream(tree.root, "A-failing")
+    held = make_upstream(tree.root, "B-held")
+    sumdb = make_sumdb(tree.root)
+    mv = tree.get(mt.HELLO, "v1.2.0")
+    zip_path = mv.url_path(".zip")
+    failing.fail(re.escape(zip_path) + "$", 500)
+    gate = held.gate(re.escape(zip_path) + "$")
+    proxy = start_proxy(f"{failing.url}|{held.url}", *sumdb.flags)
+
+    clients = [_get_in_background(proxy, zip_path) for _ in range(2)]
+    try:
+        assert gate.wait_arrivals(1), "the second tier was never asked"
+        # The order is the point: the lookup is answered while the body has not been sent.
+        assert sumdb.wait_count("/lookup/", 1, timeout=10) == 1, sumdb.paths()
+        assert gate.completed == 0 and all(not answers for _, answers in clients)
+    finally:
+        gate.release()
+    for thread, _ in clients:
+        thread.join(timeout=30)
+    for _, answers in clients:
+        assert len(answers) == 1 and answers[0].status == 200
+        assert answers[0].body == tree.file_bytes(zip_path)
+    assert failing.count(zip_path) == 1 and held.count(zip_path) == 1
+    assert proxy.get(mv.url_path(".mod")).status == 200
+    assert sumdb.count("/lookup/") == 1, sumdb.paths()
+
+
+def test_a_body_held_past_a_failed_lookup_is_not_served(tree, make_upstream, make_sumdb,
+                                                        start_proxy):
+    """The lookup fails (the database is gone) while the body is still held: when the body
+    arrives it is refused as before, not cached, and asked again once the database is back."""
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    mv = tree.get(mt.UPPER, "v1.0.0")
+    zip_path = mv.url_path(".zip")
+    gate = upstream.gate(re.escape(zip_path) + "$", times=1)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    sumdb.stop()
+
+    thread, answers = _get_in_background(proxy, zip_path)
+    try:
+        assert gate.wait_arrivals(1)
+    finally:
+        gate.release()
+    thread.join(timeout=30)
+    assert len(answers) == 1 and answers[0].status == 404, answers
+    assert b"not verified" in answers[0].body, answers[0].body
+
+    sumdb.start()
+    again = proxy.get(zip_path)
+    assert again.status == 200 and again.body == tree.file_bytes(zip_path)
+    assert upstream.count(zip_path) == 2
+
+
+def test_a_fill_whose_lookup_outlasts_the_fill_deadline_caches_nothing(tree, make_upstream,
+                                                                       make_sumdb, start_proxy):
+    """The body is in long before the database answers: the fill ends at its deadline as
+    before, unverified and uncached, and the lookup it left behind harms no later fill."""
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root, delay=3.0)
+    mod_path = tree.get(mt.HELLO_V2, "v2.0.0").url_path(".mod")
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--fill-timeout", "1s")
+    resp = proxy.get(mod_path)
+    assert resp.status == 404 and b"(fill deadline)" in resp.body, resp.body
+    assert resp.header("Cache-Control") == "no-store"
+
+    sumdb.stop()
+    sumdb.delay = 0.0
+    sumdb.start()
+    again = proxy.get(mod_path)
+    assert again.status == 200 and again.body == tree.file_bytes(mod_path), again.body
+    assert upstream.count(mod_path) == 2

@@ -112,8 +112,10 @@ class TestSumdb:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, tree_root: Path, state_dir: Path, name: str = DEFAULT_NAME):
+    def __init__(self, tree_root: Path, state_dir: Path, name: str = DEFAULT_NAME,
+                 delay: float = 0.0):
         self.tree_root = Path(tree_root)
+        self.delay = delay  # seconds the server waits before answering each request
         self.state_dir = Path(state_dir)
         self.name = name
         self.port: Optional[int] = None
@@ -148,6 +150,8 @@ class TestSumdb:
                "-records-file", str(self.records_file)]
         if fork:
             cmd.append("-fork")
+        if self.delay > 0:
+            cmd += ["-delay", f"{int(self.delay * 1000)}ms"]
         self.fork = fork
         self._listening = threading.Event()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -276,8 +280,9 @@ class SumdbFactory:
         self.base = Path(base)
         self.started: list[TestSumdb] = []
 
-    def __call__(self, tree_root: Path, name: str = DEFAULT_NAME) -> TestSumdb:
-        sumdb = TestSumdb(tree_root, self.base / f"sumdb{len(self.started) + 1}", name)
+    def __call__(self, tree_root: Path, name: str = DEFAULT_NAME,
+                 delay: float = 0.0) -> TestSumdb:
+        sumdb = TestSumdb(tree_root, self.base / f"sumdb{len(self.started) + 1}", name, delay)
         self.started.append(sumdb)
         return sumdb.start()
 

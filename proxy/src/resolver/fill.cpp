@@ -117,6 +117,8 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
     ~end_race() { race.over.store(true); }
   } race_guard{*race};
   std::optional<boost::system::error_code> cache_error;
+  // Started with the first attempt, never before: a walk that asks no tier asks no database.
+  std::shared_ptr<sumdb_proof> proof;
 
   // Starts the next tier that can be asked, noting the ones that cannot.
   auto start_next = [&] {
@@ -157,6 +159,9 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
       limits.total = std::clamp(
           std::chrono::ceil<std::chrono::milliseconds>(fill_deadline - steady_clock::now()),
           std::chrono::milliseconds(1), limits.total);
+      if (!proof && needs_sumdb_check(request)) {
+        proof = start_sumdb_proof(self, request, fill_deadline);
+      }
       net::co_spawn(work_executor_,
                     attempt(self, race, i, chain.sources[i], request, slots.health, limit, limits,
                             std::move(*created)),
@@ -209,7 +214,7 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
       continue;
     }
     const std::size_t i = event->tier;
-    auto judged = co_await judge_attempt(request, chain, *event, notes, fill_deadline);
+    auto judged = co_await judge_attempt(request, chain, *event, notes, proof, fill_deadline);
     if (judged.fill_ends) co_return std::move(*judged.fill_ends);
     if (walk.finished(i, judged.verdict, chain.tiers[i].fall_through_on_error) ==
         tier_walk::step::start_next) {
@@ -236,7 +241,8 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
 // check, a not-found and a failure are noted and leave the walk a verdict to go on with.
 net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
     const protocol::module_request& request, const tier_chain& chain, attempt_event& event,
-    walk_notes& notes, steady_clock::time_point fill_deadline) {
+    walk_notes& notes, const std::shared_ptr<sumdb_proof>& proof,
+    steady_clock::time_point fill_deadline) {
   const auto kind = kind_of(request.kind);
   const auto& tier = chain.tiers[event.tier];
   const auto& slots = chain.slots[event.tier];
@@ -271,7 +277,8 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
       }
       if (needs_sumdb_check(request)) {
         std::string detail;
-        const auto checked = co_await verify_against_sumdb(request, *entry, detail, fill_deadline);
+        // The walk starts the proof with the attempt whose body this is.
+        const auto checked = co_await verify_against_sumdb(request, *entry, *proof, detail);
         if (checked == sumdb_check::mismatch) {
           spdlog::error("integrity failure: {} {}@{} from {}: {}",
                         protocol::endpoint_name(request.kind), request.module_path, request.version,

@@ -101,6 +101,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // Shared by a walk and its attempts, which may outlive it (an abandoned hedge); defined in
   // fill.cpp.
   struct attempt_race;
+  // The checksum database's proven hash for the module file a walk fetches, worked out
+  // alongside the body; defined in sumdb_verify.cpp.
+  struct sumdb_proof;
   // What the walk has learnt from the attempts that ended so far.
   struct walk_notes {
     std::string tried;    ///< one line per tier asked or passed over, for the error body
@@ -124,7 +127,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       std::chrono::steady_clock::time_point fill_deadline);
   boost::asio::awaitable<attempt_judgement> judge_attempt(
       const protocol::module_request& request, const tier_chain& chain, attempt_event& event,
-      walk_notes& notes, std::chrono::steady_clock::time_point fill_deadline);
+      walk_notes& notes, const std::shared_ptr<sumdb_proof>& proof,
+      std::chrono::steady_clock::time_point fill_deadline);
   const tier_chain& chain_for(const protocol::module_request& request) const;
   std::vector<std::chrono::milliseconds> hedge_delays(const tier_chain& chain) const;
   boost::asio::awaitable<void> attempt(std::shared_ptr<impl> self,
@@ -166,9 +170,16 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   boost::asio::awaitable<std::optional<std::string>> proven_hash(
       const protocol::module_request& request, std::string& detail,
       std::chrono::steady_clock::time_point deadline);
-  boost::asio::awaitable<sumdb_check> verify_against_sumdb(
-      const protocol::module_request& request, cache::entry_writer& entry, std::string& detail,
-      std::chrono::steady_clock::time_point deadline);
+  std::shared_ptr<sumdb_proof> start_sumdb_proof(std::shared_ptr<impl> self,
+                                                 const protocol::module_request& request,
+                                                 std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<void> run_sumdb_proof(std::shared_ptr<impl> self,
+                                               protocol::module_request request,
+                                               std::shared_ptr<sumdb_proof> proof,
+                                               std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<sumdb_check> verify_against_sumdb(const protocol::module_request& request,
+                                                           cache::entry_writer& entry,
+                                                           sumdb_proof& proof, std::string& detail);
 };
 
 }  // namespace gomodproxy::resolver

@@ -3,12 +3,18 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <utility>
 #include <vector>
 
 #include "errc.hpp"
+#include "log_if_thrown.hpp"
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
 #include "resolver/resolver_impl.hpp"
@@ -69,9 +75,57 @@ bool resolver::impl::needs_sumdb_check(const protocol::module_request& request) 
          !sumdb_exempt(request.module_path);
 }
 
-net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb(
-    const protocol::module_request& request, cache::entry_writer& entry, std::string& detail,
+// Set once by run_sumdb_proof, read by the walk's verdicts (the walk coroutine and the proof
+// may run on different threads of the work pool).
+struct resolver::impl::sumdb_proof {
+  explicit sumdb_proof(net::any_io_executor executor) : proven(std::move(executor), 0) {}
+  // Closed when `hash` and `detail` are final: a close completes every pending and later
+  // receive, however many attempts' verdicts wait for it.
+  net::experimental::concurrent_channel<void(boost::system::error_code)> proven;
+  std::mutex mutex;
+  std::optional<std::string> hash;  ///< nullopt: the database could not vouch, see `detail`
+  std::string detail;
+};
+
+// Started with the walk's first tier attempt, so the lookup, the tiles it needs and the tree's
+// consistency proof travel while the body does: a cold verified miss costs the longer of the
+// two, not their sum. One per walk: a second tier's body is checked against the same proof.
+// The lookup and tiles are fills of their own, shared with any other fill asking for them and
+// cached as when asked after the body. A walk that ends first (every tier lacked the module,
+// the fill deadline) leaves the proof to finish unread, by the same deadline.
+std::shared_ptr<resolver::impl::sumdb_proof> resolver::impl::start_sumdb_proof(
+    std::shared_ptr<impl> self, const protocol::module_request& request,
     steady_clock::time_point deadline) {
+  auto proof = std::make_shared<sumdb_proof>(work_executor_);
+  net::co_spawn(work_executor_, run_sumdb_proof(std::move(self), request, proof, deadline),
+                log_if_thrown("a checksum database proof"));
+  return proof;
+}
+
+net::awaitable<void> resolver::impl::run_sumdb_proof(std::shared_ptr<impl> self,
+                                                     protocol::module_request request,
+                                                     std::shared_ptr<sumdb_proof> proof,
+                                                     steady_clock::time_point deadline) {
+  std::string detail;
+  std::optional<std::string> hash;
+  // The walk waits for the close below: it must come whatever happens.
+  try {
+    hash = co_await self->proven_hash(request, detail, deadline);
+  } catch (const std::exception& error) {
+    hash.reset();
+    detail = std::string("internal error: ") + error.what();
+  }
+  {
+    std::lock_guard lock(proof->mutex);
+    proof->hash = std::move(hash);
+    proof->detail = std::move(detail);
+  }
+  proof->proven.close();
+}
+
+net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb(
+    const protocol::module_request& request, cache::entry_writer& entry, sumdb_proof& proof,
+    std::string& detail) {
   const auto& database = options_.sumdbs.front();
   auto reader = [&entry](std::uint64_t offset, std::size_t length) {
     return entry.read(offset, length);
@@ -85,7 +139,13 @@ net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb
     co_return is_zip ? sumdb_check::mismatch : sumdb_check::unavailable;
   }
 
-  auto expected = co_await proven_hash(request, detail, deadline);
+  (void)co_await proof.proven.async_receive(net::as_tuple(net::use_awaitable));
+  std::optional<std::string> expected;
+  {
+    std::lock_guard lock(proof.mutex);
+    expected = proof.hash;
+    if (!expected) detail = proof.detail;
+  }
   if (!expected) co_return sumdb_check::unavailable;
   if (*expected != *actual) {
     detail = "expected " + *expected + " (" + database.name + "), got " + *actual;

@@ -51,6 +51,8 @@ func main() {
 	recordsFile := flag.String("records-file", "", "log of records, replayed at start and appended to")
 	fork := flag.Bool("fork", false,
 		"start the log with junk records so tree heads do not extend a normal run")
+	delay := flag.Duration("delay", 0,
+		"wait this long before answering each request, like a distant database")
 	flag.Parse()
 	if *treeDir == "" || *keyFile == "" || flag.NArg() != 0 {
 		flag.Usage()
@@ -71,7 +73,7 @@ func main() {
 		log.Fatalf("sumdb: listen: %v", err)
 	}
 	server := &http.Server{
-		Handler:           logRequests(sumdb.NewServer(ops)),
+		Handler:           logRequests(delayed(*delay, sumdb.NewServer(ops))),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
@@ -303,6 +305,21 @@ type statusRecorder struct {
 func (r *statusRecorder) WriteHeader(status int) {
 	r.status = status
 	r.ResponseWriter.WriteHeader(status)
+}
+
+// delayed waits `delay` before handing each request on; the wait is inside logRequests, so a
+// request's log line still marks when its answer went out.
+func delayed(delay time.Duration, next http.Handler) http.Handler {
+	if delay <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(delay):
+			next.ServeHTTP(w, r)
+		case <-r.Context().Done():
+		}
+	})
 }
 
 // logRequests writes "sumdb: <method> <request-uri> <status>" to stderr for every request, which

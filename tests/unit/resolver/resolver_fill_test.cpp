@@ -43,7 +43,9 @@ enum class store_call { create, append, commit };
 // the remembered tree head all go through the store).
 struct store_faults {
   store_call call = store_call::append;
-  long fail_at = -1;  ///< the 0-based call that fails; -1: none
+  /// The 0-based call that fails; -1: none. Atomic: a checksum proof started beside a fill
+  /// that failed may still be filling its lookup or tiles when the test disarms.
+  std::atomic<long> fail_at{-1};
   bool throw_instead = false;
   std::atomic<long> calls{0};
   std::atomic<bool> hit{false};
@@ -112,7 +114,8 @@ class faulty_store final : public cache::cache_store {
 // ---- Upstreams that fail their Nth request ---------------------------------------------------
 
 struct upstream_faults {
-  long fail_at = -1;  ///< the 0-based request answered 503; -1: none
+  /// The 0-based request answered 503; -1: none. Atomic for the reason store_faults' is.
+  std::atomic<long> fail_at{-1};
   std::atomic<long> requests{0};
   std::atomic<bool> hit{false};
   bool strike() {
