@@ -3,11 +3,11 @@
 // A request travels: http_server (accept, limits, deadlines) -> resolver (parse and validate the
 // GOPROXY path, cache lookup in the RocksDB store; on a miss one singleflight fill per key walks
 // the upstream tiers through the shared http_client on the fills pool, checks and hashes the body
-// on the checks pool and commits it) -> the answer is streamed from the cache, large entries read
-// on the reads pool) -> the answer is streamed from the cache. Every step is counted in the
-// monitor's metrics; before each tier attempt the tier's circuit breaker is asked, and the prober
-// keeps asking every tier a cheap question so a dead tier is skipped and a recovered one comes
-// back. Health, readiness and /metrics are exact routes on the same port.
+// on the checks pool and commits it) -> the answer is streamed from the cache (large entries read
+// on the reads pool). Every step is counted in the monitor's metrics; before each tier attempt the
+// tier's circuit breaker is asked, and the prober keeps asking every tier a cheap question so a
+// dead tier is skipped and a recovered one comes back. Health, readiness and /metrics are exact
+// routes on the same port.
 #include <signal.h>
 #include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -386,8 +386,9 @@ int serve(const config::settings& settings) {
   // walks and the cache writes that pace them: mostly waiting, so a few threads carry many fills.
   worker_pool fills(settings.fill_threads);
   // Zip structure checks and h1 hashing: CPU-bound, one thread per core can be busy.
-  // Checks and reads are stopped before `fills` (declared after it): a fill or a connection
-  // waiting on them is destroyed with their pending work while its own context still exists.
+  // `checks` and `reads` are reset at the end, before `fills` and the connection contexts go: a
+  // fill or a connection parked on a check or a read is destroyed with that pending work, and
+  // its own context and what it refers to must still exist then.
   std::optional<worker_pool> checks;
   checks.emplace(settings.check_threads > 0 ? settings.check_threads : cores);
   // Views of large entries for streaming: short, blocking reads that wait on the disk when the
