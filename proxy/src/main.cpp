@@ -8,6 +8,7 @@
 // tier's circuit breaker is asked, and the prober keeps asking every tier a cheap question so a
 // dead tier is skipped and a recovered one comes back. Health, readiness and /metrics are exact
 // routes on the same port.
+#include <pthread.h>
 #include <signal.h>
 #include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
@@ -315,6 +316,15 @@ struct direct_fetcher {
   std::shared_ptr<direct::direct_tier> tier;
 };
 
+// Names the calling thread, so `top -H` and /proc/<pid>/task show which pool spends the CPU.
+void name_this_thread(const char* name) {
+#ifdef __linux__
+  (void)pthread_setname_np(pthread_self(), name);
+#else
+  (void)name;
+#endif
+}
+
 // Threads running one io_context, for work kept off the connections' threads.
 class worker_pool {
  public:
@@ -330,9 +340,10 @@ class worker_pool {
   // `yields_to_serving`: the threads run at a lower scheduling priority (Linux threads each have
   // their own nice value), so on a busy machine the kernel runs the connections' threads first
   // and a long hash waits instead of a warm request.
-  void start(bool yields_to_serving) {
+  void start(const char* name, bool yields_to_serving) {
     for (int i = 0; i < size_; ++i) {
-      threads_.emplace_back([this, yields_to_serving] {
+      threads_.emplace_back([this, name, yields_to_serving] {
+        name_this_thread(name);
 #ifdef __linux__
         if (yields_to_serving) {
           (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), background_niceness);
@@ -646,12 +657,15 @@ int serve(const config::settings& settings) {
     if (collected && *collected > 0) spdlog::info("cache: collected {} stale chunks", *collected);
   });
 
-  fills.start(false);
-  checks->start(true);
-  reads->start(false);
+  fills.start("gmp-fills", false);
+  checks->start("gmp-checks", true);
+  reads->start("gmp-reads", false);
   std::vector<std::thread> io_pool;
   for (auto& context : connection_ios) {
-    io_pool.emplace_back([&context] { context->run(); });
+    io_pool.emplace_back([&context] {
+      name_this_thread("gmp-io");
+      context->run();
+    });
   }
 
   std::printf("gomodproxy listening on %s://%s:%u\n", tls ? "https" : "http",

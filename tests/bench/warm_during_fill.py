@@ -14,7 +14,9 @@ in turn (the order alternates between rounds), on a fresh cache:
   3. the same wrk run while a client asks for one huge zip after another (HEAD, so the bench
      does not spend the CPU of reading 100 MiB; the fill, its zip check, its h1 hash and the
      checksum database proof run all the same): "during fill".
-It prints each run and then the medians of p50/p99 and req/s per binary and phase, and how many
+It prints each run, with the CPU seconds each proxy thread name (gmp-io, gmp-fills, gmp-checks,
+gmp-reads, rocksdb:*; an older binary's threads are all "gomodproxy") and the in-process test
+upstream spent in the fill window, and then the medians of p50/p99 and req/s per binary and phase, and how many
 fills finished inside the window (a fill still running when wrk ends counts as not finished).
 All traffic stays on 127.0.0.1. Not part of CI.
 """
@@ -106,6 +108,29 @@ def run_wrk(port: int, paths_file: Path, args) -> dict:
     return result
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """tid -> (thread name, CPU seconds so far) for every thread of `pid`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        threads[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    return threads
+
+
+def cpu_by_name(before: dict, after: dict) -> dict[str, float]:
+    """CPU seconds spent between two thread_cpu snapshots, summed per thread name."""
+    spent: dict[str, float] = {}
+    for tid, (name, seconds) in after.items():
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (name, 0.0))[1]
+    return spent
+
+
 class FillDriver(threading.Thread):
     """Asks for one huge zip after another until told to stop; counts the fills that ended."""
 
@@ -146,9 +171,16 @@ def one_run(binary: Path, label: str, flags: list[str], warm: list[str], zips: l
                 raise SystemExit(f"warm_during_fill: {label}: {path} is not 200")
         alone = run_wrk(port, paths_file, args)
         driver = FillDriver(port, zips)
+        cpu_before = thread_cpu(proc.pid)
+        own_before = os.times()
         driver.start()
         during = run_wrk(port, paths_file, args)
         driver.stop_asking.set()
+        cpu = cpu_by_name(cpu_before, thread_cpu(proc.pid))
+        own_after = os.times()
+        # The test upstream runs in this process: its CPU shares the machine with the proxy.
+        cpu["bench upstream"] = (own_after.user - own_before.user +
+                                 own_after.system - own_before.system)
         if driver.failures:
             raise SystemExit(f"warm_during_fill: {label}: fill failed: {driver.failures}")
         if not driver.is_alive() and len(driver.finished) == len(zips):
@@ -159,7 +191,7 @@ def one_run(binary: Path, label: str, flags: list[str], warm: list[str], zips: l
             for line in status:
                 if line.startswith("VmHWM:"):
                     rss = int(line.split()[1]) // 1024
-        return {"alone": alone, "during": during, "fills": len(driver.finished),
+        return {"alone": alone, "during": during, "fills": len(driver.finished), "cpu": cpu,
                 "fill_s": statistics.median(driver.finished) if driver.finished else 0.0,
                 "peak_mib": rss}
     finally:
@@ -214,6 +246,10 @@ def main() -> None:
                           f"fills done {r['fills']} (median {r['fill_s']:.1f} s) | "
                           f"peak {r['peak_mib']} MiB | load {os.getloadavg()[0]:.1f}",
                           flush=True)
+                    print("    CPU s in the fill window: " + ", ".join(
+                        f"{name} {seconds:.2f}" for name, seconds in
+                        sorted(r["cpu"].items(), key=lambda item: -item[1]) if seconds >= 0.01),
+                        flush=True)
         finally:
             sumdb.stop()
             upstream.stop()
