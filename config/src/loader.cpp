@@ -329,7 +329,7 @@ std::optional<problem> check_admin_token(const std::string& text) {
 }
 
 // Order here is the order of the help text and of the example config file.
-const std::array<key_spec, 45> keys = {{
+const std::array<key_spec, 47> keys = {{
     {"listen", "HOST:PORT",
      "address to listen on: an IP address or localhost; port 0 picks a free port",
      text_key{&settings::listen, check_listen}},
@@ -360,8 +360,12 @@ const std::array<key_spec, 45> keys = {{
      text_key{&settings::access_log, check_access_log}},
     {"io_threads", "N", "threads serving connections; 0 means one per core",
      int_key{&settings::io_threads, 0, 256}},
-    {"fill_threads", "N", "threads for upstream fills and cache writes",
+    {"fill_threads", "N", "threads for upstream sockets, tier walks and fills' cache writes",
      int_key{&settings::fill_threads, 1, 64}},
+    {"check_threads", "N", "threads for zip checks and h1 hashing; 0 means one per core",
+     int_key{&settings::check_threads, 0, 256}},
+    {"read_threads", "N", "threads reading large cache entries; 0 means one per core, at least 2",
+     int_key{&settings::read_threads, 0, 256}},
     {"connect_timeout", "DURATION", "per-tier connect deadline",
      duration_key{&settings::connect_timeout}},
     {"first_byte_timeout", "DURATION", "per-tier deadline for the response headers",

@@ -57,7 +57,14 @@ struct settings {
   std::string log_level = "info";              ///< trace|debug|info|warn|error|off. Key: log_level
   std::string access_log = "stderr";           ///< "stderr", "off" or a file path. Key: access_log
   int io_threads = 0;                          ///< 0 = hardware concurrency. Key: io_threads
-  int fill_threads = 2;  ///< threads for upstream fills and cache writes. Key: fill_threads
+  /// Threads for upstream sockets, tier walks and the cache writes of fills. Key: fill_threads
+  int fill_threads = 2;
+  /// Threads for zip checks and h1 hashing, at a lower priority; 0 = hardware concurrency.
+  /// Key: check_threads
+  int check_threads = 0;
+  /// Threads reading large cache entries for streaming; 0 = hardware concurrency, at least 2.
+  /// Key: read_threads
+  int read_threads = 0;
   std::chrono::milliseconds connect_timeout{5000};      ///< per tier. Key: connect_timeout
   std::chrono::milliseconds first_byte_timeout{10000};  ///< per tier. Key: first_byte_timeout
   std::chrono::milliseconds fill_timeout{300000};       ///< whole upstream fill. Key: fill_timeout

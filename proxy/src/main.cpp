@@ -2,16 +2,20 @@
 //
 // A request travels: http_server (accept, limits, deadlines) -> resolver (parse and validate the
 // GOPROXY path, cache lookup in the RocksDB store; on a miss one singleflight fill per key walks
-// the upstream tiers through the shared http_client on the work threads, verifies the body and
-// commits it) -> the answer is streamed from the cache. Every step is counted in the monitor's
-// metrics; before each tier attempt the tier's circuit breaker is asked, and the prober keeps
-// asking every tier a cheap question so a dead tier is skipped and a recovered one comes back.
-// Health, readiness and /metrics are exact routes on the same port.
+// the upstream tiers through the shared http_client on the fills pool, checks and hashes the body
+// on the checks pool and commits it) -> the answer is streamed from the cache (large entries read
+// on the reads pool). Every step is counted in the monitor's metrics; before each tier attempt the
+// tier's circuit breaker is asked, and the prober keeps asking every tier a cheap question so a
+// dead tier is skipped and a recovered one comes back. Health, readiness and /metrics are exact
+// routes on the same port.
+#include <pthread.h>
 #include <signal.h>
 #include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,9 +32,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <thread>
 #include <variant>
+#include <vector>
 
 #include "bootstrap_script.hpp"
 #include "bundle/bundle_command.hpp"
@@ -312,6 +318,60 @@ struct direct_fetcher {
   std::shared_ptr<direct::direct_tier> tier;
 };
 
+// Names the calling thread, so `top -H` and /proc/<pid>/task show which pool spends the CPU.
+void name_this_thread(const char* name) {
+#ifdef __linux__
+  (void)pthread_setname_np(pthread_self(), name);
+#else
+  (void)name;
+#endif
+}
+
+// Threads running one io_context, for work kept off the connections' threads.
+class worker_pool {
+ public:
+  explicit worker_pool(int threads)
+      : context_(threads), guard_(net::make_work_guard(context_)), size_(threads) {}
+  ~worker_pool() { stop(); }
+  worker_pool(const worker_pool&) = delete;
+  worker_pool& operator=(const worker_pool&) = delete;
+
+  net::any_io_executor executor() { return context_.get_executor(); }
+  net::io_context& context() { return context_; }
+
+  // `yields_to_serving`: the threads run at a lower scheduling priority (Linux threads each have
+  // their own nice value), so on a busy machine the kernel runs the connections' threads first
+  // and a long hash waits instead of a warm request.
+  void start(const char* name, bool yields_to_serving) {
+    for (int i = 0; i < size_; ++i) {
+      threads_.emplace_back([this, name, yields_to_serving] {
+        name_this_thread(name);
+#ifdef __linux__
+        if (yields_to_serving) {
+          (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), background_niceness);
+        }
+#else
+        (void)yields_to_serving;
+#endif
+        context_.run();
+      });
+    }
+  }
+  void stop() {
+    guard_.reset();
+    context_.stop();
+    for (auto& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+ private:
+  static constexpr int background_niceness = 10;
+  net::io_context context_;
+  net::executor_work_guard<net::io_context::executor_type> guard_;
+  int size_;
+  std::vector<std::thread> threads_;
+};
+
 int serve(const config::settings& settings) {
   if (!set_up_logging(settings)) return exit_bad_setting;
 
@@ -319,9 +379,8 @@ int serve(const config::settings& settings) {
       settings.cache_dir, settings.cache_max_bytes, settings.cache_memory);
   if (!store) return exit_bad_setting;
 
-  int io_threads = settings.io_threads > 0
-                       ? settings.io_threads
-                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int io_threads = settings.io_threads > 0 ? settings.io_threads : cores;
   // One single-threaded io_context per I/O thread, each owning the connections handed to it: a
   // request never wakes another thread (docs/benchmarks.md). `io`, on the main thread, only
   // accepts, catches signals and drains, so no connection outlives the teardown below unseen.
@@ -333,16 +392,28 @@ int serve(const config::settings& settings) {
     connection_guards.push_back(net::make_work_guard(*connection_ios.back()));
   }
   auto [host, port] = split_listen(settings.listen);
-  // Before `work`, so that it outlives every handler the work context may still hold.
+  // Before `fills`, so that it outlives every handler the fills context may still hold.
   std::unique_ptr<upstream::dns_resolver> direct_dns;
-  net::io_context work(settings.fill_threads);
-  auto work_guard = net::make_work_guard(work);
-  // After `work`: the guard's sockets are closed while their context still exists.
+  // Three pools, so that one kind of slow work never queues behind another
+  // (docs/architecture.md, "Threads and wiring"). `fills` runs the upstream sockets, the tier
+  // walks and the cache writes that pace them: mostly waiting, so a few threads carry many fills.
+  worker_pool fills(settings.fill_threads);
+  // Zip structure checks and h1 hashing: CPU-bound, one thread per core can be busy.
+  // `checks` and `reads` are reset at the end, before `fills` and the connection contexts go: a
+  // fill or a connection parked on a check or a read is destroyed with that pending work, and
+  // its own context and what it refers to must still exist then.
+  std::optional<worker_pool> checks;
+  checks.emplace(settings.check_threads > 0 ? settings.check_threads : cores);
+  // Views of large entries for streaming: short, blocking reads that wait on the disk when the
+  // page cache lacks them, so at least two run at once even on one core.
+  std::optional<worker_pool> reads;
+  reads.emplace(settings.read_threads > 0 ? settings.read_threads : std::max(2, cores));
+  // After `fills`: the guard's sockets are closed while their context still exists.
   std::unique_ptr<direct_fetcher> direct_source;
 
   upstream::client_options client_options;
   client_options.ca_file = settings.ca_file;
-  upstream::http_client client(work.get_executor(), client_options);
+  upstream::http_client client(fills.executor(), client_options);
 
   auto layout = monitored_tiers(settings);
   monitor::tier_health health(layout.tiers,
@@ -379,7 +450,7 @@ int serve(const config::settings& settings) {
     try {
       direct_dns = std::make_unique<upstream::dns_resolver>();
       direct_source =
-          std::make_unique<direct_fetcher>(work.get_executor(), *direct_dns, settings, host);
+          std::make_unique<direct_fetcher>(fills.executor(), *direct_dns, settings, host);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "gomodproxy: %s\n", e.what());
       return exit_bad_setting;
@@ -394,7 +465,9 @@ int serve(const config::settings& settings) {
     }
     return url_tiers(spec);
   };
-  resolver::resolver module_resolver(resolver_options, *store, make_tier, work.get_executor());
+  resolver::resolver module_resolver(
+      resolver_options, *store, make_tier,
+      resolver::resolver_executors{fills.executor(), checks->executor(), reads->executor()});
 
   server::text_handler healthz([] { return server::text_answer{200, "ok\n"}; });
   server::text_handler metrics_page([&metrics] {
@@ -501,7 +574,7 @@ int serve(const config::settings& settings) {
     };
     for (const auto& [verb, path] : verbs) {
       admin_endpoints.push_back(
-          std::make_unique<cache_admin::admin_endpoint>(verb, *store, work.get_executor()));
+          std::make_unique<cache_admin::admin_endpoint>(verb, *store, checks->executor()));
       http.add_route(std::string(path), *admin_endpoints.back());
     }
     bundle::import_options import_options;
@@ -509,7 +582,7 @@ int serve(const config::settings& settings) {
     import_options.exempt = bundle::sumdb_exemption(resolver_options);
     import_endpoint = std::make_unique<bundle::import_endpoint>(
         *store, std::move(import_options),
-        (std::filesystem::path(settings.cache_dir) / "import-spool").string(), work.get_executor(),
+        (std::filesystem::path(settings.cache_dir) / "import-spool").string(), checks->executor(),
         settings.request_timeout);
     http.add_body_route(std::string(bundle::admin_import_path), *import_endpoint,
                         bundle::max_import_body_bytes);
@@ -536,7 +609,7 @@ int serve(const config::settings& settings) {
   // A probe waits at most the tier's stall limit for a connect and again for the headers, then
   // briefly for a small list body: a probe that hangs is a failed probe.
   monitor::prober prober(
-      work.get_executor(), settings.probe_interval, probe_targets(settings, health),
+      fills.executor(), settings.probe_interval, probe_targets(settings, health),
       [&client, &settings](std::string url, std::chrono::milliseconds patience) {
         upstream::deadlines limits;
         limits.connect = std::min(settings.connect_timeout, patience);
@@ -586,17 +659,20 @@ int serve(const config::settings& settings) {
 
   // Leftovers of fills that a crash interrupted are invisible; reclaim their space in the
   // background rather than delaying start-up with a scan.
-  net::post(work, [&store] {
+  net::post(checks->context(), [&store] {
     auto collected = store->collect_garbage();
     if (collected && *collected > 0) spdlog::info("cache: collected {} stale chunks", *collected);
   });
 
-  std::vector<std::thread> work_threads;
-  for (int i = 0; i < settings.fill_threads; ++i)
-    work_threads.emplace_back([&work] { work.run(); });
+  fills.start("gmp-fills", false);
+  checks->start("gmp-checks", true);
+  reads->start("gmp-reads", false);
   std::vector<std::thread> io_pool;
   for (auto& context : connection_ios) {
-    io_pool.emplace_back([&context] { context->run(); });
+    io_pool.emplace_back([&context] {
+      name_this_thread("gmp-io");
+      context->run();
+    });
   }
 
   std::printf("gomodproxy listening on %s://%s:%u\n", tls ? "https" : "http",
@@ -627,10 +703,13 @@ int serve(const config::settings& settings) {
   for (auto& context : connection_ios) context->stop();
   for (auto& thread : io_pool) thread.join();
   // Fills in progress are abandoned: their entries were never committed, so they stay invisible.
-  work_guard.reset();
   if (direct_source) direct_source->guard.stop();
-  work.stop();
-  for (auto& thread : work_threads) thread.join();
+  reads->stop();
+  checks->stop();
+  fills.stop();
+  // A fill or stream parked on a check or a read is destroyed here, with what it refers to alive.
+  reads.reset();
+  checks.reset();
   // Coroutines still parked on a connection context are destroyed with it, here, while nothing
   // runs and the server and resolver they refer to are still alive.
   connection_ios.clear();

@@ -68,7 +68,7 @@ void check_settings(const settings& s) {
   require(!s.hedge_after || s.hedge_after->count() >= 0);
   require(s.stall_min.count() > 0 && s.stall_min <= s.stall_max);
   require(s.max_header_bytes >= 1024 && s.max_connections >= 1);
-  require(s.fill_threads >= 1 && s.io_threads >= 0);
+  require(s.fill_threads >= 1 && s.io_threads >= 0 && s.check_threads >= 0 && s.read_threads >= 0);
   require(s.direct_concurrency >= 1 && s.direct_concurrency <= 64);
   require(!s.go_binary.empty() && s.go_binary.find('\n') == std::string::npos);
 }

@@ -130,3 +130,11 @@ def test_cache_max_bytes_that_is_not_a_byte_count(tmp_path):
                        timeout=STARTUP_TIMEOUT),
         "cache_max_bytes")
     assert "env GOMODPROXY_CACHE_MAX_BYTES" in env_line
+
+
+def test_pool_sizes_out_of_range(tmp_path):
+    for flag, value, setting in (("--check-threads", "257", "check_threads"),
+                                 ("--read-threads", "-1", "read_threads"),
+                                 ("--fill-threads", "0", "fill_threads")):
+        line = assert_refused(serve(tmp_path, flag, value), setting)
+        assert f'"{value}"' in line

@@ -40,7 +40,7 @@ std::chrono::milliseconds import_upload_deadline(std::chrono::milliseconds reque
 void clear_import_spool(const std::string& spool_dir);
 
 /// One import at a time (another is answered 409). The spooling file writes and the whole
-/// check and commit run on `blocking` (the fill threads), never on the connection's thread.
+/// check and commit run on `blocking` (the checks pool), never on the connection's thread.
 /// `store` must outlive it; `options` is copied. `request_timeout` is the server's, the floor of
 /// import_upload_deadline.
 class import_endpoint final : public server::handler {

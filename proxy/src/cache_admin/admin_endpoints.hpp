@@ -21,7 +21,7 @@ inline constexpr std::string_view admin_stats_json_path = "/admin/cache/stats.js
 inline constexpr std::string_view admin_ls_path = "/admin/cache/ls";
 inline constexpr std::string_view admin_rm_path = "/admin/cache/rm";
 
-/// One endpoint. The store walk runs on `blocking` (the fill threads), never on the
+/// One endpoint. The store walk runs on `blocking` (the checks pool), never on the
 /// connection's thread: a stats pass over a large cache takes seconds of disk reads.
 class admin_endpoint final : public server::handler {
  public:

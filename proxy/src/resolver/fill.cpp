@@ -110,7 +110,7 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
   const auto kind = kind_of(request.kind);
   const std::uint64_t limit = body_limit(request.kind);
   tier_walk walk(hedge_delays(chain));
-  auto race = std::make_shared<attempt_race>(work_executor_, chain.tiers.size());
+  auto race = std::make_shared<attempt_race>(executors_.fills, chain.tiers.size());
   // However the walk ends, attempts still running stop at their next chunk.
   struct end_race {
     attempt_race& race;
@@ -162,7 +162,7 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
       if (!proof && needs_sumdb_check(request)) {
         proof = start_sumdb_proof(self, request, fill_deadline);
       }
-      net::co_spawn(work_executor_,
+      net::co_spawn(executors_.fills,
                     attempt(self, race, i, chain.sources[i], request, slots.health, limit, limits,
                             std::move(*created)),
                     log_if_thrown("a tier attempt"));
@@ -170,14 +170,14 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
     }
   };
 
-  net::steady_timer deadline_timer(work_executor_, fill_deadline);
+  net::steady_timer deadline_timer(executors_.fills, fill_deadline);
   deadline_timer.async_wait([race](const boost::system::error_code& ec) {
     if (ec) return;
     auto event = std::make_shared<attempt_event>();
     event->what = attempt_event::type::fill_deadline;
     race->post(std::move(event));
   });
-  net::steady_timer hedge_timer(work_executor_);
+  net::steady_timer hedge_timer(executors_.fills);
   std::uint64_t hedge_generation = 0;
   std::optional<tier_walk::clock::time_point> hedge_armed_for;
   start_next();
@@ -258,14 +258,24 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
   switch (fetched.result) {
     case upstream::outcome::ok: {
       auto& entry = event.entry;
-      auto reader = [&entry](std::uint64_t offset, std::size_t length) {
-        return entry->read(offset, length);
-      };
-      auto bad = check_body(request, entry->size(), reader);
-      if (!bad &&
-          (request.kind == endpoint::sumdb_lookup || request.kind == endpoint::sumdb_latest)) {
-        bad = check_signed_answer(request, entry->size(), reader, sumdb_named(request.sumdb)->key);
-      }
+      // Reading back and checking up to 500 MiB is CPU work: it runs on the checks pool so the
+      // fills pool keeps serving other fills' sockets meanwhile. The walk waits for it here, so
+      // the entry has one user at a time.
+      auto bad = co_await net::co_spawn(
+          executors_.checks,
+          [this, &request, &entry]() -> net::awaitable<std::optional<std::string>> {
+            auto reader = [&entry](std::uint64_t offset, std::size_t length) {
+              return entry->read(offset, length);
+            };
+            auto found = check_body(request, entry->size(), reader);
+            if (!found && (request.kind == endpoint::sumdb_lookup ||
+                           request.kind == endpoint::sumdb_latest)) {
+              found = check_signed_answer(request, entry->size(), reader,
+                                          sumdb_named(request.sumdb)->key);
+            }
+            co_return found;
+          },
+          net::use_awaitable);
       if (bad) {
         spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, *bad);
         count_attempt(slots, kind, upstream_outcome::error, &fetched);
@@ -391,7 +401,7 @@ net::awaitable<void> resolver::impl::attempt(std::shared_ptr<impl> self,
     auto expected = stall_state::waiting;
     watch->compare_exchange_strong(expected, stall_state::answered);
   };
-  net::steady_timer stall_timer(work_executor_);
+  net::steady_timer stall_timer(executors_.fills);
   if (health_ && health_slot) {
     stall_timer.expires_after(health_->stall_limit(*health_slot));
     stall_timer.async_wait([self, watch, slot = *health_slot](boost::system::error_code ec) {

@@ -19,7 +19,7 @@ using protocol::endpoint;
 
 namespace {
 
-// Larger bodies are streamed in reads of this size, each on the work executor.
+// Larger bodies are streamed in reads of this size, each on the reads executor.
 constexpr std::size_t stream_chunk_bytes = 1 << 20;
 // Entries up to this size are read on the I/O thread and sent in one write; the cache stores
 // them inline with their metadata, so that is a single lookup, mostly from the block cache.
@@ -154,9 +154,13 @@ monitor::request_kind kind_of(endpoint kind) {
 }
 
 resolver::resolver(resolver_options options, cache::cache_store& store,
-                   upstream::tier_factory make_tier, net::any_io_executor work_executor)
-    : impl_(
-          std::make_shared<impl>(std::move(options), store, make_tier, std::move(work_executor))) {}
+                   upstream::tier_factory make_tier, resolver_executors executors)
+    : impl_(std::make_shared<impl>(std::move(options), store, make_tier, std::move(executors))) {}
+
+resolver::resolver(resolver_options options, cache::cache_store& store,
+                   upstream::tier_factory make_tier, const net::any_io_executor& work_executor)
+    : resolver(std::move(options), store, std::move(make_tier),
+               resolver_executors{work_executor, work_executor, work_executor}) {}
 
 resolver::~resolver() = default;
 
@@ -179,11 +183,11 @@ bool resolver::ready() const {
 }
 
 resolver::impl::impl(resolver_options options, cache::cache_store& store,
-                     const upstream::tier_factory& make_tier, net::any_io_executor work_executor)
+                     const upstream::tier_factory& make_tier, resolver_executors executors)
     : options_(std::move(options)),
       store_(store),
-      work_executor_(work_executor),
-      flights_(work_executor),
+      executors_(std::move(executors)),
+      flights_(executors_.fills),
       metrics_(options_.metrics),
       health_(options_.health),
       public_chain_(make_chain(options_.tiers, make_tier, metrics_, health_)),
@@ -384,10 +388,10 @@ net::awaitable<void> resolver::impl::serve(server::response_writer& writer,
   if (!co_await writer.send_head(head, meta.size) || writer.head_only()) co_return;
   std::uint64_t offset = 0;
   while (offset < meta.size) {
-    // A view of the store's own copy of the chunk (checked on the work thread), written
-    // straight to the socket: no per-request copy of the body.
+    // A view of the store's own copy of the chunk (read on the reads pool, which a fill's
+    // hashing never occupies), written straight to the socket: no per-request copy of the body.
     auto chunk = co_await net::co_spawn(
-        work_executor_,
+        executors_.reads,
         [&entry, offset]() -> net::awaitable<cache::result<std::string_view>> {
           co_return entry.view(offset, stream_chunk_bytes);
         },

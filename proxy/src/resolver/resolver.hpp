@@ -74,14 +74,30 @@ struct resolver_options {
 std::optional<std::string_view> sumdb_exemption(const resolver_options& options,
                                                 const std::string& module_path);
 
+/// Where the resolver's slow work runs, never on a connection's thread. The server gives each a
+/// pool of its own, so that hashing a 500 MiB zip delays neither a fill's sockets nor a warm
+/// stream's cache reads; a single executor may serve as all three (tests, offline tools).
+struct resolver_executors {
+  /// The tier walks, their attempts and timers, and the cache writes the attempts make as the
+  /// bytes arrive (so a slow disk slows the upstream read, not the readers).
+  boost::asio::any_io_executor fills;
+  /// CPU-bound checks of a finished attempt: body_check (zip structure, go.mod, JSON), the
+  /// checksum database's signatures, and the h1 hash of a zip or go.mod.
+  boost::asio::any_io_executor checks;
+  /// Cache reads of entries streamed in views (larger than one inline value).
+  boost::asio::any_io_executor reads;
+};
+
 /// Answers GOPROXY protocol requests. Thread-safe. `store` and the tiers `make_tier` returns must
-/// outlive it (it builds each configured tier once, at construction), and
-/// `work_executor` (which runs fills, cache writes and large cache reads, never the network
-/// front) must be stopped and joined before it is destroyed.
+/// outlive it (it builds each configured tier once, at construction), and the executors must be
+/// stopped and joined before it is destroyed.
 class resolver final : public server::handler {
  public:
   resolver(resolver_options options, cache::cache_store& store, upstream::tier_factory make_tier,
-           boost::asio::any_io_executor work_executor);
+           resolver_executors executors);
+  /// Everything on one executor.
+  resolver(resolver_options options, cache::cache_store& store, upstream::tier_factory make_tier,
+           const boost::asio::any_io_executor& work_executor);
   ~resolver() override;
 
   boost::asio::awaitable<void> handle(const server::request_view& request,
@@ -98,7 +114,7 @@ class resolver final : public server::handler {
   /// What the first checksum database says of a module's zip (or go.mod when `go_mod`): its h1
   /// hash, proven exactly as before caching a fill (the lookup and tiles are fetched through
   /// the database's tiers and cached), or why it cannot say. Private and no-sumdb modules are
-  /// never looked up. For `cache verify --online`; runs on the work executor's threads.
+  /// never looked up. For `cache verify --online`; runs on the fills and checks executors.
   struct database_answer {
     std::optional<std::string> hash;  ///< "h1:..." when the database vouches
     std::string why;                  ///< otherwise, one line

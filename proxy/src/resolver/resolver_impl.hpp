@@ -62,11 +62,11 @@ struct fill_outcome {
 
 struct resolver::impl : std::enable_shared_from_this<impl> {
   impl(resolver_options options, cache::cache_store& store, const upstream::tier_factory& make_tier,
-       boost::asio::any_io_executor work_executor);
+       resolver_executors executors);
 
   resolver_options options_;
   cache::cache_store& store_;
-  boost::asio::any_io_executor work_executor_;
+  resolver_executors executors_;
   flight_table<fill_outcome> flights_;
   monitor::metrics* metrics_;
   monitor::tier_health* health_;

@@ -76,7 +76,7 @@ bool resolver::impl::needs_sumdb_check(const protocol::module_request& request) 
 }
 
 // Set once by run_sumdb_proof, read by the walk's verdicts (the walk coroutine and the proof
-// may run on different threads of the work pool).
+// may run on different threads of the fills pool).
 struct resolver::impl::sumdb_proof {
   explicit sumdb_proof(net::any_io_executor executor) : proven(std::move(executor), 0) {}
   // Closed when `hash` and `detail` are final: a close completes every pending and later
@@ -96,8 +96,8 @@ struct resolver::impl::sumdb_proof {
 std::shared_ptr<resolver::impl::sumdb_proof> resolver::impl::start_sumdb_proof(
     std::shared_ptr<impl> self, const protocol::module_request& request,
     steady_clock::time_point deadline) {
-  auto proof = std::make_shared<sumdb_proof>(work_executor_);
-  net::co_spawn(work_executor_, run_sumdb_proof(std::move(self), request, proof, deadline),
+  auto proof = std::make_shared<sumdb_proof>(executors_.fills);
+  net::co_spawn(executors_.fills, run_sumdb_proof(std::move(self), request, proof, deadline),
                 log_if_thrown("a checksum database proof"));
   return proof;
 }
@@ -127,11 +127,18 @@ net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb
     const protocol::module_request& request, cache::entry_writer& entry, sumdb_proof& proof,
     std::string& detail) {
   const auto& database = options_.sumdbs.front();
-  auto reader = [&entry](std::uint64_t offset, std::size_t length) {
-    return entry.read(offset, length);
-  };
   const bool is_zip = request.kind == endpoint::zip;
-  auto actual = sumdb::module_file_h1_hash(is_zip, entry.size(), reader);
+  // Hashing a zip of up to 500 MiB is the fill's largest CPU cost: on the checks pool, never
+  // beside the fills' sockets. The fill waits for it, so the entry has one user at a time.
+  auto actual = co_await net::co_spawn(
+      executors_.checks,
+      [&entry, is_zip]() -> net::awaitable<boost::system::result<std::string>> {
+        auto reader = [&entry](std::uint64_t offset, std::size_t length) {
+          return entry.read(offset, length);
+        };
+        co_return sumdb::module_file_h1_hash(is_zip, entry.size(), reader);
+      },
+      net::use_awaitable);
   if (!actual) {
     // A zip that cannot be hashed is not the module; a go.mod that cannot be read back is
     // our failure.

@@ -60,6 +60,8 @@ const std::vector<std::string> all_keys = {"listen",
                                            "access_log",
                                            "io_threads",
                                            "fill_threads",
+                                           "check_threads",
+                                           "read_threads",
                                            "connect_timeout",
                                            "first_byte_timeout",
                                            "fill_timeout",
@@ -127,6 +129,8 @@ void expect_same(const settings& got, const settings& want) {
   EXPECT_EQ(got.access_log, want.access_log);
   EXPECT_EQ(got.io_threads, want.io_threads);
   EXPECT_EQ(got.fill_threads, want.fill_threads);
+  EXPECT_EQ(got.check_threads, want.check_threads);
+  EXPECT_EQ(got.read_threads, want.read_threads);
   EXPECT_EQ(got.connect_timeout, want.connect_timeout);
   EXPECT_EQ(got.first_byte_timeout, want.first_byte_timeout);
   EXPECT_EQ(got.fill_timeout, want.fill_timeout);
@@ -631,6 +635,16 @@ TEST(load_settings, bad_values_name_key_and_source) {
        {},
        "",
        {"fill_threads", "not an integer"}},
+      {"check threads range",
+       {"--check-threads=257"},
+       {},
+       "",
+       {"check_threads", "out of range", "from 0 to 256"}},
+      {"read threads text",
+       {},
+       {{"GOMODPROXY_READ_THREADS", "many"}},
+       "",
+       {"read_threads", "not an integer"}},
       {"header bytes low",
        {},
        {},
@@ -896,7 +910,8 @@ TEST(all_keys, each_key_is_settable_by_flag_env_and_file) {
       value = "true";
     } else if (key == "ca_file" || key == "tls_cert" || key == "tls_key") {
       value = "";
-    } else if (key == "io_threads" || key == "fill_threads" || key == "direct_concurrency") {
+    } else if (key == "io_threads" || key == "fill_threads" || key == "check_threads" ||
+               key == "read_threads" || key == "direct_concurrency") {
       value = "3";
     } else if (key == "max_header_bytes" || key == "max_connections") {
       value = "2048";

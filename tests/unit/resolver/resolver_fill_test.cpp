@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,8 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "errc.hpp"
@@ -155,10 +159,62 @@ struct served_files {
 
 // ---- The harness -------------------------------------------------------------------------
 
+// One thread running one io_context, which a test can keep busy: the resolver's checks or reads
+// pool when the harness is given pools of its own.
+class one_thread_pool {
+ public:
+  one_thread_pool() : thread_([this] { context_.run(); }) {}
+  ~one_thread_pool() { stop(); }
+  void stop() {
+    guard_.reset();
+    context_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  net::any_io_executor executor() { return context_.get_executor(); }
+
+  // Keeps the thread busy (as a long hash would) until release(), or until it goes out of scope
+  // (a failed assertion must not leave the pool's thread blocked for the teardown to join).
+  class occupation {
+   public:
+    explicit occupation(std::shared_ptr<std::promise<void>> release)
+        : release_(std::move(release)) {}
+    occupation(const occupation&) = delete;
+    occupation& operator=(const occupation&) = delete;
+    ~occupation() { release(); }
+    void release() {
+      if (release_) std::exchange(release_, nullptr)->set_value();
+    }
+
+   private:
+    std::shared_ptr<std::promise<void>> release_;
+  };
+
+  std::unique_ptr<occupation> occupy() {
+    auto release = std::make_shared<std::promise<void>>();
+    auto started = std::make_shared<std::promise<void>>();
+    auto running = started->get_future();
+    net::post(context_, [released = release->get_future().share(), started] {
+      started->set_value();
+      released.wait();
+    });
+    running.wait();
+    return std::make_unique<occupation>(std::move(release));
+  }
+
+ private:
+  net::io_context context_{1};
+  net::executor_work_guard<net::io_context::executor_type> guard_{context_.get_executor()};
+  std::thread thread_;
+};
+
+// Whether the resolver runs everything on the harness's work context, or as the server runs
+// it: checks and reads each on a pool of their own.
+enum class pools { one, separate };
+
 class fill_harness {
  public:
   explicit fill_harness(std::function<void(resolver_options&)> adjust = {},
-                        std::string module_tiers_separator = "|")
+                        std::string module_tiers_separator = "|", pools layout = pools::one)
       : database_("sum.test",
                   {files_.record(), "example.com/other v1.0.0 h1:" + std::string(43, 'A') + "=\n"}),
         module_upstream_(
@@ -190,13 +246,22 @@ class fill_harness {
     options.deadlines.total = 10s;
     options.fill_timeout = 10s;
     if (adjust) adjust(options);
-    resolver_ = std::make_unique<resolver>(
-        std::move(options), *store_, upstream::http_tiers(*client_), contexts_.work.get_executor());
+    if (layout == pools::separate) {
+      resolver_ = std::make_unique<resolver>(
+          std::move(options), *store_, upstream::http_tiers(*client_),
+          resolver_executors{contexts_.work.get_executor(), checks_.executor(), reads_.executor()});
+    } else {
+      resolver_ =
+          std::make_unique<resolver>(std::move(options), *store_, upstream::http_tiers(*client_),
+                                     contexts_.work.get_executor());
+    }
     contexts_.start();
   }
 
   ~fill_harness() {
     contexts_.stop();
+    reads_.stop();
+    checks_.stop();
     resolver_.reset();
     store_.reset();
     real_store_.reset();
@@ -222,6 +287,23 @@ class fill_harness {
   }
 
   answer get(const std::string& target) { return get_concurrently(target, 1).front(); }
+
+  std::future<answer> start_get(const std::string& target) {
+    return fill_testing::start_get(contexts_.front, *resolver_, target);
+  }
+
+  // Commits `body` under `key` as a fill would have, straight into the store.
+  void put_cached(const std::string& key, const std::string& body) {
+    auto created = real_store_->create(key);
+    if (!created || !(*created)->append(body)) throw std::runtime_error("cache write");
+    cache::entry_meta meta;
+    meta.kind = cache::entry_kind::immutable;
+    meta.stored_at_ms = 1;
+    meta.tier = "seeded";
+    if (!(*created)->commit(meta)) throw std::runtime_error("cache commit");
+  }
+
+  one_thread_pool& checks_pool() { return checks_; }
 
   // The committed entries, by key, with their bodies; negative entries (an upstream's true
   // 404, remembered briefly) are left out.
@@ -321,6 +403,9 @@ class fill_harness {
   std::unique_ptr<cache::cache_store> real_store_;
   std::unique_ptr<faulty_store> store_;
   fill_testing::fill_contexts contexts_;
+  // Used only with pools::separate; declared after the store, so stopped before it goes.
+  one_thread_pool checks_;
+  one_thread_pool reads_;
   std::unique_ptr<upstream::http_client> client_;
   std::unique_ptr<resolver> resolver_;
 };
@@ -490,6 +575,34 @@ TEST(resolver_fill, the_fill_timeout_includes_checksum_verification) {
   EXPECT_EQ(got.cache_control, "no-store");
   EXPECT_NE(got.body.find("fill deadline"), std::string::npos) << got.body;
   EXPECT_FALSE(harness.committed().contains(mod_target));
+}
+
+// The server gives checks (zip structure, h1 hashing) a pool of their own, and large cache reads
+// another: while every checks thread is busy with a long hash, a warm zip still streams, and
+// the fill waiting for its check is answered once a thread frees up.
+TEST(resolver_fill, a_busy_checks_pool_delays_only_the_fills_waiting_for_it) {
+  fill_harness harness({}, "|", pools::separate);
+  const std::string warm_target = "/example.com/other/@v/v1.0.0.zip";
+  std::string warm_body(3 << 20, '\0');  // streamed in several views, not sent inline
+  for (std::size_t i = 0; i < warm_body.size(); ++i) warm_body[i] = static_cast<char>(i * 7);
+  harness.put_cached(warm_target, warm_body);
+
+  auto busy = harness.checks_pool().occupy();
+  auto filled = harness.start_get(zip_target);
+  auto warm = harness.start_get(warm_target);
+  ASSERT_EQ(warm.wait_for(20s), std::future_status::ready) << "a warm zip waited on the checks";
+  const auto streamed = warm.get();
+  EXPECT_EQ(streamed.status, 200);
+  EXPECT_TRUE(streamed.body == warm_body);
+  // The fill has its body (or is still receiving it) and cannot be judged without a check.
+  EXPECT_EQ(filled.wait_for(0s), std::future_status::timeout)
+      << "the fill finished while every checks thread was busy: its checks ran elsewhere";
+
+  busy->release();
+  ASSERT_EQ(filled.wait_for(20s), std::future_status::ready);
+  const auto got = filled.get();
+  EXPECT_EQ(got.status, 200) << got.body;
+  EXPECT_EQ(std::optional<std::string>(got.body), harness.expected_body(zip_target));
 }
 
 }  // namespace
