@@ -76,8 +76,14 @@ container-test: deps
 	bash scripts/make-base-images.sh
 	$(PYTHON) -m pytest -q tests/container
 
+# Issue 16's targets, each with the shipped defaults: warm serving against nginx in two wrk
+# shapes, memory around a 40 MiB zip, warm latency during 100 MiB verified fills, and a cold
+# verified go mod download against the upstream's own time (docs/benchmarks.md).
 bench: build
 	bash tests/bench/run.sh $(abspath $(BUILD_DIR))/gomodproxy
+	$(PYTHON) tests/bench/memory.py $(abspath $(BUILD_DIR))/gomodproxy
+	$(PYTHON) tests/bench/warm_during_fill.py $(abspath $(BUILD_DIR))/gomodproxy
+	$(PYTHON) tests/bench/cold_verified.py $(abspath $(BUILD_DIR))/gomodproxy
 
 format:
 	find proxy config tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

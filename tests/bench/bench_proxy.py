@@ -21,3 +21,13 @@ def start_proxy(binary: Path, flags: list[str], log: Path, bench: str,
         proc.kill()
         raise SystemExit(f"{bench}: the proxy did not start: {line!r}; see {log}")
     return proc, int(line[len(LISTENING):].strip())
+
+
+def stop_proxy(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """TERM, then KILL if it has not exited within `timeout` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)

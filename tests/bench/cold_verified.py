@@ -121,12 +121,7 @@ def run_case(case: str, binary: Path, program: Path, scratch: Path, upstream_url
     try:
         return timed_download(program, base / "go", f"http://127.0.0.1:{port}", sumdb.vkey)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        bench_proxy.stop_proxy(proc, timeout=10)
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import json
 import os
 import random
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import module_tree  # noqa: E402  (path set up above)
 import test_sumdb  # noqa: E402
 import test_upstream  # noqa: E402
-from bench_proxy import start_proxy  # noqa: E402
+from bench_proxy import start_proxy, stop_proxy  # noqa: E402
 
 MIB = 1024 * 1024
 MODULE = "memory.bench.example/big"
@@ -76,15 +75,6 @@ def get_once(port: int, path: str) -> bytes:
         return body
     finally:
         conn.close()
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=20)
 
 
 def cache_memory_report(port: int) -> str:
@@ -203,7 +193,7 @@ def main() -> int:
             per_stream = (stream_peak - before_streams) / args.streams
 
             # Served once from a cache filled by an earlier process: nothing of the fill is left.
-            stop(proc)
+            stop_proxy(proc)
             proc, port = start_proxy(args.binary, flags, log, "memory")
             rows.append(("restarted on that cache, idle", settled_rss_kib(proc.pid)))
             if hashlib.sha256(get_once(port, zip_path)).hexdigest() != want:
@@ -211,7 +201,7 @@ def main() -> int:
             rows.append(("idle after serving it once", settled_rss_kib(proc.pid)))
         finally:
             if proc is not None:
-                stop(proc)
+                stop_proxy(proc)
             sumdb.stop()
             upstream.stop()
 

@@ -44,7 +44,7 @@ sys.path.insert(0, str(HERE))
 import module_tree as mt  # noqa: E402  (path set up above)
 import test_sumdb  # noqa: E402
 import test_upstream  # noqa: E402
-from bench_proxy import start_proxy  # noqa: E402
+from bench_proxy import start_proxy, stop_proxy  # noqa: E402
 
 HUGE = "example.com/huge"
 RESULT_RE = re.compile(r"BENCH_RESULT (.*)")
@@ -68,21 +68,11 @@ def build_tree(root: Path, fills: int, zip_mib: int) -> tuple[mt.ModuleTree, lis
     return tree, warm, huge
 
 
-def head(port: int, path: str, timeout: float) -> int:
+def status_of(port: int, method: str, path: str, timeout: float) -> int:
+    """The status of one request on a fresh connection; the body is read and dropped."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("HEAD", path)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    finally:
-        conn.close()
-
-
-def get(port: int, path: str) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request("GET", path)
+        conn.request(method, path)
         response = conn.getresponse()
         response.read()
         return response.status
@@ -148,7 +138,7 @@ class FillDriver(threading.Thread):
                 return
             started = time.monotonic()
             try:
-                status = head(self.port, path, FILL_TIMEOUT)
+                status = status_of(self.port, "HEAD", path, FILL_TIMEOUT)
             except OSError as error:
                 self.failures.append(f"{path}: {error}")
                 return
@@ -167,7 +157,7 @@ def one_run(binary: Path, label: str, flags: list[str], warm: list[str], zips: l
                              work / f"proxy-{label}.log", "warm_during_fill")
     try:
         for path in warm:
-            if get(port, path) != 200:
+            if status_of(port, "GET", path, 60) != 200:
                 raise SystemExit(f"warm_during_fill: {label}: {path} is not 200")
         alone = run_wrk(port, paths_file, args)
         driver = FillDriver(port, zips)
@@ -195,12 +185,7 @@ def one_run(binary: Path, label: str, flags: list[str], warm: list[str], zips: l
                 "fill_s": statistics.median(driver.finished) if driver.finished else 0.0,
                 "peak_mib": rss}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_proxy(proc, timeout=30)
         shutil.rmtree(cache, ignore_errors=True)
 
 

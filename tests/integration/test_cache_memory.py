@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
 
-from conftest import proxy_binary
-from test_startup_errors import STARTUP_TIMEOUT, assert_refused, serve
+from test_startup_errors import assert_refused, serve
 
 MIB = 1024 * 1024
 BIG = "example.com/big"
@@ -83,14 +80,7 @@ def test_a_budget_that_is_not_a_size_or_too_small_is_refused(tmp_path):
     for value in ("0", "1023KiB", "1000"):
         line = assert_refused(serve(tmp_path, "--cache-memory", value), "cache_memory")
         assert f'"{value}" is too small' in line and "at least 1MiB" in line, line
-    env_line = assert_refused(
-        subprocess.run([str(proxy_binary()), "serve", "--listen", "127.0.0.1:0", "--cache-dir",
-                        str(tmp_path / "cache"), "--probe-interval", "0"],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       env={**{k: v for k, v in os.environ.items()
-                               if not k.startswith("GOMODPROXY_")},
-                            "GOMODPROXY_CACHE_MEMORY": "512KiB"},
-                       timeout=STARTUP_TIMEOUT),
-        "cache_memory")
+    env_line = assert_refused(serve(tmp_path, env_settings={"GOMODPROXY_CACHE_MEMORY": "512KiB"}),
+                              "cache_memory")
     assert "env GOMODPROXY_CACHE_MEMORY" in env_line and "too small" in env_line
 

@@ -16,10 +16,12 @@ from conftest import proxy_binary
 STARTUP_TIMEOUT = 30.0
 
 
-def serve(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
-    """`gomodproxy serve` with a fresh cache, no probes and no GOMODPROXY_* from the runner;
-    `flags` come last, so they override those."""
+def serve(tmp_path: Path, *flags: str, env_settings: dict | None = None
+          ) -> subprocess.CompletedProcess:
+    """`gomodproxy serve` with a fresh cache, no probes and no GOMODPROXY_* from the runner
+    except `env_settings`; `flags` come last, so they override those."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOMODPROXY_")}
+    env.update(env_settings or {})
     cmd = [str(proxy_binary()), "serve", "--listen", "127.0.0.1:0",
            "--cache-dir", str(tmp_path / "cache"), "--probe-interval", "0", *flags]
     return subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -120,15 +122,8 @@ def test_cache_max_bytes_that_is_not_a_byte_count(tmp_path):
     for value in ("50MB", "-1", "1.5GiB", "lots", "99999999TiB"):
         line = assert_refused(serve(tmp_path, "--cache-max-bytes", value), "cache_max_bytes")
         assert f'"{value}" is not a byte count' in line and "flag --cache-max-bytes" in line
-    env_line = assert_refused(
-        subprocess.run([str(proxy_binary()), "serve", "--listen", "127.0.0.1:0", "--cache-dir",
-                        str(tmp_path / "cache"), "--probe-interval", "0"],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       env={**{k: v for k, v in os.environ.items()
-                               if not k.startswith("GOMODPROXY_")},
-                            "GOMODPROXY_CACHE_MAX_BYTES": "ten"},
-                       timeout=STARTUP_TIMEOUT),
-        "cache_max_bytes")
+    env_line = assert_refused(serve(tmp_path, env_settings={"GOMODPROXY_CACHE_MAX_BYTES": "ten"}),
+                              "cache_max_bytes")
     assert "env GOMODPROXY_CACHE_MAX_BYTES" in env_line
 
 
