@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import random
+import resource
 
+import pytest
+
+import module_tree as mt
 from test_startup_errors import assert_refused, serve
 
 MIB = 1024 * 1024
@@ -84,3 +90,52 @@ def test_a_budget_that_is_not_a_size_or_too_small_is_refused(tmp_path):
                               "cache_memory")
     assert "env GOMODPROXY_CACHE_MEMORY" in env_line and "too small" in env_line
 
+
+
+MANY_ZIPS = 160
+OPEN_FILES_LIMIT = 128
+
+
+@pytest.fixture(scope="module")
+def many_zips_tree(tmp_path_factory):
+    """MANY_ZIPS modules, each a 100 KiB zip of incompressible bytes: above the inline limit,
+    so each is stored in chunks."""
+    tree = mt.ModuleTree(tmp_path_factory.mktemp("many-zips") / "root")
+    for i in range(MANY_ZIPS):
+        path = f"example.com/many{i}"
+        tree.add(path, "v1.0.0", {"go.mod": f"module {path}\n".encode(),
+                                  "blob.bin": random.Random(i).randbytes(100 * 1024)},
+                 stored=["blob.bin"])
+    return tree
+
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_a_cache_of_many_zips_stays_within_the_open_files_limit(many_zips_tree, make_upstream,
+                                                                start_proxy):
+    """With a 1 MiB budget each zip is flushed to a blob file of its own. Serving them all again
+    from disk must not keep one descriptor per blob file: under a 128-descriptor limit every
+    fill and read succeeds and room is left for connections."""
+    upstream = make_upstream(many_zips_tree.root)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES_LIMIT, hard))
+    try:
+        proxy = start_proxy(upstream.url, "--cache-memory", "1MiB")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    paths = [many_zips_tree.get(f"example.com/many{i}", "v1.0.0").url_path(".zip")
+             for i in range(MANY_ZIPS)]
+    most = 0
+    for round_ in ("fill", "hit"):
+        for path in paths:
+            response = proxy.get(path)
+            assert response.status == 200, (round_, path, response.status, response.text[:200])
+            assert response.body == many_zips_tree.file_bytes(path), (round_, path)
+            most = max(most, open_descriptors(proxy.proc.pid))
+    blob_files = len(list(proxy.cache_dir.glob("*.blob")))
+    assert blob_files > OPEN_FILES_LIMIT, blob_files  # the case this test is about
+    assert most <= OPEN_FILES_LIMIT - 16, most  # room left for connections
+    for path in paths:
+        assert upstream.count(path) == 1, path

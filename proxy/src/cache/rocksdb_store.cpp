@@ -12,6 +12,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -1178,6 +1179,20 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
   return table;
 }
 
+// RocksDB keeps every table and blob file it has read open unless told otherwise, and a cache
+// of many large zips has a blob file per fill: past the process's descriptor limit fills fail and
+// connections cannot be accepted. A quarter of the limit leaves the rest to connections, upstream
+// sockets and the go command; RocksDB closes the least recently used files beyond it.
+int open_files_budget() {
+  constexpr rlim_t fewest = 32;
+  constexpr rlim_t most = 16384;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+    return static_cast<int>(most);
+  }
+  return static_cast<int>(std::clamp(limit.rlim_cur / 4, fewest, most));
+}
+
 [[nodiscard]] result<void> open_db(const rocksdb_options& options, db_state& state,
                                    std::string* why) {
   std::error_code fs_error;
@@ -1194,6 +1209,7 @@ rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cac
   // Bounds WAL replay after a crash; the records family flushes rarely on its own.
   db_options.max_total_wal_size = 256u << 20;
   db_options.keep_log_file_num = 5;
+  db_options.max_open_files = open_files_budget();
 
   // One budget for everything RocksDB keeps in memory: the write buffers are charged to the
   // block cache, so together they stay near memory_bytes, and a flush starts when the buffers
