@@ -50,10 +50,13 @@ TEST(rocksdb_layout, crc32c_of_long_inputs_matches_the_definition) {
   std::mt19937_64 rng(3);
   std::string bytes(200000, '\0');
   for (char& c : bytes) c = static_cast<char>(rng());
-  // Around the three-stripe block (3 x 8 KiB) and its multiples, plus odd tails.
+  // Around the three-stripe blocks (3 x 256 B and 3 x 8 KiB) and their multiples, a long block
+  // followed by short ones, plus odd tails.
   for (std::size_t size :
-       {std::size_t{24575}, std::size_t{24576}, std::size_t{24577}, std::size_t{49152},
-        std::size_t{49159}, std::size_t{73727}, std::size_t{131072}, std::size_t{200000}}) {
+       {std::size_t{767}, std::size_t{768}, std::size_t{769}, std::size_t{1536}, std::size_t{4096},
+        std::size_t{4403}, std::size_t{24575}, std::size_t{24576}, std::size_t{24577},
+        std::size_t{25344}, std::size_t{26121}, std::size_t{49152}, std::size_t{49159},
+        std::size_t{73727}, std::size_t{131072}, std::size_t{200000}}) {
     auto input = std::string_view(bytes).substr(0, size);
     EXPECT_EQ(crc32c(input), crc32c_by_bits(input)) << size << " bytes";
   }
