@@ -60,6 +60,12 @@ class observed_writer final : public server::response_writer {
     status_ = head.status;
     return inner_.send_head(head, content_length);
   }
+  net::awaitable<bool> send_head_with(const server::response_head& head,
+                                      std::uint64_t content_length,
+                                      std::string_view first_chunk) override {
+    status_ = head.status;
+    return inner_.send_head_with(head, content_length, first_chunk);
+  }
   net::awaitable<bool> write_body(std::string_view chunk) override {
     return inner_.write_body(chunk);
   }
@@ -385,17 +391,32 @@ net::awaitable<void> resolver::impl::serve(server::response_writer& writer,
     }
     co_return;
   }
-  if (!co_await writer.send_head(head, meta.size) || writer.head_only()) co_return;
-  std::uint64_t offset = 0;
-  while (offset < meta.size) {
-    // A view of the store's own copy of the chunk (read on the reads pool, which a fill's
-    // hashing never occupies), written straight to the socket: no per-request copy of the body.
-    auto chunk = co_await net::co_spawn(
+  if (writer.head_only()) {
+    (void)co_await writer.send_head(head, meta.size);
+    co_return;
+  }
+  // A view of the store's own copy of a chunk (read on the reads pool, which a fill's hashing
+  // never occupies), written straight to the socket: no per-request copy of the body.
+  auto read_at = [this, &entry](std::uint64_t offset) {
+    return net::co_spawn(
         executors_.reads,
         [&entry, offset]() -> net::awaitable<cache::result<std::string_view>> {
           co_return entry.view(offset, stream_chunk_bytes);
         },
         net::use_awaitable);
+  };
+  // The first chunk is read before the head goes out: an entry whose bytes cannot be read is
+  // still answered 500, and the head travels with the first bytes in one write.
+  auto first = co_await read_at(0);
+  if (!first || first->empty()) {
+    spdlog::error("cache read of {} failed at offset 0", request.cache_key);
+    co_await send_text(writer, 500, "cache read failed\n");
+    co_return;
+  }
+  if (!co_await writer.send_head_with(head, meta.size, *first)) co_return;
+  std::uint64_t offset = first->size();
+  while (offset < meta.size) {
+    auto chunk = co_await read_at(offset);
     if (!chunk || chunk->empty()) {
       // The head is gone already; closing short of Content-Length is the only honest signal.
       spdlog::error("cache read of {} failed at offset {}", request.cache_key, offset);

@@ -82,10 +82,10 @@ struct response_head {
   std::vector<std::pair<std::string, std::string>> extra_headers;
 };
 
-/// One response on one connection. A handler calls send(), or send_head() then write_body()
-/// until content_length bytes are written. For HEAD requests the body is dropped here, so
-/// handlers need not care. Every call returns false once the client is gone or too slow; the
-/// handler should then stop. Used from the connection's strand only.
+/// One response on one connection. A handler calls send(), or send_head() (or send_head_with())
+/// then write_body() until content_length bytes are written. For HEAD requests the body is dropped
+/// here, so handlers need not care. Every call returns false once the client is gone or too slow;
+/// the handler should then stop. Used from the connection's strand only.
 class response_writer {
  public:
   virtual ~response_writer() = default;
@@ -94,6 +94,11 @@ class response_writer {
   [[nodiscard]] virtual boost::asio::awaitable<bool> send_head(const response_head& head,
                                                                std::uint64_t content_length) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<bool> write_body(std::string_view chunk) = 0;
+  /// send_head() then write_body(first_chunk). The connection's writer sends both in one write
+  /// on plain TCP: a head written alone costs a system call and a packet of its own.
+  [[nodiscard]] virtual boost::asio::awaitable<bool> send_head_with(const response_head& head,
+                                                                    std::uint64_t content_length,
+                                                                    std::string_view first_chunk);
   /// True for HEAD: no body bytes will be sent, so a handler may skip reading them.
   virtual bool head_only() const = 0;
   /// Adds the cache result ("hit", "miss", "stale", "shared", "-") and tier to the access log line.

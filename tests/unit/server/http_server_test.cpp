@@ -38,8 +38,9 @@ using clock_type = std::chrono::steady_clock;
 // ---- The handler ---------------------------------------------------------------------------
 
 // Answers by path: /slow waits 300 ms, /after/N waits N ms, /gate waits until the test opens it,
-// /throw throws before answering, /throw-midway after half its body, /big sends 16 MiB; anything
-// else is echoed back ("GET /x\n").
+// /throw throws before answering, /throw-midway after half its body, /big sends 16 MiB,
+// /head-with-first sends its head with the first half of its body, /head-with-too-much a first
+// chunk longer than it declared; anything else is echoed back ("GET /x\n").
 class test_handler final : public handler {
  public:
   net::awaitable<void> handle(const request_view& request, response_writer& writer) override {
@@ -58,6 +59,16 @@ class test_handler final : public handler {
       if (!co_await writer.send_head(head, 20)) co_return;
       (void)co_await writer.write_body("0123456789");
       throw std::runtime_error("handler bug midway");
+    }
+    if (target == "/head-with-first") {
+      if (!co_await writer.send_head_with(head, 20, "0123456789")) co_return;
+      (void)co_await writer.write_body("abcdefghij");
+      co_return;
+    }
+    if (target == "/head-with-too-much") {
+      // More than declared must never reach the client: it would corrupt the next response.
+      (void)co_await writer.send_head_with(head, 5, "0123456789");
+      co_return;
     }
     if (target == "/big") {
       const std::string chunk(1 << 20, 'x');
@@ -289,6 +300,34 @@ TEST(http_server, pipelined_requests_are_answered_in_order) {
       }
     }
   }
+}
+
+// The head sent together with the first body bytes frames the response like send_head then
+// write_body: the rest follows, HEAD gets the head alone, and the connection carries on.
+TEST(http_server, a_head_sent_with_its_first_body_bytes_keeps_the_framing) {
+  server_options defaults;
+  defaults.port = 0;
+  server_harness harness(defaults);
+  loopback_client client(harness.port());
+  ASSERT_TRUE(client.connected());
+  for (const std::string method : {"GET", "HEAD", "GET"}) {
+    SCOPED_TRACE(method);
+    ASSERT_TRUE(client.send(method + " /head-with-first HTTP/1.1\r\nHost: test\r\n\r\n"));
+    auto got = client.read_response(method == "HEAD");
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->status, 200);
+    EXPECT_NE(got->head.find("Content-Length: 20\r\n"), std::string::npos) << got->head;
+    EXPECT_EQ(got->body, method == "GET" ? "0123456789abcdefghij" : "");
+  }
+  ASSERT_TRUE(client.send(get("/a")));
+  auto echoed = client.read_response();
+  ASSERT_TRUE(echoed);
+  EXPECT_EQ(echoed->body, "GET /a\n");
+
+  loopback_client overrun(harness.port());
+  ASSERT_TRUE(overrun.connected());
+  ASSERT_TRUE(overrun.send(get("/head-with-too-much")));
+  EXPECT_TRUE(overrun.closed_by_server());
 }
 
 // ---- Header limits and malformed requests -------------------------------------------------
