@@ -5,6 +5,7 @@ goes out, so such an entry is answered 500, not with a head and a body cut short
 from __future__ import annotations
 
 import random
+import time
 
 import module_tree as mt
 
@@ -49,9 +50,15 @@ def test_a_chunk_that_fails_its_check_is_answered_500(tmp_path_factory, make_ups
     first = proxy.get(path)
     assert first.status == 200
     assert first.body == tree.file_bytes(path)
+    # The flush to the blob file runs in the background after the commit.
+    needle = payload[40 * KIB:40 * KIB + 64]
+    deadline = time.monotonic() + 30
+    while not any(needle in f.read_bytes() for f in cache_dir.glob("*.blob")):
+        assert time.monotonic() < deadline, "the entry never reached a blob file"
+        time.sleep(0.05)
     assert proxy.terminate() == 0
 
-    flip_a_byte_in_blob_files(cache_dir, payload[40 * KIB:40 * KIB + 64])
+    flip_a_byte_in_blob_files(cache_dir, needle)
     # No upstream: the answer can only come from the damaged entry.
     proxy = start_proxy("off", "--cache-memory", "1MiB", cache_dir=cache_dir)
     damaged = proxy.get(path)

@@ -25,6 +25,12 @@ class captured_answer final : public server::response_writer {
     status_ = head.status;
     co_return true;
   }
+  net::awaitable<bool> send_head_with(const server::response_head& head, std::uint64_t,
+                                      std::string_view first_chunk) override {
+    status_ = head.status;
+    body_.append(first_chunk);
+    co_return body_.size() <= (1u << 20);
+  }
   net::awaitable<bool> write_body(std::string_view chunk) override {
     body_.append(chunk);
     co_return body_.size() <= (1u << 20);

@@ -375,21 +375,21 @@ class connection_writer final : public response_writer {
 
   net::awaitable<bool> send_head_with(const response_head& head, std::uint64_t content_length,
                                       std::string_view first_chunk) override {
+    if (started_) co_return false;
+    started_ = true;
+    status_ = head.status;
+    declared_ = head_only_ ? 0 : content_length;
+    if (head_only_) first_chunk = {};
+    if (first_chunk.size() > declared_) {
+      failed_ = true;
+      co_return false;
+    }
+    std::string header = serialize_head(head, content_length, keep_alive_, http10_);
     if constexpr (std::is_same_v<Stream, tls_stream>) {
       // One buffer per write under TLS (see send()).
-      if (!co_await send_head(head, content_length)) co_return false;
-      co_return co_await write_body(first_chunk);
+      if (!co_await write(net::buffer(header), 0)) co_return false;
+      co_return co_await write(net::buffer(first_chunk), first_chunk.size());
     } else {
-      if (started_) co_return false;
-      started_ = true;
-      status_ = head.status;
-      declared_ = head_only_ ? 0 : content_length;
-      if (head_only_) first_chunk = {};
-      if (first_chunk.size() > declared_) {
-        failed_ = true;
-        co_return false;
-      }
-      std::string header = serialize_head(head, content_length, keep_alive_, http10_);
       std::array<net::const_buffer, 2> buffers{net::buffer(header), net::buffer(first_chunk)};
       co_return co_await write(buffers, first_chunk.size());
     }
@@ -456,13 +456,6 @@ class connection_writer final : public response_writer {
 };
 
 }  // namespace
-
-net::awaitable<bool> response_writer::send_head_with(const response_head& head,
-                                                     std::uint64_t content_length,
-                                                     std::string_view first_chunk) {
-  if (!co_await send_head(head, content_length)) co_return false;
-  co_return co_await write_body(first_chunk);
-}
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
   impl(net::io_context& io, server_options options, handler& fallback)

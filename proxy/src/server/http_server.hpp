@@ -94,11 +94,10 @@ class response_writer {
   [[nodiscard]] virtual boost::asio::awaitable<bool> send_head(const response_head& head,
                                                                std::uint64_t content_length) = 0;
   [[nodiscard]] virtual boost::asio::awaitable<bool> write_body(std::string_view chunk) = 0;
-  /// send_head() then write_body(first_chunk). The connection's writer sends both in one write
-  /// on plain TCP: a head written alone costs a system call and a packet of its own.
-  [[nodiscard]] virtual boost::asio::awaitable<bool> send_head_with(const response_head& head,
-                                                                    std::uint64_t content_length,
-                                                                    std::string_view first_chunk);
+  /// Like send_head() then write_body(first_chunk). The connection's writer sends both in one
+  /// write on plain TCP: a head written alone costs a system call and a packet of its own.
+  [[nodiscard]] virtual boost::asio::awaitable<bool> send_head_with(
+      const response_head& head, std::uint64_t content_length, std::string_view first_chunk) = 0;
   /// True for HEAD: no body bytes will be sent, so a handler may skip reading them.
   virtual bool head_only() const = 0;
   /// Adds the cache result ("hit", "miss", "stale", "shared", "-") and tier to the access log line.

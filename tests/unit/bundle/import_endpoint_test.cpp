@@ -44,6 +44,12 @@ class keeping_writer final : public server::response_writer {
     status = head.status;
     co_return true;
   }
+  net::awaitable<bool> send_head_with(const server::response_head& head, std::uint64_t,
+                                      std::string_view first_chunk) override {
+    status = head.status;
+    text.append(first_chunk);
+    co_return true;
+  }
   net::awaitable<bool> write_body(std::string_view chunk) override {
     text += chunk;
     co_return true;

@@ -45,6 +45,13 @@ class capturing_writer final : public server::response_writer {
     got.cache_control = head.cache_control;
     co_return true;
   }
+  boost::asio::awaitable<bool> send_head_with(const server::response_head& head, std::uint64_t,
+                                              std::string_view first_chunk) override {
+    got.status = head.status;
+    got.cache_control = head.cache_control;
+    got.body = first_chunk;
+    co_return true;
+  }
   boost::asio::awaitable<bool> write_body(std::string_view chunk) override {
     got.body += chunk;
     co_return true;
