@@ -4,6 +4,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
@@ -1276,6 +1277,15 @@ int open_files_budget() {
       {rdb::kDefaultColumnFamilyName, records_options},
       {std::string(layout::chunks_family), chunks_options},
   };
+  // Flushes and compactions move and checksum every zip byte a fill writes, a second time and
+  // more, with Debian's portable CRC32C. Like the checks pool they wait for serving on a busy
+  // machine (nice 19, applied by each thread before its next job): a slower flush slows the
+  // fills writing behind it, never a warm request.
+  for (const auto pool : {rdb::Env::Priority::HIGH, rdb::Env::Priority::LOW}) {
+    rdb::Env::Default()
+        ->LowerThreadPoolCPUPriority(pool, rdb::CpuPriority::kLow)
+        .PermitUncheckedError();
+  }
   rdb::DB* db = nullptr;
   const auto status = rdb::DB::Open(db_options, options.path, families, &state.handles, &db);
   if (!status.ok()) {
