@@ -1287,7 +1287,12 @@ int open_files_budget() {
   chunks_options.enable_blob_files = true;
   chunks_options.min_blob_size = 0;
   chunks_options.blob_compression_type = rdb::kNoCompression;
-  chunks_options.enable_blob_garbage_collection = true;
+  // Not in every compaction: with one small blob file per flush, the automatic kind rewrote (and
+  // checksummed twice, with Debian's portable CRC32C) the live chunks of the oldest quarter of
+  // them each time a few tables were compacted: a quarter of a CPU second per 100 MiB zip filled
+  // (docs/benchmarks.md). A blob file all of whose chunks are deleted goes without it, and the
+  // cap's eviction forces it over the range it evicted (cap_keeper::reclaim).
+  chunks_options.enable_blob_garbage_collection = false;
   chunks_options.write_buffer_size = buffer_bytes;
 
   if (options.max_bytes != 0) {
