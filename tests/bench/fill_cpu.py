@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def one_run(binary: Path, label: str, flags: list[str], zips: list[str], work: P
         time.sleep(SETTLE_S)
         spent = cpu_by_name(before, thread_cpu(proc.pid))
         if perf:
-            perf.send_signal(2)
+            perf.send_signal(signal.SIGINT)
             perf.wait(60)
         per_fill = {name: seconds / len(zips) for name, seconds in spent.items()}
         return {"cpu": per_fill, "total": sum(per_fill.values()), "fill_s": fill_s}
