@@ -397,6 +397,8 @@ int serve(const config::settings& settings) {
   // Three pools, so that one kind of slow work never queues behind another
   // (docs/architecture.md, "Threads and wiring"). `fills` runs the upstream sockets, the tier
   // walks and the cache writes that pace them: mostly waiting, so a few threads carry many fills.
+  // A large fill still spends about a CPU second per 100 MiB receiving and writing
+  // (docs/benchmarks.md), so these threads yield to serving like the checks.
   worker_pool fills(settings.fill_threads);
   // Zip structure checks and h1 hashing: CPU-bound, one thread per core can be busy.
   // `checks` and `reads` are reset at the end, before `fills` and the connection contexts go: a
@@ -664,7 +666,7 @@ int serve(const config::settings& settings) {
     if (collected && *collected > 0) spdlog::info("cache: collected {} stale chunks", *collected);
   });
 
-  fills.start("gmp-fills", false);
+  fills.start("gmp-fills", true);
   checks->start("gmp-checks", true);
   reads->start("gmp-reads", false);
   std::vector<std::thread> io_pool;

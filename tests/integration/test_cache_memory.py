@@ -11,6 +11,7 @@ import json
 import os
 import random
 import resource
+import time
 
 import pytest
 
@@ -92,7 +93,7 @@ def test_a_budget_that_is_not_a_size_or_too_small_is_refused(tmp_path):
 
 
 
-MANY_ZIPS = 160
+MANY_ZIPS = 256
 OPEN_FILES_LIMIT = 128
 
 
@@ -115,9 +116,10 @@ def open_descriptors(pid: int) -> int:
 
 def test_a_cache_of_many_zips_stays_within_the_open_files_limit(many_zips_tree, make_upstream,
                                                                 start_proxy):
-    """With a 1 MiB budget each zip is flushed to a blob file of its own. Serving them all again
-    from disk must not keep one descriptor per blob file: under a 128-descriptor limit every
-    fill and read succeeds and room is left for connections."""
+    """With a 1 MiB budget each zip is flushed at its commit, to a blob file of its own unless
+    the flush thread (at a low priority) takes several commits' flushes at once. Serving them
+    all again from disk must not keep one descriptor per blob file: under a 128-descriptor
+    limit every fill and read succeeds and room is left for connections."""
     upstream = make_upstream(many_zips_tree.root)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES_LIMIT, hard))
@@ -139,3 +141,32 @@ def test_a_cache_of_many_zips_stays_within_the_open_files_limit(many_zips_tree, 
     assert most <= OPEN_FILES_LIMIT - 16, most  # room left for connections
     for path in paths:
         assert upstream.count(path) == 1, path
+
+
+def test_compactions_leave_the_chunks_of_earlier_fills_where_they_were_written(
+        tmp_path, make_upstream, start_proxy):
+    """A chunk is written to a blob file once. Compactions of the chunk tables (one every few
+    flushes of the 2 MiB write buffers) do not move live chunks into new blob files: that
+    rewrite cost a large fill's worth of copying and checksumming again. Space is freed by
+    deleting blob files whose chunks are all deleted, and by the cap's eviction
+    (test_cache_cap.py)."""
+    tree = mt.ModuleTree(tmp_path / "root")
+    paths = []
+    for i in range(6):
+        path = f"example.com/large{i}"
+        tree.add(path, "v1.0.0", {"go.mod": f"module {path}\n".encode(),
+                                  "blob.bin": random.Random(i).randbytes(8 << 20)},
+                 stored=["blob.bin"])
+        paths.append(tree.get(path, "v1.0.0").url_path(".zip"))
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url)
+    assert proxy.head(paths[0], timeout=60).status == 200
+    first = {p.name for p in proxy.cache_dir.glob("*.blob")}
+    assert first
+    for path in paths[1:]:
+        assert proxy.head(path, timeout=60).status == 200
+    time.sleep(2)  # compactions the last flushes started
+    assert first <= {p.name for p in proxy.cache_dir.glob("*.blob")}
+    response = proxy.get(paths[0], timeout=60)
+    assert response.status == 200 and response.body == tree.file_bytes(paths[0])
+    assert upstream.count(paths[0]) == 1

@@ -55,3 +55,25 @@ def test_sigkill_during_big_fill_then_restart_serves_whole_zip(tree, tmp_path, m
     assert again.status == 200, again.text[:300]
     assert hashlib.sha256(again.body).hexdigest() == expected_sha
     assert restarted.get("/healthz").status == 200
+
+
+def test_sigkill_right_after_a_big_fill_keeps_every_chunk(tree, tmp_path, make_upstream,
+                                                          start_proxy):
+    """A large fill's chunks skip the write-ahead log; its commit puts them on disk before the
+    metadata that names them. Killed the moment the fill is answered, the restarted proxy serves
+    the whole zip from its cache without asking the upstream again."""
+    upstream = make_upstream(tree.root)
+    zip_path = tree.get(mt.BIG, "v1.0.0").url_path(".zip")
+    expected_sha = hashlib.sha256(tree.file_bytes(zip_path)).hexdigest()
+    cache_dir = tmp_path / "shared-cache"
+    proxy = start_proxy(upstream.url, cache_dir=cache_dir)
+    assert proxy.head(zip_path, timeout=120).status == 200
+    proxy.kill()  # SIGKILL, before any flush the commit did not wait for
+    assert proxy.proc.returncode == -signal.SIGKILL
+    assert upstream.count(zip_path) == 1
+
+    restarted = start_proxy(upstream.url, cache_dir=cache_dir)
+    again = restarted.get(zip_path, timeout=120)
+    assert again.status == 200, again.text[:300]
+    assert hashlib.sha256(again.body).hexdigest() == expected_sha
+    assert upstream.count(zip_path) == 1

@@ -5,6 +5,8 @@ waited for a read (or a read for a check) would hang here."""
 
 import concurrent.futures
 import hashlib
+import time
+from pathlib import Path
 
 import module_tree as mt
 
@@ -38,3 +40,40 @@ def test_one_thread_per_pool_fills_verifies_and_streams(tree, make_upstream, mak
     again = proxy.get(big_zip, timeout=120)  # from the cache, through the one reads thread
     assert again.status == 200 and hashlib.sha256(again.body).hexdigest() == want
     assert upstream.count(big_zip) == 1
+
+
+def thread_niceness(pid: int) -> dict[str, set[int]]:
+    """Thread name -> the nice values its threads run at, from /proc/PID/task/*/stat."""
+    found: dict[str, set[int]] = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # the thread ended
+        name = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        found.setdefault(name, set()).add(int(fields[16]))
+    return found
+
+
+def test_fill_threads_and_rocksdb_flushes_yield_to_serving(tree, make_upstream, make_sumdb,
+                                                           start_proxy):
+    """A large fill's receiving, writing, flushing and checking all run below the connections'
+    priority, so on a busy machine they wait for warm requests instead of the other way round."""
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    big_zip = tree.get(mt.BIG, "v1.0.0").url_path(".zip")
+    assert proxy.get(big_zip, timeout=120).status == 200
+    # The commit of a zip this large flushes its chunks at once (rocksdb:high); the flush thread
+    # lowers its priority before that job.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        nice = thread_niceness(proxy.proc.pid)
+        if 19 in nice.get("rocksdb:high", set()):
+            break
+        time.sleep(0.2)
+    assert nice.get("rocksdb:high") == {19}, nice
+    assert nice.get("gmp-fills") == {10}, nice
+    assert nice.get("gmp-checks") == {10}, nice
+    assert nice.get("gmp-io") == {0}, nice

@@ -4,6 +4,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/listener.h>
 #include <rocksdb/options.h>
@@ -98,6 +99,15 @@ struct db_state {
   // entries survive the process being killed (kill -9, OOM); only a power loss or kernel crash
   // could lose the last few, which for a cache means a refetch.
   rdb::WriteOptions write_options;
+  // For a large fill's chunks: not through the WAL, which would write and checksum every zip
+  // byte once more (with Debian's portable CRC32C) only to delete it after the next flush. They
+  // are durable once flushed, and a commit flushes them before the metadata that names them is
+  // written, so a crash can lose only chunks no committed entry refers to.
+  rdb::WriteOptions chunk_write_options = [] {
+    rdb::WriteOptions options;
+    options.disableWAL = true;
+    return options;
+  }();
 
   // Serialises commits, removes and garbage decisions: each reads the current metadata and
   // writes a batch based on it. Readers and chunk writes never take it.
@@ -439,6 +449,22 @@ class rocksdb_writer final : public entry_writer {
       return errc::cache_io;
     }
     meta.size = size_;
+    // Chunks that went around the WAL, the last one with them, are on disk before anything
+    // names them. Such an entry is flushed at commit anyway (flush_after_bytes).
+    const bool around_wal = wrote_around_wal_;
+    if (around_wal) {
+      if (auto flushed = flush(); !flushed) {
+        failed_ = true;
+        return flushed;
+      }
+      rdb::FlushOptions flush;
+      flush.wait = true;
+      flush.allow_write_stall = true;
+      if (const auto status = state_->db->Flush(flush, state_->chunks); !status.ok()) {
+        failed_ = true;
+        return to_error(status);
+      }
+    }
     if (meta.stored_at_ms == 0) {
       meta.stored_at_ms = now_ms();
     }
@@ -452,10 +478,12 @@ class rocksdb_writer final : public entry_writer {
       record.where = layout::storage::chunked;
       record.fill_id = fill_id_;
       record.chunk_bytes = state_->chunk_bytes;
-      record.chunk_count = flushed_ + 1;
-      layout::seal_chunk(buffer_);
-      batch.Put(state_->chunks, layout::chunk_key(fill_id_, flushed_), buffer_)
-          .PermitUncheckedError();
+      record.chunk_count = around_wal ? flushed_ : flushed_ + 1;
+      if (!around_wal) {
+        layout::seal_chunk(buffer_);
+        batch.Put(state_->chunks, layout::chunk_key(fill_id_, flushed_), buffer_)
+            .PermitUncheckedError();
+      }
       if (flushed_ > 0) {
         // Committed chunks are found through the metadata from now on.
         batch.Delete(state_->records, layout::fill_key(fill_id_)).PermitUncheckedError();
@@ -463,7 +491,7 @@ class rocksdb_writer final : public entry_writer {
     }
     auto encoded = layout::encode_meta(record);
     if (!encoded) {
-      unseal(record.where);
+      unseal(record.where, around_wal);
       return encoded.error();
     }
     const auto stored_meta_key = layout::meta_key(key_);
@@ -472,7 +500,7 @@ class rocksdb_writer final : public entry_writer {
       store_stats stats = state_->committed;
       bool existed = false;
       if (auto retired = state_->retire_current(stored_meta_key, batch, stats, existed); !retired) {
-        unseal(record.where);
+        unseal(record.where, around_wal);
         return retired;
       }
       batch.Put(state_->records, stored_meta_key, *encoded).PermitUncheckedError();
@@ -481,7 +509,7 @@ class rocksdb_writer final : public entry_writer {
       batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
           .PermitUncheckedError();
       if (const auto status = state_->db->Write(state_->write_options, &batch); !status.ok()) {
-        unseal(record.where);
+        unseal(record.where, around_wal);
         return to_error(status);
       }
       state_->publish(stats);
@@ -491,7 +519,8 @@ class rocksdb_writer final : public entry_writer {
     state_->note_committed(size_);
     std::string().swap(buffer_);
     cache_.release();
-    if (record.where == layout::storage::chunked && size_ >= state_->flush_after_bytes) {
+    if (record.where == layout::storage::chunked && size_ >= state_->flush_after_bytes &&
+        !around_wal) {
       // The flush ends in a trim (flush_listener).
       rdb::FlushOptions flush;
       flush.wait = false;
@@ -502,19 +531,32 @@ class rocksdb_writer final : public entry_writer {
   }
 
  private:
-  // Writes the full in-memory chunk; the fill record names its key and how many chunks exist,
-  // in the same batch, so collect_garbage() knows exactly what a dead fill left behind.
+  // Writes the in-memory chunk. The fill record naming its key and how many chunks exist goes
+  // first, through the WAL, so collect_garbage() knows everything a dead fill may have left
+  // behind, even chunks a crash lost before their flush. An entry already large enough to be
+  // flushed at its commit writes its chunks around the WAL (chunk_write_options).
   [[nodiscard]] result<void> flush() {
+    const bool around_wal = size_ >= state_->flush_after_bytes;
+    const std::size_t body_bytes = buffer_.size();
     rdb::WriteBatch batch;
-    layout::seal_chunk(buffer_);
-    batch.Put(state_->chunks, layout::chunk_key(fill_id_, flushed_), buffer_)
-        .PermitUncheckedError();
     batch
         .Put(state_->records, layout::fill_key(fill_id_),
              layout::encode_fill({.chunks_written = flushed_ + 1, .key = key_}))
         .PermitUncheckedError();
-    const auto status = state_->db->Write(state_->write_options, &batch);
-    buffer_.resize(state_->chunk_bytes);
+    layout::seal_chunk(buffer_);
+    if (!around_wal) {
+      batch.Put(state_->chunks, layout::chunk_key(fill_id_, flushed_), buffer_)
+          .PermitUncheckedError();
+    }
+    auto status = state_->db->Write(state_->write_options, &batch);
+    if (status.ok() && around_wal) {
+      rdb::WriteBatch chunk;
+      chunk.Put(state_->chunks, layout::chunk_key(fill_id_, flushed_), buffer_)
+          .PermitUncheckedError();
+      status = state_->db->Write(state_->chunk_write_options, &chunk);
+      wrote_around_wal_ = true;
+    }
+    buffer_.resize(body_bytes);
     if (!status.ok()) {
       return to_error(status);
     }
@@ -524,8 +566,8 @@ class rocksdb_writer final : public entry_writer {
   }
 
   // Undoes seal_chunk after a failed commit so read() still sees only body bytes.
-  void unseal(layout::storage where) {
-    if (where == layout::storage::chunked) {
+  void unseal(layout::storage where, bool around_wal) {
+    if (where == layout::storage::chunked && !around_wal) {
       buffer_.resize(buffer_.size() - layout::chunk_trailer_bytes);
     }
   }
@@ -538,6 +580,7 @@ class rocksdb_writer final : public entry_writer {
   std::uint64_t size_ = 0;
   bool committed_ = false;
   bool failed_ = false;
+  bool wrote_around_wal_ = false;
   chunk_cache cache_;
 };
 
@@ -1244,7 +1287,12 @@ int open_files_budget() {
   chunks_options.enable_blob_files = true;
   chunks_options.min_blob_size = 0;
   chunks_options.blob_compression_type = rdb::kNoCompression;
-  chunks_options.enable_blob_garbage_collection = true;
+  // Not in every compaction: with one small blob file per flush, the automatic kind rewrote (and
+  // checksummed twice, with Debian's portable CRC32C) the live chunks of the oldest quarter of
+  // them each time a few tables were compacted: a quarter of a CPU second per 100 MiB zip filled
+  // (docs/benchmarks.md). A blob file all of whose chunks are deleted goes without it, and the
+  // cap's eviction forces it over the range it evicted (cap_keeper::reclaim).
+  chunks_options.enable_blob_garbage_collection = false;
   chunks_options.write_buffer_size = buffer_bytes;
 
   if (options.max_bytes != 0) {
@@ -1276,6 +1324,15 @@ int open_files_budget() {
       {rdb::kDefaultColumnFamilyName, records_options},
       {std::string(layout::chunks_family), chunks_options},
   };
+  // Flushes and compactions move and checksum every zip byte a fill writes, a second time and
+  // more, with Debian's portable CRC32C. Like the checks pool they wait for serving on a busy
+  // machine (nice 19, applied by each thread before its next job): a slower flush slows the
+  // fills writing behind it, never a warm request.
+  for (const auto pool : {rdb::Env::Priority::HIGH, rdb::Env::Priority::LOW}) {
+    rdb::Env::Default()
+        ->LowerThreadPoolCPUPriority(pool, rdb::CpuPriority::kLow)
+        .PermitUncheckedError();
+  }
   rdb::DB* db = nullptr;
   const auto status = rdb::DB::Open(db_options, options.path, families, &state.handles, &db);
   if (!status.ok()) {

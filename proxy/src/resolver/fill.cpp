@@ -258,25 +258,36 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
   switch (fetched.result) {
     case upstream::outcome::ok: {
       auto& entry = event.entry;
-      // Reading back and checking up to 500 MiB is CPU work: it runs on the checks pool so the
-      // fills pool keeps serving other fills' sockets meanwhile. The walk waits for it here, so
-      // the entry has one user at a time.
-      auto bad = co_await net::co_spawn(
+      // Reading back, checking and hashing up to 500 MiB is CPU work: it runs on the checks
+      // pool so the fills pool keeps serving other fills' sockets meanwhile, in one hop (each
+      // hop is a wake-up of a checks thread and of the walk's again). The walk waits for it
+      // here, so the entry has one user at a time.
+      const bool hashed = needs_sumdb_check(request);
+      struct checked_body {
+        std::optional<std::string> bad;
+        boost::system::result<std::string> h1 = std::string();
+      };
+      auto checked = co_await net::co_spawn(
           executors_.checks,
-          [this, &request, &entry]() -> net::awaitable<std::optional<std::string>> {
+          [this, &request, &entry, hashed]() -> net::awaitable<checked_body> {
             auto reader = [&entry](std::uint64_t offset, std::size_t length) {
               return entry->read(offset, length);
             };
-            auto found = check_body(request, entry->size(), reader);
-            if (!found && (request.kind == endpoint::sumdb_lookup ||
-                           request.kind == endpoint::sumdb_latest)) {
-              found = check_signed_answer(request, entry->size(), reader,
-                                          sumdb_named(request.sumdb)->key);
+            checked_body out;
+            out.bad = check_body(request, entry->size(), reader);
+            if (!out.bad && (request.kind == endpoint::sumdb_lookup ||
+                             request.kind == endpoint::sumdb_latest)) {
+              out.bad = check_signed_answer(request, entry->size(), reader,
+                                            sumdb_named(request.sumdb)->key);
             }
-            co_return found;
+            if (!out.bad && hashed) {
+              out.h1 =
+                  sumdb::module_file_h1_hash(request.kind == endpoint::zip, entry->size(), reader);
+            }
+            co_return out;
           },
           net::use_awaitable);
-      if (bad) {
+      if (const auto& bad = checked.bad) {
         spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, *bad);
         count_attempt(slots, kind, upstream_outcome::error, &fetched);
         note_problem(slots, kind, "invalid answer (failed verification)");
@@ -285,11 +296,12 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
         verdict = attempt_verdict::invalid;
         break;
       }
-      if (needs_sumdb_check(request)) {
+      if (hashed) {
         std::string detail;
         // The walk starts the proof with the attempt whose body this is.
-        const auto checked = co_await verify_against_sumdb(request, *entry, *proof, detail);
-        if (checked == sumdb_check::mismatch) {
+        const auto sumdb_verdict =
+            co_await verify_against_sumdb(request, checked.h1, *proof, detail);
+        if (sumdb_verdict == sumdb_check::mismatch) {
           spdlog::error("integrity failure: {} {}@{} from {}: {}",
                         protocol::endpoint_name(request.kind), request.module_path, request.version,
                         tier.name, detail);
@@ -301,7 +313,7 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
           verdict = attempt_verdict::invalid;
           break;
         }
-        if (checked == sumdb_check::unavailable) {
+        if (sumdb_verdict == sumdb_check::unavailable) {
           // Nothing unverified is cached; another tier would meet the same database.
           if (steady_clock::now() >= fill_deadline) {
             count_attempt(slots, kind, upstream_outcome::ok, &fetched);

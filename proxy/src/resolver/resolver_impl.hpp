@@ -177,9 +177,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                                protocol::module_request request,
                                                std::shared_ptr<sumdb_proof> proof,
                                                std::chrono::steady_clock::time_point deadline);
-  boost::asio::awaitable<sumdb_check> verify_against_sumdb(const protocol::module_request& request,
-                                                           cache::entry_writer& entry,
-                                                           sumdb_proof& proof, std::string& detail);
+  boost::asio::awaitable<sumdb_check> verify_against_sumdb(
+      const protocol::module_request& request,
+      const boost::system::result<std::string>& actual_hash, sumdb_proof& proof,
+      std::string& detail);
 };
 
 }  // namespace gomodproxy::resolver

@@ -124,21 +124,10 @@ net::awaitable<void> resolver::impl::run_sumdb_proof(std::shared_ptr<impl> self,
 }
 
 net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb(
-    const protocol::module_request& request, cache::entry_writer& entry, sumdb_proof& proof,
-    std::string& detail) {
+    const protocol::module_request& request, const boost::system::result<std::string>& actual,
+    sumdb_proof& proof, std::string& detail) {
   const auto& database = options_.sumdbs.front();
   const bool is_zip = request.kind == endpoint::zip;
-  // Hashing a zip of up to 500 MiB is the fill's largest CPU cost: on the checks pool, never
-  // beside the fills' sockets. The fill waits for it, so the entry has one user at a time.
-  auto actual = co_await net::co_spawn(
-      executors_.checks,
-      [&entry, is_zip]() -> net::awaitable<boost::system::result<std::string>> {
-        auto reader = [&entry](std::uint64_t offset, std::size_t length) {
-          return entry.read(offset, length);
-        };
-        co_return sumdb::module_file_h1_hash(is_zip, entry.size(), reader);
-      },
-      net::use_awaitable);
   if (!actual) {
     // A zip that cannot be hashed is not the module; a go.mod that cannot be read back is
     // our failure.
