@@ -1,0 +1,58 @@
+"""The tiles a verified fill's proof lacks travel together: a cold zip whose record proof needs
+three tiles of a distant checksum database has all three requests in flight at once (read from
+the database's request log, which stamps when each request arrived and was answered), each asked
+once, and the zip is served only once proven."""
+
+from __future__ import annotations
+
+import json
+
+import module_tree as mt
+
+TREE_SIZE = 700
+# Record 0's proof in a tree of 700 records: its own full level-0 tile, the partial level-0 tile
+# of records 512-699, and the partial level-1 tile holding the subtree of records 256-511.
+PROOF_TILES = ["/tile/8/0/000", "/tile/8/0/002.p/188", "/tile/8/1/000.p/2"]
+DELAY = 0.5  # seconds the database waits before each answer, so requests in flight together
+# overlap by far more than the proxy takes to send them
+
+
+def seed_log(records_file, module: mt.ModuleVersion) -> None:
+    """The database's log: `module` at record 0, then filler records up to TREE_SIZE."""
+    with records_file.open("a") as out:
+        text = (f"{module.path} {module.version} {module.zip_sum}\n"
+                f"{module.path} {module.version}/go.mod {module.mod_sum}\n")
+        out.write(json.dumps({"path": module.path, "version": module.version,
+                              "text": text}) + "\n")
+        for record_id in range(1, TREE_SIZE):
+            path = f"filler.invalid/r{record_id}"
+            out.write(json.dumps({"path": path, "version": "v1.0.0",
+                                  "text": f"{path} v1.0.0 h1:{record_id:043d}=\n"}) + "\n")
+
+
+def test_a_proof_fetches_the_tiles_it_lacks_together(tmp_path, make_upstream, make_sumdb,
+                                                     start_proxy):
+    tree = mt.ModuleTree(tmp_path / "tree")
+    module = tree.add("example.com/prooftiles", "v1.0.0", {
+        "go.mod": b"module example.com/prooftiles\n\ngo 1.19\n",
+        "p.go": b"package prooftiles\n",
+    })
+    upstream = make_upstream(tree.root)
+    sumdb = make_sumdb(tree.root, delay=DELAY)
+    sumdb.stop()
+    seed_log(sumdb.records_file, module)
+    sumdb.start()
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+
+    resp = proxy.get(module.url_path(".zip"))
+    assert resp.status == 200, resp.text()
+    assert resp.body == tree.file_bytes(module.url_path(".zip"))
+
+    assert sumdb.wait_count("/tile/", len(PROOF_TILES)) == len(PROOF_TILES), sumdb.paths()
+    tiles = [r for r in sumdb.requests if r.path.startswith("/tile/")]
+    assert sorted(r.path for r in tiles) == PROOF_TILES
+    assert all(r.status == 200 for r in tiles), tiles
+    # Fetched one after another, no two would overlap: each would start after the previous
+    # answer was read.
+    pairs = sumdb.overlapping("/tile/")
+    assert len(pairs) == len(PROOF_TILES) * (len(PROOF_TILES) - 1) // 2, tiles
