@@ -1,13 +1,16 @@
 """The tiles a verified fill's proof lacks travel together: a cold zip whose record proof needs
 three tiles of a distant checksum database has all three requests in flight at once (read from
 the database's request log, which stamps when each request arrived and was answered), each asked
-once, and the zip is served only once proven."""
+once, and the zip is served only once proven. A tampered tile among them still fails the fill,
+and the tiles are asked again next time."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import module_tree as mt
+from conftest import http_request
 
 TREE_SIZE = 700
 # Record 0's proof in a tree of 700 records: its own full level-0 tile, the partial level-0 tile
@@ -30,22 +33,28 @@ def seed_log(records_file, module: mt.ModuleVersion) -> None:
                                   "text": f"{path} v1.0.0 h1:{record_id:043d}=\n"}) + "\n")
 
 
-def test_a_proof_fetches_the_tiles_it_lacks_together(tmp_path, make_upstream, make_sumdb,
-                                                     start_proxy):
+def seeded_tree_and_sumdb(tmp_path, make_sumdb, delay: float = 0.0):
+    """A tree holding one module and a database whose log holds it at record 0 of TREE_SIZE."""
     tree = mt.ModuleTree(tmp_path / "tree")
     module = tree.add("example.com/prooftiles", "v1.0.0", {
         "go.mod": b"module example.com/prooftiles\n\ngo 1.19\n",
         "p.go": b"package prooftiles\n",
     })
-    upstream = make_upstream(tree.root)
-    sumdb = make_sumdb(tree.root, delay=DELAY)
+    sumdb = make_sumdb(tree.root, delay=delay)
     sumdb.stop()
     seed_log(sumdb.records_file, module)
     sumdb.start()
+    return tree, module, sumdb
+
+
+def test_a_proof_fetches_the_tiles_it_lacks_together(tmp_path, make_upstream, make_sumdb,
+                                                     start_proxy):
+    tree, module, sumdb = seeded_tree_and_sumdb(tmp_path, make_sumdb, DELAY)
+    upstream = make_upstream(tree.root)
     proxy = start_proxy(upstream.url, *sumdb.flags)
 
     resp = proxy.get(module.url_path(".zip"))
-    assert resp.status == 200, resp.text()
+    assert resp.status == 200, resp.text
     assert resp.body == tree.file_bytes(module.url_path(".zip"))
 
     assert sumdb.wait_count("/tile/", len(PROOF_TILES)) == len(PROOF_TILES), sumdb.paths()
@@ -56,3 +65,36 @@ def test_a_proof_fetches_the_tiles_it_lacks_together(tmp_path, make_upstream, ma
     # answer was read.
     pairs = sumdb.overlapping("/tile/")
     assert len(pairs) == len(PROOF_TILES) * (len(PROOF_TILES) - 1) // 2, tiles
+
+
+def test_a_tampered_tile_fetched_with_the_others_fails_the_fill(tmp_path, make_upstream,
+                                                                make_sumdb, start_proxy):
+    tree, module, sumdb = seeded_tree_and_sumdb(tmp_path, make_sumdb)
+    # A copy of the database's answers, served by a scriptable server that changes one tile.
+    mirror = tmp_path / "mirror"
+    for path in [module.lookup_path, *PROOF_TILES]:
+        answer = http_request(sumdb.port, path)
+        assert answer.status == 200, path
+        (mirror / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / path.lstrip("/")).write_bytes(answer.body)
+    tampered_path = "/tile/8/1/000.p/2"
+    genuine = (mirror / tampered_path.lstrip("/")).read_bytes()
+    database = make_upstream(mirror, "database")
+    # Its second hash (records 256-511) is in record 0's proof; the first is not.
+    tampered = genuine[:32] + bytes([genuine[32] ^ 1]) + genuine[33:]
+    database.serve_body(re.escape(tampered_path) + "$", tampered)
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url, "--sumdb", f"{sumdb.name}={database.url}",
+                        "--sumdb-key", sumdb.vkey)
+
+    refused = proxy.get(module.url_path(".zip"))
+    assert refused.status != 200, refused.text
+    assert all(database.count(path) == 1 for path in PROOF_TILES), database.paths()
+
+    # Nothing of the failed proof was kept: the tiles are asked again, the zip fetched again.
+    database.clear_faults()
+    resp = proxy.get(module.url_path(".zip"))
+    assert resp.status == 200, resp.text
+    assert resp.body == tree.file_bytes(module.url_path(".zip"))
+    assert database.count(tampered_path) == 2, database.paths()
+    assert upstream.count(module.url_path(".zip")) == 2
