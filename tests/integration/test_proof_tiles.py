@@ -20,17 +20,20 @@ DELAY = 0.5  # seconds the database waits before each answer, so requests in fli
 # overlap by far more than the proxy takes to send them
 
 
-def seed_log(records_file, module: mt.ModuleVersion) -> None:
-    """The database's log: `module` at record 0, then filler records up to TREE_SIZE."""
+def seed_log(records_file, module: mt.ModuleVersion, first: int = 0, size: int = TREE_SIZE,
+             module_id: int = 0) -> None:
+    """Appends records first..size-1 to the database's log: `module` at `module_id`, filler
+    records elsewhere."""
     with records_file.open("a") as out:
-        text = (f"{module.path} {module.version} {module.zip_sum}\n"
-                f"{module.path} {module.version}/go.mod {module.mod_sum}\n")
-        out.write(json.dumps({"path": module.path, "version": module.version,
-                              "text": text}) + "\n")
-        for record_id in range(1, TREE_SIZE):
-            path = f"filler.invalid/r{record_id}"
-            out.write(json.dumps({"path": path, "version": "v1.0.0",
-                                  "text": f"{path} v1.0.0 h1:{record_id:043d}=\n"}) + "\n")
+        for record_id in range(first, size):
+            if record_id == module_id:
+                path, version = module.path, module.version
+                text = (f"{path} {version} {module.zip_sum}\n"
+                        f"{path} {version}/go.mod {module.mod_sum}\n")
+            else:
+                path, version = f"filler.invalid/r{record_id}", "v1.0.0"
+                text = f"{path} v1.0.0 h1:{record_id:043d}=\n"
+            out.write(json.dumps({"path": path, "version": version, "text": text}) + "\n")
 
 
 def seeded_tree_and_sumdb(tmp_path, make_sumdb, delay: float = 0.0):
@@ -98,3 +101,39 @@ def test_a_tampered_tile_fetched_with_the_others_fails_the_fill(tmp_path, make_u
     assert resp.body == tree.file_bytes(module.url_path(".zip"))
     assert database.count(tampered_path) == 2, database.paths()
     assert upstream.count(module.url_path(".zip")) == 2
+
+
+def test_the_tree_consistency_tiles_travel_with_the_record_tiles(tmp_path, make_upstream,
+                                                                 make_sumdb, start_proxy):
+    # The proxy remembers a tree of 300 records; the next lookup is signed in a tree of 1000,
+    # holding the second module's record at 999. Its inclusion proof needs tile/8/0/003.p/232
+    # and tile/8/1/000.p/3; the proof that 1000 extends 300 needs tile/8/0/001 as well.
+    tree = mt.ModuleTree(tmp_path / "tree")
+    first, second = (tree.add(f"example.com/prooftiles{i}", "v1.0.0", {
+        "go.mod": f"module example.com/prooftiles{i}\n\ngo 1.19\n".encode(),
+        "p.go": b"package p\n",
+    }) for i in (1, 2))
+    sumdb = make_sumdb(tree.root)
+    sumdb.stop()
+    seed_log(sumdb.records_file, first, 0, 300, module_id=0)
+    sumdb.start()
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url, *sumdb.flags)
+    assert proxy.get(first.url_path(".zip")).status == 200
+
+    sumdb.stop()
+    seed_log(sumdb.records_file, second, 300, 1000, module_id=999)
+    sumdb.delay = DELAY
+    sumdb.start()
+    sumdb.clear_log()
+    resp = proxy.get(second.url_path(".zip"))
+    assert resp.status == 200, resp.text
+    assert resp.body == tree.file_bytes(second.url_path(".zip"))
+
+    wanted = ["/tile/8/0/001", "/tile/8/0/003.p/232", "/tile/8/1/000.p/3"]
+    assert sumdb.wait_count("/tile/", len(wanted)) == len(wanted), sumdb.paths()
+    tiles = [r for r in sumdb.requests if r.path.startswith("/tile/")]
+    assert sorted(r.path for r in tiles) == wanted
+    # Proven one after the other, the consistency proof's tile would start after the record
+    # proof's tiles were answered.
+    assert len(sumdb.overlapping("/tile/")) == 3, tiles

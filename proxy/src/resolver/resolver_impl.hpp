@@ -174,6 +174,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   static boost::asio::awaitable<void> fetch_tile_worker(
       std::shared_ptr<impl> self, std::shared_ptr<tile_batch> batch, std::string prefix,
       std::chrono::steady_clock::time_point deadline);
+  // tree_extends_known's outcome when run beside a record proof; defined in sumdb_verify.cpp.
+  struct consistency_check;
+  static boost::asio::awaitable<void> check_consistency(
+      std::shared_ptr<impl> self, sumdb::tree_head head, std::shared_ptr<consistency_check> check,
+      std::chrono::steady_clock::time_point deadline);
   boost::asio::awaitable<bool> tree_extends_known(const sumdb_options& database,
                                                   const sumdb::tree_head& head, std::string& why,
                                                   std::chrono::steady_clock::time_point deadline);

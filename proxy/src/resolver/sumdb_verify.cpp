@@ -51,6 +51,15 @@ struct resolver::impl::tile_fetch {
   std::string why;
 };
 
+// The outcome of tree_extends_known run beside a record's inclusion proof; written by
+// check_consistency, read by proven_hash only after `done`.
+struct resolver::impl::consistency_check {
+  explicit consistency_check(net::any_io_executor executor) : done(std::move(executor), 1) {}
+  net::experimental::concurrent_channel<void(boost::system::error_code)> done;
+  bool consistent = false;
+  std::string why;
+};
+
 // Shared by with_tiles and the workers it starts; each worker claims fetches by `next`, so each
 // fetch is written by one worker, and read by with_tiles only after every worker has sent on
 // `done`.
@@ -216,6 +225,13 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
     detail = database.name + " lookup: tree head not verified";
     co_return std::nullopt;
   }
+  // The tree is checked against the one remembered while the record's inclusion is proven, so
+  // the tiles of both proofs travel together instead of in two rounds. (The go command checks
+  // the tree first, then the record; neither proof depends on the other.)
+  auto consistency = std::make_shared<consistency_check>(executors_.fills);
+  net::co_spawn(executors_.fills,
+                check_consistency(shared_from_this(), *head, consistency, deadline),
+                log_if_thrown("a checksum database consistency check"));
   const auto leaf = sumdb::record_hash(record->text);
   bool included = co_await with_tiles(
       database, head->size,
@@ -225,14 +241,15 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
         return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
       },
       why, deadline);
+  (void)co_await consistency->done.async_receive(net::as_tuple(net::use_awaitable));
   if (!included) {
     detail = database.name + ": the lookup record is not in its signed tree" +
              (why.empty() ? "" : " (" + why + ")");
     co_return std::nullopt;
   }
-  if (!co_await tree_extends_known(database, *head, why, deadline)) {
-    detail = database.name + " misbehaves: " + why;
-    spdlog::error("checksum database {}: {}", database.name, why);
+  if (!consistency->consistent) {
+    detail = database.name + " misbehaves: " + consistency->why;
+    spdlog::error("checksum database {}: {}", database.name, consistency->why);
     co_return std::nullopt;
   }
 
@@ -359,6 +376,22 @@ net::awaitable<void> resolver::impl::fetch_tile_worker(std::shared_ptr<impl> sel
     }
   }
   (void)batch->done.try_send(boost::system::error_code{});
+}
+
+// Runs tree_extends_known for the first checksum database and sends on `check->done` once,
+// whatever happens, since proven_hash waits for it.
+net::awaitable<void> resolver::impl::check_consistency(std::shared_ptr<impl> self,
+                                                       sumdb::tree_head head,
+                                                       std::shared_ptr<consistency_check> check,
+                                                       steady_clock::time_point deadline) {
+  try {
+    check->consistent = co_await self->tree_extends_known(self->options_.sumdbs.front(), head,
+                                                          check->why, deadline);
+  } catch (const std::exception& error) {
+    check->consistent = false;
+    check->why = std::string("internal error: ") + error.what();
+  }
+  (void)check->done.try_send(boost::system::error_code{});
 }
 
 // The newest tree head this cache has verified for `database`, kept under a key no request
