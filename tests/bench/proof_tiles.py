@@ -109,6 +109,10 @@ def main() -> None:
                             elapsed = timed_get(port, zip_path, expected)
                         finally:
                             bench_proxy.stop_proxy(proc, timeout=10)
+                        # The database logs a request as its answer goes out, on a reader
+                        # thread: on a loaded machine the lines may trail the proxy's answer.
+                        sumdb.wait_count("/tile/", 1, timeout=5.0)
+                        time.sleep(0.3)
                         tiles = sumdb.count("/tile/")
                         pairs = len(sumdb.overlapping("/tile/"))
                         times[name].append(elapsed)
