@@ -373,6 +373,9 @@ net::awaitable<void> resolver::impl::fetch_tile_worker(std::shared_ptr<impl> sel
     } catch (const std::exception& error) {
       fetch.data.reset();
       fetch.why = std::string("internal error: ") + error.what();
+    } catch (...) {
+      fetch.data.reset();
+      fetch.why = "internal error: unknown exception";
     }
   }
   (void)batch->done.try_send(boost::system::error_code{});
@@ -390,6 +393,9 @@ net::awaitable<void> resolver::impl::check_consistency(std::shared_ptr<impl> sel
   } catch (const std::exception& error) {
     check->consistent = false;
     check->why = std::string("internal error: ") + error.what();
+  } catch (...) {
+    check->consistent = false;
+    check->why = "internal error: unknown exception";
   }
   (void)check->done.try_send(boost::system::error_code{});
 }
