@@ -4,7 +4,7 @@ straight from the upstream, with a distant upstream and checksum database.
 
 Usage: python3 tests/bench/cold_verified.py <gomodproxy> [--compare <other gomodproxy>]
                                            [--rounds N] [--modules N] [--delay SECONDS]
-                                           [--json FILE]
+                                           [--tree-size N] [--json FILE]
 
 One module tree of `--modules` modules (bench.example/mNN v1.0.0, each requiring the next, so
 the go command walks a graph) and a main module that imports them all; one test upstream
@@ -21,7 +21,12 @@ the proxy, so the go command reaches the database through it as clients do):
 With --compare, `verified`/`unverified` also run for the other binary (named `<case>@other`),
 side by side in the same rounds. The database gets every record before the first timed round
 (one untimed download straight from the upstream), so no round pays for growing its tree.
-Prints the medians with each case's ratio to `upstream`.
+With `--tree-size N` filler records are then appended until the log holds N records, so the
+modules' records (ids 0 to --modules - 1) sit at the left of a larger tree and each proof needs
+several tiles (with 700: tile/8/0/000, tile/8/0/002.p/188 and tile/8/1/000.p/2).
+Prints the medians with each case's ratio to `upstream`, and how many tiles the database was
+asked for in each case's runs (through the proxy: the proxy's own proofs and the go command's,
+which it passes on).
 """
 
 from __future__ import annotations
@@ -75,6 +80,17 @@ def build_graph(root: Path, count: int) -> tuple[mt.ModuleTree, Path]:
     (program / "main.go").write_text(f"package main\n\nimport (\n{imports})\n\n"
                                      f"func main() {{\n{calls}}}\n")
     return tree, program
+
+
+def grow_log(sumdb: test_sumdb.TestSumdb, tree_size: int) -> None:
+    """Appends filler records to the stopped database's log until it holds `tree_size`."""
+    with sumdb.records_file.open() as log:
+        first = sum(1 for _ in log)
+    with sumdb.records_file.open("a") as out:
+        for record_id in range(first, tree_size):
+            path = f"filler.invalid/r{record_id}"
+            out.write(json.dumps({"path": path, "version": "v1.0.0",
+                                  "text": f"{path} v1.0.0 h1:{record_id:043d}=\n"}) + "\n")
 
 
 def go_env(base: Path, goproxy: str, gosumdb: str) -> dict:
@@ -131,6 +147,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modules", type=int, default=24)
     parser.add_argument("--delay", type=float, default=0.15)
+    parser.add_argument("--tree-size", type=int, default=0,
+                        help="grow the database's log to this many records after the warm-up")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -142,6 +160,7 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="cold_verified."))
     times: dict[str, list[float]] = {case: [] for case in cases}
+    tiles: dict[str, list[int]] = {case: [] for case in cases}
     try:
         tree, program = build_graph(scratch, args.modules)
         with test_sumdb.TestSumdb(tree.root, scratch / "sumdb", delay=args.delay) as sumdb:
@@ -149,13 +168,20 @@ def main() -> None:
             try:
                 upstream.delay(".", args.delay)
                 timed_download(program, scratch / "warmup", upstream.url, sumdb.gosumdb)
+                if args.tree_size:
+                    sumdb.stop()
+                    grow_log(sumdb, args.tree_size)
+                    sumdb.start()
                 for round_no in range(args.rounds):
                     shift = round_no % len(cases)
                     for case in cases[shift:] + cases[:shift]:
+                        sumdb.clear_log()
                         elapsed = run_case(case, binaries.get(case, args.binary), program,
                                            scratch / "runs", upstream.url, sumdb, round_no)
                         times[case].append(elapsed)
-                        print(f"round {round_no + 1} {case:18s} {elapsed:7.3f} s", flush=True)
+                        tiles[case].append(sumdb.count("/tile/"))
+                        print(f"round {round_no + 1} {case:18s} {elapsed:7.3f} s "
+                              f"{tiles[case][-1]:3d} tiles", flush=True)
             finally:
                 upstream.clear_faults()
                 upstream.stop()
@@ -164,15 +190,18 @@ def main() -> None:
 
     base = statistics.median(times["upstream"])
     print(f"\ncold `go mod download` of {args.modules} modules, {args.delay * 1000:.0f} ms on "
-          f"upstream and checksum database, median of {args.rounds}")
-    print(f"{'case':18s} {'median s':>9s} {'min s':>7s} {'max s':>7s} {'÷ upstream':>11s}")
+          f"upstream and checksum database, tree of {args.tree_size or args.modules} records, "
+          f"median of {args.rounds}")
+    print(f"{'case':18s} {'median s':>9s} {'min s':>7s} {'max s':>7s} {'÷ upstream':>11s} "
+          f"{'tiles':>6s}")
     for case in cases:
         median = statistics.median(times[case])
         print(f"{case:18s} {median:9.3f} {min(times[case]):7.3f} {max(times[case]):7.3f} "
-              f"{median / base:10.2f}×")
+              f"{median / base:10.2f}× {statistics.median(tiles[case]):6.0f}")
     if args.json:
         args.json.write_text(json.dumps({"delay": args.delay, "modules": args.modules,
-                                         "times": times}, indent=2))
+                                         "tree_size": args.tree_size, "times": times,
+                                         "tiles": tiles}, indent=2))
 
 
 if __name__ == "__main__":

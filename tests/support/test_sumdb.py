@@ -7,8 +7,9 @@ go version and the x/mod sources, so a changed server is rebuilt. Each TestSumdb
 key and its record log in a state directory, so restart() signs with the same key and replays the
 same history; restart(fork=True) signs, with that key, a history that does not extend it.
 
-The server logs every request on stderr as `sumdb: <method> <uri> <status>`; a reader thread turns
-those lines into `requests`. Every wait is bounded.
+The server logs every request on stderr as `sumdb: <method> <uri> <status> <started> <answered>`
+(Unix microseconds); a reader thread turns those lines into `requests`, and overlapping() tells
+which of them the server was handling at the same time. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ STARTUP_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
 
 LISTEN_RE = re.compile(r"^sumdb listening on (http://127\.0\.0\.1:(\d+)) key (\S+)\s*$")
-REQUEST_RE = re.compile(r"^sumdb: (\S+) (\S+) (\d+)\s*$")
+REQUEST_RE = re.compile(r"^sumdb: (\S+) (\S+) (\d+) (\d+) (\d+)\s*$")
 
 
 class SumdbError(RuntimeError):
@@ -48,6 +49,13 @@ class SumdbRequest:
     method: str
     path: str    # request URI as sent, e.g. '/lookup/example.com/hello@v1.2.0'
     status: int
+    started_us: int   # Unix microseconds when the request arrived (before any -delay)
+    answered_us: int  # when the handler returned, before the answer's end was flushed
+
+    def overlaps(self, other: "SumdbRequest") -> bool:
+        """True when the server was handling both at once. A client that sends one request
+        only after reading the other's answer never makes two that overlap."""
+        return self.started_us < other.answered_us and other.started_us < self.answered_us
 
 
 def _cache_root() -> Path:
@@ -242,6 +250,12 @@ class TestSumdb:
                 return n
             time.sleep(0.02)
 
+    def overlapping(self, path_prefix: str) -> list[tuple[SumdbRequest, SumdbRequest]]:
+        """Every pair of logged requests whose URI starts with `path_prefix` that the server
+        was handling at the same time, in log order."""
+        chosen = [r for r in self.requests if r.path.startswith(path_prefix)]
+        return [(a, b) for i, a in enumerate(chosen) for b in chosen[i + 1:] if a.overlaps(b)]
+
     def clear_log(self) -> None:
         with self._lock:
             self._log.clear()
@@ -269,7 +283,8 @@ class TestSumdb:
                 self._stderr.append(line)
                 if match:
                     self._log.append(SumdbRequest(match.group(1), match.group(2),
-                                                  int(match.group(3))))
+                                                  int(match.group(3)), int(match.group(4)),
+                                                  int(match.group(5))))
 
 
 class SumdbFactory:

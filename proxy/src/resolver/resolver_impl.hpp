@@ -164,6 +164,21 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       const sumdb_options& database, std::int64_t size,
       const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
       std::string& why, std::chrono::steady_clock::time_point deadline);
+  // One tile a proof lacks and what fetching it gave; defined in sumdb_verify.cpp.
+  struct tile_fetch;
+  // The tiles one round of a proof fetches together; defined in sumdb_verify.cpp.
+  struct tile_batch;
+  boost::asio::awaitable<std::vector<tile_fetch>> fetch_tiles(
+      const sumdb_options& database, std::vector<tile_fetch> wanted,
+      std::chrono::steady_clock::time_point deadline);
+  static boost::asio::awaitable<void> fetch_tile_worker(
+      std::shared_ptr<impl> self, std::shared_ptr<tile_batch> batch, std::string prefix,
+      std::chrono::steady_clock::time_point deadline);
+  // tree_extends_known's outcome when run beside a record proof; defined in sumdb_verify.cpp.
+  struct consistency_check;
+  static boost::asio::awaitable<void> check_consistency(
+      std::shared_ptr<impl> self, sumdb::tree_head head, std::shared_ptr<consistency_check> check,
+      std::chrono::steady_clock::time_point deadline);
   boost::asio::awaitable<bool> tree_extends_known(const sumdb_options& database,
                                                   const sumdb::tree_head& head, std::string& why,
                                                   std::chrono::steady_clock::time_point deadline);

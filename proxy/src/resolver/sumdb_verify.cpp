@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
@@ -33,7 +34,42 @@ namespace {
 
 using steady_clock = std::chrono::steady_clock;
 
+// At most this many of one proof's tiles are fetched at once. The go command fetches all of a
+// proof's tiles together; a record proof names at most about two tiles per tile level (the
+// record's path and the tree's right edge), so in trees below 2^32 records all of them travel at
+// once, while one proof never holds more than this many upstream requests.
+constexpr std::size_t max_tile_fetches_at_once = 8;
+
 }  // namespace
+
+// One tile a proof lacks: the path it reads, and the same tile when full, which starts with the
+// same hashes when the database no longer serves the partial one.
+struct resolver::impl::tile_fetch {
+  std::string path;
+  std::string full_path;
+  std::optional<std::string> data;  ///< nullopt: not fetched, see `why`
+  std::string why;
+};
+
+// The outcome of tree_extends_known run beside a record's inclusion proof; written by
+// check_consistency, read by proven_hash only after `done`.
+struct resolver::impl::consistency_check {
+  explicit consistency_check(net::any_io_executor executor) : done(std::move(executor), 1) {}
+  net::experimental::concurrent_channel<void(boost::system::error_code)> done;
+  bool consistent = false;
+  std::string why;
+};
+
+// Shared by with_tiles and the workers it starts; each worker claims fetches by `next`, so each
+// fetch is written by one worker, and read by with_tiles only after every worker has sent on
+// `done`.
+struct resolver::impl::tile_batch {
+  tile_batch(net::any_io_executor executor, std::vector<tile_fetch> wanted, std::size_t workers)
+      : fetches(std::move(wanted)), done(std::move(executor), workers) {}
+  std::vector<tile_fetch> fetches;
+  std::atomic<std::size_t> next{0};
+  net::experimental::concurrent_channel<void(boost::system::error_code)> done;
+};
 
 net::awaitable<resolver::database_answer> resolver::database_hash(std::string module_path,
                                                                   std::string version,
@@ -178,6 +214,13 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
     detail = database.name + " lookup: tree head not verified";
     co_return std::nullopt;
   }
+  // The tree is checked against the one remembered while the record's inclusion is proven, so
+  // the tiles of both proofs travel together instead of in two rounds. (The go command checks
+  // the tree first, then the record; neither proof depends on the other.)
+  auto consistency = std::make_shared<consistency_check>(executors_.fills);
+  net::co_spawn(executors_.fills,
+                check_consistency(shared_from_this(), *head, consistency, deadline),
+                log_if_thrown("a checksum database consistency check"));
   const auto leaf = sumdb::record_hash(record->text);
   bool included = co_await with_tiles(
       database, head->size,
@@ -187,14 +230,15 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
         return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
       },
       why, deadline);
+  (void)co_await consistency->done.async_receive(net::as_tuple(net::use_awaitable));
   if (!included) {
     detail = database.name + ": the lookup record is not in its signed tree" +
              (why.empty() ? "" : " (" + why + ")");
     co_return std::nullopt;
   }
-  if (!co_await tree_extends_known(database, *head, why, deadline)) {
-    detail = database.name + " misbehaves: " + why;
-    spdlog::error("checksum database {}: {}", database.name, why);
+  if (!consistency->consistent) {
+    detail = database.name + " misbehaves: " + consistency->why;
+    spdlog::error("checksum database {}: {}", database.name, consistency->why);
     co_return std::nullopt;
   }
 
@@ -259,24 +303,90 @@ net::awaitable<bool> resolver::impl::with_tiles(
       why = "tiles do not hold the hashes the proof needs";
       co_return false;
     }
-    for (const auto& [path, full_path] : missing) {
-      if (tiles.contains(path)) continue;
-      std::string tile_why;
-      auto data = co_await cached_body("/sumdb/" + database.name + "/" + path, tile_why, deadline);
-      // A partial tile the database no longer serves: its full tile starts with the same hashes.
-      if (!data && full_path != path) {
-        data =
-            co_await cached_body("/sumdb/" + database.name + "/" + full_path, tile_why, deadline);
-      }
-      if (!data) {
-        why = path + ": " + tile_why;
+    std::vector<tile_fetch> wanted;
+    for (auto& [path, full_path] : missing) {
+      const bool named_before = std::any_of(wanted.begin(), wanted.end(),
+                                            [&](const tile_fetch& f) { return f.path == path; });
+      if (!named_before)
+        wanted.push_back(tile_fetch{std::move(path), std::move(full_path), std::nullopt, {}});
+    }
+    auto fetched = co_await fetch_tiles(database, std::move(wanted), deadline);
+    // Every fetch has ended; the first failure in the proof's order is the one reported.
+    for (auto& fetch : fetched) {
+      if (!fetch.data) {
+        why = fetch.path + ": " + fetch.why;
         co_return false;
       }
-      tiles.emplace(path, std::move(*data));
     }
+    for (auto& fetch : fetched) tiles.emplace(std::move(fetch.path), std::move(*fetch.data));
   }
   why = "tiles kept missing";
   co_return false;
+}
+
+// The tiles of `wanted`, fetched through cached_body (so each is shared with any other fill
+// asking for it, and cached) at most max_tile_fetches_at_once at a time, as the go command's
+// client fetches a proof's tiles together: a proof needing several tiles waits about one
+// round trip for them, not one per tile. Returns when every fetch has ended, each with its
+// bytes or why it has none.
+net::awaitable<std::vector<resolver::impl::tile_fetch>> resolver::impl::fetch_tiles(
+    const sumdb_options& database, std::vector<tile_fetch> wanted,
+    steady_clock::time_point deadline) {
+  if (wanted.empty()) co_return wanted;
+  const std::size_t workers = std::min(wanted.size(), max_tile_fetches_at_once);
+  auto batch = std::make_shared<tile_batch>(executors_.fills, std::move(wanted), workers);
+  const std::string prefix = "/sumdb/" + database.name + "/";
+  for (std::size_t i = 0; i < workers; ++i) {
+    net::co_spawn(executors_.fills, fetch_tile_worker(shared_from_this(), batch, prefix, deadline),
+                  log_if_thrown("a checksum database tile fetch"));
+  }
+  for (std::size_t i = 0; i < workers; ++i) {
+    (void)co_await batch->done.async_receive(net::as_tuple(net::use_awaitable));
+  }
+  co_return std::move(batch->fetches);
+}
+
+// Fetches the batch's tiles one after another until none is left unclaimed; sends on `done`
+// once, whatever happens, since fetch_tiles waits for every worker.
+net::awaitable<void> resolver::impl::fetch_tile_worker(std::shared_ptr<impl> self,
+                                                       std::shared_ptr<tile_batch> batch,
+                                                       std::string prefix,
+                                                       steady_clock::time_point deadline) {
+  for (std::size_t i; (i = batch->next.fetch_add(1)) < batch->fetches.size();) {
+    tile_fetch& fetch = batch->fetches[i];
+    try {
+      fetch.data = co_await self->cached_body(prefix + fetch.path, fetch.why, deadline);
+      if (!fetch.data && fetch.full_path != fetch.path) {
+        fetch.data = co_await self->cached_body(prefix + fetch.full_path, fetch.why, deadline);
+      }
+    } catch (const std::exception& error) {
+      fetch.data.reset();
+      fetch.why = std::string("internal error: ") + error.what();
+    } catch (...) {
+      fetch.data.reset();
+      fetch.why = "internal error: unknown exception";
+    }
+  }
+  (void)batch->done.try_send(boost::system::error_code{});
+}
+
+// Runs tree_extends_known for the first checksum database and sends on `check->done` once,
+// whatever happens, since proven_hash waits for it.
+net::awaitable<void> resolver::impl::check_consistency(std::shared_ptr<impl> self,
+                                                       sumdb::tree_head head,
+                                                       std::shared_ptr<consistency_check> check,
+                                                       steady_clock::time_point deadline) {
+  try {
+    check->consistent = co_await self->tree_extends_known(self->options_.sumdbs.front(), head,
+                                                          check->why, deadline);
+  } catch (const std::exception& error) {
+    check->consistent = false;
+    check->why = std::string("internal error: ") + error.what();
+  } catch (...) {
+    check->consistent = false;
+    check->why = "internal error: unknown exception";
+  }
+  (void)check->done.try_send(boost::system::error_code{});
 }
 
 // The newest tree head this cache has verified for `database`, kept under a key no request

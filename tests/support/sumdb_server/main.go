@@ -322,12 +322,18 @@ func delayed(delay time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-// logRequests writes "sumdb: <method> <request-uri> <status>" to stderr for every request, which
-// tests/support/test_sumdb.py parses into its request log.
+// logRequests writes "sumdb: <method> <request-uri> <status> <started> <answered>" to stderr for
+// every request, which tests/support/test_sumdb.py parses into its request log. The two times are
+// Unix microseconds: when the request arrived, before any -delay, and when the handler returned,
+// before the server flushes the end of the answer, so a client that sends its next request only
+// after reading the previous answer never logs two overlapping requests.
 func logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started := time.Now().UnixMicro()
 		recorder := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(recorder, r)
-		fmt.Fprintf(os.Stderr, "sumdb: %s %s %d\n", r.Method, r.URL.RequestURI(), recorder.status)
+		answered := time.Now().UnixMicro()
+		fmt.Fprintf(os.Stderr, "sumdb: %s %s %d %d %d\n", r.Method, r.URL.RequestURI(),
+			recorder.status, started, answered)
 	})
 }
