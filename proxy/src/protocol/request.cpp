@@ -1,5 +1,6 @@
 #include "protocol/request.hpp"
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <utility>
@@ -66,6 +67,14 @@ constexpr std::array<bool, 256> path_safe_bytes() {
 void append_escaped_encoded(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789ABCDEF";
   static constexpr auto raw = path_safe_bytes();
+  // Lower-case paths and versions, the usual case, need no escape: appended in one copy.
+  std::size_t plain = 0;
+  while (plain < text.size() && raw[static_cast<unsigned char>(text[plain])] &&
+         !(text[plain] >= 'A' && text[plain] <= 'Z')) {
+    ++plain;
+  }
+  out.append(text.substr(0, plain));
+  text.remove_prefix(plain);
   for (char c : text) {
     const auto b = static_cast<unsigned char>(c);
     if (c >= 'A' && c <= 'Z') {
@@ -261,7 +270,8 @@ bool percent_decode(std::string_view in, std::string& out) {
 std::variant<module_request, parse_error> parse_module_request(std::string_view target) {
   const auto fail = [](std::string reason) { return parse_error{std::move(reason)}; };
   // The go command never sends a query or fragment; accepting one would split the cache key.
-  if (target.find_first_of("?#") != std::string_view::npos) {
+  // One pass: find_first_of with a set searches the set once per character of the target.
+  if (std::any_of(target.begin(), target.end(), [](char c) { return c == '?' || c == '#'; })) {
     return fail("query strings and fragments are not part of the GOPROXY protocol");
   }
   if (target.empty() || target.front() != '/') return fail("request target must start with '/'");
