@@ -275,15 +275,22 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
     return fail("query strings and fragments are not part of the GOPROXY protocol");
   }
   if (target.empty() || target.front() != '/') return fail("request target must start with '/'");
-  std::string decoded;
-  if (!percent_decode(target, decoded)) return fail("invalid percent-encoding in request path");
+  // Nothing percent-encoded, the usual case: the target is its own decoding, read in place
+  // instead of copied into a string allocated for every request.
+  std::string decoded_copy;
+  std::string_view decoded = target;
+  if (target.find('%') != std::string_view::npos || target.find('\0') != std::string_view::npos) {
+    if (!percent_decode(target, decoded_copy)) {
+      return fail("invalid percent-encoding in request path");
+    }
+    decoded = decoded_copy;
+  }
 
-  if (std::string_view(decoded).starts_with("/sumdb/")) {
-    return parse_sumdb_request(
-        std::string_view(decoded).substr(std::string_view("/sumdb/").size()));
+  if (decoded.starts_with("/sumdb/")) {
+    return parse_sumdb_request(decoded.substr(std::string_view("/sumdb/").size()));
   }
   module_request request;
-  std::string_view rest = std::string_view(decoded).substr(1);
+  std::string_view rest = decoded.substr(1);
   std::string_view escaped_path;
   std::string_view escaped_version;
   if (rest.ends_with("/@latest")) {
