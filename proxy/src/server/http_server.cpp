@@ -27,6 +27,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <charconv>
 #include <ctime>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -263,6 +264,13 @@ struct connection_state {
 
 using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
+// A request's header fields live in an arena of the connection's exchange, emptied after each
+// request: Beast's fields otherwise allocate the request line and every field on the heap.
+using fields_allocator = std::pmr::polymorphic_allocator<char>;
+using request_fields = http::basic_fields<fields_allocator>;
+template <class Body>
+using request_parser = http::parser<true, Body, fields_allocator>;
+
 // Drained after a handler that left the body unread, so its answer is not lost to a reset.
 constexpr std::uint64_t max_discarded_body = 1 << 20;
 
@@ -271,9 +279,8 @@ constexpr std::uint64_t max_discarded_body = 1 << 20;
 template <class Stream>
 class parsed_body final : public request_body {
  public:
-  parsed_body(Stream& stream, beast::flat_buffer& buffer,
-              http::request_parser<http::empty_body>&& header, std::uint64_t limit,
-              connection_state& state, std::chrono::milliseconds timeout)
+  parsed_body(Stream& stream, beast::flat_buffer& buffer, request_parser<http::empty_body>&& header,
+              std::uint64_t limit, connection_state& state, std::chrono::milliseconds timeout)
       : stream_(stream),
         buffer_(buffer),
         parser_(std::move(header)),
@@ -324,12 +331,12 @@ class parsed_body final : public request_body {
     co_return parser_.is_done() && !failed_;
   }
 
-  const http::request<http::buffer_body>& request() const { return parser_.get(); }
+  const http::request<http::buffer_body, request_fields>& request() const { return parser_.get(); }
 
  private:
   Stream& stream_;
   beast::flat_buffer& buffer_;
-  http::request_parser<http::buffer_body> parser_;
+  request_parser<http::buffer_body> parser_;
   connection_state& state_;
   std::chrono::milliseconds timeout_;
   bool failed_ = false;
@@ -638,9 +645,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   net::awaitable<void> exchange(Stream& stream, connection_state& state) {
     // Bounded: a pipelining client can queue at most this much unparsed input with us.
     beast::flat_buffer buffer(options_.max_header_bytes + 8192);
+    alignas(std::max_align_t) std::array<std::byte, 1024> fields_block;
     bool first = true;
     while (!draining_.load()) {
-      http::request_parser<http::empty_body> parser;
+      // Declared before the parser, so it outlives the fields it holds; a header past the
+      // arena's first block takes more from the heap, given back when the request is done.
+      std::pmr::monotonic_buffer_resource arena(fields_block.data(), fields_block.size());
+      request_parser<http::empty_body> parser(std::piecewise_construct, std::make_tuple(),
+                                              std::make_tuple(fields_allocator(&arena)));
       parser.header_limit(options_.max_header_bytes);
       // The parser would refuse a declared length above its default limit (1 MiB) while
       // reading the header; answer_with_body applies the route's own limit instead.
@@ -671,7 +683,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   template <class Stream>
   net::awaitable<bool> answer_with_body(Stream& stream, beast::flat_buffer& buffer,
                                         connection_state& state,
-                                        http::request_parser<http::empty_body>&& header) {
+                                        request_parser<http::empty_body>&& header) {
     const auto target = header.get().target();
     const auto limit = body_limits_.find(std::string(target.substr(0, target.find('?'))));
     if (limit == body_limits_.end() || header.get().method() != http::verb::post) {
@@ -785,7 +797,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   // Returns whether the connection may carry another request.
   template <class Stream, class Body>
   net::awaitable<bool> answer(Stream& stream, connection_state& state,
-                              const http::request<Body>& request, request_body* body) {
+                              const http::request<Body, request_fields>& request,
+                              request_body* body) {
     auto started = std::chrono::steady_clock::now();
     bool is_head = request.method() == http::verb::head;
     bool keep_alive = request.keep_alive() && !draining_.load();
