@@ -289,10 +289,15 @@ def cmd_measure(args: argparse.Namespace) -> int:
         "gomodproxy": (args.proxy_url, [args.proxy_pid]),
         "nginx": (args.nginx_url, _with_children(args.nginx_pid)),
     }
+    unknown = set(args.mixes.split()) - {m[0] for m in MIXES}
+    if unknown:
+        raise SystemExit(f"bench: unknown mixes {sorted(unknown)}")
     runs: list[dict] = []
     for shape_index, (threads, shape_connections) in enumerate(_parse_shapes(args.shapes)):
         shape = f"-t{threads} -c{shape_connections}"
         for name, file_name, _, conns, _ in MIXES:
+            if args.mixes and name not in args.mixes.split():
+                continue
             if conns is not None and shape_index > 0:
                 continue  # a fixed-connection mix (latency) does not depend on the shape
             connections = conns or shape_connections
@@ -415,6 +420,9 @@ def main() -> int:
     p.add_argument("--duration", type=int, default=7)
     p.add_argument("--short-duration", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--mixes", default="",
+                   help="names of the mixes to run, space-separated (default: all): "
+                        + " ".join(m[0] for m in MIXES))
     p.add_argument("--json-out", required=True)
     p.add_argument("--markdown-out", required=True)
     p.set_defaults(func=cmd_measure)

@@ -12,6 +12,7 @@
 # lighter shape and the heavier one of issue 16); BENCH_THREADS / BENCH_CONNECTIONS, when either
 # is set, replace the list with that one shape (defaults 1 and 32);
 # BENCH_DURATION (seconds per run, 7), BENCH_ROUNDS (3; the table shows the median),
+# BENCH_MIXES (names of the mixes to run, e.g. "info mod meta"; default all, see bench.py MIXES),
 # BENCH_RESULTS_DIR (default: a bench-results directory next to the binary), BENCH_KEEP=1 keeps
 # the temp dir, BENCH_ACCESS_LOG (on: the proxy's default access log, to stderr, which goes to a
 # file in the temp dir, and nginx's access log to a file; off: both off; default on).
@@ -209,7 +210,7 @@ python3 "$here/bench.py" measure \
   --proxy-url "$proxy_url" --proxy-pid "$proxy_pid" \
   --nginx-url "$nginx_url" --nginx-pid "$nginx_pid" \
   --paths-dir "$work/paths" --lua "$here/paths.lua" \
-  --shapes "$shapes" --duration "$duration" --rounds "$rounds" \
+  --shapes "$shapes" --duration "$duration" --rounds "$rounds" --mixes "${BENCH_MIXES:-}" \
   --json-out "$results_dir/results.json" --markdown-out "$results_dir/results.md"
 
 kill -0 "$proxy_pid" 2>/dev/null || { echo "bench: gomodproxy died during the run" >&2; exit 1; }

@@ -1264,6 +1264,11 @@ int open_files_budget() {
       std::make_shared<rdb::WriteBufferManager>(options.memory_bytes / 2, state.block_cache);
   db_options.write_buffer_manager = state.write_buffers;
   db_options.listeners.push_back(std::make_shared<flush_listener>());
+  // A warm .info or .mod request is one point lookup; found in the row cache it skips the
+  // index and data block searches (36.5k -> 29.7k instructions per warm request, callgrind).
+  // Rows hold record values and the chunks family's blob references, never zip bytes, and are
+  // charged to the same budget.
+  db_options.row_cache = state.block_cache;
   const auto& cache = state.block_cache;
   // Chunks reach blob files only when their memtable is flushed, so a buffer holds up to its
   // size of zip bytes after a fill; a small one lets them go soon. Two such buffers (one

@@ -1,5 +1,6 @@
 #include "protocol/request.hpp"
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <utility>
@@ -66,6 +67,14 @@ constexpr std::array<bool, 256> path_safe_bytes() {
 void append_escaped_encoded(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789ABCDEF";
   static constexpr auto raw = path_safe_bytes();
+  // Lower-case paths and versions, the usual case, need no escape: appended in one copy.
+  std::size_t plain = 0;
+  while (plain < text.size() && raw[static_cast<unsigned char>(text[plain])] &&
+         !(text[plain] >= 'A' && text[plain] <= 'Z')) {
+    ++plain;
+  }
+  out.append(text.substr(0, plain));
+  text.remove_prefix(plain);
   for (char c : text) {
     const auto b = static_cast<unsigned char>(c);
     if (c >= 'A' && c <= 'Z') {
@@ -261,19 +270,27 @@ bool percent_decode(std::string_view in, std::string& out) {
 std::variant<module_request, parse_error> parse_module_request(std::string_view target) {
   const auto fail = [](std::string reason) { return parse_error{std::move(reason)}; };
   // The go command never sends a query or fragment; accepting one would split the cache key.
-  if (target.find_first_of("?#") != std::string_view::npos) {
+  // One pass: find_first_of with a set searches the set once per character of the target.
+  if (std::any_of(target.begin(), target.end(), [](char c) { return c == '?' || c == '#'; })) {
     return fail("query strings and fragments are not part of the GOPROXY protocol");
   }
   if (target.empty() || target.front() != '/') return fail("request target must start with '/'");
-  std::string decoded;
-  if (!percent_decode(target, decoded)) return fail("invalid percent-encoding in request path");
+  // Nothing percent-encoded, the usual case: the target is its own decoding, read in place
+  // instead of copied into a string allocated for every request.
+  std::string decoded_copy;
+  std::string_view decoded = target;
+  if (target.find('%') != std::string_view::npos || target.find('\0') != std::string_view::npos) {
+    if (!percent_decode(target, decoded_copy)) {
+      return fail("invalid percent-encoding in request path");
+    }
+    decoded = decoded_copy;
+  }
 
-  if (std::string_view(decoded).starts_with("/sumdb/")) {
-    return parse_sumdb_request(
-        std::string_view(decoded).substr(std::string_view("/sumdb/").size()));
+  if (decoded.starts_with("/sumdb/")) {
+    return parse_sumdb_request(decoded.substr(std::string_view("/sumdb/").size()));
   }
   module_request request;
-  std::string_view rest = std::string_view(decoded).substr(1);
+  std::string_view rest = decoded.substr(1);
   std::string_view escaped_path;
   std::string_view escaped_version;
   if (rest.ends_with("/@latest")) {

@@ -170,9 +170,10 @@ resolver::resolver(resolver_options options, cache::cache_store& store,
 
 resolver::~resolver() = default;
 
+// Not a coroutine: the caller awaits impl's own, one frame allocation fewer per request.
 net::awaitable<void> resolver::handle(const server::request_view& request,
                                       server::response_writer& writer) {
-  co_await impl_->handle(request, writer);
+  return impl_->handle(request, writer);
 }
 
 void resolver::abandon_waiting() { impl_->flights_.close(); }
