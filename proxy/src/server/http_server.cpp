@@ -401,7 +401,8 @@ class connection_writer final : public response_writer {
       failed_ = true;
       co_return false;
     }
-    std::string header = serialize_head(head, content_length, keep_alive_, http10_);
+    std::string& header = state_.head_text;
+    serialize_head(header, head, content_length, keep_alive_, http10_);
     if constexpr (std::is_same_v<Stream, tls_stream>) {
       // One buffer per write under TLS (see send()).
       if (!co_await write(net::buffer(header), 0)) co_return false;
