@@ -266,8 +266,13 @@ class chunk_cache {
 
 class inline_reader final : public entry_reader {
  public:
-  inline_reader(entry_meta meta, std::string record, std::string_view body)
-      : meta_(std::move(meta)), record_(std::move(record)), body_(body) {}
+  // `body_offset` and `body_bytes` place the body inside `record`: a view taken before the
+  // record was moved here could point into the moved-from string's inline buffer.
+  inline_reader(entry_meta meta, std::string record, std::size_t body_offset,
+                std::size_t body_bytes)
+      : meta_(std::move(meta)),
+        record_(std::move(record)),
+        body_(std::string_view(record_).substr(body_offset, body_bytes)) {}
 
   const entry_meta& meta() const override { return meta_; }
 
@@ -983,26 +988,29 @@ class rocksdb_store final : public cache_store {
     }
     state_->note_used(key);
     if (record->where == layout::storage::inline_body) {
-      return inline_entry(std::move(**stored));
+      return inline_entry(std::move(**stored), *record);
     }
     // The metadata must be re-read at the snapshot: the version read above may already have
-    // been replaced and its chunks deleted.
+    // been replaced and its chunks deleted. Almost always it is the same record, and what was
+    // decoded from it stands.
     auto snapshot = std::make_unique<rdb::ManagedSnapshot>(state_->db.get());
     rdb::ReadOptions at_snapshot;
     at_snapshot.snapshot = snapshot->snapshot();
-    stored = state_->get_record(at_snapshot, stored_meta_key);
-    if (!stored) {
-      return stored.error();
+    auto at_open = state_->get_record(at_snapshot, stored_meta_key);
+    if (!at_open) {
+      return at_open.error();
     }
-    if (!stored->has_value()) {
+    if (!at_open->has_value()) {
       return std::unique_ptr<entry_reader>{};
     }
-    record = layout::decode_meta(**stored);
-    if (!record) {
-      return record.error();
-    }
-    if (record->where == layout::storage::inline_body) {
-      return inline_entry(std::move(**stored));
+    if (**at_open != **stored) {
+      record = layout::decode_meta(**at_open);
+      if (!record) {
+        return record.error();
+      }
+      if (record->where == layout::storage::inline_body) {
+        return inline_entry(std::move(**at_open), *record);
+      }
     }
     return std::unique_ptr<entry_reader>{
         std::make_unique<chunked_reader>(state_, std::move(snapshot), *record)};
@@ -1141,16 +1149,13 @@ class rocksdb_store final : public cache_store {
   }
 
  private:
-  static result<std::unique_ptr<entry_reader>> inline_entry(std::string stored) {
-    // Decoded again from the string the reader will own, so `body` views memory that stays.
-    auto record = layout::decode_meta(stored);
-    if (!record) {
-      return record.error();
-    }
-    auto meta = record->meta;
-    const auto body = record->body;
-    return std::unique_ptr<entry_reader>{
-        std::make_unique<inline_reader>(std::move(meta), std::move(stored), body)};
+  // `record` was decoded from `stored`; its body view is turned into a place in the string, which
+  // the reader keeps.
+  static std::unique_ptr<entry_reader> inline_entry(std::string stored,
+                                                    const layout::meta_record& record) {
+    const auto body_offset = static_cast<std::size_t>(record.body.data() - stored.data());
+    const auto body_bytes = record.body.size();
+    return std::make_unique<inline_reader>(record.meta, std::move(stored), body_offset, body_bytes);
   }
 
   std::shared_ptr<db_state> state_;
