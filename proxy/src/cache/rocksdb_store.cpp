@@ -1,6 +1,7 @@
 // The RocksDB cache store. Record layout: rocksdb_layout.hpp. Every rocksdb::Status is turned into
 // an errc here; nothing RocksDB leaves this file.
 #include <malloc.h>
+#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -19,6 +20,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -65,6 +67,59 @@ rdb::CompressionType small_record_compression() {
   return rdb::kNoCompression;
 }
 
+// Hands the memory malloc keeps free back to the kernel, from a thread of its own: a trim locks
+// and walks every malloc arena, which the I/O thread that happens to close the last large reader
+// must not wait for. Trims run at most once per `spacing`; requests made meanwhile are served
+// by one trim when it has passed, so the last request is never dropped.
+class memory_trimmer {
+ public:
+  explicit memory_trimmer(std::function<void()> trim)
+      : trim_(trim ? std::move(trim) : [] { malloc_trim(0); }), thread_([this] { run(); }) {}
+  memory_trimmer(const memory_trimmer&) = delete;
+  memory_trimmer& operator=(const memory_trimmer&) = delete;
+  ~memory_trimmer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  // Never blocks on a trim; a request already pending costs one atomic exchange.
+  void request() {
+    if (pending_.exchange(true, std::memory_order_acq_rel)) return;
+    { std::lock_guard lock(mutex_); }
+    wake_.notify_one();
+  }
+
+ private:
+  static constexpr std::chrono::seconds spacing{1};
+
+  void run() {
+#ifdef __linux__
+    (void)pthread_setname_np(pthread_self(), "gmp-trim");
+#endif
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [this] { return stopping_ || pending_.load(std::memory_order_acquire); });
+      if (stopping_) return;
+      pending_.store(false, std::memory_order_release);
+      lock.unlock();
+      trim_();
+      lock.lock();
+      if (wake_.wait_for(lock, spacing, [this] { return stopping_; })) return;
+    }
+  }
+
+  const std::function<void()> trim_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> pending_{false};
+  bool stopping_ = false;  // under mutex_
+  std::thread thread_;     // last: started once everything it uses exists
+};
+
 // Everything readers and writers need; shared so they may outlive the store object.
 struct db_state {
   db_state() = default;
@@ -81,6 +136,7 @@ struct db_state {
   }
 
   // Declared before `db`, which uses them until it is closed.
+  std::shared_ptr<memory_trimmer> trimmer;  // also held by the flush listener
   std::shared_ptr<rdb::Cache> block_cache;
   std::shared_ptr<rdb::WriteBufferManager> write_buffers;
   std::size_t memory_bytes = 0;
@@ -142,19 +198,14 @@ struct db_state {
   }
 
   // Chunk buffers are large and come from whichever thread's malloc arena served them; freed,
-  // they stay in that arena (glibc returns only the top of a heap), so an idle process would
-  // keep what its last fill or downloads used. A trim gives it back. Flushes (one per write
-  // buffer of chunks) trim every time; the last large reader closing trims at most once a
-  // second, as a trim walks every arena and readers close often under load.
-  std::atomic<std::int64_t> last_reader_trim_ms{0};
+  // they stay in that arena, so an idle process would keep what its last fill or downloads
+  // used. A trim gives back what lies free between the chunks still in use. Flushes (one per
+  // write buffer of chunks) and the last large reader closing ask for one.
   std::atomic<std::uint32_t> open_chunked_readers{0};
 
   void note_reader_closed() {
     if (open_chunked_readers.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    const auto now = now_ms();
-    auto last = last_reader_trim_ms.load(std::memory_order_relaxed);
-    if (now - last < 1000 || !last_reader_trim_ms.compare_exchange_strong(last, now)) return;
-    malloc_trim(0);
+    trimmer->request();
   }
 
   void note_used(std::string_view key) {
@@ -1173,9 +1224,13 @@ class rocksdb_store final : public cache_store {
 // A flush frees a write buffer (memtable) full of chunks.
 class flush_listener final : public rdb::EventListener {
  public:
+  explicit flush_listener(std::shared_ptr<memory_trimmer> trimmer) : trimmer_(std::move(trimmer)) {}
   void OnFlushCompleted(rdb::DB* /*db*/, const rdb::FlushJobInfo& /*info*/) override {
-    malloc_trim(0);
+    trimmer_->request();
   }
+
+ private:
+  std::shared_ptr<memory_trimmer> trimmer_;
 };
 
 rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cache) {
@@ -1225,7 +1280,8 @@ int open_files_budget() {
   state.write_buffers =
       std::make_shared<rdb::WriteBufferManager>(options.memory_bytes / 2, state.block_cache);
   db_options.write_buffer_manager = state.write_buffers;
-  db_options.listeners.push_back(std::make_shared<flush_listener>());
+  state.trimmer = std::make_shared<memory_trimmer>(options.release_free_memory);
+  db_options.listeners.push_back(std::make_shared<flush_listener>(state.trimmer));
   const auto& cache = state.block_cache;
   // Chunks reach blob files only when their memtable is flushed, so a buffer holds up to its
   // size of zip bytes after a fill; a small one lets them go soon. Two such buffers (one
