@@ -69,8 +69,10 @@ rdb::CompressionType small_record_compression() {
 
 // Hands the memory malloc keeps free back to the kernel, from a thread of its own: a trim locks
 // and walks every malloc arena, which the I/O thread that happens to close the last large reader
-// must not wait for. Trims run at most once per `spacing`; requests made meanwhile are served
-// by one trim when it has passed, so the last request is never dropped.
+// must not wait for. A request is served `delay` after it is made, by one trim for every request
+// made meanwhile, so there is at most one trim per `delay` and the last request is never
+// dropped. The delay also lets what the request announced finish being freed: RocksDB reports a
+// completed flush before it frees the flushed write buffer.
 class memory_trimmer {
  public:
   explicit memory_trimmer(std::function<void()> trim)
@@ -94,7 +96,7 @@ class memory_trimmer {
   }
 
  private:
-  static constexpr std::chrono::seconds spacing{1};
+  static constexpr std::chrono::seconds delay{1};
 
   void run() {
 #ifdef __linux__
@@ -103,12 +105,11 @@ class memory_trimmer {
     std::unique_lock lock(mutex_);
     while (true) {
       wake_.wait(lock, [this] { return stopping_ || pending_.load(std::memory_order_acquire); });
-      if (stopping_) return;
+      if (wake_.wait_for(lock, delay, [this] { return stopping_; })) return;
       pending_.store(false, std::memory_order_release);
       lock.unlock();
       trim_();
       lock.lock();
-      if (wake_.wait_for(lock, spacing, [this] { return stopping_; })) return;
     }
   }
 
@@ -429,6 +430,8 @@ class rocksdb_writer final : public entry_writer {
       std::lock_guard lock(state_->mutex);
       state_->live_fills.erase(fill_id_);
     }
+    // A fill of chunks leaves its buffers (and, after the flush, a write buffer) free.
+    if (flushed_ > 0) state_->trimmer->request();
   }
 
   result<void> append(std::string_view bytes) override {
