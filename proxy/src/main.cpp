@@ -8,7 +8,6 @@
 // tier's circuit breaker is asked, and the prober keeps asking every tier a cheap question so a
 // dead tier is skipped and a recovered one comes back. Health, readiness and /metrics are exact
 // routes on the same port.
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/async.h>
@@ -739,25 +738,9 @@ int usage(int code) {
   return code;
 }
 
-// One malloc arena for every thread. With glibc's default of eight per core, each thread's
-// arena keeps the peak of what that thread once held: a fill's write buffers on the fills and
-// RocksDB threads, the chunks of downloads spread over the reads threads' arenas with holes
-// between them. malloc_trim gives back the free top of only the main arena, so the store's trims
-// could not return that memory, and an idle process held 4-6 MiB more after one 40 MiB fill. In
-// one arena freed chunks are reused by whichever thread reads next and the trim reaches all of
-// it. Warm serving, measured side by side, did not get slower (docs/benchmarks.md). An explicit
-// MALLOC_ARENA_MAX or GLIBC_TUNABLES in the environment wins.
-void use_one_malloc_arena() {
-  if (std::getenv("MALLOC_ARENA_MAX") != nullptr || std::getenv("GLIBC_TUNABLES") != nullptr) {
-    return;
-  }
-  (void)mallopt(M_ARENA_MAX, 1);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  use_one_malloc_arena();
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return usage(2);
   std::string command = args.front();

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import resource
-from pathlib import Path
 
 import pytest
 
@@ -28,27 +27,6 @@ def memory_report(proxy) -> dict:
 
 def big_zip_path(tree) -> str:
     return tree.get(BIG, "v1.0.0").url_path(".zip")
-
-
-def malloc_arena_heaps(pid: int) -> int:
-    """How many glibc malloc arenas besides the main one the process has, from its
-    /proc/<pid>/maps: each is an anonymous heap at a 64 MiB boundary, read-write where it is in
-    use and reserved (---p) after that, 64 MiB in all."""
-    heap_bytes = 64 * MIB
-    anonymous = []
-    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-        fields = line.split()
-        if len(fields) == 5:
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            anonymous.append((start, end, fields[1]))
-    heaps = 0
-    for (start, end, perms), after in zip(anonymous, anonymous[1:] + [None]):
-        if perms != "rw-p" or start % heap_bytes != 0:
-            continue
-        reserved_after = after is not None and after[0] == end and after[2] == "---p"
-        if end - start == heap_bytes or (reserved_after and after[1] - start == heap_bytes):
-            heaps += 1
-    return heaps
 
 
 def test_the_default_budget_is_reported_and_zips_do_not_stay_in_it(tree, make_upstream,
@@ -161,18 +139,3 @@ def test_a_cache_of_many_zips_stays_within_the_open_files_limit(many_zips_tree, 
     assert most <= OPEN_FILES_LIMIT - 16, most  # room left for connections
     for path in paths:
         assert upstream.count(path) == 1, path
-
-
-def test_every_thread_allocates_from_one_malloc_arena(tree, make_upstream, start_proxy):
-    """malloc_trim cannot give back the free top of a thread's own arena, so with glibc's
-    per-thread arenas a fill's write buffers and the chunks of downloads stayed resident in the
-    fills, RocksDB and reads threads' arenas; the proxy asks for the main arena only. (A sanitizer
-    build has its own allocator and no arenas at all.)"""
-    upstream = make_upstream(tree.root)
-    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
-    proxy = start_proxy(upstream.url, env=env)
-    path = big_zip_path(tree)
-    # The fill, then a hit streamed by the reads pool: every pool and I/O thread has allocated.
-    for _ in range(2):
-        assert proxy.get(path).status == 200
-    assert malloc_arena_heaps(proxy.pid) == 0
