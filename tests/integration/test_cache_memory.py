@@ -92,7 +92,7 @@ def test_a_budget_that_is_not_a_size_or_too_small_is_refused(tmp_path):
 
 
 
-MANY_ZIPS = 160
+MANY_ZIPS = 240
 OPEN_FILES_LIMIT = 128
 
 
