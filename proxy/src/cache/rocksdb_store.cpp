@@ -71,8 +71,8 @@ rdb::CompressionType small_record_compression() {
 // and walks every malloc arena, which the I/O thread that happens to close the last large reader
 // must not wait for. A request is served `delay` after it is made, by one trim for every request
 // made meanwhile, so there is at most one trim per `delay` and the last request is never
-// dropped. The delay also lets what the request announced finish being freed: RocksDB reports a
-// completed flush before it frees the flushed write buffer.
+// dropped. The delay also lets what the request announced finish being freed: RocksDB may report
+// a completed flush before it has freed the flushed write buffer.
 class memory_trimmer {
  public:
   explicit memory_trimmer(std::function<void()> trim)
