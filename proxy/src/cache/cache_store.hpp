@@ -136,6 +136,11 @@ struct rocksdb_options {
   /// opens it only after the commit (an open reader keeps what it reads), so evicting it sooner
   /// would answer that request "vanished". Default: 10 s
   std::chrono::milliseconds fresh_entry_grace{10000};
+  /// Gives the memory malloc holds free back to the kernel; the store calls it from a thread of
+  /// its own a second after a flush of chunks or the last open large entry closing, at most
+  /// once a second. Tests replace it to see where and when it runs. Default: empty
+  /// (malloc_trim(0))
+  std::function<void()> release_free_memory;
 };
 
 /// The least rocksdb_options::memory_bytes may be: room for the write buffers of both column

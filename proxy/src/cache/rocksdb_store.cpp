@@ -1,6 +1,7 @@
 // The RocksDB cache store. Record layout: rocksdb_layout.hpp. Every rocksdb::Status is turned into
 // an errc here; nothing RocksDB leaves this file.
 #include <malloc.h>
+#include <pthread.h>
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
@@ -20,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -66,6 +68,60 @@ rdb::CompressionType small_record_compression() {
   return rdb::kNoCompression;
 }
 
+// Hands the memory malloc keeps free back to the kernel, from a thread of its own: a trim locks
+// and walks every malloc arena, which the I/O thread that happens to close the last large reader
+// must not wait for. A request is served `delay` after it is made, by one trim for every request
+// made meanwhile, so there is at most one trim per `delay` and the last request is never
+// dropped. The delay also lets what the request announced finish being freed: RocksDB may report
+// a completed flush before it has freed the flushed write buffer.
+class memory_trimmer {
+ public:
+  explicit memory_trimmer(std::function<void()> trim)
+      : trim_(trim ? std::move(trim) : [] { malloc_trim(0); }), thread_([this] { run(); }) {}
+  memory_trimmer(const memory_trimmer&) = delete;
+  memory_trimmer& operator=(const memory_trimmer&) = delete;
+  ~memory_trimmer() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+  }
+
+  // Never blocks on a trim; a request already pending costs one atomic exchange.
+  void request() {
+    if (pending_.exchange(true, std::memory_order_acq_rel)) return;
+    { std::lock_guard lock(mutex_); }
+    wake_.notify_one();
+  }
+
+ private:
+  static constexpr std::chrono::seconds delay{1};
+
+  void run() {
+#ifdef __linux__
+    (void)pthread_setname_np(pthread_self(), "gmp-trim");
+#endif
+    std::unique_lock lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [this] { return stopping_ || pending_.load(std::memory_order_acquire); });
+      if (wake_.wait_for(lock, delay, [this] { return stopping_; })) return;
+      pending_.store(false, std::memory_order_release);
+      lock.unlock();
+      trim_();
+      lock.lock();
+    }
+  }
+
+  const std::function<void()> trim_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::atomic<bool> pending_{false};
+  bool stopping_ = false;  // under mutex_
+  std::thread thread_;     // last: started once everything it uses exists
+};
+
 // Everything readers and writers need; shared so they may outlive the store object.
 struct db_state {
   db_state() = default;
@@ -82,6 +138,7 @@ struct db_state {
   }
 
   // Declared before `db`, which uses them until it is closed.
+  std::shared_ptr<memory_trimmer> trimmer;  // also held by the flush listener
   std::shared_ptr<rdb::Cache> block_cache;
   std::shared_ptr<rdb::WriteBufferManager> write_buffers;
   std::size_t memory_bytes = 0;
@@ -152,19 +209,14 @@ struct db_state {
   }
 
   // Chunk buffers are large and come from whichever thread's malloc arena served them; freed,
-  // they stay in that arena (glibc returns only the top of a heap), so an idle process would
-  // keep what its last fill or downloads used. A trim gives it back. Flushes (one per write
-  // buffer of chunks) trim every time; the last large reader closing trims at most once a
-  // second, as a trim walks every arena and readers close often under load.
-  std::atomic<std::int64_t> last_reader_trim_ms{0};
+  // they stay in that arena, so an idle process would keep what its last fill or downloads
+  // used. A trim gives back what lies free between the chunks still in use. Flushes (one per
+  // write buffer of chunks) and the last large reader closing ask for one.
   std::atomic<std::uint32_t> open_chunked_readers{0};
 
   void note_reader_closed() {
     if (open_chunked_readers.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    const auto now = now_ms();
-    auto last = last_reader_trim_ms.load(std::memory_order_relaxed);
-    if (now - last < 1000 || !last_reader_trim_ms.compare_exchange_strong(last, now)) return;
-    malloc_trim(0);
+    trimmer->request();
   }
 
   void note_used(std::string_view key) {
@@ -276,8 +328,13 @@ class chunk_cache {
 
 class inline_reader final : public entry_reader {
  public:
-  inline_reader(entry_meta meta, std::string record, std::string_view body)
-      : meta_(std::move(meta)), record_(std::move(record)), body_(body) {}
+  // `body_offset` and `body_bytes` place the body inside `record`: a view taken before the
+  // record was moved here could point into the moved-from string's inline buffer.
+  inline_reader(entry_meta meta, std::string record, std::size_t body_offset,
+                std::size_t body_bytes)
+      : meta_(std::move(meta)),
+        record_(std::move(record)),
+        body_(std::string_view(record_).substr(body_offset, body_bytes)) {}
 
   const entry_meta& meta() const override { return meta_; }
 
@@ -383,6 +440,8 @@ class rocksdb_writer final : public entry_writer {
       std::lock_guard lock(state_->mutex);
       state_->live_fills.erase(fill_id_);
     }
+    // A fill of chunks leaves its buffers (and, after the flush, a write buffer) free.
+    if (flushed_ > 0) state_->trimmer->request();
   }
 
   result<void> append(std::string_view bytes) override {
@@ -1026,26 +1085,29 @@ class rocksdb_store final : public cache_store {
     }
     state_->note_used(key);
     if (record->where == layout::storage::inline_body) {
-      return inline_entry(std::move(**stored));
+      return inline_entry(std::move(**stored), *record);
     }
     // The metadata must be re-read at the snapshot: the version read above may already have
-    // been replaced and its chunks deleted.
+    // been replaced and its chunks deleted. Almost always it is the same record, and what was
+    // decoded from it stands.
     auto snapshot = std::make_unique<rdb::ManagedSnapshot>(state_->db.get());
     rdb::ReadOptions at_snapshot;
     at_snapshot.snapshot = snapshot->snapshot();
-    stored = state_->get_record(at_snapshot, stored_meta_key);
-    if (!stored) {
-      return stored.error();
+    auto at_open = state_->get_record(at_snapshot, stored_meta_key);
+    if (!at_open) {
+      return at_open.error();
     }
-    if (!stored->has_value()) {
+    if (!at_open->has_value()) {
       return std::unique_ptr<entry_reader>{};
     }
-    record = layout::decode_meta(**stored);
-    if (!record) {
-      return record.error();
-    }
-    if (record->where == layout::storage::inline_body) {
-      return inline_entry(std::move(**stored));
+    if (**at_open != **stored) {
+      record = layout::decode_meta(**at_open);
+      if (!record) {
+        return record.error();
+      }
+      if (record->where == layout::storage::inline_body) {
+        return inline_entry(std::move(**at_open), *record);
+      }
     }
     return std::unique_ptr<entry_reader>{
         std::make_unique<chunked_reader>(state_, std::move(snapshot), *record)};
@@ -1184,16 +1246,13 @@ class rocksdb_store final : public cache_store {
   }
 
  private:
-  static result<std::unique_ptr<entry_reader>> inline_entry(std::string stored) {
-    // Decoded again from the string the reader will own, so `body` views memory that stays.
-    auto record = layout::decode_meta(stored);
-    if (!record) {
-      return record.error();
-    }
-    auto meta = record->meta;
-    const auto body = record->body;
-    return std::unique_ptr<entry_reader>{
-        std::make_unique<inline_reader>(std::move(meta), std::move(stored), body)};
+  // `record` was decoded from `stored`; its body view is turned into a place in the string, which
+  // the reader keeps.
+  static std::unique_ptr<entry_reader> inline_entry(std::string stored,
+                                                    const layout::meta_record& record) {
+    const auto body_offset = static_cast<std::size_t>(record.body.data() - stored.data());
+    const auto body_bytes = record.body.size();
+    return std::make_unique<inline_reader>(record.meta, std::move(stored), body_offset, body_bytes);
   }
 
   std::shared_ptr<db_state> state_;
@@ -1211,9 +1270,13 @@ class rocksdb_store final : public cache_store {
 // A flush frees a write buffer (memtable) full of chunks.
 class flush_listener final : public rdb::EventListener {
  public:
+  explicit flush_listener(std::shared_ptr<memory_trimmer> trimmer) : trimmer_(std::move(trimmer)) {}
   void OnFlushCompleted(rdb::DB* /*db*/, const rdb::FlushJobInfo& /*info*/) override {
-    malloc_trim(0);
+    trimmer_->request();
   }
+
+ private:
+  std::shared_ptr<memory_trimmer> trimmer_;
 };
 
 rdb::BlockBasedTableOptions table_options(const std::shared_ptr<rdb::Cache>& cache) {
@@ -1263,11 +1326,12 @@ int open_files_budget() {
   state.write_buffers =
       std::make_shared<rdb::WriteBufferManager>(options.memory_bytes / 2, state.block_cache);
   db_options.write_buffer_manager = state.write_buffers;
-  db_options.listeners.push_back(std::make_shared<flush_listener>());
+  state.trimmer = std::make_shared<memory_trimmer>(options.release_free_memory);
+  db_options.listeners.push_back(std::make_shared<flush_listener>(state.trimmer));
   // A warm .info or .mod request is one point lookup; found in the row cache it skips the
   // index and data block searches (36.5k -> 29.7k instructions per warm request, callgrind).
-  // Rows hold record values and the chunks family's blob references, never zip bytes, and are
-  // charged to the same budget.
+  // Rows hold record values (inline bodies are at most inline_max_bytes) and the chunks family's
+  // blob references, never a chunk of a large zip, and are charged to the same budget.
   db_options.row_cache = state.block_cache;
   const auto& cache = state.block_cache;
   // Chunks reach blob files only when their memtable is flushed, so a buffer holds up to its

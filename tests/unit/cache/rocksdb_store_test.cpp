@@ -5,12 +5,17 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/cache_store.hpp"
@@ -296,6 +301,63 @@ TEST_F(rocksdb_store_test,
     EXPECT_EQ(read_whole(*store, "large"), large_new);
     EXPECT_EQ(read_whole(*store, "gone"), std::nullopt);
   }
+}
+
+// Where the store gives freed memory back: it records the thread of every call, and lets a test
+// wait for the next one.
+class release_recorder {
+ public:
+  std::function<void()> hook() {
+    return [this] {
+      std::lock_guard lock(mutex_);
+      callers_.push_back(std::this_thread::get_id());
+      called_.notify_all();
+    };
+  }
+  std::size_t calls() {
+    std::lock_guard lock(mutex_);
+    return callers_.size();
+  }
+  // True once more than `seen` calls were made. The bound only keeps a broken store from hanging
+  // the suite; a working one answers within a second.
+  bool wait_past(std::size_t seen) {
+    std::unique_lock lock(mutex_);
+    return called_.wait_for(lock, std::chrono::seconds(30), [&] { return callers_.size() > seen; });
+  }
+  bool called_on(std::thread::id thread) {
+    std::lock_guard lock(mutex_);
+    return std::find(callers_.begin(), callers_.end(), thread) != callers_.end();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable called_;
+  std::vector<std::thread::id> callers_;
+};
+
+// Closing the last large reader gives its memory back, but not on the closing thread (an I/O
+// thread when a download ends: a trim locks every malloc arena); and a close soon after the
+// previous trim is served later rather than dropped, so an idle process keeps nothing of the
+// last download.
+TEST_F(rocksdb_store_test, the_last_large_reader_closing_gives_memory_back_from_the_stores_thread) {
+  release_recorder recorder;
+  auto o = options();
+  o.release_free_memory = recorder.hook();
+  auto opened = open_rocksdb_store(o);
+  ASSERT_TRUE(opened);
+  auto& store = **opened;
+  const auto body = pattern_bytes(3 * chunk_bytes + 1, 6);
+  put(store, "large", body);
+  for (int close = 0; close < 2; ++close) {
+    const auto seen = recorder.calls();
+    {
+      auto reader = store.open("large").value();
+      ASSERT_NE(reader, nullptr);
+      EXPECT_EQ(reader->read(0, body.size()).value(), body);
+    }
+    EXPECT_TRUE(recorder.wait_past(seen)) << "no release after close " << close;
+  }
+  EXPECT_FALSE(recorder.called_on(std::this_thread::get_id()));
 }
 
 TEST_F(rocksdb_store_test, a_file_in_place_of_the_directory_is_refused) {
