@@ -306,8 +306,9 @@ class fill_harness {
   one_thread_pool& checks_pool() { return checks_; }
 
   // The committed entries, by key, with their bodies; negative entries (an upstream's true
-  // 404, remembered briefly) are left out.
+  // 404, remembered briefly) are left out. Read with the contexts paused (fill_contexts::pause).
   std::map<std::string, std::string> committed() {
+    contexts_.pause();
     std::map<std::string, std::string> entries;
     (void)real_store_->for_each_entry(
         [&](std::string_view key, const cache::entry_meta& meta, bool) {
@@ -319,6 +320,7 @@ class fill_harness {
           }
           return true;
         });
+    contexts_.resume();
     return entries;
   }
 
