@@ -27,17 +27,7 @@ chmod 755 "$work"  # nginx's workers read the tree as an unprivileged user
 upstream_pid=""
 proxy_pid=""
 nginx_pid=""
-stop_pid() {
-  local pid=$1
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+source "$here/processes.sh"
 cleanup() {
   local rc=$?
   stop_pid "$upstream_pid"

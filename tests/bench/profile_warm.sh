@@ -27,21 +27,13 @@ work=$(mktemp -d /tmp/gomodproxy-profile-work.XXXXXX)
 upstream_pid=""
 proxy_pid=""
 
-stop_pid() {  # stop_pid PID: TERM, wait up to 30 s (valgrind is slow to exit), then KILL
-  local pid=$1
-  [[ -n $pid ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 300); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# valgrind is slow to exit: 30 s before KILL.
+source "$here/processes.sh"
+stop_valgrind_pid() { stop_pid "$1" "" 30; }
 cleanup() {
   local rc=$?
   stop_pid "$upstream_pid"
-  stop_pid "$proxy_pid"
+  stop_valgrind_pid "$proxy_pid"
   rm -rf "$work"
   exit $rc
 }
@@ -78,7 +70,7 @@ for _ in $(seq 100); do [[ -s $work/upstream.port ]] && break; sleep 0.1; done
 upstream_url="http://127.0.0.1:$(cat "$work/upstream.port")"
 start_proxy
 python3 "$here/bench.py" fetch "$proxy_url" "$work/tree" "$work/paths/small.txt" --label fill
-stop_pid "$proxy_pid"
+stop_valgrind_pid "$proxy_pid"
 stop_pid "$upstream_pid"
 upstream_pid=""
 upstream_url="http://127.0.0.1:9"  # nothing listens: the measured phase is the cache only
@@ -90,7 +82,7 @@ callgrind_control -z "$proxy_pid" >/dev/null
 python3 "$here/bench.py" load "$proxy_url" "$work/paths/info.txt" "$requests"
 callgrind_control -d "$proxy_pid" >/dev/null
 sleep 1
-stop_pid "$proxy_pid"
+stop_valgrind_pid "$proxy_pid"
 proxy_pid=""
 dump=$(ls -t "$out"/callgrind.out.*.1 2>/dev/null | head -n1 || true)
 [[ -n $dump ]] || dump=$(ls -t "$out"/callgrind.out.* | head -n1)

@@ -49,19 +49,7 @@ proxy_pid=""
 nginx_pid=""
 upstream_pid=""
 
-stop_pid() {  # stop_pid PID NAME: TERM, wait up to 10 s, then KILL
-  local pid=$1 name=$2
-  [[ -n $pid ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  echo "bench: $name ($pid) did not stop on TERM; killing" >&2
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+source "$here/processes.sh"
 
 cleanup() {
   local rc=$?
