@@ -352,8 +352,10 @@ net::awaitable<void> resolver::impl::fetch_tile_worker(std::shared_ptr<impl> sel
                                                        std::shared_ptr<tile_batch> batch,
                                                        std::string prefix,
                                                        steady_clock::time_point deadline) {
-  for (std::size_t i; (i = batch->next.fetch_add(1)) < batch->fetches.size();) {
-    tile_fetch& fetch = batch->fetches[i];
+  while (true) {
+    const std::size_t claimed = batch->next.fetch_add(1);
+    if (claimed >= batch->fetches.size()) break;
+    tile_fetch& fetch = batch->fetches[claimed];
     try {
       fetch.data = co_await self->cached_body(prefix + fetch.path, fetch.why, deadline);
       if (!fetch.data && fetch.full_path != fetch.path) {
