@@ -29,6 +29,14 @@ struct entry_meta {
   std::string tier;               ///< name of the tier the bytes came from ("" if none)
 };
 
+/// A body the store keeps as a file of its own, for sending without copying it through the
+/// process (sendfile). The descriptor belongs to the reader: valid, and the bytes unchanged,
+/// while the reader lives, even if the entry is replaced, removed or evicted meanwhile.
+struct body_file {
+  int fd = -1;
+  std::uint64_t offset = 0;  ///< where the body's first byte is in the file
+};
+
 /// Reads one committed entry. Sees the version that was committed when it was opened, even if
 /// the entry is overwritten or removed meanwhile. Not thread-safe; use from one thread at a time.
 class entry_reader {
@@ -43,6 +51,9 @@ class entry_reader {
   /// chunk); empty only at or past the end of the body.
   [[nodiscard]] virtual result<std::string_view> view(std::uint64_t offset,
                                                       std::size_t max_bytes) = 0;
+  /// The body's file when the store keeps it as one (meta().size bytes from its offset);
+  /// nullopt when the body is only reachable through read() and view().
+  virtual std::optional<body_file> file() const { return std::nullopt; }
 };
 
 /// Builds one new version of an entry. Destroying it without commit() abandons the bytes written
