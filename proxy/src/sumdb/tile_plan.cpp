@@ -173,6 +173,25 @@ boost::system::result<std::vector<tile>> client_tiles(std::int64_t tree_size,
   return tiles;
 }
 
+boost::system::result<std::vector<tile>> authenticating_tiles(std::int64_t tree_size,
+                                                              std::span<const tile> tiles) {
+  const auto invalid = make_error_code(errc::invalid_request);
+  if (tree_size < 1 || tree_size > max_tree_size) return invalid;
+  auto plan = plan_tiles(tree_size, {});
+  if (!plan) return plan.error();
+  for (const tile& t : tiles) {
+    if (!is_plan_tile(t)) return invalid;
+    const auto exact = tile_above(t, 0, tree_size);
+    if (!exact || t.width > exact->width) return invalid;
+    const std::int64_t first_hash =
+        stored_hash_index(exact->level * exact->height, exact->index << exact->height);
+    if (auto planned = plan_index(*plan, first_hash, tree_size); !planned) return invalid;
+  }
+  std::vector<tile> out = std::move(plan->tiles);
+  std::sort(out.begin(), out.end(), tile_less);
+  return out;
+}
+
 std::optional<std::string> cut_tile(const tile& wanted, const tile& available,
                                     std::string_view available_bytes) {
   if (!is_plan_tile(wanted) || !is_plan_tile(available)) return std::nullopt;

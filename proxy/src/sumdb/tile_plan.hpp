@@ -36,6 +36,16 @@ bool tile_less(const tile& a, const tile& b);
     std::int64_t tree_size, std::span<const std::int64_t> record_ids,
     std::int64_t older_tree_size = 0);
 
+/// Every tile the go command's checksum-database client loads before it trusts `tiles` in the tree
+/// of `tree_size` records: the tiles holding the tree hash's subtrees, and for each of `tiles` the
+/// chain of tiles above it up to one of those, each at its exact width at `tree_size`, `tiles`
+/// themselves included at that width. With all of them, check_records_in_tree authenticates every
+/// one from the signed root down. Sorted by tile_less, no duplicates.
+/// Errors: errc::invalid_request when tree_size is outside [1, 2^62] or one of `tiles` is not a
+/// height-8 hash tile of that tree no wider than its exact width there.
+[[nodiscard]] boost::system::result<std::vector<tile>> authenticating_tiles(
+    std::int64_t tree_size, std::span<const tile> tiles);
+
 /// The bytes of `wanted` cut from `available_bytes`, the bytes of `available`: the same hash tile
 /// (height, level, index) at least as wide (a full tile serves every partial one). nullopt when
 /// the tiles differ, either is not a hash tile, `available` is narrower than `wanted`, or

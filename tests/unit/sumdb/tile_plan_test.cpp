@@ -103,6 +103,35 @@ TEST(tile_plan, client_tiles_refuses_ids_and_sizes_outside_the_tree) {
   EXPECT_EQ(largest->back(), (tile{8, 7, 0, 64}));
 }
 
+TEST(tile_plan, authenticating_tiles_adds_the_tree_hash_tiles_and_parent_chains) {
+  // Record 0's proof in a tree of 700 reads tile/8/0/000, 8/0/002.p/188 and 8/1/000.p/2: they
+  // already are the tree-hash tiles and tile/8/0/000's parent.
+  const std::vector<tile> proof = {{8, 0, 0, 256}, {8, 0, 2, 188}, {8, 1, 0, 2}};
+  auto plan = authenticating_tiles(700, proof);
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(paths_of(*plan),
+            (std::vector<std::string>{"tile/8/0/000", "tile/8/0/002.p/188", "tile/8/1/000.p/2"}));
+  // A full level-0 tile deep in a tree of 70000 needs its level-1 parent, which hangs off the
+  // tree-hash tile at level 2; a narrower tile is planned at its exact width.
+  const std::vector<tile> deep = {{8, 0, 5, 256}, {8, 0, 273, 100}};
+  plan = authenticating_tiles(70000, deep);
+  ASSERT_TRUE(plan.has_value());
+  EXPECT_EQ(paths_of(*plan),
+            (std::vector<std::string>{"tile/8/0/005", "tile/8/0/273.p/112", "tile/8/1/000",
+                                      "tile/8/1/001.p/17", "tile/8/2/000.p/1"}));
+  const auto invalid = make_error_code(errc::invalid_request);
+  const std::vector<tile> too_wide = {{8, 0, 2, 189}};
+  EXPECT_EQ(authenticating_tiles(700, too_wide).error(), invalid);
+  const std::vector<tile> past_the_end = {{8, 0, 3, 1}};
+  EXPECT_EQ(authenticating_tiles(700, past_the_end).error(), invalid);
+  const std::vector<tile> other_height = {{4, 0, 0, 16}};
+  EXPECT_EQ(authenticating_tiles(700, other_height).error(), invalid);
+  const std::vector<tile> data_tile = {{8, -1, 0, 256}};
+  EXPECT_EQ(authenticating_tiles(700, data_tile).error(), invalid);
+  EXPECT_EQ(authenticating_tiles(0, {}).error(), invalid);
+  EXPECT_EQ(authenticating_tiles((std::int64_t{1} << 62) + 1, {}).error(), invalid);
+}
+
 std::string hashes_bytes(int count, unsigned char seed) {
   std::string bytes;
   for (int i = 0; i < count * 32; ++i) bytes.push_back(static_cast<char>(seed + i * 7));
@@ -293,6 +322,27 @@ TEST_F(tile_plan_tree, refuses_a_changed_byte_in_any_tile) {
   EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records(ids)),
             "tiles tile/8/2/000.p/1, tile/8/1/001.p/17, tile/8/0/273.p/112 do not hash to the "
             "root of the tree of 70000 records");
+}
+
+TEST_F(tile_plan_tree, authenticating_tiles_catch_a_hash_no_proof_reads) {
+  // A record proof reads only the siblings on the record's path; a tampered hash elsewhere in a
+  // tile it loaded passes the proof but not the whole-tile check over authenticating_tiles.
+  const std::int64_t size = 70000;
+  auto proof = prove_record(size, 0, reader());
+  ASSERT_TRUE(proof.has_value());
+  EXPECT_TRUE(check_record(*proof, size, root(size), 0, record_hash(record_text(0))));
+  const std::vector<tile> read_by_proof = {
+      {8, 0, 0, 256}, {8, 1, 0, 256}, {8, 1, 1, 17}, {8, 0, 273, 112}};
+  auto plan = authenticating_tiles(size, read_by_proof);
+  ASSERT_TRUE(plan.has_value());
+  std::map<std::string, std::string> tiles;
+  for (const tile& t : *plan) tiles[tile_path(t)] = tile_bytes(t);
+  EXPECT_EQ(check_records_in_tree(size, root(size), tiles, {}), std::nullopt);
+  // The first hash of tile/8/1/000 (records 0-255) is not on record 0's path, which recomputes
+  // it from tile/8/0/000; folded into its parent, the changed tile no longer matches.
+  tiles["tile/8/1/000"][0] ^= 1;
+  EXPECT_EQ(check_records_in_tree(size, root(size), tiles, {}),
+            "tile tile/8/1/000 does not match its parent tile tile/8/2/000.p/1");
 }
 
 TEST_F(tile_plan_tree, refuses_a_missing_or_mis_sized_tile) {
