@@ -137,3 +137,40 @@ def test_the_tree_consistency_tiles_travel_with_the_record_tiles(tmp_path, make_
     # Proven one after the other, the consistency proof's tile would start after the record
     # proof's tiles were answered.
     assert len(sumdb.overlapping("/tile/")) == 3, tiles
+
+
+def test_a_tile_tampered_off_the_proof_path_is_neither_cached_nor_served(tmp_path, make_upstream,
+                                                                         make_sumdb, start_proxy):
+    # The first hash of tile/8/1/000.p/2 (records 0-255) is not in record 0's proof, which
+    # recomputes it from tile/8/0/000; the go command's tile reader still checks that tile
+    # against its parent and the tree hash against the signed root, and would refuse it from us.
+    tree, module, sumdb = seeded_tree_and_sumdb(tmp_path, make_sumdb)
+    mirror = tmp_path / "mirror"
+    for path in [module.lookup_path, *PROOF_TILES]:
+        answer = http_request(sumdb.port, path)
+        assert answer.status == 200, path
+        (mirror / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (mirror / path.lstrip("/")).write_bytes(answer.body)
+    tampered_path = "/tile/8/1/000.p/2"
+    genuine = (mirror / tampered_path.lstrip("/")).read_bytes()
+    database = make_upstream(mirror, "database")
+    tampered = bytes([genuine[0] ^ 1]) + genuine[1:]
+    database.serve_body(re.escape(tampered_path) + "$", tampered)
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url, "--sumdb", f"{sumdb.name}={database.url}",
+                        "--sumdb-key", sumdb.vkey)
+
+    refused = proxy.get(module.url_path(".zip"))
+    assert refused.status != 200, refused.text
+    assert upstream.count(module.url_path(".zip")) == 1
+
+    # The tampered tile was dropped: asked for now, it comes from the database again.
+    database.clear_faults()
+    tile = proxy.get(f"/sumdb/{sumdb.name}{tampered_path}")
+    assert tile.status == 200, tile.text
+    assert tile.body == genuine
+    assert database.count(tampered_path) == 2, database.paths()
+
+    resp = proxy.get(module.url_path(".zip"))
+    assert resp.status == 200, resp.text
+    assert resp.body == tree.file_bytes(module.url_path(".zip"))

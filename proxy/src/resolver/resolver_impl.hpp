@@ -161,7 +161,7 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   std::optional<std::string_view> sumdb_exempt(const std::string& module_path) const;
   bool needs_sumdb_check(const protocol::module_request& request) const;
   boost::asio::awaitable<bool> with_tiles(
-      const sumdb_options& database, std::int64_t size,
+      const sumdb_options& database, std::int64_t size, const sumdb::tlog_hash& root,
       const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
       std::string& why, std::chrono::steady_clock::time_point deadline);
   // One tile a proof lacks and what fetching it gave; defined in sumdb_verify.cpp.

@@ -22,6 +22,7 @@
 #include "resolver/verified_tree.hpp"
 #include "sumdb/signed_note.hpp"
 #include "sumdb/tile.hpp"
+#include "sumdb/tile_plan.hpp"
 #include "sumdb/tlog.hpp"
 #include "sumdb/tree_note.hpp"
 #include "sumdb/zip_check.hpp"
@@ -45,10 +46,12 @@ constexpr std::size_t max_tile_fetches_at_once = 8;
 // One tile a proof lacks: the path it reads, and the same tile when full, which starts with the
 // same hashes when the database no longer serves the partial one.
 struct resolver::impl::tile_fetch {
+  sumdb::tile tile;  ///< at its exact width in the proof's tree
   std::string path;
   std::string full_path;
   std::optional<std::string> data;  ///< nullopt: not fetched, see `why`
   std::string why;
+  bool from_full_tile = false;  ///< `data` is the full tile's
 };
 
 // The outcome of tree_extends_known run beside a record's inclusion proof; written by
@@ -223,7 +226,7 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
                 log_if_thrown("a checksum database consistency check"));
   const auto leaf = sumdb::record_hash(record->text);
   bool included = co_await with_tiles(
-      database, head->size,
+      database, head->size, head->root,
       [&](const sumdb::hash_reader& read) -> std::optional<bool> {
         auto proof = sumdb::prove_record(head->size, record->id, read);
         if (!proof) return std::nullopt;
@@ -248,18 +251,29 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
   co_return expected;
 }
 
-// Runs `compute` over the database's tiles for a tree of `size` records, fetching the tiles
-// it asks for and running it again (a proof names all it lacks at once: two rounds). The tiles
-// need no trust: what is computed from them is checked against signed roots. Returns compute's
-// verdict; on a failed check the tiles used are dropped from the cache, so a bad one is
-// fetched anew next time.
+// Runs `compute` over the database's tiles for the tree of `size` records with root `root`,
+// fetching the tiles it asks for and running it again (a proof names all it lacks at once: two
+// rounds). Every tile it read is then checked whole, as the go command's tile reader checks what
+// it loads: the tiles holding the tree hash must hash to `root` and each other tile must hash to
+// its parent tile's hash, so a wrong hash no proof reads is caught too (go clients would refuse
+// such a tile from us). Those tiles travel in the same round as the ones the proof lacks. Returns
+// compute's verdict, false when a tile is not the tree's; on either failure the tiles used are
+// dropped from the cache, so a bad one is fetched anew next time.
 net::awaitable<bool> resolver::impl::with_tiles(
-    const sumdb_options& database, std::int64_t size,
+    const sumdb_options& database, std::int64_t size, const sumdb::tlog_hash& root,
     const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute, std::string& why,
     steady_clock::time_point deadline) {
-  std::map<std::string, std::string> tiles;
+  const std::string prefix = "/sumdb/" + database.name + "/";
+  std::map<std::string, std::string> tiles;  // tile path -> bytes at its exact width at `size`
+  std::vector<sumdb::tile> held;
+  std::vector<std::string> cache_keys;  // where the held tiles' bytes came from
+  auto fail = [&](std::string reason) {
+    why = std::move(reason);
+    for (const auto& key : cache_keys) (void)store_.remove(key);
+    return false;
+  };
   for (int round = 0; round < 8; ++round) {
-    std::vector<std::pair<std::string, std::string>> missing;  // path, full-tile path
+    std::vector<sumdb::tile> missing;
     sumdb::hash_reader read = [&](std::span<const std::int64_t> indexes)
         -> boost::system::result<std::vector<sumdb::tlog_hash>> {
       std::vector<sumdb::tlog_hash> out;
@@ -274,12 +288,11 @@ net::awaitable<bool> resolver::impl::with_tiles(
         tile.width =
             static_cast<int>(std::clamp<std::int64_t>(at_level - tile.index * full, 0, full));
         if (tile.width == 0) return errc::verification_failed;
-        const auto path = sumdb::tile_path(tile);
-        auto found = tiles.find(path);
+        auto found = tiles.find(sumdb::tile_path(tile));
         if (found == tiles.end()) {
-          auto whole = tile;
-          whole.width = static_cast<int>(full);
-          missing.emplace_back(path, sumdb::tile_path(whole));
+          if (std::find(missing.begin(), missing.end(), tile) == missing.end()) {
+            missing.push_back(tile);
+          }
           lacking = true;
           continue;
         }
@@ -291,37 +304,53 @@ net::awaitable<bool> resolver::impl::with_tiles(
       return out;
     };
     auto verdict = compute(read);
-    if (verdict) {
-      if (!*verdict) {
-        for (const auto& [path, data] : tiles) {
-          (void)store_.remove("/sumdb/" + database.name + "/" + path);
-        }
-      }
-      co_return *verdict;
+    if (verdict && !*verdict) co_return fail(why);
+    if (!verdict && missing.empty()) {
+      co_return fail("tiles do not hold the hashes the proof needs");
     }
-    if (missing.empty()) {
-      why = "tiles do not hold the hashes the proof needs";
-      co_return false;
-    }
+    std::vector<sumdb::tile> wanted_tiles = held;
+    wanted_tiles.insert(wanted_tiles.end(), missing.begin(), missing.end());
+    auto plan = sumdb::authenticating_tiles(size, wanted_tiles);
+    if (!plan) co_return fail("cannot plan the tiles of the tree of " + std::to_string(size));
     std::vector<tile_fetch> wanted;
-    for (auto& [path, full_path] : missing) {
-      const bool named_before = std::any_of(wanted.begin(), wanted.end(),
-                                            [&](const tile_fetch& f) { return f.path == path; });
-      if (!named_before)
-        wanted.push_back(tile_fetch{std::move(path), std::move(full_path), std::nullopt, {}});
+    for (const sumdb::tile& tile : *plan) {
+      auto path = sumdb::tile_path(tile);
+      if (tiles.contains(path)) continue;
+      auto whole = tile;
+      whole.width = 1 << tile.height;
+      tile_fetch fetch;
+      fetch.tile = tile;
+      fetch.path = std::move(path);
+      fetch.full_path = sumdb::tile_path(whole);
+      wanted.push_back(std::move(fetch));
+    }
+    if (wanted.empty()) {
+      // The proof holds and every tile it needs is here: check them all whole.
+      if (auto unfit = sumdb::check_records_in_tree(size, root, tiles, {})) {
+        co_return fail(*unfit);
+      }
+      co_return true;
     }
     auto fetched = co_await fetch_tiles(database, std::move(wanted), deadline);
-    // Every fetch has ended; the first failure in the proof's order is the one reported.
     for (auto& fetch : fetched) {
-      if (!fetch.data) {
-        why = fetch.path + ": " + fetch.why;
-        co_return false;
+      if (fetch.data) {
+        cache_keys.push_back(prefix + (fetch.from_full_tile ? fetch.full_path : fetch.path));
       }
     }
-    for (auto& fetch : fetched) tiles.emplace(std::move(fetch.path), std::move(*fetch.data));
+    // Every fetch has ended; the first failure in the proof's order is the one reported.
+    for (auto& fetch : fetched) {
+      if (!fetch.data) co_return fail(fetch.path + ": " + fetch.why);
+    }
+    for (auto& fetch : fetched) {
+      // A full tile stands in for a partial one the database no longer serves: its first
+      // hashes are the partial tile's.
+      const auto width = static_cast<std::size_t>(fetch.tile.width) * 32;
+      if (fetch.from_full_tile && fetch.data->size() > width) fetch.data->resize(width);
+      held.push_back(fetch.tile);
+      tiles.emplace(std::move(fetch.path), std::move(*fetch.data));
+    }
   }
-  why = "tiles kept missing";
-  co_return false;
+  co_return fail("tiles kept missing");
 }
 
 // The tiles of `wanted`, fetched through cached_body (so each is shared with any other fill
@@ -360,6 +389,7 @@ net::awaitable<void> resolver::impl::fetch_tile_worker(std::shared_ptr<impl> sel
       fetch.data = co_await self->cached_body(prefix + fetch.path, fetch.why, deadline);
       if (!fetch.data && fetch.full_path != fetch.path) {
         fetch.data = co_await self->cached_body(prefix + fetch.full_path, fetch.why, deadline);
+        fetch.from_full_tile = fetch.data.has_value();
       }
     } catch (const std::exception& error) {
       fetch.data.reset();
@@ -406,7 +436,7 @@ net::awaitable<bool> resolver::impl::tree_extends_known(const sumdb_options& dat
     const auto& older = head.size < known->size ? head : *known;
     const auto& newer = head.size < known->size ? *known : head;
     bool consistent = co_await with_tiles(
-        database, newer.size,
+        database, newer.size, newer.root,
         [&](const sumdb::hash_reader& read) -> std::optional<bool> {
           auto proof = sumdb::prove_tree(newer.size, older.size, read);
           if (!proof) return std::nullopt;
