@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 import module_tree as mt
 from conftest import http_request
 
@@ -36,8 +38,8 @@ def seed_log(records_file, module: mt.ModuleVersion, first: int = 0, size: int =
             out.write(json.dumps({"path": path, "version": version, "text": text}) + "\n")
 
 
-def seeded_tree_and_sumdb(tmp_path, make_sumdb, delay: float = 0.0):
-    """A tree holding one module and a database whose log holds it at record 0 of TREE_SIZE."""
+def seeded_tree_and_sumdb(tmp_path, make_sumdb, delay: float = 0.0, size: int = TREE_SIZE):
+    """A tree holding one module and a database whose log holds it at record 0 of `size`."""
     tree = mt.ModuleTree(tmp_path / "tree")
     module = tree.add("example.com/prooftiles", "v1.0.0", {
         "go.mod": b"module example.com/prooftiles\n\ngo 1.19\n",
@@ -45,7 +47,7 @@ def seeded_tree_and_sumdb(tmp_path, make_sumdb, delay: float = 0.0):
     })
     sumdb = make_sumdb(tree.root, delay=delay)
     sumdb.stop()
-    seed_log(sumdb.records_file, module)
+    seed_log(sumdb.records_file, module, size=size)
     sumdb.start()
     return tree, module, sumdb
 
@@ -139,19 +141,27 @@ def test_the_tree_consistency_tiles_travel_with_the_record_tiles(tmp_path, make_
     assert len(sumdb.overlapping("/tile/")) == 3, tiles
 
 
-def test_a_tile_tampered_off_the_proof_path_is_neither_cached_nor_served(tmp_path, make_upstream,
-                                                                         make_sumdb, start_proxy):
+@pytest.mark.parametrize("size, tiles, tampered_path", [
     # The first hash of tile/8/1/000.p/2 (records 0-255) is not in record 0's proof, which
-    # recomputes it from tile/8/0/000; the go command's tile reader still checks that tile
-    # against its parent and the tree hash against the signed root, and would refuse it from us.
-    tree, module, sumdb = seeded_tree_and_sumdb(tmp_path, make_sumdb)
+    # recomputes it from tile/8/0/000.
+    (TREE_SIZE, PROOF_TILES, "/tile/8/1/000.p/2"),
+    # In a tree of 70000 records no hash of tile/8/2/000.p/1 (records 0-65535) is in record 0's
+    # proof, so the proof never loads that tile; the go command's reader loads it for the tree
+    # hash and checks tile/8/1/000 against it.
+    (70000, ["/tile/8/0/000", "/tile/8/0/273.p/112", "/tile/8/1/000", "/tile/8/1/001.p/17",
+             "/tile/8/2/000.p/1"], "/tile/8/2/000.p/1"),
+])
+def test_a_tile_tampered_off_the_proof_path_is_neither_cached_nor_served(
+        tmp_path, make_upstream, make_sumdb, start_proxy, size, tiles, tampered_path):
+    # The go command's tile reader checks each tile it loads against its parent tile and the tree
+    # hash against the signed root, and would refuse such a tile from us.
+    tree, module, sumdb = seeded_tree_and_sumdb(tmp_path, make_sumdb, size=size)
     mirror = tmp_path / "mirror"
-    for path in [module.lookup_path, *PROOF_TILES]:
+    for path in [module.lookup_path, *tiles]:
         answer = http_request(sumdb.port, path)
         assert answer.status == 200, path
         (mirror / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
         (mirror / path.lstrip("/")).write_bytes(answer.body)
-    tampered_path = "/tile/8/1/000.p/2"
     genuine = (mirror / tampered_path.lstrip("/")).read_bytes()
     database = make_upstream(mirror, "database")
     tampered = bytes([genuine[0] ^ 1]) + genuine[1:]
@@ -162,7 +172,8 @@ def test_a_tile_tampered_off_the_proof_path_is_neither_cached_nor_served(tmp_pat
 
     refused = proxy.get(module.url_path(".zip"))
     assert refused.status != 200, refused.text
-    assert upstream.count(module.url_path(".zip")) == 1
+    # Every tile travelled in the proof's one round of fetches.
+    assert all(database.count(path) == 1 for path in tiles), database.paths()
 
     # The tampered tile was dropped: asked for now, it comes from the database again.
     database.clear_faults()
