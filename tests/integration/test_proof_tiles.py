@@ -185,3 +185,32 @@ def test_a_tile_tampered_off_the_proof_path_is_neither_cached_nor_served(
     resp = proxy.get(module.url_path(".zip"))
     assert resp.status == 200, resp.text
     assert resp.body == tree.file_bytes(module.url_path(".zip"))
+
+
+@pytest.mark.parametrize("change", ["short", "long"])
+def test_a_tile_of_the_wrong_length_is_neither_cached_nor_served(tmp_path, make_upstream,
+                                                                  make_sumdb, start_proxy, change):
+    # The go command's tile reader refuses a tile that is not exactly its width's hashes.
+    tree, module, sumdb = seeded_tree_and_sumdb(tmp_path, make_sumdb)
+    tile_path = "/tile/8/0/002.p/188"
+    mirror = tmp_path / "mirror"
+    answer = http_request(sumdb.port, tile_path)
+    assert answer.status == 200
+    genuine = answer.body
+    assert len(genuine) == 188 * 32
+    (mirror / tile_path.lstrip("/")).parent.mkdir(parents=True)
+    (mirror / tile_path.lstrip("/")).write_bytes(genuine)
+    database = make_upstream(mirror, "database")
+    wrong = genuine[:-1] if change == "short" else genuine + genuine[:32]
+    database.serve_body(re.escape(tile_path) + "$", wrong)
+    upstream = make_upstream(tree.root)
+    proxy = start_proxy(upstream.url, "--sumdb", f"{sumdb.name}={database.url}",
+                        "--sumdb-key", sumdb.vkey)
+
+    refused = proxy.get(f"/sumdb/{sumdb.name}{tile_path}")
+    assert refused.status != 200, refused.text
+    database.clear_faults()
+    served = proxy.get(f"/sumdb/{sumdb.name}{tile_path}")
+    assert served.status == 200, served.text
+    assert served.body == genuine
+    assert database.count(tile_path) == 2, database.paths()

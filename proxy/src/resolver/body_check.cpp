@@ -5,6 +5,7 @@
 
 #include "protocol/module_path.hpp"
 #include "protocol/semver.hpp"
+#include "sumdb/tile_plan.hpp"
 
 namespace gomodproxy::resolver {
 namespace {
@@ -20,6 +21,18 @@ std::optional<std::string> read_all(std::uint64_t size, const sumdb::random_read
   if (bytes->size() != size) return std::string("body shorter than received");
   out = std::move(*bytes);
   return std::nullopt;
+}
+
+// A hash tile is exactly its width's hashes: the go command's tile reader refuses one of any
+// other length, so a cached one would be refused by every client that loads it. (Its hashes are
+// checked against a signed tree by the proofs that load it.) Data tiles hold record texts.
+std::optional<std::string> check_tile_size(const protocol::module_request& request,
+                                           std::string_view body) {
+  const auto tile = sumdb::parse_tile_path(std::string_view(request.upstream_path).substr(1));
+  if (!tile || tile->level < 0) return std::nullopt;
+  const auto want = static_cast<std::size_t>(tile->width) * std::tuple_size_v<sumdb::tlog_hash>;
+  if (body.size() == want) return std::nullopt;
+  return "tile of " + std::to_string(body.size()) + " bytes, not " + std::to_string(want);
 }
 
 // RFC 3339 as Go's time.Time JSON decoding accepts it: date, 'T', time, zone.
@@ -127,11 +140,12 @@ std::optional<std::string> check_body(const protocol::module_request& request, s
       return check_info(request, body);
     case endpoint::mod:
       return check_go_mod(request, body);
+    case endpoint::sumdb_tile:
+      return check_tile_size(request, body);
     case endpoint::list:
     case endpoint::zip:
     case endpoint::sumdb_supported:
     case endpoint::sumdb_lookup:
-    case endpoint::sumdb_tile:
     case endpoint::sumdb_latest:
       break;
   }
