@@ -163,7 +163,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   boost::asio::awaitable<bool> with_tiles(
       const sumdb_options& database, std::int64_t size, const sumdb::tlog_hash& root,
       const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
-      std::string& why, std::chrono::steady_clock::time_point deadline);
+      std::vector<std::string>& used_tiles, std::string& why,
+      std::chrono::steady_clock::time_point deadline);
+  // Removes the tiles a failed proof used from the cache, so each is fetched anew next time.
+  void drop_tiles(const std::vector<std::string>& cache_keys);
   // One tile a proof lacks and what fetching it gave; defined in sumdb_verify.cpp.
   struct tile_fetch;
   // The tiles one round of a proof fetches together; defined in sumdb_verify.cpp.
@@ -180,7 +183,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       std::shared_ptr<impl> self, sumdb::tree_head head, std::shared_ptr<consistency_check> check,
       std::chrono::steady_clock::time_point deadline);
   boost::asio::awaitable<bool> tree_extends_known(const sumdb_options& database,
-                                                  const sumdb::tree_head& head, std::string& why,
+                                                  const sumdb::tree_head& head,
+                                                  std::vector<std::string>& used_tiles,
+                                                  std::string& why,
                                                   std::chrono::steady_clock::time_point deadline);
   boost::asio::awaitable<std::optional<std::string>> proven_hash(
       const protocol::module_request& request, std::string& detail,

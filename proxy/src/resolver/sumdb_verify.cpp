@@ -61,6 +61,7 @@ struct resolver::impl::consistency_check {
   net::experimental::concurrent_channel<void(boost::system::error_code)> done;
   bool consistent = false;
   std::string why;
+  std::vector<std::string> used_tiles;  ///< cache keys, dropped by proven_hash on a failure
 };
 
 // Shared by with_tiles and the workers it starts; each worker claims fetches by `next`, so each
@@ -225,6 +226,7 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
                 check_consistency(shared_from_this(), *head, consistency, deadline),
                 log_if_thrown("a checksum database consistency check"));
   const auto leaf = sumdb::record_hash(record->text);
+  std::vector<std::string> record_tiles;
   bool included = co_await with_tiles(
       database, head->size, head->root,
       [&](const sumdb::hash_reader& read) -> std::optional<bool> {
@@ -232,8 +234,12 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
         if (!proof) return std::nullopt;
         return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
       },
-      why, deadline);
+      record_tiles, why, deadline);
   (void)co_await consistency->done.async_receive(net::as_tuple(net::use_awaitable));
+  // Only now that both proofs have ended: they share tiles, and one dropped while the other is
+  // still reading it would fail that one too, with a reason that is not its own.
+  if (!included) drop_tiles(record_tiles);
+  if (!consistency->consistent) drop_tiles(consistency->used_tiles);
   if (!included) {
     detail = database.name + ": the lookup record is not in its signed tree" +
              (why.empty() ? "" : " (" + why + ")");
@@ -251,25 +257,28 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
   co_return expected;
 }
 
+void resolver::impl::drop_tiles(const std::vector<std::string>& cache_keys) {
+  for (const auto& key : cache_keys) (void)store_.remove(key);
+}
+
 // Runs `compute` over the database's tiles for the tree of `size` records with root `root`,
 // fetching the tiles it asks for and running it again (a proof names all it lacks at once: two
 // rounds). Every tile it read is then checked whole, as the go command's tile reader checks what
 // it loads: the tiles holding the tree hash must hash to `root` and each other tile must hash to
 // its parent tile's hash, so a wrong hash no proof reads is caught too (go clients would refuse
 // such a tile from us). Those tiles travel in the same round as the ones the proof lacks. Returns
-// compute's verdict, false when a tile is not the tree's; on either failure the tiles used are
-// dropped from the cache, so a bad one is fetched anew next time.
+// compute's verdict, false when a tile is not the tree's. `used_tiles` gets the cache keys of the
+// tiles it used, for the caller to drop on a failure (drop_tiles), so a bad one is fetched anew
+// next time; not here, since a proof running beside this one may be reading the same tiles.
 net::awaitable<bool> resolver::impl::with_tiles(
     const sumdb_options& database, std::int64_t size, const sumdb::tlog_hash& root,
-    const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute, std::string& why,
-    steady_clock::time_point deadline) {
+    const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
+    std::vector<std::string>& used_tiles, std::string& why, steady_clock::time_point deadline) {
   const std::string prefix = "/sumdb/" + database.name + "/";
   std::map<std::string, std::string> tiles;  // tile path -> bytes at its exact width at `size`
   std::vector<sumdb::tile> held;
-  std::vector<std::string> cache_keys;  // where the held tiles' bytes came from
   auto fail = [&](std::string reason) {
     why = std::move(reason);
-    for (const auto& key : cache_keys) (void)store_.remove(key);
     return false;
   };
   for (int round = 0; round < 8; ++round) {
@@ -334,7 +343,7 @@ net::awaitable<bool> resolver::impl::with_tiles(
     auto fetched = co_await fetch_tiles(database, std::move(wanted), deadline);
     for (auto& fetch : fetched) {
       if (fetch.data) {
-        cache_keys.push_back(prefix + (fetch.from_full_tile ? fetch.full_path : fetch.path));
+        used_tiles.push_back(prefix + (fetch.from_full_tile ? fetch.full_path : fetch.path));
       }
     }
     // Every fetch has ended; the first failure in the proof's order is the one reported.
@@ -410,7 +419,7 @@ net::awaitable<void> resolver::impl::check_consistency(std::shared_ptr<impl> sel
                                                        steady_clock::time_point deadline) {
   try {
     check->consistent = co_await self->tree_extends_known(self->options_.sumdbs.front(), head,
-                                                          check->why, deadline);
+                                                          check->used_tiles, check->why, deadline);
   } catch (const std::exception& error) {
     check->consistent = false;
     check->why = std::string("internal error: ") + error.what();
@@ -425,6 +434,7 @@ net::awaitable<void> resolver::impl::check_consistency(std::shared_ptr<impl> sel
 // can produce; a tree that does not extend it (or is not extended by it) is a fork.
 net::awaitable<bool> resolver::impl::tree_extends_known(const sumdb_options& database,
                                                         const sumdb::tree_head& head,
+                                                        std::vector<std::string>& used_tiles,
                                                         std::string& why,
                                                         steady_clock::time_point deadline) {
   const std::optional<sumdb::tree_head> known = remembered_tree(store_, database.name);
@@ -442,7 +452,7 @@ net::awaitable<bool> resolver::impl::tree_extends_known(const sumdb_options& dat
           if (!proof) return std::nullopt;
           return sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root);
         },
-        why, deadline);
+        used_tiles, why, deadline);
     if (!consistent) {
       why = "tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
             std::to_string(older.size) + (why.empty() ? "" : " (" + why + ")");
