@@ -313,7 +313,7 @@ net::awaitable<bool> resolver::impl::with_tiles(
       return out;
     };
     auto verdict = compute(read);
-    if (verdict && !*verdict) co_return fail(why);
+    if (verdict && !*verdict) co_return false;
     if (!verdict && missing.empty()) {
       co_return fail("tiles do not hold the hashes the proof needs");
     }
