@@ -38,13 +38,15 @@ constexpr std::array<bool, 256> raw_key_bytes() {
   return table;
 }
 
-// The kind of a target that may be looked up as it came, before it is parsed: a .info or .mod
-// under "/@v/", outside /sumdb/, with nothing percent-encoded (the parse would decode it), no
-// upper case, query or fragment.
+// The kind of a target that may be looked up as it came, before it is parsed: a .info, .mod or
+// .zip under "/@v/", outside /sumdb/, with nothing percent-encoded (the parse would decode it),
+// no upper case, query or fragment.
 std::optional<endpoint> verbatim_module_file(std::string_view target) {
   endpoint kind = endpoint::info;
   if (target.ends_with(".mod")) {
     kind = endpoint::mod;
+  } else if (target.ends_with(".zip")) {
+    kind = endpoint::zip;
   } else if (!target.ends_with(".info")) {
     return std::nullopt;
   }
@@ -274,7 +276,7 @@ void resolver::impl::count_lookup(monitor::request_kind kind, monitor::cache_res
 net::awaitable<void> resolver::impl::answer(const server::request_view& request,
                                             server::response_writer& writer,
                                             monitor::request_kind& kind) {
-  // A warm .info or .mod is answered before its target is parsed (the parse is a fifth of a
+  // A warm .info, .mod or .zip is answered before its target is parsed (the parse is a fifth of a
   // warm request's instructions) when the target, as it came, is the key of a stored immutable
   // entry. The answer is the parse's own: keys are written only for parsed requests (fills,
   // bundle imports), as their canonical upstream path, and parsing that path gives back the same

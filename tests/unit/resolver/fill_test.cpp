@@ -606,15 +606,17 @@ void seed_key(cache::cache_store& store, const std::string& key, cache::entry_ki
   ASSERT_TRUE((*created)->commit(meta)) << key;
 }
 
-// A warm .info or .mod looked up by its target as it came is answered as the full parse
+// A warm .info, .mod or .zip looked up by its target as it came is answered as the full parse
 // answers it: the same status, headers, body and cache result, and no tier asked.
 TEST(answered_before_the_parse, a_stored_info_or_mod_is_answered_as_after_the_parse) {
   scripted_harness harness({{"a.test", tier_script::ok("from the tier\n")}},
                            public_tiers("https://a.test"));
   const std::string mod_target = "/example.com/!hello/@v/v1.2.0-!r!c1.mod";
+  const std::string zip_target = "/example.com/hello/@v/v1.2.0.zip";
   seed_key(harness.store(), info_target, cache::entry_kind::immutable, 1, info_body);
   seed_key(harness.store(), mod_target, cache::entry_kind::immutable, 1,
            "module example.com/Hello\n");
+  seed_key(harness.store(), zip_target, cache::entry_kind::immutable, 1, "PK zip bytes");
   for (int round = 0; round < 2; ++round) {
     auto info = harness.get(info_target);
     EXPECT_EQ(info.status, 200) << info.body;
@@ -627,6 +629,11 @@ TEST(answered_before_the_parse, a_stored_info_or_mod_is_answered_as_after_the_pa
     EXPECT_EQ(mod.body, "module example.com/Hello\n");
     EXPECT_EQ(mod.content_type, "text/plain; charset=utf-8");
     EXPECT_EQ(mod.cache_result, "hit");
+    auto zip = harness.get(zip_target);
+    EXPECT_EQ(zip.status, 200) << zip.body;
+    EXPECT_EQ(zip.body, "PK zip bytes");
+    EXPECT_EQ(zip.content_type, "application/zip");
+    EXPECT_EQ(zip.cache_result, "hit");
     // Percent-encoded, the same file goes the whole way and finds the same entry.
     auto encoded = harness.get("/example.com/hello/@v/v1.2.0%2Einfo");
     EXPECT_EQ(encoded.status, 200) << encoded.body;
