@@ -5,8 +5,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <optional>
+#include <string_view>
 #include <utility>
 
 #include "protocol/path_glob.hpp"
@@ -24,6 +27,39 @@ constexpr std::size_t stream_chunk_bytes = 1 << 20;
 // Entries up to this size are read on the I/O thread and sent in one write; the cache stores
 // them inline with their metadata, so that is a single lookup, mostly from the block cache.
 constexpr std::uint64_t small_entry_bytes = 64 << 10;
+
+// The bytes a stored module file's key holds as they are: protocol::parse_module_request's
+// upstream path leaves these raw, escapes upper case with '!' and percent-encodes the rest.
+constexpr std::array<bool, 256> raw_key_bytes() {
+  std::array<bool, 256> table{};
+  for (char c = '0'; c <= '9'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c = 'a'; c <= 'z'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=:@/")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}
+
+// The kind of a target that may be looked up as it came, before it is parsed: a .info, .mod or
+// .zip under "/@v/", outside /sumdb/, with nothing percent-encoded (the parse would decode it),
+// no upper case, query or fragment.
+std::optional<endpoint> verbatim_module_file(std::string_view target) {
+  endpoint kind = endpoint::info;
+  if (target.ends_with(".mod")) {
+    kind = endpoint::mod;
+  } else if (target.ends_with(".zip")) {
+    kind = endpoint::zip;
+  } else if (!target.ends_with(".info")) {
+    return std::nullopt;
+  }
+  if (!target.starts_with('/') || target.starts_with("/sumdb/") ||
+      target.find("/@v/") == std::string_view::npos) {
+    return std::nullopt;
+  }
+  static constexpr auto raw = raw_key_bytes();
+  for (char c : target) {
+    if (!raw[static_cast<unsigned char>(c)]) return std::nullopt;
+  }
+  return kind;
+}
 
 std::string content_type_for(endpoint kind) {
   switch (kind) {
@@ -240,6 +276,35 @@ void resolver::impl::count_lookup(monitor::request_kind kind, monitor::cache_res
 net::awaitable<void> resolver::impl::answer(const server::request_view& request,
                                             server::response_writer& writer,
                                             monitor::request_kind& kind) {
+  // A warm .info, .mod or .zip is answered before its target is parsed (the parse is a fifth of a
+  // warm request's instructions) when the target, as it came, is the key of a stored immutable
+  // entry. The answer is the parse's own: keys are written only for parsed requests (fills,
+  // bundle imports), as their canonical upstream path, and parsing that path gives back the same
+  // request; of .info files only canonical versions' are immutable, revision queries expire.
+  // Anything else goes the whole way, with the entry found here, so nothing is looked up twice.
+  // The whole way is a coroutine of its own: its state would make this frame too large for
+  // Asio to recycle (over 1,020 bytes), and a hit would allocate it every time.
+  std::optional<std::unique_ptr<cache::entry_reader>> verbatim;
+  if (const auto file_kind = verbatim_module_file(request.target)) {
+    if (auto found = store_.open(request.target)) {
+      if (*found && (*found)->meta().kind == cache::entry_kind::immutable) {
+        kind = kind_of(*file_kind);
+        count_lookup(kind, monitor::cache_result::hit);
+        protocol::module_request hit;
+        hit.kind = *file_kind;
+        hit.cache_key = std::string(request.target);
+        co_await serve(writer, hit, **found, "hit");
+        co_return;
+      }
+      verbatim = std::move(*found);
+    }
+  }
+  co_await answer_parsed(request, writer, kind, std::move(verbatim));
+}
+
+net::awaitable<void> resolver::impl::answer_parsed(
+    const server::request_view& request, server::response_writer& writer,
+    monitor::request_kind& kind, std::optional<std::unique_ptr<cache::entry_reader>> verbatim) {
   auto parsed = protocol::parse_module_request(request.target);
   if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
     if (request.target.starts_with("/sumdb/")) kind = monitor::request_kind::sumdb;
@@ -271,7 +336,10 @@ net::awaitable<void> resolver::impl::answer(const server::request_view& request,
   }
 
   std::unique_ptr<cache::entry_reader> stale;
-  if (auto entry = open_entry(module_request.cache_key)) {
+  auto entry = verbatim && module_request.cache_key == request.target
+                   ? std::move(*verbatim)
+                   : open_entry(module_request.cache_key);
+  if (entry) {
     if (is_fresh(entry->meta())) {
       count_lookup(kind, monitor::cache_result::hit);
       co_await serve(writer, module_request, *entry, "hit");

@@ -83,6 +83,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   void count_lookup(monitor::request_kind kind, monitor::cache_result result);
   boost::asio::awaitable<void> answer(const server::request_view& request,
                                       server::response_writer& writer, monitor::request_kind& kind);
+  // The rest of answer() after the parse; `verbatim` is the entry answer() found under the raw
+  // target, if it looked (nullptr: none there).
+  boost::asio::awaitable<void> answer_parsed(
+      const server::request_view& request, server::response_writer& writer,
+      monitor::request_kind& kind, std::optional<std::unique_ptr<cache::entry_reader>> verbatim);
   bool is_fresh(const cache::entry_meta& meta) const;
   std::unique_ptr<cache::entry_reader> open_entry(const std::string& key);
   static boost::asio::awaitable<void> send_text(server::response_writer& writer, int status,

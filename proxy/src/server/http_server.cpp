@@ -510,6 +510,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     }
   };
   std::unordered_map<std::string, handler*, path_hash, std::equal_to<>> routes_;
+  std::size_t longest_route_ = 0;
   std::unordered_map<std::string, std::uint64_t> body_limits_;  // path -> max body bytes
   tcp::acceptor acceptor_;
   std::atomic<bool> draining_{false};
@@ -520,6 +521,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
   handler& route_for(std::string_view target) {
     std::string_view path = target.substr(0, target.find('?'));
+    // Module paths are longer than any route: no hash of the whole target for them.
+    if (path.size() > longest_route_) return fallback_;
     if (auto it = routes_.find(path); it != routes_.end()) return *it->second;
     return fallback_;
   }
@@ -828,12 +831,15 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     connection_writer<Stream> writer(stream, state, options_.write_timeout, is_head, keep_alive,
                                      request.version() == 10);
     request_view view{request.method_string(), request.target(), is_head, body};
-    std::optional<std::string> client = "-";
+    // Who the authorizer says the client is; none without an authorizer (logged as "-").
+    std::optional<std::string> client;
+    bool refused = false;
     if (options_.authorize) {
       client = options_.authorize(view.target.substr(0, view.target.find('?')),
                                   request[http::field::authorization]);
+      refused = !client;
     }
-    if (!client) {
+    if (refused) {
       response_head head;
       head.status = 401;
       head.content_type = "text/plain; charset=utf-8";
@@ -909,11 +915,13 @@ http_server::~http_server() {
 }
 
 void http_server::add_route(std::string path, handler& route) {
+  impl_->longest_route_ = std::max(impl_->longest_route_, path.size());
   impl_->routes_[std::move(path)] = &route;
 }
 
 void http_server::add_body_route(std::string path, handler& route, std::uint64_t max_body_bytes) {
   impl_->body_limits_[path] = max_body_bytes;
+  impl_->longest_route_ = std::max(impl_->longest_route_, path.size());
   impl_->routes_[std::move(path)] = &route;
 }
 

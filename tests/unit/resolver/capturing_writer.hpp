@@ -28,6 +28,8 @@ struct answer {
   int status = 0;
   std::string body;
   std::string cache_control;
+  std::string content_type;
+  std::string cache_result;  ///< what the resolver noted: "hit", "miss", ...
 };
 
 class capturing_writer final : public server::response_writer {
@@ -36,6 +38,7 @@ class capturing_writer final : public server::response_writer {
                                     std::string_view body) override {
     got.status = head.status;
     got.cache_control = head.cache_control;
+    got.content_type = head.content_type;
     got.body = body;
     co_return true;
   }
@@ -43,12 +46,14 @@ class capturing_writer final : public server::response_writer {
                                          std::uint64_t) override {
     got.status = head.status;
     got.cache_control = head.cache_control;
+    got.content_type = head.content_type;
     co_return true;
   }
   boost::asio::awaitable<bool> send_head_with(const server::response_head& head, std::uint64_t,
                                               std::string_view first_chunk) override {
     got.status = head.status;
     got.cache_control = head.cache_control;
+    got.content_type = head.content_type;
     got.body = first_chunk;
     co_return true;
   }
@@ -57,7 +62,9 @@ class capturing_writer final : public server::response_writer {
     co_return true;
   }
   bool head_only() const override { return false; }
-  void note(std::string_view, std::string_view) override {}
+  void note(std::string_view cache_result, std::string_view) override {
+    got.cache_result = cache_result;
+  }
   answer got;
 };
 

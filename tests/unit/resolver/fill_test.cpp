@@ -590,5 +590,95 @@ TEST(offline, ready_without_a_usable_tier) {
   EXPECT_FALSE(online.under_test().ready());
 }
 
+// ---- Answered before the parse -----------------------------------------------------------
+
+// Writes `body` under `key` as given, with no parse: how a key the resolver never writes would
+// look if one were there.
+void seed_key(cache::cache_store& store, const std::string& key, cache::entry_kind kind,
+              std::int64_t stored_at_ms, const std::string& body) {
+  auto created = store.create(key);
+  ASSERT_TRUE(created) << key;
+  ASSERT_TRUE((*created)->append(body)) << key;
+  cache::entry_meta meta;
+  meta.kind = kind;
+  meta.stored_at_ms = stored_at_ms;
+  meta.tier = "a.test";
+  ASSERT_TRUE((*created)->commit(meta)) << key;
+}
+
+// A warm .info, .mod or .zip looked up by its target as it came is answered as the full parse
+// answers it: the same status, headers, body and cache result, and no tier asked.
+TEST(answered_before_the_parse, a_stored_info_or_mod_is_answered_as_after_the_parse) {
+  scripted_harness harness({{"a.test", tier_script::ok("from the tier\n")}},
+                           public_tiers("https://a.test"));
+  const std::string mod_target = "/example.com/!hello/@v/v1.2.0-!r!c1.mod";
+  const std::string zip_target = "/example.com/hello/@v/v1.2.0.zip";
+  seed_key(harness.store(), info_target, cache::entry_kind::immutable, 1, info_body);
+  seed_key(harness.store(), mod_target, cache::entry_kind::immutable, 1,
+           "module example.com/Hello\n");
+  seed_key(harness.store(), zip_target, cache::entry_kind::immutable, 1, "PK zip bytes");
+  for (int round = 0; round < 2; ++round) {
+    auto info = harness.get(info_target);
+    EXPECT_EQ(info.status, 200) << info.body;
+    EXPECT_EQ(info.body, info_body);
+    EXPECT_EQ(info.content_type, "application/json");
+    EXPECT_EQ(info.cache_control, "public, max-age=604800, immutable");
+    EXPECT_EQ(info.cache_result, "hit");
+    auto mod = harness.get(mod_target);
+    EXPECT_EQ(mod.status, 200) << mod.body;
+    EXPECT_EQ(mod.body, "module example.com/Hello\n");
+    EXPECT_EQ(mod.content_type, "text/plain; charset=utf-8");
+    EXPECT_EQ(mod.cache_result, "hit");
+    auto zip = harness.get(zip_target);
+    EXPECT_EQ(zip.status, 200) << zip.body;
+    EXPECT_EQ(zip.body, "PK zip bytes");
+    EXPECT_EQ(zip.content_type, "application/zip");
+    EXPECT_EQ(zip.cache_result, "hit");
+    // Percent-encoded, the same file goes the whole way and finds the same entry.
+    auto encoded = harness.get("/example.com/hello/@v/v1.2.0%2Einfo");
+    EXPECT_EQ(encoded.status, 200) << encoded.body;
+    EXPECT_EQ(encoded.body, info_body);
+    EXPECT_EQ(encoded.cache_result, "hit");
+  }
+  EXPECT_EQ(harness.tier("a.test").times_asked(), 0u);
+}
+
+// Only an immutable entry is answered before the parse: an expired revision query's .info and
+// an expired not-found go the whole way, and the tier is asked about them again.
+TEST(answered_before_the_parse, an_entry_that_expires_goes_the_whole_way) {
+  scripted_harness harness({{"a.test", tier_script::not_found()}}, public_tiers("https://a.test"));
+  const std::string query_target = "/example.com/hello/@v/master.info";
+  const std::string gone_target = "/example.com/hello/@v/v1.3.0.mod";
+  seed_key(harness.store(), query_target, cache::entry_kind::expiring, 1, "old answer\n");
+  seed_key(harness.store(), gone_target, cache::entry_kind::not_found, 1, "not found: old\n");
+  for (const auto& target : {query_target, gone_target}) {
+    auto got = harness.get(target);
+    EXPECT_NE(got.status, 0) << target;
+    EXPECT_NE(got.cache_result, "hit") << target;
+  }
+  EXPECT_EQ(harness.tier("a.test").times_asked(), 2u);
+}
+
+// A target the parse refuses, or would decode to another key, is never answered from an entry
+// stored under its raw spelling (the resolver writes no such keys; these are put there by
+// hand): upper case, a percent-encoding, a query, a checksum database path.
+TEST(answered_before_the_parse, a_key_the_parse_would_not_write_is_never_answered_verbatim) {
+  scripted_harness harness({{"a.test", tier_script::not_found()}}, public_tiers("https://a.test"));
+  const std::vector<std::string> targets = {
+      "/example.com/Hello/@v/v1.2.0.info",
+      "/example.com/hello/@v/v1.2.0%2Eprerelease.mod",
+      "/example.com/hello/@v/v1.2.0.info?x=.info",
+      "/sumdb/sum.golang.org/lookup/example.com/hello/@v/v1.2.0.info",
+  };
+  for (const auto& target : targets) {
+    seed_key(harness.store(), target, cache::entry_kind::immutable, 1, "planted\n");
+  }
+  for (const auto& target : targets) {
+    auto got = harness.get(target);
+    EXPECT_EQ(got.status, 404) << target << ": " << got.body;
+    EXPECT_NE(got.body, "planted\n") << target;
+  }
+}
+
 }  // namespace
 }  // namespace gomodproxy::resolver
