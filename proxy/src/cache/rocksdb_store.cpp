@@ -905,8 +905,10 @@ class file_writer final : public entry_writer {
         failed_ = true;
         return wrote;
       }
-      // Whatever happens to the process or the machine, a record never names a file whose bytes
-      // could still be lost.
+      // The record is written after the bytes are on disk, so no crash (of the process or the
+      // machine) leaves a record naming a file that lacks them. The directory entry is not
+      // synced: like the unsynced write-ahead log, a power loss may lose the newest entries,
+      // and a record whose file is gone reads as corrupt and is filled again.
       if (::fdatasync(fd_) != 0) {
         failed_ = true;
         return errc::cache_io;
@@ -1587,6 +1589,7 @@ class rocksdb_store final : public cache_store {
     return deleted + *files;
   }
 
+ private:
   // Deletes the body files that no committed record names and no writer of this process is
   // writing: a crash mid-fill, or between a file's fdatasync and its record, or between a
   // version's retirement and its unlink. Returns how many were deleted.
@@ -1636,6 +1639,7 @@ class rocksdb_store final : public cache_store {
     return deleted;
   }
 
+ public:
   store_stats stats() const override {
     return {state_->entries.load(std::memory_order_relaxed),
             state_->bytes.load(std::memory_order_relaxed)};
