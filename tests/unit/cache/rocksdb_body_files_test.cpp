@@ -6,11 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cache/cache_store.hpp"
@@ -245,6 +247,44 @@ TEST_F(rocksdb_body_files_test, replace_and_remove_delete_the_file_but_open_read
   EXPECT_EQ(body_files().size(), 1u);
   put("k", "small");
   EXPECT_TRUE(body_files().empty());
+}
+
+// open() reads the record, then opens the file it names; a replacement committed in between
+// unlinks that file. Such an open reads the newer version instead of calling the entry corrupt.
+TEST_F(rocksdb_body_files_test, opens_racing_replacements_always_get_a_whole_version) {
+  constexpr int versions = 300;
+  const auto version = [](int v) {
+    return pattern_bytes(2 * chunk_bytes + static_cast<std::size_t>(v % 7),
+                         static_cast<char>(v % 100));
+  };
+  put("k", version(0));
+  std::atomic<bool> done{false};
+  std::thread replacer([&] {
+    for (int v = 1; v < versions; ++v) {
+      auto writer = store_->create("k");
+      if (!writer || !(*writer)->append(version(v))) break;
+      entry_meta meta;
+      meta.tier = std::to_string(v);
+      if (!(*writer)->commit(meta)) break;
+    }
+    done = true;
+  });
+  int opened = 0;
+  for (int i = 0; i < 20 * versions && !done.load(); ++i) {
+    auto reader = store_->open("k");
+    if (!reader) {
+      ADD_FAILURE() << "open " << i << ": " << reader.error().message();
+      break;
+    }
+    ASSERT_NE(*reader, nullptr);
+    const int v = (*reader)->meta().tier.empty() ? 0 : std::stoi((*reader)->meta().tier);
+    const auto body = view_whole(**reader);
+    EXPECT_TRUE(body && *body == version(v)) << "version " << v;
+    ++opened;
+  }
+  replacer.join();
+  EXPECT_GT(opened, 0);
+  EXPECT_EQ(body_files().size(), 1u);
 }
 
 TEST_F(rocksdb_body_files_test, a_missing_file_is_corrupt_and_the_entry_can_be_replaced) {
