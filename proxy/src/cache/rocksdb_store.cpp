@@ -1138,7 +1138,7 @@ class cap_keeper {
     }
     if (evicted.bytes == 0 && !evicted.any_chunked) return;
     held_eviction round;
-    round.bytes = evicted.bytes;
+    round.bytes = evicted.bytes - evicted.file_bytes;
     round.first_fill = evicted.first_fill;
     round.last_fill = evicted.last_fill;
     round.any_chunked = evicted.any_chunked;
@@ -1229,6 +1229,8 @@ class cap_keeper {
 
   struct evicted_batch {
     std::uint64_t bytes = 0;
+    // Of `bytes`, those in body files: unlinked at once, so no snapshot holds them on disk.
+    std::uint64_t file_bytes = 0;
     std::uint64_t first_fill = std::numeric_limits<std::uint64_t>::max();
     std::uint64_t last_fill = 0;
     bool any_chunked = false;
@@ -1265,6 +1267,7 @@ class cap_keeper {
         added.last_fill = std::max(added.last_fill, record->fill_id);
       } else if (record->where == layout::storage::file) {
         evicted_files.push_back(record->fill_id);
+        added.file_bytes += record->meta.size;
       }
       batch.Delete(state_->records, stored_meta_key).PermitUncheckedError();
       batch.Delete(state_->records, layout::access_key(candidate.key)).PermitUncheckedError();
@@ -1288,6 +1291,7 @@ class cap_keeper {
     state_->evicted_bytes.store(totals.bytes, std::memory_order_relaxed);
     for (const auto* candidate : evicted) state_->recency.forget(candidate->key);
     out.bytes += added.bytes;
+    out.file_bytes += added.file_bytes;
     if (added.any_chunked) {
       out.any_chunked = true;
       out.first_fill = std::min(out.first_fill, added.first_fill);
