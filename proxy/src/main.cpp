@@ -663,7 +663,8 @@ int serve(const config::settings& settings) {
   // background rather than delaying start-up with a scan.
   net::post(checks->context(), [&store] {
     auto collected = store->collect_garbage();
-    if (collected && *collected > 0) spdlog::info("cache: collected {} stale chunks", *collected);
+    if (collected && *collected > 0)
+      spdlog::info("cache: collected {} stale chunks and body files", *collected);
   });
 
   fills.start("gmp-fills", true);
