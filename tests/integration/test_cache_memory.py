@@ -100,7 +100,7 @@ OPEN_FILES_LIMIT = 128
 @pytest.fixture(scope="module")
 def many_zips_tree(tmp_path_factory):
     """MANY_ZIPS modules, each a 100 KiB zip of incompressible bytes: above the inline limit,
-    so each is stored in chunks."""
+    so each is stored in a body file of its own."""
     tree = mt.ModuleTree(tmp_path_factory.mktemp("many-zips") / "root")
     for i in range(MANY_ZIPS):
         path = f"example.com/many{i}"
@@ -116,10 +116,9 @@ def open_descriptors(pid: int) -> int:
 
 def test_a_cache_of_many_zips_stays_within_the_open_files_limit(many_zips_tree, make_upstream,
                                                                 start_proxy):
-    """With a 1 MiB budget each zip is flushed at its commit, to a blob file of its own unless
-    the flush thread (at a low priority) takes several commits' flushes at once. Serving them
-    all again from disk must not keep one descriptor per blob file: under a 128-descriptor
-    limit every fill and read succeeds and room is left for connections."""
+    """Each zip is a body file of its own. Serving them all again from disk must not keep one
+    descriptor per file (a reader holds its file open only while it lives): under a
+    128-descriptor limit every fill and read succeeds and room is left for connections."""
     upstream = make_upstream(many_zips_tree.root)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES_LIMIT, hard))
@@ -136,19 +135,19 @@ def test_a_cache_of_many_zips_stays_within_the_open_files_limit(many_zips_tree, 
             assert response.status == 200, (round_, path, response.status, response.text[:200])
             assert response.body == many_zips_tree.file_bytes(path), (round_, path)
             most = max(most, open_descriptors(proxy.proc.pid))
-    blob_files = len(list(proxy.cache_dir.glob("*.blob")))
-    assert blob_files > OPEN_FILES_LIMIT, blob_files  # the case this test is about
+    body_files = len(list((proxy.cache_dir / "bodies").iterdir()))
+    assert body_files > OPEN_FILES_LIMIT, body_files  # the case this test is about
     assert most <= OPEN_FILES_LIMIT - 16, most  # room left for connections
     for path in paths:
         assert upstream.count(path) == 1, path
 
 
-def test_compactions_leave_the_chunks_of_earlier_fills_where_they_were_written(
+def test_later_fills_leave_the_bodies_of_earlier_fills_where_they_were_written(
         tmp_path, make_upstream, start_proxy):
-    """A chunk is written to a blob file once. Compactions of the chunk tables (one every few
-    flushes of the 2 MiB write buffers) do not move live chunks into new blob files: that
-    rewrite cost a large fill's worth of copying and checksumming again. Space is freed by
-    deleting blob files whose chunks are all deleted, and by the cap's eviction
+    """A large body is written once, to a file of its own, and never moved: later fills and the
+    compactions their metadata causes leave it be (when chunks lived in RocksDB's blob files,
+    compactions rewrote them, a large fill's worth of copying and checksumming again). Space is
+    freed by unlinking the files of removed versions, and by the cap's eviction
     (test_cache_cap.py)."""
     tree = mt.ModuleTree(tmp_path / "root")
     paths = []
@@ -161,12 +160,14 @@ def test_compactions_leave_the_chunks_of_earlier_fills_where_they_were_written(
     upstream = make_upstream(tree.root)
     proxy = start_proxy(upstream.url)
     assert proxy.head(paths[0], timeout=60).status == 200
-    first = {p.name for p in proxy.cache_dir.glob("*.blob")}
-    assert first
+    bodies = proxy.cache_dir / "bodies"
+    first = {(p.name, p.stat().st_ino) for p in bodies.iterdir()}
+    assert len(first) == 1, first
     for path in paths[1:]:
         assert proxy.head(path, timeout=60).status == 200
     time.sleep(2)  # compactions the last flushes started
-    assert first <= {p.name for p in proxy.cache_dir.glob("*.blob")}
+    later = {(p.name, p.stat().st_ino) for p in bodies.iterdir()}
+    assert first <= later and len(later) == len(paths), later
     response = proxy.get(paths[0], timeout=60)
     assert response.status == 200 and response.body == tree.file_bytes(paths[0])
     assert upstream.count(paths[0]) == 1

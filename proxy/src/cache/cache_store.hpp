@@ -116,7 +116,7 @@ class cache_store {
       const std::function<bool(std::string_view key, const entry_meta& meta, bool damaged)>&
           visit) = 0;
   /// Deletes bytes of abandoned or replaced versions that no reader can reach any more.
-  /// Returns how many chunks were deleted.
+  /// Returns how many pieces (chunks, body files) were deleted.
   [[nodiscard]] virtual result<std::uint64_t> collect_garbage() = 0;
   /// Committed entries and their body bytes (maintained incrementally, no scan).
   virtual store_stats stats() const = 0;
@@ -135,6 +135,11 @@ struct rocksdb_options {
   /// Bodies up to this size are stored inside the metadata record (one Get per hit); at most
   /// chunk_bytes. Default: 64 KiB
   std::size_t inline_max_bytes = 64 << 10;
+  /// New fills larger than inline_max_bytes keep their body as a file of its own under
+  /// `path`/bodies (readers offer it through entry_reader::file()); false stores them in
+  /// chunks of chunk_bytes inside RocksDB, as caches written before body files hold them.
+  /// Both kinds are read whatever this says. Default: true
+  bool body_files = true;
   /// Most memory RocksDB's block cache (metadata blocks only: chunks pass through no cache)
   /// and its write buffers take together; a flush starts when the write buffers would take
   /// more than half of it. At least min_memory_bytes. Default: 16 MiB

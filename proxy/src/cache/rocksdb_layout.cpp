@@ -225,12 +225,41 @@ std::string chunk_key_end(std::uint64_t fill_id) {
   return out;
 }
 
+std::string body_file_name(std::uint64_t fill_id) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    out[static_cast<std::size_t>(i)] = digits[fill_id & 0xf];
+    fill_id >>= 4;
+  }
+  return out;
+}
+
+std::optional<std::uint64_t> parse_body_file_name(std::string_view name) {
+  if (name.size() != 16) return std::nullopt;
+  std::uint64_t fill_id = 0;
+  for (const char c : name) {
+    int digit = 0;
+    if (c >= '0' && c <= '9') {
+      digit = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      digit = c - 'a' + 10;
+    } else {
+      return std::nullopt;
+    }
+    fill_id = (fill_id << 4) | static_cast<std::uint64_t>(digit);
+  }
+  return fill_id;
+}
+
 std::uint64_t chunk_count_for(std::uint64_t size, std::uint32_t chunk_bytes) {
   return size / chunk_bytes + (size % chunk_bytes != 0 ? 1 : 0);
 }
 
-std::uint32_t crc32c(std::string_view bytes) {
-  std::uint32_t crc = 0xffffffffu;
+std::uint32_t crc32c(std::string_view bytes) { return crc32c_extend(0, bytes); }
+
+std::uint32_t crc32c_extend(std::uint32_t crc, std::string_view bytes) {
+  crc ^= 0xffffffffu;
 #if defined(__x86_64__)
   static const bool has_sse42 = __builtin_cpu_supports("sse4.2");
   crc = has_sse42 ? crc32c_sse42(crc, bytes) : crc32c_portable(crc, bytes);
@@ -256,6 +285,9 @@ result<std::string> encode_meta(const meta_record& record) {
   if (record.where == storage::inline_body) {
     put_be(out, crc32c(record.body), 4);
     out.append(record.body);
+  } else if (record.where == storage::file) {
+    put_be(out, record.fill_id, 8);
+    put_be(out, record.body_crc, 4);
   } else {
     put_be(out, record.fill_id, 8);
     put_be(out, record.chunk_bytes, 4);
@@ -282,7 +314,7 @@ result<meta_record> decode_meta(std::string_view stored, bool check_body) {
   record.meta.stored_at_ms = static_cast<std::int64_t>(in.be(8));
   const auto tier_bytes = in.be(2);
   record.meta.tier = std::string(in.bytes(static_cast<std::size_t>(tier_bytes)));
-  if (!in.ok() || version != format_version || kind > 2 || where > 1) {
+  if (!in.ok() || version != format_version || kind > 2 || where > 2) {
     return errc::cache_corrupt;
   }
   record.meta.kind = static_cast<entry_kind>(kind);
@@ -297,6 +329,14 @@ result<meta_record> decode_meta(std::string_view stored, bool check_body) {
     return record;
   }
   record.fill_id = in.be(8);
+  if (record.where == storage::file) {
+    record.body_crc = static_cast<std::uint32_t>(in.be(4));
+    // An empty body is always stored inline.
+    if (!in.ok() || !in.rest().empty() || record.meta.size == 0) {
+      return errc::cache_corrupt;
+    }
+    return record;
+  }
   record.chunk_bytes = static_cast<std::uint32_t>(in.be(4));
   record.chunk_count = static_cast<std::uint32_t>(in.be(4));
   if (!in.ok() || !in.rest().empty() || record.chunk_bytes == 0 || record.meta.size == 0 ||

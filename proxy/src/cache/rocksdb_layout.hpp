@@ -26,8 +26,12 @@ namespace gomodproxy::cache::layout {
 // chunks family:
 //   be64(fill_id) + be32(index)   chunk body + be32 CRC32C of the body
 //
-// Chunk keys name a fill, never an entry key, so no entry key bytes (NUL, '/', ...) can make two
-// entries' chunks collide; fill ids are unique for the life of the directory.
+// bodies/ (a directory beside RocksDB's files):
+//   hex16(fill_id)         the body of a fill larger than inline_max_bytes (storage::file)
+//
+// Chunk keys and body file names name a fill, never an entry key, so no entry key bytes (NUL,
+// '/', ...) can make two entries' bodies collide or reach a file name; fill ids are unique for
+// the life of the directory.
 
 inline constexpr std::string_view chunks_family = "chunks";
 inline constexpr std::uint8_t format_version = 1;
@@ -39,6 +43,7 @@ inline constexpr char meta_prefix = 'm';
 inline constexpr char fill_prefix = 'f';
 inline constexpr char access_prefix = 'a';
 inline constexpr std::string_view evictions_key = "e";
+inline constexpr std::string_view bodies_directory = "bodies";
 
 /// Bytes of the CRC32C trailer of every stored chunk.
 inline constexpr std::size_t chunk_trailer_bytes = 4;
@@ -51,16 +56,24 @@ inline constexpr std::size_t chunk_trailer_bytes = 4;
 [[nodiscard]] std::string chunk_key(std::uint64_t fill_id, std::uint32_t index);
 /// The first key past every chunk of `fill_id` (an iteration bound).
 [[nodiscard]] std::string chunk_key_end(std::uint64_t fill_id);
+/// The name of `fill_id`'s body file inside bodies_directory: 16 lower-case hex digits.
+[[nodiscard]] std::string body_file_name(std::uint64_t fill_id);
+/// The fill id a body file is named after, or nullopt when `name` is not such a name.
+[[nodiscard]] std::optional<std::uint64_t> parse_body_file_name(std::string_view name);
 
 /// Chunks needed for `size` bytes; 0 for an empty body.
 [[nodiscard]] std::uint64_t chunk_count_for(std::uint64_t size, std::uint32_t chunk_bytes);
 
 /// CRC32C (Castagnoli) of `bytes`.
 [[nodiscard]] std::uint32_t crc32c(std::string_view bytes);
+/// The CRC32C of A followed by `bytes`, given `crc` = crc32c(A); crc32c_extend(0, B) is
+/// crc32c(B). For bodies checked as they stream past.
+[[nodiscard]] std::uint32_t crc32c_extend(std::uint32_t crc, std::string_view bytes);
 
 enum class storage : std::uint8_t {
   inline_body = 0,  ///< the body follows the metadata in the same record
   chunked = 1,      ///< the body is in `chunk_count` chunks of the fill `fill_id`
+  file = 2,         ///< the body is the file body_file_name(fill_id), `body_crc` its CRC32C
 };
 
 /// Decoded "m" record. `body` views the bytes it was decoded from (inline storage only).
@@ -71,12 +84,15 @@ struct meta_record {
   std::uint64_t fill_id = 0;
   std::uint32_t chunk_bytes = 0;
   std::uint32_t chunk_count = 0;
+  std::uint32_t body_crc = 0;
 };
 
 /// Version 1: u8 version, u8 kind, u8 storage, be64 size, be64 stored_at_ms, be16 tier length,
 /// tier; then inline: be32 CRC32C(body), body (exactly `size` bytes); or chunked: be64 fill_id,
-/// be32 chunk_bytes, be32 chunk_count, and nothing after. too_large when the tier name exceeds
-/// 65535 bytes.
+/// be32 chunk_bytes, be32 chunk_count, and nothing after; or file: be64 fill_id, be32
+/// CRC32C(body), and nothing after. too_large when the tier name exceeds 65535 bytes. Binaries
+/// from before storage::file refuse its records as corrupt (a newer cache cannot be read by
+/// them).
 [[nodiscard]] result<std::string> encode_meta(const meta_record& record);
 /// cache_corrupt for any record encode_meta could not have produced (unknown version or kind,
 /// truncation, trailing bytes, size or chunk count inconsistent, inline CRC mismatch).

@@ -1,5 +1,6 @@
 // The RocksDB cache store. Record layout: rocksdb_layout.hpp. Every rocksdb::Status is turned into
 // an errc here; nothing RocksDB leaves this file.
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <rocksdb/cache.h>
@@ -15,14 +16,19 @@
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -151,6 +157,8 @@ struct db_state {
   rdb::ColumnFamilyHandle* chunks = nullptr;
   std::uint32_t chunk_bytes = 0;
   std::size_t inline_max_bytes = 0;
+  bool body_files = true;
+  std::string bodies_path;  // `path`/bodies
 
   // sync=false: a write returns once it is in the WAL file in the OS page cache, so committed
   // entries survive the process being killed (kill -9, OOM); only a power loss or kernel crash
@@ -236,23 +244,39 @@ struct db_state {
     return std::optional<std::string>{std::move(value)};
   }
 
-  // Adds to `batch` the deletion of a committed version's chunks and its share of the stats.
-  void retire(const layout::meta_record& old, rdb::WriteBatch& batch, store_stats& stats) {
+  std::string body_path(std::uint64_t fill_id) const {
+    return bodies_path + "/" + layout::body_file_name(fill_id);
+  }
+
+  // Body files of versions whose retirement has been written. A reader that has one open keeps
+  // reading it: the bytes go when its descriptor closes.
+  void unlink_bodies(const std::vector<std::uint64_t>& fill_ids) const {
+    for (const auto fill_id : fill_ids) (void)::unlink(body_path(fill_id).c_str());
+  }
+
+  // Adds to `batch` the deletion of a committed version's chunks and its share of the stats; a
+  // body file is added to `retired_files`, for unlink_bodies() once the batch is written.
+  void retire(const layout::meta_record& old, rdb::WriteBatch& batch, store_stats& stats,
+              std::vector<std::uint64_t>& retired_files) {
     if (old.where == layout::storage::chunked) {
       for (std::uint32_t i = 0; i < old.chunk_count; ++i) {
         // Deletes are invisible to older snapshots, so readers of this version keep reading it.
         batch.Delete(chunks, layout::chunk_key(old.fill_id, i)).PermitUncheckedError();
       }
+    } else if (old.where == layout::storage::file) {
+      retired_files.push_back(old.fill_id);
     }
     stats.entries -= std::min<std::uint64_t>(stats.entries, 1);
     stats.bytes -= std::min(stats.bytes, old.meta.size);
   }
 
   // Caller holds `mutex`. Retires whatever version of `key` is committed now; a record that no
-  // longer decodes still counts as one entry, but its chunks (if any) are unknown and stay.
+  // longer decodes still counts as one entry, but its chunks (if any) are unknown and stay, and
+  // its body file (if any) waits for collect_garbage().
   [[nodiscard]] result<void> retire_current(std::string_view stored_meta_key,
                                             rdb::WriteBatch& batch, store_stats& stats,
-                                            bool& existed) {
+                                            bool& existed,
+                                            std::vector<std::uint64_t>& retired_files) {
     auto old = get_record(rdb::ReadOptions{}, stored_meta_key);
     if (!old) {
       return old.error();
@@ -262,7 +286,7 @@ struct db_state {
       return {};
     }
     if (auto record = layout::decode_meta(**old)) {
-      retire(*record, batch, stats);
+      retire(*record, batch, stats, retired_files);
     } else {
       stats.entries -= std::min<std::uint64_t>(stats.entries, 1);
     }
@@ -274,6 +298,37 @@ struct db_state {
     committed = stats;
     entries.store(stats.entries, std::memory_order_relaxed);
     bytes.store(stats.bytes, std::memory_order_relaxed);
+  }
+
+  // Makes `encoded` (the metadata record of a version of `key` with `body_bytes` of body, filled
+  // as `fill_id`) the committed version: `batch` (whatever else the version needs written) with
+  // the record, the retirement of the version it replaces and the stats, in one atomic write.
+  [[nodiscard]] result<void> commit_version(std::string_view key, const std::string& encoded,
+                                            rdb::WriteBatch& batch, std::uint64_t body_bytes,
+                                            std::uint64_t fill_id) {
+    const auto stored_meta_key = layout::meta_key(key);
+    std::vector<std::uint64_t> retired_files;
+    {
+      std::lock_guard lock(mutex);
+      store_stats stats = committed;
+      bool existed = false;
+      if (auto retired = retire_current(stored_meta_key, batch, stats, existed, retired_files);
+          !retired) {
+        return retired;
+      }
+      batch.Put(records, stored_meta_key, encoded).PermitUncheckedError();
+      stats.entries += 1;
+      stats.bytes += body_bytes;
+      batch.Put(records, layout::stats_key, layout::encode_stats(stats)).PermitUncheckedError();
+      if (const auto status = db->Write(write_options, &batch); !status.ok()) {
+        return to_error(status);
+      }
+      publish(stats);
+      live_fills.erase(fill_id);
+    }
+    unlink_bodies(retired_files);
+    note_committed(body_bytes);
+    return {};
   }
 };
 
@@ -553,29 +608,11 @@ class rocksdb_writer final : public entry_writer {
       unseal(record.where, around_wal);
       return encoded.error();
     }
-    const auto stored_meta_key = layout::meta_key(key_);
-    {
-      std::lock_guard lock(state_->mutex);
-      store_stats stats = state_->committed;
-      bool existed = false;
-      if (auto retired = state_->retire_current(stored_meta_key, batch, stats, existed); !retired) {
-        unseal(record.where, around_wal);
-        return retired;
-      }
-      batch.Put(state_->records, stored_meta_key, *encoded).PermitUncheckedError();
-      stats.entries += 1;
-      stats.bytes += size_;
-      batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
-          .PermitUncheckedError();
-      if (const auto status = state_->db->Write(state_->write_options, &batch); !status.ok()) {
-        unseal(record.where, around_wal);
-        return to_error(status);
-      }
-      state_->publish(stats);
-      state_->live_fills.erase(fill_id_);
-      committed_ = true;
+    if (auto done = state_->commit_version(key_, *encoded, batch, size_, fill_id_); !done) {
+      unseal(record.where, around_wal);
+      return done;
     }
-    state_->note_committed(size_);
+    committed_ = true;
     std::string().swap(buffer_);
     cache_.release();
     if (record.where == layout::storage::chunked && size_ >= state_->flush_after_bytes &&
@@ -641,6 +678,293 @@ class rocksdb_writer final : public entry_writer {
   bool failed_ = false;
   bool wrote_around_wal_ = false;
   chunk_cache cache_;
+};
+
+// Reads `count` bytes at `offset` of `fd` into `into`; cache_corrupt when the file ends first
+// (it is shorter than the metadata that names it).
+[[nodiscard]] result<void> pread_exactly(int fd, char* into, std::size_t count,
+                                         std::uint64_t offset) {
+  while (count > 0) {
+    const auto got = ::pread(fd, into, count, static_cast<off_t>(offset));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      return errc::cache_io;
+    }
+    if (got == 0) return errc::cache_corrupt;
+    into += got;
+    count -= static_cast<std::size_t>(got);
+    offset += static_cast<std::uint64_t>(got);
+  }
+  return {};
+}
+
+[[nodiscard]] result<void> write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const auto wrote = ::write(fd, bytes.data(), bytes.size());
+    if (wrote < 0) {
+      if (errno == EINTR) continue;
+      return errc::cache_io;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(wrote));
+  }
+  return {};
+}
+
+// A body kept as a file of its own. The descriptor opened with the reader keeps this version's
+// bytes whatever happens to the entry meanwhile (an unlinked file lives while it is open).
+// Reads in order from the first byte check the body's CRC32C as they pass: the last piece of a
+// body that does not match is refused, so whoever reads a body whole (a TLS answer, a bundle,
+// cache verify) never takes a damaged one for good. Sending file() skips the check.
+class file_reader final : public entry_reader {
+ public:
+  file_reader(entry_meta meta, int fd, std::uint32_t body_crc, std::size_t chunk_bytes)
+      : meta_(std::move(meta)), fd_(fd), body_crc_(body_crc), chunk_bytes_(chunk_bytes) {}
+  file_reader(const file_reader&) = delete;
+  file_reader& operator=(const file_reader&) = delete;
+  ~file_reader() override { ::close(fd_); }
+
+  const entry_meta& meta() const override { return meta_; }
+
+  std::optional<body_file> file() const override { return body_file{fd_, 0}; }
+
+  result<std::string> read(std::uint64_t offset, std::size_t max_bytes) override {
+    if (offset >= meta_.size) {
+      return std::string{};
+    }
+    const auto wanted =
+        static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, meta_.size - offset));
+    std::string out(wanted, '\0');
+    if (auto fetched = fetch(offset, out.data(), wanted); !fetched) {
+      return fetched.error();
+    }
+    return out;
+  }
+
+  result<std::string_view> view(std::uint64_t offset, std::size_t max_bytes) override {
+    if (offset >= meta_.size) {
+      return std::string_view{};
+    }
+    // Views stop at multiples of chunk_bytes, like a chunked body's: the buffer never holds
+    // more than one chunk's worth, and sequential views read aligned pieces.
+    const auto wanted = static_cast<std::size_t>(std::min<std::uint64_t>(
+        {max_bytes, chunk_bytes_ - offset % chunk_bytes_, meta_.size - offset}));
+    // Allocated on first use: a reader whose body is sent from file() never needs it.
+    if (!buffer_) {
+      buffer_.reset(new char[std::min<std::uint64_t>(chunk_bytes_, meta_.size)]);
+    }
+    if (auto fetched = fetch(offset, buffer_.get(), wanted); !fetched) {
+      return fetched.error();
+    }
+    return std::string_view(buffer_.get(), wanted);
+  }
+
+ private:
+  [[nodiscard]] result<void> fetch(std::uint64_t offset, char* into, std::size_t count) {
+    if (auto read = pread_exactly(fd_, into, count, offset); !read) {
+      return read;
+    }
+    const std::uint64_t end = offset + count;
+    if (offset <= checked_up_to_ && end > checked_up_to_) {
+      const auto skip = static_cast<std::size_t>(checked_up_to_ - offset);
+      crc_ = layout::crc32c_extend(crc_, std::string_view(into + skip, count - skip));
+      checked_up_to_ = end;
+      if (checked_up_to_ == meta_.size && crc_ != body_crc_) {
+        return errc::cache_corrupt;
+      }
+    }
+    return {};
+  }
+
+  entry_meta meta_;
+  int fd_;
+  std::uint32_t body_crc_;
+  std::uint64_t chunk_bytes_;
+  std::unique_ptr<char[]> buffer_;
+  std::uint64_t checked_up_to_ = 0;
+  std::uint32_t crc_ = 0;
+};
+
+// Opens the body file a record names; nullptr when the file does not exist (the caller tells a
+// version replaced meanwhile from a lost file).
+[[nodiscard]] result<std::unique_ptr<entry_reader>> open_body_file(
+    const db_state& state, const layout::meta_record& record) {
+  const int fd = ::open(state.body_path(record.fill_id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return std::unique_ptr<entry_reader>{};
+    return errc::cache_io;
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    ::close(fd);
+    return errc::cache_io;
+  }
+  if (static_cast<std::uint64_t>(info.st_size) != record.meta.size) {
+    ::close(fd);
+    return errc::cache_corrupt;
+  }
+  return std::unique_ptr<entry_reader>{
+      std::make_unique<file_reader>(record.meta, fd, record.body_crc, state.chunk_bytes)};
+}
+
+// Writes a new version whose body, once larger than inline_max_bytes, goes to a file of its own
+// named after the fill. Bytes are staged up to chunk_bytes and written with write(2). Commit
+// makes the file durable (fdatasync) before the metadata that names it is written; an abandoned
+// writer deletes its file, and collect_garbage() deletes what a crash left.
+class file_writer final : public entry_writer {
+ public:
+  file_writer(std::shared_ptr<db_state> state, std::string key, std::uint64_t fill_id)
+      : state_(std::move(state)), key_(std::move(key)), fill_id_(fill_id) {}
+  file_writer(const file_writer&) = delete;
+  file_writer& operator=(const file_writer&) = delete;
+
+  ~file_writer() override {
+    if (fd_ >= 0) ::close(fd_);
+    if (committed_) return;
+    if (created_) (void)::unlink(state_->body_path(fill_id_).c_str());
+    std::lock_guard lock(state_->mutex);
+    state_->live_fills.erase(fill_id_);
+  }
+
+  result<void> append(std::string_view bytes) override {
+    if (committed_ || failed_) {
+      return errc::cache_io;
+    }
+    if (fd_ < 0 && buffer_.size() + bytes.size() <= state_->inline_max_bytes) {
+      buffer_.append(bytes);
+      size_ += bytes.size();
+      return {};
+    }
+    if (fd_ < 0) {
+      if (auto created = create_file(); !created) {
+        failed_ = true;
+        return created;
+      }
+    }
+    const std::size_t staging_bytes = state_->chunk_bytes;
+    if (buffer_.size() + bytes.size() <= staging_bytes) {
+      buffer_.append(bytes);
+    } else {
+      auto wrote = write_staged();
+      if (wrote && bytes.size() >= staging_bytes) {
+        wrote = write_all(fd_, bytes);
+        if (wrote) written_ += bytes.size();
+      } else if (wrote) {
+        buffer_.append(bytes);
+      }
+      if (!wrote) {
+        failed_ = true;
+        return wrote;
+      }
+    }
+    size_ += bytes.size();
+    crc_ = layout::crc32c_extend(crc_, bytes);
+    return {};
+  }
+
+  std::uint64_t size() const override { return size_; }
+
+  result<std::string> read(std::uint64_t offset, std::size_t max_bytes) override {
+    if (committed_) {
+      return errc::cache_io;
+    }
+    if (offset >= size_) {
+      return std::string{};
+    }
+    const auto wanted =
+        static_cast<std::size_t>(std::min<std::uint64_t>(max_bytes, size_ - offset));
+    std::string out(wanted, '\0');
+    std::size_t from_file = 0;
+    if (offset < written_) {
+      from_file = static_cast<std::size_t>(std::min<std::uint64_t>(wanted, written_ - offset));
+      if (auto fetched = pread_exactly(fd_, out.data(), from_file, offset); !fetched) {
+        return fetched.error();
+      }
+    }
+    if (from_file < wanted) {
+      const auto staged_at = static_cast<std::size_t>(offset + from_file - written_);
+      std::memcpy(out.data() + from_file, buffer_.data() + staged_at, wanted - from_file);
+    }
+    return out;
+  }
+
+  result<void> commit(entry_meta meta) override {
+    if (committed_ || failed_) {
+      return errc::cache_io;
+    }
+    meta.size = size_;
+    if (meta.stored_at_ms == 0) {
+      meta.stored_at_ms = now_ms();
+    }
+    layout::meta_record record;
+    record.meta = std::move(meta);
+    if (fd_ < 0) {
+      record.where = layout::storage::inline_body;
+      record.body = buffer_;
+    } else {
+      if (auto wrote = write_staged(); !wrote) {
+        failed_ = true;
+        return wrote;
+      }
+      // Whatever happens to the process or the machine, a record never names a file whose bytes
+      // could still be lost.
+      if (::fdatasync(fd_) != 0) {
+        failed_ = true;
+        return errc::cache_io;
+      }
+      record.where = layout::storage::file;
+      record.fill_id = fill_id_;
+      record.body_crc = crc_;
+    }
+    auto encoded = layout::encode_meta(record);
+    if (!encoded) {
+      return encoded.error();
+    }
+    rdb::WriteBatch batch;
+    if (auto done = state_->commit_version(key_, *encoded, batch, size_, fill_id_); !done) {
+      return done;
+    }
+    committed_ = true;
+    if (fd_ >= 0) {
+      ::close(fd_);
+      fd_ = -1;
+    }
+    std::string().swap(buffer_);
+    return {};
+  }
+
+ private:
+  [[nodiscard]] result<void> create_file() {
+    fd_ = ::open(state_->body_path(fill_id_).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      return errc::cache_io;
+    }
+    created_ = true;
+    crc_ = layout::crc32c(buffer_);
+    // Grown by doubling, the staging buffer could reach twice its limit.
+    buffer_.reserve(state_->chunk_bytes);
+    return {};
+  }
+
+  [[nodiscard]] result<void> write_staged() {
+    if (auto wrote = write_all(fd_, buffer_); !wrote) {
+      return wrote;
+    }
+    written_ += buffer_.size();
+    buffer_.clear();
+    return {};
+  }
+
+  std::shared_ptr<db_state> state_;
+  std::string key_;
+  std::uint64_t fill_id_;
+  std::string buffer_;  // the whole body while it fits inline, then the bytes not yet written
+  int fd_ = -1;
+  bool created_ = false;
+  std::uint64_t written_ = 0;  // bytes in the file
+  std::uint64_t size_ = 0;
+  std::uint32_t crc_ = 0;  // of every byte appended, once there is a file
+  bool committed_ = false;
+  bool failed_ = false;
 };
 
 // How often the eviction thread measures the directory without being woken (the write-ahead
@@ -917,6 +1241,7 @@ class cap_keeper {
     store_stats stats = state_->committed;
     layout::eviction_totals totals = state_->evictions;
     std::vector<const size_cap::candidate*> evicted;
+    std::vector<std::uint64_t> evicted_files;
     evicted_batch added;
     for (const auto& candidate : chosen) {
       if (auto used = state_->recency.find(candidate.key); used && *used > candidate.last_use_ms) {
@@ -936,6 +1261,8 @@ class cap_keeper {
         added.any_chunked = true;
         added.first_fill = std::min(added.first_fill, record->fill_id);
         added.last_fill = std::max(added.last_fill, record->fill_id);
+      } else if (record->where == layout::storage::file) {
+        evicted_files.push_back(record->fill_id);
       }
       batch.Delete(state_->records, stored_meta_key).PermitUncheckedError();
       batch.Delete(state_->records, layout::access_key(candidate.key)).PermitUncheckedError();
@@ -952,6 +1279,7 @@ class cap_keeper {
     batch.Put(state_->records, layout::evictions_key, layout::encode_evictions(totals))
         .PermitUncheckedError();
     if (!state_->db->Write(state_->write_options, &batch).ok()) return;
+    state_->unlink_bodies(evicted_files);
     state_->publish(stats);
     state_->evictions = totals;
     state_->evicted_entries.store(totals.entries, std::memory_order_relaxed);
@@ -1071,21 +1399,48 @@ class rocksdb_store final : public cache_store {
 
   result<std::unique_ptr<entry_reader>> open(std::string_view key) override {
     const auto stored_meta_key = layout::meta_key(key);
-    // Small entries are served from this one Get; only chunked ones pay for a snapshot.
-    auto stored = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
-    if (!stored) {
-      return stored.error();
+    // A version replaced or removed between reading its record and opening its body file has
+    // lost the file; the version that replaced it is read again, a few times at most.
+    constexpr int attempts = 3;
+    for (int attempt = 1;; ++attempt) {
+      auto stored = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
+      if (!stored) {
+        return stored.error();
+      }
+      if (!stored->has_value()) {
+        return std::unique_ptr<entry_reader>{};
+      }
+      auto record = layout::decode_meta(**stored);
+      if (!record) {
+        return record.error();
+      }
+      if (attempt == 1) state_->note_used(key);
+      if (record->where != layout::storage::file) {
+        return open_in_rocksdb(stored_meta_key, std::move(**stored), *record);
+      }
+      auto reader = open_body_file(*state_, *record);
+      if (!reader || *reader) {
+        return reader;
+      }
+      auto again = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
+      if (!again) {
+        return again.error();
+      }
+      // Still the version whose file is missing: the file was lost.
+      if ((again->has_value() && **again == **stored) || attempt == attempts) {
+        return errc::cache_corrupt;
+      }
     }
-    if (!stored->has_value()) {
-      return std::unique_ptr<entry_reader>{};
-    }
-    auto record = layout::decode_meta(**stored);
-    if (!record) {
-      return record.error();
-    }
-    state_->note_used(key);
-    if (record->where == layout::storage::inline_body) {
-      return inline_entry(std::move(**stored), *record);
+  }
+
+ private:
+  // Opens an inline or chunked version (`stored`, decoded as `record`). A file version found at
+  // the snapshot is opened from its file.
+  result<std::unique_ptr<entry_reader>> open_in_rocksdb(const std::string& stored_meta_key,
+                                                        std::string stored,
+                                                        layout::meta_record record) {
+    if (record.where == layout::storage::inline_body) {
+      return inline_entry(std::move(stored), record);
     }
     // The metadata must be re-read at the snapshot: the version read above may already have
     // been replaced and its chunks deleted. Almost always it is the same record, and what was
@@ -1100,19 +1455,26 @@ class rocksdb_store final : public cache_store {
     if (!at_open->has_value()) {
       return std::unique_ptr<entry_reader>{};
     }
-    if (**at_open != **stored) {
-      record = layout::decode_meta(**at_open);
-      if (!record) {
-        return record.error();
+    if (**at_open != stored) {
+      auto replaced = layout::decode_meta(**at_open);
+      if (!replaced) {
+        return replaced.error();
       }
-      if (record->where == layout::storage::inline_body) {
-        return inline_entry(std::move(**at_open), *record);
+      record = *replaced;
+      if (record.where == layout::storage::inline_body) {
+        return inline_entry(std::move(**at_open), record);
+      }
+      if (record.where == layout::storage::file) {
+        auto reader = open_body_file(*state_, record);
+        if (reader && !*reader) return errc::cache_corrupt;
+        return reader;
       }
     }
     return std::unique_ptr<entry_reader>{
-        std::make_unique<chunked_reader>(state_, std::move(snapshot), *record)};
+        std::make_unique<chunked_reader>(state_, std::move(snapshot), record)};
   }
 
+ public:
   result<std::unique_ptr<entry_writer>> create(std::string_view key) override {
     std::lock_guard lock(state_->mutex);
     if (state_->next_fill_id == state_->reserved_fill_end) {
@@ -1127,6 +1489,10 @@ class rocksdb_store final : public cache_store {
     }
     const std::uint64_t fill_id = state_->next_fill_id++;
     state_->live_fills.insert(fill_id);
+    if (state_->body_files) {
+      return std::unique_ptr<entry_writer>{
+          std::make_unique<file_writer>(state_, std::string(key), fill_id)};
+    }
     return std::unique_ptr<entry_writer>{
         std::make_unique<rocksdb_writer>(state_, std::string(key), fill_id)};
   }
@@ -1137,7 +1503,10 @@ class rocksdb_store final : public cache_store {
     rdb::WriteBatch batch;
     store_stats stats = state_->committed;
     bool existed = false;
-    if (auto retired = state_->retire_current(stored_meta_key, batch, stats, existed); !retired) {
+    std::vector<std::uint64_t> retired_files;
+    if (auto retired =
+            state_->retire_current(stored_meta_key, batch, stats, existed, retired_files);
+        !retired) {
       return retired;
     }
     if (!existed) {
@@ -1152,6 +1521,7 @@ class rocksdb_store final : public cache_store {
     }
     state_->publish(stats);
     state_->recency.forget(key);
+    state_->unlink_bodies(retired_files);
     return {};
   }
 
@@ -1209,6 +1579,59 @@ class rocksdb_store final : public cache_store {
         return to_error(status);
       }
       deleted += chunks;
+    }
+    auto files = collect_body_files();
+    if (!files) {
+      return files.error();
+    }
+    return deleted + *files;
+  }
+
+  // Deletes the body files that no committed record names and no writer of this process is
+  // writing: a crash mid-fill, or between a file's fdatasync and its record, or between a
+  // version's retirement and its unlink. Returns how many were deleted.
+  result<std::uint64_t> collect_body_files() {
+    // Fills from `first_unborn` on started after this point and are left alone; of the older
+    // ones only those writing now can still commit, so a file of any other that no record
+    // names below is garbage.
+    std::uint64_t first_unborn = 0;
+    std::unordered_set<std::uint64_t> writing;
+    {
+      std::lock_guard lock(state_->mutex);
+      first_unborn = state_->next_fill_id;
+      writing = state_->live_fills;
+    }
+    std::unordered_set<std::uint64_t> named;
+    {
+      rdb::ReadOptions options;
+      options.total_order_seek = true;
+      options.fill_cache = false;
+      std::unique_ptr<rdb::Iterator> it(state_->db->NewIterator(options, state_->records));
+      const std::string prefix(1, layout::meta_prefix);
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        auto record = layout::decode_meta_summary(it->value().ToStringView());
+        if (record && record->where == layout::storage::file) named.insert(record->fill_id);
+      }
+      if (!it->status().ok()) {
+        return to_error(it->status());
+      }
+    }
+    std::error_code listing_error;
+    std::filesystem::directory_iterator listing(state_->bodies_path, listing_error);
+    if (listing_error) {
+      return errc::cache_io;
+    }
+    std::uint64_t deleted = 0;
+    for (; listing != std::filesystem::directory_iterator(); listing.increment(listing_error)) {
+      if (listing_error) {
+        return errc::cache_io;
+      }
+      const auto fill_id = layout::parse_body_file_name(listing->path().filename().string());
+      if (!fill_id || *fill_id >= first_unborn || writing.contains(*fill_id) ||
+          named.contains(*fill_id)) {
+        continue;
+      }
+      if (::unlink(listing->path().c_str()) == 0) deleted += 1;
     }
     return deleted;
   }
@@ -1491,7 +1914,9 @@ result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& o
   auto state = std::make_shared<db_state>();
   state->chunk_bytes = static_cast<std::uint32_t>(options.chunk_bytes);
   state->inline_max_bytes = options.inline_max_bytes;
+  state->body_files = options.body_files;
   state->path = options.path;
+  state->bodies_path = options.path + "/" + std::string(layout::bodies_directory);
   state->max_bytes = options.max_bytes;
   state->fresh_entry_grace_ms = options.fresh_entry_grace.count();
   if (auto opened = open_db(options, *state, why); !opened) {
@@ -1499,6 +1924,13 @@ result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& o
   }
   if (auto loaded = load_records(options, *state, why); !loaded) {
     return loaded.error();
+  }
+  std::error_code fs_error;
+  std::filesystem::create_directories(state->bodies_path, fs_error);
+  if (fs_error) {
+    return fail(why, errc::cache_io,
+                "cannot create body directory " + state->bodies_path + ": " + fs_error.message())
+        .error();
   }
   return std::unique_ptr<cache_store>{std::make_unique<rocksdb_store>(std::move(state))};
 }

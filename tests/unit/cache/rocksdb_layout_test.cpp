@@ -36,6 +36,18 @@ meta_record chunked_record() {
   return record;
 }
 
+meta_record file_record() {
+  meta_record record;
+  record.meta.kind = entry_kind::immutable;
+  record.meta.size = 100000;
+  record.meta.stored_at_ms = 1700000000000;
+  record.meta.tier = "proxy.golang.org";
+  record.where = storage::file;
+  record.fill_id = 0x0102030405060708ull;
+  record.body_crc = 0xdeadbeef;
+  return record;
+}
+
 // Bit by bit, straight from the definition: the reference for the striped fast path.
 std::uint32_t crc32c_by_bits(std::string_view bytes) {
   std::uint32_t crc = 0xffffffffu;
@@ -93,7 +105,8 @@ TEST(rocksdb_layout, crc32c_matches_known_values) {
 
 TEST(rocksdb_layout, meta_records_round_trip) {
   const std::string body = "module example.com/m\n";
-  const std::vector<meta_record> cases = {inline_record(body), inline_record(""), chunked_record()};
+  const std::vector<meta_record> cases = {inline_record(body), inline_record(""), chunked_record(),
+                                          file_record()};
   for (const auto& original : cases) {
     auto encoded = encode_meta(original);
     ASSERT_TRUE(encoded);
@@ -108,12 +121,13 @@ TEST(rocksdb_layout, meta_records_round_trip) {
     EXPECT_EQ(decoded->fill_id, original.fill_id);
     EXPECT_EQ(decoded->chunk_bytes, original.chunk_bytes);
     EXPECT_EQ(decoded->chunk_count, original.chunk_count);
+    EXPECT_EQ(decoded->body_crc, original.body_crc);
   }
 }
 
 TEST(rocksdb_layout, every_truncation_of_a_meta_record_is_corrupt) {
   const std::string body = "{\"Version\":\"v1.0.0\"}";
-  for (const auto& record : {inline_record(body), chunked_record()}) {
+  for (const auto& record : {inline_record(body), chunked_record(), file_record()}) {
     const auto encoded = encode_meta(record).value();
     for (std::size_t n = 0; n < encoded.size(); ++n) {
       auto decoded = decode_meta(std::string_view(encoded).substr(0, n));
@@ -127,6 +141,7 @@ TEST(rocksdb_layout, malformed_meta_records_are_corrupt) {
   const std::string body = "hello";
   const auto good_inline = encode_meta(inline_record(body)).value();
   const auto good_chunked = encode_meta(chunked_record()).value();
+  const auto good_file = encode_meta(file_record()).value();
   const auto with = [](std::string s, std::size_t at, char c) {
     s[at] = c;
     return s;
@@ -140,7 +155,14 @@ TEST(rocksdb_layout, malformed_meta_records_are_corrupt) {
       {"unknown version", with(good_inline, 0, 2)},
       {"version zero", with(good_inline, 0, 0)},
       {"unknown kind", with(good_inline, 1, 3)},
-      {"unknown storage", with(good_inline, 2, 2)},
+      {"unknown storage", with(good_inline, 2, 3)},
+      {"file trailing byte", good_file + "!"},
+      {"file empty body",
+       [&] {
+         auto record = file_record();
+         record.meta.size = 0;
+         return encode_meta(record).value();
+       }()},
       {"inline size larger than body", with(good_inline, 10, 6)},
       {"inline body byte flipped", with(good_inline, good_inline.size() - 1, 'X')},
       {"inline trailing byte", good_inline + "!"},
@@ -163,6 +185,28 @@ TEST(rocksdb_layout, malformed_meta_records_are_corrupt) {
     ASSERT_FALSE(decoded) << c.name;
     EXPECT_EQ(decoded.error(), errc::cache_corrupt) << c.name;
   }
+}
+
+TEST(rocksdb_layout, body_file_names_are_sixteen_hex_digits_of_the_fill) {
+  EXPECT_EQ(body_file_name(0), "0000000000000000");
+  EXPECT_EQ(body_file_name(0x1234abcdULL), "000000001234abcd");
+  EXPECT_EQ(body_file_name(~std::uint64_t{0}), "ffffffffffffffff");
+  for (const std::uint64_t id : {std::uint64_t{0}, std::uint64_t{77}, ~std::uint64_t{0}}) {
+    EXPECT_EQ(parse_body_file_name(body_file_name(id)), id);
+  }
+  for (const char* name : {"", "123", "000000001234ABCD", "000000001234abcg",
+                           "0000000000000000.tmp", "LOCK", "bodies"}) {
+    EXPECT_FALSE(parse_body_file_name(name).has_value()) << name;
+  }
+}
+
+TEST(rocksdb_layout, crc32c_extends_piece_by_piece) {
+  const std::string bytes = "The quick brown fox jumps over the lazy dog, 0123456789 times.";
+  for (std::size_t cut = 0; cut <= bytes.size(); ++cut) {
+    const auto front = crc32c(std::string_view(bytes).substr(0, cut));
+    EXPECT_EQ(crc32c_extend(front, std::string_view(bytes).substr(cut)), crc32c(bytes)) << cut;
+  }
+  EXPECT_EQ(crc32c_extend(0, bytes), crc32c(bytes));
 }
 
 TEST(rocksdb_layout, oversized_tier_is_refused) {

@@ -114,8 +114,11 @@ class rocksdb_store_test : public ::testing::Test {
     fs::remove_all(dir_, ignored);
   }
 
+  // Chunked storage: these tests look at chunks inside RocksDB, which caches written before body
+  // files hold and keep serving (rocksdb_body_files_test.cpp covers body files).
   rocksdb_options options() const {
     rocksdb_options o;
+    o.body_files = false;
     o.path = (dir_ / "db").string();
     o.chunk_bytes = chunk_bytes;
     o.inline_max_bytes = inline_max_bytes;
