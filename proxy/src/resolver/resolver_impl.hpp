@@ -95,6 +95,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   boost::asio::awaitable<void> serve(server::response_writer& writer,
                                      const protocol::module_request& request,
                                      cache::entry_reader& entry, std::string_view cache_result);
+  boost::asio::awaitable<void> serve_file(server::response_writer& writer,
+                                          const protocol::module_request& request,
+                                          const cache::body_file& file,
+                                          const server::response_head& head, std::uint64_t size);
   static std::string tier_reasons(std::string_view body);
   boost::asio::awaitable<std::optional<std::string>> cached_body(
       std::string target, std::string& why, std::chrono::steady_clock::time_point deadline);

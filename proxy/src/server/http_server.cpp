@@ -2,7 +2,10 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +28,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <cerrno>
 #include <charconv>
 #include <ctime>
 #include <memory_resource>
@@ -242,6 +246,54 @@ void serialize_head(std::string& out, const response_head& head, std::uint64_t c
   out += "\r\n\r\n";
 }
 
+// The most a file range costs in user-space memory where it cannot go by sendfile (TLS, and
+// writers that are not a connection's).
+constexpr std::size_t file_buffer_bytes = 128 << 10;
+
+// Up to `size` bytes of `fd` from `offset` into `into`: their count, short only where the file
+// ends, or nullopt when reading fails.
+std::optional<std::size_t> read_file_at(int fd, std::uint64_t offset, char* into,
+                                        std::size_t size) {
+  std::size_t got = 0;
+  while (got < size) {
+    const auto n = ::pread(fd, into + got, size - got, static_cast<off_t>(offset + got));
+    if (n > 0) {
+      got += static_cast<std::size_t>(n);
+    } else if (n == 0) {
+      break;
+    } else if (errno != EINTR) {
+      return std::nullopt;
+    }
+  }
+  return got;
+}
+
+// Sends `range` through `writer` in buffered pieces, the head with the first one when `head` is
+// set. False when the file ends early or cannot be read, or the writer fails.
+net::awaitable<bool> send_file_copied(response_writer& writer, const response_head* head,
+                                      std::uint64_t content_length, file_range range) {
+  std::string buffer(static_cast<std::size_t>(std::min<std::uint64_t>(
+                         std::max<std::uint64_t>(range.length, 1), file_buffer_bytes)),
+                     '\0');
+  bool head_pending = head != nullptr;
+  while (range.length > 0 || head_pending) {
+    const auto piece =
+        static_cast<std::size_t>(std::min<std::uint64_t>(range.length, buffer.size()));
+    const auto got = read_file_at(range.fd, range.offset, buffer.data(), piece);
+    if (!got || *got != piece) co_return false;
+    const std::string_view bytes(buffer.data(), piece);
+    if (head_pending) {
+      head_pending = false;
+      if (!co_await writer.send_head_with(*head, content_length, bytes)) co_return false;
+    } else if (!co_await writer.write_body(bytes)) {
+      co_return false;
+    }
+    range.offset += piece;
+    range.length -= piece;
+  }
+  co_return true;
+}
+
 using clock = std::chrono::steady_clock;
 constexpr auto no_deadline = clock::time_point::max();
 constexpr std::chrono::milliseconds close_notify_wait{1000};
@@ -425,6 +477,44 @@ class connection_writer final : public response_writer {
     co_return co_await write(net::buffer(chunk), chunk.size());
   }
 
+  net::awaitable<bool> send_head_with_file(const response_head& head, std::uint64_t content_length,
+                                           file_range first) override {
+    if (started_) co_return false;
+    if (head_only_) co_return co_await send_head(head, content_length);
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+      const bool sent = co_await send_file_copied(*this, &head, content_length, first);
+      if (!sent) failed_ = true;
+      co_return sent;
+    } else {
+      started_ = true;
+      status_ = head.status;
+      declared_ = content_length;
+      if (first.length > declared_) {
+        failed_ = true;
+        co_return false;
+      }
+      std::string& header = state_.head_text;
+      serialize_head(header, head, content_length, keep_alive_, http10_);
+      co_return co_await send_from_file(header, first);
+    }
+  }
+
+  net::awaitable<bool> write_file(file_range range) override {
+    if (!started_ || failed_) co_return false;
+    if (head_only_) co_return true;
+    if (body_sent_ + range.length > declared_) {
+      failed_ = true;
+      co_return false;
+    }
+    if constexpr (std::is_same_v<Stream, tls_stream>) {
+      const bool sent = co_await send_file_copied(*this, nullptr, 0, range);
+      if (!sent) failed_ = true;
+      co_return sent;
+    } else {
+      co_return co_await send_from_file({}, range);
+    }
+  }
+
   bool head_only() const override { return head_only_; }
 
   /// The response not yet started will say "Connection: close".
@@ -453,6 +543,54 @@ class connection_writer final : public response_writer {
   }
 
   void start_write() { state_.deadline = clock::now() + write_timeout_; }
+
+  // `head` (may be empty) and then `range` by sendfile(2), on the socket as Asio keeps it:
+  // non-blocking since the request was read from it. The head is sent with MSG_MORE, so it
+  // leaves in the first packet of the file's bytes instead of one of its own. The whole call has
+  // one write deadline, as one write_body() has; the watchdog cancels the wait for room.
+  net::awaitable<bool> send_from_file(std::string_view head, file_range range) {
+    auto& socket = beast::get_lowest_layer(stream_).socket();
+    const int out = socket.native_handle();
+    start_write();
+    while (!head.empty()) {
+      const int more = range.length > 0 ? MSG_MORE : 0;
+      const auto n = ::send(out, head.data(), head.size(), MSG_NOSIGNAL | MSG_DONTWAIT | more);
+      if (n >= 0) {
+        head.remove_prefix(static_cast<std::size_t>(n));
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!co_await writable(socket)) co_return finish_write(net::error::operation_aborted, 0);
+      } else if (errno != EINTR) {
+        co_return finish_write(boost::system::error_code(errno, boost::system::system_category()),
+                               0);
+      }
+    }
+    auto offset = static_cast<off_t>(range.offset);
+    std::uint64_t left = range.length;
+    // Linux sends at most this much per call.
+    constexpr std::uint64_t most_per_call = 0x7ffff000;
+    while (left > 0) {
+      const auto n = ::sendfile(out, range.fd, &offset,
+                                static_cast<std::size_t>(std::min(left, most_per_call)));
+      if (n > 0) {
+        left -= static_cast<std::uint64_t>(n);
+        body_sent_ += static_cast<std::uint64_t>(n);
+      } else if (n == 0) {
+        // The file ends before the range does: the response cannot be completed.
+        co_return finish_write(net::error::eof, 0);
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!co_await writable(socket)) co_return finish_write(net::error::operation_aborted, 0);
+      } else if (errno != EINTR) {
+        co_return finish_write(boost::system::error_code(errno, boost::system::system_category()),
+                               0);
+      }
+    }
+    co_return finish_write({}, 0);
+  }
+
+  static net::awaitable<bool> writable(tcp::socket& socket) {
+    auto [ec] = co_await socket.async_wait(tcp::socket::wait_write, use_tuple);
+    co_return !ec;
+  }
 
   // Whether the write went out; the body bytes it carried count as sent only then.
   bool finish_write(const boost::system::error_code& ec, std::uint64_t body_bytes) {
@@ -898,8 +1036,24 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   }
 };
 
+net::awaitable<bool> response_writer::send_head_with_file(const response_head& head,
+                                                          std::uint64_t content_length,
+                                                          file_range first) {
+  if (head_only()) co_return co_await send_head(head, content_length);
+  co_return co_await send_file_copied(*this, &head, content_length, first);
+}
+
+net::awaitable<bool> response_writer::write_file(file_range range) {
+  if (head_only()) co_return true;
+  co_return co_await send_file_copied(*this, nullptr, 0, range);
+}
+
 http_server::http_server(net::io_context& io, server_options options, handler& fallback)
     : impl_(std::make_shared<impl>(io, std::move(options), fallback)) {
+  // sendfile(2) has no MSG_NOSIGNAL: a client gone mid-file must cost its send an EPIPE, not the
+  // process its life. Children are unaffected: the go processes start with every signal at its
+  // default (direct/go_process.cpp).
+  ::signal(SIGPIPE, SIG_IGN);
   impl_->access_log_ = spdlog::get("access");
   if (!impl_->access_log_) {
     impl_->access_log_ = spdlog::default_logger()->clone("access");

@@ -82,6 +82,14 @@ struct response_head {
   std::vector<std::pair<std::string, std::string>> extra_headers;
 };
 
+/// Bytes of an open file to send as (part of) a body. The descriptor stays the caller's: it must
+/// stay open, and the bytes unchanged, until the call that takes it completes.
+struct file_range {
+  int fd = -1;
+  std::uint64_t offset = 0;  ///< where the bytes start in the file
+  std::uint64_t length = 0;
+};
+
 /// One response on one connection. A handler calls send(), or send_head() (or send_head_with())
 /// then write_body() until content_length bytes are written. For HEAD requests the body is dropped
 /// here, so handlers need not care. Every call returns false once the client is gone or too slow;
@@ -98,6 +106,17 @@ class response_writer {
   /// write on plain TCP: a head written alone costs a system call and a packet of its own.
   [[nodiscard]] virtual boost::asio::awaitable<bool> send_head_with(
       const response_head& head, std::uint64_t content_length, std::string_view first_chunk) = 0;
+  /// Like send_head_with(), with the first body bytes read from a file. The connection's writer
+  /// hands them to the kernel with sendfile(2) on plain TCP (no copy through the process; the
+  /// head goes out in the same packet) and reads them into a buffer of at most 128 KiB under
+  /// TLS. The file is read on the calling thread: its pages should be in the page cache
+  /// already. Returns false, and the connection closes after the response, when the file ends
+  /// before `first.length` bytes. This default reads the range into a buffer and calls
+  /// send_head_with() and write_body(), for writers that are not a connection's.
+  [[nodiscard]] virtual boost::asio::awaitable<bool> send_head_with_file(
+      const response_head& head, std::uint64_t content_length, file_range first);
+  /// Like write_body() with bytes read from a file, as send_head_with_file() sends them.
+  [[nodiscard]] virtual boost::asio::awaitable<bool> write_file(file_range range);
   /// True for HEAD: no body bytes will be sent, so a handler may skip reading them.
   virtual bool head_only() const = 0;
   /// Adds the cache result ("hit", "miss", "stale", "shared", "-") and tier to the access log line.

@@ -3,11 +3,13 @@
 // suite also means something under TSan (`make tsan`).
 #include "server/http_server.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +31,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/cpp/temp_dir.hpp"
+
 namespace gomodproxy::server {
 namespace {
 namespace net = boost::asio;
@@ -40,7 +44,9 @@ using clock_type = std::chrono::steady_clock;
 // Answers by path: /slow waits 300 ms, /after/N waits N ms, /gate waits until the test opens it,
 // /throw throws before answering, /throw-midway after half its body, /big sends 16 MiB,
 // /head-with-first sends its head with the first half of its body, /head-with-too-much a first
-// chunk longer than it declared; anything else is echoed back ("GET /x\n").
+// chunk longer than it declared, /file/RANGE/EXTRA?PATH the file at PATH in ranges of RANGE
+// bytes, asking for EXTRA bytes past its end (and declaring them); anything else is echoed back
+// ("GET /x\n").
 class test_handler final : public handler {
  public:
   net::awaitable<void> handle(const request_view& request, response_writer& writer) override {
@@ -70,6 +76,10 @@ class test_handler final : public handler {
       (void)co_await writer.send_head_with(head, 5, "0123456789");
       co_return;
     }
+    if (target.starts_with("/file/")) {
+      co_await send_file(target, head, writer);
+      co_return;
+    }
     if (target == "/big") {
       const std::string chunk(1 << 20, 'x');
       if (!co_await writer.send_head(head, 16 * chunk.size())) co_return;
@@ -83,8 +93,33 @@ class test_handler final : public handler {
 
   std::atomic<bool> gate_open{false};
   std::atomic<int> handling{0};  ///< requests that reached the handler
+  /// What the last /file request's writer calls returned: 1 all true, 0 one false, -1 none yet.
+  std::atomic<int> file_sent{-1};
 
  private:
+  net::awaitable<void> send_file(const std::string& target, const response_head& head,
+                                 response_writer& writer) {
+    const auto query = target.find('?');
+    const auto slash = target.find('/', 6);
+    const std::uint64_t range_bytes = std::stoull(target.substr(6, slash - 6));
+    const std::uint64_t extra = std::stoull(target.substr(slash + 1, query - slash - 1));
+    const std::string path = target.substr(query + 1);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::runtime_error("cannot open " + path);
+    struct stat status {};
+    ::fstat(fd, &status);
+    const auto total = static_cast<std::uint64_t>(status.st_size) + extra;
+    bool sent = true;
+    for (std::uint64_t offset = 0; sent && offset < total;) {
+      const file_range range{fd, offset, std::min(range_bytes, total - offset)};
+      sent = offset == 0 ? co_await writer.send_head_with_file(head, total, range)
+                         : co_await writer.write_file(range);
+      offset += range.length;
+    }
+    ::close(fd);
+    file_sent.store(sent ? 1 : 0);
+  }
+
   static net::awaitable<void> pause(std::chrono::milliseconds how_long) {
     net::steady_timer timer(co_await net::this_coro::executor, how_long);
     (void)co_await timer.async_wait(net::as_tuple(net::use_awaitable));
@@ -328,6 +363,151 @@ TEST(http_server, a_head_sent_with_its_first_body_bytes_keeps_the_framing) {
   ASSERT_TRUE(overrun.connected());
   ASSERT_TRUE(overrun.send(get("/head-with-too-much")));
   EXPECT_TRUE(overrun.closed_by_server());
+}
+
+// ---- Bodies sent from files ----------------------------------------------------------------
+
+// Bytes that differ from page to page, so a range sent from the wrong offset shows.
+std::string patterned(std::size_t bytes) {
+  std::string out(bytes, '\0');
+  for (std::size_t i = 0; i < bytes; ++i) {
+    out[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  }
+  return out;
+}
+
+std::string file_target(std::uint64_t range_bytes, const std::string& path,
+                        std::uint64_t extra = 0) {
+  return "/file/" + std::to_string(range_bytes) + "/" + std::to_string(extra) + "?" + path;
+}
+
+struct file_case {
+  std::string name;
+  std::size_t bytes;
+  std::uint64_t range_bytes;
+};
+
+// GET, HEAD and GET again on one connection: the bytes arrive whole and in order however the
+// file is cut into ranges, HEAD gets the head alone, and the connection carries on after.
+TEST(http_server, a_file_body_arrives_whole_in_ranges_large_and_small) {
+  const std::vector<file_case> cases = {
+      {"one byte", 1, 1},
+      {"small, in ranges smaller than a page", 10000, 1000},
+      {"small, in one range", 10000, 10000},
+      {"large, in 1 MiB ranges", (3 << 20) + 123, 1 << 20},
+      {"large, in one range", (3 << 20) + 123, 64 << 20},
+  };
+  test::temp_dir dir;
+  server_options defaults;
+  defaults.port = 0;
+  server_harness harness(defaults);
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string content = patterned(c.bytes);
+    const std::string path = dir.write("body", content);
+    loopback_client client(harness.port());
+    ASSERT_TRUE(client.connected());
+    for (const std::string method : {"GET", "HEAD", "GET"}) {
+      SCOPED_TRACE(method);
+      ASSERT_TRUE(client.send(method + " " + file_target(c.range_bytes, path) +
+                              " HTTP/1.1\r\nHost: test\r\n\r\n"));
+      auto got = client.read_response(method == "HEAD");
+      ASSERT_TRUE(got);
+      EXPECT_EQ(got->status, 200);
+      EXPECT_NE(got->head.find("Content-Length: " + std::to_string(c.bytes) + "\r\n"),
+                std::string::npos)
+          << got->head;
+      EXPECT_TRUE(got->body == (method == "GET" ? content : std::string()));
+      ASSERT_TRUE(server_harness::eventually([&] { return harness.handler().file_sent == 1; }));
+      harness.handler().file_sent = -1;
+    }
+    ASSERT_TRUE(client.send(get("/a")));
+    auto echoed = client.read_response();
+    ASSERT_TRUE(echoed);
+    EXPECT_EQ(echoed->body, "GET /a\n");
+  }
+}
+
+// The connection waits for room in the socket without holding its thread: with one server
+// thread, another client is answered while a reader that does not read yet keeps the first
+// file's socket full, and that reader still gets every byte once it reads.
+TEST(http_server, a_file_body_waits_for_a_slow_reader_without_holding_the_thread) {
+  test::temp_dir dir;
+  const std::string content = patterned(32 << 20);
+  const std::string path = dir.write("body", content);
+  server_harness harness(test_options(), 1);
+  loopback_client slow(harness.port());
+  ASSERT_TRUE(slow.connected());
+  ASSERT_TRUE(slow.send(get(file_target(1 << 20, path))));
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(harness.handler().file_sent, -1) << "32 MiB cannot fit unread socket buffers";
+  loopback_client other(harness.port());
+  ASSERT_TRUE(other.connected());
+  ASSERT_TRUE(other.send(get("/b")));
+  auto answered = other.read_response();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->body, "GET /b\n");
+  auto got = slow.read_response();
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->body == content);
+  EXPECT_TRUE(server_harness::eventually([&] { return harness.handler().file_sent == 1; }));
+}
+
+// A client that hangs up mid-body ends the send (the writer returns false) and its connection.
+TEST(http_server, a_client_that_goes_away_mid_file_ends_the_send_and_the_connection) {
+  test::temp_dir dir;
+  const std::string path = dir.write("body", patterned(16 << 20));
+  server_harness harness(test_options(), 1);
+  {
+    loopback_client client(harness.port());
+    ASSERT_TRUE(client.connected());
+    client.shrink_receive_buffer();
+    ASSERT_TRUE(client.send(get(file_target(1 << 20, path))));
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(server_harness::eventually([&] { return harness.handler().file_sent == 0; }));
+  EXPECT_TRUE(server_harness::eventually([&] { return harness.server().connections() == 0; }));
+}
+
+// A reader that stops reading is cut off at the write deadline, as for a body written from
+// memory.
+TEST(http_server, a_reader_that_stops_reading_a_file_body_is_cut_off_at_the_write_deadline) {
+  test::temp_dir dir;
+  const std::string path = dir.write("body", patterned(16 << 20));
+  auto options = test_options();
+  options.write_timeout = 300ms;
+  server_harness harness(options);
+  loopback_client client(harness.port());
+  ASSERT_TRUE(client.connected());
+  client.shrink_receive_buffer();
+  ASSERT_TRUE(server_harness::eventually([&] { return harness.server().connections() == 1; }));
+  const auto started = clock_type::now();
+  ASSERT_TRUE(client.send(get(file_target(16 << 20, path))));
+  EXPECT_TRUE(server_harness::eventually([&] { return harness.server().connections() == 0; }, 3s));
+  EXPECT_GE(clock_type::now() - started, 250ms);
+  EXPECT_EQ(harness.handler().file_sent, 0);
+}
+
+// A file that ends before the range asked of it: the client gets the bytes there are, then the
+// connection closes short of its Content-Length (never a next response framed inside this one).
+TEST(http_server, a_file_shorter_than_its_range_closes_the_connection_after_its_bytes) {
+  const std::vector<file_case> cases = {
+      {"short in its only range", 200000, 1 << 20},
+      {"short in a later range", 200000, 65536},
+  };
+  test::temp_dir dir;
+  const std::string path = dir.write("body", patterned(200000));
+  server_harness harness;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    harness.handler().file_sent = -1;
+    loopback_client client(harness.port());
+    ASSERT_TRUE(client.connected());
+    ASSERT_TRUE(client.send(get(file_target(c.range_bytes, path, 1000)) + get("/a")));
+    EXPECT_FALSE(client.read_response());
+    EXPECT_TRUE(server_harness::eventually([&] { return harness.handler().file_sent == 0; }));
+    EXPECT_TRUE(server_harness::eventually([&] { return harness.server().connections() == 0; }));
+  }
 }
 
 // ---- Header limits and malformed requests -------------------------------------------------
