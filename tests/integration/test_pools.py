@@ -5,6 +5,7 @@ waited for a read (or a read for a check) would hang here."""
 
 import concurrent.futures
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -58,15 +59,26 @@ def thread_niceness(pid: int) -> dict[str, set[int]]:
 
 def test_fill_threads_and_rocksdb_flushes_yield_to_serving(tree, make_upstream, make_sumdb,
                                                            start_proxy):
-    """A large fill's receiving, writing, flushing and checking all run below the connections'
-    priority, so on a busy machine they wait for warm requests instead of the other way round."""
+    """A large fill's receiving, writing and checking, and RocksDB's flushes, all run below the
+    connections' priority, so on a busy machine they wait for warm requests instead of the other
+    way round."""
+    # A large body goes to a file of its own, so it is small entries that fill RocksDB's write
+    # buffers: 1 MiB of cache memory gives each column family a 128 KiB buffer, which six
+    # inline zips of 60 KiB of incompressible bytes overflow, so the flush thread runs a job.
+    small = [tree.add(f"example.com/flush{i}", "v1.0.0",
+                      {"go.mod": f"module example.com/flush{i}\n".encode(),
+                       "noise.bin": os.urandom(60 << 10)},
+                      stored=("noise.bin",))
+             for i in range(6)]
     upstream = make_upstream(tree.root)
     sumdb = make_sumdb(tree.root)
-    proxy = start_proxy(upstream.url, *sumdb.flags)
+    proxy = start_proxy(upstream.url, *sumdb.flags, "--cache-memory", "1MiB")
     big_zip = tree.get(mt.BIG, "v1.0.0").url_path(".zip")
     assert proxy.get(big_zip, timeout=120).status == 200
-    # The commit of a zip this large flushes its chunks at once (rocksdb:high); the flush thread
-    # lowers its priority before that job.
+    for mv in small:
+        answer = proxy.get(mv.url_path(".zip"), timeout=60)
+        assert answer.status == 200, answer.text
+    # The flush thread lowers its priority before its next job.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         nice = thread_niceness(proxy.proc.pid)
