@@ -986,16 +986,25 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       (void)co_await writer.send(head,
                                  "unauthorized: this proxy needs a valid token (Basic auth, as "
                                  "the go command sends it from .netrc, or a Bearer token)\n");
-    } else if (request.method() != http::verb::get && !is_head &&
-               !(request.method() == http::verb::post && view.target.starts_with("/admin/"))) {
-      // POST only for the admin endpoints, which change state; its arguments travel in the
-      // query (the parser reads no request body), and their handlers check the method.
+    } else if (const bool post = request.method() == http::verb::post;
+               request.method() != http::verb::get && !is_head &&
+               !(post && view.target.starts_with("/admin/"))) {
+      // POST only for the admin endpoints, which change state; their arguments travel in the
+      // query or a body route's body, and their handlers check the method.
       response_head head;
       head.status = 405;
       head.content_type = "text/plain; charset=utf-8";
       head.cache_control = "no-store";
       head.extra_headers.emplace_back("Allow", "GET, HEAD");
       (void)co_await writer.send(head, "method not allowed\n");
+    } else if (post && &route_for(view.target) == &fallback_) {
+      // No admin endpoint has this path (there are none without an admin token). The fallback
+      // answers GET and HEAD only, and would answer a GET of the path 404: so is the POST.
+      response_head head;
+      head.status = 404;
+      head.content_type = "text/plain; charset=utf-8";
+      head.cache_control = "no-store";
+      (void)co_await writer.send(head, "not found: no such endpoint\n");
     } else {
       bool threw = false;
       try {

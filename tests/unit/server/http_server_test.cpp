@@ -861,6 +861,8 @@ TEST(http_server, a_body_route_reads_bodies_within_its_limit_and_others_refuse_t
        400, "", false},
       {"a body to a route without one", post("/admin/a", "Content-Length: 5\r\n", "hello"), 400, "",
        false},
+      {"no body, to an /admin/ path with no route", post("/admin/a", "Content-Length: 0\r\n", ""),
+       404, "not found: no such endpoint\n", true},
       {"a GET with a body",
        "GET /admin/upload HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nhello", 400, "",
        false},
