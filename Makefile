@@ -12,7 +12,7 @@ CACHE_DIR ?= ./var/cache
 PYTHON ?= /usr/bin/python3
 
 .PHONY: deps build run test unit integration dashboards asan tsan fuzz bench container-test format \
-  clean
+  format-check clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -85,8 +85,15 @@ bench: build
 	$(PYTHON) tests/bench/warm_during_fill.py $(abspath $(BUILD_DIR))/gomodproxy
 	$(PYTHON) tests/bench/cold_verified.py $(abspath $(BUILD_DIR))/gomodproxy
 
+# Every C++ file of the repository, formatted by the repository's .clang-format.
+CXX_SOURCES = find proxy monitor config tests \( -name '*.cpp' -o -name '*.hpp' \) -print0
+
 format:
-	find proxy config tests -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
+	$(CXX_SOURCES) | xargs -0 clang-format -i
+
+# CI's gate: fails, naming each file and line, where a file differs from clang-format's output.
+format-check: deps
+	$(CXX_SOURCES) | xargs -0 clang-format --dry-run --Werror
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)
