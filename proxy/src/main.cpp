@@ -59,6 +59,7 @@
 #include "protocol/escape.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
+#include "serve_runtime.hpp"
 #include "server/access_control.hpp"
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
@@ -318,59 +319,167 @@ struct direct_fetcher {
   std::shared_ptr<direct::direct_tier> tier;
 };
 
-// Names the calling thread, so `top -H` and /proc/<pid>/task show which pool spends the CPU.
-void name_this_thread(const char* name) {
-#ifdef __linux__
-  (void)pthread_setname_np(pthread_self(), name);
-#else
-  (void)name;
-#endif
+// The routes that answer about the server itself rather than modules: liveness, readiness,
+// metrics, the status page and the client bootstrap script.
+struct info_pages {
+  info_pages(monitor::metrics& metrics, resolver::resolver& modules, bool offline)
+      : metrics_page([&metrics] {
+          return server::text_answer{200, metrics.serialize(),
+                                     "text/plain; version=0.0.4; charset=utf-8"};
+        }),
+        status_page([&metrics, offline] {
+          return server::text_answer{200, monitor::status_html(status_report(metrics, offline)),
+                                     "text/html; charset=utf-8"};
+        }),
+        status_json_page([&metrics, offline] {
+          return server::text_answer{200, monitor::status_json(status_report(metrics, offline)),
+                                     "application/json"};
+        }),
+        readyz([this, &modules] {
+          readiness_watched = true;
+          if (stopping.load()) return server::text_answer{503, "shutting down\n"};
+          // The store is open for the whole life of the server, so readiness is about the tiers.
+          return modules.ready() ? server::text_answer{200, "ready\n"}
+                                 : server::text_answer{503, "no usable upstream tier\n"};
+        }) {}
+  info_pages(const info_pages&) = delete;
+  info_pages& operator=(const info_pages&) = delete;
+
+  void add_to(server::http_server& http) {
+    http.add_route("/healthz", healthz);
+    http.add_route("/readyz", readyz);
+    http.add_route("/metrics", metrics_page);
+    http.add_route("/status", status_page);
+    http.add_route("/status.json", status_json_page);
+    http.add_route("/bootstrap.sh", bootstrap_page);
+  }
+
+  // Readable by anyone who reaches the port unless tokens guard it, like /metrics: tier names and
+  // counts only.
+  static monitor::status_report status_report(monitor::metrics& metrics, bool offline) {
+    auto report = metrics.status();
+    report.offline = offline;
+    return report;
+  }
+
+  // Set on SIGTERM/SIGINT, before the listener closes: a load balancer's health check takes the
+  // replica out while it still answers, instead of finding out from refused connections. The
+  // grace is waited only when something has asked /readyz: nobody else would notice it.
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> readiness_watched{false};
+
+  server::text_handler healthz{[] { return server::text_answer{200, "ok\n"}; }};
+  server::text_handler metrics_page;
+  server::text_handler status_page;
+  server::text_handler status_json_page;
+  // What a developer's machine runs to start using this proxy: curl .../bootstrap.sh | sh -s --
+  server::text_handler bootstrap_page{[] {
+    return server::text_answer{200, std::string(config::bootstrap_script()),
+                               "text/x-shellscript; charset=utf-8"};
+  }};
+  server::text_handler readyz;
+};
+
+// The endpoints that change or walk the whole cache. Without an admin token nobody could be told
+// apart from a client, so then they do not exist at all (add_to is not called).
+struct admin_routes {
+  void add_to(server::http_server& http, const config::settings& settings,
+              cache::cache_store& store, const resolver::resolver_options& resolver_options,
+              const net::any_io_executor& checks) {
+    const std::pair<cache_admin::admin_verb, std::string_view> verbs[] = {
+        {cache_admin::admin_verb::stats, cache_admin::admin_stats_path},
+        {cache_admin::admin_verb::stats_json, cache_admin::admin_stats_json_path},
+        {cache_admin::admin_verb::ls, cache_admin::admin_ls_path},
+        {cache_admin::admin_verb::rm, cache_admin::admin_rm_path},
+    };
+    for (const auto& [verb, path] : verbs) {
+      endpoints.push_back(std::make_unique<cache_admin::admin_endpoint>(verb, store, checks));
+      http.add_route(std::string(path), *endpoints.back());
+    }
+    bundle::import_options import_options;
+    import_options.sumdbs = resolver_options.sumdbs;
+    import_options.exempt = bundle::sumdb_exemption(resolver_options);
+    import = std::make_unique<bundle::import_endpoint>(
+        store, std::move(import_options),
+        (std::filesystem::path(settings.cache_dir) / "import-spool").string(), checks,
+        settings.request_timeout);
+    http.add_body_route(std::string(bundle::admin_import_path), *import,
+                        bundle::max_import_body_bytes);
+  }
+
+  std::vector<std::unique_ptr<cache_admin::admin_endpoint>> endpoints;
+  std::unique_ptr<bundle::import_endpoint> import;
+};
+
+// The HTTP front's settings; requests are counted in `metrics`, and checked by `access` when it
+// holds tokens.
+server::server_options server_options_for(const config::settings& settings,
+                                          const serve_runtime& runtime,
+                                          std::shared_ptr<server::tls_credentials> tls,
+                                          server::access_control& access,
+                                          monitor::metrics& metrics) {
+  auto [host, port] = split_listen(settings.listen);
+  server::server_options options;
+  options.tls = std::move(tls);
+  options.host = host;
+  options.port = port;
+  options.request_timeout = settings.request_timeout;
+  options.idle_timeout = settings.idle_timeout;
+  options.write_timeout = settings.write_timeout;
+  options.max_header_bytes = settings.max_header_bytes;
+  options.max_connections = settings.max_connections;
+  options.connection_executors = runtime.connection_executors();
+  options.access_log = settings.access_log != "off";
+  options.on_response = [&metrics](int, std::uint64_t body_bytes) {
+    if (body_bytes > 0) metrics.count_bytes_sent(body_bytes);
+  };
+  if (access.enabled()) {
+    options.authorize = [&access, &metrics](
+                            std::string_view path,
+                            std::string_view authorization) -> std::optional<std::string> {
+      auto decision = access.check(path, authorization);
+      if (decision.allowed) return std::move(decision.name);
+      metrics.count_unauthorized(
+          server::classify(path) == server::path_class::admin ? monitor::refused_route::admin
+                                                              : monitor::refused_route::client,
+          decision.reason == server::refusal::missing ? monitor::refused_because::missing
+                                                      : monitor::refused_because::invalid);
+      return std::nullopt;
+    };
+  }
+  return options;
 }
 
-// Threads running one io_context, for work kept off the connections' threads.
-class worker_pool {
- public:
-  explicit worker_pool(int threads)
-      : context_(threads), guard_(net::make_work_guard(context_)), size_(threads) {}
-  ~worker_pool() { stop(); }
-  worker_pool(const worker_pool&) = delete;
-  worker_pool& operator=(const worker_pool&) = delete;
-
-  net::any_io_executor executor() { return context_.get_executor(); }
-  net::io_context& context() { return context_; }
-
-  // `yields_to_serving`: the threads run at a lower scheduling priority (Linux threads each have
-  // their own nice value), so on a busy machine the kernel runs the connections' threads first
-  // and a long hash waits instead of a warm request.
-  void start(const char* name, bool yields_to_serving) {
-    for (int i = 0; i < size_; ++i) {
-      threads_.emplace_back([this, name, yields_to_serving] {
-        name_this_thread(name);
-#ifdef __linux__
-        if (yields_to_serving) {
-          (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), background_niceness);
-        }
-#else
-        (void)yields_to_serving;
-#endif
-        context_.run();
-      });
-    }
+// The line scripts wait for on stdout, then what the server runs with, in the log.
+void announce_listening(const config::settings& settings, const std::string& host,
+                        std::uint16_t port, server::tls_credentials* tls) {
+  std::printf("gomodproxy listening on %s://%s:%u\n", tls ? "https" : "http",
+              host.find(':') == std::string::npos ? host.c_str() : ("[" + host + "]").c_str(),
+              static_cast<unsigned>(port));
+  std::fflush(stdout);
+  spdlog::info("listening on {}:{}{}, cache {}, {}", host, port, tls ? " (TLS)" : "",
+               settings.cache_dir,
+               settings.offline ? "offline: answering from the cache only, no upstream is asked"
+                                : "upstreams " + shown_upstreams(settings.upstreams));
+  if (tls) {
+    auto loaded = tls->summary();
+    spdlog::info("tls: certificate subject {}, not after {}, serial {}", loaded.subject,
+                 loaded.not_after, loaded.serial);
   }
-  void stop() {
-    guard_.reset();
-    context_.stop();
-    for (auto& thread : threads_) thread.join();
-    threads_.clear();
-  }
+}
 
- private:
-  static constexpr int background_niceness = 10;
-  net::io_context context_;
-  net::executor_work_guard<net::io_context::executor_type> guard_;
-  int size_;
-  std::vector<std::thread> threads_;
-};
+// The pools' sizes as set; 0 means one thread per core. Fills mostly wait on sockets, so a few
+// threads carry many; reads are short, blocking reads that wait on the disk when the page cache
+// lacks them, so at least two run at once even on one core.
+thread_counts thread_counts_for(const config::settings& settings) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  thread_counts counts;
+  counts.io = settings.io_threads > 0 ? settings.io_threads : cores;
+  counts.fills = settings.fill_threads;
+  counts.checks = settings.check_threads > 0 ? settings.check_threads : cores;
+  counts.reads = settings.read_threads > 0 ? settings.read_threads : std::max(2, cores);
+  return counts;
+}
 
 int serve(const config::settings& settings) {
   if (!set_up_logging(settings)) return exit_bad_setting;
@@ -379,43 +488,16 @@ int serve(const config::settings& settings) {
       settings.cache_dir, settings.cache_max_bytes, settings.cache_memory);
   if (!store) return exit_bad_setting;
 
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int io_threads = settings.io_threads > 0 ? settings.io_threads : cores;
-  // One single-threaded io_context per I/O thread, each owning the connections handed to it: a
-  // request never wakes another thread (docs/benchmarks.md). `io`, on the main thread, only
-  // accepts, catches signals and drains, so no connection outlives the teardown below unseen.
-  net::io_context io(1);
-  std::vector<std::unique_ptr<net::io_context>> connection_ios;
-  std::vector<net::executor_work_guard<net::io_context::executor_type>> connection_guards;
-  for (int i = 0; i < io_threads; ++i) {
-    connection_ios.push_back(std::make_unique<net::io_context>(1));
-    connection_guards.push_back(net::make_work_guard(*connection_ios.back()));
-  }
-  auto [host, port] = split_listen(settings.listen);
-  // Before `fills`, so that it outlives every handler the fills context may still hold.
+  // Before the runtime, so that it outlives every handler the fills context may still hold.
   std::unique_ptr<upstream::dns_resolver> direct_dns;
-  // Three pools, so that one kind of slow work never queues behind another
-  // (docs/architecture.md, "Threads and wiring"). `fills` runs the upstream sockets, the tier
-  // walks and the cache writes that pace them: mostly waiting, so a few threads carry many fills.
-  // A large fill still spends about a CPU second per 100 MiB receiving and writing
-  // (docs/benchmarks.md), so these threads yield to serving like the checks.
-  worker_pool fills(settings.fill_threads);
-  // Zip structure checks and h1 hashing: CPU-bound, one thread per core can be busy.
-  // `checks` and `reads` are reset at the end, before `fills` and the connection contexts go: a
-  // fill or a connection parked on a check or a read is destroyed with that pending work, and
-  // its own context and what it refers to must still exist then.
-  std::optional<worker_pool> checks;
-  checks.emplace(settings.check_threads > 0 ? settings.check_threads : cores);
-  // Views of large entries for streaming: short, blocking reads that wait on the disk when the
-  // page cache lacks them, so at least two run at once even on one core.
-  std::optional<worker_pool> reads;
-  reads.emplace(settings.read_threads > 0 ? settings.read_threads : std::max(2, cores));
-  // After `fills`: the guard's sockets are closed while their context still exists.
+  serve_runtime runtime(thread_counts_for(settings));
+  auto [host, port] = split_listen(settings.listen);
+  // After the runtime: the guard's sockets are closed while the fills context still exists.
   std::unique_ptr<direct_fetcher> direct_source;
 
   upstream::client_options client_options;
   client_options.ca_file = settings.ca_file;
-  upstream::http_client client(fills.executor(), client_options);
+  upstream::http_client client(runtime.fills(), client_options);
 
   auto layout = monitored_tiers(settings);
   monitor::tier_health health(layout.tiers,
@@ -452,7 +534,7 @@ int serve(const config::settings& settings) {
     try {
       direct_dns = std::make_unique<upstream::dns_resolver>();
       direct_source =
-          std::make_unique<direct_fetcher>(fills.executor(), *direct_dns, settings, host);
+          std::make_unique<direct_fetcher>(runtime.fills(), *direct_dns, settings, host);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "gomodproxy: %s\n", e.what());
       return exit_bad_setting;
@@ -469,44 +551,9 @@ int serve(const config::settings& settings) {
   };
   resolver::resolver module_resolver(
       resolver_options, *store, make_tier,
-      resolver::resolver_executors{fills.executor(), checks->executor(), reads->executor()});
+      resolver::resolver_executors{runtime.fills(), runtime.checks(), runtime.reads()});
 
-  server::text_handler healthz([] { return server::text_answer{200, "ok\n"}; });
-  server::text_handler metrics_page([&metrics] {
-    return server::text_answer{200, metrics.serialize(),
-                               "text/plain; version=0.0.4; charset=utf-8"};
-  });
-  // Readable by anyone who reaches the port unless tokens guard it, like /metrics: tier names and
-  // counts only.
-  auto status_report = [&metrics, offline = settings.offline] {
-    auto report = metrics.status();
-    report.offline = offline;
-    return report;
-  };
-  server::text_handler status_page([status_report] {
-    return server::text_answer{200, monitor::status_html(status_report()),
-                               "text/html; charset=utf-8"};
-  });
-  server::text_handler status_json_page([status_report] {
-    return server::text_answer{200, monitor::status_json(status_report()), "application/json"};
-  });
-  // What a developer's machine runs to start using this proxy: curl .../bootstrap.sh | sh -s --
-  server::text_handler bootstrap_page([] {
-    return server::text_answer{200, std::string(config::bootstrap_script()),
-                               "text/x-shellscript; charset=utf-8"};
-  });
-  // Set on SIGTERM/SIGINT, before the listener closes: a load balancer's health check takes the
-  // replica out while it still answers, instead of finding out from refused connections. The
-  // grace is waited only when something has asked /readyz: nobody else would notice it.
-  std::atomic<bool> stopping{false};
-  std::atomic<bool> readiness_watched{false};
-  server::text_handler readyz([&module_resolver, &stopping, &readiness_watched] {
-    readiness_watched = true;
-    if (stopping.load()) return server::text_answer{503, "shutting down\n"};
-    // The store is open for the whole life of the server, so readiness is about the tiers.
-    return module_resolver.ready() ? server::text_answer{200, "ready\n"}
-                                   : server::text_answer{503, "no usable upstream tier\n"};
-  });
+  info_pages pages(metrics, module_resolver, settings.offline);
 
   std::shared_ptr<server::tls_credentials> tls;
   if (!settings.tls_cert.empty()) {
@@ -525,69 +572,13 @@ int serve(const config::settings& settings) {
   }
   auto access = std::move(std::get<std::unique_ptr<server::access_control>>(loaded_access));
 
-  server::server_options server_options;
-  server_options.tls = tls;
-  server_options.host = host;
-  server_options.port = port;
-  server_options.request_timeout = settings.request_timeout;
-  server_options.idle_timeout = settings.idle_timeout;
-  server_options.write_timeout = settings.write_timeout;
-  server_options.max_header_bytes = settings.max_header_bytes;
-  server_options.max_connections = settings.max_connections;
-  for (auto& context : connection_ios) {
-    server_options.connection_executors.push_back(context->get_executor());
-  }
-  server_options.access_log = settings.access_log != "off";
-  server_options.on_response = [&metrics](int, std::uint64_t body_bytes) {
-    if (body_bytes > 0) metrics.count_bytes_sent(body_bytes);
-  };
-  if (access->enabled()) {
-    server_options.authorize = [&access, &metrics](
-                                   std::string_view path,
-                                   std::string_view authorization) -> std::optional<std::string> {
-      auto decision = access->check(path, authorization);
-      if (decision.allowed) return std::move(decision.name);
-      metrics.count_unauthorized(
-          server::classify(path) == server::path_class::admin ? monitor::refused_route::admin
-                                                              : monitor::refused_route::client,
-          decision.reason == server::refusal::missing ? monitor::refused_because::missing
-                                                      : monitor::refused_because::invalid);
-      return std::nullopt;
-    };
-  }
+  auto server_options = server_options_for(settings, runtime, tls, *access, metrics);
   // Declared before the server, which must not outlive its handlers.
-  std::vector<std::unique_ptr<cache_admin::admin_endpoint>> admin_endpoints;
-  std::unique_ptr<bundle::import_endpoint> import_endpoint;
-  server::http_server http(io, server_options, module_resolver);
-  http.add_route("/healthz", healthz);
-  http.add_route("/readyz", readyz);
-  http.add_route("/metrics", metrics_page);
-  http.add_route("/status", status_page);
-  http.add_route("/status.json", status_json_page);
-  http.add_route("/bootstrap.sh", bootstrap_page);
-  // Without an admin token nobody could be told apart from a client, so the endpoints that
-  // change or walk the whole cache do not exist at all.
+  admin_routes admin;
+  server::http_server http(runtime.main_context(), server_options, module_resolver);
+  pages.add_to(http);
   if (!settings.admin_token.empty()) {
-    const std::pair<cache_admin::admin_verb, std::string_view> verbs[] = {
-        {cache_admin::admin_verb::stats, cache_admin::admin_stats_path},
-        {cache_admin::admin_verb::stats_json, cache_admin::admin_stats_json_path},
-        {cache_admin::admin_verb::ls, cache_admin::admin_ls_path},
-        {cache_admin::admin_verb::rm, cache_admin::admin_rm_path},
-    };
-    for (const auto& [verb, path] : verbs) {
-      admin_endpoints.push_back(
-          std::make_unique<cache_admin::admin_endpoint>(verb, *store, checks->executor()));
-      http.add_route(std::string(path), *admin_endpoints.back());
-    }
-    bundle::import_options import_options;
-    import_options.sumdbs = resolver_options.sumdbs;
-    import_options.exempt = bundle::sumdb_exemption(resolver_options);
-    import_endpoint = std::make_unique<bundle::import_endpoint>(
-        *store, std::move(import_options),
-        (std::filesystem::path(settings.cache_dir) / "import-spool").string(), checks->executor(),
-        settings.request_timeout);
-    http.add_body_route(std::string(bundle::admin_import_path), *import_endpoint,
-                        bundle::max_import_body_bytes);
+    admin.add_to(http, settings, *store, resolver_options, runtime.checks());
   }
   // Also without an admin token: a body left by a killed import is removed all the same.
   bundle::clear_import_spool((std::filesystem::path(settings.cache_dir) / "import-spool").string());
@@ -611,7 +602,7 @@ int serve(const config::settings& settings) {
   // A probe waits at most the tier's stall limit for a connect and again for the headers, then
   // briefly for a small list body: a probe that hangs is a failed probe.
   monitor::prober prober(
-      fills.executor(), settings.probe_interval, probe_targets(settings, health),
+      runtime.fills(), settings.probe_interval, probe_targets(settings, health),
       [&client, &settings](std::string url, std::chrono::milliseconds patience) {
         upstream::deadlines limits;
         limits.connect = std::min(settings.connect_timeout, patience);
@@ -623,6 +614,7 @@ int serve(const config::settings& settings) {
   // Offline, no tier may be asked anything, probes included.
   if (!settings.offline) prober.start();
 
+  net::io_context& io = runtime.main_context();
   net::signal_set hangups(io, SIGHUP);
   set_hangup_mask(SIG_UNBLOCK);
   net::co_spawn(
@@ -634,8 +626,9 @@ int serve(const config::settings& settings) {
   net::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int signal_number) {
     if (ec) return;
-    stopping = true;
-    const auto grace = readiness_watched ? settings.drain_grace : std::chrono::milliseconds(0);
+    pages.stopping = true;
+    const auto grace =
+        pages.readiness_watched ? settings.drain_grace : std::chrono::milliseconds(0);
     spdlog::info(
         "signal {}: /readyz answers 503; listener closes in {} ms, then draining "
         "connections (up to {} ms)",
@@ -661,61 +654,21 @@ int serve(const config::settings& settings) {
 
   // Leftovers of fills that a crash interrupted are invisible; reclaim their space in the
   // background rather than delaying start-up with a scan.
-  net::post(checks->context(), [&store] {
+  net::post(runtime.checks(), [&store] {
     auto collected = store->collect_garbage();
     if (collected && *collected > 0)
       spdlog::info("cache: collected {} stale chunks and body files", *collected);
   });
 
-  fills.start("gmp-fills", true);
-  checks->start("gmp-checks", true);
-  reads->start("gmp-reads", false);
-  std::vector<std::thread> io_pool;
-  for (auto& context : connection_ios) {
-    io_pool.emplace_back([&context] {
-      name_this_thread("gmp-io");
-      context->run();
-    });
-  }
+  runtime.start();
 
-  std::printf("gomodproxy listening on %s://%s:%u\n", tls ? "https" : "http",
-              host.find(':') == std::string::npos ? host.c_str() : ("[" + host + "]").c_str(),
-              static_cast<unsigned>(*bound));
-  std::fflush(stdout);
-  spdlog::info("listening on {}:{}{}, cache {}, {}", host, *bound, tls ? " (TLS)" : "",
-               settings.cache_dir,
-               settings.offline ? "offline: answering from the cache only, no upstream is asked"
-                                : "upstreams " + shown_upstreams(settings.upstreams));
-  if (tls) {
-    auto loaded = tls->summary();
-    spdlog::info("tls: certificate subject {}, not after {}, serial {}", loaded.subject,
-                 loaded.not_after, loaded.serial);
-  }
+  announce_listening(settings, host, *bound, tls.get());
 
-  io.run();
-  // The drain is over. Connections it cancelled still finish on their own threads; a context runs
-  // out of work once they have, but one waiting on a slow fill is not waited for long.
-  connection_guards.clear();
-  auto settle_until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  auto all_stopped = [&connection_ios] {
-    return std::ranges::all_of(connection_ios, [](auto& context) { return context->stopped(); });
-  };
-  while (!all_stopped() && std::chrono::steady_clock::now() < settle_until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  for (auto& context : connection_ios) context->stop();
-  for (auto& thread : io_pool) thread.join();
-  // Fills in progress are abandoned: their entries were never committed, so they stay invisible.
+  runtime.run();
+  // The drain is over. Connections it cancelled still finish on their own threads.
+  runtime.stop_connections();
   if (direct_source) direct_source->guard.stop();
-  reads->stop();
-  checks->stop();
-  fills.stop();
-  // A fill or stream parked on a check or a read is destroyed here, with what it refers to alive.
-  reads.reset();
-  checks.reset();
-  // Coroutines still parked on a connection context are destroyed with it, here, while nothing
-  // runs and the server and resolver they refer to are still alive.
-  connection_ios.clear();
+  runtime.stop_workers();
   if (auto dropped = spdlog::thread_pool()->overrun_counter(); dropped > 0) {
     spdlog::warn("access log: {} batches of lines dropped while its queue was full", dropped);
   }
