@@ -50,8 +50,8 @@
 #include "direct/go_process.hpp"
 #include "direct/network_sandbox.hpp"
 #include "log_if_thrown.hpp"
+#include "monitor/health_prober.hpp"
 #include "monitor/metrics.hpp"
-#include "monitor/prober.hpp"
 #include "monitor/status_page.hpp"
 #include "monitor/tier_health.hpp"
 #include "prefetch/prefetch_command.hpp"
@@ -601,7 +601,7 @@ int serve(const config::settings& settings) {
 
   // A probe waits at most the tier's stall limit for a connect and again for the headers, then
   // briefly for a small list body: a probe that hangs is a failed probe.
-  monitor::prober prober(
+  monitor::health_prober prober(
       runtime.fills(), settings.probe_interval, probe_targets(settings, health),
       [&client, &settings](std::string url, std::chrono::milliseconds patience) {
         upstream::deadlines limits;

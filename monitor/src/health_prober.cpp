@@ -1,4 +1,4 @@
-#include "monitor/prober.hpp"
+#include "monitor/health_prober.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -13,7 +13,7 @@
 namespace gomodproxy::monitor {
 namespace net = boost::asio;
 
-struct prober::state : std::enable_shared_from_this<state> {
+struct health_prober::state : std::enable_shared_from_this<state> {
   state(net::any_io_executor executor, std::chrono::milliseconds interval,
         std::vector<probe_target> targets, probe_fetch fetch, tier_health& health, metrics& metrics)
       : strand(net::make_strand(std::move(executor))),
@@ -107,15 +107,15 @@ struct prober::state : std::enable_shared_from_this<state> {
   }
 };
 
-prober::prober(net::any_io_executor executor, std::chrono::milliseconds interval,
-               std::vector<probe_target> targets, probe_fetch fetch, tier_health& health,
-               metrics& metrics)
+health_prober::health_prober(net::any_io_executor executor, std::chrono::milliseconds interval,
+                             std::vector<probe_target> targets, probe_fetch fetch,
+                             tier_health& health, metrics& metrics)
     : state_(std::make_shared<state>(std::move(executor), interval, std::move(targets),
                                      std::move(fetch), health, metrics)) {}
 
-prober::~prober() { stop(); }
+health_prober::~health_prober() { stop(); }
 
-void prober::start() {
+void health_prober::start() {
   if (state_->interval.count() <= 0 || state_->targets.empty()) return;
   state_->health.set_stall_listener([weak = std::weak_ptr<state>(state_)](std::size_t tier) {
     if (auto self = weak.lock()) self->stalled(tier);
@@ -144,7 +144,7 @@ void prober::start() {
   });
 }
 
-void prober::stop() {
+void health_prober::stop() {
   net::post(state_->strand, [self = state_] {
     self->stopping = true;
     for (auto& [tier, timer] : self->timers) timer->cancel();

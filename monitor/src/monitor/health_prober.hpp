@@ -1,4 +1,5 @@
-// The active prober: every interval each monitored tier is asked a cheap protocol question
+// The health prober, which runs inside `gomodproxy serve` (the one-shot `gomodproxy probe` report
+// is probe_report/): every interval each monitored tier is asked a cheap protocol question
 // (a module's @v/list); the answer feeds the tier's circuit breaker and the probe metrics. A
 // tier whose request stalled is probed at once, and a tier that is down is probed more often.
 #pragma once
@@ -45,14 +46,14 @@ using probe_fetch = std::function<boost::asio::awaitable<probe_answer>(
 /// failing and its recovery when they answer again, not every time. Thread-safe. `health`,
 /// `metrics` and whatever `fetch` uses must outlive the executor's last run, since a probe in
 /// progress holds them until it finishes or the executor is stopped.
-class prober final {
+class health_prober final {
  public:
-  prober(boost::asio::any_io_executor executor, std::chrono::milliseconds interval,
-         std::vector<probe_target> targets, probe_fetch fetch, tier_health& health,
-         metrics& metrics);
-  ~prober();
-  prober(const prober&) = delete;
-  prober& operator=(const prober&) = delete;
+  health_prober(boost::asio::any_io_executor executor, std::chrono::milliseconds interval,
+                std::vector<probe_target> targets, probe_fetch fetch, tier_health& health,
+                metrics& metrics);
+  ~health_prober();
+  health_prober(const health_prober&) = delete;
+  health_prober& operator=(const health_prober&) = delete;
 
   /// Starts the loops; does nothing when the interval is zero or there is no target.
   void start();

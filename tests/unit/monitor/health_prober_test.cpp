@@ -1,4 +1,4 @@
-#include "monitor/prober.hpp"
+#include "monitor/health_prober.hpp"
 
 #include <gtest/gtest.h>
 
@@ -53,7 +53,7 @@ metrics_layout layout() {
   return l;
 }
 
-TEST(prober, probes_every_target_each_interval_and_feeds_health_and_metrics) {
+TEST(health_prober, probes_every_target_each_interval_and_feeds_health_and_metrics) {
   net::io_context io;
   metrics m(layout());
   tier_health health({"good", "bad", "idle"}, {3, 30s});
@@ -61,7 +61,7 @@ TEST(prober, probes_every_target_each_interval_and_feeds_health_and_metrics) {
   fetch.answers["http://good/a/@v/list"] = {true, 200, 1500us, "200"};
   fetch.answers["http://good/b/@v/list"] = {true, 404, 2500us, "404"};
   fetch.answers["http://bad/a/@v/list"] = {false, 0, std::nullopt, "connection refused"};
-  prober p(
+  health_prober p(
       io.get_executor(), 5ms,
       {{0, "http://good/a/@v/list"}, {0, "http://good/b/@v/list"}, {1, "http://bad/a/@v/list"}},
       fetch.fn(), health, m);
@@ -93,7 +93,7 @@ TEST(prober, probes_every_target_each_interval_and_feeds_health_and_metrics) {
   EXPECT_EQ(value_of(text, "gomodproxy_probe_ttfb_seconds{upstream=\"bad\"}"), 0);
 }
 
-TEST(prober, a_recovering_tier_half_opens) {
+TEST(health_prober, a_recovering_tier_half_opens) {
   net::io_context io;
   metrics m(layout());
   tier_health health({"good", "bad", "idle"}, {1, 30s});
@@ -101,7 +101,7 @@ TEST(prober, a_recovering_tier_half_opens) {
   ASSERT_EQ(health.state(1), breaker_state::open);
   scripted_fetch fetch;
   fetch.answers["http://bad/x/@v/list"] = {true, 200, 1ms, "200"};
-  prober p(io.get_executor(), 300ms, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 300ms, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
   auto started = std::chrono::steady_clock::now();
   p.start();
   auto deadline = started + 10s;
@@ -135,13 +135,13 @@ struct patience_fetch {
   }
 };
 
-TEST(prober, a_stall_is_probed_at_once_with_the_stall_limit_and_a_failure_opens) {
+TEST(health_prober, a_stall_is_probed_at_once_with_the_stall_limit_and_a_failure_opens) {
   net::io_context io;
   metrics m(layout());
   tier_health health({"good", "bad", "idle"}, {3, 30s}, {}, {1500ms, 8000ms});
   patience_fetch fetch;
   // An hour between rounds: only the stall can explain a probe within the test.
-  prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
   p.start();
   io.run_for(50ms);
   EXPECT_EQ(fetch.count(), 0u);
@@ -156,14 +156,14 @@ TEST(prober, a_stall_is_probed_at_once_with_the_stall_limit_and_a_failure_opens)
   EXPECT_TRUE(io.stopped());
 }
 
-TEST(prober, a_tier_that_is_down_is_probed_again_soon) {
+TEST(health_prober, a_tier_that_is_down_is_probed_again_soon) {
   net::io_context io;
   metrics m(layout());
   tier_health health({"good", "bad", "idle"}, {1, 30s});
   health.record_failure(1);
   ASSERT_FALSE(health.up(1));
   patience_fetch fetch;
-  prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
   auto started = std::chrono::steady_clock::now();
   p.start();
   auto deadline = started + 10s;
@@ -178,12 +178,12 @@ TEST(prober, a_tier_that_is_down_is_probed_again_soon) {
   EXPECT_TRUE(io.stopped());
 }
 
-TEST(prober, zero_interval_disables_probing) {
+TEST(health_prober, zero_interval_disables_probing) {
   net::io_context io;
   metrics m(layout());
   tier_health health({"good", "bad", "idle"}, {3, 30s});
   scripted_fetch fetch;
-  prober p(io.get_executor(), 0ms, {{0, "http://good/a/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 0ms, {{0, "http://good/a/@v/list"}}, fetch.fn(), health, m);
   p.start();
   io.run_for(50ms);
   EXPECT_EQ(fetch.count("http://good/a/@v/list"), 0);
