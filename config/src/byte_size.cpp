@@ -1,4 +1,4 @@
-#include "byte_size.hpp"
+#include "config/byte_size.hpp"
 
 #include <array>
 #include <limits>

@@ -17,12 +17,12 @@
 #include <variant>
 #include <vector>
 
-#include "byte_size.hpp"
-#include "duration.hpp"
+#include "config/byte_size.hpp"
+#include "config/duration.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
 #include "protocol/path_glob.hpp"
-#include "settings.hpp"
+#include "config/settings.hpp"
 #include "upstream/http_client.hpp"
 #include "upstream/upstream_list.hpp"
 

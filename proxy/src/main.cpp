@@ -38,7 +38,7 @@
 #include <variant>
 #include <vector>
 
-#include "bootstrap_script.hpp"
+#include "config/bootstrap_script.hpp"
 #include "bundle/bundle_command.hpp"
 #include "bundle/import_endpoint.hpp"
 #include "cache/cache_store.hpp"
@@ -49,7 +49,7 @@
 #include "direct/direct_tier.hpp"
 #include "direct/go_process.hpp"
 #include "direct/network_sandbox.hpp"
-#include "log_if_thrown.hpp"
+#include "common/log_if_thrown.hpp"
 #include "monitor/health_prober.hpp"
 #include "monitor/metrics.hpp"
 #include "monitor/status_page.hpp"
@@ -64,7 +64,7 @@
 #include "server/http_server.hpp"
 #include "server/text_handler.hpp"
 #include "server/tls_credentials.hpp"
-#include "settings.hpp"
+#include "config/settings.hpp"
 #include "upstream/dns_resolver.hpp"
 #include "upstream/http_client.hpp"
 #include "upstream/tier.hpp"

@@ -19,7 +19,7 @@
 #include <variant>
 #include <vector>
 
-#include "settings.hpp"
+#include "config/settings.hpp"
 
 namespace {
 

@@ -21,7 +21,7 @@
 #include "protocol/module_path.hpp"
 #include "protocol/semver.hpp"
 #include "resolver/from_settings.hpp"
-#include "settings.hpp"
+#include "config/settings.hpp"
 #include "upstream/http_client.hpp"
 
 namespace gomodproxy::bundle {

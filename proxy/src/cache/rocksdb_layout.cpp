@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 namespace gomodproxy::cache::layout {
 namespace {

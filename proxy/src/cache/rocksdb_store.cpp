@@ -41,7 +41,7 @@
 #include "cache/cache_store.hpp"
 #include "cache/rocksdb_layout.hpp"
 #include "cache/size_cap.hpp"
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 namespace gomodproxy::cache {
 namespace {

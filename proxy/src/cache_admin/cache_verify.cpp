@@ -17,7 +17,7 @@
 #include "protocol/request.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
-#include "settings.hpp"
+#include "config/settings.hpp"
 #include "sumdb/tree_note.hpp"
 #include "sumdb/zip_check.hpp"
 #include "upstream/http_client.hpp"

@@ -9,7 +9,7 @@
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/cache_inventory.hpp"
 #include "protocol/request.hpp"
-#include "settings.hpp"
+#include "config/settings.hpp"
 
 namespace gomodproxy::cache_admin {
 namespace {

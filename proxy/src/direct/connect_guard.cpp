@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "direct/address_policy.hpp"
-#include "log_if_thrown.hpp"
+#include "common/log_if_thrown.hpp"
 
 namespace gomodproxy::direct {
 namespace {

@@ -3,9 +3,9 @@
 #include <charconv>
 #include <set>
 
-#include "duration.hpp"
+#include "config/duration.hpp"
 #include "protocol/escape.hpp"
-#include "settings.hpp"
+#include "config/settings.hpp"
 
 namespace gomodproxy::probe_report {
 

@@ -12,7 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <utility>
 
-#include "log_if_thrown.hpp"
+#include "common/log_if_thrown.hpp"
 #include "protocol/request.hpp"
 #include "resolver/body_check.hpp"
 #include "resolver/resolver_impl.hpp"

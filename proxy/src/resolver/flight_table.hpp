@@ -22,7 +22,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "log_if_thrown.hpp"
+#include "common/log_if_thrown.hpp"
 
 namespace gomodproxy::resolver {
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "resolver/resolver.hpp"
-#include "settings.hpp"
+#include "config/settings.hpp"
 
 namespace gomodproxy::resolver {
 

@@ -14,8 +14,8 @@
 #include <utility>
 #include <vector>
 
-#include "errc.hpp"
-#include "log_if_thrown.hpp"
+#include "common/errc.hpp"
+#include "common/log_if_thrown.hpp"
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
 #include "resolver/resolver_impl.hpp"

@@ -37,7 +37,7 @@
 #include <type_traits>
 #include <unordered_map>
 
-#include "log_if_thrown.hpp"
+#include "common/log_if_thrown.hpp"
 #include "server/tls_credentials.hpp"
 
 namespace gomodproxy::server {

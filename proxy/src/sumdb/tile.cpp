@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {

@@ -6,7 +6,7 @@
 #include <map>
 #include <tuple>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {

@@ -6,7 +6,7 @@
 #include <optional>
 #include <utility>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 #include "sumdb/sha256.hpp"
 
 namespace gomodproxy::sumdb {

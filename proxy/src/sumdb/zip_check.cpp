@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
 #include "sumdb/base64.hpp"

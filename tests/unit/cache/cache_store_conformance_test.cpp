@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "cache/cache_store.hpp"
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 extern char** environ;
 

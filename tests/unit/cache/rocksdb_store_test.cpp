@@ -20,7 +20,7 @@
 
 #include "cache/cache_store.hpp"
 #include "cache/rocksdb_layout.hpp"
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 namespace gomodproxy::cache {
 namespace {

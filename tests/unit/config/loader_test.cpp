@@ -12,8 +12,8 @@
 #include <utility>
 #include <vector>
 
-#include "duration.hpp"
-#include "settings.hpp"
+#include "config/duration.hpp"
+#include "config/settings.hpp"
 #include "tests/support/cpp/temp_dir.hpp"
 #include "tests/support/cpp/test_certificates.hpp"
 

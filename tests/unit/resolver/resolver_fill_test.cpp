@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
 #include "sumdb/zip_check.hpp"

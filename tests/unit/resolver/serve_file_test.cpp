@@ -20,7 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 #include "resolver/resolver.hpp"
 #include "server/http_server.hpp"
 #include "tests/support/cpp/temp_dir.hpp"

@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 #include "sumdb/zip_check.hpp"
 
 namespace gomodproxy::sumdb {

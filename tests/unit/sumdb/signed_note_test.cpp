@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "known_sumdb_key.hpp"
+#include "config/known_sumdb_key.hpp"
 #include "sumdb/base64.hpp"
 #include "sumdb/tlog.hpp"
 #include "sumdb/tree_note.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {

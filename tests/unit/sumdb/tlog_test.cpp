@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "errc.hpp"
+#include "common/errc.hpp"
 #include "sumdb/base64.hpp"
 #include "sumdb/tile.hpp"
 

@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "known_sumdb_key.hpp"
+#include "config/known_sumdb_key.hpp"
 #include "upstream/upstream_list.hpp"
 
 namespace gomodproxy::config {

@@ -1,4 +1,4 @@
-#include "errc.hpp"
+#include "common/errc.hpp"
 
 #include <string>
 
