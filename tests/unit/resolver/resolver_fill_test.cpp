@@ -41,7 +41,9 @@ using test::scripted_response;
 
 // ---- A store that fails its Nth call of one kind -------------------------------------------
 
-enum class store_call { create, append, commit };
+// open and writer_read are the reads around a fill: the cache lookup before it, the verification
+// of the bytes written, and the open that serves them after the commit.
+enum class store_call { create, append, commit, open, writer_read };
 
 // Which store call fails, and how. Counted across every fill (module files, lookups, tiles and
 // the remembered tree head all go through the store).
@@ -74,6 +76,7 @@ class faulty_writer final : public cache::entry_writer {
   }
   std::uint64_t size() const override { return inner_->size(); }
   cache::result<std::string> read(std::uint64_t offset, std::size_t max_bytes) override {
+    if (faults_.strike(store_call::writer_read)) return errc::cache_io;
     return inner_->read(offset, max_bytes);
   }
   cache::result<void> commit(cache::entry_meta meta) override {
@@ -93,6 +96,7 @@ class faulty_store final : public cache::cache_store {
     return inner_.stat(key);
   }
   cache::result<std::unique_ptr<cache::entry_reader>> open(std::string_view key) override {
+    if (faults_.strike(store_call::open)) return errc::cache_io;
     return inner_.open(key);
   }
   cache::result<std::unique_ptr<cache::entry_writer>> create(std::string_view key) override {
@@ -498,6 +502,14 @@ TEST(resolver_fill, fail_the_nth_cache_commit) {
 
 // A store that throws (a bug, or bad_alloc) must not wedge the key: before fills closed their
 // flight on an exception, the waiters of the first throwing fill never got an answer.
+TEST(resolver_fill, fail_the_nth_cache_open) {
+  fail_the_nth_store_call("cache open", store_call::open, false);
+}
+
+TEST(resolver_fill, fail_the_nth_read_back_before_commit) {
+  fail_the_nth_store_call("read back before commit", store_call::writer_read, false);
+}
+
 TEST(resolver_fill, fail_the_nth_cache_append_by_throwing) {
   fail_the_nth_store_call("throwing cache append", store_call::append, true);
 }
