@@ -9,7 +9,8 @@
 # server's processes from /proc before and after: CPU per request split into user space and
 # kernel, and `perf stat` on the syscall tracepoints: system calls per request in that run. Last, `strace -c -f` on each server while bench.py sends 20 000 GETs over 8
 # connections: system calls per request. Shipped defaults (access log on, metrics on).
-# Everything listens on 127.0.0.1 and is stopped on exit.
+# Everything listens on 127.0.0.1 and is stopped on exit. CPU_SPLIT_MIX names the bench.py path
+# file used instead of .info (e.g. zip_small, zip_mid).
 set -euo pipefail
 
 if [[ $# -ne 1 ]]; then
@@ -19,6 +20,7 @@ fi
 binary=$(realpath "$1")
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 rounds=${ROUNDS:-3}
+mix=${CPU_SPLIT_MIX:-info}
 for tool in wrk strace perf python3 /usr/sbin/nginx; do
   command -v "$tool" >/dev/null || { echo "cpu_split: $tool not found" >&2; exit 1; }
 done
@@ -58,7 +60,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 [[ -n $proxy_url ]] || { echo "cpu_split: the proxy did not start" >&2; exit 1; }
-python3 "$here/bench.py" fetch "$proxy_url" "$work/tree" "$work/paths/info.txt" --label fill
+python3 "$here/bench.py" fetch "$proxy_url" "$work/tree" "$work/paths/$mix.txt" --label fill
 stop_pid "$upstream_pid"
 upstream_pid=""
 
@@ -89,7 +91,7 @@ EOF
 /usr/sbin/nginx -p "$work" -c "$work/nginx.conf" -e "$work/nginx-error.log" &
 nginx_pid=$!
 nginx_url="http://127.0.0.1:$nginx_port"
-python3 "$here/bench.py" fetch "$nginx_url" "$work/tree" "$work/paths/info.txt" --label nginx
+python3 "$here/bench.py" fetch "$nginx_url" "$work/tree" "$work/paths/$mix.txt" --label nginx
 nginx_workers=$(pgrep -P "$nginx_pid" | tr '\n' ' ')
 
 ticks=$(getconf CLK_TCK)
@@ -111,7 +113,7 @@ measure() {  # measure NAME URL PID...
   local perf_pid=$!
   sleep 0.2
   read -r u0 s0 < <(cpu_ticks "$@")
-  out=$(wrk -t1 -c32 -d5s -s "$here/paths.lua" "$url" -- "$work/paths/info.txt")
+  out=$(wrk -t1 -c32 -d5s -s "$here/paths.lua" "$url" -- "$work/paths/$mix.txt")
   read -r u1 s1 < <(cpu_ticks "$@")
   kill -INT "$perf_pid"
   wait "$perf_pid" 2>/dev/null || true
@@ -153,7 +155,7 @@ for server in gomodproxy nginx; do
   strace -c -f "${attach[@]}" -o "$work/strace.$server" 2>/dev/null &
   strace_pid=$!
   sleep 1
-  python3 "$here/bench.py" load "$url" "$work/paths/info.txt" "$requests" >/dev/null
+  python3 "$here/bench.py" load "$url" "$work/paths/$mix.txt" "$requests" >/dev/null
   sleep 0.5
   kill -INT "$strace_pid"
   wait "$strace_pid" 2>/dev/null || true

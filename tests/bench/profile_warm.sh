@@ -9,6 +9,8 @@
 # GETs of .info files go over 8 keep-alive connections, and the counters are dumped: the total
 # divided by N is the cost of one request, every thread of the process included (the access
 # log's writer too). The annotated profile is left in PROFILE_OUT (default: a temp dir, printed).
+# PROFILE_MIX names the bench.py path file measured instead of .info (e.g. zip_small, zip_mid):
+# its files are filled and warmed too.
 set -euo pipefail
 
 if [[ $# -lt 1 || $# -gt 2 ]]; then
@@ -63,7 +65,10 @@ start_proxy() {  # start_proxy PREFIX...: runs the proxy under PREFIX, sets prox
 }
 
 python3 "$here/bench.py" tree "$work/tree" "$work/paths" >/dev/null
+mix=${PROFILE_MIX:-info}
+[[ -s $work/paths/$mix.txt ]] || { echo "profile: no path file $mix.txt" >&2; exit 2; }
 cat "$work/paths/info.txt" "$work/paths/mod.txt" >"$work/paths/small.txt"
+[[ $mix == info ]] || cat "$work/paths/$mix.txt" >>"$work/paths/small.txt"
 python3 "$here/bench.py" upstream "$work/tree" "$work/upstream.port" 2>"$work/upstream.err" &
 upstream_pid=$!
 for _ in $(seq 100); do [[ -s $work/upstream.port ]] && break; sleep 0.1; done
@@ -79,7 +84,7 @@ start_proxy valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out.%
   --collect-atstart=yes --dump-instr=no
 python3 "$here/bench.py" fetch "$proxy_url" "$work/tree" "$work/paths/small.txt" --label warm-up
 callgrind_control -z "$proxy_pid" >/dev/null
-python3 "$here/bench.py" load "$proxy_url" "$work/paths/info.txt" "$requests"
+python3 "$here/bench.py" load "$proxy_url" "$work/paths/$mix.txt" "$requests"
 callgrind_control -d "$proxy_pid" >/dev/null
 sleep 1
 stop_valgrind_pid "$proxy_pid"

@@ -140,6 +140,11 @@ struct rocksdb_options {
   /// chunks of chunk_bytes inside RocksDB, as caches written before body files hold them.
   /// Both kinds are read whatever this says. Default: true
   bool body_files = true;
+  /// Body files kept open after their readers close, least recently used closing first, so a
+  /// hit on a body file needs no open, fstat and close (the file's size is checked when it is
+  /// opened). Files of removed, replaced and evicted versions are closed as they are unlinked.
+  /// At most an eighth of the process's descriptor limit; 0 keeps none. Default: 1024
+  std::size_t open_body_files = 1024;
   /// Most memory RocksDB's block cache (metadata blocks only: chunks pass through no cache)
   /// and its write buffers take together; a flush starts when the write buffers would take
   /// more than half of it. At least min_memory_bytes. Default: 16 MiB

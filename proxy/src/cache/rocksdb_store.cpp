@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "cache/cache_store.hpp"
+#include "cache/open_file_cache.hpp"
 #include "cache/rocksdb_layout.hpp"
 #include "cache/size_cap.hpp"
 #include "common/errc.hpp"
@@ -158,7 +159,8 @@ struct db_state {
   std::uint32_t chunk_bytes = 0;
   std::size_t inline_max_bytes = 0;
   bool body_files = true;
-  std::string bodies_path;  // `path`/bodies
+  std::string bodies_path;                      // `path`/bodies
+  std::unique_ptr<open_file_cache> open_files;  // of bodies_path
 
   // sync=false: a write returns once it is in the WAL file in the OS page cache, so committed
   // entries survive the process being killed (kill -9, OOM); only a power loss or kernel crash
@@ -249,9 +251,13 @@ struct db_state {
   }
 
   // Body files of versions whose retirement has been written. A reader that has one open keeps
-  // reading it: the bytes go when its descriptor closes.
-  void unlink_bodies(const std::vector<std::uint64_t>& fill_ids) const {
-    for (const auto fill_id : fill_ids) (void)::unlink(body_path(fill_id).c_str());
+  // reading it: the bytes go when its descriptor closes. Dropped from the open files after the
+  // unlink, so an open racing it cannot put the descriptor back.
+  void unlink_bodies(const std::vector<std::uint64_t>& fill_ids) {
+    for (const auto fill_id : fill_ids) {
+      (void)::unlink(body_path(fill_id).c_str());
+      open_files->drop(fill_id);
+    }
   }
 
   // Adds to `batch` the deletion of a committed version's chunks and its share of the stats; a
@@ -710,22 +716,26 @@ class rocksdb_writer final : public entry_writer {
   return {};
 }
 
-// A body kept as a file of its own. The descriptor opened with the reader keeps this version's
-// bytes whatever happens to the entry meanwhile (an unlinked file lives while it is open).
+// A body kept as a file of its own. The descriptor the reader holds (shared with the store's open
+// files) keeps this version's bytes whatever happens to the entry meanwhile (an unlinked file
+// lives while it is open).
 // Reads in order from the first byte check the body's CRC32C as they pass: the last piece of a
 // body that does not match is refused, so whoever reads a body whole (a TLS answer, a bundle,
 // cache verify) never takes a damaged one for good. Sending file() skips the check.
 class file_reader final : public entry_reader {
  public:
-  file_reader(entry_meta meta, int fd, std::uint32_t body_crc, std::size_t chunk_bytes)
-      : meta_(std::move(meta)), fd_(fd), body_crc_(body_crc), chunk_bytes_(chunk_bytes) {}
+  file_reader(entry_meta meta, std::shared_ptr<const open_file> file, std::uint32_t body_crc,
+              std::size_t chunk_bytes)
+      : meta_(std::move(meta)),
+        file_(std::move(file)),
+        body_crc_(body_crc),
+        chunk_bytes_(chunk_bytes) {}
   file_reader(const file_reader&) = delete;
   file_reader& operator=(const file_reader&) = delete;
-  ~file_reader() override { ::close(fd_); }
 
   const entry_meta& meta() const override { return meta_; }
 
-  std::optional<body_file> file() const override { return body_file{fd_, 0}; }
+  std::optional<body_file> file() const override { return body_file{file_->fd(), 0}; }
 
   result<std::string> read(std::uint64_t offset, std::size_t max_bytes) override {
     if (offset >= meta_.size) {
@@ -760,7 +770,7 @@ class file_reader final : public entry_reader {
 
  private:
   [[nodiscard]] result<void> fetch(std::uint64_t offset, char* into, std::size_t count) {
-    if (auto read = pread_exactly(fd_, into, count, offset); !read) {
+    if (auto read = pread_exactly(file_->fd(), into, count, offset); !read) {
       return read;
     }
     const std::uint64_t end = offset + count;
@@ -776,7 +786,7 @@ class file_reader final : public entry_reader {
   }
 
   entry_meta meta_;
-  int fd_;
+  std::shared_ptr<const open_file> file_;
   std::uint32_t body_crc_;
   std::uint64_t chunk_bytes_;
   std::unique_ptr<char[]> buffer_;
@@ -787,23 +797,12 @@ class file_reader final : public entry_reader {
 // Opens the body file a record names; nullptr when the file does not exist (the caller tells a
 // version replaced meanwhile from a lost file).
 [[nodiscard]] result<std::unique_ptr<entry_reader>> open_body_file(
-    const db_state& state, const layout::meta_record& record) {
-  const int fd = ::open(state.body_path(record.fill_id).c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return std::unique_ptr<entry_reader>{};
-    return errc::cache_io;
-  }
-  struct stat info {};
-  if (::fstat(fd, &info) != 0) {
-    ::close(fd);
-    return errc::cache_io;
-  }
-  if (static_cast<std::uint64_t>(info.st_size) != record.meta.size) {
-    ::close(fd);
-    return errc::cache_corrupt;
-  }
-  return std::unique_ptr<entry_reader>{
-      std::make_unique<file_reader>(record.meta, fd, record.body_crc, state.chunk_bytes)};
+    db_state& state, const layout::meta_record& record) {
+  auto file = state.open_files->open(record.fill_id, record.meta.size);
+  if (!file) return file.error();
+  if (!*file) return std::unique_ptr<entry_reader>{};
+  return std::unique_ptr<entry_reader>{std::make_unique<file_reader>(
+      record.meta, std::move(*file), record.body_crc, state.chunk_bytes)};
 }
 
 // Writes a new version whose body, once larger than inline_max_bytes, goes to a file of its own
@@ -1639,6 +1638,7 @@ class rocksdb_store final : public cache_store {
         continue;
       }
       if (::unlink(listing->path().c_str()) == 0) deleted += 1;
+      state_->open_files->drop(*fill_id);
     }
     return deleted;
   }
@@ -1728,6 +1728,16 @@ int open_files_budget() {
     return static_cast<int>(most);
   }
   return static_cast<int>(std::clamp(limit.rlim_cur / 4, fewest, most));
+}
+
+// Body files kept open: what the options ask for, but at most an eighth of the descriptor limit
+// (RocksDB's tables take a quarter; connections need the most).
+std::size_t open_body_files_budget(const rocksdb_options& options) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+    return options.open_body_files;
+  }
+  return std::min<std::size_t>(options.open_body_files, limit.rlim_cur / 8);
 }
 
 [[nodiscard]] result<void> open_db(const rocksdb_options& options, db_state& state,
@@ -1925,6 +1935,8 @@ result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& o
   state->body_files = options.body_files;
   state->path = options.path;
   state->bodies_path = options.path + "/" + std::string(layout::bodies_directory);
+  state->open_files =
+      std::make_unique<open_file_cache>(state->bodies_path, open_body_files_budget(options));
   state->max_bytes = options.max_bytes;
   state->fresh_entry_grace_ms = options.fresh_entry_grace.count();
   if (auto opened = open_db(options, *state, why); !opened) {

@@ -19,6 +19,7 @@
 #include "cache/rocksdb_layout.hpp"
 #include "cache/size_cap.hpp"
 #include "common/errc.hpp"
+#include "tests/support/cpp/deleted_files.hpp"
 
 namespace gomodproxy::cache {
 namespace {
@@ -285,6 +286,35 @@ TEST_F(rocksdb_body_files_test, opens_racing_replacements_always_get_a_whole_ver
   replacer.join();
   EXPECT_GT(opened, 0);
   EXPECT_EQ(body_files().size(), 1u);
+}
+
+// A body file stays open after its reader closes: the next open takes the same descriptor
+// rather than opening the file again (here shown by the file having gone behind its back).
+TEST_F(rocksdb_body_files_test, a_body_file_stays_open_for_the_next_reader) {
+  const auto body = pattern_bytes(3 * chunk_bytes, 12);
+  put("k", body);
+  open_entry("k").reset();
+  fs::remove(only_body_file());
+  auto reader = open_entry("k");
+  ASSERT_NE(reader, nullptr);
+  EXPECT_TRUE(whole_file(reader->file()->fd) == body);
+}
+
+// Kept descriptors go with the version: once a replaced or removed version's readers are done,
+// the process holds nothing of its deleted file, so its blocks are freed.
+TEST_F(rocksdb_body_files_test, replace_and_remove_close_the_kept_descriptor) {
+  put("k", pattern_bytes(3 * chunk_bytes, 13));
+  open_entry("k").reset();
+  auto reader = open_entry("k");
+  put("k", pattern_bytes(3 * chunk_bytes, 14));
+  EXPECT_EQ(test::open_deleted_files_in(bodies()), 1);
+  reader.reset();
+  EXPECT_EQ(test::open_deleted_files_in(bodies()), 0);
+  open_entry("k").reset();
+  ASSERT_TRUE(store_->remove("k"));
+  EXPECT_TRUE(body_files().empty());
+  EXPECT_EQ(test::open_deleted_files_in(bodies()), 0);
+  EXPECT_EQ(open_entry("k"), nullptr);
 }
 
 TEST_F(rocksdb_body_files_test, a_missing_file_is_corrupt_and_the_entry_can_be_replaced) {

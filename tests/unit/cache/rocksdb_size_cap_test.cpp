@@ -16,6 +16,7 @@
 #include "cache/cache_store.hpp"
 #include "cache/rocksdb_layout.hpp"
 #include "cache/size_cap.hpp"
+#include "tests/support/cpp/deleted_files.hpp"
 #include "tests/support/cpp/temp_dir.hpp"
 
 namespace gomodproxy::cache {
@@ -289,8 +290,10 @@ TEST_F(size_cap_test, an_open_reader_reads_an_evicted_entry_to_the_end) {
     got += *piece;
   }
   EXPECT_TRUE(got == big);
-  // Once the reader is done its bytes are reclaimed and the directory goes under the cap.
+  // Once the reader is done its bytes are reclaimed (the store kept no descriptor of the evicted
+  // file) and the directory goes under the cap.
   reader.reset();
+  EXPECT_EQ(test::open_deleted_files_in(dir_.path() / "db" / "bodies"), 0);
   wait_under_cap(*store);
 }
 
