@@ -19,10 +19,10 @@
 
 #include "config/byte_size.hpp"
 #include "config/duration.hpp"
+#include "config/settings.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
 #include "protocol/path_glob.hpp"
-#include "config/settings.hpp"
 #include "upstream/http_client.hpp"
 #include "upstream/upstream_list.hpp"
 

@@ -16,12 +16,12 @@
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/inventory_command.hpp"
 #include "cache_admin/standalone_resolver.hpp"
+#include "config/settings.hpp"
 #include "prefetch/pin_files.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
 #include "protocol/semver.hpp"
 #include "resolver/from_settings.hpp"
-#include "config/settings.hpp"
 #include "upstream/http_client.hpp"
 
 namespace gomodproxy::bundle {

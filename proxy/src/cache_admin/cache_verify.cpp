@@ -14,10 +14,10 @@
 
 #include "cache_admin/inventory_command.hpp"
 #include "cache_admin/standalone_resolver.hpp"
+#include "config/settings.hpp"
 #include "protocol/request.hpp"
 #include "resolver/from_settings.hpp"
 #include "resolver/resolver.hpp"
-#include "config/settings.hpp"
 #include "sumdb/tree_note.hpp"
 #include "sumdb/zip_check.hpp"
 #include "upstream/http_client.hpp"

@@ -8,8 +8,8 @@
 
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/cache_inventory.hpp"
-#include "protocol/request.hpp"
 #include "config/settings.hpp"
+#include "protocol/request.hpp"
 
 namespace gomodproxy::cache_admin {
 namespace {

@@ -19,8 +19,8 @@
 #include <utility>
 #include <vector>
 
-#include "direct/address_policy.hpp"
 #include "common/log_if_thrown.hpp"
+#include "direct/address_policy.hpp"
 
 namespace gomodproxy::direct {
 namespace {

@@ -4,8 +4,8 @@
 #include <set>
 
 #include "config/duration.hpp"
-#include "protocol/escape.hpp"
 #include "config/settings.hpp"
+#include "protocol/escape.hpp"
 
 namespace gomodproxy::probe_report {
 

@@ -5,8 +5,8 @@
 #include <optional>
 #include <string>
 
-#include "resolver/resolver.hpp"
 #include "config/settings.hpp"
+#include "resolver/resolver.hpp"
 
 namespace gomodproxy::resolver {
 
