@@ -1,7 +1,9 @@
 #include "resolver/body_check.hpp"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <cctype>
 
 #include "protocol/module_path.hpp"
 #include "protocol/semver.hpp"
@@ -45,13 +47,29 @@ bool looks_like_rfc3339(std::string_view t) {
   return zone == 'Z' || zone == 'z' || (t.size() >= 25 && t[t.size() - 3] == ':');
 }
 
+// The value the go command's encoding/json decodes into the struct field `name`: keys match it
+// without regard to ASCII case, and of several that match, the last one in the object wins.
+const boost::json::value* go_field(const boost::json::object& object, std::string_view name) {
+  const boost::json::value* found = nullptr;
+  for (const auto& [key, value] : object) {
+    if (key.size() == name.size() &&
+        std::equal(key.begin(), key.end(), name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      found = &value;
+    }
+  }
+  return found;
+}
+
 std::optional<std::string> check_info(const protocol::module_request& request,
                                       std::string_view body) {
   boost::system::error_code ec;
   boost::json::value json = boost::json::parse(body, ec);
   if (ec || !json.is_object()) return std::string("info is not a JSON object");
   const auto& object = json.get_object();
-  const auto* version = object.if_contains("Version");
+  const auto* version = go_field(object, "Version");
   if (!version || !version->is_string()) return std::string("info has no Version");
   std::string_view v = version->get_string();
   if (protocol::canonical_version(v) != v) return std::string("info Version is not canonical");
@@ -61,7 +79,8 @@ std::optional<std::string> check_info(const protocol::module_request& request,
   if (auto bad = protocol::check_path_version(request.module_path, v)) {
     return "info Version does not fit the module path: " + *bad;
   }
-  if (const auto* time = object.if_contains("Time")) {
+  // A null Time decodes to the zero time, as an absent one does.
+  if (const auto* time = go_field(object, "Time"); time && !time->is_null()) {
     if (!time->is_string() || !looks_like_rfc3339(time->get_string())) {
       return std::string("info Time is not an RFC 3339 time");
     }

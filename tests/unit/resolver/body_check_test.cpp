@@ -127,6 +127,15 @@ TEST(check_body, info_json_shape_and_version_echo) {
       {"Time a number", info, R"({"Version":"v1.2.0","Time":1704067200})", "RFC 3339"},
       {"major version in path", "/example.com/hello/v2/@v/v2.0.0.info", R"({"Version":"v2.0.0"})",
        ""},
+      // encoding/json, as the go command decodes an .info: keys match the field names without
+      // regard to case, the last matching key wins, and a null time is the zero time.
+      {"lower-case keys", info, R"({"version":"v1.2.0","time":"2024-01-01T00:00:00Z"})", ""},
+      {"null Time", info, R"({"Version":"v1.2.0","Time":null})", ""},
+      {"last matching key wins", info, R"({"Version":"v1.2.0","VERSION":"v1.3.0"})",
+       "info is for version v1.3.0 instead of v1.2.0"},
+      {"a lower-case key with a bad time", info, R"({"Version":"v1.2.0","tIME":"yesterday"})",
+       "RFC 3339"},
+      {"null Version", info, R"({"Version":null})", "info has no Version"},
   });
 }
 
