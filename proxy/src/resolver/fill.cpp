@@ -266,14 +266,19 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
       struct checked_body {
         std::optional<std::string> bad;
         boost::system::result<std::string> h1 = std::string();
+        // The first failed read of the staged body: then the verdicts above are about our
+        // disk, not the upstream's answer.
+        boost::system::error_code read_error;
       };
       auto checked = co_await net::co_spawn(
           executors_.checks,
           [this, &request, &entry, hashed]() -> net::awaitable<checked_body> {
-            auto reader = [&entry](std::uint64_t offset, std::size_t length) {
-              return entry->read(offset, length);
-            };
             checked_body out;
+            auto reader = [&entry, &out](std::uint64_t offset, std::size_t length) {
+              auto got = entry->read(offset, length);
+              if (!got && !out.read_error) out.read_error = got.error();
+              return got;
+            };
             out.bad = check_body(request, entry->size(), reader);
             if (!out.bad && (request.kind == endpoint::sumdb_lookup ||
                              request.kind == endpoint::sumdb_latest)) {
@@ -287,6 +292,10 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
             co_return out;
           },
           net::use_awaitable);
+      if (checked.read_error) {
+        count_attempt(slots, kind, upstream_outcome::ok, &fetched);  // the failure is ours
+        co_return ends_fill(cache_failure(checked.read_error, "read back"));
+      }
       if (const auto& bad = checked.bad) {
         spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, *bad);
         count_attempt(slots, kind, upstream_outcome::error, &fetched);
@@ -529,10 +538,12 @@ fill_outcome resolver::impl::fill_timed_out(const protocol::module_request& requ
       "not found: " + describe(request) + "\n" + tried + fill_deadline_reason() + "\n", "-"};
 }
 
-fill_outcome resolver::impl::cache_failure(const boost::system::error_code& ec) const {
-  spdlog::error("cache write failed: {}", ec.message());
-  return fill_outcome{false, options_.all_failed_502 ? 502 : 404,
-                      "not found: cache write failed: " + ec.message() + "\n", "-"};
+fill_outcome resolver::impl::cache_failure(const boost::system::error_code& ec,
+                                           std::string_view operation) const {
+  spdlog::error("cache {} failed: {}", operation, ec.message());
+  return fill_outcome{
+      false, options_.all_failed_502 ? 502 : 404,
+      "not found: cache " + std::string(operation) + " failed: " + ec.message() + "\n", "-"};
 }
 
 }  // namespace gomodproxy::resolver

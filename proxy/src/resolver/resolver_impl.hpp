@@ -155,7 +155,9 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   std::string fill_deadline_reason() const;
   fill_outcome fill_timed_out(const protocol::module_request& request,
                               const std::string& tried) const;
-  fill_outcome cache_failure(const boost::system::error_code& ec) const;
+  /// `operation` failed on the cache ("write", "read back"): the fill ends, nothing is cached.
+  fill_outcome cache_failure(const boost::system::error_code& ec,
+                             std::string_view operation = "write") const;
 
   // --- @latest from @v/list (derived_latest.cpp) ---
 

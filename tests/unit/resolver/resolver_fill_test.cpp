@@ -510,6 +510,25 @@ TEST(resolver_fill, fail_the_nth_read_back_before_commit) {
   fail_the_nth_store_call("read back before commit", store_call::writer_read, false);
 }
 
+// A body the fill cannot read back from its own staging is our disk's failure: the answer says
+// so, and the tier is not blamed for an invalid answer or a checksum mismatch.
+TEST(resolver_fill, a_failed_read_back_is_a_cache_failure_not_the_upstreams) {
+  for (const auto& target : {mod_target, zip_target}) {
+    fill_harness harness;
+    auto& faults = harness.store_faults_now();
+    faults.call = store_call::writer_read;
+    faults.fail_at = 0;
+    const auto got = harness.get(target);
+    ASSERT_TRUE(faults.hit.load()) << target;
+    EXPECT_EQ(got.status, 404) << target;
+    EXPECT_NE(got.body.find("cache read back failed"), std::string::npos) << target << got.body;
+    EXPECT_EQ(got.body.find("invalid answer"), std::string::npos) << target << got.body;
+    EXPECT_EQ(got.body.find("checksum mismatch"), std::string::npos) << target << got.body;
+    faults.fail_at = -1;
+    EXPECT_EQ(harness.get(target).status, 200) << target;
+  }
+}
+
 TEST(resolver_fill, fail_the_nth_cache_append_by_throwing) {
   fail_the_nth_store_call("throwing cache append", store_call::append, true);
 }
