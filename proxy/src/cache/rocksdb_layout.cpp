@@ -178,7 +178,7 @@ __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::uint32_t crc,
 
 }  // namespace
 
-// The one decoder behind decode_meta and decode_meta_summary.
+// The one decoder behind decode_meta, decode_meta_summary and decode_meta_for_serving.
 result<meta_record> decode_meta(std::string_view stored, bool check_body);
 
 std::string meta_key(std::string_view key) {
@@ -302,6 +302,10 @@ result<meta_record> decode_meta_summary(std::string_view stored) {
   auto record = decode_meta(stored, false);
   if (record) record->body = {};
   return record;
+}
+
+result<meta_record> decode_meta_for_serving(std::string_view stored) {
+  return decode_meta(stored, false);
 }
 
 result<meta_record> decode_meta(std::string_view stored, bool check_body) {

@@ -233,6 +233,21 @@ struct db_state {
     if (max_bytes != 0 && size_cap::evictable(key)) recency.touch(key, now_ms());
   }
 
+  // A hit's record, left in the slice RocksDB's read filled (or pinned), so an inline body is not
+  // copied once more into a string before it is sent.
+  [[nodiscard]] result<std::optional<rdb::PinnableSlice>> get_record_pinned(
+      const rdb::ReadOptions& options, std::string_view stored_key) {
+    rdb::PinnableSlice value;
+    const auto status = db->Get(options, records, stored_key, &value);
+    if (status.IsNotFound()) {
+      return std::optional<rdb::PinnableSlice>{};
+    }
+    if (!status.ok()) {
+      return to_error(status);
+    }
+    return std::optional<rdb::PinnableSlice>{std::move(value)};
+  }
+
   [[nodiscard]] result<std::optional<std::string>> get_record(const rdb::ReadOptions& options,
                                                               std::string_view stored_key) {
     std::string value;
@@ -390,12 +405,13 @@ class chunk_cache {
 class inline_reader final : public entry_reader {
  public:
   // `body_offset` and `body_bytes` place the body inside `record`: a view taken before the
-  // record was moved here could point into the moved-from string's inline buffer.
-  inline_reader(entry_meta meta, std::string record, std::size_t body_offset,
-                std::size_t body_bytes)
-      : meta_(std::move(meta)),
+  // record was moved here could point into the moved-from slice's own buffer.
+  inline_reader(std::shared_ptr<const db_state> state, entry_meta meta, rdb::PinnableSlice record,
+                std::size_t body_offset, std::size_t body_bytes)
+      : state_(std::move(state)),
+        meta_(std::move(meta)),
         record_(std::move(record)),
-        body_(std::string_view(record_).substr(body_offset, body_bytes)) {}
+        body_(record_.ToStringView().substr(body_offset, body_bytes)) {}
 
   const entry_meta& meta() const override { return meta_; }
 
@@ -414,8 +430,11 @@ class inline_reader final : public entry_reader {
   }
 
  private:
+  // Keeps the database and its caches until the record is released: a reader may outlive the
+  // store, and a slice RocksDB pinned (rather than copied) points into its cache.
+  std::shared_ptr<const db_state> state_;
   entry_meta meta_;
-  std::string record_;  // owns the bytes `body_` views
+  rdb::PinnableSlice record_;  // owns or pins the bytes `body_` views
   std::string_view body_;
 };
 
@@ -1370,14 +1389,14 @@ class rocksdb_store final : public cache_store {
   }
 
   result<std::optional<entry_meta>> stat(std::string_view key) override {
-    auto stored = state_->get_record(rdb::ReadOptions{}, layout::meta_key(key));
+    auto stored = state_->get_record_pinned(rdb::ReadOptions{}, layout::meta_key(key));
     if (!stored) {
       return stored.error();
     }
     if (!stored->has_value()) {
       return std::optional<entry_meta>{};
     }
-    auto record = layout::decode_meta(**stored);
+    auto record = layout::decode_meta_summary((*stored)->ToStringView());
     if (!record) {
       return record.error();
     }
@@ -1408,26 +1427,26 @@ class rocksdb_store final : public cache_store {
     // lost the file; the version that replaced it is read again, a few times at most.
     constexpr int attempts = 3;
     for (int attempt = 1;; ++attempt) {
-      auto stored = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
+      auto stored = state_->get_record_pinned(rdb::ReadOptions{}, stored_meta_key);
       if (!stored) {
         return stored.error();
       }
       if (!stored->has_value()) {
         return std::unique_ptr<entry_reader>{};
       }
-      auto record = layout::decode_meta(**stored);
+      auto record = layout::decode_meta_for_serving((*stored)->ToStringView());
       if (!record) {
         return record.error();
       }
       if (attempt == 1) state_->note_used(key);
       if (record->where != layout::storage::file) {
-        return open_in_rocksdb(stored_meta_key, std::move(**stored), *record);
+        return open_in_rocksdb(stored_meta_key, **stored, *record);
       }
       auto reader = open_body_file(*state_, *record);
       if (!reader || *reader) {
         return reader;
       }
-      auto again = state_->get_record(rdb::ReadOptions{}, stored_meta_key);
+      auto again = state_->get_record_pinned(rdb::ReadOptions{}, stored_meta_key);
       if (!again) {
         return again.error();
       }
@@ -1439,13 +1458,14 @@ class rocksdb_store final : public cache_store {
   }
 
  private:
-  // Opens an inline or chunked version (`stored`, decoded as `record`). A file version found at
-  // the snapshot is opened from its file.
+  // Opens an inline or chunked version (`stored`, decoded as `record`, whose body views it; an
+  // inline body's reader takes `stored` over). A file version found at the snapshot is opened
+  // from its file.
   result<std::unique_ptr<entry_reader>> open_in_rocksdb(const std::string& stored_meta_key,
-                                                        std::string stored,
+                                                        rdb::PinnableSlice& stored,
                                                         layout::meta_record record) {
     if (record.where == layout::storage::inline_body) {
-      return inline_entry(std::move(stored), record);
+      return inline_entry(stored, record);
     }
     // The metadata must be re-read at the snapshot: the version read above may already have
     // been replaced and its chunks deleted. Almost always it is the same record, and what was
@@ -1453,7 +1473,7 @@ class rocksdb_store final : public cache_store {
     auto snapshot = std::make_unique<rdb::ManagedSnapshot>(state_->db.get());
     rdb::ReadOptions at_snapshot;
     at_snapshot.snapshot = snapshot->snapshot();
-    auto at_open = state_->get_record(at_snapshot, stored_meta_key);
+    auto at_open = state_->get_record_pinned(at_snapshot, stored_meta_key);
     if (!at_open) {
       return at_open.error();
     }
@@ -1461,13 +1481,13 @@ class rocksdb_store final : public cache_store {
       return std::unique_ptr<entry_reader>{};
     }
     if (**at_open != stored) {
-      auto replaced = layout::decode_meta(**at_open);
+      auto replaced = layout::decode_meta_for_serving((*at_open)->ToStringView());
       if (!replaced) {
         return replaced.error();
       }
       record = *replaced;
       if (record.where == layout::storage::inline_body) {
-        return inline_entry(std::move(**at_open), record);
+        return inline_entry(**at_open, record);
       }
       if (record.where == layout::storage::file) {
         auto reader = open_body_file(*state_, record);
@@ -1677,13 +1697,14 @@ class rocksdb_store final : public cache_store {
   }
 
  private:
-  // `record` was decoded from `stored`; its body view is turned into a place in the string, which
-  // the reader keeps.
-  static std::unique_ptr<entry_reader> inline_entry(std::string stored,
-                                                    const layout::meta_record& record) {
+  // `record` was decoded from `stored`, in place; its body view is turned into a place in the
+  // slice before the reader takes the slice over (a move may relocate a slice's own buffer).
+  std::unique_ptr<entry_reader> inline_entry(rdb::PinnableSlice& stored,
+                                             const layout::meta_record& record) const {
     const auto body_offset = static_cast<std::size_t>(record.body.data() - stored.data());
     const auto body_bytes = record.body.size();
-    return std::make_unique<inline_reader>(record.meta, std::move(stored), body_offset, body_bytes);
+    return std::make_unique<inline_reader>(state_, record.meta, std::move(stored), body_offset,
+                                           body_bytes);
   }
 
   std::shared_ptr<db_state> state_;
