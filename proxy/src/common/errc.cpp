@@ -10,14 +10,8 @@ class category final : public boost::system::error_category {
   const char* name() const noexcept override { return "gomodproxy"; }
   std::string message(int value) const override {
     switch (static_cast<errc>(value)) {
-      case errc::not_found:
-        return "not found";
       case errc::invalid_request:
         return "invalid request";
-      case errc::upstream_failed:
-        return "upstream failed";
-      case errc::timeout:
-        return "timeout";
       case errc::too_large:
         return "too large";
       case errc::verification_failed:
@@ -26,8 +20,6 @@ class category final : public boost::system::error_category {
         return "cache I/O error";
       case errc::cache_corrupt:
         return "cache entry corrupt";
-      case errc::tls_failed:
-        return "TLS failure";
     }
     return "unknown gomodproxy error";
   }
@@ -38,6 +30,21 @@ class category final : public boost::system::error_category {
 const boost::system::error_category& gomodproxy_category() noexcept {
   static const category instance;
   return instance;
+}
+
+int to_http_status(const boost::system::error_code& error) noexcept {
+  if (error.category() != gomodproxy_category()) return 500;
+  switch (static_cast<errc>(error.value())) {
+    case errc::invalid_request:
+      return 404;
+    case errc::verification_failed:
+      return 502;
+    case errc::too_large:
+    case errc::cache_io:
+    case errc::cache_corrupt:
+      return 500;
+  }
+  return 500;
 }
 
 }  // namespace gomodproxy

@@ -1,4 +1,8 @@
-// The one error enum of gomodproxy, and its mapping to HTTP status.
+// The errors gomodproxy's own code produces, and the one place they become an HTTP status.
+//
+// Errors from elsewhere keep their own category (Asio's, RocksDB's through the cache, the
+// checksum database's verify_errc); to_http_status answers for every error code, so the edge that
+// turns a failure into a response never picks a status by hand.
 #pragma once
 
 #include <boost/system/error_code.hpp>
@@ -7,24 +11,23 @@
 namespace gomodproxy {
 
 enum class errc {
-  /// Something asked for does not exist (module, version, cache entry).
-  not_found = 1,
-  /// The request is malformed; never forwarded upstream.
-  invalid_request,
-  /// An upstream answered with an error status or broke the connection.
-  upstream_failed,
-  /// A deadline passed (connect, first byte, total).
-  timeout,
-  /// A body or header exceeded its configured limit.
+  /// Input that cannot be what it claims: a malformed module path or version, a log index outside
+  /// the tree, a tile that is not a hash tile. Never forwarded upstream. 404, not 400: the go
+  /// command falls back to its next proxy only on 404 and 410, and a proxy that cannot parse a
+  /// path has not got that module.
+  invalid_request = 1,
+  /// A value exceeded a limit of the format it is stored in (a tier name over 65,535 bytes in a
+  /// cache record). 500: it is this process that cannot store it.
   too_large,
-  /// Bytes from an upstream failed verification (zip structure, prefix, hash).
+  /// Bytes that do not prove what they must: a zip whose structure or paths the go command would
+  /// refuse, checksum-database hashes that do not match. 502: an upstream sent them.
   verification_failed,
-  /// The cache store failed to read or write.
+  /// The cache store could not read or write (RocksDB failed, a body file could not be written).
+  /// 500.
   cache_io,
-  /// Stored bytes are not what was committed (truncated chunk, bad metadata).
+  /// Stored bytes are not what was committed: a record that does not decode, a missing chunk or
+  /// body file, a CRC mismatch. 500; the resolver fills such an entry again.
   cache_corrupt,
-  /// A TLS or certificate problem with an upstream.
-  tls_failed,
 };
 
 const boost::system::error_category& gomodproxy_category() noexcept;
@@ -32,6 +35,10 @@ const boost::system::error_category& gomodproxy_category() noexcept;
 inline boost::system::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), gomodproxy_category()};
 }
+
+/// The status an answer made of `error` alone carries: the one given with each enumerator above
+/// for gomodproxy's own codes, 500 for any other category (a failure of this process).
+int to_http_status(const boost::system::error_code& error) noexcept;
 
 }  // namespace gomodproxy
 

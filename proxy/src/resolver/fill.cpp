@@ -229,8 +229,8 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
     co_return fill_timed_out(request, notes.tried);
   }
   std::string body = "not found: " + describe(request) + "\n" + notes.tried;
-  fill_outcome outcome{false, notes.hard_failure && options_.all_failed_502 ? 502 : 404,
-                       std::move(body), "-"};
+  fill_outcome outcome{false, notes.hard_failure ? unavailable_status() : 404, std::move(body),
+                       "-"};
   outcome.a_tier_lacked_it = notes.lacked;
   outcome.absent = !notes.hard_failure;
   co_return outcome;
@@ -331,7 +331,7 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
           spdlog::error("cannot verify {}@{}: {}", request.module_path, request.version, detail);
           count_attempt(slots, kind, upstream_outcome::ok, &fetched);
           notes.tried += "not verified: " + detail + "\n";
-          co_return ends_fill(fill_outcome{false, options_.all_failed_502 ? 502 : 404,
+          co_return ends_fill(fill_outcome{false, unavailable_status(),
                                            "not found: " + describe(request) + "\n" + notes.tried,
                                            "-"});
         }
@@ -534,7 +534,7 @@ fill_outcome resolver::impl::fill_timed_out(const protocol::module_request& requ
                                             const std::string& tried) const {
   spdlog::warn("fill of {} stopped: {}", describe(request), fill_deadline_reason());
   return fill_outcome{
-      false, options_.all_failed_502 ? 502 : 404,
+      false, unavailable_status(),
       "not found: " + describe(request) + "\n" + tried + fill_deadline_reason() + "\n", "-"};
 }
 
@@ -542,7 +542,7 @@ fill_outcome resolver::impl::cache_failure(const boost::system::error_code& ec,
                                            std::string_view operation) const {
   spdlog::error("cache {} failed: {}", operation, ec.message());
   return fill_outcome{
-      false, options_.all_failed_502 ? 502 : 404,
+      false, unavailable_status(),
       "not found: cache " + std::string(operation) + " failed: " + ec.message() + "\n", "-"};
 }
 

@@ -18,6 +18,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/errc.hpp"
 #include "protocol/path_glob.hpp"
 #include "protocol/request.hpp"
 #include "resolver/resolver_impl.hpp"
@@ -379,7 +380,8 @@ net::awaitable<void> resolver::impl::answer_parsed(
   auto parsed = protocol::parse_module_request(request.target);
   if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
     if (request.target.starts_with("/sumdb/")) kind = monitor::request_kind::sumdb;
-    co_await send_text(writer, 404, "not found: " + error->reason + "\n");
+    co_await send_text(writer, to_http_status(errc::invalid_request),
+                       "not found: " + error->reason + "\n");
     co_return;
   }
   auto& module_request = std::get<protocol::module_request>(parsed);
@@ -449,7 +451,7 @@ net::awaitable<void> resolver::impl::answer_parsed(
   }
   if (joined.thrown) {
     writer.note(cache_result, "-");
-    co_await send_text(writer, options_.all_failed_502 ? 502 : 404,
+    co_await send_text(writer, unavailable_status(),
                        "not found: " + describe(module_request) +
                            "\ninternal error: the fill failed: " + *joined.thrown + "\n");
     co_return;
@@ -460,6 +462,10 @@ net::awaitable<void> resolver::impl::answer_parsed(
       joined.outcome.committed ? "not found: cache entry vanished\n" : joined.outcome.body;
   co_await send_text(writer, status, body);
 }
+
+// 404 by default: the go command then tries the next entry of its GOPROXY whatever separates
+// them, where a 502 stops it at a `,`.
+int resolver::impl::unavailable_status() const { return options_.all_failed_502 ? 502 : 404; }
 
 // Whether an entry may be answered as it is, without asking the tiers again.
 bool resolver::impl::is_fresh(const cache::entry_meta& meta) const {
@@ -491,6 +497,11 @@ net::awaitable<void> resolver::impl::send_text(server::response_writer& writer, 
   head.content_type = "text/plain; charset=utf-8";
   head.cache_control = "no-store";
   (void)co_await writer.send(head, body);
+}
+
+net::awaitable<void> resolver::impl::send_cache_read_failure(server::response_writer& writer,
+                                                             boost::system::error_code error) {
+  co_await send_text(writer, to_http_status(error), "cache read failed: " + error.message() + "\n");
 }
 
 net::awaitable<void> resolver::impl::serve(server::response_writer& writer,
@@ -525,7 +536,8 @@ net::awaitable<void> resolver::impl::serve(server::response_writer& writer,
                     : cache::result<std::string_view>(copied.error());
     }
     if (!body || (!writer.head_only() && body->size() != meta.size)) {
-      co_await send_text(writer, 500, "cache read failed\n");
+      co_await send_cache_read_failure(writer,
+                                       body ? make_error_code(errc::cache_corrupt) : body.error());
       co_return;
     }
     if (writer.head_only()) {
@@ -554,7 +566,8 @@ net::awaitable<void> resolver::impl::serve(server::response_writer& writer,
   auto first = co_await read_at(0);
   if (!first || first->empty()) {
     spdlog::error("cache read of {} failed at offset 0", request.cache_key);
-    co_await send_text(writer, 500, "cache read failed\n");
+    co_await send_cache_read_failure(writer,
+                                     first ? make_error_code(errc::cache_corrupt) : first.error());
     co_return;
   }
   if (!co_await writer.send_head_with(head, meta.size, *first)) co_return;
@@ -595,7 +608,7 @@ net::awaitable<void> resolver::impl::serve_file(server::response_writer& writer,
                       request.cache_key, sent);
         // Before the head a 500; after it, closing short of Content-Length is the only honest
         // signal.
-        if (sent == 0) co_await send_text(writer, 500, "cache read failed\n");
+        if (sent == 0) co_await send_cache_read_failure(writer, errc::cache_corrupt);
         co_return;
       }
     }

@@ -89,9 +89,15 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
       const server::request_view& request, server::response_writer& writer,
       monitor::request_kind& kind, std::optional<std::unique_ptr<cache::entry_reader>> verbatim);
   bool is_fresh(const cache::entry_meta& meta) const;
+  // The status when no tier could give the file (all failed, timed out, or the cache could not
+  // take it).
+  int unavailable_status() const;
   std::unique_ptr<cache::entry_reader> open_entry(const std::string& key);
   static boost::asio::awaitable<void> send_text(server::response_writer& writer, int status,
                                                 std::string_view body);
+  // A cache entry that cannot be read, answered before any of it went out.
+  static boost::asio::awaitable<void> send_cache_read_failure(server::response_writer& writer,
+                                                              boost::system::error_code error);
   boost::asio::awaitable<void> serve(server::response_writer& writer,
                                      const protocol::module_request& request,
                                      cache::entry_reader& entry, std::string_view cache_result);

@@ -278,7 +278,7 @@ TEST(serve_file, a_file_shorter_than_its_entry_is_a_500_before_the_head_and_cut_
       EXPECT_EQ(got.declared, entry_bytes);
       EXPECT_EQ(got.body.size(), c.body_bytes);
     } else {
-      EXPECT_EQ(got.body, "cache read failed\n");
+      EXPECT_EQ(got.body, "cache read failed: cache entry corrupt\n");
     }
   }
 }

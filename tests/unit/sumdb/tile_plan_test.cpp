@@ -224,7 +224,7 @@ class tile_plan_tree : public ::testing::Test {
           std::vector<tlog_hash> out;
           for (std::int64_t index : indexes) {
             if (index < 0 || index >= static_cast<std::int64_t>(storage_->size())) {
-              return make_error_code(errc::not_found);
+              return make_error_code(errc::invalid_request);
             }
             out.push_back((*storage_)[static_cast<std::size_t>(index)]);
           }

@@ -107,7 +107,7 @@ class tlog_fixture : public ::testing::Test {
       for (std::int64_t index : indexes) {
         if (index < 0 || index >= stored_hash_count(size)) {
           ADD_FAILURE() << "read of index " << index << " in a log of " << size;
-          return make_error_code(errc::not_found);
+          return make_error_code(errc::invalid_request);
         }
         out.push_back((*storage_)[static_cast<std::size_t>(index)]);
       }

@@ -1,0 +1,53 @@
+#include "common/errc.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/error.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace gomodproxy {
+namespace {
+
+struct status_case {
+  errc code;
+  int status;
+};
+
+TEST(errc, each_code_has_its_documented_status_and_a_message_of_its_own) {
+  const std::vector<status_case> cases = {
+      {errc::invalid_request, 404},      // the go command falls back only on 404 and 410
+      {errc::too_large, 500},            // this process cannot store it
+      {errc::verification_failed, 502},  // an upstream sent it
+      {errc::cache_io, 500},
+      {errc::cache_corrupt, 500},
+  };
+  std::set<std::string> messages;
+  for (const auto& c : cases) {
+    const boost::system::error_code code = c.code;
+    SCOPED_TRACE(code.message());
+    EXPECT_EQ(to_http_status(code), c.status);
+    EXPECT_NE(code.message(), "unknown gomodproxy error");
+    messages.insert(code.message());
+  }
+  EXPECT_EQ(messages.size(), cases.size());
+}
+
+TEST(errc, errors_of_other_categories_are_this_processs_failure) {
+  EXPECT_EQ(to_http_status(boost::asio::error::connection_refused), 500);
+  EXPECT_EQ(to_http_status(make_error_code(boost::system::errc::no_space_on_device)), 500);
+  // The same value in another category is not mistaken for one of ours.
+  EXPECT_EQ(
+      to_http_status({static_cast<int>(errc::invalid_request), boost::system::system_category()}),
+      500);
+}
+
+TEST(errc, a_value_no_enumerator_has_is_a_500_with_a_message) {
+  const boost::system::error_code unknown{99, gomodproxy_category()};
+  EXPECT_EQ(to_http_status(unknown), 500);
+  EXPECT_EQ(unknown.message(), "unknown gomodproxy error");
+}
+
+}  // namespace
+}  // namespace gomodproxy
