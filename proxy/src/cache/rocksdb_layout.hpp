@@ -105,7 +105,7 @@ struct meta_record {
 /// decode_meta without the inline body's CRC check, `body` kept: for serving a hit. The
 /// record's bytes were checked by RocksDB's block checksum when their block came from disk, and
 /// `cache verify` checks the CRC; hashing up to 64 KiB again on every hit cost more than the
-/// lookup (docs/cache.md, "Inline bodies").
+/// lookup (docs/cache.md, "Hits").
 [[nodiscard]] result<meta_record> decode_meta_for_serving(std::string_view stored);
 
 /// Appends the CRC32C trailer to a chunk body in place, ready to store.

@@ -233,6 +233,70 @@ struct db_state {
     if (max_bytes != 0 && size_cap::evictable(key)) recency.touch(key, now_ms());
   }
 
+  // Committed metadata records (inline bodies included) are kept in `block_cache` too, under
+  // keys of their own, and a hit finds its record there: a RocksDB Get was a fifth of a warm
+  // small request's instructions (docs/cache.md, "Hits"). Every write of a record
+  // forgets it after the write; a miss remembers what it read only when no write came between
+  // its read and its remembering, so the cache never holds a version older than the database's.
+  static std::string record_cache_key(std::string_view stored_meta_key) {
+    std::string key;
+    key.reserve(record_cache_prefix.size() + stored_meta_key.size());
+    key.append(record_cache_prefix).append(stored_meta_key);
+    return key;
+  }
+
+  // The record of `stored_meta_key` as the last write left it, from the cache when it is there.
+  [[nodiscard]] result<std::optional<rdb::PinnableSlice>> read_record(
+      std::string_view stored_meta_key) {
+    const auto cache_key = record_cache_key(stored_meta_key);
+    if (auto* handle = block_cache->Lookup(cache_key)) {
+      const auto* record = static_cast<const std::string*>(block_cache->Value(handle));
+      rdb::PinnableSlice pinned;
+      pinned.PinSlice(*record, &release_cached_record, block_cache.get(), handle);
+      return std::optional<rdb::PinnableSlice>{std::move(pinned)};
+    }
+    std::uint64_t writes_before = 0;
+    {
+      std::lock_guard lock(record_cache_mutex);
+      writes_before = record_writes;
+    }
+    auto stored = get_record_pinned(rdb::ReadOptions{}, stored_meta_key);
+    if (stored && stored->has_value()) {
+      std::lock_guard lock(record_cache_mutex);
+      if (record_writes == writes_before) {
+        auto copy = std::make_unique<std::string>((*stored)->ToStringView());
+        const auto charge = copy->capacity() + cache_key.size() + sizeof(std::string);
+        if (block_cache
+                ->Insert(cache_key, copy.get(), charge, &delete_cached_record, nullptr,
+                         rdb::Cache::Priority::HIGH)
+                .ok()) {
+          (void)copy.release();
+        }
+      }
+    }
+    return stored;
+  }
+
+  // After any write that may have changed or removed `stored_meta_key`'s record.
+  void forget_record(std::string_view stored_meta_key) {
+    const auto cache_key = record_cache_key(stored_meta_key);
+    std::lock_guard lock(record_cache_mutex);
+    ++record_writes;
+    block_cache->Erase(cache_key);
+  }
+
+  static void release_cached_record(void* cache, void* handle) {
+    static_cast<rdb::Cache*>(cache)->Release(static_cast<rdb::Cache::Handle*>(handle));
+  }
+  static void delete_cached_record(const rdb::Slice& /*key*/, void* record) {
+    delete static_cast<std::string*>(record);
+  }
+  // Block and row cache keys are binary and fixed-size or prefixed by a cache id; no module
+  // path starts with a NUL byte.
+  static constexpr std::string_view record_cache_prefix{"\0gmp-record:", 12};
+  std::mutex record_cache_mutex;
+  std::uint64_t record_writes = 0;  // under record_cache_mutex
+
   // A hit's record, left in the slice RocksDB's read filled (or pinned), so an inline body is not
   // copied once more into a string before it is sent.
   [[nodiscard]] result<std::optional<rdb::PinnableSlice>> get_record_pinned(
@@ -341,7 +405,9 @@ struct db_state {
       stats.entries += 1;
       stats.bytes += body_bytes;
       batch.Put(records, layout::stats_key, layout::encode_stats(stats)).PermitUncheckedError();
-      if (const auto status = db->Write(write_options, &batch); !status.ok()) {
+      const auto status = db->Write(write_options, &batch);
+      forget_record(stored_meta_key);
+      if (!status.ok()) {
         return to_error(status);
       }
       publish(stats);
@@ -1301,7 +1367,11 @@ class cap_keeper {
         .PermitUncheckedError();
     batch.Put(state_->records, layout::evictions_key, layout::encode_evictions(totals))
         .PermitUncheckedError();
-    if (!state_->db->Write(state_->write_options, &batch).ok()) return;
+    const bool written = state_->db->Write(state_->write_options, &batch).ok();
+    for (const auto* candidate : evicted) {
+      state_->forget_record(layout::meta_key(candidate->key));
+    }
+    if (!written) return;
     state_->unlink_bodies(evicted_files);
     state_->publish(stats);
     state_->evictions = totals;
@@ -1389,7 +1459,7 @@ class rocksdb_store final : public cache_store {
   }
 
   result<std::optional<entry_meta>> stat(std::string_view key) override {
-    auto stored = state_->get_record_pinned(rdb::ReadOptions{}, layout::meta_key(key));
+    auto stored = state_->read_record(layout::meta_key(key));
     if (!stored) {
       return stored.error();
     }
@@ -1427,7 +1497,9 @@ class rocksdb_store final : public cache_store {
     // lost the file; the version that replaced it is read again, a few times at most.
     constexpr int attempts = 3;
     for (int attempt = 1;; ++attempt) {
-      auto stored = state_->get_record_pinned(rdb::ReadOptions{}, stored_meta_key);
+      // A retry reads the database itself: the cached record is the one that failed.
+      auto stored = attempt == 1 ? state_->read_record(stored_meta_key)
+                                 : state_->get_record_pinned(rdb::ReadOptions{}, stored_meta_key);
       if (!stored) {
         return stored.error();
       }
@@ -1541,7 +1613,9 @@ class rocksdb_store final : public cache_store {
     batch.Delete(state_->records, layout::access_key(key)).PermitUncheckedError();
     batch.Put(state_->records, layout::stats_key, layout::encode_stats(stats))
         .PermitUncheckedError();
-    if (const auto status = state_->db->Write(state_->write_options, &batch); !status.ok()) {
+    const auto status = state_->db->Write(state_->write_options, &batch);
+    state_->forget_record(stored_meta_key);
+    if (!status.ok()) {
       return to_error(status);
     }
     state_->publish(stats);

@@ -6,6 +6,7 @@
 #include <rocksdb/options.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -664,6 +665,53 @@ TEST_F(rocksdb_store_test, an_inline_reader_may_outlive_the_store) {
   store.reset();
   EXPECT_EQ(reader->view(0, body.size()).value(), body);
   EXPECT_EQ(reader->read(10, 20).value(), body.substr(10, 20));
+}
+
+// Hits are answered from records kept in the block cache; every write must be seen by the next
+// hit, whatever the hits before it left there.
+TEST_F(rocksdb_store_test, a_hit_never_answers_with_a_version_a_write_replaced_or_removed) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  const auto large = pattern_bytes(3 * chunk_bytes, 5);  // not inline
+  const std::vector<std::string> versions = {"one", large, "three", pattern_bytes(100, 6)};
+  for (const auto& body : versions) {
+    put(*store, "k", body);
+    for (int hit = 0; hit < 2; ++hit) {
+      auto reader = store->open("k").value();
+      ASSERT_NE(reader, nullptr);
+      EXPECT_EQ(reader->read(0, body.size() + 1).value(), body);
+      EXPECT_EQ(store->stat("k").value()->size, body.size());
+    }
+  }
+  ASSERT_TRUE(store->remove("k"));
+  EXPECT_EQ(store->open("k").value(), nullptr);
+  EXPECT_FALSE(store->stat("k").value().has_value());
+  put(*store, "k", "back");
+  EXPECT_EQ(store->open("k").value()->read(0, 10).value(), "back");
+}
+
+TEST_F(rocksdb_store_test, hits_racing_writes_never_leave_an_older_version_behind) {
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  constexpr int writes = 300;
+  put(*store, "k", "v0");
+  std::atomic<bool> done{false};
+  std::atomic<int> failed_reads{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      // Bounded: the writer ends after `writes` commits, and so do the readers.
+      for (int i = 0; i < 1'000'000 && !done.load(); ++i) {
+        auto reader = store->open("k");
+        if (!reader || *reader == nullptr) failed_reads.fetch_add(1);
+      }
+    });
+  }
+  for (int i = 1; i <= writes; ++i) put(*store, "k", "v" + std::to_string(i));
+  done = true;
+  for (auto& reader : readers) reader.join();
+  EXPECT_EQ(failed_reads.load(), 0);
+  EXPECT_EQ(store->open("k").value()->read(0, 10).value(), "v" + std::to_string(writes));
 }
 
 }  // namespace
