@@ -50,7 +50,7 @@ tsan: deps $(TSAN_DIR)/build.ninja
 	cmake --build $(TSAN_DIR) -j $(JOBS) --target resolver_tests upstream_tests cache_tests server_tests monitor_tests \
 	  direct_tests
 	cd $(TSAN_DIR) && TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) halt_on_error=1" \
-	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|resolver_fill|http_client|tls_fixture|cache_store|rocksdb|open_file_cache|http_server|http_server_tls|tls_credentials|access_control|dns_resolver|dns_cache|circuit_breaker|tier_health|health_prober|connect_guard|fill_with_scripted_tier|DirectTier|GoProcess|verified_tree_test)'
+	  ctest --output-on-failure -j $(JOBS) -R '^(flight_table|resolver_fill|cache_policy|negative_cache|stale_if_error|attempt_verdict|http_client|tls_fixture|cache_store|rocksdb|open_file_cache|http_server|http_server_tls|tls_credentials|access_control|dns_resolver|dns_cache|circuit_breaker|tier_health|health_prober|connect_guard|fill_with_scripted_tier|DirectTier|GoProcess|verified_tree_test)'
 
 test: unit integration dashboards
 

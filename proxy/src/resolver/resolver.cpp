@@ -223,12 +223,6 @@ tier_chain make_chain(const std::vector<upstream::tier_spec>& tiers,
 
 }  // namespace
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::string describe(const protocol::module_request& request) {
   switch (request.kind) {
     case endpoint::list:
@@ -466,6 +460,11 @@ net::awaitable<void> resolver::impl::answer_parsed(
 // 404 by default: the go command then tries the next entry of its GOPROXY whatever separates
 // them, where a 502 stops it at a `,`.
 int resolver::impl::unavailable_status() const { return options_.all_failed_502 ? 502 : 404; }
+
+std::int64_t resolver::impl::now_ms() const {
+  const auto now = options_.now ? options_.now() : std::chrono::system_clock::now();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+}
 
 // Whether an entry may be answered as it is, without asking the tiers again.
 bool resolver::impl::is_fresh(const cache::entry_meta& meta) const {

@@ -5,6 +5,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,10 @@ struct resolver_options {
   std::vector<std::string> no_sumdb_patterns;  ///< GONOSUMDB globs: never checked
   std::chrono::seconds list_ttl{60};           ///< list, @latest, query .info. Default: 60 s
   std::chrono::seconds negative_ttl{30};       ///< not-found answers. Default: 30 s
+  /// The wall clock entries are stamped with when committed and their age against list_ttl and
+  /// negative_ttl is measured by; tests move it instead of sleeping. Called from any thread.
+  /// Default: empty (std::chrono::system_clock::now)
+  std::function<std::chrono::system_clock::time_point()> now;
   /// Per tier attempt: connect and first byte; `total` bounds one attempt, which never runs
   /// past the fill's deadline either.
   upstream::deadlines deadlines;

@@ -25,9 +25,6 @@
 
 namespace gomodproxy::resolver {
 
-/// Milliseconds since the Unix epoch: cache entries' stored_at_ms.
-std::int64_t now_ms();
-
 /// What a request asks for, for logs and error bodies: "module@version", "module/@v/list",
 /// "module@latest", or the checksum database path.
 std::string describe(const protocol::module_request& request);
@@ -88,6 +85,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   boost::asio::awaitable<void> answer_parsed(
       const server::request_view& request, server::response_writer& writer,
       monitor::request_kind& kind, std::optional<std::unique_ptr<cache::entry_reader>> verbatim);
+  /// Milliseconds since the Unix epoch by options_.now: cache entries' stored_at_ms.
+  std::int64_t now_ms() const;
   bool is_fresh(const cache::entry_meta& meta) const;
   // The status when no tier could give the file (all failed, timed out, or the cache could not
   // take it).

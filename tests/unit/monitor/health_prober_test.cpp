@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/cpp/metrics_text.hpp"
+
 namespace gomodproxy::monitor {
 namespace {
 
@@ -40,11 +42,7 @@ struct scripted_fetch {
   }
 };
 
-double value_of(const std::string& text, const std::string& series) {
-  auto at = ("\n" + text).find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + series.size() + 1));
-}
+using test::value_of;
 
 metrics_layout layout() {
   metrics_layout l;

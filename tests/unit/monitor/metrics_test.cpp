@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/cpp/metrics_text.hpp"
+
 namespace gomodproxy::monitor {
 namespace {
 
@@ -29,12 +31,7 @@ bool has_line(const std::string& text, const std::string& line) {
   return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
 }
 
-// The value of the series written exactly as `series` (name and labels), or -1 if absent.
-double value_of(const std::string& text, const std::string& series) {
-  auto at = ("\n" + text).find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + series.size() + 1));
-}
+using test::value_of;
 
 TEST(metrics, every_family_has_its_exact_name_and_type) {
   metrics m(two_tiers());

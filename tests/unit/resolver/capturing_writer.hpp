@@ -1,6 +1,7 @@
 // What the resolver's fill tests share: a response writer that keeps what the resolver answers,
 // the contexts a harness runs the resolver on, one GET through resolver::handle on the front
-// context, and an upstream list parsed the way the settings parse it.
+// context, an upstream list parsed the way the settings parse it, and the module files in
+// testdata.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
@@ -9,7 +10,10 @@
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -135,6 +139,13 @@ inline std::vector<upstream::tier_spec> tiers(const std::string& list) {
   auto parsed = upstream::parse_upstream_list(list);
   if (auto* error = std::get_if<std::string>(&parsed)) throw std::runtime_error(*error);
   return std::get<std::vector<upstream::tier_spec>>(parsed);
+}
+
+// A file of tests/unit/sumdb/testdata (the module example.com/hello v1.2.0's .mod and .zip among
+// them); empty when it cannot be read.
+inline std::string testdata(const std::string& name) {
+  std::ifstream in(std::filesystem::path(GOMODPROXY_TESTDATA_DIR) / name, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 }  // namespace gomodproxy::resolver::fill_testing

@@ -1,26 +1,16 @@
 // The fill as seen from the tier seam (upstream::tier, built through the tier_factory, which is
 // how production plugs in http_tier and the direct fetcher): the real resolver and a real
-// RocksDB store in a temp dir, with scripted tiers that record every request they are handed
-// and answer as told (a body, not found, an error, a timeout, or a body after a delay).
+// RocksDB store in a temp dir, with scripted tiers (scripted_tier.hpp) that record every request
+// they are handed and answer as told (a body, not found, an error, a timeout, or a body after a
+// delay). The cache policy itself (TTLs, negative cache, stale-if-error) is cache_policy_test.cpp.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
-#include <filesystem>
 #include <functional>
-#include <future>
-#include <map>
-#include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "cache/cache_store.hpp"
@@ -28,179 +18,17 @@
 #include "resolver/resolver.hpp"
 #include "sumdb/signed_note.hpp"
 #include "tests/unit/resolver/capturing_writer.hpp"
+#include "tests/unit/resolver/scripted_tier.hpp"
 #include "upstream/tier.hpp"
 
 namespace gomodproxy::resolver {
 namespace {
-namespace net = boost::asio;
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using fill_testing::answer;
+using fill_testing::scripted_harness;
+using fill_testing::tier_script;
 using fill_testing::tiers;
 using protocol::endpoint;
-
-// How a scripted tier answers every request it is handed.
-struct tier_script {
-  enum class answer { ok, not_found, error, timeout, slow } what = answer::not_found;
-  std::string body;    ///< for ok and slow: the 200 body
-  std::string reason;  ///< for not_found, error and timeout: the tier's one-line reason
-  std::chrono::milliseconds delay{0};  ///< for slow: before the body starts
-
-  static tier_script ok(std::string body) { return {answer::ok, std::move(body), {}, {}}; }
-  static tier_script not_found(std::string reason = "404") {
-    return {answer::not_found, {}, std::move(reason), {}};
-  }
-  static tier_script error(std::string reason = "connection refused") {
-    return {answer::error, {}, std::move(reason), {}};
-  }
-  static tier_script timeout(std::string reason = "timeout after 10s (first byte)") {
-    return {answer::timeout, {}, std::move(reason), {}};
-  }
-  static tier_script slow(std::string body, std::chrono::milliseconds delay) {
-    return {answer::slow, std::move(body), {}, delay};
-  }
-};
-
-class scripted_tier final : public upstream::tier {
- public:
-  explicit scripted_tier(tier_script script) : script_(std::move(script)) {}
-
-  net::awaitable<upstream::fetch_result> fetch(const protocol::module_request& request,
-                                               upstream::body_sink sink,
-                                               upstream::deadlines limits) override {
-    tier_script script;
-    {
-      std::lock_guard lock(mutex_);
-      asked_.push_back(request);
-      script = script_;
-    }
-    upstream::fetch_result result;
-    switch (script.what) {
-      case tier_script::answer::not_found:
-        result.result = upstream::outcome::not_found;
-        result.status = 404;
-        result.reason = script.reason;
-        co_return result;
-      case tier_script::answer::error:
-        result.result = upstream::outcome::error;
-        result.reason = script.reason;
-        co_return result;
-      case tier_script::answer::timeout:
-        result.result = upstream::outcome::timeout;
-        result.reason = script.reason;
-        co_return result;
-      case tier_script::answer::slow: {
-        net::steady_timer timer(co_await net::this_coro::executor,
-                                std::min(script.delay, limits.total));
-        (void)co_await timer.async_wait(net::as_tuple(net::use_awaitable));
-        if (script.delay > limits.total) {
-          result.result = upstream::outcome::timeout;
-          result.reason = "timeout after " + upstream::format_duration(limits.total) + " (total)";
-          co_return result;
-        }
-        break;
-      }
-      case tier_script::answer::ok:
-        break;
-    }
-    result.status = 200;
-    result.ttfb = 1ms;
-    if (!sink(script.body)) {
-      result.result = upstream::outcome::error;
-      result.reason = "aborted by receiver";
-      co_return result;
-    }
-    result.result = upstream::outcome::ok;
-    result.body_bytes = script.body.size();
-    co_return result;
-  }
-
-  void answer_with(tier_script script) {
-    std::lock_guard lock(mutex_);
-    script_ = std::move(script);
-  }
-
-  std::vector<protocol::module_request> asked() const {
-    std::lock_guard lock(mutex_);
-    return asked_;
-  }
-  std::size_t times_asked() const { return asked().size(); }
-
- private:
-  mutable std::mutex mutex_;
-  tier_script script_;
-  std::vector<protocol::module_request> asked_;
-};
-
-// A resolver whose factory hands out the scripted tiers by tier name ("a.test" for
-// https://a.test, "direct"); a name with no script gets no tier, as `direct` gets none in a
-// process without a direct fetcher.
-class scripted_harness {
- public:
-  scripted_harness(std::map<std::string, tier_script> scripts,
-                   const std::function<void(resolver_options&)>& adjust) {
-    for (auto& [name, script] : scripts) {
-      tiers_.emplace(name, std::make_shared<scripted_tier>(std::move(script)));
-    }
-    std::string pattern = (fs::temp_directory_path() / "gmp-fill-test-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp");
-    directory_.path = pattern;
-    cache::rocksdb_options store_options;
-    store_options.path = directory_.path / "cache";
-    auto opened = cache::open_rocksdb_store(store_options);
-    if (!opened) throw std::runtime_error("rocksdb: " + opened.error().message());
-    store_ = std::move(*opened);
-
-    resolver_options options;
-    adjust(options);
-    auto factory = [this](const upstream::tier_spec& spec) -> std::shared_ptr<upstream::tier> {
-      ++factory_calls_[spec.name];
-      auto found = tiers_.find(spec.name);
-      return found == tiers_.end() ? nullptr : found->second;
-    };
-    resolver_ = std::make_unique<resolver>(std::move(options), *store_, factory,
-                                           contexts_.work.get_executor());
-    contexts_.start();
-  }
-
-  ~scripted_harness() {
-    contexts_.stop();
-    resolver_.reset();
-    // The io_contexts go next (declared after the store): an attempt abandoned mid-fetch still
-    // holds a cache writer, which must be released while the store is open.
-  }
-
-  scripted_tier& tier(const std::string& name) { return *tiers_.at(name); }
-  cache::cache_store& store() { return *store_; }
-  const resolver& under_test() const { return *resolver_; }
-  int factory_calls(const std::string& name) const {
-    auto found = factory_calls_.find(name);
-    return found == factory_calls_.end() ? 0 : found->second;
-  }
-
-  // The answer to one GET of `target`, or status 0 when none came in 20 s.
-  answer get(const std::string& target) {
-    auto future = fill_testing::start_get(contexts_.front, *resolver_, target);
-    if (future.wait_for(20s) != std::future_status::ready) return answer{};
-    return future.get();
-  }
-
- private:
-  std::map<std::string, std::shared_ptr<scripted_tier>> tiers_;
-  std::map<std::string, int> factory_calls_;
-  // Removed last, once the store is closed.
-  struct temp_directory {
-    fs::path path;
-    ~temp_directory() {
-      std::error_code ignored;
-      if (!path.empty()) fs::remove_all(path, ignored);
-    }
-  };
-  temp_directory directory_;
-  std::unique_ptr<cache::cache_store> store_;
-  fill_testing::fill_contexts contexts_;
-  std::unique_ptr<resolver> resolver_;
-};
 
 const std::string info_target = "/example.com/hello/@v/v1.2.0.info";
 const std::string info_body = R"({"Version":"v1.2.0","Time":"2024-01-01T00:00:00Z"})";
@@ -320,34 +148,6 @@ TEST(fill_with_scripted_tier, each_tier_reason_is_a_line_of_the_404_body) {
 }
 
 // ---- What is remembered --------------------------------------------------------------------
-
-// Every tier said not found: the answer is kept for --negative-ttl (the default, 30 s), so a
-// second request reaches no tier; once it expires the tiers are asked again.
-TEST(fill_with_scripted_tier, a_not_found_from_every_tier_is_remembered_for_the_negative_ttl) {
-  {
-    scripted_harness harness(
-        {{"a.test", tier_script::not_found()}, {"direct", tier_script::not_found("no such tag")}},
-        public_tiers("https://a.test|direct"));
-    const auto first = harness.get(info_target);
-    const auto second = harness.get(info_target);
-    EXPECT_EQ(first.status, 404);
-    EXPECT_EQ(second.status, 404);
-    EXPECT_EQ(second.body, first.body);
-    EXPECT_NE(second.body.find("direct: no such tag\n"), std::string::npos) << second.body;
-    EXPECT_EQ(harness.tier("a.test").times_asked(), 1u);
-    EXPECT_EQ(harness.tier("direct").times_asked(), 1u) << "the not-found was not remembered";
-  }
-  {
-    scripted_harness harness({{"a.test", tier_script::not_found()}}, [](resolver_options& options) {
-      options.tiers = tiers("https://a.test");
-      options.negative_ttl = 1s;
-    });
-    EXPECT_EQ(harness.get(info_target).status, 404);
-    std::this_thread::sleep_for(1100ms);
-    EXPECT_EQ(harness.get(info_target).status, 404);
-    EXPECT_EQ(harness.tier("a.test").times_asked(), 2u) << "remembered past the negative TTL";
-  }
-}
 
 // A tier that timed out or failed may answer next time: nothing is remembered, and the next
 // request asks it again.

@@ -35,6 +35,7 @@ namespace net = boost::asio;
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using fill_testing::answer;
+using fill_testing::testdata;
 using fill_testing::tiers;
 using test::scripted_request;
 using test::scripted_response;
@@ -132,11 +133,6 @@ struct upstream_faults {
     return true;
   }
 };
-
-std::string testdata(const std::string& name) {
-  std::ifstream in(fs::path(GOMODPROXY_TESTDATA_DIR) / name, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 constexpr std::string_view module_path = "example.com/hello";
 constexpr std::string_view module_version = "v1.2.0";
