@@ -297,32 +297,30 @@ struct db_state {
   std::mutex record_cache_mutex;
   std::uint64_t record_writes = 0;  // under record_cache_mutex
 
-  // A hit's record, left in the slice RocksDB's read filled (or pinned), so an inline body is not
-  // copied once more into a string before it is sent.
-  [[nodiscard]] result<std::optional<rdb::PinnableSlice>> get_record_pinned(
-      const rdb::ReadOptions& options, std::string_view stored_key) {
-    rdb::PinnableSlice value;
+  // `Value` is std::string, or rdb::PinnableSlice for a hit's record: left in the slice RocksDB's
+  // read filled (or pinned), so an inline body is not copied once more before it is sent.
+  template <class Value>
+  [[nodiscard]] result<std::optional<Value>> get_record_as(const rdb::ReadOptions& options,
+                                                           std::string_view stored_key) {
+    Value value;
     const auto status = db->Get(options, records, stored_key, &value);
     if (status.IsNotFound()) {
-      return std::optional<rdb::PinnableSlice>{};
+      return std::optional<Value>{};
     }
     if (!status.ok()) {
       return to_error(status);
     }
-    return std::optional<rdb::PinnableSlice>{std::move(value)};
+    return std::optional<Value>{std::move(value)};
+  }
+
+  [[nodiscard]] result<std::optional<rdb::PinnableSlice>> get_record_pinned(
+      const rdb::ReadOptions& options, std::string_view stored_key) {
+    return get_record_as<rdb::PinnableSlice>(options, stored_key);
   }
 
   [[nodiscard]] result<std::optional<std::string>> get_record(const rdb::ReadOptions& options,
                                                               std::string_view stored_key) {
-    std::string value;
-    const auto status = db->Get(options, records, stored_key, &value);
-    if (status.IsNotFound()) {
-      return std::optional<std::string>{};
-    }
-    if (!status.ok()) {
-      return to_error(status);
-    }
-    return std::optional<std::string>{std::move(value)};
+    return get_record_as<std::string>(options, stored_key);
   }
 
   std::string body_path(std::uint64_t fill_id) const {
