@@ -19,7 +19,7 @@ select_all=0
 [ "${1:-}" = "--all" ] && select_all=1
 
 if [ $select_all -eq 0 ]; then
-  base=$(grep -v '^#' "$base_file" | head -n 1 | tr -d '[:space:]')
+  base=$({ grep -v '^#' "$base_file" 2>/dev/null || true; } | head -n 1 | tr -d '[:space:]')
   if ! git cat-file -e "${base}^{commit}" 2>/dev/null; then
     echo "tidy: base ${base:-<none>} from $base_file is not in this clone; checking the whole tree" >&2
     select_all=1
