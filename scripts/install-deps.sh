@@ -12,7 +12,7 @@ packages=(
   golang-go golang-golang-x-mod-dev python3 python3-pytest python3-yaml ca-certificates curl
   wrk nginx-light prometheus chromium
   shellcheck bats dash zsh unzip iproute2 haproxy systemd
-  clang libclang-rt-14-dev llvm clang-format
+  clang libclang-rt-14-dev llvm clang-format clang-tidy
 )
 optional_packages=(golang-1.23-go)
 

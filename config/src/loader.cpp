@@ -26,6 +26,7 @@
 #include "upstream/http_client.hpp"
 #include "upstream/upstream_list.hpp"
 
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): POSIX declares it so.
 extern char** environ;
 
 namespace gomodproxy::config {

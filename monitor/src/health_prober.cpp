@@ -14,9 +14,9 @@ namespace gomodproxy::monitor {
 namespace net = boost::asio;
 
 struct health_prober::state : std::enable_shared_from_this<state> {
-  state(net::any_io_executor executor, std::chrono::milliseconds interval,
+  state(const net::any_io_executor& executor, std::chrono::milliseconds interval,
         std::vector<probe_target> targets, probe_fetch fetch, tier_health& health, metrics& metrics)
-      : strand(net::make_strand(std::move(executor))),
+      : strand(net::make_strand(executor)),
         interval(interval),
         targets(std::move(targets)),
         fetch(std::move(fetch)),
@@ -107,12 +107,15 @@ struct health_prober::state : std::enable_shared_from_this<state> {
   }
 };
 
-health_prober::health_prober(net::any_io_executor executor, std::chrono::milliseconds interval,
-                             std::vector<probe_target> targets, probe_fetch fetch,
-                             tier_health& health, metrics& metrics)
-    : state_(std::make_shared<state>(std::move(executor), interval, std::move(targets),
-                                     std::move(fetch), health, metrics)) {}
+health_prober::health_prober(const net::any_io_executor& executor,
+                             std::chrono::milliseconds interval, std::vector<probe_target> targets,
+                             probe_fetch fetch, tier_health& health, metrics& metrics)
+    : state_(std::make_shared<state>(executor, interval, std::move(targets), std::move(fetch),
+                                     health, metrics)) {}
 
+// stop() can only throw std::bad_alloc, from posting; the destructor is noexcept, so running out of
+// memory there ends the process, which is fine.
+// NOLINTNEXTLINE(bugprone-exception-escape)
 health_prober::~health_prober() { stop(); }
 
 void health_prober::start() {
@@ -129,7 +132,7 @@ void health_prober::start() {
       auto& timer = self->timers[tier];
       timer = std::make_unique<net::steady_timer>(self->strand);
       net::co_spawn(self->strand, self->run_tier(tier, std::move(tier_targets), *timer),
-                    [tier = tier](std::exception_ptr thrown) {
+                    [tier = tier](const std::exception_ptr& thrown) {
                       // A probe loop that ends by an exception leaves its tier unprobed: say so.
                       if (!thrown) return;
                       try {

@@ -1,6 +1,7 @@
 #include "monitor/status_page.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
@@ -26,19 +27,19 @@ std::int64_t unix_ms(wall_time at) {
 // people.
 std::string utc_text(wall_time at, bool for_people = false) {
   std::int64_t ms = unix_ms(at);
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
+  auto seconds = static_cast<std::time_t>(ms / 1000 - (ms % 1000 < 0 ? 1 : 0));
   std::tm parts{};
   gmtime_r(&seconds, &parts);
-  char text[40];
+  std::array<char, 40> text{};
   if (for_people) {
-    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &parts);
-    return text;
+    std::strftime(text.data(), text.size(), "%Y-%m-%d %H:%M:%S UTC", &parts);
+    return text.data();
   }
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-  char with_ms[48];
-  std::snprintf(with_ms, sizeof with_ms, "%s.%03dZ", text,
+  std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%S", &parts);
+  std::array<char, 48> with_ms{};
+  std::snprintf(with_ms.data(), with_ms.size(), "%s.%03dZ", text.data(),
                 static_cast<int>((ms % 1000 + 1000) % 1000));
-  return with_ms;
+  return with_ms.data();
 }
 
 double milliseconds(microseconds duration) { return static_cast<double>(duration.count()) / 1000; }
@@ -175,9 +176,9 @@ std::string escape(std::string_view text) {
 }
 
 std::string printf_text(const char* format, double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, format, value);
-  return text;
+  std::array<char, 32> text{};
+  std::snprintf(text.data(), text.size(), format, value);
+  return text.data();
 }
 
 std::string duration_text(microseconds duration) {
@@ -202,11 +203,11 @@ std::string percent_text(const std::optional<double>& rate) {
 
 std::string bytes_text(std::uint64_t bytes) {
   if (bytes < 1024) return std::to_string(bytes) + " B";
-  static constexpr const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
-  double value = static_cast<double>(bytes);
+  static constexpr std::array<const char*, 5> units = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  auto value = static_cast<double>(bytes);
   std::size_t unit = 0;
   value /= 1024;
-  while (value >= 1024 && unit + 1 < std::size(units)) {
+  while (value >= 1024 && unit + 1 < units.size()) {
     value /= 1024;
     ++unit;
   }
@@ -216,8 +217,8 @@ std::string bytes_text(std::uint64_t bytes) {
 std::string span_text(std::chrono::seconds span) {
   auto s = span.count();
   if (s < 120) return std::to_string(s) + " s";
-  if (s < 2 * 3600) return std::to_string(s / 60) + " min";
-  if (s < 2 * 86400) return std::to_string(s / 3600) + " h";
+  if (s < 2L * 3600) return std::to_string(s / 60) + " min";
+  if (s < 2L * 86400) return std::to_string(s / 3600) + " h";
   return std::to_string(s / 86400) + " d";
 }
 

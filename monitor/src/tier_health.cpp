@@ -34,7 +34,7 @@ std::chrono::milliseconds stall_limit_for(std::span<const std::chrono::microseco
 }
 
 tier_health::tier_health(std::vector<std::string> tiers, breaker_options options,
-                         steady_clock_fn now, stall_options stalls)
+                         const steady_clock_fn& now, stall_options stalls)
     : tiers_(std::move(tiers)), stalls_(stalls), ttfbs_(tiers_.size()) {
   breakers_.reserve(tiers_.size());
   for (std::size_t i = 0; i < tiers_.size(); ++i) {

@@ -9,7 +9,7 @@
 // dead tier is skipped and a recovered one comes back. Health, readiness and /metrics are exact
 // routes on the same port.
 #include <pthread.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigset_t, pthread_sigmask
 #include <spdlog/async.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -342,6 +343,7 @@ struct info_pages {
           return modules.ready() ? server::text_answer{200, "ready\n"}
                                  : server::text_answer{503, "no usable upstream tier\n"};
         }) {}
+  ~info_pages() = default;
   info_pages(const info_pages&) = delete;
   info_pages& operator=(const info_pages&) = delete;
 
@@ -386,12 +388,12 @@ struct admin_routes {
   void add_to(server::http_server& http, const config::settings& settings,
               cache::cache_store& store, const resolver::resolver_options& resolver_options,
               const net::any_io_executor& checks) {
-    const std::pair<cache_admin::admin_verb, std::string_view> verbs[] = {
+    const std::array<std::pair<cache_admin::admin_verb, std::string_view>, 4> verbs = {{
         {cache_admin::admin_verb::stats, cache_admin::admin_stats_path},
         {cache_admin::admin_verb::stats_json, cache_admin::admin_stats_json_path},
         {cache_admin::admin_verb::ls, cache_admin::admin_ls_path},
         {cache_admin::admin_verb::rm, cache_admin::admin_rm_path},
-    };
+    }};
     for (const auto& [verb, path] : verbs) {
       endpoints.push_back(std::make_unique<cache_admin::admin_endpoint>(verb, store, checks));
       http.add_route(std::string(path), *endpoints.back());
@@ -645,7 +647,7 @@ int serve(const config::settings& settings) {
           module_resolver.abandon_waiting();
           io.stop();
         },
-        [&io](std::exception_ptr thrown) {
+        [&io](const std::exception_ptr& thrown) {
           // A drain that failed must still end the process rather than leave it half stopped.
           log_if_thrown("the drain")(thrown);
           if (thrown) io.stop();

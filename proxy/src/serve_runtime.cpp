@@ -89,7 +89,7 @@ serve_runtime::~serve_runtime() {
 
 std::vector<net::any_io_executor> serve_runtime::connection_executors() const {
   std::vector<net::any_io_executor> executors;
-  for (const auto& context : connection_contexts_) executors.push_back(context->get_executor());
+  for (const auto& context : connection_contexts_) executors.emplace_back(context->get_executor());
   return executors;
 }
 

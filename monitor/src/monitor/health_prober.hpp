@@ -48,10 +48,10 @@ using probe_fetch = std::function<boost::asio::awaitable<probe_answer>(
 /// progress holds them until it finishes or the executor is stopped.
 class health_prober final {
  public:
-  health_prober(boost::asio::any_io_executor executor, std::chrono::milliseconds interval,
+  health_prober(const boost::asio::any_io_executor& executor, std::chrono::milliseconds interval,
                 std::vector<probe_target> targets, probe_fetch fetch, tier_health& health,
                 metrics& metrics);
-  ~health_prober();
+  ~health_prober();  // NOLINT(bugprone-exception-escape): see the definition
   health_prober(const health_prober&) = delete;
   health_prober& operator=(const health_prober&) = delete;
 

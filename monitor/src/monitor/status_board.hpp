@@ -99,6 +99,7 @@ class status_board final {
   static constexpr std::size_t max_reason_bytes = 200;
 
   explicit status_board(std::vector<std::string> tiers, wall_clock_fn now = {});
+  ~status_board() = default;
   status_board(const status_board&) = delete;
   status_board& operator=(const status_board&) = delete;
 

@@ -42,8 +42,8 @@ class tier_health final {
   /// How many recent times to first byte each tier keeps.
   static constexpr std::size_t ttfb_window = 16;
 
-  tier_health(std::vector<std::string> tiers, breaker_options options, steady_clock_fn now = {},
-              stall_options stalls = {});
+  tier_health(std::vector<std::string> tiers, breaker_options options,
+              const steady_clock_fn& now = {}, stall_options stalls = {});
 
   const std::vector<std::string>& tiers() const { return tiers_; }
   std::optional<std::size_t> tier_index(std::string_view name) const;

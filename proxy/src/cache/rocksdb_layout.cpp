@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <string_view>
 
 #if defined(__x86_64__)
 #include <nmmintrin.h>
@@ -122,7 +123,7 @@ struct crc_advance_tables {
 };
 
 inline std::uint64_t load_word(const char* at) {
-  std::uint64_t word;
+  std::uint64_t word = 0;
   std::memcpy(&word, at, 8);
   return word;
 }
@@ -226,7 +227,7 @@ std::string chunk_key_end(std::uint64_t fill_id) {
 }
 
 std::string body_file_name(std::uint64_t fill_id) {
-  static constexpr char digits[] = "0123456789abcdef";
+  static constexpr std::string_view digits = "0123456789abcdef";
   std::string out(16, '0');
   for (int i = 15; i >= 0; --i) {
     out[static_cast<std::size_t>(i)] = digits[fill_id & 0xf];

@@ -1,6 +1,7 @@
 #include "cache_admin/cache_inventory.hpp"
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 #include <variant>
 
@@ -26,12 +27,12 @@ void add(kind_totals& totals, const cache::entry_meta& meta) {
 }
 
 std::string utc_time(std::int64_t ms) {
-  const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  const auto seconds = static_cast<std::time_t>(ms / 1000);
   std::tm parts{};
   gmtime_r(&seconds, &parts);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
+  std::array<char, 32> text{};
+  std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text.data();
 }
 
 // The module request a key answers, or nullopt for checksum database keys and foreign keys.

@@ -231,7 +231,7 @@ int run_cache_command(std::vector<std::string> args) {
       "record cached, %llu corrupt, %llu removed\n",
       static_cast<unsigned long long>(totals.entries),
       static_cast<unsigned long long>(totals.hashed),
-      static_cast<unsigned long long>(totals.unvouched + totals.vouched_now),
+      static_cast<unsigned long long>(totals.unvouched) + totals.vouched_now,
       static_cast<unsigned long long>(totals.corrupt),
       static_cast<unsigned long long>(totals.repaired));
   if (online) {

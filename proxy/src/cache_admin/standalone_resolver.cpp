@@ -57,6 +57,8 @@ struct standalone_resolver::impl {
     work.stop();
     thread.join();
   }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
 
   net::io_context work{1};
   net::executor_work_guard<net::io_context::executor_type> guard;

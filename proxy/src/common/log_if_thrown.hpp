@@ -12,7 +12,7 @@ namespace gomodproxy {
 /// A co_spawn completion handler for an awaitable<void>; `what` (a string literal) names the
 /// work in the log line.
 inline auto log_if_thrown(const char* what) {
-  return [what](std::exception_ptr thrown) {
+  return [what](const std::exception_ptr& thrown) {
     if (!thrown) return;
     try {
       std::rethrow_exception(thrown);

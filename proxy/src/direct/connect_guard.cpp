@@ -33,7 +33,7 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // Long enough to hand a short error answer to a client that reads it, short enough that one
 // that does not read cannot keep the connection.
 constexpr std::chrono::seconds answer_timeout{5};
-constexpr std::size_t relay_chunk = 16 * 1024;
+constexpr std::size_t relay_chunk = std::size_t{16} * 1024;
 constexpr std::size_t max_reason = 300;
 
 // What goes into logs and the status line: printable ASCII only, bounded.
@@ -187,6 +187,8 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
           watchdog(client.get_executor()) {}
 
     ~connection() { owner->forget(id); }
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
 
     // Moves the deadline; a sooner one wakes the watchdog so it waits for the new one.
     void set_deadline(steady::time_point at) {
@@ -479,7 +481,7 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
       boost::system::error_code ignored;
       c->client.shutdown(tcp::socket::shutdown_send, ignored);
       std::array<char, 4096> sink{};
-      for (std::size_t drained = 0; drained < 64 * 1024;) {
+      for (std::size_t drained = 0; drained < std::size_t{64} * 1024;) {
         auto [read_ec, read] = co_await c->client.async_read_some(net::buffer(sink), use_tuple);
         if (read_ec) break;
         drained += read;
@@ -527,6 +529,9 @@ connect_guard::connect_guard(net::any_io_executor executor, upstream::dns_resolv
                              address_check refuse, connect_guard_limits limits)
     : impl_(std::make_shared<impl>(std::move(executor), dns, std::move(refuse), limits)) {}
 
+// stop() can only throw std::bad_alloc, from posting; the destructor is noexcept, so running out of
+// memory there ends the process, which is fine.
+// NOLINTNEXTLINE(bugprone-exception-escape)
 connect_guard::~connect_guard() { stop(); }
 
 std::string connect_guard::start() {

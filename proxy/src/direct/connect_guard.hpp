@@ -20,11 +20,11 @@ namespace gomodproxy::direct {
 
 /// Bounds of one client connection to the guard.
 struct connect_guard_limits {
-  std::size_t max_head_bytes = 8 * 1024;              ///< Default: 8 KiB of CONNECT request head
-  std::chrono::milliseconds head_timeout{10'000};     ///< Default: 10 s to send the head
-  std::chrono::milliseconds resolve_timeout{10'000};  ///< Default: 10 s to look the host up
-  std::chrono::milliseconds connect_timeout{10'000};  ///< Default: 10 s for all its addresses
-  std::chrono::milliseconds idle_timeout{300'000};    ///< Default: 5 min without a byte either way
+  std::size_t max_head_bytes = std::size_t{8} * 1024;  ///< Default: 8 KiB of CONNECT request head
+  std::chrono::milliseconds head_timeout{10'000};      ///< Default: 10 s to send the head
+  std::chrono::milliseconds resolve_timeout{10'000};   ///< Default: 10 s to look the host up
+  std::chrono::milliseconds connect_timeout{10'000};   ///< Default: 10 s for all its addresses
+  std::chrono::milliseconds idle_timeout{300'000};     ///< Default: 5 min without a byte either way
   std::size_t max_connections = 512;  ///< Default: 512 open at once; more are closed unanswered
 };
 
@@ -48,7 +48,7 @@ class connect_guard final {
 
   connect_guard(boost::asio::any_io_executor executor, upstream::dns_resolver& dns,
                 address_check refuse, connect_guard_limits limits = {});
-  ~connect_guard();
+  ~connect_guard();  // NOLINT(bugprone-exception-escape): see the definition
   connect_guard(const connect_guard&) = delete;
   connect_guard& operator=(const connect_guard&) = delete;
 

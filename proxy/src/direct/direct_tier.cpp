@@ -21,6 +21,7 @@
 #include "direct/go_process.hpp"
 #include "direct/network_sandbox.hpp"
 
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): POSIX declares it so.
 extern char** environ;
 
 namespace gomodproxy::direct {
@@ -37,7 +38,7 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::chrono::milliseconds kill_margin{500};
 
 // Files are handed to the cache in pieces of this size, never whole.
-constexpr std::size_t file_chunk_bytes = 256 * 1024;
+constexpr std::size_t file_chunk_bytes = std::size_t{256} * 1024;
 
 // At most `capacity` holders at once, the others queued in arrival order until their deadline.
 // Used only from one strand, so it needs no lock.
@@ -75,7 +76,7 @@ class async_gate {
 
  private:
   struct waiter {
-    waiter(net::any_io_executor executor, steady_clock::time_point deadline)
+    waiter(const net::any_io_executor& executor, steady_clock::time_point deadline)
         : timer(executor, deadline) {}
     net::steady_timer timer;
     bool admitted = false;
@@ -88,6 +89,12 @@ class async_gate {
 template <typename F>
 struct on_exit {
   F run;
+  explicit on_exit(F f) : run(std::move(f)) {}
+  on_exit(const on_exit&) = delete;
+  on_exit& operator=(const on_exit&) = delete;
+  // The clean-ups only throw std::bad_alloc; the destructor is noexcept, so running out of memory
+  // there ends the process, which is fine.
+  // NOLINTNEXTLINE(bugprone-exception-escape)
   ~on_exit() { run(); }
 };
 template <typename F>

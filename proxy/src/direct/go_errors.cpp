@@ -25,7 +25,7 @@ void replace_all(std::string& text, std::string_view what, std::string_view with
 // it (a hostile server can send tens of kilobytes on one line), and std::regex recurses once per
 // character of a match: a 60 KiB line overflows the stack. A reason shows 300 bytes anyway.
 constexpr std::size_t condensed_window = 4096;
-constexpr std::size_t classified_head_and_tail = 32 * 1024;
+constexpr std::size_t classified_head_and_tail = std::size_t{32} * 1024;
 
 bool is_scheme_byte(unsigned char c) { return std::isalnum(c) || c == '+' || c == '.' || c == '-'; }
 

@@ -1,7 +1,7 @@
 #include "direct/go_process.hpp"
 
 #include <fcntl.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not in <csignal>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -42,7 +42,7 @@ bool executable_file(const std::filesystem::path& path) {
 }
 
 struct file_actions {
-  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_t actions{};
   file_actions() { posix_spawn_file_actions_init(&actions); }
   ~file_actions() { posix_spawn_file_actions_destroy(&actions); }
   file_actions(const file_actions&) = delete;
@@ -50,7 +50,7 @@ struct file_actions {
 };
 
 struct spawn_attributes {
-  posix_spawnattr_t attributes;
+  posix_spawnattr_t attributes{};
   spawn_attributes() { posix_spawnattr_init(&attributes); }
   ~spawn_attributes() { posix_spawnattr_destroy(&attributes); }
   spawn_attributes(const spawn_attributes&) = delete;
@@ -86,7 +86,7 @@ std::string environment_value(const std::vector<std::string>& environment, std::
 // Reads `pipe` to its end (or until it is cancelled), keeping at most `limit` bytes.
 net::awaitable<void> read_all(net::posix::stream_descriptor& pipe, std::string& kept,
                               std::size_t limit, bool& truncated) {
-  std::array<char, 65536> buffer;
+  std::array<char, 65536> buffer{};
   for (;;) {
     auto [ec, n] = co_await pipe.async_read_some(net::buffer(buffer), use_tuple);
     const std::size_t room = limit - std::min(limit, kept.size());
@@ -97,7 +97,7 @@ net::awaitable<void> read_all(net::posix::stream_descriptor& pipe, std::string& 
 }
 
 struct running_process {
-  pid_t pid;
+  pid_t pid = 0;
   bool exited = false;
   bool killed_at_deadline = false;
   int wait_status = 0;
@@ -115,14 +115,14 @@ net::awaitable<process_result> run_on_strand(process_spec spec) {
     co_return result;
   }
 
-  int out_pipe[2];
-  int err_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
+  std::array<int, 2> out_pipe{};
+  std::array<int, 2> err_pipe{};
+  if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) {
     result.spawn_error = std::string("pipe: ") + std::strerror(errno);
     co_return result;
   }
   owned_fd out_read(out_pipe[0]), out_write(out_pipe[1]);
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
     result.spawn_error = std::string("pipe: ") + std::strerror(errno);
     co_return result;
   }
@@ -174,6 +174,9 @@ net::awaitable<process_result> run_on_strand(process_spec spec) {
   // not outlive it, nor the leader stay a zombie.
   struct reap_on_unwind {
     std::shared_ptr<running_process> process;
+    explicit reap_on_unwind(std::shared_ptr<running_process> p) : process(std::move(p)) {}
+    reap_on_unwind(const reap_on_unwind&) = delete;
+    reap_on_unwind& operator=(const reap_on_unwind&) = delete;
     ~reap_on_unwind() {
       if (process->exited) return;
       ::kill(-process->pid, SIGKILL);

@@ -6,7 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not in <csignal>
 #include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -20,7 +20,9 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
+#include <vector>
 
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): POSIX declares it so.
 extern char** environ;
 
 namespace gomodproxy::direct {
@@ -33,7 +35,7 @@ constexpr int exit_cannot_run = 127;
 // The go command opens a handful of connections at once (the go-get query, git's fetches); more
 // than this wait in the listen backlog until one ends.
 constexpr std::size_t max_relays = 64;
-constexpr std::size_t relay_buffer_bytes = 64 * 1024;
+constexpr std::size_t relay_buffer_bytes = std::size_t{64} * 1024;
 
 void complain(const std::string& what) {
   const std::string line = "gomodproxy direct-sandbox: " + what + "\n";
@@ -115,6 +117,7 @@ struct descriptor_message {
     message.msg_control = control.data();
     message.msg_controllen = control.size();
   }
+  ~descriptor_message() = default;
   descriptor_message(const descriptor_message&) = delete;
   descriptor_message& operator=(const descriptor_message&) = delete;
 
@@ -202,10 +205,12 @@ int receive_descriptor(int channel) {
     environment.push_back(std::string(name) + "=" + relay_url);
   }
   std::vector<char*> envp;
+  envp.reserve(environment.size() + 1);
   for (auto& entry : environment) envp.push_back(entry.data());
   envp.push_back(nullptr);
   std::vector<std::string> arguments = command;
   std::vector<char*> argv;
+  argv.reserve(arguments.size() + 1);
   for (auto& argument : arguments) argv.push_back(argument.data());
   argv.push_back(nullptr);
   ::execve(argv[0], argv.data(), envp.data());
@@ -218,7 +223,7 @@ int receive_descriptor(int channel) {
 struct direction {
   int from = -1;
   int to = -1;
-  std::unique_ptr<char[]> buffer = std::make_unique<char[]>(relay_buffer_bytes);
+  std::vector<char> buffer = std::vector<char>(relay_buffer_bytes);
   std::size_t begin = 0;
   std::size_t end = 0;
   bool ended = false;  ///< `from` reached its end
@@ -230,7 +235,7 @@ struct direction {
 
   // False when the connection failed and the relay must close.
   bool read() {
-    const ssize_t n = ::recv(from, buffer.get(), relay_buffer_bytes, MSG_DONTWAIT);
+    const ssize_t n = ::recv(from, buffer.data(), relay_buffer_bytes, MSG_DONTWAIT);
     if (n > 0) {
       begin = 0;
       end = static_cast<std::size_t>(n);
@@ -242,7 +247,7 @@ struct direction {
     return true;
   }
   bool write() {
-    const ssize_t n = ::send(to, buffer.get() + begin, end - begin, MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n = ::send(to, buffer.data() + begin, end - begin, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n > 0) {
       begin += static_cast<std::size_t>(n);
     } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -406,8 +411,8 @@ int run_sandbox_command(const std::vector<std::string>& args) {
     complain("usage: direct-sandbox --guard http://127.0.0.1:PORT -- PROGRAM [ARGS...]");
     return exit_bad_arguments;
   }
-  int channel[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel) != 0) {
+  std::array<int, 2> channel{};
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, channel.data()) != 0) {
     complain(errno_text("socketpair"));
     return exit_no_sandbox;
   }
@@ -432,8 +437,8 @@ int run_sandbox_command(const std::vector<std::string>& args) {
 }
 
 std::optional<std::string> sandbox_unavailable() {
-  int err_pipe[2];
-  if (::pipe2(err_pipe, O_CLOEXEC) != 0) return errno_text("pipe");
+  std::array<int, 2> err_pipe{};
+  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) return errno_text("pipe");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -446,6 +451,7 @@ std::optional<std::string> sandbox_unavailable() {
       "gomodproxy", sandbox_command,  "--guard", "http://127.0.0.1:9",
       "--",         "/proc/self/exe", "version"};
   std::vector<char*> argv;
+  argv.reserve(arguments.size() + 1);
   for (auto& argument : arguments) argv.push_back(argument.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
@@ -458,7 +464,7 @@ std::optional<std::string> sandbox_unavailable() {
     return std::string("/proc/self/exe: ") + std::strerror(spawned);
   }
   std::string said;
-  std::array<char, 1024> buffer;
+  std::array<char, 1024> buffer{};
   for (;;) {
     const ssize_t n = ::read(err_pipe[0], buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;

@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A go.sum of a large monorepo is a few MiB; far beyond that the argument is a mistake.
-constexpr std::uintmax_t max_file_bytes = 64 * 1024 * 1024;
+constexpr std::uintmax_t max_file_bytes = std::uintmax_t{64} * 1024 * 1024;
 
 enum class file_kind { go_sum, go_mod, go_work };
 

@@ -2,9 +2,11 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -86,7 +88,8 @@ std::variant<command_options, std::string> parse_flags(const std::vector<std::st
       return options;
     }
     if (arg == "--") {
-      options.arguments.insert(options.arguments.end(), args.begin() + i + 1, args.end());
+      options.arguments.insert(options.arguments.end(),
+                               args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
       break;
     }
     if (!arg.starts_with("-") || arg == "-") {
@@ -115,7 +118,7 @@ std::variant<command_options, std::string> parse_flags(const std::vector<std::st
 
 // RFC 3986 userinfo: a token with reserved characters still arrives as written.
 std::string percent_encoded(std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
+  static constexpr std::string_view hex = "0123456789ABCDEF";
   std::string out;
   for (unsigned char c : text) {
     if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
@@ -202,20 +205,20 @@ std::string with_netrc_credentials(const std::string& url) {
 }
 
 std::string format_bytes(std::uint64_t bytes) {
-  constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  constexpr std::array<const char*, 5> units = {"B", "KiB", "MiB", "GiB", "TiB"};
   auto value = static_cast<double>(bytes);
   std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(units)) {
+  while (value >= 1024 && unit + 1 < units.size()) {
     value /= 1024;
     ++unit;
   }
-  char buffer[32];
+  std::array<char, 32> buffer{};
   if (unit == 0) {
-    std::snprintf(buffer, sizeof buffer, "%llu B", static_cast<unsigned long long>(bytes));
+    std::snprintf(buffer.data(), buffer.size(), "%llu B", static_cast<unsigned long long>(bytes));
   } else {
-    std::snprintf(buffer, sizeof buffer, "%.1f %s", value, units[unit]);
+    std::snprintf(buffer.data(), buffer.size(), "%.1f %s", value, units[unit]);
   }
-  return buffer;
+  return buffer.data();
 }
 
 double seconds_of(std::chrono::steady_clock::duration d) {
@@ -223,14 +226,14 @@ double seconds_of(std::chrono::steady_clock::duration d) {
 }
 
 std::string format_seconds(double seconds) {
-  char buffer[32];
+  std::array<char, 32> buffer{};
   if (seconds < 60) {
-    std::snprintf(buffer, sizeof buffer, "%.1fs", seconds);
+    std::snprintf(buffer.data(), buffer.size(), "%.1fs", seconds);
   } else {
     const auto whole = static_cast<long long>(seconds);
-    std::snprintf(buffer, sizeof buffer, "%lldm%02llds", whole / 60, whole % 60);
+    std::snprintf(buffer.data(), buffer.size(), "%lldm%02llds", whole / 60, whole % 60);
   }
-  return buffer;
+  return buffer.data();
 }
 
 // "37/120 requests, 12.3 MiB, 4.1 MiB/s, ETA 20.3s, 1 failed"

@@ -97,7 +97,7 @@ run_summary run_prefetch(const std::vector<pin>& pins, const run_options& option
 
   std::exception_ptr failed;
   // A worker that throws would leave its requests unfinished and the ticker waiting for them.
-  auto rethrow = [&failed, &io](std::exception_ptr e) {
+  auto rethrow = [&failed, &io](const std::exception_ptr& e) {
     if (!e) return;
     if (!failed) failed = e;
     io.stop();

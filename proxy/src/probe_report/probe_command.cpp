@@ -1,5 +1,6 @@
 #include "probe_report/probe_command.hpp"
 
+#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -22,7 +23,7 @@ constexpr int exit_usage = 2;
 
 // A modules file is a few bytes a line; a limit keeps a wrong path (a disk image) from filling
 // memory.
-constexpr std::size_t max_file_bytes = 16 * 1024 * 1024;
+constexpr std::size_t max_file_bytes = std::size_t{16} * 1024 * 1024;
 
 struct file_closer {
   void operator()(std::FILE* file) const { std::fclose(file); }
@@ -32,10 +33,10 @@ struct file_closer {
 std::optional<std::string> read_file(const std::string& path, std::string& text) {
   std::unique_ptr<std::FILE, file_closer> file(std::fopen(path.c_str(), "rb"));
   if (!file) return std::strerror(errno);
-  char buffer[65536];
+  std::array<char, 65536> buffer{};
   for (;;) {
-    const auto n = std::fread(buffer, 1, sizeof buffer, file.get());
-    text.append(buffer, n);
+    const auto n = std::fread(buffer.data(), 1, buffer.size(), file.get());
+    text.append(buffer.data(), n);
     if (text.size() > max_file_bytes) {
       return "larger than " + std::to_string(max_file_bytes) + " bytes";
     }

@@ -70,6 +70,7 @@ std::vector<failure_count> top_failures(const upstream_run& upstream) {
     if (!request.answered) ++counts[request.failure.empty() ? "unknown" : request.failure];
   }
   std::vector<failure_count> out;
+  out.reserve(counts.size());
   for (auto& [reason, count] : counts) out.push_back({reason, count});
   std::stable_sort(out.begin(), out.end(),
                    [](const auto& a, const auto& b) { return a.count > b.count; });

@@ -2,6 +2,7 @@
 // about each module in each round. The network part fills it; the report reads it.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -17,8 +18,8 @@ namespace gomodproxy::probe_report {
 /// The four requests asked per module, in the order they are asked.
 enum class request_kind { list, info, mod, zip };
 
-inline constexpr request_kind all_request_kinds[] = {request_kind::list, request_kind::info,
-                                                     request_kind::mod, request_kind::zip};
+inline constexpr std::array<request_kind, 4> all_request_kinds = {
+    request_kind::list, request_kind::info, request_kind::mod, request_kind::zip};
 
 /// "list", "info", "mod", "zip".
 std::string_view kind_name(request_kind kind);

@@ -1,5 +1,6 @@
 #include "probe_report/report_renderer.hpp"
 
+#include <array>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <charconv>
@@ -18,35 +19,35 @@ constexpr std::size_t lag_examples_shown = 3;
 
 std::string format_ms(std::optional<double> ms) {
   if (!ms) return "-";
-  char buffer[32];
+  std::array<char, 32> buffer{};
   // Three significant figures or so: loopback answers take fractions of a millisecond, mirrors
   // across the world hundreds.
   const char* pattern = *ms < 10 ? "%.2f" : (*ms < 100 ? "%.1f" : "%.0f");
-  std::snprintf(buffer, sizeof buffer, pattern, *ms);
-  return buffer;
+  std::snprintf(buffer.data(), buffer.size(), pattern, *ms);
+  return buffer.data();
 }
 
 std::string format_percent(std::optional<double> fraction) {
   if (!fraction) return "-";
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.1f%%", *fraction * 100.0);
-  return buffer;
+  std::array<char, 32> buffer{};
+  std::snprintf(buffer.data(), buffer.size(), "%.1f%%", *fraction * 100.0);
+  return buffer.data();
 }
 
 std::string format_bytes(double bytes) {
-  static constexpr const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  static constexpr std::array<const char*, 5> units = {"B", "KiB", "MiB", "GiB", "TiB"};
   std::size_t unit = 0;
-  while (bytes >= 1024.0 && unit + 1 < std::size(units)) {
+  while (bytes >= 1024.0 && unit + 1 < units.size()) {
     bytes /= 1024.0;
     ++unit;
   }
-  char buffer[48];
+  std::array<char, 48> buffer{};
   if (unit == 0) {
-    std::snprintf(buffer, sizeof buffer, "%.0f B", bytes);
+    std::snprintf(buffer.data(), buffer.size(), "%.0f B", bytes);
   } else {
-    std::snprintf(buffer, sizeof buffer, "%.1f %s", bytes, units[unit]);
+    std::snprintf(buffer.data(), buffer.size(), "%.1f %s", bytes, units[unit]);
   }
-  return buffer;
+  return buffer.data();
 }
 
 std::string format_rate(std::optional<double> bytes_per_second) {
@@ -214,10 +215,10 @@ void write_json(const json::value& value, std::string& out, int depth) {
       return;
     }
     case json::kind::double_: {
-      char buffer[64];
-      auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value.get_double(),
-                                     std::chars_format::fixed);
-      out.append(buffer, ec == std::errc{} ? end : buffer);
+      std::array<char, 64> buffer{};
+      auto [end, ec] = std::to_chars(buffer.data(), buffer.data() + buffer.size(),
+                                     value.get_double(), std::chars_format::fixed);
+      out.append(buffer.data(), ec == std::errc{} ? end : buffer.data());
       return;
     }
     default:
@@ -336,16 +337,16 @@ std::string render_markdown(const probe_report& report) {
     if (!upstream.skipped && !upstream.lag.missing.empty()) {
       lag += " (" + lag_examples(upstream.lag) + ")";
     }
-    const std::string row[] = {"`" + upstream.name + "`",
-                               cells[1],
-                               cells[2],
-                               cells[3],
-                               cells[4],
-                               cells[5],
-                               cells[6],
-                               cells[7],
-                               cells[9],
-                               lag};
+    const std::array<std::string, 10> row = {"`" + upstream.name + "`",
+                                             cells[1],
+                                             cells[2],
+                                             cells[3],
+                                             cells[4],
+                                             cells[5],
+                                             cells[6],
+                                             cells[7],
+                                             cells[9],
+                                             lag};
     out += "|";
     for (const auto& cell : row) out += " " + markdown_cell(cell) + " |";
     out += "\n";

@@ -1,5 +1,6 @@
 #include "probe_report/sweep.hpp"
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -22,10 +23,10 @@ namespace net = boost::asio;
 using clock_type = std::chrono::steady_clock;
 
 // A list is a few lines per version; anything near this is not a list worth comparing.
-constexpr std::size_t max_list_bytes = 16 * 1024 * 1024;
+constexpr std::size_t max_list_bytes = std::size_t{16} * 1024 * 1024;
 
-constexpr std::pair<request_kind, std::string_view> file_requests[] = {
-    {request_kind::info, ".info"}, {request_kind::mod, ".mod"}, {request_kind::zip, ".zip"}};
+constexpr std::array<std::pair<request_kind, std::string_view>, 3> file_requests = {
+    {{request_kind::info, ".info"}, {request_kind::mod, ".mod"}, {request_kind::zip, ".zip"}}};
 
 std::string skip_reason(upstream::tier_spec::kind type) {
   return type == upstream::tier_spec::kind::direct
@@ -59,9 +60,9 @@ std::vector<upstream_run> planned_upstreams(const std::vector<upstream::tier_spe
 }
 
 std::string format_elapsed(std::chrono::microseconds d) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.2fms", static_cast<double>(d.count()) / 1000.0);
-  return buffer;
+  std::array<char, 32> buffer{};
+  std::snprintf(buffer.data(), buffer.size(), "%.2fms", static_cast<double>(d.count()) / 1000.0);
+  return buffer.data();
 }
 
 // "list 200 0.41ms", "zip 200 1234 B 2.10ms", "info failed (connection refused)".
@@ -147,8 +148,8 @@ net::awaitable<void> probe_module(sweep_state& state, const upstream::tier_spec&
       run.requests.push_back(std::move(sample));
     }
   } else {
-    steps.push_back(lookup.list == list_answer::failed ? "no version to fetch"
-                                                       : "no version listed");
+    steps.emplace_back(lookup.list == list_answer::failed ? "no version to fetch"
+                                                          : "no version listed");
   }
 
   std::string line = progress_prefix + " " + run.name + " " + target.path;
@@ -205,7 +206,8 @@ probe_run run_sweep(const sweep_options& options, const progress_sink& progress)
   sweep_state state{client, options, progress};
 
   std::exception_ptr failure;
-  net::co_spawn(io, sweep(state, run), [&failure](std::exception_ptr e) { failure = e; });
+  net::co_spawn(io, sweep(state, run),
+                [&failure](std::exception_ptr e) { failure = std::move(e); });
   io.run();
   if (failure) std::rethrow_exception(failure);
   return run;

@@ -1,6 +1,7 @@
 #include "protocol/escape.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 namespace gomodproxy::protocol {
 
@@ -54,7 +55,7 @@ std::optional<std::string> unescape_case(std::string_view s) {
 }
 
 std::string quote(std::string_view s, const quote_options& options) {
-  static constexpr char hex[] = "0123456789abcdef";
+  static constexpr std::string_view hex = "0123456789abcdef";
   const bool cut = s.size() > options.max_bytes;
   if (cut) s = s.substr(0, options.max_bytes);
   std::string out;

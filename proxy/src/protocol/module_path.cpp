@@ -23,6 +23,8 @@ struct letter_range {
 // Non-ASCII code points of Unicode categories Lu, Ll, Lt, Lm and Lo (Unicode 14.0, generated from
 // Python's unicodedata). File paths in module zips may use any Unicode letter (Go's
 // unicode.IsLetter); Go 1.21+ knows Unicode 15, whose additions are rare enough to accept the gap.
+// A generated table: std::to_array would have clang-format lay all of it out anew.
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-c-arrays,modernize-avoid-c-arrays)
 constexpr letter_range non_ascii_letters[] = {
     {0xAA, 0xAA},       {0xB5, 0xB5},       {0xBA, 0xBA},       {0xC0, 0xD6},
     {0xD8, 0xF6},       {0xF8, 0x2C1},      {0x2C6, 0x2D1},     {0x2E0, 0x2E4},

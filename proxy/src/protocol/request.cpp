@@ -25,8 +25,8 @@ struct file_suffix {
   endpoint kind;
 };
 
-constexpr file_suffix file_suffixes[] = {
-    {".info", endpoint::info}, {".mod", endpoint::mod}, {".zip", endpoint::zip}};
+constexpr std::array<file_suffix, 3> file_suffixes = {
+    {{".info", endpoint::info}, {".mod", endpoint::mod}, {".zip", endpoint::zip}}};
 
 std::string_view upstream_suffix(endpoint kind) {
   switch (kind) {
@@ -65,7 +65,7 @@ constexpr std::array<bool, 256> path_safe_bytes() {
 // Appends `text` !-escaped (escape_case) and then percent-encoded, in one pass: '!' and the
 // lower-case letters escaping produces need no percent-encoding.
 void append_escaped_encoded(std::string& out, std::string_view text) {
-  static constexpr char hex[] = "0123456789ABCDEF";
+  static constexpr std::string_view hex = "0123456789ABCDEF";
   static constexpr auto raw = path_safe_bytes();
   // Lower-case paths and versions, the usual case, need no escape: appended in one copy.
   std::size_t plain = 0;
@@ -224,7 +224,7 @@ bool is_sumdb(endpoint kind) {
 }
 
 std::string percent_encode(std::string_view in, std::string_view also_kept) {
-  static constexpr char hex[] = "0123456789ABCDEF";
+  static constexpr std::string_view hex = "0123456789ABCDEF";
   std::string out;
   out.reserve(in.size());
   for (unsigned char c : in) {

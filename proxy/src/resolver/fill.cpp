@@ -50,8 +50,8 @@ struct resolver::impl::attempt_event {
 struct resolver::impl::attempt_race {
   using event_channel = net::experimental::concurrent_channel<void(boost::system::error_code,
                                                                    std::shared_ptr<attempt_event>)>;
-  attempt_race(net::any_io_executor executor, std::size_t tiers)
-      : events(std::move(executor), 4 * tiers + 8) {}
+  attempt_race(const net::any_io_executor& executor, std::size_t tiers)
+      : events(executor, 4 * tiers + 8) {}
   event_channel events;  // sized so try_send never finds it full
   std::atomic<bool> over{false};
   void post(std::shared_ptr<attempt_event> event) {
@@ -114,6 +114,9 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
   // However the walk ends, attempts still running stop at their next chunk.
   struct end_race {
     attempt_race& race;
+    explicit end_race(attempt_race& r) : race(r) {}
+    end_race(const end_race&) = delete;
+    end_race& operator=(const end_race&) = delete;
     ~end_race() { race.over.store(true); }
   } race_guard{*race};
   std::optional<boost::system::error_code> cache_error;

@@ -114,7 +114,7 @@ class flight_table final {
       boost::asio::experimental::concurrent_channel<void(boost::system::error_code, bool)>;
 
   struct flight {
-    explicit flight(boost::asio::any_io_executor executor) : done(std::move(executor), 0) {}
+    explicit flight(const boost::asio::any_io_executor& executor) : done(executor, 0) {}
     boost::asio::experimental::concurrent_channel<void(boost::system::error_code)> done;
     std::mutex mutex;
     Outcome outcome{};

@@ -118,9 +118,10 @@ std::optional<std::string> compatible_version_to_check(const std::vector<std::st
                    [](const std::string& v) { return is_incompatible(v); })) {
     return std::nullopt;
   }
-  for (auto it = ascending.rbegin(); it != ascending.rend(); ++it) {
-    if (!is_incompatible(*it) && !is_retracted(*it, retracted)) return *it;
-  }
+  const auto newest = std::find_if(ascending.rbegin(), ascending.rend(), [&](const std::string& v) {
+    return !is_incompatible(v) && !is_retracted(v, retracted);
+  });
+  if (newest != ascending.rend()) return *newest;
   return std::nullopt;
 }
 

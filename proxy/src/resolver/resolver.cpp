@@ -74,6 +74,7 @@ constexpr std::uint64_t file_range_bytes = 1 << 20;
 
 // cachestat(2) has the same number on every architecture (Linux 6.5+); older headers lack it.
 #ifndef SYS_cachestat
+// NOLINTNEXTLINE(cppcoreguidelines-macro-usage): stands in for the libc header's own macro.
 #define SYS_cachestat 451
 #endif
 
@@ -107,13 +108,13 @@ std::optional<bool> pages_resident(const server::file_range& range) {
 // thread sends it. False when the file ends before the range does or cannot be read.
 bool load_pages(const server::file_range& range) {
   constexpr std::size_t scratch_bytes = 128 << 10;
-  thread_local std::unique_ptr<char[]> scratch;
-  if (!scratch) scratch = std::make_unique<char[]>(scratch_bytes);
+  thread_local std::vector<char> scratch;
+  if (scratch.empty()) scratch.resize(scratch_bytes);
   std::uint64_t offset = range.offset;
   std::uint64_t left = range.length;
   while (left > 0) {
     const auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(left, scratch_bytes));
-    const auto n = ::pread(range.fd, scratch.get(), piece, static_cast<off_t>(offset));
+    const auto n = ::pread(range.fd, scratch.data(), piece, static_cast<off_t>(offset));
     if (n > 0) {
       offset += static_cast<std::uint64_t>(n);
       left -= static_cast<std::uint64_t>(n);
@@ -262,12 +263,13 @@ monitor::request_kind kind_of(endpoint kind) {
 }
 
 resolver::resolver(resolver_options options, cache::cache_store& store,
-                   upstream::tier_factory make_tier, resolver_executors executors)
+                   const upstream::tier_factory& make_tier, resolver_executors executors)
     : impl_(std::make_shared<impl>(std::move(options), store, make_tier, std::move(executors))) {}
 
 resolver::resolver(resolver_options options, cache::cache_store& store,
-                   upstream::tier_factory make_tier, const net::any_io_executor& work_executor)
-    : resolver(std::move(options), store, std::move(make_tier),
+                   const upstream::tier_factory& make_tier,
+                   const net::any_io_executor& work_executor)
+    : resolver(std::move(options), store, make_tier,
                resolver_executors{work_executor, work_executor, work_executor}) {}
 
 resolver::~resolver() = default;

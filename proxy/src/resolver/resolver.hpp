@@ -98,12 +98,15 @@ struct resolver_executors {
 /// stopped and joined before it is destroyed.
 class resolver final : public server::handler {
  public:
-  resolver(resolver_options options, cache::cache_store& store, upstream::tier_factory make_tier,
-           resolver_executors executors);
+  resolver(resolver_options options, cache::cache_store& store,
+           const upstream::tier_factory& make_tier, resolver_executors executors);
   /// Everything on one executor.
-  resolver(resolver_options options, cache::cache_store& store, upstream::tier_factory make_tier,
+  resolver(resolver_options options, cache::cache_store& store,
+           const upstream::tier_factory& make_tier,
            const boost::asio::any_io_executor& work_executor);
   ~resolver() override;
+  resolver(const resolver&) = delete;
+  resolver& operator=(const resolver&) = delete;
 
   boost::asio::awaitable<void> handle(const server::request_view& request,
                                       server::response_writer& writer) override;

@@ -57,7 +57,7 @@ struct resolver::impl::tile_fetch {
 // The outcome of tree_extends_known run beside a record's inclusion proof; written by
 // check_consistency, read by proven_hash only after `done`.
 struct resolver::impl::consistency_check {
-  explicit consistency_check(net::any_io_executor executor) : done(std::move(executor), 1) {}
+  explicit consistency_check(const net::any_io_executor& executor) : done(executor, 1) {}
   net::experimental::concurrent_channel<void(boost::system::error_code)> done;
   bool consistent = false;
   std::string why;
@@ -68,8 +68,9 @@ struct resolver::impl::consistency_check {
 // fetch is written by one worker, and read by with_tiles only after every worker has sent on
 // `done`.
 struct resolver::impl::tile_batch {
-  tile_batch(net::any_io_executor executor, std::vector<tile_fetch> wanted, std::size_t workers)
-      : fetches(std::move(wanted)), done(std::move(executor), workers) {}
+  tile_batch(const net::any_io_executor& executor, std::vector<tile_fetch> wanted,
+             std::size_t workers)
+      : fetches(std::move(wanted)), done(executor, workers) {}
   std::vector<tile_fetch> fetches;
   std::atomic<std::size_t> next{0};
   net::experimental::concurrent_channel<void(boost::system::error_code)> done;
@@ -118,7 +119,7 @@ bool resolver::impl::needs_sumdb_check(const protocol::module_request& request) 
 // Set once by run_sumdb_proof, read by the walk's verdicts (the walk coroutine and the proof
 // may run on different threads of the fills pool).
 struct resolver::impl::sumdb_proof {
-  explicit sumdb_proof(net::any_io_executor executor) : proven(std::move(executor), 0) {}
+  explicit sumdb_proof(const net::any_io_executor& executor) : proven(executor, 0) {}
   // Closed when `hash` and `detail` are final: a close completes every pending and later
   // receive, however many attempts' verdicts wait for it.
   net::experimental::concurrent_channel<void(boost::system::error_code)> proven;

@@ -9,6 +9,7 @@ namespace {
 // be one step for every writer of the key (the resolver's fills and the live import endpoint
 // hold different objects over the same store), and a cache directory is only ever open in one
 // process at a time (RocksDB's LOCK file), so no other writer exists.
+// NOLINTNEXTLINE(cppcoreguidelines-avoid-non-const-global-variables): process-wide on purpose.
 std::mutex remember_mutex;
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <stdexcept>
 
@@ -46,10 +47,10 @@ std::optional<std::string> decode_base64(std::string_view text) {
   out.reserve(text.size() / 4 * 3);
   for (std::size_t i = 0; i < text.size(); i += 4) {
     const bool last = i + 4 == text.size();
-    int v[4];
+    std::array<int, 4> v{};
     int padding = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + static_cast<std::size_t>(k)];
+    for (std::size_t k = 0; k < 4; ++k) {
+      const char c = text[i + k];
       if (c == '=' && last && k >= 2) {
         v[k] = 0;
         ++padding;

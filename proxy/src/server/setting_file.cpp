@@ -22,6 +22,9 @@ outcome read_setting_file(const std::string& path) {
   if (fd < 0) return refusal(std::strerror(errno));
   struct closer {
     int fd;
+    explicit closer(int f) : fd(f) {}
+    closer(const closer&) = delete;
+    closer& operator=(const closer&) = delete;
     ~closer() { ::close(fd); }
   } closed{fd};
   struct stat info {};
@@ -56,7 +59,7 @@ std::string quoted_path(std::string_view path) {
   for (const char c : path) {
     const auto byte = static_cast<unsigned char>(c);
     if (byte < 0x20 || byte >= 0x7f || c == '"' || c == '\\') {
-      constexpr char hex[] = "0123456789abcdef";
+      constexpr std::string_view hex = "0123456789abcdef";
       out += "\\x";
       out += hex[byte >> 4];
       out += hex[byte & 0xf];

@@ -11,7 +11,7 @@ namespace gomodproxy::server {
 
 /// Largest setting file read. These hold a few kilobytes; the limit keeps a wrong path (a log, a
 /// device) from filling memory at start-up or, worse, in a running server on SIGHUP.
-inline constexpr std::size_t max_setting_file_bytes = 4 * 1024 * 1024;
+inline constexpr std::size_t max_setting_file_bytes = std::size_t{4} * 1024 * 1024;
 
 /// The file's bytes (index 0), or why they could not be read (index 1): the system's reason
 /// ("No such file or directory"), "it is a directory" or "it is larger than 4 MiB". A regular

@@ -27,6 +27,9 @@ constexpr const char* tls12_ciphers =
 // Wipes the key's bytes from the heap once OpenSSL has its own parsed copy.
 struct wiped_string {
   std::string text;
+  explicit wiped_string(std::string t) : text(std::move(t)) {}
+  wiped_string(const wiped_string&) = delete;
+  wiped_string& operator=(const wiped_string&) = delete;
   ~wiped_string() {
     if (!text.empty()) OPENSSL_cleanse(text.data(), text.size());
   }
@@ -110,6 +113,9 @@ std::variant<std::shared_ptr<tls_credentials::loaded>, std::string> tls_credenti
   // reason, nor one left by this load a later handshake's on the same thread.
   ERR_clear_error();
   struct clear_errors_on_return {
+    clear_errors_on_return() = default;
+    clear_errors_on_return(const clear_errors_on_return&) = delete;
+    clear_errors_on_return& operator=(const clear_errors_on_return&) = delete;
     ~clear_errors_on_return() { ERR_clear_error(); }
   } cleared;
   auto chain_read = read_setting_file(cert_file);

@@ -77,6 +77,7 @@ boost::system::result<std::string> read_tile_data(const tile& t, const hash_read
   const int tree_level = t.level * t.height;
   const std::int64_t first = t.index << t.height;
   std::vector<std::int64_t> indexes;
+  indexes.reserve(static_cast<std::size_t>(std::max(t.width, 0)));
   for (int i = 0; i < t.width; ++i) indexes.push_back(stored_hash_index(tree_level, first + i));
   auto hashes = read(indexes);
   if (!hashes) return hashes.error();

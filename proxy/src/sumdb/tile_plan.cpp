@@ -209,7 +209,7 @@ std::optional<tile> parse_tile_path(std::string_view path) {
   if (!path.starts_with("tile/")) return std::nullopt;
   path.remove_prefix(5);
   std::vector<std::string_view> parts;
-  for (std::size_t slash; (slash = path.find('/')) != std::string_view::npos;) {
+  for (std::size_t slash = 0; (slash = path.find('/')) != std::string_view::npos;) {
     parts.push_back(path.substr(0, slash));
     path.remove_prefix(slash + 1);
   }

@@ -5,6 +5,9 @@
 namespace gomodproxy::sumdb {
 namespace {
 
+// Final, and its one instance is a function-local static, never deleted through error_category
+// (whose destructor is protected).
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor)
 class category final : public boost::system::error_category {
  public:
   const char* name() const noexcept override { return "gomodproxy.sumdb"; }

@@ -1,7 +1,7 @@
 #include "sumdb/zip_check.hpp"
 
-#include <locale.h>
-#include <wctype.h>
+#include <locale.h>  // NOLINT(modernize-deprecated-headers): POSIX newlocale, not in <clocale>
+#include <wctype.h>  // NOLINT(modernize-deprecated-headers): POSIX towlower_l, not in <cwctype>
 #include <zlib.h>
 
 #include <algorithm>
@@ -25,7 +25,7 @@ namespace {
 
 constexpr std::uint16_t method_store = 0;
 constexpr std::uint16_t method_deflate = 8;
-constexpr std::size_t piece_bytes = 64 * 1024;
+constexpr std::size_t piece_bytes = std::size_t{64} * 1024;
 
 // Entry names come from untrusted bytes; reasons must stay one printable ASCII line.
 std::string printable(std::string_view text) {
@@ -177,7 +177,7 @@ void add_summary_line(sha256& summary, const sha256_digest& content, std::string
 struct inflater {
   z_stream stream{};
   bool ready = false;
-  inflater() { ready = inflateInit2(&stream, -MAX_WBITS) == Z_OK; }
+  inflater() : ready(inflateInit2(&stream, -MAX_WBITS) == Z_OK) {}
   ~inflater() {
     if (ready) inflateEnd(&stream);
   }

@@ -19,7 +19,7 @@ constexpr std::size_t central_header_length = 46;
 constexpr std::size_t local_header_length = 30;
 constexpr std::size_t max_comment_length = 0xffff;
 constexpr std::uint16_t zip64_extra_id = 0x0001;
-constexpr std::size_t piece_bytes = 64 * 1024;
+constexpr std::size_t piece_bytes = std::size_t{64} * 1024;
 
 std::uint16_t get16(std::string_view b, std::size_t at) {
   return static_cast<std::uint16_t>(static_cast<unsigned char>(b[at]) |

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/error.hpp>
@@ -113,8 +114,8 @@ struct name_server_channel {
     ares.sock_state_cb_data = this;
     // /etc/hosts ("files") before DNS ("bind"), whatever host.conf or nsswitch.conf say: an
     // admin pinning a tier's address in /etc/hosts expects the proxy to honour it.
-    static char lookups[] = "fb";
-    ares.lookups = lookups;
+    static std::array<char, 3> lookups = {'f', 'b', '\0'};
+    ares.lookups = lookups.data();
     int status = ares_init_options(&channel, &ares, ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS);
     if (status != ARES_SUCCESS) {
       throw std::runtime_error(std::string("dns: cannot set up c-ares: ") + ares_strerror(status));
@@ -184,8 +185,8 @@ struct dns_resolver::impl {
   explicit impl(dns_resolver_options options)
       : cache_(options.cache), name_servers_(std::move(options.name_servers)) {
     initialise_ares_once();
-    int pipe_fds[2];
-    if (::pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    std::array<int, 2> pipe_fds{};
+    if (::pipe2(pipe_fds.data(), O_NONBLOCK | O_CLOEXEC) != 0) {
       throw std::runtime_error("dns: cannot create the wake-up pipe");
     }
     wake_read_ = pipe_fds[0];
@@ -212,6 +213,8 @@ struct dns_resolver::impl {
     ::close(wake_read_);
     ::close(wake_write_);
   }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
 
   /// Queues a lookup of `host` for the slot's caller; the answer arrives on its strand.
   void submit(std::string host, std::shared_ptr<answer_slot> slot) {
@@ -222,7 +225,8 @@ struct dns_resolver::impl {
     wake_thread();
   }
 
-  dns_cache cache_;
+  // Thread-safe on its own: dns_resolver's lookups read it without the request queue.
+  dns_cache cache_;  // NOLINT(cppcoreguidelines-non-private-member-variables-in-classes)
 
  private:
   struct request {
@@ -302,7 +306,7 @@ struct dns_resolver::impl {
     slot.caller.reset();
     if (!w) return;
     auto strand = w->strand;
-    net::post(strand, [w = std::move(w), error, addresses]() mutable {
+    net::post(strand, [w = std::move(w), error, addresses = addresses]() mutable {
       w->answered = true;
       w->error = error;
       w->addresses = std::move(addresses);
@@ -371,7 +375,7 @@ struct dns_resolver::impl {
       int wait_ms = -1;
       auto watch = [&](name_server_channel& c) {
         for (const auto& [fd, want] : c.sockets) {
-          short events = static_cast<short>((want.read ? POLLIN : 0) | (want.write ? POLLOUT : 0));
+          auto events = static_cast<short>((want.read ? POLLIN : 0) | (want.write ? POLLOUT : 0));
           polled.push_back({fd, events, 0});
           owners.push_back(&c);
         }
@@ -391,8 +395,8 @@ struct dns_resolver::impl {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
       if (ready > 0 && (polled[0].revents & POLLIN)) {
-        char drain[64];
-        while (::read(wake_read_, drain, sizeof drain) > 0) {
+        std::array<char, 64> drain{};
+        while (::read(wake_read_, drain.data(), drain.size()) > 0) {
         }
       }
       if (ready > 0) {
@@ -446,7 +450,8 @@ net::awaitable<boost::system::result<endpoint_list>> await_answer(std::shared_pt
 
 }  // namespace
 
-dns_resolver::dns_resolver(dns_resolver_options options) : impl_(std::make_unique<impl>(options)) {}
+dns_resolver::dns_resolver(dns_resolver_options options)
+    : impl_(std::make_unique<impl>(std::move(options))) {}
 
 dns_resolver::~dns_resolver() = default;
 

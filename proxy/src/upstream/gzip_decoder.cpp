@@ -2,6 +2,8 @@
 
 #include <zlib.h>
 
+#include <array>
+
 namespace gomodproxy::upstream {
 
 struct gzip_decoder::state {
@@ -10,7 +12,7 @@ struct gzip_decoder::state {
   bool member_open = false;  // bytes of a member were consumed and its end was not seen yet
   bool any_member = false;   // at least one member ended
   bool failed = false;
-  unsigned char out[max_piece];
+  std::array<unsigned char, max_piece> out{};
 };
 
 gzip_decoder::gzip_decoder() : state_(std::make_unique<state>()) {
@@ -28,16 +30,17 @@ gzip_decoder::~gzip_decoder() {
 gzip_decoder::step gzip_decoder::inflate_once(const std::function<bool(std::string_view)>& out,
                                               std::size_t& produced) {
   auto& s = *state_;
-  s.stream.next_out = s.out;
-  s.stream.avail_out = sizeof s.out;
+  s.stream.next_out = s.out.data();
+  s.stream.avail_out = static_cast<uInt>(s.out.size());
   int rc = inflate(&s.stream, Z_NO_FLUSH);
-  produced = sizeof s.out - s.stream.avail_out;
+  produced = s.out.size() - s.stream.avail_out;
   if (rc == Z_BUF_ERROR && produced == 0) return step::stalled;
   if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
     s.failed = true;
     return step::corrupt;
   }
-  if (produced > 0 && !out(std::string_view(reinterpret_cast<const char*>(s.out), produced))) {
+  if (produced > 0 &&
+      !out(std::string_view(reinterpret_cast<const char*>(s.out.data()), produced))) {
     s.failed = true;
     return step::refused;
   }
@@ -53,6 +56,7 @@ gzip_decoder::status gzip_decoder::write(std::string_view compressed,
   auto& s = *state_;
   if (s.failed) return status::corrupt;
   // zlib's next_in is not const-qualified in older headers; it never writes through it.
+  // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast)
   s.stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(compressed.data()));
   s.stream.avail_in = static_cast<uInt>(compressed.size());
   std::size_t produced = 0;

@@ -13,7 +13,7 @@ namespace gomodproxy::upstream {
 /// Not thread-safe; one per response body.
 class gzip_decoder final {
  public:
-  static constexpr std::size_t max_piece = 64 * 1024;
+  static constexpr std::size_t max_piece = std::size_t{64} * 1024;
 
   enum class status {
     ok,       ///< all input consumed, every decoded piece accepted

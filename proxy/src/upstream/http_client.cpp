@@ -5,6 +5,7 @@
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/address.hpp>
@@ -51,9 +52,9 @@ using clock_type = std::chrono::steady_clock;
 using boost::system::error_code;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-constexpr std::size_t piece_size = 64 * 1024;
-constexpr std::size_t error_body_cap = 64 * 1024;
-constexpr std::size_t header_cap = 64 * 1024;
+constexpr std::size_t piece_size = std::size_t{64} * 1024;
+constexpr std::size_t error_body_cap = std::size_t{64} * 1024;
+constexpr std::size_t header_cap = std::size_t{64} * 1024;
 constexpr std::size_t reason_cap = 120;
 
 // Reasons end up in one-line error bodies shown by the go command, so they are kept printable.
@@ -92,7 +93,7 @@ deadline earliest(clock_type::time_point phase_at, const char* phase,
   return {phase_at, phase, phase_span};
 }
 
-fetch_result failure(std::string reason) {
+fetch_result failure(const std::string& reason) {
   fetch_result r;
   r.result = outcome::error;
   r.reason = one_line(reason);
@@ -321,14 +322,18 @@ struct http_client::impl {
     if (!options_.ca_file.empty()) ssl_ctx_.load_verify_file(options_.ca_file);
     ssl_ctx_.set_verify_mode(net::ssl::verify_peer);
     SSL_CTX_set_min_proto_version(ssl_ctx_.native_handle(), TLS1_2_VERSION);
-    static constexpr unsigned char alpn[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-    SSL_CTX_set_alpn_protos(ssl_ctx_.native_handle(), alpn, sizeof alpn);
+    static constexpr std::array<unsigned char, 9> alpn = {8,   'h', 't', 't', 'p',
+                                                          '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(ssl_ctx_.native_handle(), alpn.data(),
+                            static_cast<unsigned>(alpn.size()));
   }
 
   ~impl() {
     // No get() is in progress (documented precondition), so nothing else touches these.
     idle_.clear();
   }
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
 
   net::awaitable<fetch_result> fetch(std::string url, body_sink sink, deadlines limits);
 
@@ -575,18 +580,18 @@ net::awaitable<void> http_client::impl::exchange(Stream& stream, beast::tcp_stre
   }
 
   const auto& response = parser.get();
-  int status = response.result_int();
+  const auto status = static_cast<int>(response.result_int());
   out.result.status = status;
   out.result.content_type = one_line(response[http::field::content_type]);
   out.result.ttfb =
       std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started);
 
-  auto piece = std::make_unique<char[]>(piece_size);
+  std::vector<char> piece(piece_size);
   // Reads the next piece of raw body into `piece` before `limit`; returns its size, or sets `out`
   // on failure.
   auto read_piece = [&](const deadline& limit) -> net::awaitable<std::optional<std::size_t>> {
     lowest.expires_at(limit.at);
-    parser.get().body().data = piece.get();
+    parser.get().body().data = piece.data();
     parser.get().body().size = piece_size;
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, use_tuple);
     (void)n;
@@ -619,7 +624,7 @@ net::awaitable<void> http_client::impl::exchange(Stream& stream, beast::tcp_stre
     while (small && !parser.is_done() && body.size() <= error_body_cap) {
       auto got = co_await read_piece(discard_limit);
       if (!got) break;
-      body.append(piece.get(), std::min(*got, error_body_cap + 1 - body.size()));
+      body.append(piece.data(), std::min(*got, error_body_cap + 1 - body.size()));
     }
     bool drained = parser.is_done() && body.size() <= error_body_cap;
     keep = drained && parser.keep_alive() && buffer.size() == 0;
@@ -657,7 +662,7 @@ net::awaitable<void> http_client::impl::exchange(Stream& stream, beast::tcp_stre
   body_receiver receiver(sink, options_.max_body_bytes, gzip);
   while (!parser.is_done()) {
     auto got = co_await read_piece(total);
-    if (got && *got > 0 && !receiver.write(std::string_view(piece.get(), *got))) {
+    if (got && *got > 0 && !receiver.write(std::string_view(piece.data(), *got))) {
       out.result.result = outcome::error;
       out.result.reason = receiver.error();
       out.result.body_bytes = receiver.delivered();
@@ -749,8 +754,8 @@ net::awaitable<fetch_result> http_client::impl::fetch(std::string url, body_sink
 
     if (!result.location) co_return std::move(result.result);
     // A redirect that is not followed fails with the redirect's own status.
-    auto refuse = [&](std::string reason) {
-      auto r = failure(std::move(reason));
+    auto refuse = [&](const std::string& reason) {
+      auto r = failure(reason);
       r.status = result.result.status;
       r.content_type = std::move(result.result.content_type);
       r.ttfb = result.result.ttfb;
