@@ -262,16 +262,16 @@ struct db_state {
     }
     auto stored = get_record_pinned(rdb::ReadOptions{}, stored_meta_key);
     if (stored && stored->has_value()) {
+      // Copied before the lock, which other misses and every write wait for.
+      auto copy = std::make_unique<std::string>((*stored)->ToStringView());
+      const auto charge = copy->capacity() + cache_key.size() + sizeof(std::string);
       std::lock_guard lock(record_cache_mutex);
-      if (record_writes == writes_before) {
-        auto copy = std::make_unique<std::string>((*stored)->ToStringView());
-        const auto charge = copy->capacity() + cache_key.size() + sizeof(std::string);
-        if (block_cache
-                ->Insert(cache_key, copy.get(), charge, &delete_cached_record, nullptr,
-                         rdb::Cache::Priority::HIGH)
-                .ok()) {
-          (void)copy.release();
-        }
+      if (record_writes == writes_before &&
+          block_cache
+              ->Insert(cache_key, copy.get(), charge, &delete_cached_record, nullptr,
+                       rdb::Cache::Priority::HIGH)
+              .ok()) {
+        (void)copy.release();
       }
     }
     return stored;
