@@ -233,10 +233,9 @@ int run_import(parsed_args& parsed, const config::settings& settings,
     if (settings.admin_token.empty()) {
       return usage_error("--proxy needs the admin token (--admin-token TOKEN or @FILE)");
     }
-    std::string why;
-    const auto token = cache_admin::admin_token_from_setting(settings.admin_token, why);
+    const auto token = cache_admin::admin_token_from_setting(settings.admin_token);
     if (!token) {
-      std::fprintf(stderr, "gomodproxy: admin_token: %s\n", why.c_str());
+      std::fprintf(stderr, "gomodproxy: admin_token: %s\n", token.error().detail.c_str());
       return 2;
     }
     std::error_code sized;
