@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -218,6 +219,18 @@ def _cpu_ticks(pids: list[int]) -> int:
     return ticks
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs since boot, from /proc/stat's first line; iowait counts
+    as idle."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _with_children(pid: int) -> list[int]:
     """The process and its direct children (nginx master and its workers)."""
     pids = [pid]
@@ -238,7 +251,11 @@ def _run_wrk(args: argparse.Namespace, base_url: str, path_file: Path, threads: 
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
            "-s", args.lua, base_url, "--", str(path_file)]
     before = _cpu_ticks(pids)
+    machine_before = _machine_ticks()
+    client_before = _children_cpu_s()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    client_after = _children_cpu_s()
+    machine_after = _machine_ticks()
     after = _cpu_ticks(pids)
     match = _RESULT_RE.search(proc.stdout)
     if proc.returncode != 0 or match is None:
@@ -251,6 +268,14 @@ def _run_wrk(args: argparse.Namespace, base_url: str, path_file: Path, threads: 
     result["server_cpu_s"] = (after - before) / os.sysconf("SC_CLK_TCK")
     result["cpu_ms_per_1k"] = (result["server_cpu_s"] * 1e6 / result["requests"]
                                if result["requests"] else 0.0)
+    # Where the machine's cores went: the server's and wrk's share (in cores), and what stayed
+    # idle. A shape whose idle share is large is bounded by the client's turn-around, not by CPU.
+    wall = max(seconds, 1e-9)
+    result["server_cores"] = result["server_cpu_s"] / wall
+    result["client_cores"] = (client_after - client_before) / wall
+    idle = machine_after[0] - machine_before[0]
+    total = machine_after[1] - machine_before[1]
+    result["idle_pct"] = 100.0 * idle / total if total > 0 else 0.0
     errors = sum(result[k] for k in ("connect_errors", "read_errors", "write_errors",
                                      "status_errors", "timeouts"))
     result["errors"] = errors
@@ -323,6 +348,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
                           f"p50 {result['p50_us'] / 1000:7.3f} ms "
                           f"p99 {result['p99_us'] / 1000:7.3f} ms "
                           f"cpu {result['cpu_ms_per_1k']:6.1f} ms/1k req "
+                          f"cores server {result['server_cores']:4.2f} "
+                          f"wrk {result['client_cores']:4.2f} idle {result['idle_pct']:4.1f}% "
                           f"errors {result['errors']:.0f}", flush=True)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
     Path(args.json_out).write_text(json.dumps({"runs": runs, "settings": settings}, indent=1))
@@ -348,8 +375,9 @@ def _ms(us: float) -> str:
 def _markdown(runs: list[dict]) -> str:
     lines = [
         "| wrk shape | mix | server | req/s | MiB/s | p50 ms | p99 ms |"
-        " server CPU ms / 1k req | req/s ratio gomodproxy/nginx | target | met |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        " server CPU ms / 1k req | cores: server / wrk / idle % |"
+        " req/s ratio gomodproxy/nginx | target | met |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     shapes = list(dict.fromkeys(r["shape"] for r in runs))
     for shape in shapes:
@@ -369,17 +397,21 @@ def _markdown(runs: list[dict]) -> str:
                     f"| {shape if first else ''} | {description if first else ''} | {server} | "
                     f"{_median(r, 'rps'):,.0f} | {_median(r, 'mib_s'):,.1f} | "
                     f"{_ms(_median(r, 'p50_us'))} | {_ms(_median(r, 'p99_us'))} | "
-                    f"{_median(r, 'cpu_ms_per_1k'):.1f} | {f'{ratio:.2f}' if first else ''} | "
+                    f"{_median(r, 'cpu_ms_per_1k'):.1f} | "
+                    f"{_median(r, 'server_cores'):.2f} / {_median(r, 'client_cores'):.2f} / "
+                    f"{_median(r, 'idle_pct'):.0f} | {f'{ratio:.2f}' if first else ''} | "
                     f"{target_text} | {met} |")
     lines.append("")
     lines.append("Every run (rounds alternate which server goes first):")
     lines.append("")
-    lines.append("| wrk shape | mix | round | server | req/s | MiB/s | p50 ms | p99 ms | errors |")
-    lines.append("|---|---|---:|---|---:|---:|---:|---:|---:|")
+    lines.append("| wrk shape | mix | round | server | req/s | MiB/s | p50 ms | p99 ms |"
+                 " cores: server / wrk / idle % | errors |")
+    lines.append("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         lines.append(f"| {r['shape']} | {r['mix']} | {r['round']} | {r['server']} | "
                      f"{r['rps']:,.0f} | {r['mib_s']:,.1f} | {_ms(r['p50_us'])} | "
-                     f"{_ms(r['p99_us'])} | {r['errors']:.0f} |")
+                     f"{_ms(r['p99_us'])} | {r['server_cores']:.2f} / {r['client_cores']:.2f} / "
+                     f"{r['idle_pct']:.0f} | {r['errors']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

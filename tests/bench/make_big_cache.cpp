@@ -41,10 +41,9 @@ int main(int argc, char** argv) {
   }
   gomodproxy::cache::rocksdb_options options;
   options.path = argv[1];
-  std::string why;
-  auto opened = gomodproxy::cache::open_rocksdb_store(options, &why);
+  auto opened = gomodproxy::cache::open_rocksdb_store(options);
   if (!opened) {
-    std::fprintf(stderr, "make_big_cache: %s\n", why.c_str());
+    std::fprintf(stderr, "make_big_cache: %s\n", opened.error().detail.c_str());
     return 1;
   }
   auto& store = **opened;

@@ -37,27 +37,28 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const int fd = input_file();
   require(::ftruncate(fd, 0) == 0);
   require(::pwrite(fd, data, size, 0) == static_cast<ssize_t>(size));
-  std::string why;
-  auto tar = tar_reader::open("/proc/self/fd/" + std::to_string(fd), why);
-  require(tar != nullptr);
+  auto opened = tar_reader::open("/proc/self/fd/" + std::to_string(fd));
+  require(opened.has_value());
+  auto& tar = *opened;
   for (;;) {
-    std::optional<tar_member> member;
-    if (!tar->next(member, why)) {
-      require(!why.empty() && one_line(why));
+    auto next = tar->next();
+    if (!next) {
+      require(!next.error().detail.empty() && one_line(next.error().detail));
       break;
     }
+    auto& member = *next;
     if (!member) break;
     require(member->offset % 512 == 0);
     require(member->offset <= size && member->size <= size - member->offset);
     std::string content;
     const auto length = static_cast<std::size_t>(member->size < 4096 ? member->size : 4096);
-    require(tar->read(member->offset, length, content, why) && content.size() == length);
-    std::string reason;
-    auto request = parse_member_name(member->name, reason);
+    require(tar->read(member->offset, length, content) && content.size() == length);
+    auto request = parse_member_name(member->name);
     if (request) {
       require(request->cache_key == "/" + member->name);
     } else {
-      require(!reason.empty() && one_line(reason));
+      require(request.error().code == gomodproxy::errc::invalid_request);
+      require(!request.error().detail.empty() && one_line(request.error().detail));
     }
   }
   return 0;

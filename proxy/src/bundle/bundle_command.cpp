@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -39,11 +40,11 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
-std::optional<std::string> read_file(const std::string& path, std::string& why) {
+outcome_of<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    why = "cannot read " + path;
-    return std::nullopt;
+    const int error = errno != 0 ? errno : EIO;
+    return system_failure(error, "cannot read " + path);
   }
   std::ostringstream text;
   text << in.rdbuf();
@@ -129,9 +130,8 @@ int run_export(parsed_args& parsed, const config::settings& settings,
   request.all = parsed.all;
   std::vector<std::string> problems;
   for (const auto& path : parsed.go_sums) {
-    std::string why;
-    auto text = read_file(path, why);
-    if (!text) return usage_error(why);
+    auto text = read_file(path);
+    if (!text) return usage_error(text.error().detail);
     auto pins = prefetch::parse_go_sum(*text);
     for (const auto& problem : pins.problems) problems.push_back(path + ": " + problem);
     for (auto& pin : pins.pins) {
@@ -139,9 +139,8 @@ int run_export(parsed_args& parsed, const config::settings& settings,
     }
   }
   if (!parsed.modules_file.empty()) {
-    std::string why;
-    auto text = read_file(parsed.modules_file, why);
-    if (!text) return usage_error(why);
+    auto text = read_file(parsed.modules_file);
+    if (!text) return usage_error(text.error().detail);
     std::vector<std::string> bad;
     if (!parse_modules_file(*text, request.wanted, bad)) {
       for (const auto& line : bad) problems.push_back(parsed.modules_file + ": " + line);
@@ -233,10 +232,9 @@ int run_import(parsed_args& parsed, const config::settings& settings,
     if (settings.admin_token.empty()) {
       return usage_error("--proxy needs the admin token (--admin-token TOKEN or @FILE)");
     }
-    std::string why;
-    const auto token = cache_admin::admin_token_from_setting(settings.admin_token, why);
+    const auto token = cache_admin::admin_token_from_setting(settings.admin_token);
     if (!token) {
-      std::fprintf(stderr, "gomodproxy: admin_token: %s\n", why.c_str());
+      std::fprintf(stderr, "gomodproxy: admin_token: %s\n", token.error().detail.c_str());
       return 2;
     }
     std::error_code sized;
@@ -277,14 +275,13 @@ int run_import(parsed_args& parsed, const config::settings& settings,
   import_options options;
   options.sumdbs = resolver_options.sumdbs;
   options.exempt = sumdb_exemption(resolver_options);
-  import_summary summary;
-  std::string why;
-  if (!import_bundle(*store, tar_path, options, summary, why)) {
+  auto imported = import_bundle(*store, tar_path, options);
+  if (!imported) {
     std::fprintf(stderr, "gomodproxy: cache import: refused %s: %s\n", tar_path.c_str(),
-                 why.c_str());
+                 imported.error().detail.c_str());
     return 1;
   }
-  std::printf("%s", format_import_summary(summary).c_str());
+  std::printf("%s", format_import_summary(*imported).c_str());
   return 0;
 }
 

@@ -147,26 +147,24 @@ std::optional<std::string> tile_bytes(cache::cache_store& store, const std::stri
 }
 
 // A member copied from the cache entry `key` in bounded pieces.
-bool copy_entry(cache::cache_store& store, const std::string& key, tar_writer& tar,
-                std::int64_t mtime, std::string& why) {
+outcome_of<void> copy_entry(cache::cache_store& store, const std::string& key, tar_writer& tar,
+                            std::int64_t mtime) {
   auto reader = store.open(key);
-  if (!reader || !*reader) {
-    why = key + ": " + (reader ? "vanished from the cache" : reader.error().message());
-    return false;
-  }
+  if (!reader) return failure{reader.error(), key + ": " + reader.error().message()};
+  if (!*reader) return failure{errc::cache_corrupt, key + ": vanished from the cache"};
   auto& entry = **reader;
   const auto size = entry.meta().size;
-  if (!tar.begin_file(member_for_key(key), size, mtime, why)) return false;
+  if (auto begun = tar.begin_file(member_for_key(key), size, mtime); !begun) return begun;
   for (std::uint64_t offset = 0; offset < size;) {
     auto piece = entry.view(offset, 1 << 20);
-    if (!piece || piece->empty()) {
-      why = key + ": " + (piece ? "shorter than its metadata says" : piece.error().message());
-      return false;
+    if (!piece) return failure{piece.error(), key + ": " + piece.error().message()};
+    if (piece->empty()) {
+      return failure{errc::cache_corrupt, key + ": shorter than its metadata says"};
     }
-    if (!tar.write(*piece, why)) return false;
+    if (auto written = tar.write(*piece); !written) return written;
     offset += piece->size();
   }
-  return tar.end_file(why);
+  return tar.end_file();
 }
 
 struct database_part {
@@ -345,8 +343,7 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
   tar_writer tar(out);
-  std::string why;
-  bool written = true;
+  outcome_of<void> written;
   std::map<std::string, std::vector<std::string>> lists;
   for (const auto& [at, files] : selected) {
     summary.versions += 1;
@@ -363,7 +360,7 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
                                           {".mod", files.mod},
                                           {".zip", files.zip}}) {
       if (!present || !written) continue;
-      written = copy_entry(store, module_file_key(at.first, at.second, suffix), tar, mtime, why);
+      written = copy_entry(store, module_file_key(at.first, at.second, suffix), tar, mtime);
       summary.files += 1;
     }
   }
@@ -373,30 +370,32 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
               [](const auto& a, const auto& b) { return protocol::compare_versions(a, b) < 0; });
     std::string body;
     for (const auto& version : versions) body += version + "\n";
-    written = tar.add_file(member_for_key(list_key(module_path)), body, mtime, why);
+    written = tar.add_file(member_for_key(list_key(module_path)), body, mtime);
   }
+  // Each write only while all before it succeeded, so `written` keeps the first failure.
+  const auto add = [&](std::string_view member, std::string_view content) {
+    if (written) written = tar.add_file(member, content, mtime);
+  };
   for (const auto& part : parts) {
     const std::string base = "sumdb/" + part.database->name + "/";
-    written = written && tar.add_file(base + "supported", "", mtime, why) &&
-              tar.add_file(base + "latest", part.tree.note, mtime, why);
-    for (const auto& [member, body] : part.lookups) {
-      written = written && tar.add_file(member, body, mtime, why);
-    }
-    for (const auto& [path, bytes] : part.tiles) {
-      written = written && tar.add_file(base + path, bytes, mtime, why);
-    }
+    add(base + "supported", "");
+    add(base + "latest", part.tree.note);
+    for (const auto& [member, body] : part.lookups) add(member, body);
+    for (const auto& [path, bytes] : part.tiles) add(base + path, bytes);
     summary.databases.push_back({part.database->name, part.tree.head.size, part.lookups.size(),
                                  part.tiles.size(), part.fetched, part.older_trees});
   }
-  written = written && tar.finish(why);
+  if (written) written = tar.finish();
   if (std::fclose(out) != 0 && written) {
-    written = false;
-    why = std::string("cannot write ") + temporary + ": " + std::strerror(errno);
+    const int error = errno;
+    written = system_failure(
+        error, std::string("cannot write ") + temporary + ": " + std::strerror(error));
   }
   std::error_code renamed;
   if (written) std::filesystem::rename(temporary, target, renamed);
   if (!written || renamed) {
-    problems.push_back(written ? "cannot rename into " + out_path + ": " + renamed.message() : why);
+    problems.push_back(written ? "cannot rename into " + out_path + ": " + renamed.message()
+                               : written.error().detail);
     std::error_code ignored;
     std::filesystem::remove(temporary, ignored);
     return false;

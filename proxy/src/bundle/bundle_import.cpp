@@ -62,25 +62,29 @@ sumdb::random_reader member_reader(tar_reader& tar, const tar_member& member) {
     if (offset >= member.size) return std::string();
     length = static_cast<std::size_t>(std::min<std::uint64_t>(length, member.size - offset));
     std::string bytes;
-    std::string ignored;
-    if (!tar.read(member.offset + offset, length, bytes, ignored) || bytes.size() != length) {
+    if (!tar.read(member.offset + offset, length, bytes) || bytes.size() != length) {
       return boost::system::errc::make_error_code(boost::system::errc::io_error);
     }
     return bytes;
   };
 }
 
-bool read_small(tar_reader& tar, const tar_member& member, std::string& out, std::string& why,
-                std::uint64_t limit = max_text_member) {
+// `failed` with "<member>: " in front of its detail.
+failure about(const tar_member& member, failure failed) {
+  failed.detail = member.name + ": " + failed.detail;
+  return failed;
+}
+
+outcome_of<void> read_small(tar_reader& tar, const tar_member& member, std::string& out,
+                            std::uint64_t limit = max_text_member) {
   if (member.size > limit) {
-    why = member.name + ": " + std::to_string(member.size) + " bytes is too large for this file";
-    return false;
+    return failure{errc::too_large, member.name + ": " + std::to_string(member.size) +
+                                        " bytes is too large for this file"};
   }
-  if (!tar.read(member.offset, static_cast<std::size_t>(member.size), out, why)) {
-    why = member.name + ": " + why;
-    return false;
+  if (auto read = tar.read(member.offset, static_cast<std::size_t>(member.size), out); !read) {
+    return about(member, read.error());
   }
-  return true;
+  return {};
 }
 
 // Hashes of the tree of `size` records from the bundle's tiles and, failing those, the cache's
@@ -170,25 +174,23 @@ std::optional<std::string> tile_outside_tree(const member_file& file, std::int64
   return std::nullopt;
 }
 
-bool commit_member(cache::cache_store& store, tar_reader& tar, const tar_member& member,
-                   const std::string& key, cache::entry_kind kind, std::string& why) {
+outcome_of<void> commit_member(cache::cache_store& store, tar_reader& tar, const tar_member& member,
+                               const std::string& key, cache::entry_kind kind) {
   auto created = store.create(key);
-  if (!created) {
-    why = key + ": " + created.error().message();
-    return false;
-  }
+  if (!created) return failure{created.error(), key + ": " + created.error().message()};
   auto& writer = **created;
   std::string piece;
   for (std::uint64_t offset = 0; offset < member.size;) {
     const auto length =
         static_cast<std::size_t>(std::min<std::uint64_t>(1 << 20, member.size - offset));
-    if (!tar.read(member.offset + offset, length, piece, why) || piece.size() != length) {
-      why = member.name + ": " + (why.empty() ? "short read" : why);
-      return false;
+    if (auto read = tar.read(member.offset + offset, length, piece); !read) {
+      return about(member, read.error());
+    }
+    if (piece.size() != length) {
+      return failure{errc::invalid_request, member.name + ": short read"};
     }
     if (auto appended = writer.append(piece); !appended) {
-      why = key + ": " + appended.error().message();
-      return false;
+      return failure{appended.error(), key + ": " + appended.error().message()};
     }
     offset += length;
   }
@@ -196,31 +198,28 @@ bool commit_member(cache::cache_store& store, tar_reader& tar, const tar_member&
   meta.kind = kind;
   meta.tier = "bundle";
   if (auto committed = writer.commit(meta); !committed) {
-    why = key + ": " + committed.error().message();
-    return false;
+    return failure{committed.error(), key + ": " + committed.error().message()};
   }
-  return true;
+  return {};
 }
 
-bool commit_bytes(cache::cache_store& store, const std::string& key, std::string_view bytes,
-                  cache::entry_kind kind, std::string& why) {
+outcome_of<void> commit_bytes(cache::cache_store& store, const std::string& key,
+                              std::string_view bytes, cache::entry_kind kind) {
   auto created = store.create(key);
   cache::entry_meta meta;
   meta.kind = kind;
   meta.tier = "bundle";
   if (!created || !(*created)->append(bytes) || !(*created)->commit(meta)) {
-    why = key + ": cannot write it to the cache";
-    return false;
+    return failure{errc::cache_io, key + ": cannot write it to the cache"};
   }
-  return true;
+  return {};
 }
 
-// The versions a bundle's list names, or nullopt with `why` naming the first line that is no
+// The versions a bundle's list names, or invalid_request naming the first line that is no
 // valid version of its module.
-std::optional<std::set<std::string>> list_versions(tar_reader& tar, const member_file& file,
-                                                   std::string& why) {
+outcome_of<std::set<std::string>> list_versions(tar_reader& tar, const member_file& file) {
   std::string body;
-  if (!read_small(tar, file.member, body, why)) return std::nullopt;
+  if (auto read = read_small(tar, file.member, body); !read) return read.error();
   std::set<std::string> versions;
   std::string_view rest = body;
   for (std::size_t line_number = 1; !rest.empty(); ++line_number) {
@@ -230,9 +229,9 @@ std::optional<std::set<std::string>> list_versions(tar_reader& tar, const member
     if (line.empty()) continue;
     if (protocol::canonical_version(line) != line ||
         protocol::check_path_version(file.request.module_path, line)) {
-      why = file.member.name + ": line " + std::to_string(line_number) + " is not a version of " +
-            file.request.module_path;
-      return std::nullopt;
+      return failure{errc::invalid_request, file.member.name + ": line " +
+                                                std::to_string(line_number) +
+                                                " is not a version of " + file.request.module_path};
     }
     versions.emplace(line);
   }
@@ -241,10 +240,10 @@ std::optional<std::set<std::string>> list_versions(tar_reader& tar, const member
 
 // The bundle's list merged with the cached one, so an import never hides versions the cache
 // already listed; in semver order.
-std::optional<std::string> merged_list(cache::cache_store& store, tar_reader& tar,
-                                       const member_file& file, std::string& why) {
-  auto known = list_versions(tar, file, why);
-  if (!known) return std::nullopt;
+outcome_of<std::string> merged_list(cache::cache_store& store, tar_reader& tar,
+                                    const member_file& file) {
+  auto known = list_versions(tar, file);
+  if (!known) return known.error();
   const auto& key = file.request.cache_key;
   if (auto reader = store.open(key);
       reader && *reader && (*reader)->meta().kind != cache::entry_kind::not_found) {
@@ -290,10 +289,12 @@ bool present(cache::cache_store& store, const std::string& key) {
 
 }  // namespace
 
-bool import_bundle(cache::cache_store& store, const std::string& tar_path,
-                   const import_options& options, import_summary& summary, std::string& why) {
-  auto tar = tar_reader::open(tar_path, why);
-  if (!tar) return false;
+outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::string& tar_path,
+                                         const import_options& options) {
+  auto opened = tar_reader::open(tar_path);
+  if (!opened) return opened.error();
+  auto& tar = *opened;
+  import_summary summary;
 
   // Pass 1: every member's name, type and uniqueness, sorted by what it is.
   std::set<std::string> names;
@@ -301,8 +302,9 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
   std::vector<member_file> module_files;  // .info, .mod, .zip
   std::vector<member_file> lists;
   for (;;) {
-    std::optional<tar_member> member;
-    if (!tar->next(member, why)) return false;
+    auto next = tar->next();
+    if (!next) return next.error();
+    auto& member = *next;
     if (!member) break;
     // `tar -cf x.tar -C dir .` names every member "./...": the same tree.
     while (member->name.starts_with("./")) member->name.erase(0, 2);
@@ -311,25 +313,22 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
       while (name.ends_with('/')) name.pop_back();
       if (name.starts_with('/') || name == ".." || name.starts_with("../") ||
           name.find("/../") != std::string::npos || name.ends_with("/..")) {
-        why = shown(member->name) + ": directory outside the bundle";
-        return false;
+        return failure{errc::invalid_request,
+                       shown(member->name) + ": directory outside the bundle"};
       }
       continue;
     }
     if (member->type != '0') {
-      why = shown(member->name) + ": not a regular file (tar type " +
-            protocol::quote(std::string(1, member->type)) + ")";
-      return false;
+      return failure{errc::invalid_request,
+                     shown(member->name) + ": not a regular file (tar type " +
+                         protocol::quote(std::string(1, member->type)) + ")"};
     }
-    std::string reason;
-    auto request = parse_member_name(member->name, reason);
+    auto request = parse_member_name(member->name);
     if (!request) {
-      why = shown(member->name) + ": " + reason;
-      return false;
+      return failure{request.error().code, shown(member->name) + ": " + request.error().detail};
     }
     if (!names.insert(member->name).second) {
-      why = member->name + ": duplicate member";
-      return false;
+      return failure{errc::invalid_request, member->name + ": duplicate member"};
     }
     member_file file{*member, std::move(*request)};
     if (!protocol::is_sumdb(file.request.kind)) {
@@ -342,16 +341,16 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
         if (configured.name == file.request.sumdb) database.options = &configured;
       }
       if (!database.options) {
-        why = member->name + ": checksum database " + file.request.sumdb +
-              " is not configured here, so its signatures cannot be checked (--sumdb)";
-        return false;
+        return failure{
+            errc::invalid_request,
+            member->name + ": checksum database " + file.request.sumdb +
+                " is not configured here, so its signatures cannot be checked (--sumdb)"};
       }
     }
     switch (file.request.kind) {
       case endpoint::sumdb_supported:
         if (file.member.size != 0) {
-          why = member->name + ": must be empty";
-          return false;
+          return failure{errc::invalid_request, member->name + ": must be empty"};
         }
         break;
       case endpoint::sumdb_latest:
@@ -368,62 +367,67 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
 
   // Pass 2: each database's signed tree, tiles and records.
   std::uint64_t checksum_bytes = 0;
-  const auto hold = [&checksum_bytes, &why, &options](const tar_member& member) {
+  const auto hold = [&checksum_bytes, &options](const tar_member& member) -> outcome_of<void> {
     checksum_bytes += member.size;
-    if (checksum_bytes <= options.max_checksum_bytes) return true;
-    why = member.name + ": the bundle's tiles and checksum records exceed " +
-          std::to_string(options.max_checksum_bytes) +
-          " bytes, the most an import holds in memory to check them";
-    return false;
+    if (checksum_bytes <= options.max_checksum_bytes) return {};
+    return failure{errc::too_large, member.name +
+                                        ": the bundle's tiles and checksum records exceed " +
+                                        std::to_string(options.max_checksum_bytes) +
+                                        " bytes, the most an import holds in memory to check them"};
   };
   for (auto& [name, database] : databases) {
     if (!database.latest) {
-      why = "sumdb/" + name + "/latest: missing (the bundle's signed tree head)";
-      return false;
+      return failure{errc::invalid_request,
+                     "sumdb/" + name + "/latest: missing (the bundle's signed tree head)"};
     }
     const auto& latest = database.latest->member;
-    if (!read_small(*tar, latest, database.note, why, max_note_member)) return false;
+    if (auto read = read_small(*tar, latest, database.note, max_note_member); !read) {
+      return read.error();
+    }
     auto text = sumdb::open_note(database.note, database.options->key);
     if (!text) {
-      why = latest.name + ": the signed tree does not verify with the configured key of " + name +
-            ": " + text.error().message();
-      return false;
+      return failure{errc::verification_failed,
+                     latest.name + ": the signed tree does not verify with the configured key of " +
+                         name + ": " + text.error().message()};
     }
     auto head = sumdb::parse_tree_head(*text);
     if (!head) {
-      why = latest.name + ": " + head.error().message();
-      return false;
+      return failure{errc::verification_failed, latest.name + ": " + head.error().message()};
     }
     database.head = *head;
     for (const auto& file : database.tile_members) {
       if (auto outside = tile_outside_tree(file, database.head.size)) {
-        why = file.member.name + ": " + *outside;
-        return false;
+        return failure{errc::invalid_request, file.member.name + ": " + *outside};
       }
       std::string bytes;
-      if (!read_small(*tar, file.member, bytes, why, max_tile_member) || !hold(file.member)) {
-        return false;
+      if (auto read = read_small(*tar, file.member, bytes, max_tile_member); !read) {
+        return read.error();
       }
+      if (auto held = hold(file.member); !held) return held.error();
       database.tiles.emplace(file.request.upstream_path.substr(1), std::move(bytes));
     }
     std::vector<std::pair<std::int64_t, sumdb::tlog_hash>> record_hashes;
     for (const auto& file : database.lookups) {
       std::string body;
-      if (!read_small(*tar, file.member, body, why, max_note_member)) return false;
-      if (!hold(file.member)) return false;
+      if (auto read = read_small(*tar, file.member, body, max_note_member); !read) {
+        return read.error();
+      }
+      if (auto held = hold(file.member); !held) return held.error();
       auto record = sumdb::parse_lookup_response(body);
       if (!record) {
-        why = file.member.name + ": " + record.error().message();
-        return false;
+        return failure{errc::verification_failed,
+                       file.member.name + ": " + record.error().message()};
       }
       if (record->signed_tree != database.note) {
-        why = file.member.name + ": carries a signed tree other than the bundle's " + latest.name;
-        return false;
+        return failure{
+            errc::verification_failed,
+            file.member.name + ": carries a signed tree other than the bundle's " + latest.name};
       }
       if (record->id >= database.head.size) {
-        why = file.member.name + ": record " + std::to_string(record->id) +
-              " is beyond the signed tree of " + std::to_string(database.head.size) + " records";
-        return false;
+        return failure{errc::verification_failed,
+                       file.member.name + ": record " + std::to_string(record->id) +
+                           " is beyond the signed tree of " + std::to_string(database.head.size) +
+                           " records"};
       }
       record->signed_tree.clear();  // the bundle's note, kept once
       record_hashes.emplace_back(record->id, sumdb::record_hash(record->text));
@@ -436,20 +440,18 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
       // first record that does not fit.
       if (auto tiles_alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
                                                           database.tiles, {})) {
-        why = "sumdb/" + name + ": " + *tiles_alone;
-        return false;
+        return failure{errc::verification_failed, "sumdb/" + name + ": " + *tiles_alone};
       }
       for (const auto& [at, named] : database.records) {
         const std::pair<std::int64_t, sumdb::tlog_hash> one{named.second.id,
                                                             sumdb::record_hash(named.second.text)};
         if (auto alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
                                                       database.tiles, {&one, 1})) {
-          why = named.first + ": not in the bundle's signed tree (" + *alone + ")";
-          return false;
+          return failure{errc::verification_failed,
+                         named.first + ": not in the bundle's signed tree (" + *alone + ")"};
         }
       }
-      why = "sumdb/" + name + ": " + *unfit;
-      return false;
+      return failure{errc::verification_failed, "sumdb/" + name + ": " + *unfit};
     }
   }
 
@@ -470,14 +472,14 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     auto read = member_reader(*tar, member);
     if (request.kind == endpoint::info) {
       std::string body;
-      if (!read_small(*tar, member, body, why)) return false;
+      if (auto read = read_small(*tar, member, body); !read) return read.error();
       boost::system::error_code error;
       auto json = boost::json::parse(body, error);
       const auto* object = error ? nullptr : json.if_object();
       const auto* version = object ? object->if_contains("Version") : nullptr;
       if (!version || !version->is_string() || version->as_string() != request.version) {
-        why = member.name + ": not JSON whose Version is " + request.version;
-        return false;
+        return failure{errc::verification_failed,
+                       member.name + ": not JSON whose Version is " + request.version};
       }
       continue;
     }
@@ -485,12 +487,10 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     if (is_zip) {
       if (auto bad = sumdb::check_module_zip(request.module_path, request.version, member.size,
                                              read, options.limits)) {
-        why = member.name + ": " + *bad;
-        return false;
+        return failure{errc::verification_failed, member.name + ": " + *bad};
       }
     } else if (member.size > options.limits.max_go_mod_bytes) {
-      why = member.name + ": larger than the go.mod limit";
-      return false;
+      return failure{errc::too_large, member.name + ": larger than the go.mod limit"};
     }
     std::optional<std::string> exempt;
     if (options.exempt) exempt = options.exempt(request.module_path);
@@ -500,28 +500,27 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     }
     const auto record = primary ? primary->records.find(at) : decltype(primary->records.end()){};
     if (!primary || record == primary->records.end()) {
-      why = member.name + ": no " + options.sumdbs.front().name +
-            " record in the bundle vouches for it";
-      return false;
+      return failure{errc::verification_failed, member.name + ": no " +
+                                                    options.sumdbs.front().name +
+                                                    " record in the bundle vouches for it"};
     }
     auto expected = sumdb::go_sum_hash(record->second.second.text, request.module_path,
                                        request.version, !is_zip);
     if (!expected) {
-      why = member.name + ": its record " + record->second.first + " has no hash for it";
-      return false;
+      return failure{errc::verification_failed,
+                     member.name + ": its record " + record->second.first + " has no hash for it"};
     }
     auto actual = sumdb::module_file_h1_hash(is_zip, member.size, read);
     if (!actual) {
-      why = member.name + ": cannot hash it: " + actual.error().message();
-      return false;
+      return failure{actual.error(), member.name + ": cannot hash it: " + actual.error().message()};
     }
     if (*actual != *expected) {
-      why = member.name + ": h1 is " + *actual + ", the checksum record says " + *expected;
-      return false;
+      return failure{errc::verification_failed, member.name + ": h1 is " + *actual +
+                                                    ", the checksum record says " + *expected};
     }
   }
   for (const auto& file : lists) {
-    if (!list_versions(*tar, file, why)) return false;
+    if (auto listed = list_versions(*tar, file); !listed) return listed.error();
   }
 
   // The cache's remembered trees: a fork refuses the bundle; a proven newer tree replaces them.
@@ -536,8 +535,7 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     }
     bool proven = false;
     if (auto fork = check_against_remembered(store, database, *known, proven)) {
-      why = "sumdb/" + name + "/latest: " + *fork;
-      return false;
+      return failure{errc::verification_failed, "sumdb/" + name + "/latest: " + *fork};
     }
     if (!proven) {
       summary.notes.push_back(name + ": tree of " + size + " records; the remembered tree of " +
@@ -561,34 +559,39 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
       summary.files_present += 1;
       continue;
     }
-    if (!commit_member(store, *tar, file.member, file.request.cache_key,
-                       cache::entry_kind::immutable, why)) {
-      return false;
+    if (auto committed = commit_member(store, *tar, file.member, file.request.cache_key,
+                                       cache::entry_kind::immutable);
+        !committed) {
+      return committed.error();
     }
     summary.files_added += 1;
   }
   for (const auto& file : lists) {
-    auto merged = merged_list(store, *tar, file, why);
-    if (!merged ||
-        !commit_bytes(store, file.request.cache_key, *merged, cache::entry_kind::expiring, why)) {
-      return false;
+    auto merged = merged_list(store, *tar, file);
+    if (!merged) return merged.error();
+    if (auto committed =
+            commit_bytes(store, file.request.cache_key, *merged, cache::entry_kind::expiring);
+        !committed) {
+      return committed.error();
     }
     summary.lists += 1;
   }
   for (const auto& [name, database] : databases) {
     for (const auto& file : database.lookups) {
       // Replaced even when cached: the bundle's tiles prove this answer's tree.
-      if (!commit_member(store, *tar, file.member, file.request.cache_key,
-                         cache::entry_kind::immutable, why)) {
-        return false;
+      if (auto committed = commit_member(store, *tar, file.member, file.request.cache_key,
+                                         cache::entry_kind::immutable);
+          !committed) {
+        return committed.error();
       }
       summary.records += 1;
     }
     for (const auto& file : database.tile_members) {
       if (present(store, file.request.cache_key)) continue;
-      if (!commit_member(store, *tar, file.member, file.request.cache_key,
-                         cache::entry_kind::immutable, why)) {
-        return false;
+      if (auto committed = commit_member(store, *tar, file.member, file.request.cache_key,
+                                         cache::entry_kind::immutable);
+          !committed) {
+        return committed.error();
       }
       summary.tiles_added += 1;
     }
@@ -596,19 +599,22 @@ bool import_bundle(cache::cache_store& store, const std::string& tar_path,
     // newer than the tree the cache remembers.
     const std::string latest_key = "/sumdb/" + name + "/latest";
     const auto cached_size = cached_latest_size(store, latest_key, *database.options);
-    if ((!cached_size || *cached_size < database.head.size) &&
-        !commit_bytes(store, latest_key, database.note, cache::entry_kind::expiring, why)) {
-      return false;
+    if (!cached_size || *cached_size < database.head.size) {
+      if (auto committed =
+              commit_bytes(store, latest_key, database.note, cache::entry_kind::expiring);
+          !committed) {
+        return committed.error();
+      }
     }
   }
   for (const auto& [name, head] : remember) {
     // A fill that remembered a larger tree meanwhile keeps it.
     if (!resolver::remember_tree(store, name, head, "bundle")) {
-      why = resolver::verified_tree_key(name) + ": cannot write it to the cache";
-      return false;
+      return failure{errc::cache_io,
+                     resolver::verified_tree_key(name) + ": cannot write it to the cache"};
     }
   }
-  return true;
+  return summary;
 }
 
 std::function<std::optional<std::string>(const std::string&)> sumdb_exemption(

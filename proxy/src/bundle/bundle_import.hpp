@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cache/cache_store.hpp"
+#include "common/failure.hpp"
 #include "resolver/resolver.hpp"
 #include "sumdb/zip_check.hpp"
 
@@ -44,13 +45,16 @@ struct import_summary {
   std::vector<std::string> notes;       ///< per database: its tree, remembered or not and why
 };
 
-/// Checks the bundle at `tar_path` and, only when all of it verifies, commits it to `store`.
-/// Returns false with `why` = "<member>: <reason>" (or a reason about the whole archive) and
-/// nothing written when anything does not verify; also false when a commit fails midway (each
-/// entry is committed atomically, so what was committed is whole).
-[[nodiscard]] bool import_bundle(cache::cache_store& store, const std::string& tar_path,
-                                 const import_options& options, import_summary& summary,
-                                 std::string& why);
+/// Checks the bundle at `tar_path` and, only when all of it verifies, commits it to `store` and
+/// says what it did. A failure's detail is "<member>: <reason>" (or a reason about the whole
+/// archive), and nothing was written when its code is invalid_request (a damaged archive, a
+/// member a bundle may not hold, a missing or unconfigured part), too_large (over a bound an
+/// import holds in memory) or verification_failed (a signature, tree, record or hash that does
+/// not check); a commit failing midway is cache_io or the store's own code (each entry is
+/// committed atomically, so what was committed is whole); the errno when the file cannot be read.
+[[nodiscard]] outcome_of<import_summary> import_bundle(cache::cache_store& store,
+                                                       const std::string& tar_path,
+                                                       const import_options& options);
 
 /// Why the settings never ask a checksum database about a module (no database, private,
 /// no_sumdb), as the resolver decides; nullopt when they do. `options` must outlive the result.

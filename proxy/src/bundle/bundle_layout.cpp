@@ -21,47 +21,44 @@ std::string list_key(std::string_view module_path) {
   return "/" + protocol::escape_case(module_path) + "/@v/list";
 }
 
-std::optional<protocol::module_request> parse_member_name(std::string_view name, std::string& why) {
+outcome_of<protocol::module_request> parse_member_name(std::string_view name) {
+  const auto refused = [](std::string reason) {
+    return failure{errc::invalid_request, std::move(reason)};
+  };
   if (name.empty()) {
-    why = "empty name";
-    return std::nullopt;
+    return refused("empty name");
   }
   if (name.front() == '/') {
-    why = "absolute path";
-    return std::nullopt;
+    return refused("absolute path");
   }
   if (name.find_first_of("%\\") != std::string_view::npos) {
-    why = "a name with '%' or '\\' is no GOPROXY path";
-    return std::nullopt;
+    return refused("a name with '%' or '\\' is no GOPROXY path");
   }
   for (std::string_view rest = name; !rest.empty();) {
     const auto slash = rest.find('/');
     const auto element = rest.substr(0, slash);
     if (element.empty() || element == "." || element == "..") {
-      why = element.empty() ? "empty path element" : "'" + std::string(element) + "' path element";
-      return std::nullopt;
+      return refused(element.empty() ? "empty path element"
+                                     : "'" + std::string(element) + "' path element");
     }
     if (slash == std::string_view::npos) break;
     rest.remove_prefix(slash + 1);
     if (rest.empty()) {
-      why = "empty path element";
-      return std::nullopt;
+      return refused("empty path element");
     }
   }
   const std::string key = "/" + std::string(name);
   auto parsed = protocol::parse_module_request(key);
   if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
-    why = error->reason;
-    return std::nullopt;
+    return refused(error->reason);
   }
   auto& request = std::get<protocol::module_request>(parsed);
   if (request.kind == protocol::endpoint::latest || request.kind == protocol::endpoint::query) {
-    why = "not a file a bundle carries (only list and canonical versions' .info, .mod, .zip)";
-    return std::nullopt;
+    return refused(
+        "not a file a bundle carries (only list and canonical versions' .info, .mod, .zip)");
   }
   if (request.cache_key != key) {
-    why = "not canonically escaped (expected " + member_for_key(request.cache_key) + ")";
-    return std::nullopt;
+    return refused("not canonically escaped (expected " + member_for_key(request.cache_key) + ")");
   }
   return std::move(request);
 }

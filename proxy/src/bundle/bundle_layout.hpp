@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/failure.hpp"
 #include "protocol/request.hpp"
 
 namespace gomodproxy::bundle {
@@ -23,10 +24,10 @@ std::string module_file_key(std::string_view module_path, std::string_view versi
 /// "/<escaped path>/@v/list".
 std::string list_key(std::string_view module_path);
 
-/// What a member name asks for, as the proxy would parse the same request, or nullopt with
-/// `why` when the name is not one a bundle may hold: absolute, with "." or ".." elements, empty
-/// elements, percent signs or backslashes, escaped other than canonically, @latest or a
-/// non-canonical version, or a path the go command would refuse.
-std::optional<protocol::module_request> parse_member_name(std::string_view name, std::string& why);
+/// What a member name asks for, as the proxy would parse the same request, or invalid_request
+/// with the reason when the name is not one a bundle may hold: absolute, with "." or ".."
+/// elements, empty elements, percent signs or backslashes, escaped other than canonically,
+/// @latest or a non-canonical version, or a path the go command would refuse.
+[[nodiscard]] outcome_of<protocol::module_request> parse_member_name(std::string_view name);
 
 }  // namespace gomodproxy::bundle

@@ -79,12 +79,12 @@ net::awaitable<answer> run_import(cache::cache_store* store, const import_option
     result = {.status = 500,
               .body = "cannot spool the bundle: " + std::string(std::strerror(errno)) + "\n"};
   } else {
-    import_summary summary;
-    std::string why;
-    if (import_bundle(*store, spool->path, *options, summary, why)) {
-      result = {.status = 200, .body = format_import_summary(summary)};
+    // 422 whatever the code, as the command-line import says "refused" for each: the bundle
+    // was not (wholly) taken, and the detail says why.
+    if (auto imported = import_bundle(*store, spool->path, *options)) {
+      result = {.status = 200, .body = format_import_summary(*imported)};
     } else {
-      result = {.status = 422, .body = "refused: " + why + "\n"};
+      result = {.status = 422, .body = "refused: " + imported.error().detail + "\n"};
     }
   }
   // Free before the answer is sent, so a client that sends the next bundle as soon as it has

@@ -81,45 +81,47 @@ std::optional<std::uint64_t> numeric_field(const char* header, std::size_t at, s
 
 // "<length> <key>=<value>\n" records; calls `visit` with each key and value.
 template <class Visit>
-bool parse_pax(std::string_view records, Visit visit, std::string& why) {
+outcome_of<void> parse_pax(std::string_view records, Visit visit) {
   while (!records.empty()) {
     const auto space = records.find(' ');
     if (space == std::string_view::npos) {
-      why = "malformed pax extended header";
-      return false;
+      return failure{errc::invalid_request, "malformed pax extended header"};
     }
     std::size_t length = 0;
     auto [end, error] = std::from_chars(records.data(), records.data() + space, length);
     if (error != std::errc() || end != records.data() + space || length <= space + 1 ||
         length > records.size() || records[length - 1] != '\n') {
-      why = "malformed pax extended header";
-      return false;
+      return failure{errc::invalid_request, "malformed pax extended header"};
     }
     const auto record = records.substr(space + 1, length - space - 2);
     const auto equals = record.find('=');
     if (equals == std::string_view::npos) {
-      why = "malformed pax extended header record";
-      return false;
+      return failure{errc::invalid_request, "malformed pax extended header record"};
     }
     visit(record.substr(0, equals), record.substr(equals + 1));
     records.remove_prefix(length);
   }
-  return true;
+  return {};
+}
+
+// A write or read that failed with the errno now set, as "<what> failed: <strerror>".
+failure errno_failure(const char* what) {
+  const int error = errno;
+  return system_failure(error, std::string(what) + " failed: " + std::strerror(error));
 }
 
 }  // namespace
 
-bool tar_writer::put(std::string_view bytes, std::string& why) {
-  if (bytes.empty()) return true;
+outcome_of<void> tar_writer::put(std::string_view bytes) {
+  if (bytes.empty()) return {};
   if (std::fwrite(bytes.data(), 1, bytes.size(), out_) != bytes.size()) {
-    why = std::string("write failed: ") + std::strerror(errno);
-    return false;
+    return errno_failure("write");
   }
-  return true;
+  return {};
 }
 
-bool tar_writer::header(std::string_view name, char type, std::uint64_t size, std::int64_t mtime,
-                        std::string& why) {
+outcome_of<void> tar_writer::header(std::string_view name, char type, std::uint64_t size,
+                                    std::int64_t mtime) {
   std::array<char, block> header{};
   std::copy_n(name.data(), std::min(name.size(), name_len), header.data() + name_at);
   put_octal(header, mode_at, 8, 0644);
@@ -138,14 +140,14 @@ bool tar_writer::header(std::string_view name, char type, std::uint64_t size, st
   const unsigned sum = header_checksum(header.data());
   put_octal(header, checksum_at, 7, sum);
   header[checksum_at + 7] = ' ';
-  return put(std::string_view(header.data(), block), why);
+  return put(std::string_view(header.data(), block));
 }
 
-bool tar_writer::begin_file(std::string_view name, std::uint64_t size, std::int64_t mtime,
-                            std::string& why) {
+outcome_of<void> tar_writer::begin_file(std::string_view name, std::uint64_t size,
+                                        std::int64_t mtime) {
   if (in_member_) {
-    why = "a member was begun before the last one ended";
-    return false;
+    return failure{boost::system::errc::make_error_code(boost::system::errc::invalid_argument),
+                   "a member was begun before the last one ended"};
   }
   // Octal in 11 digits holds sizes below 8 GiB; larger ones go in the pax header too.
   const bool fits_ustar = name.size() <= name_len && size < (std::uint64_t{1} << 33);
@@ -163,65 +165,65 @@ bool tar_writer::begin_file(std::string_view name, std::uint64_t size, std::int6
     const auto slash = name.rfind('/');
     const std::string pax_name =
         "PaxHeaders/" + std::string(name.substr(slash == std::string_view::npos ? 0 : slash + 1));
-    if (!header(pax_name, 'x', records.size(), mtime, why) || !put(records, why) ||
-        !put(std::string(padding(records.size()), '\0'), why)) {
-      return false;
-    }
+    if (auto written = header(pax_name, 'x', records.size(), mtime); !written) return written;
+    if (auto written = put(records); !written) return written;
+    if (auto written = put(std::string(padding(records.size()), '\0')); !written) return written;
   }
-  if (!header(name, '0', size < (std::uint64_t{1} << 33) ? size : 0, mtime, why)) return false;
+  if (auto written = header(name, '0', size < (std::uint64_t{1} << 33) ? size : 0, mtime);
+      !written) {
+    return written;
+  }
   in_member_ = true;
   declared_ = size;
   written_ = 0;
-  return true;
+  return {};
 }
 
-bool tar_writer::write(std::string_view bytes, std::string& why) {
+outcome_of<void> tar_writer::write(std::string_view bytes) {
   if (!in_member_ || written_ + bytes.size() > declared_) {
-    why = "more content than the member's declared size";
-    return false;
+    return failure{boost::system::errc::make_error_code(boost::system::errc::invalid_argument),
+                   "more content than the member's declared size"};
   }
   written_ += bytes.size();
-  return put(bytes, why);
+  return put(bytes);
 }
 
-bool tar_writer::end_file(std::string& why) {
+outcome_of<void> tar_writer::end_file() {
   if (!in_member_ || written_ != declared_) {
-    why = "a member ended short of its declared size";
-    return false;
+    return failure{boost::system::errc::make_error_code(boost::system::errc::invalid_argument),
+                   "a member ended short of its declared size"};
   }
   in_member_ = false;
-  return put(std::string(padding(declared_), '\0'), why);
+  return put(std::string(padding(declared_), '\0'));
 }
 
-bool tar_writer::add_file(std::string_view name, std::string_view content, std::int64_t mtime,
-                          std::string& why) {
-  return begin_file(name, content.size(), mtime, why) && write(content, why) && end_file(why);
+outcome_of<void> tar_writer::add_file(std::string_view name, std::string_view content,
+                                      std::int64_t mtime) {
+  if (auto begun = begin_file(name, content.size(), mtime); !begun) return begun;
+  if (auto written = write(content); !written) return written;
+  return end_file();
 }
 
-bool tar_writer::finish(std::string& why) {
+outcome_of<void> tar_writer::finish() {
   if (in_member_) {
-    why = "the archive ended inside a member";
-    return false;
+    return failure{boost::system::errc::make_error_code(boost::system::errc::invalid_argument),
+                   "the archive ended inside a member"};
   }
-  if (!put(std::string(2 * block, '\0'), why)) return false;
-  if (std::fflush(out_) != 0) {
-    why = std::string("write failed: ") + std::strerror(errno);
-    return false;
-  }
-  return true;
+  if (auto written = put(std::string(2 * block, '\0')); !written) return written;
+  if (std::fflush(out_) != 0) return errno_failure("write");
+  return {};
 }
 
-std::unique_ptr<tar_reader> tar_reader::open(const std::string& path, std::string& why) {
+outcome_of<std::unique_ptr<tar_reader>> tar_reader::open(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    why = "cannot open " + path + ": " + std::strerror(errno);
-    return nullptr;
+    const int error = errno;
+    return system_failure(error, "cannot open " + path + ": " + std::strerror(error));
   }
   struct stat status {};
   if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
-    why = path + " is not a regular file";
     ::close(fd);
-    return nullptr;
+    return failure{errc::invalid_request, path + " is not a regular file"};
   }
   return std::unique_ptr<tar_reader>(
       new tar_reader(fd, static_cast<std::uint64_t>(status.st_size)));
@@ -229,108 +231,98 @@ std::unique_ptr<tar_reader> tar_reader::open(const std::string& path, std::strin
 
 tar_reader::~tar_reader() { ::close(fd_); }
 
-bool tar_reader::read(std::uint64_t offset, std::size_t length, std::string& out,
-                      std::string& why) {
+outcome_of<void> tar_reader::read(std::uint64_t offset, std::size_t length, std::string& out) {
   out.resize(length);
   std::size_t got = 0;
   while (got < length) {
     const auto n = ::pread(fd_, out.data() + got, length - got, static_cast<off_t>(offset + got));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      why = std::string("read failed: ") + std::strerror(errno);
-      return false;
-    }
+    if (n < 0) return errno_failure("read");
     if (n == 0) break;
     got += static_cast<std::size_t>(n);
   }
   out.resize(got);
-  return true;
+  return {};
 }
 
-bool tar_reader::read_exact(std::uint64_t offset, std::size_t length, std::string& out,
-                            std::string& why) {
-  if (!read(offset, length, out, why)) return false;
+outcome_of<void> tar_reader::read_exact(std::uint64_t offset, std::size_t length,
+                                        std::string& out) {
+  if (auto got = read(offset, length, out); !got) return got;
   if (out.size() != length) {
-    why = "truncated: the archive ends inside a header or member";
-    return false;
+    return failure{errc::invalid_request, "truncated: the archive ends inside a header or member"};
   }
-  return true;
+  return {};
 }
 
-bool tar_reader::next(std::optional<tar_member>& member, std::string& why) {
-  member.reset();
+outcome_of<std::optional<tar_member>> tar_reader::next() {
   std::optional<std::string> long_name;
   std::optional<std::uint64_t> pax_size;
   std::string head;
   // Extended headers come before the member they describe; loop until that member.
   for (;;) {
     if (position_ + block > file_size_) {
-      why = position_ == file_size_ ? "truncated: no end-of-archive marker"
-                                    : "truncated: the archive ends inside a header";
-      return false;
+      return failure{errc::invalid_request, position_ == file_size_
+                                                ? "truncated: no end-of-archive marker"
+                                                : "truncated: the archive ends inside a header"};
     }
-    if (!read_exact(position_, block, head, why)) return false;
+    if (auto got = read_exact(position_, block, head); !got) return got.error();
     if (std::all_of(head.begin(), head.end(), [](char c) { return c == '\0'; })) {
       if (long_name || pax_size) {
-        why = "truncated: an extended header describes no member";
-        return false;
+        return failure{errc::invalid_request, "truncated: an extended header describes no member"};
       }
-      return true;
+      return std::optional<tar_member>();
     }
     const char* raw = head.data();
     const auto stored_sum = numeric_field(raw, checksum_at, checksum_len);
     if (!stored_sum || *stored_sum != header_checksum(raw)) {
-      why = "bad header checksum at offset " + std::to_string(position_) + " (not a tar archive?)";
-      return false;
+      return failure{
+          errc::invalid_request,
+          "bad header checksum at offset " + std::to_string(position_) + " (not a tar archive?)"};
     }
     const std::string_view magic(raw + magic_at, 6);
     const bool posix = magic == std::string_view("ustar\0", 6);
     if (!posix && magic != "ustar ") {
-      why = "header at offset " + std::to_string(position_) + " is not ustar";
-      return false;
+      return failure{errc::invalid_request,
+                     "header at offset " + std::to_string(position_) + " is not ustar"};
     }
     const auto size = numeric_field(raw, size_at, size_len);
     if (!size) {
-      why = "bad size field at offset " + std::to_string(position_);
-      return false;
+      return failure{errc::invalid_request,
+                     "bad size field at offset " + std::to_string(position_)};
     }
     const char type = raw[type_at];
     const std::uint64_t data_at = position_ + block;
     const std::uint64_t member_size = (type == '0' || type == '\0') && pax_size ? *pax_size : *size;
     if (member_size > file_size_ - data_at) {
-      why = "truncated: a member's content runs past the end of the archive";
-      return false;
+      return failure{errc::invalid_request,
+                     "truncated: a member's content runs past the end of the archive"};
     }
     position_ = data_at + member_size + padding(member_size);
     if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
       if (member_size > max_extended_header) {
-        why = "an extended header of " + std::to_string(member_size) + " bytes is too large";
-        return false;
+        return failure{errc::too_large, "an extended header of " + std::to_string(member_size) +
+                                            " bytes is too large"};
       }
       std::string content;
-      if (!read_exact(data_at, static_cast<std::size_t>(member_size), content, why)) return false;
+      if (auto got = read_exact(data_at, static_cast<std::size_t>(member_size), content); !got) {
+        return got.error();
+      }
       if (type == 'L') {
         long_name = content.substr(0, content.find('\0'));
       } else if (type == 'x') {
         bool size_ok = true;
-        const bool parsed = parse_pax(
-            content,
-            [&](std::string_view key, std::string_view value) {
-              if (key == "path") long_name = std::string(value);
-              if (key == "size") {
-                std::uint64_t parsed_size = 0;
-                auto [end, error] =
-                    std::from_chars(value.data(), value.data() + value.size(), parsed_size);
-                size_ok = error == std::errc() && end == value.data() + value.size();
-                pax_size = parsed_size;
-              }
-            },
-            why);
-        if (!parsed) return false;
-        if (!size_ok) {
-          why = "malformed pax size record";
-          return false;
-        }
+        const auto parsed = parse_pax(content, [&](std::string_view key, std::string_view value) {
+          if (key == "path") long_name = std::string(value);
+          if (key == "size") {
+            std::uint64_t parsed_size = 0;
+            auto [end, error] =
+                std::from_chars(value.data(), value.data() + value.size(), parsed_size);
+            size_ok = error == std::errc() && end == value.data() + value.size();
+            pax_size = parsed_size;
+          }
+        });
+        if (!parsed) return parsed.error();
+        if (!size_ok) return failure{errc::invalid_request, "malformed pax size record"};
       }
       // 'g' (global) and 'K' (long link name) carry nothing a bundle member needs.
       continue;
@@ -347,8 +339,7 @@ bool tar_reader::next(std::optional<tar_member>& member, std::string& why) {
     found.type = type == '\0' ? '0' : type;
     found.size = member_size;
     found.offset = data_at;
-    member = std::move(found);
-    return true;
+    return std::optional<tar_member>(std::move(found));
   }
 }
 

@@ -10,34 +10,36 @@
 #include <string>
 #include <string_view>
 
+#include "common/failure.hpp"
+
 namespace gomodproxy::bundle {
 
 /// Writes a tar archive to a file the caller opened for writing (binary) and closes. Each
 /// member is begin_file(), write() until its size is reached, end_file(); finish() ends the
-/// archive. Every call returns false with `why` set once a write fails or the calls are out of
-/// order; the archive is then unusable. Not thread-safe.
+/// archive. Every call fails once a write fails (the errno, generic category) or the calls are
+/// out of order (invalid_argument); the archive is then unusable. Not thread-safe.
 class tar_writer final {
  public:
   explicit tar_writer(std::FILE* out) : out_(out) {}
 
   /// Starts a regular file (mode 0644) of `size` bytes named `name` (relative, '/'-separated)
   /// with modification time `mtime` (seconds since the epoch).
-  [[nodiscard]] bool begin_file(std::string_view name, std::uint64_t size, std::int64_t mtime,
-                                std::string& why);
+  [[nodiscard]] outcome_of<void> begin_file(std::string_view name, std::uint64_t size,
+                                            std::int64_t mtime);
   /// Appends content to the member begun last; never more than its declared size in all.
-  [[nodiscard]] bool write(std::string_view bytes, std::string& why);
+  [[nodiscard]] outcome_of<void> write(std::string_view bytes);
   /// Pads the member to a whole block; the bytes written must equal the declared size.
-  [[nodiscard]] bool end_file(std::string& why);
+  [[nodiscard]] outcome_of<void> end_file();
   /// A whole member at once.
-  [[nodiscard]] bool add_file(std::string_view name, std::string_view content, std::int64_t mtime,
-                              std::string& why);
+  [[nodiscard]] outcome_of<void> add_file(std::string_view name, std::string_view content,
+                                          std::int64_t mtime);
   /// The end-of-archive marker (two zero blocks) and a flush.
-  [[nodiscard]] bool finish(std::string& why);
+  [[nodiscard]] outcome_of<void> finish();
 
  private:
-  [[nodiscard]] bool put(std::string_view bytes, std::string& why);
-  [[nodiscard]] bool header(std::string_view name, char type, std::uint64_t size,
-                            std::int64_t mtime, std::string& why);
+  [[nodiscard]] outcome_of<void> put(std::string_view bytes);
+  [[nodiscard]] outcome_of<void> header(std::string_view name, char type, std::uint64_t size,
+                                        std::int64_t mtime);
 
   std::FILE* out_;
   bool in_member_ = false;
@@ -57,29 +59,29 @@ struct tar_member {
 /// Not thread-safe.
 class tar_reader final {
  public:
-  /// The archive at `path`, or null with `why` set when it cannot be opened.
-  static std::unique_ptr<tar_reader> open(const std::string& path, std::string& why);
+  /// The archive at `path`; the errno when it cannot be opened, invalid_request when it is not
+  /// a regular file.
+  static outcome_of<std::unique_ptr<tar_reader>> open(const std::string& path);
   ~tar_reader();
   tar_reader(const tar_reader&) = delete;
   tar_reader& operator=(const tar_reader&) = delete;
 
-  /// Sets `member` to the next member, or to nullopt at the end-of-archive marker. Returns
-  /// false with `why` set when the archive is damaged: a bad header checksum, a header that is
-  /// not ustar, a bad pax record, a member or header cut short by the end of the file, or no
-  /// end-of-archive marker.
-  [[nodiscard]] bool next(std::optional<tar_member>& member, std::string& why);
+  /// The next member, or nullopt at the end-of-archive marker. invalid_request when the archive
+  /// is damaged: a bad header checksum, a header that is not ustar, a bad pax record, a member
+  /// or header cut short by the end of the file, or no end-of-archive marker; too_large for an
+  /// extended header over 1 MiB; the errno when a read fails.
+  [[nodiscard]] outcome_of<std::optional<tar_member>> next();
 
-  /// Up to `length` bytes of the file at `offset`; shorter only at its end. False with `why`
-  /// when the read fails.
-  [[nodiscard]] bool read(std::uint64_t offset, std::size_t length, std::string& out,
-                          std::string& why);
+  /// Sets `out` to up to `length` bytes of the file at `offset`; shorter only at its end. The
+  /// errno when the read fails.
+  [[nodiscard]] outcome_of<void> read(std::uint64_t offset, std::size_t length, std::string& out);
 
   std::uint64_t file_size() const { return file_size_; }
 
  private:
   tar_reader(int fd, std::uint64_t file_size) : fd_(fd), file_size_(file_size) {}
-  [[nodiscard]] bool read_exact(std::uint64_t offset, std::size_t length, std::string& out,
-                                std::string& why);
+  [[nodiscard]] outcome_of<void> read_exact(std::uint64_t offset, std::size_t length,
+                                            std::string& out);
 
   int fd_;
   std::uint64_t file_size_;

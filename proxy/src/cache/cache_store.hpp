@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/failure.hpp"
+
 namespace gomodproxy::cache {
 
 template <class T>
@@ -173,9 +175,9 @@ inline constexpr std::size_t min_memory_bytes = 1 << 20;
 /// (chunk_bytes 0 or above 64 MiB, inline_max_bytes above chunk_bytes, memory_bytes below
 /// min_memory_bytes); cache_corrupt when the
 /// directory holds records of another layout. With a cap, the eviction thread starts at once and
-/// first checks the directory (a directory walk, not a scan of the entries). On error, `*why` (when
-/// not null) receives a human-readable reason naming the path.
-[[nodiscard]] result<std::unique_ptr<cache_store>> open_rocksdb_store(
-    const rocksdb_options& options, std::string* why = nullptr);
+/// first checks the directory (a directory walk, not a scan of the entries). A failure's detail
+/// is a reason naming the path.
+[[nodiscard]] outcome_of<std::unique_ptr<cache_store>> open_rocksdb_store(
+    const rocksdb_options& options);
 
 }  // namespace gomodproxy::cache

@@ -1786,14 +1786,6 @@ class rocksdb_store final : public cache_store {
   std::unique_ptr<cap_keeper> keeper_;  // last: stopped before anything else goes
 };
 
-[[nodiscard]] result<void> fail(std::string* why, boost::system::error_code code,
-                                std::string message) {
-  if (why != nullptr) {
-    *why = std::move(message);
-  }
-  return code;
-}
-
 // A flush frees a write buffer (memtable) full of chunks.
 class flush_listener final : public rdb::EventListener {
  public:
@@ -1836,13 +1828,12 @@ std::size_t open_body_files_budget(const rocksdb_options& options) {
   return std::min<std::size_t>(options.open_body_files, limit.rlim_cur / 8);
 }
 
-[[nodiscard]] result<void> open_db(const rocksdb_options& options, db_state& state,
-                                   std::string* why) {
+[[nodiscard]] outcome_of<void> open_db(const rocksdb_options& options, db_state& state) {
   std::error_code fs_error;
   std::filesystem::create_directories(options.path, fs_error);
   if (fs_error) {
-    return fail(why, errc::cache_io,
-                "cannot create cache directory " + options.path + ": " + fs_error.message());
+    return failure{errc::cache_io,
+                   "cannot create cache directory " + options.path + ": " + fs_error.message()};
   }
 
   rdb::DBOptions db_options;
@@ -1946,7 +1937,7 @@ std::size_t open_body_files_budget(const rocksdb_options& options) {
     if (status.ToString().find("lock") != std::string::npos) {
       message += " (is another gomodproxy using this directory?)";
     }
-    return fail(why, to_error(status), std::move(message));
+    return failure{to_error(status), std::move(message)};
   }
   state.db.reset(db);
   state.records = state.handles[0];
@@ -1954,44 +1945,43 @@ std::size_t open_body_files_budget(const rocksdb_options& options) {
   return {};
 }
 
-[[nodiscard]] result<void> load_records(const rocksdb_options& options, db_state& state,
-                                        std::string* why) {
+[[nodiscard]] outcome_of<void> load_records(const rocksdb_options& options, db_state& state) {
   auto version = state.get_record(rdb::ReadOptions{}, layout::version_key);
   if (!version) {
-    return fail(why, version.error(), "cannot read cache at " + options.path);
+    return failure{version.error(), "cannot read cache at " + options.path};
   }
   if (!version->has_value()) {
     const auto status = state.db->Put(state.write_options, state.records, layout::version_key,
                                       std::string(1, static_cast<char>(layout::format_version)));
     if (!status.ok()) {
-      return fail(why, to_error(status),
-                  "cannot write cache at " + options.path + ": " + status.ToString());
+      return failure{to_error(status),
+                     "cannot write cache at " + options.path + ": " + status.ToString()};
     }
   } else if (**version != std::string(1, static_cast<char>(layout::format_version))) {
-    return fail(why, errc::cache_corrupt,
-                "cache at " + options.path + " has an unknown layout version");
+    return failure{errc::cache_corrupt,
+                   "cache at " + options.path + " has an unknown layout version"};
   }
 
   auto stats = state.get_record(rdb::ReadOptions{}, layout::stats_key);
   if (!stats) {
-    return fail(why, stats.error(), "cannot read cache statistics at " + options.path);
+    return failure{stats.error(), "cannot read cache statistics at " + options.path};
   }
   if (stats->has_value()) {
     auto decoded = layout::decode_stats(**stats);
     if (!decoded) {
-      return fail(why, decoded.error(), "corrupt cache statistics at " + options.path);
+      return failure{decoded.error(), "corrupt cache statistics at " + options.path};
     }
     state.publish(*decoded);
   }
 
   auto evictions = state.get_record(rdb::ReadOptions{}, layout::evictions_key);
   if (!evictions) {
-    return fail(why, evictions.error(), "cannot read cache eviction totals at " + options.path);
+    return failure{evictions.error(), "cannot read cache eviction totals at " + options.path};
   }
   if (evictions->has_value()) {
     auto decoded = layout::decode_evictions(**evictions);
     if (!decoded) {
-      return fail(why, decoded.error(), "corrupt cache eviction totals at " + options.path);
+      return failure{decoded.error(), "corrupt cache eviction totals at " + options.path};
     }
     state.evictions = *decoded;
     state.evicted_entries.store(decoded->entries, std::memory_order_relaxed);
@@ -2000,12 +1990,12 @@ std::size_t open_body_files_budget(const rocksdb_options& options) {
 
   auto counter = state.get_record(rdb::ReadOptions{}, layout::fill_counter_key);
   if (!counter) {
-    return fail(why, counter.error(), "cannot read cache fill counter at " + options.path);
+    return failure{counter.error(), "cannot read cache fill counter at " + options.path};
   }
   if (counter->has_value()) {
     auto decoded = layout::decode_u64(**counter);
     if (!decoded) {
-      return fail(why, decoded.error(), "corrupt cache fill counter at " + options.path);
+      return failure{decoded.error(), "corrupt cache fill counter at " + options.path};
     }
     state.next_fill_id = state.reserved_fill_end = *decoded;
   }
@@ -2014,16 +2004,15 @@ std::size_t open_body_files_budget(const rocksdb_options& options) {
 
 }  // namespace
 
-result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& options,
-                                                        std::string* why) {
+outcome_of<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& options) {
   if (options.chunk_bytes == 0 || options.chunk_bytes > max_chunk_bytes) {
-    return fail(why, errc::cache_io, "cache chunk size must be between 1 byte and 64 MiB").error();
+    return failure{errc::cache_io, "cache chunk size must be between 1 byte and 64 MiB"};
   }
   if (options.inline_max_bytes > options.chunk_bytes) {
-    return fail(why, errc::cache_io, "cache inline limit must not exceed the chunk size").error();
+    return failure{errc::cache_io, "cache inline limit must not exceed the chunk size"};
   }
   if (options.memory_bytes < min_memory_bytes) {
-    return fail(why, errc::cache_io, "cache memory must be at least 1 MiB").error();
+    return failure{errc::cache_io, "cache memory must be at least 1 MiB"};
   }
   auto state = std::make_shared<db_state>();
   state->chunk_bytes = static_cast<std::uint32_t>(options.chunk_bytes);
@@ -2035,18 +2024,17 @@ result<std::unique_ptr<cache_store>> open_rocksdb_store(const rocksdb_options& o
       std::make_unique<open_file_cache>(state->bodies_path, open_body_files_budget(options));
   state->max_bytes = options.max_bytes;
   state->fresh_entry_grace_ms = options.fresh_entry_grace.count();
-  if (auto opened = open_db(options, *state, why); !opened) {
+  if (auto opened = open_db(options, *state); !opened) {
     return opened.error();
   }
-  if (auto loaded = load_records(options, *state, why); !loaded) {
+  if (auto loaded = load_records(options, *state); !loaded) {
     return loaded.error();
   }
   std::error_code fs_error;
   std::filesystem::create_directories(state->bodies_path, fs_error);
   if (fs_error) {
-    return fail(why, errc::cache_io,
-                "cannot create body directory " + state->bodies_path + ": " + fs_error.message())
-        .error();
+    return failure{errc::cache_io, "cannot create body directory " + state->bodies_path + ": " +
+                                       fs_error.message()};
   }
   return std::unique_ptr<cache_store>{std::make_unique<rocksdb_store>(std::move(state))};
 }

@@ -107,12 +107,13 @@ admin_reply admin_upload(const std::string& proxy_url, const std::string& path_a
   return send_request(proxy_url, request, token, ca_file, upload_limit);
 }
 
-std::optional<std::string> admin_token_from_setting(const std::string& setting, std::string& why) {
+outcome_of<std::string> admin_token_from_setting(const std::string& setting) {
   if (!setting.starts_with('@')) return setting;
   auto content = server::read_setting_file(setting.substr(1));
   if (content.index() == 1) {
-    why = "cannot read " + setting.substr(1) + ": " + std::get<1>(content);
-    return std::nullopt;
+    // read_setting_file says why in words only; the code says no more than "I/O".
+    return failure{boost::system::errc::make_error_code(boost::system::errc::io_error),
+                   "cannot read " + setting.substr(1) + ": " + std::get<1>(content)};
   }
   const std::string& text = std::get<0>(content);
   return text.substr(0, text.find_first_of("\r\n"));

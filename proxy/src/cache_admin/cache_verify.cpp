@@ -143,12 +143,10 @@ std::unique_ptr<cache::cache_store> open_cache_or_report(const std::string& cach
   store_options.path = cache_dir;
   store_options.max_bytes = max_bytes;
   store_options.memory_bytes = static_cast<std::size_t>(memory_bytes);
-  std::string why;
-  auto opened = cache::open_rocksdb_store(store_options, &why);
+  auto opened = cache::open_rocksdb_store(store_options);
   if (!opened) {
     // The store's own reason names the directory already.
-    if (why.empty()) why = "cannot open cache at " + cache_dir + ": " + opened.error().message();
-    std::fprintf(stderr, "gomodproxy: cache_dir: %s\n", why.c_str());
+    std::fprintf(stderr, "gomodproxy: cache_dir: %s\n", opened.error().detail.c_str());
     return nullptr;
   }
   return std::move(*opened);

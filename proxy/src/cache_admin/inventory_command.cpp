@@ -39,10 +39,9 @@ std::unique_ptr<cache::cache_store> open_stopped_cache(const std::string& cache_
   }
   cache::rocksdb_options options;
   options.path = cache_dir;
-  std::string why;
-  auto opened = cache::open_rocksdb_store(options, &why);
+  auto opened = cache::open_rocksdb_store(options);
   if (opened) return std::move(*opened);
-  if (why.empty()) why = "cannot open cache at " + cache_dir + ": " + opened.error().message();
+  const std::string& why = opened.error().detail;
   if (why.find("lock") != std::string::npos || why.find("LOCK") != std::string::npos) {
     std::fprintf(stderr,
                  "gomodproxy: cache_dir: %s is in use by a running gomodproxy; stop it, or ask "
@@ -62,10 +61,9 @@ int ask_running_proxy(const std::string& verb, const std::vector<std::string>& o
   if (settings.admin_token.empty()) {
     return usage_error("--proxy needs the admin token (--admin-token TOKEN or @FILE)");
   }
-  std::string why;
-  const auto token = admin_token_from_setting(settings.admin_token, why);
+  const auto token = admin_token_from_setting(settings.admin_token);
   if (!token) {
-    std::fprintf(stderr, "gomodproxy: admin_token: %s\n", why.c_str());
+    std::fprintf(stderr, "gomodproxy: admin_token: %s\n", token.error().detail.c_str());
     return 2;
   }
   std::string method = "GET";

@@ -1,6 +1,10 @@
 #include "common/errc.hpp"
 
+#include <boost/system/system_error.hpp>
+#include <boost/throw_exception.hpp>
 #include <string>
+
+#include "common/failure.hpp"
 
 namespace gomodproxy {
 namespace {
@@ -48,6 +52,10 @@ int to_http_status(const boost::system::error_code& error) noexcept {
       return 500;
   }
   return 500;
+}
+
+void throw_exception_from_error(const failure& error, const boost::source_location& location) {
+  boost::throw_exception(boost::system::system_error(error.code, error.detail), location);
 }
 
 }  // namespace gomodproxy

@@ -114,10 +114,11 @@ class bundle_export : public ::testing::Test {
 
   std::vector<std::string> member_names(const std::string& path) {
     std::vector<std::string> names;
-    std::string why;
-    auto tar = tar_reader::open(path, why);
-    for (std::optional<tar_member> member; tar->next(member, why) && member;) {
-      names.push_back(member->name);
+    auto tar = tar_reader::open(path);
+    EXPECT_TRUE(tar) << tar.error().detail;
+    if (!tar) return names;
+    for (auto member = (*tar)->next(); member && *member; member = (*tar)->next()) {
+      names.push_back((*member)->name);
     }
     return names;
   }
@@ -155,19 +156,20 @@ TEST_F(bundle_export, the_bundle_proves_its_tree_extends_an_older_one_the_cache_
   import_options options;
   options.sumdbs = request_.sumdbs;
   options.exempt = sumdb_exemption(resolver_options);
-  import_summary imported;
-  std::string why;
-  ASSERT_TRUE(import_bundle(*importing, out, options, imported, why)) << why;
-  ASSERT_EQ(imported.notes.size(), 1u);
-  EXPECT_EQ(imported.notes[0], name + ": tree of 300 records, extends the remembered one");
+  const auto imported = import_bundle(*importing, out, options);
+  ASSERT_TRUE(imported) << imported.error().detail;
+  ASSERT_EQ(imported->notes.size(), 1u);
+  EXPECT_EQ(imported->notes[0], name + ": tree of 300 records, extends the remembered one");
 
   // One that remembers a tree of the same size with another root refuses it as a fork.
   auto forked = open_store(dir_ / "forked");
   auto other = head(log_size);
   other.root[5] ^= 1;
   put(*forked, "/gomodproxy/verified-tree/" + name, sumdb::format_tree_head(other));
-  EXPECT_FALSE(import_bundle(*forked, out, options, imported, why));
-  EXPECT_NE(why.find("forked"), std::string::npos) << why;
+  const auto refused = import_bundle(*forked, out, options);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, errc::verification_failed);
+  EXPECT_NE(refused.error().detail.find("forked"), std::string::npos) << refused.error().detail;
 }
 
 TEST_F(bundle_export, what_is_not_cached_is_named_and_nothing_is_written) {

@@ -101,9 +101,8 @@ class bundle_import : public ::testing::Test {
     const auto path = (dir_ / "bundle.tar").string();
     std::FILE* out = std::fopen(path.c_str(), "wb");
     tar_writer tar(out);
-    std::string why;
-    for (const auto& [name, content] : bundle) EXPECT_TRUE(tar.add_file(name, content, 0, why));
-    EXPECT_TRUE(tar.finish(why));
+    for (const auto& [name, content] : bundle) EXPECT_TRUE(tar.add_file(name, content, 0));
+    EXPECT_TRUE(tar.finish());
     std::fclose(out);
     if (type_of_first != '0') {
       // Another typeflag, and the header checksum that goes with it.
@@ -122,6 +121,13 @@ class bundle_import : public ::testing::Test {
     return path;
   }
 
+  // Imports `bundle`, expecting it taken; what the import says it did.
+  import_summary expect_imported(const members& bundle) {
+    auto imported = import_bundle(*store_, write(bundle), options_);
+    EXPECT_TRUE(imported) << imported.error().detail;
+    return imported ? *imported : import_summary{};
+  }
+
   std::size_t cached_entries() {
     std::size_t count = 0;
     EXPECT_TRUE(store_->for_each_entry([&count](std::string_view, const cache::entry_meta&, bool) {
@@ -131,13 +137,15 @@ class bundle_import : public ::testing::Test {
     return count;
   }
 
-  // Imports `bundle`; expects a refusal whose reason contains `reason` and an untouched cache.
-  void expect_refused(const members& bundle, const std::string& reason, char type = '0') {
+  // Imports `bundle`; expects a refusal of `code` whose detail contains `reason` and an
+  // untouched cache.
+  void expect_refused(errc code, const members& bundle, const std::string& reason,
+                      char type = '0') {
     const auto before = cached_entries();
-    import_summary summary;
-    std::string why;
-    EXPECT_FALSE(import_bundle(*store_, write(bundle, type), options_, summary, why));
-    EXPECT_NE(why.find(reason), std::string::npos) << why;
+    const auto imported = import_bundle(*store_, write(bundle, type), options_);
+    ASSERT_FALSE(imported) << reason;
+    EXPECT_EQ(imported.error().code, code) << imported.error().detail;
+    EXPECT_NE(imported.error().detail.find(reason), std::string::npos) << imported.error().detail;
     EXPECT_EQ(cached_entries(), before);
   }
 
@@ -170,9 +178,7 @@ members without(members bundle, const std::string& name) {
 }
 
 TEST_F(bundle_import, a_valid_bundle_is_committed_under_the_serving_keys) {
-  import_summary summary;
-  std::string why;
-  ASSERT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  auto summary = expect_imported(valid());
   EXPECT_EQ(summary.versions, 1u);
   EXPECT_EQ(summary.files_added, 3u);
   EXPECT_EQ(summary.records, 1u);
@@ -189,7 +195,7 @@ TEST_F(bundle_import, a_valid_bundle_is_committed_under_the_serving_keys) {
   EXPECT_EQ(sumdb::parse_tree_head(*remembered)->size, 2);
 
   // Again: nothing new, the same tree is consistent with itself.
-  ASSERT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  summary = expect_imported(valid());
   EXPECT_EQ(summary.files_present, 3u);
 }
 
@@ -199,51 +205,54 @@ TEST_F(bundle_import, a_cached_list_is_merged) {
   cache::entry_meta meta;
   meta.kind = cache::entry_kind::expiring;
   ASSERT_TRUE((*writer)->commit(meta));
-  import_summary summary;
-  std::string why;
-  ASSERT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  auto summary = expect_imported(valid());
   EXPECT_EQ(body("/example.com/hello/@v/list"), "v1.0.0\nv1.2.0\nv1.3.0\n");
 }
 
 TEST_F(bundle_import, bad_names_are_refused) {
-  expect_refused(replaced(valid(), base + ".info", "{}"), ".info: not JSON whose Version");
+  expect_refused(errc::verification_failed, replaced(valid(), base + ".info", "{}"),
+                 ".info: not JSON whose Version");
   auto bundle = valid();
   bundle.emplace_back("../example.com/hello/@v/list", "v1.2.0\n");
-  expect_refused(bundle, "../example.com/hello/@v/list: '..' path element");
+  expect_refused(errc::invalid_request, bundle, "../example.com/hello/@v/list: '..' path element");
   bundle = valid();
   bundle.emplace_back("/example.com/hello/@v/list", "");
-  expect_refused(bundle, "absolute path");
+  expect_refused(errc::invalid_request, bundle, "absolute path");
   bundle = valid();
   bundle.emplace_back("README", "hello");
-  expect_refused(bundle, "README: ");
+  expect_refused(errc::invalid_request, bundle, "README: ");
   bundle = valid();
   bundle.emplace_back("example.com/hello!/@v/list", "");
-  expect_refused(bundle, "example.com/hello!/@v/list: ");
+  expect_refused(errc::invalid_request, bundle, "example.com/hello!/@v/list: ");
   bundle = valid();
   bundle.emplace_back("example.com/Hello/@v/list", "");
-  expect_refused(bundle, "example.com/Hello/@v/list: ");
+  expect_refused(errc::invalid_request, bundle, "example.com/Hello/@v/list: ");
   bundle = valid();
   bundle.emplace_back("example.com/hello/@latest", "");
-  expect_refused(bundle, "example.com/hello/@latest: ");
+  expect_refused(errc::invalid_request, bundle, "example.com/hello/@latest: ");
   bundle = valid();
   bundle.emplace_back("example.com/hello/@v/list", "v1.2.0\n");
-  expect_refused(bundle, "example.com/hello/@v/list: duplicate member");
-  expect_refused(valid(), "not a regular file (tar type \"2\")", '2');
+  expect_refused(errc::invalid_request, bundle, "example.com/hello/@v/list: duplicate member");
+  expect_refused(errc::invalid_request, valid(), "not a regular file (tar type \"2\")", '2');
   bundle = valid();
   bundle.emplace_back("example.com/hello/@v/v1.0.0.mod\nforged line", "");
-  expect_refused(bundle, "example.com/hello/@v/v1.0.0.mod\\nforged line: ");
+  expect_refused(errc::invalid_request, bundle, "example.com/hello/@v/v1.0.0.mod\\nforged line: ");
   bundle = valid();
   bundle.emplace_back("sumdb/" + database_name + "/tile/8/0/000.p/1", std::string(8193, 'x'));
-  expect_refused(bundle, "tile/8/0/000.p/1: 8193 bytes is too large for this file");
-  expect_refused(replaced(valid(), "example.com/hello/@v/list", "v1.2.0\nmaster\n"),
+  expect_refused(errc::too_large, bundle,
+                 "tile/8/0/000.p/1: 8193 bytes is too large for this file");
+  expect_refused(errc::invalid_request,
+                 replaced(valid(), "example.com/hello/@v/list", "v1.2.0\nmaster\n"),
                  "list: line 2 is not a version");
 }
 
 TEST_F(bundle_import, module_files_must_match_the_signed_records) {
   auto mod = mod_;
   mod[0] = 'M';
-  expect_refused(replaced(valid(), base + ".mod", mod), base + ".mod: h1 is ");
-  expect_refused(without(valid(), "sumdb/" + database_name + "/lookup/example.com/hello@v1.2.0"),
+  expect_refused(errc::verification_failed, replaced(valid(), base + ".mod", mod),
+                 base + ".mod: h1 is ");
+  expect_refused(errc::verification_failed,
+                 without(valid(), "sumdb/" + database_name + "/lookup/example.com/hello@v1.2.0"),
                  base + ".mod: no " + database_name + " record in the bundle vouches for it");
 }
 
@@ -252,21 +261,26 @@ TEST_F(bundle_import, records_and_tiles_must_prove_the_signed_tree) {
   auto answer = *database_.answer("/lookup/example.com/hello@v1.2.0");
   const auto at = answer.find("h1:") + 3;
   answer[at] = answer[at] == 'B' ? 'C' : 'B';
-  expect_refused(replaced(valid(), lookup, answer), lookup + ": not in the bundle's signed tree");
+  expect_refused(errc::verification_failed, replaced(valid(), lookup, answer),
+                 lookup + ": not in the bundle's signed tree");
 
   const std::string tile = "sumdb/" + database_name + "/tile/8/0/000.p/2";
   auto bytes = *database_.answer("/tile/8/0/000.p/2");
   bytes[40] ^= 1;
-  expect_refused(replaced(valid(), tile, bytes), "sumdb/" + database_name + ": ");
-  expect_refused(without(valid(), "sumdb/" + database_name + "/latest"), "latest: missing");
+  expect_refused(errc::verification_failed, replaced(valid(), tile, bytes),
+                 "sumdb/" + database_name + ": ");
+  expect_refused(errc::invalid_request, without(valid(), "sumdb/" + database_name + "/latest"),
+                 "latest: missing");
 
   // Signed by another key under the same name.
   test::test_checksum_database stranger(database_name,
                                         {"x v1.0.0/go.mod h1:" + std::string(43, 'A') + "=\n"});
   options_.sumdbs.front().key = *sumdb::parse_verifier_key(stranger.verifier_key_text());
-  expect_refused(valid(), "latest: the signed tree does not verify with the configured key");
+  expect_refused(errc::verification_failed, valid(),
+                 "latest: the signed tree does not verify with the configured key");
   options_.sumdbs.front().name = "other.example";
-  expect_refused(valid(), "checksum database " + database_name + " is not configured here");
+  expect_refused(errc::invalid_request, valid(),
+                 "checksum database " + database_name + " is not configured here");
 }
 
 TEST_F(bundle_import, tiles_the_signed_tree_cannot_have_are_refused_before_they_are_read) {
@@ -276,11 +290,11 @@ TEST_F(bundle_import, tiles_the_signed_tree_cannot_have_are_refused_before_they_
        {"8/0/001", "8/0/000.p/3", "8/0/000", "8/1/000.p/1", "8/data/001.p/1", "4/0/000.p/2"}) {
     auto bundle = valid();
     bundle.emplace_back(tiles + name, std::string(32, 'x'));
-    expect_refused(bundle, tiles + name + ": ");
+    expect_refused(errc::invalid_request, bundle, tiles + name + ": ");
   }
   auto bundle = valid();
   bundle.emplace_back(tiles + "8/0/001", std::string(32, 'x'));
-  expect_refused(bundle, "not a tile of the signed tree of 2 records");
+  expect_refused(errc::invalid_request, bundle, "not a tile of the signed tree of 2 records");
 }
 
 TEST_F(bundle_import, the_checksum_data_held_at_once_is_bounded_in_total) {
@@ -292,12 +306,11 @@ TEST_F(bundle_import, the_checksum_data_held_at_once_is_bounded_in_total) {
     }
   }
   options_.max_checksum_bytes = checksum_bytes - 1;
-  expect_refused(valid(), "the bundle's tiles and checksum records exceed " +
-                              std::to_string(checksum_bytes - 1) + " bytes");
+  expect_refused(errc::too_large, valid(),
+                 "the bundle's tiles and checksum records exceed " +
+                     std::to_string(checksum_bytes - 1) + " bytes");
   options_.max_checksum_bytes = checksum_bytes;
-  import_summary summary;
-  std::string why;
-  EXPECT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  expect_imported(valid());
 }
 
 TEST_F(bundle_import, a_remembered_tree_of_the_same_size_with_another_root_is_a_fork) {
@@ -306,7 +319,7 @@ TEST_F(bundle_import, a_remembered_tree_of_the_same_size_with_another_root_is_a_
   auto writer = store_->create("/gomodproxy/verified-tree/" + database_name);
   ASSERT_TRUE(writer && (*writer)->append(sumdb::format_tree_head(forked)));
   ASSERT_TRUE((*writer)->commit({}));
-  expect_refused(valid(), "the database forked");
+  expect_refused(errc::verification_failed, valid(), "the database forked");
 }
 
 TEST_F(bundle_import, a_cached_latest_of_a_larger_tree_stays) {
@@ -319,9 +332,7 @@ TEST_F(bundle_import, a_cached_latest_of_a_larger_tree_stays) {
   cache::entry_meta meta;
   meta.kind = cache::entry_kind::expiring;
   ASSERT_TRUE((*writer)->commit(meta));
-  import_summary summary;
-  std::string why;
-  ASSERT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  auto summary = expect_imported(valid());
   EXPECT_EQ(body(latest_key), larger);
   EXPECT_EQ(sumdb::parse_tree_head(*body("/gomodproxy/verified-tree/" + database_name))->size, 2);
 
@@ -329,19 +340,14 @@ TEST_F(bundle_import, a_cached_latest_of_a_larger_tree_stays) {
   writer = store_->create(latest_key);
   ASSERT_TRUE(writer && (*writer)->append(database_.sign_tree({1, {}})));
   ASSERT_TRUE((*writer)->commit(meta));
-  ASSERT_TRUE(import_bundle(*store_, write(valid()), options_, summary, why)) << why;
+  summary = expect_imported(valid());
   EXPECT_EQ(body(latest_key), database_.answer("/latest"));
 }
 
 TEST_F(bundle_import, exempt_modules_need_no_record) {
   resolver_options_.no_sumdb_patterns = {"example.com/hello"};
-  import_summary summary;
-  std::string why;
-  ASSERT_TRUE(import_bundle(
-      *store_,
-      write(without(valid(), "sumdb/" + database_name + "/lookup/example.com/hello@v1.2.0")),
-      options_, summary, why))
-      << why;
+  const auto summary = expect_imported(
+      without(valid(), "sumdb/" + database_name + "/lookup/example.com/hello@v1.2.0"));
   ASSERT_EQ(summary.unverified.size(), 1u);
   EXPECT_EQ(summary.unverified[0], "example.com/hello@v1.2.0 (matches no_sumdb)");
 }

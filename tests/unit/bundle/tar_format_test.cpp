@@ -44,22 +44,31 @@ struct read_member {
   std::string content;
 };
 
-// Every member of the archive at `path`, or the reader's error.
-std::vector<read_member> read_all(const fs::path& path, std::string& why) {
+// Every member of the archive at `path`; `failed` set to the reader's failure, if any.
+std::vector<read_member> read_all(const fs::path& path, std::optional<failure>& failed) {
   std::vector<read_member> members;
-  auto reader = tar_reader::open(path.string(), why);
-  if (!reader) return members;
-  for (;;) {
-    std::optional<tar_member> member;
-    if (!reader->next(member, why)) return members;
-    if (!member) break;
-    std::string content;
-    EXPECT_TRUE(reader->read(member->offset, member->size, content, why));
-    members.push_back({member->name, member->type, content});
+  failed.reset();
+  auto reader = tar_reader::open(path.string());
+  if (!reader) {
+    failed = reader.error();
+    return members;
   }
-  why.clear();
+  for (;;) {
+    auto member = (*reader)->next();
+    if (!member) {
+      failed = member.error();
+      return members;
+    }
+    if (!*member) break;
+    std::string content;
+    EXPECT_TRUE((*reader)->read((*member)->offset, (*member)->size, content));
+    members.push_back({(*member)->name, (*member)->type, content});
+  }
   return members;
 }
+
+// The detail of a failure, or "" for none, for messages.
+std::string detail(const std::optional<failure>& failed) { return failed ? failed->detail : ""; }
 
 const std::string long_name = "example.com/" + std::string(120, 'a') + "/@v/v1.0.0.zip";
 
@@ -67,16 +76,15 @@ fs::path write_sample(const fs::path& dir) {
   const auto path = dir / "sample.tar";
   std::FILE* out = std::fopen(path.c_str(), "wb");
   tar_writer tar(out);
-  std::string why;
-  EXPECT_TRUE(tar.add_file("example.com/m/@v/list", "v1.0.0\n", 1700000000, why)) << why;
-  EXPECT_TRUE(tar.add_file("sumdb/sum.golang.org/supported", "", 1700000000, why)) << why;
+  EXPECT_TRUE(tar.add_file("example.com/m/@v/list", "v1.0.0\n", 1700000000));
+  EXPECT_TRUE(tar.add_file("sumdb/sum.golang.org/supported", "", 1700000000));
   // Written in pieces, larger than a block and not a multiple of one.
   const std::string big(3 * 512 + 17, 'z');
-  EXPECT_TRUE(tar.begin_file(long_name, big.size(), 1700000000, why)) << why;
-  EXPECT_TRUE(tar.write(std::string_view(big).substr(0, 700), why));
-  EXPECT_TRUE(tar.write(std::string_view(big).substr(700), why));
-  EXPECT_TRUE(tar.end_file(why)) << why;
-  EXPECT_TRUE(tar.finish(why)) << why;
+  EXPECT_TRUE(tar.begin_file(long_name, big.size(), 1700000000));
+  EXPECT_TRUE(tar.write(std::string_view(big).substr(0, 700)));
+  EXPECT_TRUE(tar.write(std::string_view(big).substr(700)));
+  EXPECT_TRUE(tar.end_file());
+  EXPECT_TRUE(tar.finish());
   std::fclose(out);
   return path;
 }
@@ -85,9 +93,9 @@ TEST(tar_format, members_round_trip) {
   scratch dir;
   const auto path = write_sample(dir.path());
   EXPECT_EQ(fs::file_size(path) % 512, 0u);
-  std::string why;
-  const auto members = read_all(path, why);
-  ASSERT_EQ(why, "");
+  std::optional<failure> failed;
+  const auto members = read_all(path, failed);
+  ASSERT_FALSE(failed) << detail(failed);
   ASSERT_EQ(members.size(), 3u);
   EXPECT_EQ(members[0].name, "example.com/m/@v/list");
   EXPECT_EQ(members[0].content, "v1.0.0\n");
@@ -117,9 +125,11 @@ TEST(tar_format, a_cut_archive_is_truncated_wherever_it_is_cut) {
   for (std::size_t cut = 0; cut + 2 * 512 <= whole.size(); cut += 100) {
     const auto path = dir.path() / "cut.tar";
     spit(path, whole.substr(0, cut));
-    std::string why;
-    read_all(path, why);
-    EXPECT_NE(why.find("truncated"), std::string::npos) << cut << ": " << why;
+    std::optional<failure> failed;
+    read_all(path, failed);
+    ASSERT_TRUE(failed) << cut;
+    EXPECT_EQ(failed->code, errc::invalid_request) << cut;
+    EXPECT_NE(failed->detail.find("truncated"), std::string::npos) << cut << ": " << failed->detail;
   }
 }
 
@@ -129,9 +139,11 @@ TEST(tar_format, a_changed_header_byte_fails_its_checksum) {
   bytes[3] ^= 0x20;  // a letter of the first name
   const auto path = dir.path() / "bad.tar";
   spit(path, bytes);
-  std::string why;
-  read_all(path, why);
-  EXPECT_NE(why.find("bad header checksum"), std::string::npos) << why;
+  std::optional<failure> failed;
+  read_all(path, failed);
+  ASSERT_TRUE(failed);
+  EXPECT_EQ(failed->code, errc::invalid_request);
+  EXPECT_NE(failed->detail.find("bad header checksum"), std::string::npos) << failed->detail;
 }
 
 TEST(tar_format, a_malformed_pax_record_is_refused) {
@@ -141,10 +153,9 @@ TEST(tar_format, a_malformed_pax_record_is_refused) {
     const auto path = dir.path() / "pax.tar";
     std::FILE* out = std::fopen(path.c_str(), "wb");
     tar_writer tar(out);
-    std::string why;
-    ASSERT_TRUE(tar.add_file("header", records, 0, why));
-    ASSERT_TRUE(tar.add_file("member", "x", 0, why));
-    ASSERT_TRUE(tar.finish(why));
+    ASSERT_TRUE(tar.add_file("header", records, 0));
+    ASSERT_TRUE(tar.add_file("member", "x", 0));
+    ASSERT_TRUE(tar.finish());
     std::fclose(out);
     // The first member becomes a pax extended header, with the checksum that goes with it.
     auto bytes = slurp(path);
@@ -156,8 +167,12 @@ TEST(tar_format, a_malformed_pax_record_is_refused) {
     std::snprintf(field, sizeof field, "%06o", sum);
     std::copy_n(field, 7, bytes.begin() + 148);
     spit(path, bytes);
-    read_all(path, why);
-    EXPECT_NE(why.find("malformed pax extended header"), std::string::npos) << why;
+    std::optional<failure> failed;
+    read_all(path, failed);
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(failed->code, errc::invalid_request);
+    EXPECT_NE(failed->detail.find("malformed pax extended header"), std::string::npos)
+        << failed->detail;
   }
 }
 
@@ -166,11 +181,12 @@ TEST(tar_format, names_are_returned_as_stored_for_the_caller_to_judge) {
   const auto path = dir.path() / "dots.tar";
   std::FILE* out = std::fopen(path.c_str(), "wb");
   tar_writer tar(out);
-  std::string why;
-  ASSERT_TRUE(tar.add_file("../escape", "x", 0, why));
-  ASSERT_TRUE(tar.finish(why));
+  ASSERT_TRUE(tar.add_file("../escape", "x", 0));
+  ASSERT_TRUE(tar.finish());
   std::fclose(out);
-  const auto members = read_all(path, why);
+  std::optional<failure> failed;
+  const auto members = read_all(path, failed);
+  ASSERT_FALSE(failed) << detail(failed);
   ASSERT_EQ(members.size(), 1u);
   EXPECT_EQ(members[0].name, "../escape");
 }
@@ -180,11 +196,41 @@ TEST(tar_format, the_writer_refuses_content_beyond_the_declared_size) {
   const auto path = dir.path() / "over.tar";
   std::FILE* out = std::fopen(path.c_str(), "wb");
   tar_writer tar(out);
-  std::string why;
-  ASSERT_TRUE(tar.begin_file("a", 2, 0, why));
-  EXPECT_FALSE(tar.write("abc", why));
-  EXPECT_FALSE(tar.finish(why));
+  ASSERT_TRUE(tar.begin_file("a", 2, 0));
+  const auto over = tar.write("abc");
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().code, boost::system::errc::invalid_argument);
+  EXPECT_EQ(over.error().detail, "more content than the member's declared size");
+  const auto unfinished = tar.finish();
+  ASSERT_FALSE(unfinished);
+  EXPECT_EQ(unfinished.error().detail, "the archive ended inside a member");
   std::fclose(out);
+}
+
+TEST(tar_format, an_archive_that_cannot_be_opened_fails_with_the_errno_or_as_no_file) {
+  scratch dir;
+  const auto missing = tar_reader::open((dir.path() / "missing.tar").string());
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, boost::system::errc::no_such_file_or_directory);
+  EXPECT_NE(missing.error().detail.find("cannot open "), std::string::npos)
+      << missing.error().detail;
+  const auto directory = tar_reader::open(dir.path().string());
+  ASSERT_FALSE(directory);
+  EXPECT_EQ(directory.error().code, errc::invalid_request);
+  EXPECT_EQ(directory.error().detail, dir.path().string() + " is not a regular file");
+}
+
+TEST(tar_format, a_write_that_fails_carries_the_errno) {
+  std::FILE* out = std::fopen("/dev/full", "wb");
+  ASSERT_NE(out, nullptr);
+  tar_writer tar(out);
+  // /dev/full takes writes into the stdio buffer and refuses them at the flush.
+  outcome_of<void> written = tar.add_file("a", std::string(1 << 20, 'x'), 0);
+  if (written) written = tar.finish();
+  std::fclose(out);
+  ASSERT_FALSE(written);
+  EXPECT_EQ(written.error().code, boost::system::errc::no_space_on_device);
+  EXPECT_EQ(written.error().detail.rfind("write failed: ", 0), 0u) << written.error().detail;
 }
 
 }  // namespace

@@ -1010,14 +1010,17 @@ TEST_P(cache_store_conformance, writer_is_spent_after_commit) {
 store_factory rocksdb_factory(std::string name, std::size_t chunk_bytes,
                               std::size_t inline_max_bytes, bool body_files) {
   return {name, chunk_bytes, inline_max_bytes,
-          [chunk_bytes, inline_max_bytes, body_files](const fs::path& dir) {
+          [chunk_bytes, inline_max_bytes,
+           body_files](const fs::path& dir) -> result<std::unique_ptr<cache_store>> {
             rocksdb_options options;
             options.body_files = body_files;
             options.path = dir.string();
             options.chunk_bytes = chunk_bytes;
             options.inline_max_bytes = inline_max_bytes;
             options.memory_bytes = 8u << 20;
-            return open_rocksdb_store(options);
+            auto opened = open_rocksdb_store(options);
+            if (!opened) return opened.error().code;
+            return std::move(*opened);
           }};
 }
 

@@ -75,10 +75,9 @@ class rocksdb_body_files_test : public ::testing::Test {
   }
 
   std::unique_ptr<cache_store> open() {
-    std::string why;
-    auto store = open_rocksdb_store(options(), &why);
+    auto store = open_rocksdb_store(options());
     if (!store) {
-      ADD_FAILURE() << why;
+      ADD_FAILURE() << store.error().detail;
       return nullptr;
     }
     return std::move(*store);

@@ -51,10 +51,9 @@ class size_cap_test : public ::testing::Test {
   }
 
   std::unique_ptr<cache_store> open(std::uint64_t max_bytes = cap) {
-    std::string why;
-    auto store = open_rocksdb_store(options(max_bytes), &why);
+    auto store = open_rocksdb_store(options(max_bytes));
     if (!store) {
-      ADD_FAILURE() << why;
+      ADD_FAILURE() << store.error().detail;
       return nullptr;
     }
     return std::move(*store);

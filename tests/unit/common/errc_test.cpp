@@ -3,9 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/error.hpp>
+#include <boost/system/system_error.hpp>
 #include <set>
 #include <string>
 #include <vector>
+
+#include "common/failure.hpp"
 
 namespace gomodproxy {
 namespace {
@@ -47,6 +50,28 @@ TEST(errc, a_value_no_enumerator_has_is_a_500_with_a_message) {
   const boost::system::error_code unknown{99, gomodproxy_category()};
   EXPECT_EQ(to_http_status(unknown), 500);
   EXPECT_EQ(unknown.message(), "unknown gomodproxy error");
+}
+
+TEST(errc, a_failure_has_the_status_of_its_code_and_keeps_its_detail_apart) {
+  const failure refused{errc::verification_failed, "x.zip: h1 is h1:a, the record says h1:b"};
+  EXPECT_EQ(to_http_status(refused), 502);
+  EXPECT_EQ(to_http_status(system_failure(ENOSPC, "write failed")), 500);
+  EXPECT_EQ(system_failure(ENOSPC, "write failed").code,
+            make_error_code(boost::system::errc::no_space_on_device));
+
+  const outcome_of<int> failed = refused;
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, errc::verification_failed);
+  EXPECT_EQ(failed.error().detail, refused.detail);
+  try {
+    (void)failed.value();
+    ADD_FAILURE() << "value() of a failure returned";
+  } catch (const boost::system::system_error& thrown) {
+    EXPECT_EQ(thrown.code(), errc::verification_failed);
+    EXPECT_NE(std::string(thrown.what()).find(refused.detail), std::string::npos);
+  }
+  const outcome_of<int> answered = 7;
+  EXPECT_EQ(answered.value(), 7);
 }
 
 }  // namespace

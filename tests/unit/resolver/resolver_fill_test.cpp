@@ -226,7 +226,7 @@ class fill_harness {
     cache::rocksdb_options store_options;
     store_options.path = directory_ / "cache";
     auto opened = cache::open_rocksdb_store(store_options);
-    if (!opened) throw std::runtime_error("rocksdb: " + opened.error().message());
+    if (!opened) throw std::runtime_error("rocksdb: " + opened.error().detail);
     real_store_ = std::move(*opened);
     store_ = std::make_unique<faulty_store>(*real_store_, store_faults_);
 

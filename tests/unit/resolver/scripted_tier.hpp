@@ -167,7 +167,7 @@ class scripted_harness {
       cache::rocksdb_options store_options;
       store_options.path = directory_.path / "cache";
       auto opened = cache::open_rocksdb_store(store_options);
-      if (!opened) throw std::runtime_error("rocksdb: " + opened.error().message());
+      if (!opened) throw std::runtime_error("rocksdb: " + opened.error().detail);
       store_ = std::move(*opened);
     }
 

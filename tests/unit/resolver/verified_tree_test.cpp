@@ -22,7 +22,7 @@ class verified_tree_test : public ::testing::Test {
     cache::rocksdb_options options;
     options.path = directory_ / "cache";
     auto opened = cache::open_rocksdb_store(options);
-    ASSERT_TRUE(opened) << opened.error().message();
+    ASSERT_TRUE(opened) << opened.error().detail;
     store_ = std::move(*opened);
   }
   void TearDown() override {
