@@ -27,6 +27,10 @@ class category final : public boost::system::error_category {
         return "cache I/O error";
       case errc::cache_corrupt:
         return "cache entry corrupt";
+      case errc::not_found:
+        return "not found";
+      case errc::upstream_unavailable:
+        return "no upstream answered";
     }
     return "unknown gomodproxy error";
   }
@@ -43,6 +47,8 @@ int to_http_status(const boost::system::error_code& error) noexcept {
   if (error.category() != gomodproxy_category()) return 500;
   switch (static_cast<errc>(error.value())) {
     case errc::invalid_request:
+    case errc::not_found:
+    case errc::upstream_unavailable:
       return 404;
     case errc::verification_failed:
       return 502;

@@ -28,6 +28,16 @@ enum class errc {
   /// Stored bytes are not what was committed: a record that does not decode, a missing chunk or
   /// body file, a CRC mismatch. 500; the resolver fills such an entry again.
   cache_corrupt,
+  /// No tier has the module, version or file: each one asked answered not found (or the cache
+  /// remembers that they did), a checksum database has no record of it, or offline, the cache
+  /// does not hold it. 404, not 410: the go command falls back to its next proxy on either, and
+  /// 404 is what this proxy has always answered.
+  not_found,
+  /// No tier answered: each one asked failed, timed out or was passed over by its circuit
+  /// breaker, or the fill's deadline passed. 404 too, so the go command tries the next entry of
+  /// its GOPROXY whatever separates them (a 502 stops it at a `,`); the resolver answers 502
+  /// instead when all_failed_502 is set.
+  upstream_unavailable,
 };
 
 const boost::system::error_category& gomodproxy_category() noexcept;

@@ -25,6 +25,8 @@ TEST(errc, each_code_has_its_documented_status_and_a_message_of_its_own) {
       {errc::verification_failed, 502},  // an upstream sent it
       {errc::cache_io, 500},
       {errc::cache_corrupt, 500},
+      {errc::not_found, 404},             // the go command falls back on 404 and 410
+      {errc::upstream_unavailable, 404},  // so a `,` in GOPROXY does not stop the go command
   };
   std::set<std::string> messages;
   for (const auto& c : cases) {
