@@ -4,6 +4,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
+#include <optional>
+#include <utility>
 
 #include "protocol/module_path.hpp"
 #include "protocol/semver.hpp"
@@ -16,13 +18,21 @@ constexpr std::uint64_t max_zip = 524288000;
 constexpr std::uint64_t max_go_mod = 16777216;
 constexpr std::uint64_t max_small = 1 << 20;
 
-std::optional<std::string> read_all(std::uint64_t size, const sumdb::random_reader& read,
-                                    std::string& out) {
+// The staged body read back whole: the reader's code when it fails, cache_corrupt when it
+// holds less than was received.
+outcome_of<std::string> read_all(std::uint64_t size, const sumdb::random_reader& read) {
   auto bytes = read(0, static_cast<std::size_t>(size));
-  if (!bytes) return "cannot read body back: " + bytes.error().message();
-  if (bytes->size() != size) return std::string("body shorter than received");
-  out = std::move(*bytes);
-  return std::nullopt;
+  if (!bytes) {
+    return failure{bytes.error(), "cannot read body back: " + bytes.error().message()};
+  }
+  if (bytes->size() != size) return failure{errc::cache_corrupt, "body shorter than received"};
+  return std::move(*bytes);
+}
+
+// A reason an answer is refused, or none: verification_failed, an upstream sent it.
+outcome_of<void> refused_if(std::optional<std::string> reason) {
+  if (reason) return failure{errc::verification_failed, std::move(*reason)};
+  return {};
 }
 
 // A hash tile is exactly its width's hashes: the go command's tile reader refuses one of any
@@ -143,24 +153,24 @@ std::uint64_t body_limit(protocol::endpoint kind) {
   }
 }
 
-std::optional<std::string> check_body(const protocol::module_request& request, std::uint64_t size,
-                                      const sumdb::random_reader& read) {
-  if (size > body_limit(request.kind)) return std::string("response too large");
+outcome_of<void> check_body(const protocol::module_request& request, std::uint64_t size,
+                            const sumdb::random_reader& read) {
+  if (size > body_limit(request.kind)) return failure{errc::too_large, "response too large"};
   using protocol::endpoint;
   if (request.kind == endpoint::zip) {
-    return sumdb::check_module_zip(request.module_path, request.version, size, read);
+    return refused_if(sumdb::check_module_zip(request.module_path, request.version, size, read));
   }
-  std::string body;
-  if (auto bad = read_all(size, read, body)) return bad;
+  auto body = read_all(size, read);
+  if (!body) return body.error();
   switch (request.kind) {
     case endpoint::info:
     case endpoint::query:
     case endpoint::latest:
-      return check_info(request, body);
+      return refused_if(check_info(request, *body));
     case endpoint::mod:
-      return check_go_mod(request, body);
+      return refused_if(check_go_mod(request, *body));
     case endpoint::sumdb_tile:
-      return check_tile_size(request, body);
+      return refused_if(check_tile_size(request, *body));
     case endpoint::list:
     case endpoint::zip:
     case endpoint::sumdb_supported:
@@ -168,35 +178,38 @@ std::optional<std::string> check_body(const protocol::module_request& request, s
     case endpoint::sumdb_latest:
       break;
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<std::string> check_signed_answer(const protocol::module_request& request,
-                                               std::uint64_t size, const sumdb::random_reader& read,
-                                               const sumdb::verifier_key& key) {
-  std::string body;
-  if (auto bad = read_all(size, read, body)) return bad;
-  std::string_view note = body;
+outcome_of<void> check_signed_answer(const protocol::module_request& request, std::uint64_t size,
+                                     const sumdb::random_reader& read,
+                                     const sumdb::verifier_key& key) {
+  auto body = read_all(size, read);
+  if (!body) return body.error();
+  auto refused = [](std::string reason) {
+    return failure{errc::verification_failed, std::move(reason)};
+  };
+  std::string_view note = *body;
   std::optional<sumdb::lookup_record> record;
   if (request.kind == protocol::endpoint::sumdb_lookup) {
-    auto parsed = sumdb::parse_lookup_response(body);
-    if (!parsed) return "lookup answer: " + parsed.error().message();
+    auto parsed = sumdb::parse_lookup_response(*body);
+    if (!parsed) return refused("lookup answer: " + parsed.error().message());
     record = std::move(*parsed);
     // The record must be the one asked for: a line of it names this module and version. As
     // for the go command, one line is enough: a version known only by its go.mod has no zip
     // line, and whether the line a fill needs is there is decided by that fill.
     if (!sumdb::go_sum_hash(record->text, request.module_path, request.version, false) &&
         !sumdb::go_sum_hash(record->text, request.module_path, request.version, true)) {
-      return std::string("lookup record is for another module version");
+      return refused("lookup record is for another module version");
     }
     note = record->signed_tree;
   }
   auto text = sumdb::open_note(note, key);
-  if (!text) return "tree head not signed by " + key.name + ": " + text.error().message();
+  if (!text) return refused("tree head not signed by " + key.name + ": " + text.error().message());
   auto head = sumdb::parse_tree_head(*text);
-  if (!head) return "tree head: " + head.error().message();
-  if (record && record->id >= head->size) return std::string("lookup record lies beyond its tree");
-  return std::nullopt;
+  if (!head) return refused("tree head: " + head.error().message());
+  if (record && record->id >= head->size) return refused("lookup record lies beyond its tree");
+  return {};
 }
 
 }  // namespace gomodproxy::resolver

@@ -267,7 +267,7 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
       // here, so the entry has one user at a time.
       const bool hashed = needs_sumdb_check(request);
       struct checked_body {
-        std::optional<std::string> bad;
+        outcome_of<void> verdict;
         boost::system::result<std::string> h1 = std::string();
         // The first failed read of the staged body: then the verdicts above are about our
         // disk, not the upstream's answer.
@@ -282,13 +282,13 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
               if (!got && !out.read_error) out.read_error = got.error();
               return got;
             };
-            out.bad = check_body(request, entry->size(), reader);
-            if (!out.bad && (request.kind == endpoint::sumdb_lookup ||
-                             request.kind == endpoint::sumdb_latest)) {
-              out.bad = check_signed_answer(request, entry->size(), reader,
-                                            sumdb_named(request.sumdb)->key);
+            out.verdict = check_body(request, entry->size(), reader);
+            if (out.verdict && (request.kind == endpoint::sumdb_lookup ||
+                                request.kind == endpoint::sumdb_latest)) {
+              out.verdict = check_signed_answer(request, entry->size(), reader,
+                                                sumdb_named(request.sumdb)->key);
             }
-            if (!out.bad && hashed) {
+            if (out.verdict && hashed) {
               out.h1 =
                   sumdb::module_file_h1_hash(request.kind == endpoint::zip, entry->size(), reader);
             }
@@ -299,11 +299,12 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
         count_attempt(slots, kind, upstream_outcome::ok, &fetched);  // the failure is ours
         co_return ends_fill(cache_failure(checked.read_error, "read back"));
       }
-      if (const auto& bad = checked.bad) {
-        spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, *bad);
+      if (!checked.verdict) {
+        const auto& bad = checked.verdict.error().detail;
+        spdlog::warn("{} from {} rejected: {}", request.upstream_path, tier.name, bad);
         count_attempt(slots, kind, upstream_outcome::error, &fetched);
         note_problem(slots, kind, "invalid answer (failed verification)");
-        notes.tried += tier.name + ": invalid answer: " + *bad + "\n";
+        notes.tried += tier.name + ": invalid answer: " + bad + "\n";
         notes.hard_failure = true;
         verdict = attempt_verdict::invalid;
         break;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/errc.hpp"
+#include "common/failure.hpp"
 #include "protocol/request.hpp"
 #include "sumdb/signed_note.hpp"
 #include "sumdb/tree_note.hpp"
@@ -45,8 +46,13 @@ const sumdb::random_reader unreadable = [](std::uint64_t, std::size_t) {
   return boost::system::result<std::string>(make_error_code(errc::cache_io));
 };
 
-std::optional<std::string> verdict(std::string_view target, const std::string& body) {
+outcome_of<void> verdict(std::string_view target, const std::string& body) {
   return check_body(request_for(target), body.size(), reader_of(body));
+}
+
+// The reason a check refused with, "" when it accepted.
+std::string reason_of(const outcome_of<void>& checked) {
+  return checked ? std::string() : checked.error().detail;
 }
 
 std::string testdata(std::string_view name) {
@@ -57,7 +63,7 @@ std::string testdata(std::string_view name) {
 }
 
 // One case of a table: `reason_has` empty means the body must be accepted; otherwise refused
-// with a one-line reason containing it.
+// as verification_failed with a one-line reason containing it.
 struct body_case {
   const char* name;
   const char* target;
@@ -68,14 +74,16 @@ struct body_case {
 void run_table(const std::vector<body_case>& cases) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    const auto bad = verdict(c.target, c.body);
+    const auto checked = verdict(c.target, c.body);
     if (*c.reason_has == '\0') {
-      EXPECT_FALSE(bad.has_value()) << "refused: " << bad.value_or("");
+      EXPECT_TRUE(checked) << "refused: " << reason_of(checked);
       continue;
     }
-    ASSERT_TRUE(bad.has_value()) << "accepted";
-    EXPECT_NE(bad->find(c.reason_has), std::string::npos) << *bad;
-    EXPECT_EQ(bad->find('\n'), std::string::npos) << "reason spans lines: " << *bad;
+    ASSERT_FALSE(checked) << "accepted";
+    const auto& bad = checked.error();
+    EXPECT_EQ(bad.code, errc::verification_failed) << bad.detail;
+    EXPECT_NE(bad.detail.find(c.reason_has), std::string::npos) << bad.detail;
+    EXPECT_EQ(bad.detail.find('\n'), std::string::npos) << "reason spans lines: " << bad.detail;
   }
 }
 
@@ -195,8 +203,9 @@ TEST(check_body, go_mod_module_directive) {
 TEST(check_body, go_mod_declaring_a_long_path_gives_a_bounded_reason) {
   const std::string body = "module example.com/" + std::string(5000, 'x') + "\n";
   const auto bad = verdict("/example.com/hello/@v/v1.2.0.mod", body);
-  ASSERT_TRUE(bad);
-  EXPECT_LT(bad->size(), 400u);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::verification_failed);
+  EXPECT_LT(bad.error().detail.size(), 400u);
 }
 
 TEST(check_body, zip_structure_through_zip_check) {
@@ -297,11 +306,18 @@ constexpr std::uint64_t max_zip = 500u << 20;
 constexpr std::uint64_t max_go_mod = 16u << 20;
 constexpr std::uint64_t max_small = 1u << 20;
 
+// A body over its limit is too_large, before any of it is read.
+void expect_too_large(const outcome_of<void>& checked) {
+  ASSERT_FALSE(checked);
+  EXPECT_EQ(checked.error().code, errc::too_large);
+  EXPECT_EQ(checked.error().detail, "response too large");
+}
+
 TEST(check_body, sizes_at_and_over_the_limits) {
   const auto zip = request_for("/example.com/hello/@v/v1.2.0.zip");
   const sparse_zip at_limit("example.com/hello@v1.2.0/big.bin", max_zip);
-  EXPECT_EQ(check_body(zip, at_limit.total, at_limit.reader()), std::nullopt);
-  EXPECT_EQ(check_body(zip, max_zip + 1, unreadable), "response too large");
+  EXPECT_TRUE(check_body(zip, at_limit.total, at_limit.reader()));
+  expect_too_large(check_body(zip, max_zip + 1, unreadable));
 
   // A go.mod padded with comment lines to exactly 16 MiB is still a go.mod.
   const auto mod = request_for("/example.com/hello/@v/v1.2.0.mod");
@@ -310,18 +326,18 @@ TEST(check_body, sizes_at_and_over_the_limits) {
   while (go_mod.size() + comment.size() <= max_go_mod) go_mod += comment;
   go_mod += "//" + std::string(max_go_mod - go_mod.size() - 2, 'c');
   ASSERT_EQ(go_mod.size(), max_go_mod);
-  EXPECT_EQ(check_body(mod, go_mod.size(), reader_of(go_mod)), std::nullopt);
-  EXPECT_EQ(check_body(mod, max_go_mod + 1, unreadable), "response too large");
+  EXPECT_TRUE(check_body(mod, go_mod.size(), reader_of(go_mod)));
+  expect_too_large(check_body(mod, max_go_mod + 1, unreadable));
 
   const std::string list(max_small, 'v');
-  EXPECT_EQ(verdict("/example.com/hello/@v/list", list), std::nullopt);
+  EXPECT_TRUE(verdict("/example.com/hello/@v/list", list));
   for (const char* target :
        {"/example.com/hello/@v/list", "/example.com/hello/@latest",
         "/example.com/hello/@v/v1.2.0.info", "/example.com/hello/@v/master.info",
         "/sumdb/sum.golang.org/latest", "/sumdb/sum.golang.org/lookup/example.com/hello@v1.2.0",
         "/sumdb/sum.golang.org/tile/8/0/000"}) {
     SCOPED_TRACE(target);
-    EXPECT_EQ(check_body(request_for(target), max_small + 1, unreadable), "response too large");
+    expect_too_large(check_body(request_for(target), max_small + 1, unreadable));
   }
 }
 
@@ -360,11 +376,18 @@ TEST(check_body, reader_failures_are_refusals) {
     SCOPED_TRACE(target);
     const auto request = request_for(target);
     const auto failed = check_body(request, 100, failing);
-    ASSERT_TRUE(failed);
-    EXPECT_TRUE(failed->starts_with("cannot read body back")) << *failed;
-    EXPECT_EQ(check_body(request, 100, short_reader), "body shorter than received");
+    ASSERT_FALSE(failed);
+    EXPECT_EQ(failed.error().code, errc::cache_io);  // the reader's own code
+    EXPECT_TRUE(failed.error().detail.starts_with("cannot read body back")) << reason_of(failed);
+    const auto short_read = check_body(request, 100, short_reader);
+    ASSERT_FALSE(short_read);
+    EXPECT_EQ(short_read.error().code, errc::cache_corrupt);
+    EXPECT_EQ(short_read.error().detail, "body shorter than received");
   }
-  EXPECT_TRUE(check_body(request_for("/example.com/hello/@v/v1.2.0.zip"), 100, failing));
+  // zip_check reads the zip itself: a zip it cannot read is one it cannot accept.
+  const auto zip = check_body(request_for("/example.com/hello/@v/v1.2.0.zip"), 100, failing);
+  ASSERT_FALSE(zip);
+  EXPECT_EQ(zip.error().code, errc::verification_failed);
 }
 
 // ---- check_signed_answer -----------------------------------------------------------------------
@@ -381,7 +404,7 @@ class signed_answer : public ::testing::Test {
       "sum.example.com", {"example.com/other v1.0.0 h1:aaaa=\n", hello_record, only_go_mod_record}};
   sumdb::verifier_key key_ = sumdb::parse_verifier_key(db_.verifier_key_text()).value();
 
-  std::optional<std::string> check(std::string_view target, const std::string& body) {
+  outcome_of<void> check(std::string_view target, const std::string& body) {
     return check_signed_answer(request_for(target), body.size(), reader_of(body), key_);
   }
   std::string answer(std::string_view path) { return db_.answer(path).value(); }
@@ -391,7 +414,7 @@ constexpr const char* latest = "/sumdb/sum.example.com/latest";
 constexpr const char* hello_lookup = "/sumdb/sum.example.com/lookup/example.com/hello@v1.2.0";
 
 TEST_F(signed_answer, signed_tree_head_is_accepted) {
-  EXPECT_EQ(check(latest, answer("/latest")), std::nullopt);
+  EXPECT_TRUE(check(latest, answer("/latest")));
 }
 
 TEST_F(signed_answer, tree_head_refusals) {
@@ -408,9 +431,11 @@ TEST_F(signed_answer, tree_head_refusals) {
   for (const auto& [name, body] : cases) {
     SCOPED_TRACE(name);
     const auto bad = check(latest, body);
-    ASSERT_TRUE(bad);
-    EXPECT_TRUE(bad->starts_with("tree head not signed by sum.example.com")) << *bad;
-    EXPECT_EQ(bad->find('\n'), std::string::npos) << *bad;
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().code, errc::verification_failed);
+    EXPECT_TRUE(bad.error().detail.starts_with("tree head not signed by sum.example.com"))
+        << reason_of(bad);
+    EXPECT_EQ(reason_of(bad).find('\n'), std::string::npos) << reason_of(bad);
   }
   // Signed, but not a tree head.
   const test::test_signer signer("sum.example.com");
@@ -418,16 +443,16 @@ TEST_F(signed_answer, tree_head_refusals) {
   const std::string not_a_tree = signer.sign("go.sum database tree\nthree\n");
   const auto bad =
       check_signed_answer(request_for(latest), not_a_tree.size(), reader_of(not_a_tree), own_key);
-  ASSERT_TRUE(bad);
-  EXPECT_TRUE(bad->starts_with("tree head: ")) << *bad;
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::verification_failed);
+  EXPECT_TRUE(bad.error().detail.starts_with("tree head: ")) << reason_of(bad);
 }
 
 TEST_F(signed_answer, lookup_names_the_module_version_inside_the_tree) {
-  EXPECT_EQ(check(hello_lookup, answer("/lookup/example.com/hello@v1.2.0")), std::nullopt);
+  EXPECT_TRUE(check(hello_lookup, answer("/lookup/example.com/hello@v1.2.0")));
   // A version known only by its go.mod has no zip line; its go.mod line is enough.
-  EXPECT_EQ(check("/sumdb/sum.example.com/lookup/example.com/modonly@v1.0.0",
-                  "2\n" + std::string(only_go_mod_record) + "\n" + answer("/latest")),
-            std::nullopt);
+  EXPECT_TRUE(check("/sumdb/sum.example.com/lookup/example.com/modonly@v1.0.0",
+                    "2\n" + std::string(only_go_mod_record) + "\n" + answer("/latest")));
 }
 
 TEST_F(signed_answer, lookup_refusals) {
@@ -465,9 +490,10 @@ TEST_F(signed_answer, lookup_refusals) {
     SCOPED_TRACE(name);
     const auto& [body, reason] = body_and_reason;
     const auto bad = check(hello_lookup, body);
-    ASSERT_TRUE(bad) << "accepted";
-    EXPECT_TRUE(bad->starts_with(reason)) << *bad;
-    EXPECT_EQ(bad->find('\n'), std::string::npos) << *bad;
+    ASSERT_FALSE(bad) << "accepted";
+    EXPECT_EQ(bad.error().code, errc::verification_failed);
+    EXPECT_TRUE(bad.error().detail.starts_with(reason)) << reason_of(bad);
+    EXPECT_EQ(reason_of(bad).find('\n'), std::string::npos) << reason_of(bad);
   }
 }
 
@@ -477,10 +503,14 @@ TEST_F(signed_answer, unreadable_body_is_refused) {
     return boost::system::result<std::string>(make_error_code(errc::cache_io));
   };
   const auto bad = check_signed_answer(request_for(latest), body.size(), failing, key_);
-  ASSERT_TRUE(bad);
-  EXPECT_TRUE(bad->starts_with("cannot read body back")) << *bad;
-  EXPECT_EQ(check_signed_answer(request_for(latest), body.size() + 1, reader_of(body), key_),
-            "body shorter than received");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, errc::cache_io);
+  EXPECT_TRUE(bad.error().detail.starts_with("cannot read body back")) << reason_of(bad);
+  const auto short_read =
+      check_signed_answer(request_for(latest), body.size() + 1, reader_of(body), key_);
+  ASSERT_FALSE(short_read);
+  EXPECT_EQ(short_read.error().code, errc::cache_corrupt);
+  EXPECT_EQ(short_read.error().detail, "body shorter than received");
 }
 
 }  // namespace
