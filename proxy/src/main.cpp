@@ -523,10 +523,9 @@ int serve(const config::settings& settings) {
   });
   metrics.set_up_source([&health](std::size_t tier) { return health.up(tier); });
 
-  std::string options_error;
-  auto loaded_options = resolver::options_from_settings(settings, options_error);
+  auto loaded_options = resolver::options_from_settings(settings);
   if (!loaded_options) {
-    std::fprintf(stderr, "gomodproxy: %s\n", options_error.c_str());
+    std::fprintf(stderr, "gomodproxy: %s\n", loaded_options.error().detail.c_str());
     return exit_bad_setting;
   }
   auto resolver_options = std::move(*loaded_options);

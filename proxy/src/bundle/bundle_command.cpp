@@ -204,10 +204,9 @@ int run_bundle_command(const std::string& verb, std::vector<std::string> args) {
     return 2;
   }
   const auto& settings = std::get<config::settings>(loaded);
-  std::string why;
-  auto resolver_options = resolver::options_from_settings(settings, why);
+  auto resolver_options = resolver::options_from_settings(settings);
   if (!resolver_options) {
-    std::fprintf(stderr, "gomodproxy: %s\n", why.c_str());
+    std::fprintf(stderr, "gomodproxy: %s\n", resolver_options.error().detail.c_str());
     return 2;
   }
   // What the resolver logs while fetching a tile goes with the other lines on stderr.

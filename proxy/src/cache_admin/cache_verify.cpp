@@ -190,12 +190,12 @@ int run_cache_command(std::vector<std::string> args) {
   for (const auto& database : settings.sumdbs) options.sumdb_names.push_back(database.name);
   std::optional<resolver::resolver_options> resolver_options;
   if (online) {
-    std::string why;
-    resolver_options = resolver::options_from_settings(settings, why);
-    if (!resolver_options) {
-      std::fprintf(stderr, "gomodproxy: %s\n", why.c_str());
+    auto loaded = resolver::options_from_settings(settings);
+    if (!loaded) {
+      std::fprintf(stderr, "gomodproxy: %s\n", loaded.error().detail.c_str());
       return 2;
     }
+    resolver_options = std::move(*loaded);
     if (resolver_options->sumdbs.empty()) {
       std::fprintf(stderr, "gomodproxy: --online needs a checksum database (sumdb)\n");
       return 2;

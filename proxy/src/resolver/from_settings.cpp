@@ -4,8 +4,7 @@
 
 namespace gomodproxy::resolver {
 
-std::optional<resolver_options> options_from_settings(const config::settings& settings,
-                                                      std::string& error) {
+outcome_of<resolver_options> options_from_settings(const config::settings& settings) {
   resolver_options options;
   options.tiers = settings.upstreams;
   options.private_tiers = settings.private_upstreams;
@@ -22,9 +21,9 @@ std::optional<resolver_options> options_from_settings(const config::settings& se
   for (const auto& database : settings.sumdbs) {
     auto key = sumdb::parse_verifier_key(database.key);
     if (!key) {
-      error = "sumdb_key: " + database.key + ": " + key.error().message() +
-              "; expected a verifier key like " + config::settings{}.sumdb_key_text;
-      return std::nullopt;
+      return failure{errc::invalid_request,
+                     "sumdb_key: " + database.key + ": " + key.error().message() +
+                         "; expected a verifier key like " + config::settings{}.sumdb_key_text};
     }
     options.sumdbs.push_back({database.name, database.tiers, *key});
   }

@@ -560,9 +560,8 @@ TEST(resolver_fill, the_fill_timeout_bounds_the_whole_fill_not_each_attempt) {
       settings.all_failed_502 = all_failed_502;
       settings.upstreams = options.tiers;
       settings.upstreams.push_back(options.tiers.front());
-      std::string error;
-      auto from_settings = options_from_settings(settings, error);
-      ASSERT_TRUE(from_settings) << error;
+      auto from_settings = options_from_settings(settings);
+      ASSERT_TRUE(from_settings) << from_settings.error().detail;
       from_settings->verify_sumdb = false;
       options = std::move(*from_settings);
     });
