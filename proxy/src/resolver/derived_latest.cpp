@@ -24,11 +24,11 @@ constexpr const char* derived_latest_tier = "@v/list";
 net::awaitable<std::optional<fill_outcome>> resolver::impl::latest_from_list(
     const protocol::module_request& request, std::chrono::steady_clock::time_point deadline) {
   const std::string base = "/" + protocol::escape_case(request.module_path) + "/@v/";
-  std::string why;  // a derivation that fails leaves the tiers' own answer standing
+  // A derivation that fails leaves the tiers' own answer standing: its failures are not read.
   auto file = [&](const std::string& version, const char* suffix) {
-    return cached_body(base + protocol::escape_case(version) + suffix, why, deadline);
+    return cached_body(base + protocol::escape_case(version) + suffix, deadline);
   };
-  auto list = co_await cached_body(base + "list", why, deadline);
+  auto list = co_await cached_body(base + "list", deadline);
   if (!list) co_return std::nullopt;
   const auto versions = tagged_versions(*list);
   // +incompatible versions count only when the newest compatible one has no go.mod of its
@@ -61,7 +61,7 @@ net::awaitable<std::optional<fill_outcome>> resolver::impl::latest_from_list(
   if (auto committed = (*created)->commit(meta); !committed) {
     co_return cache_failure(committed.error());
   }
-  co_return fill_outcome{true, 200, {}, derived_latest_tier};
+  co_return fill_outcome{true, {}, {}, derived_latest_tier};
 }
 
 }  // namespace gomodproxy::resolver

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <utility>
 
+#include "common/errc.hpp"
 #include "common/log_if_thrown.hpp"
 #include "protocol/request.hpp"
 #include "resolver/body_check.hpp"
@@ -99,7 +100,8 @@ net::awaitable<fill_outcome> resolver::impl::fill_offline(const protocol::module
       }
     }
   }
-  co_return fill_outcome{false, 404, "offline: not cached: " + describe(request) + "\n", "-"};
+  co_return fill_outcome{false, errc::not_found, "offline: not cached: " + describe(request) + "\n",
+                         "-"};
 }
 
 net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> self,
@@ -232,8 +234,8 @@ net::awaitable<fill_outcome> resolver::impl::walk_tiers(std::shared_ptr<impl> se
     co_return fill_timed_out(request, notes.tried);
   }
   std::string body = "not found: " + describe(request) + "\n" + notes.tried;
-  fill_outcome outcome{false, notes.hard_failure ? unavailable_status() : 404, std::move(body),
-                       "-"};
+  fill_outcome outcome{false, notes.hard_failure ? errc::upstream_unavailable : errc::not_found,
+                       std::move(body), "-"};
   outcome.a_tier_lacked_it = notes.lacked;
   outcome.absent = !notes.hard_failure;
   co_return outcome;
@@ -335,7 +337,9 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
           spdlog::error("cannot verify {}@{}: {}", request.module_path, request.version, detail);
           count_attempt(slots, kind, upstream_outcome::ok, &fetched);
           notes.tried += "not verified: " + detail + "\n";
-          co_return ends_fill(fill_outcome{false, unavailable_status(),
+          // No tier gave an answer that could be verified: answered as when none answered,
+          // whether the database failed or has no record of it.
+          co_return ends_fill(fill_outcome{false, errc::upstream_unavailable,
                                            "not found: " + describe(request) + "\n" + notes.tried,
                                            "-"});
         }
@@ -349,7 +353,7 @@ net::awaitable<resolver::impl::attempt_judgement> resolver::impl::judge_attempt(
       if (auto committed = entry->commit(meta); !committed) {
         co_return ends_fill(cache_failure(committed.error()));
       }
-      co_return attempt_judgement{attempt_verdict::valid, fill_outcome{true, 200, {}, tier.name}};
+      co_return attempt_judgement{attempt_verdict::valid, fill_outcome{true, {}, {}, tier.name}};
     }
     case upstream::outcome::not_found:
       count_attempt(slots, kind, upstream_outcome::not_found, &fetched);
@@ -516,7 +520,7 @@ fill_outcome resolver::impl::remember_not_found(const protocol::module_request& 
                                                 std::string body) {
   auto existing = store_.stat(request.cache_key);
   if (existing && *existing && (*existing)->kind != cache::entry_kind::not_found) {
-    return fill_outcome{false, 404, std::move(body), "-"};
+    return fill_outcome{false, errc::not_found, std::move(body), "-"};
   }
   auto created = store_.create(request.cache_key);
   if (created) {
@@ -524,9 +528,9 @@ fill_outcome resolver::impl::remember_not_found(const protocol::module_request& 
     cache::entry_meta meta;
     meta.kind = cache::entry_kind::not_found;
     meta.stored_at_ms = now_ms();
-    if (entry->append(body) && entry->commit(meta)) return fill_outcome{true, 404, {}, "-"};
+    if (entry->append(body) && entry->commit(meta)) return fill_outcome{true, {}, {}, "-"};
   }
-  return fill_outcome{false, 404, std::move(body), "-"};
+  return fill_outcome{false, errc::not_found, std::move(body), "-"};
 }
 
 std::string resolver::impl::fill_deadline_reason() const {
@@ -538,7 +542,7 @@ fill_outcome resolver::impl::fill_timed_out(const protocol::module_request& requ
                                             const std::string& tried) const {
   spdlog::warn("fill of {} stopped: {}", describe(request), fill_deadline_reason());
   return fill_outcome{
-      false, unavailable_status(),
+      false, errc::upstream_unavailable,
       "not found: " + describe(request) + "\n" + tried + fill_deadline_reason() + "\n", "-"};
 }
 
@@ -546,8 +550,8 @@ fill_outcome resolver::impl::cache_failure(const boost::system::error_code& ec,
                                            std::string_view operation) const {
   spdlog::error("cache {} failed: {}", operation, ec.message());
   return fill_outcome{
-      false, unavailable_status(),
-      "not found: cache " + std::string(operation) + " failed: " + ec.message() + "\n", "-"};
+      false, ec, "not found: cache " + std::string(operation) + " failed: " + ec.message() + "\n",
+      "-"};
 }
 
 }  // namespace gomodproxy::resolver

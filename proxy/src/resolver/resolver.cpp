@@ -387,7 +387,7 @@ net::awaitable<void> resolver::impl::answer_parsed(
     // direct), the support probe, and lookups that would reveal a private module's name.
     if (!sumdb_named(module_request.sumdb)) {
       co_await send_text(
-          writer, 404,
+          writer, to_http_status(errc::not_found),
           "not found: checksum database " + module_request.sumdb + " is not proxied here\n");
       co_return;
     }
@@ -396,7 +396,7 @@ net::awaitable<void> resolver::impl::answer_parsed(
       co_return;
     }
     if (module_request.kind == endpoint::sumdb_lookup && is_private(module_request.module_path)) {
-      co_await send_text(writer, 404,
+      co_await send_text(writer, to_http_status(errc::not_found),
                          "not found: " + module_request.module_path +
                              " is private; it is never looked up in a checksum database "
                              "(set GONOSUMDB or GOPRIVATE for it)\n");
@@ -453,15 +453,24 @@ net::awaitable<void> resolver::impl::answer_parsed(
     co_return;
   }
   writer.note(cache_result, joined.outcome.tier);
-  int status = joined.outcome.committed ? 404 : joined.outcome.status;
+  int status = joined.outcome.committed ? to_http_status(errc::not_found)
+                                        : fill_status(joined.outcome.error);
   std::string body =
       joined.outcome.committed ? "not found: cache entry vanished\n" : joined.outcome.body;
   co_await send_text(writer, status, body);
 }
 
-// 404 by default: the go command then tries the next entry of its GOPROXY whatever separates
-// them, where a 502 stops it at a `,`.
-int resolver::impl::unavailable_status() const { return options_.all_failed_502 ? 502 : 404; }
+// upstream_unavailable's 404 by default: the go command then tries the next entry of its GOPROXY
+// whatever separates them, where a 502 stops it at a `,`.
+int resolver::impl::unavailable_status() const {
+  return options_.all_failed_502 ? 502 : to_http_status(errc::upstream_unavailable);
+}
+
+// A cache that could not take the answer is answered as when no tier answered: the go command
+// may find the module at its next proxy either way.
+int resolver::impl::fill_status(const boost::system::error_code& error) const {
+  return error == errc::not_found ? to_http_status(error) : unavailable_status();
+}
 
 std::int64_t resolver::impl::now_ms() const {
   const auto now = options_.now ? options_.now() : std::chrono::system_clock::now();
@@ -513,7 +522,7 @@ net::awaitable<void> resolver::impl::serve(server::response_writer& writer,
   writer.note(cache_result, meta.tier.empty() ? "-" : meta.tier);
   server::response_head head;
   if (meta.kind == cache::entry_kind::not_found) {
-    head.status = 404;
+    head.status = to_http_status(errc::not_found);
     head.content_type = "text/plain; charset=utf-8";
     head.cache_control = "no-store";
   } else {
@@ -640,14 +649,15 @@ std::string resolver::impl::tier_reasons(std::string_view body) {
 
 // The body the proxy would answer for `target` (a protocol or checksum database path): from
 // the cache, or fetched through the tiers like any client request, so it is verified, cached
-// and shared the same way (a stale list is refreshed, and served if that fails); nullopt
-// with `why` when there is none.
-net::awaitable<std::optional<std::string>> resolver::impl::cached_body(
-    std::string target, std::string& why, std::chrono::steady_clock::time_point deadline) {
+// and shared the same way (a stale list is refreshed, and served if that fails). A failure
+// when there is none: invalid_request for a target that does not parse, not_found when no tier
+// has it, upstream_unavailable when none answered (or the fill ended without an answer), the
+// cache's code when the cache could not take or give it.
+net::awaitable<outcome_of<std::string>> resolver::impl::cached_body(
+    std::string target, std::chrono::steady_clock::time_point deadline) {
   auto parsed = protocol::parse_module_request(target);
   if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
-    why = error->reason;
-    co_return std::nullopt;
+    co_return failure{errc::invalid_request, error->reason};
   }
   auto request = std::get<protocol::module_request>(std::move(parsed));
   auto entry = open_entry(request.cache_key);
@@ -657,30 +667,27 @@ net::awaitable<std::optional<std::string>> resolver::impl::cached_body(
     auto joined = co_await flights_.join(
         request.cache_key, [this, &request] { return fill(shared_from_this(), request); },
         deadline);
-    if (joined.gave_up) {
-      why = fill_deadline_reason();
-      co_return std::nullopt;
-    }
+    if (joined.gave_up) co_return failure{errc::upstream_unavailable, fill_deadline_reason()};
     if (joined.thrown) {
-      why = "internal error: the fill failed: " + *joined.thrown;
-      co_return std::nullopt;
+      co_return failure{errc::upstream_unavailable,
+                        "internal error: the fill failed: " + *joined.thrown};
     }
     auto filled = joined.outcome.committed ? open_entry(request.cache_key) : nullptr;
     if (filled) {
       entry = std::move(filled);
     } else if (!entry || entry->meta().kind != cache::entry_kind::expiring) {
-      why = tier_reasons(joined.outcome.body);
-      co_return std::nullopt;
+      co_return failure{
+          joined.outcome.committed ? make_error_code(errc::not_found) : joined.outcome.error,
+          tier_reasons(joined.outcome.body)};
     }
   }
   if (entry->meta().kind == cache::entry_kind::not_found) {
-    why = request.sumdb.empty() ? "not found" : "not in the checksum database";
-    co_return std::nullopt;
+    co_return failure{errc::not_found,
+                      request.sumdb.empty() ? "not found" : "not in the checksum database"};
   }
   auto body = entry->read(0, static_cast<std::size_t>(entry->meta().size));
   if (!body) {
-    why = "cache read failed: " + body.error().message();
-    co_return std::nullopt;
+    co_return failure{body.error(), "cache read failed: " + body.error().message()};
   }
   co_return std::move(*body);
 }

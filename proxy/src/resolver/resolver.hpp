@@ -4,6 +4,7 @@
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/system/error_code.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -126,6 +127,10 @@ class resolver final : public server::handler {
   struct database_answer {
     std::optional<std::string> hash;  ///< "h1:..." when the database vouches
     std::string why;                  ///< otherwise, one line
+    /// When it could not vouch (empty for an exempt module): not_found when the database has no
+    /// record of it, upstream_unavailable when it did not answer, verification_failed when its
+    /// answer does not prove what it must.
+    boost::system::error_code code;
   };
   boost::asio::awaitable<database_answer> database_hash(std::string module_path,
                                                         std::string version, bool go_mod);

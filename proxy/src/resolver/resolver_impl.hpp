@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/errc.hpp"
+#include "common/failure.hpp"
 #include "resolver/flight_table.hpp"
 #include "resolver/resolver.hpp"
 #include "resolver/tier_walk.hpp"
@@ -49,8 +51,11 @@ struct tier_chain {
 
 // The result of one fill, shared by every request that joined it.
 struct fill_outcome {
-  bool committed = false;         ///< the cache now holds the answer (possibly a negative entry)
-  int status = 404;               ///< when not committed
+  bool committed = false;  ///< the cache now holds the answer (possibly a negative entry)
+  /// When not committed: errc::not_found (no tier has it), errc::upstream_unavailable (none
+  /// answered, or none with an answer that could be verified), or the cache's own code (it could
+  /// not take the answer). fill_status gives its status.
+  boost::system::error_code error = errc::not_found;
   std::string body;               ///< when not committed: the plain-text error body
   std::string tier;               ///< tier that answered, or "-"
   bool a_tier_lacked_it = false;  ///< some tier answered not found
@@ -91,6 +96,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   // The status when no tier could give the file (all failed, timed out, or the cache could not
   // take it).
   int unavailable_status() const;
+  // The status of a fill that ended without the file, by its `error`.
+  int fill_status(const boost::system::error_code& error) const;
   std::unique_ptr<cache::entry_reader> open_entry(const std::string& key);
   static boost::asio::awaitable<void> send_text(server::response_writer& writer, int status,
                                                 std::string_view body);
@@ -105,8 +112,8 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
                                           const cache::body_file& file,
                                           const server::response_head& head, std::uint64_t size);
   static std::string tier_reasons(std::string_view body);
-  boost::asio::awaitable<std::optional<std::string>> cached_body(
-      std::string target, std::string& why, std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<outcome_of<std::string>> cached_body(
+      std::string target, std::chrono::steady_clock::time_point deadline);
 
   // --- The fill: the tier walk and its verdicts (fill.cpp) ---
 
@@ -176,11 +183,10 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
 
   std::optional<std::string_view> sumdb_exempt(const std::string& module_path) const;
   bool needs_sumdb_check(const protocol::module_request& request) const;
-  boost::asio::awaitable<bool> with_tiles(
+  boost::asio::awaitable<outcome_of<bool>> with_tiles(
       const sumdb_options& database, std::int64_t size, const sumdb::tlog_hash& root,
       const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
-      std::vector<std::string>& used_tiles, std::string& why,
-      std::chrono::steady_clock::time_point deadline);
+      std::vector<std::string>& used_tiles, std::chrono::steady_clock::time_point deadline);
   // Removes the tiles a failed proof used from the cache, so each is fetched anew next time.
   void drop_tiles(const std::vector<std::string>& cache_keys);
   // One tile a proof lacks and what fetching it gave; defined in sumdb_verify.cpp.
@@ -198,14 +204,11 @@ struct resolver::impl : std::enable_shared_from_this<impl> {
   static boost::asio::awaitable<void> check_consistency(
       std::shared_ptr<impl> self, sumdb::tree_head head, std::shared_ptr<consistency_check> check,
       std::chrono::steady_clock::time_point deadline);
-  boost::asio::awaitable<bool> tree_extends_known(const sumdb_options& database,
-                                                  const sumdb::tree_head& head,
-                                                  std::vector<std::string>& used_tiles,
-                                                  std::string& why,
-                                                  std::chrono::steady_clock::time_point deadline);
-  boost::asio::awaitable<std::optional<std::string>> proven_hash(
-      const protocol::module_request& request, std::string& detail,
-      std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<outcome_of<void>> tree_extends_known(
+      const sumdb_options& database, const sumdb::tree_head& head,
+      std::vector<std::string>& used_tiles, std::chrono::steady_clock::time_point deadline);
+  boost::asio::awaitable<outcome_of<std::string>> proven_hash(
+      const protocol::module_request& request, std::chrono::steady_clock::time_point deadline);
   std::shared_ptr<sumdb_proof> start_sumdb_proof(std::shared_ptr<impl> self,
                                                  const protocol::module_request& request,
                                                  std::chrono::steady_clock::time_point deadline);

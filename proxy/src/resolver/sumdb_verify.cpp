@@ -49,8 +49,8 @@ struct resolver::impl::tile_fetch {
   sumdb::tile tile;  ///< at its exact width in the proof's tree
   std::string path;
   std::string full_path;
-  std::optional<std::string> data;  ///< nullopt: not fetched, see `why`
-  std::string why;
+  /// The tile's bytes, or why it was not fetched.
+  outcome_of<std::string> data = failure{errc::upstream_unavailable, "not fetched"};
   bool from_full_tile = false;  ///< `data` is the full tile's
 };
 
@@ -59,8 +59,7 @@ struct resolver::impl::tile_fetch {
 struct resolver::impl::consistency_check {
   explicit consistency_check(const net::any_io_executor& executor) : done(executor, 1) {}
   net::experimental::concurrent_channel<void(boost::system::error_code)> done;
-  bool consistent = false;
-  std::string why;
+  outcome_of<void> consistent = failure{errc::upstream_unavailable, "not checked"};
   std::vector<std::string> used_tiles;  ///< cache keys, dropped by proven_hash on a failure
 };
 
@@ -80,15 +79,21 @@ net::awaitable<resolver::database_answer> resolver::database_hash(std::string mo
                                                                   std::string version,
                                                                   bool go_mod) {
   if (auto exempt = impl_->sumdb_exempt(module_path)) {
-    co_return database_answer{std::nullopt, std::string(*exempt)};
+    co_return database_answer{std::nullopt, std::string(*exempt), {}};
   }
   protocol::module_request request;
   request.kind = go_mod ? endpoint::mod : endpoint::zip;
   request.module_path = std::move(module_path);
   request.version = std::move(version);
   database_answer answer;
-  answer.hash = co_await impl_->proven_hash(
-      request, answer.why, std::chrono::steady_clock::now() + impl_->options_.fill_timeout);
+  auto proven = co_await impl_->proven_hash(
+      request, std::chrono::steady_clock::now() + impl_->options_.fill_timeout);
+  if (proven) {
+    answer.hash = std::move(*proven);
+  } else {
+    answer.code = proven.error().code;
+    answer.why = std::move(proven.error().detail);
+  }
   co_return answer;
 }
 
@@ -120,12 +125,12 @@ bool resolver::impl::needs_sumdb_check(const protocol::module_request& request) 
 // may run on different threads of the fills pool).
 struct resolver::impl::sumdb_proof {
   explicit sumdb_proof(const net::any_io_executor& executor) : proven(executor, 0) {}
-  // Closed when `hash` and `detail` are final: a close completes every pending and later
+  // Closed when `hash` is final: a close completes every pending and later
   // receive, however many attempts' verdicts wait for it.
   net::experimental::concurrent_channel<void(boost::system::error_code)> proven;
   std::mutex mutex;
-  std::optional<std::string> hash;  ///< nullopt: the database could not vouch, see `detail`
-  std::string detail;
+  /// The proven hash, or why the database could not vouch.
+  outcome_of<std::string> hash = failure{errc::upstream_unavailable, "not proven"};
 };
 
 // Started with the walk's first tier attempt, so the lookup, the tiles it needs and the tree's
@@ -147,19 +152,16 @@ net::awaitable<void> resolver::impl::run_sumdb_proof(std::shared_ptr<impl> self,
                                                      protocol::module_request request,
                                                      std::shared_ptr<sumdb_proof> proof,
                                                      steady_clock::time_point deadline) {
-  std::string detail;
-  std::optional<std::string> hash;
+  outcome_of<std::string> hash;
   // The walk waits for the close below: it must come whatever happens.
   try {
-    hash = co_await self->proven_hash(request, detail, deadline);
+    hash = co_await self->proven_hash(request, deadline);
   } catch (const std::exception& error) {
-    hash.reset();
-    detail = std::string("internal error: ") + error.what();
+    hash = failure{errc::upstream_unavailable, std::string("internal error: ") + error.what()};
   }
   {
     std::lock_guard lock(proof->mutex);
     proof->hash = std::move(hash);
-    proof->detail = std::move(detail);
   }
   proof->proven.close();
 }
@@ -180,8 +182,11 @@ net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb
   std::optional<std::string> expected;
   {
     std::lock_guard lock(proof.mutex);
-    expected = proof.hash;
-    if (!expected) detail = proof.detail;
+    if (proof.hash) {
+      expected = *proof.hash;
+    } else {
+      detail = proof.hash.error().detail;
+    }
   }
   if (!expected) co_return sumdb_check::unavailable;
   if (*expected != *actual) {
@@ -192,32 +197,30 @@ net::awaitable<resolver::impl::sumdb_check> resolver::impl::verify_against_sumdb
 }
 
 // The hash the first checksum database gives for the request's zip or go.mod, once its record
-// is proven in the signed tree and that tree proven to extend the newest one seen; nullopt
-// with `detail` when the database cannot vouch for it.
-net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
-    const protocol::module_request& request, std::string& detail,
-    steady_clock::time_point deadline) {
+// is proven in the signed tree and that tree proven to extend the newest one seen. A failure
+// when the database cannot vouch for it: the lookup's own (not_found when the database has no
+// record of it, upstream_unavailable when it did not answer), verification_failed for an answer
+// or tree that does not prove what it must, and what stopped a proof from telling.
+net::awaitable<outcome_of<std::string>> resolver::impl::proven_hash(
+    const protocol::module_request& request, steady_clock::time_point deadline) {
   const auto& database = options_.sumdbs.front();
-  std::string why;
   auto answer = co_await cached_body(
       "/sumdb/" + database.name + protocol::sumdb_lookup_path(request.module_path, request.version),
-      why, deadline);
+      deadline);
   if (!answer) {
-    detail = database.name + " lookup: " + why;
-    co_return std::nullopt;
+    co_return failure{answer.error().code, database.name + " lookup: " + answer.error().detail};
   }
   // Checked when it was cached; checked again here because the proof needs its parts.
   auto record = sumdb::parse_lookup_response(*answer);
   if (!record) {
-    detail = database.name + " lookup: " + record.error().message();
-    co_return std::nullopt;
+    co_return failure{errc::verification_failed,
+                      database.name + " lookup: " + record.error().message()};
   }
   auto tree_text = sumdb::open_note(record->signed_tree, database.key);
   auto head = tree_text ? sumdb::parse_tree_head(*tree_text)
                         : boost::system::result<sumdb::tree_head>(tree_text.error());
   if (!head || record->id >= head->size) {
-    detail = database.name + " lookup: tree head not verified";
-    co_return std::nullopt;
+    co_return failure{errc::verification_failed, database.name + " lookup: tree head not verified"};
   }
   // The tree is checked against the one remembered while the record's inclusion is proven, so
   // the tiles of both proofs travel together instead of in two rounds. (The go command checks
@@ -228,34 +231,40 @@ net::awaitable<std::optional<std::string>> resolver::impl::proven_hash(
                 log_if_thrown("a checksum database consistency check"));
   const auto leaf = sumdb::record_hash(record->text);
   std::vector<std::string> record_tiles;
-  bool included = co_await with_tiles(
+  auto included = co_await with_tiles(
       database, head->size, head->root,
       [&](const sumdb::hash_reader& read) -> std::optional<bool> {
         auto proof = sumdb::prove_record(head->size, record->id, read);
         if (!proof) return std::nullopt;
         return sumdb::check_record(*proof, head->size, head->root, record->id, leaf);
       },
-      record_tiles, why, deadline);
+      record_tiles, deadline);
   (void)co_await consistency->done.async_receive(net::as_tuple(net::use_awaitable));
   // Only now that both proofs have ended: they share tiles, and one dropped while the other is
   // still reading it would fail that one too, with a reason that is not its own.
-  if (!included) drop_tiles(record_tiles);
+  const bool proven_included = included && *included;
+  if (!proven_included) drop_tiles(record_tiles);
   if (!consistency->consistent) drop_tiles(consistency->used_tiles);
-  if (!included) {
-    detail = database.name + ": the lookup record is not in its signed tree" +
-             (why.empty() ? "" : " (" + why + ")");
-    co_return std::nullopt;
+  if (!proven_included) {
+    // Disproven, or a proof that could not tell (and says why).
+    co_return failure{
+        included ? make_error_code(errc::verification_failed) : included.error().code,
+        database.name + ": the lookup record is not in its signed tree" +
+            (included || included.error().detail.empty() ? ""
+                                                         : " (" + included.error().detail + ")")};
   }
   if (!consistency->consistent) {
-    detail = database.name + " misbehaves: " + consistency->why;
-    spdlog::error("checksum database {}: {}", database.name, consistency->why);
-    co_return std::nullopt;
+    const auto& why = consistency->consistent.error();
+    spdlog::error("checksum database {}: {}", database.name, why.detail);
+    co_return failure{why.code, database.name + " misbehaves: " + why.detail};
   }
 
-  const auto expected = sumdb::go_sum_hash(record->text, request.module_path, request.version,
-                                           request.kind == endpoint::mod);
-  if (!expected) detail = database.name + ": the record has no hash for it";
-  co_return expected;
+  auto expected = sumdb::go_sum_hash(record->text, request.module_path, request.version,
+                                     request.kind == endpoint::mod);
+  if (!expected) {
+    co_return failure{errc::verification_failed, database.name + ": the record has no hash for it"};
+  }
+  co_return std::move(*expected);
 }
 
 void resolver::impl::drop_tiles(const std::vector<std::string>& cache_keys) {
@@ -268,19 +277,20 @@ void resolver::impl::drop_tiles(const std::vector<std::string>& cache_keys) {
 // it loads: the tiles holding the tree hash must hash to `root` and each other tile must hash to
 // its parent tile's hash, so a wrong hash no proof reads is caught too (go clients would refuse
 // such a tile from us). Those tiles travel in the same round as the ones the proof lacks. Returns
-// compute's verdict, false when a tile is not the tree's. `used_tiles` gets the cache keys of the
-// tiles it used, for the caller to drop on a failure (drop_tiles), so a bad one is fetched anew
-// next time; not here, since a proof running beside this one may be reading the same tiles.
-net::awaitable<bool> resolver::impl::with_tiles(
+// compute's verdict (true: proven, false: disproven), or a failure when it could not tell:
+// verification_failed when the tiles are not the tree's or lack what the proof needs, a tile's
+// fetch's own failure (cached_body's) when one could not be had. `used_tiles` gets the cache keys
+// of the tiles it used, for the caller to drop on a failure (drop_tiles), so a bad one is fetched
+// anew next time; not here, since a proof running beside this one may be reading the same tiles.
+net::awaitable<outcome_of<bool>> resolver::impl::with_tiles(
     const sumdb_options& database, std::int64_t size, const sumdb::tlog_hash& root,
     const std::function<std::optional<bool>(const sumdb::hash_reader&)>& compute,
-    std::vector<std::string>& used_tiles, std::string& why, steady_clock::time_point deadline) {
+    std::vector<std::string>& used_tiles, steady_clock::time_point deadline) {
   const std::string prefix = "/sumdb/" + database.name + "/";
   std::map<std::string, std::string> tiles;  // tile path -> bytes at its exact width at `size`
   std::vector<sumdb::tile> held;
-  auto fail = [&](std::string reason) {
-    why = std::move(reason);
-    return false;
+  auto unproven = [](std::string reason) {
+    return failure{errc::verification_failed, std::move(reason)};
   };
   for (int round = 0; round < 8; ++round) {
     std::vector<sumdb::tile> missing;
@@ -316,12 +326,12 @@ net::awaitable<bool> resolver::impl::with_tiles(
     auto verdict = compute(read);
     if (verdict && !*verdict) co_return false;
     if (!verdict && missing.empty()) {
-      co_return fail("tiles do not hold the hashes the proof needs");
+      co_return unproven("tiles do not hold the hashes the proof needs");
     }
     std::vector<sumdb::tile> wanted_tiles = held;
     wanted_tiles.insert(wanted_tiles.end(), missing.begin(), missing.end());
     auto plan = sumdb::authenticating_tiles(size, wanted_tiles);
-    if (!plan) co_return fail("cannot plan the tiles of the tree of " + std::to_string(size));
+    if (!plan) co_return unproven("cannot plan the tiles of the tree of " + std::to_string(size));
     std::vector<tile_fetch> wanted;
     for (const sumdb::tile& tile : *plan) {
       auto path = sumdb::tile_path(tile);
@@ -337,7 +347,7 @@ net::awaitable<bool> resolver::impl::with_tiles(
     if (wanted.empty()) {
       // The proof holds and every tile it needs is here: check them all whole.
       if (auto unfit = sumdb::check_records_in_tree(size, root, tiles, {})) {
-        co_return fail(*unfit);
+        co_return unproven(*unfit);
       }
       co_return true;
     }
@@ -349,7 +359,9 @@ net::awaitable<bool> resolver::impl::with_tiles(
     }
     // Every fetch has ended; the first failure in the proof's order is the one reported.
     for (auto& fetch : fetched) {
-      if (!fetch.data) co_return fail(fetch.path + ": " + fetch.why);
+      if (!fetch.data) {
+        co_return failure{fetch.data.error().code, fetch.path + ": " + fetch.data.error().detail};
+      }
     }
     for (auto& fetch : fetched) {
       // A full tile stands in for a partial one the database no longer serves: its first
@@ -360,7 +372,7 @@ net::awaitable<bool> resolver::impl::with_tiles(
       tiles.emplace(std::move(fetch.path), std::move(*fetch.data));
     }
   }
-  co_return fail("tiles kept missing");
+  co_return unproven("tiles kept missing");
 }
 
 // The tiles of `wanted`, fetched through cached_body (so each is shared with any other fill
@@ -396,17 +408,16 @@ net::awaitable<void> resolver::impl::fetch_tile_worker(std::shared_ptr<impl> sel
     if (claimed >= batch->fetches.size()) break;
     tile_fetch& fetch = batch->fetches[claimed];
     try {
-      fetch.data = co_await self->cached_body(prefix + fetch.path, fetch.why, deadline);
+      fetch.data = co_await self->cached_body(prefix + fetch.path, deadline);
       if (!fetch.data && fetch.full_path != fetch.path) {
-        fetch.data = co_await self->cached_body(prefix + fetch.full_path, fetch.why, deadline);
+        fetch.data = co_await self->cached_body(prefix + fetch.full_path, deadline);
         fetch.from_full_tile = fetch.data.has_value();
       }
     } catch (const std::exception& error) {
-      fetch.data.reset();
-      fetch.why = std::string("internal error: ") + error.what();
+      fetch.data =
+          failure{errc::upstream_unavailable, std::string("internal error: ") + error.what()};
     } catch (...) {
-      fetch.data.reset();
-      fetch.why = "internal error: unknown exception";
+      fetch.data = failure{errc::upstream_unavailable, "internal error: unknown exception"};
     }
   }
   (void)batch->done.try_send(boost::system::error_code{});
@@ -420,50 +431,51 @@ net::awaitable<void> resolver::impl::check_consistency(std::shared_ptr<impl> sel
                                                        steady_clock::time_point deadline) {
   try {
     check->consistent = co_await self->tree_extends_known(self->options_.sumdbs.front(), head,
-                                                          check->used_tiles, check->why, deadline);
+                                                          check->used_tiles, deadline);
   } catch (const std::exception& error) {
-    check->consistent = false;
-    check->why = std::string("internal error: ") + error.what();
+    check->consistent =
+        failure{errc::upstream_unavailable, std::string("internal error: ") + error.what()};
   } catch (...) {
-    check->consistent = false;
-    check->why = "internal error: unknown exception";
+    check->consistent = failure{errc::upstream_unavailable, "internal error: unknown exception"};
   }
   (void)check->done.try_send(boost::system::error_code{});
 }
 
 // The newest tree head this cache has verified for `database`, kept under a key no request
-// can produce; a tree that does not extend it (or is not extended by it) is a fork.
-net::awaitable<bool> resolver::impl::tree_extends_known(const sumdb_options& database,
-                                                        const sumdb::tree_head& head,
-                                                        std::vector<std::string>& used_tiles,
-                                                        std::string& why,
-                                                        steady_clock::time_point deadline) {
+// can produce; a tree that does not extend it (or is not extended by it) is a fork:
+// verification_failed. A proof that could not tell fails with its own code, under the same
+// words.
+net::awaitable<outcome_of<void>> resolver::impl::tree_extends_known(
+    const sumdb_options& database, const sumdb::tree_head& head,
+    std::vector<std::string>& used_tiles, steady_clock::time_point deadline) {
   const std::optional<sumdb::tree_head> known = remembered_tree(store_, database.name);
   if (known && known->size == head.size && known->root != head.root) {
-    why = "two different trees of size " + std::to_string(head.size);
-    co_return false;
+    co_return failure{errc::verification_failed,
+                      "two different trees of size " + std::to_string(head.size)};
   }
   if (known && known->size != head.size) {
     const auto& older = head.size < known->size ? head : *known;
     const auto& newer = head.size < known->size ? *known : head;
-    bool consistent = co_await with_tiles(
+    auto consistent = co_await with_tiles(
         database, newer.size, newer.root,
         [&](const sumdb::hash_reader& read) -> std::optional<bool> {
           auto proof = sumdb::prove_tree(newer.size, older.size, read);
           if (!proof) return std::nullopt;
           return sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root);
         },
-        used_tiles, why, deadline);
-    if (!consistent) {
-      why = "tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
-            std::to_string(older.size) + (why.empty() ? "" : " (" + why + ")");
-      co_return false;
+        used_tiles, deadline);
+    if (!consistent || !*consistent) {
+      const std::string why = consistent ? std::string() : consistent.error().detail;
+      co_return failure{
+          consistent ? make_error_code(errc::verification_failed) : consistent.error().code,
+          "tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
+              std::to_string(older.size) + (why.empty() ? "" : " (" + why + ")")};
     }
   }
   // Another fill or an import may have remembered a newer tree while this one was proving;
   // the stored one stays then. A failed write only costs re-proving against the older tree.
   (void)remember_tree(store_, database.name, head);
-  co_return true;
+  co_return outcome_of<void>();
 }
 
 }  // namespace gomodproxy::resolver

@@ -9,6 +9,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -304,6 +305,17 @@ class fill_harness {
   }
 
   one_thread_pool& checks_pool() { return checks_; }
+
+  // resolver::database_hash for example.com/hello at `version`, run on the front context.
+  resolver::database_answer database_hash(const std::string& version, bool go_mod) {
+    auto future = net::co_spawn(contexts_.front,
+                                resolver_->database_hash(std::string(module_path), version, go_mod),
+                                net::use_future);
+    if (future.wait_for(20s) != std::future_status::ready) {
+      throw std::runtime_error("database_hash did not end in 20 s");
+    }
+    return future.get();
+  }
 
   // The committed entries, by key, with their bodies; negative entries (an upstream's true
   // 404, remembered briefly) are left out. Read with the contexts paused (fill_contexts::pause).
@@ -631,6 +643,51 @@ TEST(resolver_fill, a_busy_checks_pool_delays_only_the_fills_waiting_for_it) {
   const auto got = filled.get();
   EXPECT_EQ(got.status, 200) << got.body;
   EXPECT_EQ(std::optional<std::string>(got.body), harness.expected_body(zip_target));
+}
+
+// ---- What the checksum database says, and why it cannot ------------------------------------
+
+TEST(resolver_fill, a_proven_hash_or_the_kind_of_failure_that_stopped_it) {
+  fill_harness harness;
+  // The database fails the lookup: it did not answer, and that is not remembered.
+  harness.sumdb_faults().fail_at = 0;
+  const auto failed = harness.database_hash(std::string(module_version), true);
+  EXPECT_FALSE(failed.hash);
+  EXPECT_EQ(failed.code, errc::upstream_unavailable) << failed.why;
+  EXPECT_TRUE(failed.why.starts_with("sum.test lookup: ")) << failed.why;
+
+  harness.sumdb_faults().fail_at = -1;
+  const auto proven = harness.database_hash(std::string(module_version), true);
+  ASSERT_TRUE(proven.hash) << proven.why;
+  EXPECT_TRUE(proven.hash->starts_with("h1:")) << *proven.hash;
+  EXPECT_FALSE(proven.code);
+
+  // A version the database has no record of.
+  const auto unknown = harness.database_hash("v1.9.9", true);
+  EXPECT_FALSE(unknown.hash);
+  EXPECT_EQ(unknown.code, errc::not_found) << unknown.why;
+  EXPECT_EQ(unknown.why, "sum.test lookup: not in the checksum database");
+
+  // A version this module path cannot have is never asked for.
+  const auto invalid = harness.database_hash("v9.9.9", true);
+  EXPECT_FALSE(invalid.hash);
+  EXPECT_EQ(invalid.code, errc::invalid_request) << invalid.why;
+  EXPECT_EQ(
+      invalid.why,
+      "sum.test lookup: example.com/hello@v9.9.9: invalid version: should be v0 or v1, not v9");
+}
+
+TEST(resolver_fill, a_record_proof_that_cannot_fetch_its_tile_says_why) {
+  fill_harness harness;
+  // Request 0 is the lookup, 1 the partial tile its proof needs; the full tile asked for next
+  // is one the database (of two records) does not serve, so its not_found is the reason.
+  harness.sumdb_faults().fail_at = 1;
+  const auto failed = harness.database_hash(std::string(module_version), false);
+  EXPECT_FALSE(failed.hash);
+  EXPECT_EQ(failed.code, errc::not_found) << failed.why;
+  EXPECT_TRUE(
+      failed.why.starts_with("sum.test: the lookup record is not in its signed tree (tile/"))
+      << failed.why;
 }
 
 }  // namespace
