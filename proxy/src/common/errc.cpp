@@ -27,6 +27,8 @@ class category final : public boost::system::error_category {
         return "cache I/O error";
       case errc::cache_corrupt:
         return "cache entry corrupt";
+      case errc::refused:
+        return "refused by the address policy";
     }
     return "unknown gomodproxy error";
   }
@@ -46,6 +48,8 @@ int to_http_status(const boost::system::error_code& error) noexcept {
       return 404;
     case errc::verification_failed:
       return 502;
+    case errc::refused:
+      return 403;
     case errc::too_large:
     case errc::cache_io:
     case errc::cache_corrupt:

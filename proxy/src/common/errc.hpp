@@ -28,6 +28,11 @@ enum class errc {
   /// Stored bytes are not what was committed: a record that does not decode, a missing chunk or
   /// body file, a CRC mismatch. 500; the resolver fills such an entry again.
   cache_corrupt,
+  /// A destination the direct fetcher's address policy (direct/address_policy.hpp) keeps it from:
+  /// an IP literal as a module path's host, a name or address that is loopback, private, link-local
+  /// or this server's own. 403, the connect guard's answer; the direct tier answers a public
+  /// path's refusal as not found, so the go command tries its next proxy.
+  refused,
 };
 
 const boost::system::error_category& gomodproxy_category() noexcept;

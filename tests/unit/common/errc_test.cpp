@@ -25,6 +25,7 @@ TEST(errc, each_code_has_its_documented_status_and_a_message_of_its_own) {
       {errc::verification_failed, 502},  // an upstream sent it
       {errc::cache_io, 500},
       {errc::cache_corrupt, 500},
+      {errc::refused, 403},  // the connect guard's answer to an address the policy refuses
   };
   std::set<std::string> messages;
   for (const auto& c : cases) {
