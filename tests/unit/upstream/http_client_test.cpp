@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -561,6 +562,23 @@ TEST_F(tls_fixture, untrusted_certificate_is_error) {
   EXPECT_EQ(run.result.result, outcome::error);
   EXPECT_NE(run.result.reason.find("certificate"), std::string::npos) << run.result.reason;
   EXPECT_EQ(server.requests(), 0);
+}
+
+TEST_F(tls_fixture, ca_bundle_problem_takes_a_pem_bundle_and_says_why_not_of_anything_else) {
+  EXPECT_TRUE(ca_bundle_problem(ca_file_));
+  const std::string text_file = ca_file_ + ".text";
+  std::ofstream(text_file) << "not a certificate\n";
+  for (const std::string& path : {text_file, ca_file_ + ".missing"}) {
+    SCOPED_TRACE(path);
+    const auto bundle = ca_bundle_problem(path);
+    ASSERT_FALSE(bundle);
+    // OpenSSL's own code: the caller prints the detail, and has nothing else to decide.
+    EXPECT_EQ(bundle.error().code.category(), net::error::get_ssl_category())
+        << bundle.error().code.message();
+    EXPECT_FALSE(bundle.error().detail.empty());
+    EXPECT_EQ(bundle.error().detail.find('\n'), std::string::npos) << bundle.error().detail;
+  }
+  std::filesystem::remove(text_file);
 }
 
 TEST_F(tls_fixture, hostname_mismatch_is_error) {
