@@ -148,7 +148,9 @@ std::optional<std::string> check_body(const protocol::module_request& request, s
   if (size > body_limit(request.kind)) return std::string("response too large");
   using protocol::endpoint;
   if (request.kind == endpoint::zip) {
-    return sumdb::check_module_zip(request.module_path, request.version, size, read);
+    auto checked = sumdb::check_module_zip(request.module_path, request.version, size, read);
+    if (!checked) return std::move(checked.error().detail);
+    return std::nullopt;
   }
   std::string body;
   if (auto bad = read_all(size, read, body)) return bad;

@@ -336,8 +336,8 @@ net::awaitable<bool> resolver::impl::with_tiles(
     }
     if (wanted.empty()) {
       // The proof holds and every tile it needs is here: check them all whole.
-      if (auto unfit = sumdb::check_records_in_tree(size, root, tiles, {})) {
-        co_return fail(*unfit);
+      if (auto fits = sumdb::check_records_in_tree(size, root, tiles, {}); !fits) {
+        co_return fail(fits.error().detail);
       }
       co_return true;
     }
