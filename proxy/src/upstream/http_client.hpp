@@ -70,8 +70,9 @@ struct client_options {
 };
 
 /// Success when the file at `path` loads as the client loads `client_options::ca_file` (PEM
-/// certificates, at least one); otherwise OpenSSL's code for why not (Asio's ssl category) with a
-/// one-line detail ("no certificate or crl found ...").
+/// certificates, at least one); otherwise OpenSSL's code for why not (Asio's ssl category, or the
+/// errno in the system category for a file it could not open) with a one-line detail ("no
+/// certificate or crl found ...").
 [[nodiscard]] outcome_of<void> ca_bundle_problem(const std::string& path);
 
 /// Thread-safe; one instance per process is enough. Must outlive every get() in progress.
