@@ -83,7 +83,7 @@ tls_credentials::~tls_credentials() = default;
 std::variant<std::shared_ptr<tls_credentials>, std::string> tls_credentials::load(
     std::string cert_file, std::string key_file) {
   auto first = build(cert_file, key_file);
-  if (!first) return std::move(first.error().detail);
+  if (!first) return std::move(first).error().detail;
   return std::shared_ptr<tls_credentials>(
       new tls_credentials(std::move(cert_file), std::move(key_file), std::move(*first)));
 }
@@ -101,7 +101,7 @@ certificate_summary tls_credentials::summary() const {
 outcome_of<void> tls_credentials::reload() {
   // Built outside the lock: reading files must not hold up connections being accepted.
   auto fresh = build(cert_file_, key_file_);
-  if (!fresh) return std::move(fresh.error());
+  if (!fresh) return std::move(fresh).error();
   std::lock_guard lock(mutex_);
   current_ = std::move(*fresh);
   return {};
