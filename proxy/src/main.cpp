@@ -219,8 +219,9 @@ net::awaitable<void> reload_on_hangup(net::signal_set& hangups, server::tls_cred
     if (ec) co_return;
     (void)signal_number;
     if (tls) {
-      if (auto error = tls->reload()) {
-        spdlog::error("tls: reload failed, the old certificate stays in use: {}", *error);
+      if (auto reloaded = tls->reload(); !reloaded) {
+        spdlog::error("tls: reload failed, the old certificate stays in use: {}",
+                      reloaded.error().detail);
       } else {
         auto loaded = tls->summary();
         spdlog::info("tls: certificate reloaded (subject {}, not after {}, serial {})",
@@ -285,7 +286,9 @@ struct direct_fetcher {
     options.allow_patterns = settings.direct_allow_patterns;
     options.no_sumdb_patterns = settings.no_sumdb_patterns;
     options.guard_url = guard.start();
-    sandbox_problem = direct::sandbox_unavailable();
+    if (auto sandbox = direct::sandbox_unavailable(); !sandbox) {
+      sandbox_problem = std::move(sandbox.error().detail);
+    }
     options.network_sandbox = !sandbox_problem;
     options.refused_host = [this](std::string host,
                                   std::chrono::steady_clock::time_point deadline) {

@@ -103,8 +103,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::holds_alternative<zip_directory>(read_zip_directory(zip.size(), std::cref(reader)));
   const auto [module_path, version] = module_of(zip);
   const auto verdict = check_module_zip(module_path, version, zip.size(), std::cref(reader));
-  if (!verdict) require(readable);
-  if (verdict) require(!verdict->empty() && verdict->find('\n') == std::string::npos);
+  if (verdict) require(readable);
+  if (!verdict) {
+    const std::string& detail = verdict.error().detail;
+    require(!detail.empty() && detail.find('\n') == std::string::npos);
+  }
 
   const auto hash = zip_h1_hash(zip.size(), std::cref(reader));
   if (hash) {

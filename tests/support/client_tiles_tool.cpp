@@ -101,9 +101,9 @@ int check(std::span<char*> args) {
     if (!id || !hash) return fail(std::string(arg) + " is not RECORD_ID=RECORD_HASH_HEX");
     records.emplace_back(*id, *hash);
   }
-  const auto reason = sumdb::check_records_in_tree(*tree_size, *root, tiles, records);
-  std::cout << reason.value_or("ok") << "\n";
-  return reason ? 1 : 0;
+  const auto fits = sumdb::check_records_in_tree(*tree_size, *root, tiles, records);
+  std::cout << (fits ? std::string("ok") : fits.error().detail) << "\n";
+  return fits ? 0 : 1;
 }
 
 }  // namespace

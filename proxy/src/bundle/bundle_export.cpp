@@ -204,7 +204,7 @@ void add_consistency_tiles(cache::cache_store& store, const export_request& requ
     auto with_extra = part.tiles;
     with_extra.insert(extra.begin(), extra.end());
     // Only tiles that the importer's check accepts: each must fit the bundle's tree.
-    if (sumdb::check_records_in_tree(part.tree.head.size, part.tree.head.root, with_extra, {})) {
+    if (!sumdb::check_records_in_tree(part.tree.head.size, part.tree.head.root, with_extra, {})) {
       continue;
     }
     part.tiles = std::move(with_extra);
@@ -319,9 +319,10 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
         // instead of producing a bundle every importer refuses.
         auto proven = sumdb::check_records_in_tree(part.tree.head.size, part.tree.head.root,
                                                    part.tiles, record_hashes);
-        if (proven) {
-          problems.push_back(database.name +
-                             ": the cached records and tiles do not prove the tree: " + *proven);
+        if (!proven) {
+          problems.push_back(
+              database.name +
+              ": the cached records and tiles do not prove the tree: " + proven.error().detail);
         }
       }
     }

@@ -434,24 +434,29 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
       database.records[{file.request.module_path, file.request.version}] = {file.member.name,
                                                                             std::move(*record)};
     }
-    if (auto unfit = sumdb::check_records_in_tree(database.head.size, database.head.root,
-                                                  database.tiles, record_hashes)) {
+    if (auto fits = sumdb::check_records_in_tree(database.head.size, database.head.root,
+                                                 database.tiles, record_hashes);
+        !fits) {
       // Name the member: the tiles when they do not prove the root on their own, else the
       // first record that does not fit.
       if (auto tiles_alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
-                                                          database.tiles, {})) {
-        return failure{errc::verification_failed, "sumdb/" + name + ": " + *tiles_alone};
+                                                          database.tiles, {});
+          !tiles_alone) {
+        return failure{errc::verification_failed,
+                       "sumdb/" + name + ": " + tiles_alone.error().detail};
       }
       for (const auto& [at, named] : database.records) {
         const std::pair<std::int64_t, sumdb::tlog_hash> one{named.second.id,
                                                             sumdb::record_hash(named.second.text)};
         if (auto alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
-                                                      database.tiles, {&one, 1})) {
-          return failure{errc::verification_failed,
-                         named.first + ": not in the bundle's signed tree (" + *alone + ")"};
+                                                      database.tiles, {&one, 1});
+            !alone) {
+          return failure{
+              errc::verification_failed,
+              named.first + ": not in the bundle's signed tree (" + alone.error().detail + ")"};
         }
       }
-      return failure{errc::verification_failed, "sumdb/" + name + ": " + *unfit};
+      return failure{errc::verification_failed, "sumdb/" + name + ": " + fits.error().detail};
     }
   }
 
@@ -485,9 +490,11 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
     }
     const bool is_zip = request.kind == endpoint::zip;
     if (is_zip) {
-      if (auto bad = sumdb::check_module_zip(request.module_path, request.version, member.size,
-                                             read, options.limits)) {
-        return failure{errc::verification_failed, member.name + ": " + *bad};
+      if (auto checked = sumdb::check_module_zip(request.module_path, request.version, member.size,
+                                                 read, options.limits);
+          !checked) {
+        // A bundle's zip that does not check is the bundle's fault, whatever the check's code.
+        return failure{errc::verification_failed, member.name + ": " + checked.error().detail};
       }
     } else if (member.size > options.limits.max_go_mod_bytes) {
       return failure{errc::too_large, member.name + ": larger than the go.mod limit"};

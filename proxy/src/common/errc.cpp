@@ -31,6 +31,8 @@ class category final : public boost::system::error_category {
         return "not found";
       case errc::upstream_unavailable:
         return "no upstream answered";
+      case errc::refused:
+        return "refused by the address policy";
     }
     return "unknown gomodproxy error";
   }
@@ -52,6 +54,8 @@ int to_http_status(const boost::system::error_code& error) noexcept {
       return 404;
     case errc::verification_failed:
       return 502;
+    case errc::refused:
+      return 403;
     case errc::too_large:
     case errc::cache_io:
     case errc::cache_corrupt:

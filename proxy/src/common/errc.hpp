@@ -38,6 +38,11 @@ enum class errc {
   /// its GOPROXY whatever separates them (a 502 stops it at a `,`); the resolver answers 502
   /// instead when all_failed_502 is set.
   upstream_unavailable,
+  /// A destination the direct fetcher's address policy (direct/address_policy.hpp) keeps it from:
+  /// an IP literal as a module path's host, a name or address that is loopback, private, link-local
+  /// or this server's own. 403, the connect guard's answer; the direct tier answers a public
+  /// path's refusal as not found, so the go command tries its next proxy.
+  refused,
 };
 
 const boost::system::error_category& gomodproxy_category() noexcept;

@@ -116,16 +116,16 @@ bool is_ip_literal(std::string_view host) {
 
 }  // namespace
 
-std::optional<std::string> refused_address(const net::ip::address& address,
-                                           std::span<const net::ip::address> own) {
+outcome_of<void> refused_address(const net::ip::address& address,
+                                 std::span<const net::ip::address> own) {
   if (auto why = address.is_v4() ? refused_v4(address.to_v4()) : refused_v6(address.to_v6())) {
-    return why;
+    return failure{errc::refused, std::move(*why)};
   }
   const auto target = normalized(address);
   for (const auto& mine : own) {
-    if (normalized(mine) == target) return "this server's own address";
+    if (normalized(mine) == target) return failure{errc::refused, "this server's own address"};
   }
-  return std::nullopt;
+  return {};
 }
 
 std::string dns_failure_reason(const boost::system::error_code& ec) {
@@ -167,21 +167,24 @@ std::vector<net::ip::address> local_addresses() {
   return addresses;
 }
 
-net::awaitable<std::optional<std::string>> refused_host(
-    upstream::dns_resolver& dns, std::string host, std::vector<net::ip::address> own,
-    std::chrono::steady_clock::time_point deadline) {
-  if (host.empty()) co_return "empty host";
-  if (is_ip_literal(host)) co_return host + " is an IP literal";
-  if (!is_host_name(host)) co_return host + " is not a host name";
+net::awaitable<outcome_of<void>> refused_host(upstream::dns_resolver& dns, std::string host,
+                                              std::vector<net::ip::address> own,
+                                              std::chrono::steady_clock::time_point deadline) {
+  if (host.empty()) co_return failure{errc::invalid_request, "empty host"};
+  if (is_ip_literal(host)) co_return failure{errc::refused, host + " is an IP literal"};
+  if (!is_host_name(host)) co_return failure{errc::invalid_request, host + " is not a host name"};
   auto answer = co_await dns.resolve(host, 443, deadline);
-  if (!answer) co_return host + ": dns: " + dns_failure_reason(answer.error());
-  if (answer->empty()) co_return host + ": dns: no address";
+  if (!answer) {
+    co_return failure{answer.error(), host + ": dns: " + dns_failure_reason(answer.error())};
+  }
+  if (answer->empty()) co_return failure{net::error::no_data, host + ": dns: no address"};
   for (const auto& endpoint : *answer) {
-    if (auto why = refused_address(endpoint.address(), own)) {
-      co_return host + " resolves to " + endpoint.address().to_string() + " (" + *why + ")";
+    if (auto allowed = refused_address(endpoint.address(), own); !allowed) {
+      co_return failure{errc::refused, host + " resolves to " + endpoint.address().to_string() +
+                                           " (" + allowed.error().detail + ")"};
     }
   }
-  co_return std::nullopt;
+  co_return outcome_of<void>{};
 }
 
 }  // namespace gomodproxy::direct

@@ -7,27 +7,27 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/system/error_code.hpp>
 #include <chrono>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "upstream/dns_resolver.hpp"
 
 namespace gomodproxy::direct {
 
-/// Why a connection to `address` is refused when fetching a public module path (loopback,
-/// unspecified, link-local 169.254/16 and fe80::/10, private 10/8 172.16/12 192.168/16, CGNAT
-/// 100.64/10, unique-local fc00::/7, multicast, broadcast, IPv4-mapped/compatible forms of those,
-/// one of `own` (the server's own addresses)), or nullopt when it may be reached.
-/// The reason is a short phrase such as "loopback" or "private, IPv4-mapped", meant to follow the
+/// Whether a connection to `address` may be made when fetching a public module path: refused
+/// (errc::refused) for loopback, unspecified, link-local 169.254/16 and fe80::/10, private 10/8
+/// 172.16/12 192.168/16, CGNAT 100.64/10, unique-local fc00::/7, multicast, broadcast,
+/// IPv4-mapped/compatible forms of those, one of `own` (the server's own addresses).
+/// The detail is a short phrase such as "loopback" or "private, IPv4-mapped", meant to follow the
 /// address in parentheses. Also refused: the rest of 0.0.0.0/8, reserved 240.0.0.0/4, the
 /// deprecated site-local fec0::/10, and NAT64 (64:ff9b::/96) and 6to4 (2002::/16) forms of
 /// refused IPv4 addresses.
 /// Pure; thread-safe.
-std::optional<std::string> refused_address(const boost::asio::ip::address& address,
-                                           std::span<const boost::asio::ip::address> own);
+[[nodiscard]] outcome_of<void> refused_address(const boost::asio::ip::address& address,
+                                               std::span<const boost::asio::ip::address> own);
 
 /// Whether `host` is spelled as a DNS name (or dotted IPv4) may be: 1 to 253 of letters, digits,
 /// '.', '-', '_'. Never true for anything carrying userinfo, a port, a path or brackets.
@@ -41,14 +41,17 @@ std::string dns_failure_reason(const boost::system::error_code& ec);
 /// getifaddrs fails.
 std::vector<boost::asio::ip::address> local_addresses();
 
-/// Before any process starts for a public module path: nullopt when `host` (the module path's
-/// first element) may be fetched; else one-line reason: "<host> is an IP literal", "<host>
+/// Before any process starts for a public module path: success when `host` (the module path's
+/// first element) may be fetched; else a one-line detail: "<host> is an IP literal", "<host>
 /// resolves to 127.0.0.1 (loopback)", "<host>: dns: host not found" ...
+/// The code: errc::refused for an IP literal or a refused address, errc::invalid_request for an
+/// empty host or one that is not a host name, the lookup's own error (Asio's netdb or misc
+/// category, error::no_data when it answered no address) when the name could not be resolved.
 /// IP literals are refused whatever they point at (every spelling the C library or a URL parser
 /// would take as an address: dotted, shortened "127.1", hex, octal, IPv6 with or without
 /// brackets). A name is looked up with `dns` on port 443 until `deadline` and refused when any of
 /// its addresses is refused by refused_address(). `dns` must outlive the coroutine.
-boost::asio::awaitable<std::optional<std::string>> refused_host(
+[[nodiscard]] boost::asio::awaitable<outcome_of<void>> refused_host(
     upstream::dns_resolver& dns, std::string host, std::vector<boost::asio::ip::address> own,
     std::chrono::steady_clock::time_point deadline);
 

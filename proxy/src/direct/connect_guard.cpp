@@ -407,11 +407,12 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
     }
     if (endpoints->empty()) co_return failure(502, target->host + ": dns: no address");
     for (const auto& endpoint : *endpoints) {
-      if (auto why = refuse(endpoint.address())) {
+      if (auto allowed = refuse(endpoint.address()); !allowed) {
         const auto address = endpoint.address().to_string();
+        const std::string& why = allowed.error().detail;
         co_return refusal(403, target->ip_literal
-                                   ? address + " is " + *why
-                                   : target->host + " resolves to " + address + " (" + *why + ")");
+                                   ? address + " is " + why
+                                   : target->host + " resolves to " + address + " (" + why + ")");
       }
     }
 

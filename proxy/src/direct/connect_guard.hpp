@@ -11,9 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <string>
 
+#include "common/failure.hpp"
 #include "upstream/dns_resolver.hpp"
 
 namespace gomodproxy::direct {
@@ -41,10 +41,11 @@ struct connect_guard_limits {
 /// (the address check among it) until it has ended.
 class connect_guard final {
  public:
-  /// nullopt when a connection to the address is allowed, else why not (a short phrase such as
-  /// refused_address() returns). Production passes refused_address with the server's own
-  /// addresses; tests allow loopback.
-  using address_check = std::function<std::optional<std::string>(const boost::asio::ip::address&)>;
+  /// Success when a connection to the address is allowed, else a failure whose detail says why
+  /// not (a short phrase such as refused_address() returns; the guard answers 403 whatever the
+  /// code). Production passes refused_address with the server's own addresses; tests allow
+  /// loopback.
+  using address_check = std::function<outcome_of<void>(const boost::asio::ip::address&)>;
 
   connect_guard(boost::asio::any_io_executor executor, upstream::dns_resolver& dns,
                 address_check refuse, connect_guard_limits limits = {});

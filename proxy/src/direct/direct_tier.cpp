@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -133,15 +134,15 @@ bool is_under(const std::filesystem::path& path, const std::filesystem::path& di
   return !relative.empty() && *relative.begin() != ".." && !relative.is_absolute();
 }
 
-// refused_host's reasons (address_policy.cpp) are words only. A name that does not exist, or
-// an address that may not be reached, is a verdict on the host; a lookup that failed for now
-// (timed out, a server failure) is not, and must not be remembered as a not-found.
-outcome refusal_outcome(std::string_view why) {
-  if (why.find(": dns: ") == std::string_view::npos || why.ends_with(": dns: host not found") ||
-      why.ends_with(": dns: no address")) {
+// A name that does not exist, or an address that may not be reached, is a verdict on the host;
+// a lookup that failed for now (timed out, a server failure) is not, and must not be remembered
+// as a not-found.
+outcome refusal_outcome(const boost::system::error_code& code) {
+  if (code == errc::refused || code == errc::invalid_request ||
+      code == boost::asio::error::host_not_found || code == boost::asio::error::no_data) {
     return outcome::not_found;
   }
-  return why.ends_with(": dns: timed out") ? outcome::timeout : outcome::error;
+  return code == boost::asio::error::timed_out ? outcome::timeout : outcome::error;
 }
 
 }  // namespace
@@ -297,8 +298,9 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
       co_return answer(outcome::not_found, "refused: public module paths need the connect guard");
     }
     const std::string host = request.module_path.substr(0, request.module_path.find('/'));
-    if (auto why = co_await options.refused_host(host, deadline)) {
-      co_return answer(refusal_outcome(*why), "refused: " + *why);
+    auto allowed = co_await options.refused_host(host, deadline);
+    if (!allowed) {
+      co_return answer(refusal_outcome(allowed.error().code), "refused: " + allowed.error().detail);
     }
   }
 

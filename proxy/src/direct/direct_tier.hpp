@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "upstream/tier.hpp"
 
 namespace gomodproxy::direct {
@@ -31,9 +32,10 @@ struct direct_options {
   std::vector<std::string> no_sumdb_patterns;  ///< --no-sumdb. Default: none
   /// The connect guard's URL; public module paths are refused while it is empty. Default: empty
   std::string guard_url;
-  /// Why the host of a public module path may not be fetched, or nullopt. Default: none, which
-  /// refuses every public path.
-  std::function<boost::asio::awaitable<std::optional<std::string>>(
+  /// Success when the host of a public module path may be fetched, else why not (as
+  /// refused_host() in address_policy.hpp: its code decides not found, timeout or error).
+  /// Default: none, which refuses every public path.
+  std::function<boost::asio::awaitable<outcome_of<void>>(
       std::string host, std::chrono::steady_clock::time_point deadline)>
       refused_host;
   /// Run the go command of public paths in the network sandbox (network_sandbox.hpp), so that

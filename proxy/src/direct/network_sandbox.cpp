@@ -19,6 +19,7 @@
 #include <charconv>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -436,9 +437,12 @@ int run_sandbox_command(const std::vector<std::string>& args) {
   return status;
 }
 
-std::optional<std::string> sandbox_unavailable() {
+outcome_of<void> sandbox_unavailable() {
   std::array<int, 2> err_pipe{};
-  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) return errno_text("pipe");
+  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
+    const int error = errno;
+    return system_failure(error, errno_text("pipe"));
+  }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -461,7 +465,7 @@ std::optional<std::string> sandbox_unavailable() {
   ::close(err_pipe[1]);
   if (spawned != 0) {
     ::close(err_pipe[0]);
-    return std::string("/proc/self/exe: ") + std::strerror(spawned);
+    return system_failure(spawned, std::string("/proc/self/exe: ") + std::strerror(spawned));
   }
   std::string said;
   std::array<char, 1024> buffer{};
@@ -473,14 +477,16 @@ std::optional<std::string> sandbox_unavailable() {
   }
   ::close(err_pipe[0]);
   const int status = wait_for(pid);
-  if (status == 0) return std::nullopt;
+  if (status == 0) return {};
   while (!said.empty() && (said.back() == '\n' || said.back() == '\r')) said.pop_back();
   // Its lines name the subcommand, which the caller's message already does.
   if (constexpr std::string_view prefix = "gomodproxy direct-sandbox: "; said.starts_with(prefix)) {
     said.erase(0, prefix.size());
   }
   if (said.empty()) said = "exit status " + std::to_string(status);
-  return said;
+  // The subcommand says why in words only (unshare refused, no user namespaces ...).
+  return failure{boost::system::errc::make_error_code(boost::system::errc::not_supported),
+                 std::move(said)};
 }
 
 process_spec sandboxed(process_spec spec, const std::string& guard_url) {

@@ -4,10 +4,10 @@
 // go-import `mod` URL naming https://127.0.0.1:PORT would reach the server's loopback unchecked.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "direct/go_process.hpp"
 
 namespace gomodproxy::direct {
@@ -25,9 +25,10 @@ inline constexpr const char* sandbox_command = "direct-sandbox";
 int run_sandbox_command(const std::vector<std::string>& args);
 
 /// Whether this process can sandbox: runs the subcommand once with a harmless program and waits
-/// for it. nullopt when it works, else why not (one line). Blocks the calling thread: start-up
-/// only.
-std::optional<std::string> sandbox_unavailable();
+/// for it. Success when it works, else why not (one line): the errno of a pipe or spawn that
+/// failed, not_supported (generic category) when the subcommand could not make the sandbox.
+/// Blocks the calling thread: start-up only.
+[[nodiscard]] outcome_of<void> sandbox_unavailable();
 
 /// `spec` changed to run its program inside the sandbox relaying to `guard_url`: the program is
 /// this binary (/proc/self/exe) and its arguments the subcommand's. Unchanged when the program is

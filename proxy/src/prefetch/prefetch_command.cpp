@@ -303,9 +303,9 @@ int run_prefetch_command(const std::vector<std::string>& args) {
     return exit_done;
   }
   if (!options.run.ca_file.empty()) {
-    if (auto reason = upstream::ca_bundle_problem(options.run.ca_file)) {
+    if (auto bundle = upstream::ca_bundle_problem(options.run.ca_file); !bundle) {
       std::fprintf(stderr, "gomodproxy prefetch: --ca-file: %s is not a CA bundle (%s)\n",
-                   protocol::quote(options.run.ca_file).c_str(), reason->c_str());
+                   protocol::quote(options.run.ca_file).c_str(), bundle.error().detail.c_str());
       return exit_usage;
     }
   }

@@ -82,9 +82,9 @@ int run_probe_command(const std::vector<std::string>& args) {
       return usage_error("gomodproxy probe: --ca-file: cannot read " +
                          protocol::quote(options.sweep.ca_file) + ": " + std::strerror(errno));
     }
-    if (auto reason = upstream::ca_bundle_problem(options.sweep.ca_file)) {
+    if (auto bundle = upstream::ca_bundle_problem(options.sweep.ca_file); !bundle) {
       return usage_error("gomodproxy probe: --ca-file: " + protocol::quote(options.sweep.ca_file) +
-                         " is not a CA bundle (" + *reason + ")");
+                         " is not a CA bundle (" + bundle.error().detail + ")");
     }
   }
 

@@ -158,7 +158,7 @@ outcome_of<void> check_body(const protocol::module_request& request, std::uint64
   if (size > body_limit(request.kind)) return failure{errc::too_large, "response too large"};
   using protocol::endpoint;
   if (request.kind == endpoint::zip) {
-    return refused_if(sumdb::check_module_zip(request.module_path, request.version, size, read));
+    return sumdb::check_module_zip(request.module_path, request.version, size, read);
   }
   auto body = read_all(size, read);
   if (!body) return body.error();

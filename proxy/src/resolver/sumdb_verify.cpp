@@ -346,8 +346,8 @@ net::awaitable<outcome_of<bool>> resolver::impl::with_tiles(
     }
     if (wanted.empty()) {
       // The proof holds and every tile it needs is here: check them all whole.
-      if (auto unfit = sumdb::check_records_in_tree(size, root, tiles, {})) {
-        co_return unproven(*unfit);
+      if (auto fits = sumdb::check_records_in_tree(size, root, tiles, {}); !fits) {
+        co_return fits.error();
       }
       co_return true;
     }

@@ -103,18 +103,23 @@ std::array<unsigned char, 32> token_digest(std::string_view token) {
   return digest;
 }
 
-std::optional<std::string> token_problem(std::string_view token) {
+outcome_of<void> token_problem(std::string_view token) {
   if (token.size() < min_token_length) {
-    return "the token is shorter than " + std::to_string(min_token_length) + " characters";
+    return failure{errc::invalid_request,
+                   "the token is shorter than " + std::to_string(min_token_length) + " characters"};
   }
   if (token.size() > max_token_length) {
-    return "the token is longer than " + std::to_string(max_token_length) + " characters";
+    return failure{errc::invalid_request,
+                   "the token is longer than " + std::to_string(max_token_length) + " characters"};
   }
   const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
     return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
   });
-  if (!printable) return "the token has a character other than printable ASCII without spaces";
-  return std::nullopt;
+  if (!printable) {
+    return failure{errc::invalid_request,
+                   "the token has a character other than printable ASCII without spaces"};
+  }
+  return {};
 }
 
 std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_view content) {
@@ -142,7 +147,7 @@ std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_
     } else {
       name = "token-" + std::to_string(line_number);
     }
-    if (auto problem = token_problem(token)) return where + *problem;
+    if (auto shape = token_problem(token); !shape) return where + shape.error().detail;
     named_token entry{name, token_digest(token)};
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       if (tokens[i].name == entry.name) {
@@ -212,8 +217,8 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
       token = std::string(trim(std::string_view(text).substr(0, text.find('\n'))));
       source = quoted_path(path);
     }
-    if (auto problem = token_problem(token)) {
-      return "admin_token: " + source + ": " + *problem + "; expected a token of " +
+    if (auto shape = token_problem(token); !shape) {
+      return "admin_token: " + source + ": " + shape.error().detail + "; expected a token of " +
              std::to_string(min_token_length) + " to " + std::to_string(max_token_length) +
              " printable characters, or @FILE";
     }

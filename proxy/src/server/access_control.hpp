@@ -15,6 +15,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/failure.hpp"
+
 namespace gomodproxy::server {
 
 /// What a path needs. Open paths are answered without a token: /healthz and /readyz (load
@@ -60,9 +62,9 @@ inline constexpr std::size_t max_token_length = 1024;
 /// naming the line but never quoting it.
 std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_view content);
 
-/// Checks one token's shape (as for the auth file); nullopt when it is acceptable, else what
-/// is wrong, without quoting it.
-std::optional<std::string> token_problem(std::string_view token);
+/// Checks one token's shape (as for the auth file): success when it is acceptable, else
+/// errc::invalid_request with what is wrong as the detail, without quoting it.
+[[nodiscard]] outcome_of<void> token_problem(std::string_view token);
 
 /// SHA-256 of `token`.
 std::array<unsigned char, 32> token_digest(std::string_view token);

@@ -83,9 +83,9 @@ tls_credentials::~tls_credentials() = default;
 std::variant<std::shared_ptr<tls_credentials>, std::string> tls_credentials::load(
     std::string cert_file, std::string key_file) {
   auto first = build(cert_file, key_file);
-  if (auto* problem = std::get_if<std::string>(&first)) return std::move(*problem);
-  return std::shared_ptr<tls_credentials>(new tls_credentials(
-      std::move(cert_file), std::move(key_file), std::move(std::get<0>(first))));
+  if (!first) return std::move(first).error().detail;
+  return std::shared_ptr<tls_credentials>(
+      new tls_credentials(std::move(cert_file), std::move(key_file), std::move(*first)));
 }
 
 std::shared_ptr<net::ssl::context> tls_credentials::context() const {
@@ -98,16 +98,16 @@ certificate_summary tls_credentials::summary() const {
   return current_->summary;
 }
 
-std::optional<std::string> tls_credentials::reload() {
+outcome_of<void> tls_credentials::reload() {
   // Built outside the lock: reading files must not hold up connections being accepted.
   auto fresh = build(cert_file_, key_file_);
-  if (auto* problem = std::get_if<std::string>(&fresh)) return std::move(*problem);
+  if (!fresh) return std::move(fresh).error();
   std::lock_guard lock(mutex_);
-  current_ = std::move(std::get<0>(fresh));
-  return std::nullopt;
+  current_ = std::move(*fresh);
+  return {};
 }
 
-std::variant<std::shared_ptr<tls_credentials::loaded>, std::string> tls_credentials::build(
+outcome_of<std::shared_ptr<tls_credentials::loaded>> tls_credentials::build(
     const std::string& cert_file, const std::string& key_file) {
   // OpenSSL's error queue is per thread: an entry left from before must not become this load's
   // reason, nor one left by this load a later handshake's on the same thread.
@@ -118,16 +118,18 @@ std::variant<std::shared_ptr<tls_credentials::loaded>, std::string> tls_credenti
     clear_errors_on_return& operator=(const clear_errors_on_return&) = delete;
     ~clear_errors_on_return() { ERR_clear_error(); }
   } cleared;
+  // read_setting_file says why in words only; the code says no more than "I/O".
+  const auto unreadable = boost::system::errc::make_error_code(boost::system::errc::io_error);
   auto chain_read = read_setting_file(cert_file);
   if (auto* why = std::get_if<1>(&chain_read)) {
-    return "tls_cert: cannot read " + quoted_path(cert_file) + ": " + *why +
-           "; expected a readable PEM certificate chain";
+    return failure{unreadable, "tls_cert: cannot read " + quoted_path(cert_file) + ": " + *why +
+                                   "; expected a readable PEM certificate chain"};
   }
   const std::string& chain = std::get<0>(chain_read);
   auto key_read = read_setting_file(key_file);
   if (auto* why = std::get_if<1>(&key_read)) {
-    return "tls_key: cannot read " + quoted_path(key_file) + ": " + *why +
-           "; expected a readable PEM private key";
+    return failure{unreadable, "tls_key: cannot read " + quoted_path(key_file) + ": " + *why +
+                                   "; expected a readable PEM private key"};
   }
   wiped_string key{std::move(std::get<0>(key_read))};
 
@@ -147,19 +149,21 @@ std::variant<std::shared_ptr<tls_credentials::loaded>, std::string> tls_credenti
   boost::system::error_code ec;
   context->use_certificate_chain(net::buffer(chain), ec);
   if (ec) {
-    return "tls_cert: " + quoted_path(cert_file) + " holds no usable certificate (" + ec.message() +
-           "); expected the server certificate then its intermediates, PEM";
+    return failure{ec, "tls_cert: " + quoted_path(cert_file) + " holds no usable certificate (" +
+                           ec.message() +
+                           "); expected the server certificate then its intermediates, PEM"};
   }
   context->use_private_key(net::buffer(key.text), net::ssl::context::pem, ec);
   const bool mismatch =
       ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
   if (mismatch || (!ec && SSL_CTX_check_private_key(native) != 1)) {
-    return "tls_key: " + quoted_path(key_file) + " is not the key of the certificate in " +
-           quoted_path(cert_file) + "; expected the private key matching tls_cert";
+    return failure{errc::invalid_request,
+                   "tls_key: " + quoted_path(key_file) + " is not the key of the certificate in " +
+                       quoted_path(cert_file) + "; expected the private key matching tls_cert"};
   }
   if (ec) {
-    return "tls_key: " + quoted_path(key_file) + " holds no usable private key (" + ec.message() +
-           "); expected an unencrypted PEM private key";
+    return failure{ec, "tls_key: " + quoted_path(key_file) + " holds no usable private key (" +
+                           ec.message() + "); expected an unencrypted PEM private key"};
   }
   auto out = std::make_shared<loaded>();
   out->summary = summarize(SSL_CTX_get0_certificate(native));

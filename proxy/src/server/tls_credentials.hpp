@@ -5,9 +5,10 @@
 
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <variant>
+
+#include "common/failure.hpp"
 
 namespace boost::asio::ssl {
 class context;
@@ -41,14 +42,17 @@ class tls_credentials final {
   /// The certificate new connections are given.
   certificate_summary summary() const;
 
-  /// Reads both files again. On success new connections get the new certificate and nullopt is
-  /// returned; otherwise the old one stays in use and the reason (as load() words it) is returned.
-  std::optional<std::string> reload();
+  /// Reads both files again. On success new connections get the new certificate; otherwise the
+  /// old one stays in use and the failure says why, its detail as load() words it. The code:
+  /// io_error (generic category) for a file that cannot be read, OpenSSL's (Asio's ssl category)
+  /// for one that holds no usable certificate or key, errc::invalid_request for a key that is not
+  /// the certificate's.
+  [[nodiscard]] outcome_of<void> reload();
 
  private:
   struct loaded;
-  static std::variant<std::shared_ptr<loaded>, std::string> build(const std::string& cert_file,
-                                                                  const std::string& key_file);
+  static outcome_of<std::shared_ptr<loaded>> build(const std::string& cert_file,
+                                                   const std::string& key_file);
   tls_credentials(std::string cert_file, std::string key_file, std::shared_ptr<loaded> current);
 
   const std::string cert_file_;

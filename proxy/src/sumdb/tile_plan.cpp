@@ -258,37 +258,42 @@ std::optional<tile> parse_tile_path(std::string_view path) {
   return t;
 }
 
-std::optional<std::string> check_records_in_tree(
+outcome_of<void> check_records_in_tree(
     std::int64_t tree_size, const tlog_hash& root, const std::map<std::string, std::string>& tiles,
     std::span<const std::pair<std::int64_t, tlog_hash>> record_hashes) {
   const std::string tree_name = "the tree of " + std::to_string(tree_size) + " records";
-  if (tree_size < 1) return "a tree of " + std::to_string(tree_size) + " records has no tiles";
-  if (tree_size > max_tree_size) return tree_name + " is larger than 2^62 records";
+  if (tree_size < 1)
+    return failure{errc::invalid_request,
+                   "a tree of " + std::to_string(tree_size) + " records has no tiles"};
+  if (tree_size > max_tree_size)
+    return failure{errc::invalid_request, tree_name + " is larger than 2^62 records"};
   std::vector<std::int64_t> ids;
   for (const auto& [id, hash] : record_hashes) {
     if (id < 0 || id >= tree_size) {
-      return "record " + std::to_string(id) + " is not in " + tree_name;
+      return failure{errc::invalid_request,
+                     "record " + std::to_string(id) + " is not in " + tree_name};
     }
     ids.push_back(id);
   }
   auto plan = plan_tiles(tree_size, record_indexes(ids));
-  if (!plan) return "cannot plan the tiles of " + tree_name;
+  if (!plan) return failure{errc::invalid_request, "cannot plan the tiles of " + tree_name};
 
   // Entries beyond the plan are checked too, so a bundle never serves a tile nothing verified.
   std::vector<std::pair<tile, const std::string*>> narrower_entries;
   for (const auto& [path, bytes] : tiles) {
     const auto entry = parse_tile_path(path);
     if (!entry || entry->level < 0 || entry->height != sumdb_tile_height) {
-      return "entry " + path + " is not a hash tile of height 8";
+      return failure{errc::invalid_request, "entry " + path + " is not a hash tile of height 8"};
     }
     const auto exact = tile_above(*entry, 0, tree_size);
-    if (!exact || entry->width > exact->width) return "tile " + path + " is not in " + tree_name;
+    if (!exact || entry->width > exact->width)
+      return failure{errc::invalid_request, "tile " + path + " is not in " + tree_name};
     if (entry->width < exact->width) narrower_entries.emplace_back(*entry, &bytes);
     if (!plan->contains(*exact)) {
       const std::int64_t first_hash =
           stored_hash_index(exact->level * exact->height, exact->index << exact->height);
       if (auto planned = plan_index(*plan, first_hash, tree_size); !planned) {
-        return "cannot plan the tiles of " + tree_name;
+        return failure{errc::invalid_request, "cannot plan the tiles of " + tree_name};
       }
     }
   }
@@ -297,10 +302,13 @@ std::optional<std::string> check_records_in_tree(
   for (const tile& t : plan->tiles) {
     const std::string path = tile_path(t);
     const auto found = tiles.find(path);
-    if (found == tiles.end()) return "tile " + path + " is missing";
+    if (found == tiles.end())
+      return failure{errc::verification_failed, "tile " + path + " is missing"};
     if (found->second.size() != static_cast<std::size_t>(t.width) * hash_bytes) {
-      return "tile " + path + " has " + std::to_string(found->second.size()) + " bytes, not " +
-             std::to_string(static_cast<std::size_t>(t.width) * hash_bytes);
+      return failure{errc::verification_failed,
+                     "tile " + path + " has " + std::to_string(found->second.size()) +
+                         " bytes, not " +
+                         std::to_string(static_cast<std::size_t>(t.width) * hash_bytes)};
     }
     tile_bytes.push_back(found->second);
   }
@@ -310,7 +318,9 @@ std::optional<std::string> check_records_in_tree(
   for (std::size_t i = subtrees.size(); i-- > 0;) {
     const tile holder = tile_holding(subtrees[i], tree_size);
     const auto hash = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], subtrees[i]);
-    if (!hash) return "tile " + tile_path(holder) + " does not hold the hashes of " + tree_name;
+    if (!hash)
+      return failure{errc::verification_failed,
+                     "tile " + tile_path(holder) + " does not hold the hashes of " + tree_name};
     tree = tree ? node_hash(*hash, *tree) : *hash;
   }
   if (*tree != root) {
@@ -318,7 +328,8 @@ std::optional<std::string> check_records_in_tree(
     for (std::size_t i = 0; i < plan->tree_hash_tile_count; ++i) {
       names += (i ? ", " : "") + tile_path(plan->tiles[i]);
     }
-    return "tiles " + names + " do not hash to the root of " + tree_name;
+    return failure{errc::verification_failed,
+                   "tiles " + names + " do not hash to the root of " + tree_name};
   }
 
   for (std::size_t i = plan->tree_hash_tile_count; i < plan->tiles.size(); ++i) {
@@ -326,13 +337,15 @@ std::optional<std::string> check_records_in_tree(
     const auto parent = tile_above(child, 1, tree_size);
     // Planning put every tile below the tree-hash tiles after its parent.
     if (!parent || !plan->contains(*parent)) {
-      return "tile " + tile_path(child) + " has no parent tile";
+      return failure{errc::verification_failed, "tile " + tile_path(child) + " has no parent tile"};
     }
     const auto expected =
         hash_from_tile(*parent, tile_bytes[plan->position_of(*parent)],
                        stored_hash_index(parent->level * parent->height, child.index));
     if (!expected || *expected != full_tile_hash(tile_bytes[i])) {
-      return "tile " + tile_path(child) + " does not match its parent tile " + tile_path(*parent);
+      return failure{
+          errc::verification_failed,
+          "tile " + tile_path(child) + " does not match its parent tile " + tile_path(*parent)};
     }
   }
 
@@ -340,7 +353,8 @@ std::optional<std::string> check_records_in_tree(
     const tile exact = *tile_above(narrow, 0, tree_size);
     const auto cut = cut_tile(narrow, exact, tile_bytes[plan->position_of(exact)]);
     if (!cut || *cut != *bytes) {
-      return "tile " + tile_path(narrow) + " is not a prefix of tile " + tile_path(exact);
+      return failure{errc::verification_failed,
+                     "tile " + tile_path(narrow) + " is not a prefix of tile " + tile_path(exact)};
     }
   }
 
@@ -349,10 +363,11 @@ std::optional<std::string> check_records_in_tree(
     const tile holder = tile_holding(index, tree_size);
     const auto stored = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], index);
     if (!stored || *stored != hash) {
-      return "record " + std::to_string(id) + " is not in " + tree_name + " at that id";
+      return failure{errc::verification_failed,
+                     "record " + std::to_string(id) + " is not in " + tree_name + " at that id"};
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace gomodproxy::sumdb

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "sumdb/tile.hpp"
 #include "sumdb/tlog.hpp"
 
@@ -57,15 +58,18 @@ std::optional<std::string> cut_tile(const tile& wanted, const tile& available,
 /// or nullopt when `path` is not such a name.
 std::optional<tile> parse_tile_path(std::string_view path);
 
-/// nullopt when `tiles` (tile_path -> bytes) hold every tile client_tiles(tree_size, the record
+/// Success when `tiles` (tile_path -> bytes) hold every tile client_tiles(tree_size, the record
 /// ids) names, they recompute `root` as the tree hash of `tree_size` records and authenticate one
 /// another from that root down (as TileHashReader does), and each record hash is the tree's hash
 /// at its record id. Every other entry of `tiles` must also be a height-8 hash tile of this tree,
 /// either at its exact width at `tree_size` (then authenticated through its parent tiles, which
 /// must be present) or narrower (then a byte prefix of that exact-width tile, which must be
-/// present). Otherwise a one-line reason naming the first tile or record that does not fit (or
-/// the tree size, outside [1, 2^62]).
-std::optional<std::string> check_records_in_tree(
+/// present). Otherwise a failure whose detail is one line naming the first tile or record that
+/// does not fit: errc::invalid_request for a tree size outside [1, 2^62], a record id outside the
+/// tree or an entry that is not a height-8 hash tile of it; errc::verification_failed for a tile
+/// missing, of the wrong length, or whose hashes do not match the root, its parent, its
+/// exact-width tile or a record hash.
+[[nodiscard]] outcome_of<void> check_records_in_tree(
     std::int64_t tree_size, const tlog_hash& root, const std::map<std::string, std::string>& tiles,
     std::span<const std::pair<std::int64_t, tlog_hash>> record_hashes);
 

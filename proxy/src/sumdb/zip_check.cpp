@@ -252,16 +252,19 @@ boost::system::result<sha256_digest> hash_entry(const zip_directory& directory,
 
 }  // namespace
 
-std::optional<std::string> check_module_zip(std::string_view module_path, std::string_view version,
-                                            std::uint64_t size, const random_reader& read,
-                                            const zip_limits& limits) {
+outcome_of<void> check_module_zip(std::string_view module_path, std::string_view version,
+                                  std::uint64_t size, const random_reader& read,
+                                  const zip_limits& limits) {
   const std::string subject = "zip for " + printable(module_path) + "@" + printable(version);
   if (size > limits.max_zip_bytes) {
-    return subject + " is too large: " + size_limit_reason("a zip", size, limits.max_zip_bytes);
+    return failure{failed(), subject + " is too large: " +
+                                 size_limit_reason("a zip", size, limits.max_zip_bytes)};
   }
   auto directory_or_error = read_zip_directory(size, read);
   if (auto* error = std::get_if<zip_format_error>(&directory_or_error)) {
-    return subject + " is not a valid zip: " + error->reason;
+    // A read that failed is the reader's error (the cache, the network), not the zip's.
+    return failure{error->read_error ? error->read_error : failed(),
+                   subject + " is not a valid zip: " + error->reason};
   }
   const auto& directory = std::get<zip_directory>(directory_or_error);
 
@@ -270,55 +273,62 @@ std::optional<std::string> check_module_zip(std::string_view module_path, std::s
   std::uint64_t total_size = 0;
   for (const zip_entry& entry : directory.entries) {
     if (entry.name.compare(0, prefix.size(), prefix) != 0) {
-      return subject + " has unexpected file " + printable(entry.name);
+      return failure{failed(), subject + " has unexpected file " + printable(entry.name)};
     }
     std::string_view name = std::string_view(entry.name).substr(prefix.size());
     // Every entry is opened when the go command hashes the zip, directories and the bare prefix
     // included, so an unreadable method anywhere makes the zip unusable.
     if (entry.method != method_store && entry.method != method_deflate) {
-      return subject + " has file " + printable(entry.name) +
-             " with unsupported compression method " + std::to_string(entry.method) +
-             " (only store and deflate)";
+      return failure{failed(), subject + " has file " + printable(entry.name) +
+                                   " with unsupported compression method " +
+                                   std::to_string(entry.method) + " (only store and deflate)"};
     }
     if (name.empty()) continue;
     const bool is_dir = name.back() == '/';
     if (is_dir) name.remove_suffix(1);
     if (!is_clean(name)) {
-      return subject + " has file " + printable(entry.name) + " whose path is not clean";
+      return failure{failed(),
+                     subject + " has file " + printable(entry.name) + " whose path is not clean"};
     }
     if (auto reason = protocol::check_file_path(name)) {
-      return subject + " has invalid file " + printable(entry.name) + ": " +
-             printable(with_newlines_replaced(*reason));
+      return failure{failed(), subject + " has invalid file " + printable(entry.name) + ": " +
+                                   printable(with_newlines_replaced(*reason))};
     }
-    if (auto reason = collisions.check(name, is_dir)) return subject + " has " + *reason;
+    if (auto reason = collisions.check(name, is_dir)) {
+      return failure{failed(), subject + " has " + *reason};
+    }
     if (is_dir) continue;
 
     const std::size_t slash = name.rfind('/');
     const std::string_view base = slash == std::string_view::npos ? name : name.substr(slash + 1);
     if (equal_fold_ascii(base, "go.mod")) {
       if (base != name) {
-        return subject + " has go.mod file " + printable(name) + " outside the module root";
+        return failure{
+            failed(), subject + " has go.mod file " + printable(name) + " outside the module root"};
       }
       if (name != "go.mod") {
-        return subject + " has " + printable(name) +
-               " at the module root; it must be spelled go.mod";
+        return failure{failed(), subject + " has " + printable(name) +
+                                     " at the module root; it must be spelled go.mod"};
       }
     }
     if (entry.uncompressed_size > limits.max_uncompressed_bytes - total_size) {
-      return subject + " is too large: its files total more than the limit of " +
-             std::to_string(limits.max_uncompressed_bytes) + " uncompressed bytes";
+      return failure{failed(), subject + " is too large: its files total more than the limit of " +
+                                   std::to_string(limits.max_uncompressed_bytes) +
+                                   " uncompressed bytes"};
     }
     total_size += entry.uncompressed_size;
     if (name == "go.mod" && entry.uncompressed_size > limits.max_go_mod_bytes) {
-      return subject + " has " +
-             size_limit_reason("a go.mod", entry.uncompressed_size, limits.max_go_mod_bytes);
+      return failure{failed(), subject + " has " +
+                                   size_limit_reason("a go.mod", entry.uncompressed_size,
+                                                     limits.max_go_mod_bytes)};
     }
     if (name == "LICENSE" && entry.uncompressed_size > limits.max_license_bytes) {
-      return subject + " has " +
-             size_limit_reason("a LICENSE", entry.uncompressed_size, limits.max_license_bytes);
+      return failure{failed(), subject + " has " +
+                                   size_limit_reason("a LICENSE", entry.uncompressed_size,
+                                                     limits.max_license_bytes)};
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 boost::system::result<std::string> zip_h1_hash(std::uint64_t size, const random_reader& read) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/failure.hpp"
+
 namespace gomodproxy::sumdb {
 
 /// Reads up to `length` bytes at `offset`; shorter only at the end.
@@ -22,15 +24,18 @@ struct zip_limits {
   std::uint64_t max_license_bytes = 16777216;        ///< Default: 16 MiB
 };
 
-/// nullopt when the zip of `size` bytes is a valid module zip for module_path@version (the
-/// unescaped path and canonical version); otherwise a one-line reason. Checks: end-of-central-
+/// Success when the zip of `size` bytes is a valid module zip for module_path@version (the
+/// unescaped path and canonical version); otherwise a failure with a one-line detail: the
+/// reader's error when a read failed, else errc::verification_failed (the limits are the go
+/// command's, so a zip past them is one it would refuse too). Checks: end-of-central-
 /// directory (zip64 too), every entry name starts with "<module_path>@<version>/", the rest is a
 /// clean, valid file path (CheckFilePath), no case-fold collisions or duplicates, no file that is
 /// also a directory, go.mod only at the root and spelled exactly so, methods store/deflate only,
 /// and the limits.
-std::optional<std::string> check_module_zip(std::string_view module_path, std::string_view version,
-                                            std::uint64_t size, const random_reader& read,
-                                            const zip_limits& limits = {});
+[[nodiscard]] outcome_of<void> check_module_zip(std::string_view module_path,
+                                                std::string_view version, std::uint64_t size,
+                                                const random_reader& read,
+                                                const zip_limits& limits = {});
 
 /// The dirhash Hash1 of the zip of `size` bytes ("h1:" + base64), as the go command computes it
 /// for go.sum: over every entry name as stored (prefix and directory entries included) and the

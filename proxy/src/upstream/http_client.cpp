@@ -781,12 +781,12 @@ net::awaitable<fetch_result> http_client::impl::fetch(std::string url, body_sink
   }
 }
 
-std::optional<std::string> ca_bundle_problem(const std::string& path) {
+outcome_of<void> ca_bundle_problem(const std::string& path) {
   net::ssl::context context(net::ssl::context::tls_client);
   boost::system::error_code ec;
   context.load_verify_file(path, ec);
-  if (!ec) return std::nullopt;
-  return one_line(ec.message());
+  if (!ec) return {};
+  return gomodproxy::failure{ec, one_line(ec.message())};
 }
 
 http_client::http_client(boost::asio::any_io_executor executor, client_options options)

@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/failure.hpp"
+
 namespace gomodproxy::upstream {
 
 struct deadlines {
@@ -67,9 +69,11 @@ struct client_options {
   std::string user_agent = "gomodproxy/0.1";
 };
 
-/// nullopt when the file at `path` loads as the client loads `client_options::ca_file` (PEM
-/// certificates, at least one); otherwise a one-line reason ("no certificate or crl found ...").
-std::optional<std::string> ca_bundle_problem(const std::string& path);
+/// Success when the file at `path` loads as the client loads `client_options::ca_file` (PEM
+/// certificates, at least one); otherwise OpenSSL's code for why not (Asio's ssl category, or the
+/// errno in the system category for a file it could not open) with a one-line detail ("no
+/// certificate or crl found ...").
+[[nodiscard]] outcome_of<void> ca_bundle_problem(const std::string& path);
 
 /// Thread-safe; one instance per process is enough. Must outlive every get() in progress.
 class http_client {

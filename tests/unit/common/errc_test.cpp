@@ -27,6 +27,7 @@ TEST(errc, each_code_has_its_documented_status_and_a_message_of_its_own) {
       {errc::cache_corrupt, 500},
       {errc::not_found, 404},             // the go command falls back on 404 and 410
       {errc::upstream_unavailable, 404},  // so a `,` in GOPROXY does not stop the go command
+      {errc::refused, 403},  // the connect guard's answer to an address the policy refuses
   };
   std::set<std::string> messages;
   for (const auto& c : cases) {

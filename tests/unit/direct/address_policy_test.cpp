@@ -7,12 +7,15 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/errc.hpp"
+#include "tests/support/cpp/failure_of.hpp"
 #include "tests/support/cpp/loopback_dns_server.hpp"
 
 namespace gomodproxy::direct {
@@ -21,9 +24,11 @@ namespace {
 namespace net = boost::asio;
 using namespace std::chrono_literals;
 
-std::optional<std::string> refused(const char* address,
-                                   const std::vector<net::ip::address>& own = {}) {
-  return refused_address(net::ip::make_address(address), own);
+using test::failed_with;
+using verdict = std::optional<test::code_and_detail>;
+
+verdict refused(const char* address, const std::vector<net::ip::address>& own = {}) {
+  return test::failure_of(refused_address(net::ip::make_address(address), own));
 }
 
 TEST(address_policy, refuses_every_internal_range_with_its_name) {
@@ -72,7 +77,7 @@ TEST(address_policy, refuses_every_internal_range_with_its_name) {
            {"2002:a00:1:1234::1", "private, 6to4"},
            {"2002:a9fe:a9fe::", "link-local, 6to4"},
        }) {
-    EXPECT_EQ(refused(address), std::optional<std::string>(why)) << address;
+    EXPECT_EQ(refused(address), failed_with(errc::refused, why)) << address;
   }
 }
 
@@ -111,12 +116,12 @@ TEST(address_policy, refuses_the_servers_own_addresses_in_any_form) {
                                           net::ip::make_address("fe80::1234%1")};
   for (const char* address : {"203.0.113.7", "::ffff:203.0.113.7", "64:ff9b::203.0.113.7",
                               "2002:cb00:7107::1", "2001:db8::7", "2001:DB8:0:0:0:0:0:7"}) {
-    EXPECT_EQ(refused(address, own), std::optional<std::string>("this server's own address"))
+    EXPECT_EQ(refused(address, own), failed_with(errc::refused, "this server's own address"))
         << address;
   }
   // A scope id names an interface, not a host: fe80::1234 on any interface is still refused (as
   // link-local, before the own-address rule is reached).
-  EXPECT_EQ(refused("fe80::1234", own), std::optional<std::string>("link-local"));
+  EXPECT_EQ(refused("fe80::1234", own), failed_with(errc::refused, "link-local"));
   for (const char* address : {"203.0.113.8", "2001:db8::8", "::ffff:203.0.113.8"}) {
     EXPECT_EQ(refused(address, own), std::nullopt) << address;
   }
@@ -128,16 +133,15 @@ TEST(address_policy, local_addresses_include_loopback) {
             addresses.end());
 }
 
-std::optional<std::string> refused_now(upstream::dns_resolver& dns, std::string host,
-                                       std::vector<net::ip::address> own = {},
-                                       std::chrono::milliseconds budget = 5s) {
+verdict refused_now(upstream::dns_resolver& dns, std::string host,
+                    std::vector<net::ip::address> own = {}, std::chrono::milliseconds budget = 5s) {
   net::io_context io;
   auto future = net::co_spawn(
       io,
       refused_host(dns, std::move(host), std::move(own), std::chrono::steady_clock::now() + budget),
       net::use_future);
   io.run();
-  return future.get();
+  return test::failure_of(future.get());
 }
 
 TEST(address_policy, ip_literal_hosts_are_refused_in_every_spelling) {
@@ -148,15 +152,19 @@ TEST(address_policy, ip_literal_hosts_are_refused_in_every_spelling) {
        {"127.0.0.1", "8.8.8.8", "127.1", "0x7f.0.0.1", "0x7f000001", "2130706433", "0177.0.0.1",
         "127.0.0.1.", "::1", "[::1]", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1", "2001:4860:4860::8888",
         "[fe80::1%25eth0]", "example.123"}) {
-    EXPECT_EQ(refused_now(dns, host), std::string(host) + " is an IP literal") << host;
+    EXPECT_EQ(refused_now(dns, host),
+              failed_with(errc::refused, std::string(host) + " is an IP literal"))
+        << host;
   }
   EXPECT_EQ(dns_server.queries("127.1"), 0);
 }
 
 TEST(address_policy, localhost_names_resolve_to_loopback_and_are_refused) {
   upstream::dns_resolver dns;
-  EXPECT_EQ(refused_now(dns, "evil.localhost"), "evil.localhost resolves to 127.0.0.1 (loopback)");
-  EXPECT_EQ(refused_now(dns, "localhost"), "localhost resolves to 127.0.0.1 (loopback)");
+  EXPECT_EQ(refused_now(dns, "evil.localhost"),
+            failed_with(errc::refused, "evil.localhost resolves to 127.0.0.1 (loopback)"));
+  EXPECT_EQ(refused_now(dns, "localhost"),
+            failed_with(errc::refused, "localhost resolves to 127.0.0.1 (loopback)"));
 }
 
 TEST(address_policy, names_are_judged_by_every_address_they_resolve_to) {
@@ -169,16 +177,21 @@ TEST(address_policy, names_are_judged_by_every_address_they_resolve_to) {
   const std::vector<net::ip::address> own{net::ip::make_address("198.51.100.9")};
 
   EXPECT_EQ(refused_now(dns, "internal.example.test", own),
-            "internal.example.test resolves to 10.20.30.40 (private)");
-  EXPECT_EQ(refused_now(dns, "metadata.example.test", own),
-            "metadata.example.test resolves to 169.254.169.254 (link-local)");
-  EXPECT_EQ(refused_now(dns, "myself.example.test", own),
-            "myself.example.test resolves to 198.51.100.9 (this server's own address)");
+            failed_with(errc::refused, "internal.example.test resolves to 10.20.30.40 (private)"));
+  EXPECT_EQ(
+      refused_now(dns, "metadata.example.test", own),
+      failed_with(errc::refused, "metadata.example.test resolves to 169.254.169.254 (link-local)"));
+  EXPECT_EQ(
+      refused_now(dns, "myself.example.test", own),
+      failed_with(errc::refused,
+                  "myself.example.test resolves to 198.51.100.9 (this server's own address)"));
   EXPECT_EQ(refused_now(dns, "public.example.test", own), std::nullopt);
+  // A failed lookup keeps the resolver's code: the direct tier tells "no such host" (not found)
+  // from "could not ask" (a timeout, an error) by it.
   EXPECT_EQ(refused_now(dns, "missing.example.test", own),
-            "missing.example.test: dns: host not found");
+            failed_with(net::error::host_not_found, "missing.example.test: dns: host not found"));
   EXPECT_EQ(refused_now(dns, "silent.example.test", own, 300ms),
-            "silent.example.test: dns: timed out");
+            failed_with(net::error::timed_out, "silent.example.test: dns: timed out"));
 }
 
 TEST(address_policy, a_name_server_that_is_not_there_is_a_refusal) {
@@ -187,14 +200,17 @@ TEST(address_policy, a_name_server_that_is_not_there_is_a_refusal) {
   upstream::dns_resolver dns({.cache = {}, .name_servers = "127.0.0.1:9"});
   auto why = refused_now(dns, "nowhere.example.test", {}, 500ms);
   ASSERT_TRUE(why.has_value());
-  EXPECT_TRUE(why->starts_with("nowhere.example.test: dns: ")) << *why;
+  EXPECT_TRUE(why->second.starts_with("nowhere.example.test: dns: ")) << why->second;
+  EXPECT_NE(why->first.category(), gomodproxy_category()) << why->first.message();
 }
 
 TEST(address_policy, hosts_that_are_not_names_are_refused) {
   upstream::dns_resolver dns;
-  EXPECT_EQ(refused_now(dns, ""), "empty host");
-  EXPECT_EQ(refused_now(dns, "user@host.example"), "user@host.example is not a host name");
-  EXPECT_EQ(refused_now(dns, "host.example/x"), "host.example/x is not a host name");
+  EXPECT_EQ(refused_now(dns, ""), failed_with(errc::invalid_request, "empty host"));
+  EXPECT_EQ(refused_now(dns, "user@host.example"),
+            failed_with(errc::invalid_request, "user@host.example is not a host name"));
+  EXPECT_EQ(refused_now(dns, "host.example/x"),
+            failed_with(errc::invalid_request, "host.example/x is not a host name"));
 }
 
 }  // namespace

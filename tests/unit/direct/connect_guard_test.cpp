@@ -20,7 +20,6 @@
 #include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -224,8 +223,8 @@ connect_guard::address_check production_check() {
 
 // Loopback IPv4 is what the test servers listen on; everything else as in production.
 connect_guard::address_check loopback_allowed() {
-  return [](const net::ip::address& address) -> std::optional<std::string> {
-    if (address == net::ip::make_address("127.0.0.1")) return std::nullopt;
+  return [](const net::ip::address& address) -> outcome_of<void> {
+    if (address == net::ip::make_address("127.0.0.1")) return {};
     return refused_address(address, {});
   };
 }
@@ -572,12 +571,12 @@ TEST(connect_guard, destroying_it_with_a_connection_in_progress_keeps_what_the_c
   running_io io;
   auto guard = std::make_unique<connect_guard>(
       io.executor(), dns,
-      [lifetime = check_lifetime{}](const net::ip::address&) -> std::optional<std::string> {
+      [lifetime = check_lifetime{}](const net::ip::address&) -> outcome_of<void> {
         check_running = true;
         check_entered = true;
         for (int i = 0; i < 500 && !check_released.load(); ++i) std::this_thread::sleep_for(10ms);
         check_running = false;
-        return std::nullopt;
+        return {};
       });
   auto client = connect_to(port_of(guard->start()));
   send_all(client, connect_head("127.0.0.1:" + std::to_string(target.port())));

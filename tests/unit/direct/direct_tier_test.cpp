@@ -12,6 +12,7 @@
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -22,6 +23,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/errc.hpp"
 #include "protocol/request.hpp"
 
 namespace gomodproxy::direct {
@@ -81,8 +83,10 @@ class DirectTier : public ::testing::Test {
     options_.guard_url = "http://127.0.0.1:9";
     options_.server_environment = std::map<std::string, std::string>{
         {"PATH", "/usr/bin:/bin"}, {"HOME", dir_.string()}, {"SECRET_OF_SERVER", "x"}};
-    options_.refused_host = [](std::string, std::chrono::steady_clock::time_point)
-        -> net::awaitable<std::optional<std::string>> { co_return std::nullopt; };
+    options_.refused_host =
+        [](std::string, std::chrono::steady_clock::time_point) -> net::awaitable<outcome_of<void>> {
+      co_return outcome_of<void>{};
+    };
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
@@ -401,10 +405,11 @@ TEST_F(DirectTier, WaitingForAProcessSlotCountsAgainstTheDeadline) {
 TEST_F(DirectTier, ARefusedPublicHostStartsNoProcess) {
   go_script(R"(echo '{"Versions":["v1.0.0"]}')");
   std::vector<std::string> asked;
-  options_.refused_host = [&asked](std::string host, std::chrono::steady_clock::time_point)
-      -> net::awaitable<std::optional<std::string>> {
+  options_.refused_host =
+      [&asked](std::string host,
+               std::chrono::steady_clock::time_point) -> net::awaitable<outcome_of<void>> {
     asked.push_back(host);
-    co_return host + " resolves to 127.0.0.1 (loopback)";
+    co_return failure{errc::refused, host + " resolves to 127.0.0.1 (loopback)"};
   };
   direct_tier tier(io_.get_executor(), options_);
   auto a = fetch(tier, "/evil.example.com/x/@v/list");
@@ -419,25 +424,36 @@ TEST_F(DirectTier, ARefusedPublicHostStartsNoProcess) {
 }
 
 // A lookup that fails for now says nothing about the module: not a not-found, which the
-// resolver would remember for the negative TTL.
+// resolver would remember for the negative TTL. The refusal's code decides, not its words.
 TEST_F(DirectTier, AHostWhoseLookupFailedForNowIsNotANotFound) {
   go_script(R"(echo '{"Versions":["v1.0.0"]}')");
-  std::string failure;
-  options_.refused_host = [&failure](std::string host, std::chrono::steady_clock::time_point)
-      -> net::awaitable<std::optional<std::string>> { co_return host + ": dns: " + failure; };
-  direct_tier tier(io_.get_executor(), options_);
-  const std::pair<std::string, outcome> rows[] = {
-      {"timed out", outcome::timeout},
-      {"lookup failed (server failure)", outcome::error},
-      {"Network is unreachable", outcome::error},
-      {"host not found", outcome::not_found},
-      {"no address", outcome::not_found},
+  struct row {
+    boost::system::error_code code;
+    std::string said;
+    outcome expected;
   };
-  for (const auto& [said, expected] : rows) {
-    failure = said;
+  const row rows[] = {
+      {net::error::timed_out, "timed out", outcome::timeout},
+      {net::error::host_not_found_try_again, "lookup failed (server failure)", outcome::error},
+      {net::error::network_unreachable, "Network is unreachable", outcome::error},
+      {net::error::host_not_found, "host not found", outcome::not_found},
+      {net::error::no_data, "no address", outcome::not_found},
+      // The address policy's own refusals are verdicts on the host, whatever they say.
+      {errc::refused, "timed out", outcome::not_found},
+      {errc::invalid_request, "not a host name", outcome::not_found},
+  };
+  const row* current = nullptr;
+  options_.refused_host =
+      [&current](std::string host,
+                 std::chrono::steady_clock::time_point) -> net::awaitable<outcome_of<void>> {
+    co_return failure{current->code, host + ": dns: " + current->said};
+  };
+  direct_tier tier(io_.get_executor(), options_);
+  for (const auto& r : rows) {
+    current = &r;
     auto a = fetch(tier, "/example.com/x/@v/list");
-    EXPECT_EQ(a.result.result, expected) << said;
-    EXPECT_EQ(a.result.reason, "refused: example.com: dns: " + said);
+    EXPECT_EQ(a.result.result, r.expected) << r.code.message();
+    EXPECT_EQ(a.result.reason, "refused: example.com: dns: " + r.said);
   }
   EXPECT_EQ(tier.processes_started(), 0u);
 }

@@ -152,6 +152,31 @@ TEST(access_control, load_names_the_file_and_line_but_not_the_token) {
   EXPECT_EQ(std::get<std::string>(weak_admin).find("weak-admin"), std::string::npos);
 }
 
+TEST(token_problem, each_shape_refused_is_an_invalid_request_saying_what_without_quoting_it) {
+  EXPECT_TRUE(token_problem(std::string(min_token_length, 'a')));
+  EXPECT_TRUE(token_problem(std::string(max_token_length, 'a')));
+  EXPECT_TRUE(token_problem(alice));
+  struct row {
+    std::string token;
+    std::string detail;
+  };
+  for (const auto& [token, detail] : std::vector<row>{
+           {std::string(min_token_length - 1, 'a'), "the token is shorter than 16 characters"},
+           {std::string(max_token_length + 1, 'a'), "the token is longer than 1024 characters"},
+           {"secret-with space-inside",
+            "the token has a character other than printable ASCII without spaces"},
+           {"secret-with-tab\t-inside",
+            "the token has a character other than printable ASCII without spaces"},
+           {"secret-with-\x7f-delete",
+            "the token has a character other than printable ASCII without spaces"},
+       }) {
+    const auto shape = token_problem(token);
+    ASSERT_FALSE(shape) << token;
+    EXPECT_EQ(shape.error().code, errc::invalid_request) << token;
+    EXPECT_EQ(shape.error().detail, detail) << token;
+  }
+}
+
 // ---- Credentials -----------------------------------------------------------------------------
 
 TEST(presented_token, basic_and_bearer_in_any_case_and_nothing_else) {

@@ -111,7 +111,9 @@ class tls_harness {
   std::optional<std::string> replace_certificate(const test::test_pki& next) {
     dir_.write("cert.pem", next.server_cert_pem);
     dir_.write("key.pem", next.server_key_pem);
-    return credentials_->reload();
+    auto reloaded = credentials_->reload();
+    if (reloaded) return std::nullopt;
+    return std::move(reloaded.error().detail);
   }
 
   std::future<void> drain(std::chrono::milliseconds timeout) {

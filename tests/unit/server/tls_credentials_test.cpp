@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <string>
 #include <variant>
 
+#include "server/setting_file.hpp"
 #include "tests/support/cpp/temp_dir.hpp"
 #include "tests/support/cpp/test_certificates.hpp"
 
@@ -134,12 +136,27 @@ TEST(tls_credentials, reload_swaps_in_new_files_and_a_failed_one_keeps_the_old) 
   // A certificate replaced before its key: the pair does not match, so nothing changes.
   dir.write("cert.pem", second.server_cert_pem);
   auto failed = credentials->reload();
-  ASSERT_TRUE(failed);
-  EXPECT_TRUE(failed->starts_with("tls_key: ")) << *failed;
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, errc::invalid_request) << failed.error().code.message();
+  EXPECT_EQ(failed.error().detail,
+            "tls_key: " + quoted_path(key) + " is not the key of the certificate in " +
+                quoted_path(cert) + "; expected the private key matching tls_cert");
   EXPECT_EQ(credentials->context(), before);
 
+  // A certificate file that holds no certificate: OpenSSL's code, and still nothing changes.
+  dir.write("cert.pem", "not a certificate\n");
+  failed = credentials->reload();
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code.category(), boost::asio::error::get_ssl_category())
+      << failed.error().code.message();
+  EXPECT_TRUE(failed.error().detail.starts_with("tls_cert: " + quoted_path(cert) +
+                                                " holds no usable certificate ("))
+      << failed.error().detail;
+  EXPECT_EQ(credentials->context(), before);
+
+  dir.write("cert.pem", second.server_cert_pem);
   dir.write("key.pem", second.server_key_pem);
-  EXPECT_EQ(credentials->reload(), std::nullopt);
+  EXPECT_TRUE(credentials->reload());
   const auto after = credentials->context();
   EXPECT_NE(after, before);
   // The old context is still whole for the connections that hold it.
@@ -150,8 +167,9 @@ TEST(tls_credentials, reload_swaps_in_new_files_and_a_failed_one_keeps_the_old) 
 
   std::filesystem::remove(key);
   failed = credentials->reload();
-  ASSERT_TRUE(failed);
-  EXPECT_TRUE(failed->starts_with("tls_key: cannot read ")) << *failed;
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(failed.error().code, boost::system::errc::io_error) << failed.error().code.message();
+  EXPECT_TRUE(failed.error().detail.starts_with("tls_key: cannot read ")) << failed.error().detail;
   EXPECT_EQ(credentials->context(), after);
 }
 

@@ -56,8 +56,7 @@ TEST(h1_vectors, zips_hash_as_the_go_command_reported) {
     SCOPED_TRACE(c.file);
     const std::string zip = testdata(c.file);
     ASSERT_FALSE(zip.empty());
-    EXPECT_EQ(check_module_zip("example.com/hello", c.version, zip.size(), reader_of(zip)),
-              std::nullopt);
+    EXPECT_TRUE(check_module_zip("example.com/hello", c.version, zip.size(), reader_of(zip)));
     const auto hash = h1(zip);
     ASSERT_TRUE(hash.has_value()) << hash.error().message();
     EXPECT_EQ(*hash, c.sum);

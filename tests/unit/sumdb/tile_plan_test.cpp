@@ -4,13 +4,26 @@
 
 #include <limits>
 #include <map>
+#include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/errc.hpp"
+#include "tests/support/cpp/failure_of.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {
+
+using test::failed_with;
+
+// check_records_in_tree's verdict as a value to compare: nullopt, or the code and the detail.
+std::optional<test::code_and_detail> checked(
+    std::int64_t tree_size, const tlog_hash& root, const std::map<std::string, std::string>& tiles,
+    std::span<const std::pair<std::int64_t, tlog_hash>> record_hashes) {
+  return test::failure_of(check_records_in_tree(tree_size, root, tiles, record_hashes));
+}
 
 std::vector<std::string> paths_of(const std::vector<tile>& tiles) {
   std::vector<std::string> paths;
@@ -282,8 +295,7 @@ TEST_F(tile_plan_tree, accepts_the_planned_tiles_at_every_interesting_size) {
       {70000, {}},
   };
   for (const tree_case& c : cases) {
-    EXPECT_EQ(check_records_in_tree(c.size, root(c.size), tiles_for(c.size, c.ids), records(c.ids)),
-              std::nullopt)
+    EXPECT_EQ(checked(c.size, root(c.size), tiles_for(c.size, c.ids), records(c.ids)), std::nullopt)
         << c.size;
   }
 }
@@ -298,7 +310,7 @@ TEST_F(tile_plan_tree, tiles_cut_from_full_tiles_verify) {
     ASSERT_TRUE(cut.has_value()) << tile_path(t);
     tiles[tile_path(t)] = *cut;
   }
-  EXPECT_EQ(check_records_in_tree(300, root(300), tiles, records(ids)), std::nullopt);
+  EXPECT_EQ(checked(300, root(300), tiles, records(ids)), std::nullopt);
 }
 
 TEST_F(tile_plan_tree, refuses_a_changed_byte_in_any_tile) {
@@ -308,20 +320,24 @@ TEST_F(tile_plan_tree, refuses_a_changed_byte_in_any_tile) {
     for (std::size_t offset : {std::size_t{0}, bytes.size() - 1}) {
       auto tiles = good;
       tiles[path][offset] = static_cast<char>(tiles[path][offset] ^ 1);
-      const auto reason = check_records_in_tree(log_size, root(log_size), tiles, records(ids));
+      const auto reason = checked(log_size, root(log_size), tiles, records(ids));
       ASSERT_TRUE(reason.has_value()) << path << " byte " << offset;
+      EXPECT_EQ(reason->first, errc::verification_failed) << reason->second;
     }
   }
   // A changed hash in a full tile is named with the parent it disagrees with.
   auto tiles = good;
   tiles["tile/8/0/256"][40] ^= 1;
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records(ids)),
-            "tile tile/8/0/256 does not match its parent tile tile/8/1/001.p/17");
+  EXPECT_EQ(checked(log_size, root(log_size), tiles, records(ids)),
+            failed_with(errc::verification_failed,
+                        "tile tile/8/0/256 does not match its parent tile tile/8/1/001.p/17"));
   tiles = good;
   tiles["tile/8/2/000.p/1"][0] ^= 1;
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records(ids)),
-            "tiles tile/8/2/000.p/1, tile/8/1/001.p/17, tile/8/0/273.p/112 do not hash to the "
-            "root of the tree of 70000 records");
+  EXPECT_EQ(checked(log_size, root(log_size), tiles, records(ids)),
+            failed_with(
+                errc::verification_failed,
+                "tiles tile/8/2/000.p/1, tile/8/1/001.p/17, tile/8/0/273.p/112 do not hash to the "
+                "root of the tree of 70000 records"));
 }
 
 TEST_F(tile_plan_tree, authenticating_tiles_catch_a_hash_no_proof_reads) {
@@ -337,12 +353,13 @@ TEST_F(tile_plan_tree, authenticating_tiles_catch_a_hash_no_proof_reads) {
   ASSERT_TRUE(plan.has_value());
   std::map<std::string, std::string> tiles;
   for (const tile& t : *plan) tiles[tile_path(t)] = tile_bytes(t);
-  EXPECT_EQ(check_records_in_tree(size, root(size), tiles, {}), std::nullopt);
+  EXPECT_EQ(checked(size, root(size), tiles, {}), std::nullopt);
   // The first hash of tile/8/1/000 (records 0-255) is not on record 0's path, which recomputes
   // it from tile/8/0/000; folded into its parent, the changed tile no longer matches.
   tiles["tile/8/1/000"][0] ^= 1;
-  EXPECT_EQ(check_records_in_tree(size, root(size), tiles, {}),
-            "tile tile/8/1/000 does not match its parent tile tile/8/2/000.p/1");
+  EXPECT_EQ(checked(size, root(size), tiles, {}),
+            failed_with(errc::verification_failed,
+                        "tile tile/8/1/000 does not match its parent tile tile/8/2/000.p/1"));
 }
 
 TEST_F(tile_plan_tree, refuses_a_missing_or_mis_sized_tile) {
@@ -351,44 +368,51 @@ TEST_F(tile_plan_tree, refuses_a_missing_or_mis_sized_tile) {
   for (const auto& [path, bytes] : good) {
     auto tiles = good;
     tiles.erase(path);
-    EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records(ids)),
-              "tile " + path + " is missing");
+    EXPECT_EQ(checked(log_size, root(log_size), tiles, records(ids)),
+              failed_with(errc::verification_failed, "tile " + path + " is missing"));
     tiles = good;
     tiles[path].pop_back();
-    EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records(ids)),
-              "tile " + path + " has " + std::to_string(bytes.size() - 1) + " bytes, not " +
-                  std::to_string(bytes.size()));
+    EXPECT_EQ(checked(log_size, root(log_size), tiles, records(ids)),
+              failed_with(errc::verification_failed,
+                          "tile " + path + " has " + std::to_string(bytes.size() - 1) +
+                              " bytes, not " + std::to_string(bytes.size())));
   }
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), {}, records({})),
-            "tile tile/8/2/000.p/1 is missing");
+  EXPECT_EQ(checked(log_size, root(log_size), {}, records({})),
+            failed_with(errc::verification_failed, "tile tile/8/2/000.p/1 is missing"));
 }
 
 TEST_F(tile_plan_tree, refuses_a_record_hash_at_the_wrong_id_or_outside_the_tree) {
   const auto tiles = tiles_for(log_size, {0, 1, 69999});
   auto wrong = records({0, 1, 69999});
   std::swap(wrong[0].second, wrong[1].second);
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, wrong),
-            "record 0 is not in the tree of 70000 records at that id");
+  EXPECT_EQ(checked(log_size, root(log_size), tiles, wrong),
+            failed_with(errc::verification_failed,
+                        "record 0 is not in the tree of 70000 records at that id"));
   auto changed = records({0, 1, 69999});
   changed[2].second[31] ^= 1;
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, changed),
-            "record 69999 is not in the tree of 70000 records at that id");
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records({70000})),
-            "record 70000 is not in the tree of 70000 records");
-  EXPECT_EQ(check_records_in_tree(0, root(1), {}, records({})), "a tree of 0 records has no tiles");
-  EXPECT_EQ(
-      check_records_in_tree(std::numeric_limits<std::int64_t>::max(), root(1), {}, records({})),
-      "the tree of 9223372036854775807 records is larger than 2^62 records");
+  EXPECT_EQ(checked(log_size, root(log_size), tiles, changed),
+            failed_with(errc::verification_failed,
+                        "record 69999 is not in the tree of 70000 records at that id"));
+  EXPECT_EQ(checked(log_size, root(log_size), tiles, records({70000})),
+            failed_with(errc::invalid_request, "record 70000 is not in the tree of 70000 records"));
+  EXPECT_EQ(checked(0, root(1), {}, records({})),
+            failed_with(errc::invalid_request, "a tree of 0 records has no tiles"));
+  EXPECT_EQ(checked(std::numeric_limits<std::int64_t>::max(), root(1), {}, records({})),
+            failed_with(errc::invalid_request,
+                        "the tree of 9223372036854775807 records is larger than 2^62 records"));
 }
 
 TEST_F(tile_plan_tree, refuses_a_wrong_root_or_size) {
   const std::vector<std::int64_t> ids = {0, 69998};
   const auto tiles = tiles_for(69999, ids);
-  EXPECT_EQ(check_records_in_tree(69999, root(69999), tiles, records(ids)), std::nullopt);
-  EXPECT_TRUE(check_records_in_tree(69999, root(70000), tiles, records(ids)).has_value());
-  EXPECT_TRUE(check_records_in_tree(70000, root(70000), tiles, records(ids)).has_value());
+  EXPECT_EQ(checked(69999, root(69999), tiles, records(ids)), std::nullopt);
   tlog_hash zero{};
-  EXPECT_TRUE(check_records_in_tree(69999, zero, tiles, records(ids)).has_value());
+  for (const auto& verdict : {checked(69999, root(70000), tiles, records(ids)),
+                              checked(70000, root(70000), tiles, records(ids)),
+                              checked(69999, zero, tiles, records(ids))}) {
+    ASSERT_TRUE(verdict.has_value());
+    EXPECT_EQ(verdict->first, errc::verification_failed) << verdict->second;
+  }
 }
 
 TEST_F(tile_plan_tree, checks_tiles_beyond_the_plan_too) {
@@ -398,33 +422,34 @@ TEST_F(tile_plan_tree, checks_tiles_beyond_the_plan_too) {
   // authentic narrower copy of a planned partial tile are accepted.
   tiles["tile/8/0/100"] = tile_bytes({8, 0, 100, 256});
   tiles["tile/8/0/273.p/50"] = tile_bytes({8, 0, 273, 50});
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), tiles, records(ids)), std::nullopt);
+  EXPECT_EQ(checked(log_size, root(log_size), tiles, records(ids)), std::nullopt);
 
   // An export for clients that remember the tree of 300 records adds the older tree's proof
   // tiles and its own tree-hash tiles at their widths at 300, narrower than at 70000.
   std::map<std::string, std::string> with_older;
   for (const tile& t : *client_tiles(log_size, ids, 300)) with_older[tile_path(t)] = tile_bytes(t);
   ASSERT_TRUE(with_older.contains("tile/8/0/001.p/44"));
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), with_older, records(ids)),
-            std::nullopt);
+  EXPECT_EQ(checked(log_size, root(log_size), with_older, records(ids)), std::nullopt);
 
   auto changed = tiles;
   changed["tile/8/0/100"][5] ^= 1;
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), changed, records(ids)),
-            "tile tile/8/0/100 does not match its parent tile tile/8/1/000");
+  EXPECT_EQ(checked(log_size, root(log_size), changed, records(ids)),
+            failed_with(errc::verification_failed,
+                        "tile tile/8/0/100 does not match its parent tile tile/8/1/000"));
   changed = tiles;
   changed["tile/8/0/273.p/50"][5] ^= 1;
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), changed, records(ids)),
-            "tile tile/8/0/273.p/50 is not a prefix of tile tile/8/0/273.p/112");
+  EXPECT_EQ(checked(log_size, root(log_size), changed, records(ids)),
+            failed_with(errc::verification_failed,
+                        "tile tile/8/0/273.p/50 is not a prefix of tile tile/8/0/273.p/112"));
 
   // A full tile whose parent tile (level-1 tile 1, at width 17) is not in the map.
   auto orphan = tiles_for(log_size, {});
   orphan["tile/8/0/260"] = tile_bytes({8, 0, 260, 256});
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), orphan, records({})), std::nullopt);
+  EXPECT_EQ(checked(log_size, root(log_size), orphan, records({})), std::nullopt);
   orphan = tiles_for(log_size, {});
   orphan["tile/8/0/100"] = tile_bytes({8, 0, 100, 256});
-  EXPECT_EQ(check_records_in_tree(log_size, root(log_size), orphan, records({})),
-            "tile tile/8/1/000 is missing");
+  EXPECT_EQ(checked(log_size, root(log_size), orphan, records({})),
+            failed_with(errc::verification_failed, "tile tile/8/1/000 is missing"));
 
   // Wider than the tree allows, beyond the tree, not a hash tile, or not a tile name at all.
   for (const auto& [path, reason] : std::vector<std::pair<std::string, std::string>>{
@@ -439,7 +464,8 @@ TEST_F(tile_plan_tree, checks_tiles_beyond_the_plan_too) {
             "entry lookup/example.com/m@v1.0.0 is not a hash tile of height 8"}}) {
     auto extra = tiles_for(log_size, ids);
     extra[path] = std::string(32, 'a');
-    EXPECT_EQ(check_records_in_tree(log_size, root(log_size), extra, records(ids)), reason);
+    EXPECT_EQ(checked(log_size, root(log_size), extra, records(ids)),
+              failed_with(errc::invalid_request, reason));
   }
 }
 

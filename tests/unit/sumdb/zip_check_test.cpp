@@ -15,9 +15,12 @@
 #include <vector>
 
 #include "common/errc.hpp"
+#include "tests/support/cpp/failure_of.hpp"
 
 namespace gomodproxy::sumdb {
 namespace {
+
+using test::failed_with;
 
 // §4.8 test vectors.
 constexpr std::string_view hello_go_mod = "module example.com/hello\n\ngo 1.19\n";
@@ -196,9 +199,12 @@ random_reader reader_of(const std::string& zip, read_stats* stats = nullptr) {
   };
 }
 
-std::optional<std::string> check(const std::string& zip, std::string_view module_path,
-                                 std::string_view version, const zip_limits& limits = {}) {
-  return check_module_zip(module_path, version, zip.size(), reader_of(zip), limits);
+// check_module_zip's verdict as a value to compare: nullopt, or the code and the detail.
+std::optional<test::code_and_detail> check(const std::string& zip, std::string_view module_path,
+                                           std::string_view version,
+                                           const zip_limits& limits = {}) {
+  return test::failure_of(
+      check_module_zip(module_path, version, zip.size(), reader_of(zip), limits));
 }
 
 boost::system::result<std::string> h1(const std::string& zip) {
@@ -368,9 +374,12 @@ TEST(zip_h1_hash, passes_reader_errors_through) {
     ++calls;
     return make_error_code(errc::cache_io);
   };
-  const auto reason = check_module_zip("example.com/hello", "v1.0.0", zip.size(), failing);
-  ASSERT_TRUE(reason.has_value());
-  EXPECT_NE(reason->find("read failed"), std::string::npos) << *reason;
+  const auto checked = check_module_zip("example.com/hello", "v1.0.0", zip.size(), failing);
+  ASSERT_FALSE(checked);
+  // The reader's own error, not the zip's: the bytes could not be read, not judged.
+  EXPECT_EQ(checked.error().code, errc::cache_io);
+  EXPECT_NE(checked.error().detail.find("read failed"), std::string::npos)
+      << checked.error().detail;
   EXPECT_EQ(calls, 1u);
 }
 
@@ -476,15 +485,17 @@ TEST(check_module_zip, table) {
     const std::string zip = build_zip(c.entries, c.options);
     const auto reason = check(zip, "example.com/hello", "v1.0.0", c.limits);
     if (!c.want) {
-      EXPECT_EQ(reason, std::nullopt) << *reason;
+      EXPECT_EQ(reason, std::nullopt) << reason->second;
       continue;
     }
     ASSERT_TRUE(reason.has_value());
-    EXPECT_NE(reason->find(*c.want), std::string::npos) << *reason;
-    EXPECT_EQ(reason->rfind("zip for example.com/hello@v1.0.0 ", 0), 0u) << *reason;
-    EXPECT_TRUE(std::all_of(reason->begin(), reason->end(), [](char ch) {
+    const auto& [code, detail] = *reason;
+    EXPECT_EQ(code, errc::verification_failed) << detail;
+    EXPECT_NE(detail.find(*c.want), std::string::npos) << detail;
+    EXPECT_EQ(detail.rfind("zip for example.com/hello@v1.0.0 ", 0), 0u) << detail;
+    EXPECT_TRUE(std::all_of(detail.begin(), detail.end(), [](char ch) {
       return ch >= 0x20 && ch < 0x7f;
-    })) << *reason;
+    })) << detail;
   }
 }
 
@@ -521,10 +532,12 @@ TEST(check_module_zip, structural_damage) {
     SCOPED_TRACE(c.name);
     const auto reason = check(c.zip, "example.com/hello", "v1.0.0");
     ASSERT_TRUE(reason.has_value());
-    EXPECT_NE(reason->find("zip for example.com/hello@v1.0.0 is not a valid zip: "),
+    const auto& [code, detail] = *reason;
+    EXPECT_EQ(code, errc::verification_failed) << detail;
+    EXPECT_NE(detail.find("zip for example.com/hello@v1.0.0 is not a valid zip: "),
               std::string::npos)
-        << *reason;
-    EXPECT_NE(reason->find(c.want), std::string::npos) << *reason;
+        << detail;
+    EXPECT_NE(detail.find(c.want), std::string::npos) << detail;
     EXPECT_FALSE(h1(c.zip).has_value());
   }
 }
@@ -536,16 +549,14 @@ TEST(check_module_zip, zip_size_limit) {
   EXPECT_EQ(check(zip, "example.com/hello", "v1.0.0", limits), std::nullopt);
   limits.max_zip_bytes = zip.size() - 1;
   const auto reason = check(zip, "example.com/hello", "v1.0.0", limits);
-  ASSERT_TRUE(reason.has_value());
-  EXPECT_NE(
-      reason->find("is too large: a zip of " + std::to_string(zip.size()) +
-                   " bytes, more than the limit of " + std::to_string(zip.size() - 1) + " bytes"),
-      std::string::npos)
-      << *reason;
+  // The go command refuses such a zip too: one that does not check, not one too large to store.
+  EXPECT_EQ(reason, failed_with(errc::verification_failed,
+                                "zip for example.com/hello@v1.0.0 is too large: a zip of " +
+                                    std::to_string(zip.size()) + " bytes, more than the limit of " +
+                                    std::to_string(zip.size() - 1) + " bytes"));
   // The default limit, 500 MiB, judged on the declared size alone: nothing is read.
   read_stats stats;
-  EXPECT_TRUE(check_module_zip("example.com/hello", "v1.0.0", 524288001, reader_of(zip, &stats))
-                  .has_value());
+  EXPECT_FALSE(check_module_zip("example.com/hello", "v1.0.0", 524288001, reader_of(zip, &stats)));
   EXPECT_EQ(stats.calls, 0u);
 }
 
@@ -557,8 +568,7 @@ TEST(check_module_zip, reads_only_the_directory_in_bounded_pieces) {
   }
   const std::string zip = build_zip(entries);
   read_stats stats;
-  EXPECT_EQ(check_module_zip("example.com/hello", "v1.0.0", zip.size(), reader_of(zip, &stats)),
-            std::nullopt);
+  EXPECT_TRUE(check_module_zip("example.com/hello", "v1.0.0", zip.size(), reader_of(zip, &stats)));
   EXPECT_LE(stats.largest, 65535u + 22u);
   // The central directory (about 200 KiB here) and the tail, never the 2 MiB of data.
   EXPECT_LT(stats.total, 400u * 1024);
@@ -569,7 +579,7 @@ TEST(check_module_zip, module_path_in_reason_is_printable) {
   const std::string zip = build_zip({{"other\x01/x.go", "x"}});
   const auto reason = check(zip, "example.com/hello", "v1.0.0");
   ASSERT_TRUE(reason.has_value());
-  EXPECT_NE(reason->find("other\\x01/x.go"), std::string::npos) << *reason;
+  EXPECT_NE(reason->second.find("other\\x01/x.go"), std::string::npos) << reason->second;
 }
 
 // Fixtures made by Python's zipfile, an independent writer: deflated streams it chose, zip64
@@ -644,7 +654,9 @@ TEST_F(python_zip, zip64_end_record_with_many_entries) {
   EXPECT_EQ(check(zip, "example.com/many", "v1.0.0"), std::nullopt);
   const auto reason = check(zip, "example.com/other", "v1.0.0");
   ASSERT_TRUE(reason.has_value());
-  EXPECT_NE(reason->find("unexpected file example.com/many@v1.0.0/f00000.go"), std::string::npos);
+  EXPECT_EQ(reason->first, errc::verification_failed);
+  EXPECT_NE(reason->second.find("unexpected file example.com/many@v1.0.0/f00000.go"),
+            std::string::npos);
   const auto hash = h1(zip);
   ASSERT_TRUE(hash.has_value()) << hash.error().message();
   std::vector<std::pair<std::string, std::string>> files;
@@ -660,7 +672,9 @@ TEST_F(python_zip, bzip2_rejected) {
   const std::string zip = fixture("bzip2.zip");
   const auto reason = check(zip, "example.com/hello", "v1.0.0");
   ASSERT_TRUE(reason.has_value());
-  EXPECT_NE(reason->find("unsupported compression method 12"), std::string::npos) << *reason;
+  EXPECT_EQ(reason->first, errc::verification_failed);
+  EXPECT_NE(reason->second.find("unsupported compression method 12"), std::string::npos)
+      << reason->second;
   EXPECT_FALSE(h1(zip).has_value());
 }
 

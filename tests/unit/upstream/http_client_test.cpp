@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -561,6 +562,24 @@ TEST_F(tls_fixture, untrusted_certificate_is_error) {
   EXPECT_EQ(run.result.result, outcome::error);
   EXPECT_NE(run.result.reason.find("certificate"), std::string::npos) << run.result.reason;
   EXPECT_EQ(server.requests(), 0);
+}
+
+TEST_F(tls_fixture, ca_bundle_problem_takes_a_pem_bundle_and_says_why_not_of_anything_else) {
+  EXPECT_TRUE(ca_bundle_problem(ca_file_));
+  const std::string text_file = ca_file_ + ".text";
+  std::ofstream(text_file) << "not a certificate\n";
+  // OpenSSL's own code: the caller prints the detail, and has nothing else to decide.
+  const auto text = ca_bundle_problem(text_file);
+  std::filesystem::remove(text_file);
+  ASSERT_FALSE(text);
+  EXPECT_EQ(text.error().code.category(), net::error::get_ssl_category())
+      << text.error().code.message();
+  EXPECT_EQ(text.error().detail, "no certificate or crl found (x509 certificate routines)");
+  const auto missing = ca_bundle_problem(ca_file_ + ".missing");
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.error().code, boost::system::errc::no_such_file_or_directory)
+      << missing.error().code.message();
+  EXPECT_EQ(missing.error().detail, "No such file or directory");
 }
 
 TEST_F(tls_fixture, hostname_mismatch_is_error) {
