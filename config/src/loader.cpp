@@ -304,8 +304,8 @@ std::vector<std::string> split_module_list(std::string_view text) {
 
 std::optional<problem> check_module_list(const std::string& text) {
   for (const auto& module_path : split_module_list(text)) {
-    if (auto why = protocol::check_path(module_path)) {
-      return quote(module_path) + " is not a module path (" + *why +
+    if (auto checked = protocol::check_path(module_path); !checked) {
+      return quote(module_path) + " is not a module path (" + checked.error().detail +
              "); expected comma-separated module paths like golang.org/x/mod";
     }
   }

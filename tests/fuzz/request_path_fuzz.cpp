@@ -41,7 +41,7 @@ void check_request(const module_request& request) {
     require(request.cache_key == request.upstream_path);
   }
   const bool has_module = !is_sumdb(request.kind) || request.kind == endpoint::sumdb_lookup;
-  if (has_module) require(!check_path(request.module_path));
+  if (has_module) require(check_path(request.module_path).has_value());
   switch (request.kind) {
     case endpoint::list:
     case endpoint::latest:
@@ -53,7 +53,7 @@ void check_request(const module_request& request) {
     case endpoint::sumdb_lookup:
       // Only canonical versions valid for the path name an immutable file.
       require(canonical_version(request.version) == request.version);
-      require(!check_path_version(request.module_path, request.version));
+      require(check_path_version(request.module_path, request.version).has_value());
       break;
     case endpoint::query:
       require(!request.version.empty());
@@ -130,7 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_escaping(target);
   check_version(target);
   // A valid module path is ASCII without '!', so its escaped form always unescapes back.
-  if (!check_path(target)) require(unescape_case(escape_case(target)) == std::string(target));
+  if (check_path(target)) require(unescape_case(escape_case(target)) == std::string(target));
   (void)check_file_path(target);
   return 0;
 }

@@ -65,9 +65,9 @@ bool parse_modules_file(const std::string& text, std::vector<wanted_version>& wa
     const auto at = trimmed.rfind('@');
     std::string module_path = at == std::string::npos ? "" : trimmed.substr(0, at);
     std::string version = at == std::string::npos ? "" : trimmed.substr(at + 1);
-    if (module_path.empty() || protocol::check_path(module_path) ||
+    if (module_path.empty() || !protocol::check_path(module_path) ||
         protocol::canonical_version(version) != version ||
-        protocol::check_path_version(module_path, version)) {
+        !protocol::check_path_version(module_path, version)) {
       problems.push_back("line " + std::to_string(number) + ": not module@version: " + trimmed);
       continue;
     }

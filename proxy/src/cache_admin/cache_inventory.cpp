@@ -143,7 +143,7 @@ std::optional<module_selector> parse_module_selector(std::string_view text) {
   module_selector selector;
   const auto at = text.find('@');
   selector.module_path = std::string(text.substr(0, at));
-  if (protocol::check_path(selector.module_path)) return std::nullopt;
+  if (!protocol::check_path(selector.module_path)) return std::nullopt;
   if (at != std::string_view::npos) {
     auto version = text.substr(at + 1);
     if (version.empty()) return std::nullopt;

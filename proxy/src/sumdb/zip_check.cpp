@@ -286,9 +286,9 @@ std::optional<std::string> check_module_zip(std::string_view module_path, std::s
     if (!is_clean(name)) {
       return subject + " has file " + printable(entry.name) + " whose path is not clean";
     }
-    if (auto reason = protocol::check_file_path(name)) {
+    if (auto checked = protocol::check_file_path(name); !checked) {
       return subject + " has invalid file " + printable(entry.name) + ": " +
-             printable(with_newlines_replaced(*reason));
+             printable(with_newlines_replaced(checked.error().detail));
     }
     if (auto reason = collisions.check(name, is_dir)) return subject + " has " + *reason;
     if (is_dir) continue;
