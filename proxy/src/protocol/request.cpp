@@ -140,8 +140,10 @@ bool is_sumdb_name(std::string_view name) {
          name.front() != '.';
 }
 
-std::variant<module_request, parse_error> parse_sumdb_request(std::string_view rest) {
-  const auto fail = [](std::string reason) { return parse_error{std::move(reason)}; };
+// The refusal of a target the go command would never send.
+failure fail(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
+
+outcome_of<module_request> parse_sumdb_request(std::string_view rest) {
   module_request request;
   const auto slash = rest.find('/');
   if (slash == std::string_view::npos) return fail("unknown checksum database endpoint");
@@ -269,8 +271,7 @@ bool percent_decode(std::string_view in, std::string& out) {
   return true;
 }
 
-std::variant<module_request, parse_error> parse_module_request(std::string_view target) {
-  const auto fail = [](std::string reason) { return parse_error{std::move(reason)}; };
+outcome_of<module_request> parse_module_request(std::string_view target) {
   // The go command never sends a query or fragment; accepting one would split the cache key.
   // One pass: find_first_of with a set searches the set once per character of the target.
   if (std::any_of(target.begin(), target.end(), [](char c) { return c == '?' || c == '#'; })) {
