@@ -119,17 +119,17 @@ std::variant<std::shared_ptr<tls_credentials::loaded>, std::string> tls_credenti
     ~clear_errors_on_return() { ERR_clear_error(); }
   } cleared;
   auto chain_read = read_setting_file(cert_file);
-  if (auto* why = std::get_if<1>(&chain_read)) {
-    return "tls_cert: cannot read " + quoted_path(cert_file) + ": " + *why +
+  if (!chain_read) {
+    return "tls_cert: cannot read " + quoted_path(cert_file) + ": " + chain_read.error().detail +
            "; expected a readable PEM certificate chain";
   }
-  const std::string& chain = std::get<0>(chain_read);
+  const std::string& chain = *chain_read;
   auto key_read = read_setting_file(key_file);
-  if (auto* why = std::get_if<1>(&key_read)) {
-    return "tls_key: cannot read " + quoted_path(key_file) + ": " + *why +
+  if (!key_read) {
+    return "tls_key: cannot read " + quoted_path(key_file) + ": " + key_read.error().detail +
            "; expected a readable PEM private key";
   }
-  wiped_string key{std::move(std::get<0>(key_read))};
+  wiped_string key{std::move(*key_read)};
 
   auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   SSL_CTX* native = context->native_handle();
