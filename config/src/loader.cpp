@@ -811,7 +811,7 @@ outcome_of<void> apply_file(const std::string& path, settings& s) {
 outcome_of<settings> load_settings(const std::vector<std::string>& args,
                                    const std::map<std::string, std::string>& environment) {
   auto flags_or_error = parse_flags(args);
-  if (!flags_or_error) return std::move(flags_or_error.error());
+  if (!flags_or_error) return flags_or_error.error();
   const auto& flags = *flags_or_error;
 
   // Environment names are checked before anything is read, so a typo fails even when a file or
@@ -844,7 +844,7 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
     }
   }
   if (config_path && !config_path->empty()) {
-    if (auto applied = apply_file(*config_path, s); !applied) return std::move(applied.error());
+    if (auto applied = apply_file(*config_path, s); !applied) return applied.error();
   }
   for (const auto& [key, entry] : env) {
     if (auto bad = apply(*key, s, raw_value{entry->second}, origin::text)) {
