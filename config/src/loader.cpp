@@ -7,6 +7,7 @@
 #include <array>
 #include <boost/asio/ip/address.hpp>
 #include <cctype>
+#include <cerrno>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -304,8 +305,8 @@ std::vector<std::string> split_module_list(std::string_view text) {
 
 std::optional<problem> check_module_list(const std::string& text) {
   for (const auto& module_path : split_module_list(text)) {
-    if (auto why = protocol::check_path(module_path)) {
-      return quote(module_path) + " is not a module path (" + *why +
+    if (auto checked = protocol::check_path(module_path); !checked) {
+      return quote(module_path) + " is not a module path (" + checked.error().detail +
              "); expected comma-separated module paths like golang.org/x/mod";
     }
   }
@@ -650,9 +651,9 @@ std::optional<problem> apply(const key_spec& key, settings& s, const raw_value& 
       key.kind);
 }
 
-load_error fail(std::string_view subject, const problem& what, std::string_view source) {
-  return load_error{"gomodproxy: " + std::string(subject) + ": " + what + " (from " +
-                    std::string(source) + ")"};
+failure fail(std::string_view subject, const problem& what, std::string_view source) {
+  return failure{errc::invalid_request, "gomodproxy: " + std::string(subject) + ": " + what +
+                                            " (from " + std::string(source) + ")"};
 }
 
 std::string all_flags() {
@@ -687,13 +688,14 @@ struct parsed_flags {
   std::vector<flag_value> values;
 };
 
-std::variant<parsed_flags, load_error> parse_flags(const std::vector<std::string>& args) {
+outcome_of<parsed_flags> parse_flags(const std::vector<std::string>& args) {
   parsed_flags out;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg.size() <= 2 || arg.compare(0, 2, "--") != 0) {
-      return load_error{"gomodproxy: unexpected argument " + quote(arg) +
-                        "; expected flags like --listen 127.0.0.1:8081 or --list-ttl=90s"};
+      return failure{errc::invalid_request,
+                     "gomodproxy: unexpected argument " + quote(arg) +
+                         "; expected flags like --listen 127.0.0.1:8081 or --list-ttl=90s"};
     }
     const auto eq = arg.find('=');
     const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
@@ -712,8 +714,8 @@ std::variant<parsed_flags, load_error> parse_flags(const std::vector<std::string
         std::replace(dashed.begin(), dashed.end(), '_', '-');
         if (find_key(key_name) != nullptr) hint = " (did you mean --" + dashed + "?)";
       }
-      return load_error{"gomodproxy: " + quote(flag) + ": unknown flag" + hint +
-                        "; expected one of " + all_flags()};
+      return failure{errc::invalid_request, "gomodproxy: " + quote(flag) + ": unknown flag" + hint +
+                                                "; expected one of " + all_flags()};
     }
 
     std::string value;
@@ -730,8 +732,9 @@ std::variant<parsed_flags, load_error> parse_flags(const std::vector<std::string
     } else {
       const std::string subject = is_config ? "config" : std::string(key->name);
       const std::string placeholder = is_config ? "FILE" : std::string(key->placeholder);
-      return load_error{"gomodproxy: " + subject + ": flag " + flag + " needs a value; expected " +
-                        flag + " " + placeholder + " or " + flag + "=" + placeholder};
+      return failure{errc::invalid_request, "gomodproxy: " + subject + ": flag " + flag +
+                                                " needs a value; expected " + flag + " " +
+                                                placeholder + " or " + flag + "=" + placeholder};
     }
     if (is_config) {
       out.config_path = value;
@@ -750,11 +753,14 @@ std::variant<parsed_flags, load_error> parse_flags(const std::vector<std::string
   return out;
 }
 
-std::optional<load_error> apply_file(const std::string& path, settings& s) {
+outcome_of<void> apply_file(const std::string& path, settings& s) {
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return load_error{"gomodproxy: config: cannot read " + quote(path) +
-                      "; expected a readable TOML file (from --config or GOMODPROXY_CONFIG)"};
+    return system_failure(
+        errno != 0 ? errno : EIO,
+        "gomodproxy: config: cannot read " + quote(path) +
+            "; expected a readable TOML file (from --config or GOMODPROXY_CONFIG)");
   }
   std::ostringstream content;
   content << in.rdbuf();
@@ -763,17 +769,19 @@ std::optional<load_error> apply_file(const std::string& path, settings& s) {
     table = toml::parse(content.str(), path);
   } catch (const toml::parse_error& error) {
     const auto& where = error.source().begin;
-    return load_error{"gomodproxy: config: " + quote(path) + " line " + std::to_string(where.line) +
-                      " column " + std::to_string(where.column) + ": " +
-                      one_line(std::string(error.description())) + "; expected TOML like " +
-                      "list_ttl = \"60s\""};
+    return failure{errc::invalid_request, "gomodproxy: config: " + quote(path) + " line " +
+                                              std::to_string(where.line) + " column " +
+                                              std::to_string(where.column) + ": " +
+                                              one_line(std::string(error.description())) +
+                                              "; expected TOML like " + "list_ttl = \"60s\""};
   }
   for (const auto& [name, node] : table) {
     const std::string key_name(name.str());
     const key_spec* key = find_key(key_name);
     if (key == nullptr) {
-      return load_error{"gomodproxy: " + quote(key_name) + ": unknown key in config file " +
-                        quote(path) + "; expected one of " + all_file_keys()};
+      return failure{errc::invalid_request, "gomodproxy: " + quote(key_name) +
+                                                ": unknown key in config file " + quote(path) +
+                                                "; expected one of " + all_file_keys()};
     }
     raw_value value;
     if (const auto* text = node.as_string()) {
@@ -795,16 +803,16 @@ std::optional<load_error> apply_file(const std::string& path, settings& s) {
       return fail(key->name, *bad, "file key " + key_name + " in " + path);
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace
 
-std::variant<settings, load_error> load_settings(
-    const std::vector<std::string>& args, const std::map<std::string, std::string>& environment) {
+outcome_of<settings> load_settings(const std::vector<std::string>& args,
+                                   const std::map<std::string, std::string>& environment) {
   auto flags_or_error = parse_flags(args);
-  if (auto* error = std::get_if<load_error>(&flags_or_error)) return std::move(*error);
-  const auto& flags = std::get<parsed_flags>(flags_or_error);
+  if (!flags_or_error) return flags_or_error.error();
+  const auto& flags = *flags_or_error;
 
   // Environment names are checked before anything is read, so a typo fails even when a file or
   // flag would have set the same key.
@@ -820,8 +828,9 @@ std::variant<settings, load_error> load_settings(
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     const key_spec* key = find_key(key_name);
     if (key == nullptr || env_name(key->name) != name) {
-      return load_error{"gomodproxy: " + quote(name) +
-                        ": unknown environment variable; expected one of " + all_env_names()};
+      return failure{errc::invalid_request, "gomodproxy: " + quote(name) +
+                                                ": unknown environment variable; expected one of " +
+                                                all_env_names()};
     }
     env.emplace_back(key, &entry);
   }
@@ -835,7 +844,7 @@ std::variant<settings, load_error> load_settings(
     }
   }
   if (config_path && !config_path->empty()) {
-    if (auto error = apply_file(*config_path, s)) return std::move(*error);
+    if (auto applied = apply_file(*config_path, s); !applied) return applied.error();
   }
   for (const auto& [key, entry] : env) {
     if (auto bad = apply(*key, s, raw_value{entry->second}, origin::text)) {
@@ -853,19 +862,22 @@ std::variant<settings, load_error> load_settings(
   auto upstreams = upstream::parse_upstream_list(s.upstreams_text);
   auto private_upstreams = upstream::parse_upstream_list(s.private_upstreams_text);
   if (auto* error = std::get_if<std::string>(&upstreams)) {
-    return load_error{"gomodproxy: upstreams: " + one_line(*error) + "; expected " +
-                      std::string(upstream_form) + " (from the built-in default)"};
+    return failure{errc::invalid_request, "gomodproxy: upstreams: " + one_line(*error) +
+                                              "; expected " + std::string(upstream_form) +
+                                              " (from the built-in default)"};
   }
   if (auto* error = std::get_if<std::string>(&private_upstreams)) {
-    return load_error{"gomodproxy: private_upstreams: " + one_line(*error) + "; expected " +
-                      std::string(upstream_form) + " (from the built-in default)"};
+    return failure{errc::invalid_request, "gomodproxy: private_upstreams: " + one_line(*error) +
+                                              "; expected " + std::string(upstream_form) +
+                                              " (from the built-in default)"};
   }
   s.upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(upstreams));
   s.private_upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(private_upstreams));
   s.private_patterns = protocol::parse_glob_list(s.private_text);
   auto sumdb_entries = split_sumdb_list(s.sumdb_text);
   if (auto* bad = std::get_if<problem>(&sumdb_entries)) {
-    return load_error{"gomodproxy: sumdb: " + *bad + " (from the built-in default)"};
+    return failure{errc::invalid_request,
+                   "gomodproxy: sumdb: " + *bad + " (from the built-in default)"};
   }
   for (auto& [name, urls] : std::get<0>(sumdb_entries)) {
     settings::sumdb_entry entry;
@@ -877,29 +889,32 @@ std::variant<settings, load_error> load_settings(
       if (key.starts_with(name + "+")) entry.key = key;
     }
     if (entry.key.empty()) {
-      return load_error{"gomodproxy: sumdb_key: no key for checksum database " + quote(name) +
-                        "; expected a key starting with " + name + "+ in sumdb_key"};
+      return failure{errc::invalid_request, "gomodproxy: sumdb_key: no key for checksum database " +
+                                                quote(name) + "; expected a key starting with " +
+                                                name + "+ in sumdb_key"};
     }
     s.sumdbs.push_back(std::move(entry));
   }
   s.no_sumdb_patterns = protocol::parse_glob_list(s.no_sumdb_text);
   s.direct_allow_patterns = protocol::parse_glob_list(s.direct_allow_text);
   if (s.verify == "sumdb" && s.sumdbs.empty()) {
-    return load_error{
-        "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "
-        "or at least one sumdb entry"};
+    return failure{errc::invalid_request,
+                   "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "
+                   "or at least one sumdb entry"};
   }
   if (s.tls_cert.empty() != s.tls_key.empty()) {
     const std::string given = s.tls_cert.empty() ? "tls_key" : "tls_cert";
     const std::string missing = s.tls_cert.empty() ? "tls_cert" : "tls_key";
-    return load_error{"gomodproxy: " + missing + ": empty while " + given +
-                      " is set; expected both tls_cert and tls_key, or neither"};
+    return failure{errc::invalid_request,
+                   "gomodproxy: " + missing + ": empty while " + given +
+                       " is set; expected both tls_cert and tls_key, or neither"};
   }
   if (s.hedge_after_text != "auto") s.hedge_after = parse_duration(s.hedge_after_text);
   if (s.stall_min > s.stall_max) {
-    return load_error{"gomodproxy: stall_min: " + std::to_string(s.stall_min.count()) +
-                      "ms is more than stall_max (" + std::to_string(s.stall_max.count()) +
-                      "ms); expected stall_min <= stall_max"};
+    return failure{errc::invalid_request,
+                   "gomodproxy: stall_min: " + std::to_string(s.stall_min.count()) +
+                       "ms is more than stall_max (" + std::to_string(s.stall_max.count()) +
+                       "ms); expected stall_min <= stall_max"};
   }
   // Probes obey the private-module rule too: a private module name never reaches a public tier,
   // and private tiers are asked only about private modules.
@@ -907,15 +922,17 @@ std::variant<settings, load_error> load_settings(
   s.private_probe_modules = split_module_list(s.private_probe_modules_text);
   for (const auto& module_path : s.probe_modules) {
     if (protocol::match_prefix_patterns(s.private_patterns, module_path)) {
-      return load_error{"gomodproxy: probe_modules: " + quote(module_path) +
-                        " is private (matches private); expected public modules only, private "
-                        "ones belong in private_probe_modules"};
+      return failure{errc::invalid_request,
+                     "gomodproxy: probe_modules: " + quote(module_path) +
+                         " is private (matches private); expected public modules only, private "
+                         "ones belong in private_probe_modules"};
     }
   }
   for (const auto& module_path : s.private_probe_modules) {
     if (!protocol::match_prefix_patterns(s.private_patterns, module_path)) {
-      return load_error{"gomodproxy: private_probe_modules: " + quote(module_path) +
-                        " does not match private; expected modules matching the private globs"};
+      return failure{errc::invalid_request,
+                     "gomodproxy: private_probe_modules: " + quote(module_path) +
+                         " does not match private; expected modules matching the private globs"};
     }
   }
   return s;

@@ -732,13 +732,13 @@ int main(int argc, char** argv) {
   }
   set_hangup_mask(SIG_BLOCK);
   auto loaded = config::load_settings(args, config::current_environment());
-  if (auto* error = std::get_if<config::load_error>(&loaded)) {
-    std::fprintf(stderr, "%s\n", error->message.c_str());
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().detail.c_str());
     return 2;
   }
   int code = 1;
   try {
-    code = serve(std::get<config::settings>(loaded));
+    code = serve(*loaded);
   } catch (const std::exception& e) {
     // A start-up step that was not expected to fail still ends in one line, not std::terminate.
     std::fprintf(stderr, "gomodproxy: %s\n", e.what());

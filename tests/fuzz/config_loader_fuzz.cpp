@@ -23,7 +23,6 @@
 
 namespace {
 
-using gomodproxy::config::load_error;
 using gomodproxy::config::load_settings;
 using gomodproxy::config::settings;
 
@@ -41,9 +40,9 @@ const std::string& scratch_file() {
   return path;
 }
 
-void check_error(const load_error& error) {
-  require(error.message.starts_with("gomodproxy: "));
-  for (char c : error.message) {
+void check_error(const gomodproxy::failure& error) {
+  require(error.detail.starts_with("gomodproxy: "));
+  for (char c : error.detail) {
     const auto byte = static_cast<unsigned char>(c);
     require(byte >= 0x20 && byte != 0x7f);
   }
@@ -105,10 +104,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const auto loaded = load_settings(args, environment);
   std::filesystem::remove(scratch_file());
-  if (const auto* error = std::get_if<load_error>(&loaded)) {
-    check_error(*error);
+  if (!loaded) {
+    check_error(loaded.error());
   } else {
-    check_settings(std::get<settings>(loaded));
+    check_settings(*loaded);
   }
   return 0;
 }

@@ -41,7 +41,7 @@ void check_request(const module_request& request) {
     require(request.cache_key == request.upstream_path);
   }
   const bool has_module = !is_sumdb(request.kind) || request.kind == endpoint::sumdb_lookup;
-  if (has_module) require(!check_path(request.module_path));
+  if (has_module) require(check_path(request.module_path).has_value());
   switch (request.kind) {
     case endpoint::list:
     case endpoint::latest:
@@ -53,7 +53,7 @@ void check_request(const module_request& request) {
     case endpoint::sumdb_lookup:
       // Only canonical versions valid for the path name an immutable file.
       require(canonical_version(request.version) == request.version);
-      require(!check_path_version(request.module_path, request.version));
+      require(check_path_version(request.module_path, request.version).has_value());
       break;
     case endpoint::query:
       require(!request.version.empty());
@@ -71,7 +71,7 @@ void check_request(const module_request& request) {
                                            ? "/sumdb/" + request.sumdb + request.upstream_path
                                            : request.upstream_path;
   const auto again = parse_module_request(canonical_target);
-  const auto* same = std::get_if<module_request>(&again);
+  const auto* same = again ? &*again : nullptr;
   require(same != nullptr);
   require(same->kind == request.kind);
   require(same->module_path == request.module_path);
@@ -112,13 +112,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view target(reinterpret_cast<const char*>(data), size);
 
   const auto parsed = parse_module_request(target);
-  if (const auto* request = std::get_if<module_request>(&parsed)) {
-    check_request(*request);
+  if (parsed) {
+    check_request(*parsed);
   } else {
-    const auto& error = std::get<parse_error>(parsed);
-    require(!error.reason.empty());
-    // The reason goes into a one-line text/plain body after "not found: ".
-    require(is_one_printable_line(error.reason));
+    const auto& error = parsed.error();
+    require(error.code == gomodproxy::errc::invalid_request);
+    require(!error.detail.empty());
+    // The detail goes into a one-line text/plain body after "not found: ".
+    require(is_one_printable_line(error.detail));
   }
 
   std::string decoded;
@@ -130,7 +131,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   check_escaping(target);
   check_version(target);
   // A valid module path is ASCII without '!', so its escaped form always unescapes back.
-  if (!check_path(target)) require(unescape_case(escape_case(target)) == std::string(target));
+  if (check_path(target)) require(unescape_case(escape_case(target)) == std::string(target));
   (void)check_file_path(target);
   return 0;
 }

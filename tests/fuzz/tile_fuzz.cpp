@@ -56,7 +56,7 @@ void check_path(const tile& t) {
   }
   const std::string path = tile_path(t);
   const auto parsed = gomodproxy::protocol::parse_module_request("/sumdb/sum.golang.org/" + path);
-  const auto* request = std::get_if<gomodproxy::protocol::module_request>(&parsed);
+  const auto* request = parsed ? &*parsed : nullptr;
   require(request != nullptr && request->kind == gomodproxy::protocol::endpoint::sumdb_tile);
   require(request->upstream_path == "/" + path);
 }

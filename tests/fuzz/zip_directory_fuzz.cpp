@@ -82,9 +82,9 @@ std::pair<std::string, std::string> module_of(std::string_view zip) {
     if (at != std::string_view::npos && slash != std::string_view::npos) {
       std::string path(name.substr(0, at));
       std::string version(name.substr(at + 1, slash - at - 1));
-      if (!gomodproxy::protocol::check_path(path) &&
+      if (gomodproxy::protocol::check_path(path) &&
           gomodproxy::protocol::canonical_version(version) == version &&
-          !gomodproxy::protocol::check_path_version(path, version)) {
+          gomodproxy::protocol::check_path_version(path, version)) {
         return {std::move(path), std::move(version)};
       }
     }

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "config/known_sumdb_key.hpp"
 #include "upstream/upstream_list.hpp"
 
@@ -122,14 +123,13 @@ struct settings {
   std::string admin_token;
 };
 
-struct load_error {
-  std::string message;  ///< one line: "gomodproxy: <key>: <problem>; expected <form>"
-};
-
 /// Loads settings from `args` (the words after "serve", e.g. {"--listen", "127.0.0.1:0"} or
 /// {"--listen=127.0.0.1:0"}), the GOMODPROXY_* variables in `environment`, and the TOML file
-/// named by --config / GOMODPROXY_CONFIG. Unknown flags, env keys and file keys are errors.
-std::variant<settings, load_error> load_settings(
+/// named by --config / GOMODPROXY_CONFIG. Unknown flags, env keys and file keys are errors. A
+/// failure's detail is the one line printed as it is: "gomodproxy: <key>: <problem>; expected
+/// <form>"; its code is the errno (generic category) when the config file cannot be read, else
+/// errc::invalid_request.
+[[nodiscard]] outcome_of<settings> load_settings(
     const std::vector<std::string>& args, const std::map<std::string, std::string>& environment);
 
 /// The process environment as a map (helper for main and tests).

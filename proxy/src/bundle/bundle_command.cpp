@@ -3,10 +3,9 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <variant>
@@ -17,6 +16,7 @@
 #include "cache_admin/admin_client.hpp"
 #include "cache_admin/inventory_command.hpp"
 #include "cache_admin/standalone_resolver.hpp"
+#include "common/read_file.hpp"
 #include "config/settings.hpp"
 #include "prefetch/pin_files.hpp"
 #include "protocol/escape.hpp"
@@ -40,17 +40,6 @@ int usage_error(const std::string& message) {
   return 2;
 }
 
-outcome_of<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int error = errno != 0 ? errno : EIO;
-    return system_failure(error, "cannot read " + path);
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // "module@version" lines; '#' and '//' start comments, blank lines are skipped.
 bool parse_modules_file(const std::string& text, std::vector<wanted_version>& wanted,
                         std::vector<std::string>& problems) {
@@ -65,9 +54,9 @@ bool parse_modules_file(const std::string& text, std::vector<wanted_version>& wa
     const auto at = trimmed.rfind('@');
     std::string module_path = at == std::string::npos ? "" : trimmed.substr(0, at);
     std::string version = at == std::string::npos ? "" : trimmed.substr(at + 1);
-    if (module_path.empty() || protocol::check_path(module_path) ||
+    if (module_path.empty() || !protocol::check_path(module_path) ||
         protocol::canonical_version(version) != version ||
-        protocol::check_path_version(module_path, version)) {
+        !protocol::check_path_version(module_path, version)) {
       problems.push_back("line " + std::to_string(number) + ": not module@version: " + trimmed);
       continue;
     }
@@ -130,8 +119,8 @@ int run_export(parsed_args& parsed, const config::settings& settings,
   request.all = parsed.all;
   std::vector<std::string> problems;
   for (const auto& path : parsed.go_sums) {
-    auto text = read_file(path);
-    if (!text) return usage_error(text.error().detail);
+    auto text = read_file(path, std::numeric_limits<std::size_t>::max());
+    if (!text) return usage_error("cannot read " + path);
     auto pins = prefetch::parse_go_sum(*text);
     for (const auto& problem : pins.problems) problems.push_back(path + ": " + problem);
     for (auto& pin : pins.pins) {
@@ -139,8 +128,8 @@ int run_export(parsed_args& parsed, const config::settings& settings,
     }
   }
   if (!parsed.modules_file.empty()) {
-    auto text = read_file(parsed.modules_file);
-    if (!text) return usage_error(text.error().detail);
+    auto text = read_file(parsed.modules_file, std::numeric_limits<std::size_t>::max());
+    if (!text) return usage_error("cannot read " + parsed.modules_file);
     std::vector<std::string> bad;
     if (!parse_modules_file(*text, request.wanted, bad)) {
       for (const auto& line : bad) problems.push_back(parsed.modules_file + ": " + line);
@@ -199,11 +188,11 @@ int run_bundle_command(const std::string& verb, std::vector<std::string> args) {
   parsed_args parsed;
   if (auto error = split_args(args, parsed)) return usage_error(*error);
   auto loaded = config::load_settings(parsed.settings_args, config::current_environment());
-  if (auto* error = std::get_if<config::load_error>(&loaded)) {
-    std::fprintf(stderr, "%s\n", error->message.c_str());
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().detail.c_str());
     return 2;
   }
-  const auto& settings = std::get<config::settings>(loaded);
+  const auto& settings = *loaded;
   auto resolver_options = resolver::options_from_settings(settings);
   if (!resolver_options) {
     std::fprintf(stderr, "gomodproxy: %s\n", resolver_options.error().detail.c_str());

@@ -224,8 +224,8 @@ bool export_bundle(cache::cache_store& store, const export_request& request,
         [&](std::string_view key, const cache::entry_meta& meta, bool damaged) {
           if (damaged || meta.kind == cache::entry_kind::not_found) return true;
           auto parsed = protocol::parse_module_request(key);
-          auto* module = std::get_if<protocol::module_request>(&parsed);
-          if (!module || module->cache_key != key) return true;
+          if (!parsed || parsed->cache_key != key) return true;
+          const auto* module = &*parsed;
           auto& files = selected[{module->module_path, module->version}];
           files.info |= module->kind == protocol::endpoint::info;
           files.mod |= module->kind == protocol::endpoint::mod;

@@ -228,7 +228,7 @@ outcome_of<std::set<std::string>> list_versions(tar_reader& tar, const member_fi
     rest = newline == std::string_view::npos ? std::string_view{} : rest.substr(newline + 1);
     if (line.empty()) continue;
     if (protocol::canonical_version(line) != line ||
-        protocol::check_path_version(file.request.module_path, line)) {
+        !protocol::check_path_version(file.request.module_path, line)) {
       return failure{errc::invalid_request, file.member.name + ": line " +
                                                 std::to_string(line_number) +
                                                 " is not a version of " + file.request.module_path};

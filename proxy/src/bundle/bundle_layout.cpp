@@ -49,10 +49,8 @@ outcome_of<protocol::module_request> parse_member_name(std::string_view name) {
   }
   const std::string key = "/" + std::string(name);
   auto parsed = protocol::parse_module_request(key);
-  if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
-    return refused(error->reason);
-  }
-  auto& request = std::get<protocol::module_request>(parsed);
+  if (!parsed) return refused(std::move(parsed.error().detail));
+  auto& request = *parsed;
   if (request.kind == protocol::endpoint::latest || request.kind == protocol::endpoint::query) {
     return refused(
         "not a file a bundle carries (only list and canonical versions' .info, .mod, .zip)");

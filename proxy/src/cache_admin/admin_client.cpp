@@ -110,12 +110,11 @@ admin_reply admin_upload(const std::string& proxy_url, const std::string& path_a
 outcome_of<std::string> admin_token_from_setting(const std::string& setting) {
   if (!setting.starts_with('@')) return setting;
   auto content = server::read_setting_file(setting.substr(1));
-  if (content.index() == 1) {
-    // read_setting_file says why in words only; the code says no more than "I/O".
-    return failure{boost::system::errc::make_error_code(boost::system::errc::io_error),
-                   "cannot read " + setting.substr(1) + ": " + std::get<1>(content)};
+  if (!content) {
+    return failure{content.error().code,
+                   "cannot read " + setting.substr(1) + ": " + content.error().detail};
   }
-  const std::string& text = std::get<0>(content);
+  const std::string& text = *content;
   return text.substr(0, text.find_first_of("\r\n"));
 }
 

@@ -30,8 +30,8 @@ admin_reply admin_upload(const std::string& proxy_url, const std::string& path_a
                          const std::string& body_file);
 
 /// The token an admin verb sends for the `admin_token` setting: the setting itself, or the first
-/// line of the file named after a leading '@'; io_error (generic category) with the detail
-/// "cannot read FILE: reason" when that file cannot be read.
+/// line of the file named after a leading '@'. When that file cannot be read, the code
+/// read_setting_file gives (the errno, or too_large) with the detail "cannot read FILE: reason".
 [[nodiscard]] outcome_of<std::string> admin_token_from_setting(const std::string& setting);
 
 }  // namespace gomodproxy::cache_admin

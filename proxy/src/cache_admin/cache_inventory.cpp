@@ -38,9 +38,8 @@ std::string utc_time(std::int64_t ms) {
 // The module request a key answers, or nullopt for checksum database keys and foreign keys.
 std::optional<protocol::module_request> module_request_of(std::string_view key) {
   auto parsed = protocol::parse_module_request(key);
-  auto* request = std::get_if<protocol::module_request>(&parsed);
-  if (request == nullptr || !request->sumdb.empty()) return std::nullopt;
-  return std::move(*request);
+  if (!parsed || !parsed->sumdb.empty()) return std::nullopt;
+  return std::move(*parsed);
 }
 
 }  // namespace
@@ -52,9 +51,8 @@ std::string_view inventory_kind_name(inventory_kind kind) {
 inventory_kind classify_entry(std::string_view key, const cache::entry_meta& meta) {
   if (meta.kind == cache::entry_kind::not_found) return inventory_kind::negative;
   auto parsed = protocol::parse_module_request(key);
-  auto* request = std::get_if<protocol::module_request>(&parsed);
-  if (request == nullptr) return inventory_kind::other;
-  switch (request->kind) {
+  if (!parsed) return inventory_kind::other;
+  switch (parsed->kind) {
     case protocol::endpoint::list:
       return inventory_kind::list;
     case protocol::endpoint::latest:
@@ -143,7 +141,7 @@ std::optional<module_selector> parse_module_selector(std::string_view text) {
   module_selector selector;
   const auto at = text.find('@');
   selector.module_path = std::string(text.substr(0, at));
-  if (protocol::check_path(selector.module_path)) return std::nullopt;
+  if (!protocol::check_path(selector.module_path)) return std::nullopt;
   if (at != std::string_view::npos) {
     auto version = text.substr(at + 1);
     if (version.empty()) return std::nullopt;

@@ -82,7 +82,7 @@ verify_totals verify_cache(cache::cache_store& store, const verify_options& opti
     auto& entry = **reader;
     const auto size = entry.meta().size;
     auto parsed = protocol::parse_module_request(key);
-    auto* request = std::get_if<protocol::module_request>(&parsed);
+    const protocol::module_request* request = parsed ? &*parsed : nullptr;
     // Reading every byte runs each chunk's CRC check.
     bool readable = true;
     for (std::uint64_t offset = 0; offset < size;) {
@@ -182,11 +182,11 @@ int run_cache_command(std::vector<std::string> args) {
     }
   }
   auto loaded = config::load_settings(settings_args, config::current_environment());
-  if (auto* error = std::get_if<config::load_error>(&loaded)) {
-    std::fprintf(stderr, "%s\n", error->message.c_str());
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().detail.c_str());
     return 2;
   }
-  const auto& settings = std::get<config::settings>(loaded);
+  const auto& settings = *loaded;
   for (const auto& database : settings.sumdbs) options.sumdb_names.push_back(database.name);
   std::optional<resolver::resolver_options> resolver_options;
   if (online) {

@@ -121,11 +121,11 @@ int run_inventory_command(const std::string& verb, std::vector<std::string> args
   }
 
   auto loaded = config::load_settings(settings_args, config::current_environment());
-  if (auto* error = std::get_if<config::load_error>(&loaded)) {
-    std::fprintf(stderr, "%s\n", error->message.c_str());
+  if (!loaded) {
+    std::fprintf(stderr, "%s\n", loaded.error().detail.c_str());
     return 2;
   }
-  const auto& settings = std::get<config::settings>(loaded);
+  const auto& settings = *loaded;
   if (!proxy_url.empty()) return ask_running_proxy(verb, operands, proxy_url, settings);
   auto store = open_stopped_cache(settings.cache_dir);
   if (!store) return 1;

@@ -3,6 +3,8 @@
 // Errors from elsewhere keep their own category (Asio's, RocksDB's through the cache, the
 // checksum database's verify_errc); to_http_status answers for every error code, so the edge that
 // turns a failure into a response never picks a status by hand.
+// A fallible function that says why returns outcome_of<T>, a value or a code with its detail: see
+// failure.hpp.
 #pragma once
 
 #include <boost/system/error_code.hpp>

@@ -23,15 +23,15 @@ std::string line_problem(std::size_t line_number, std::string_view reason) {
 // nullopt when `version` of `module_path` can be asked of a proxy as written: the go command
 // writes canonical versions only, and a proxy answers nothing else for .info/.mod/.zip.
 std::optional<std::string> pin_problem(std::string_view module_path, std::string_view version) {
-  if (auto reason = protocol::check_path(module_path)) {
-    return "module path " + protocol::quote(module_path) + ": " + *reason;
+  if (auto checked = protocol::check_path(module_path); !checked) {
+    return "module path " + protocol::quote(module_path) + ": " + checked.error().detail;
   }
   if (!protocol::is_valid_semver(version) || protocol::canonical_version(version) != version) {
     return "version " + protocol::quote(version) + " of " + std::string(module_path) +
            " is not a canonical semantic version";
   }
-  if (auto reason = protocol::check_path_version(module_path, version)) {
-    return std::string(module_path) + "@" + std::string(version) + ": " + *reason;
+  if (auto checked = protocol::check_path_version(module_path, version); !checked) {
+    return std::string(module_path) + "@" + std::string(version) + ": " + checked.error().detail;
   }
   return std::nullopt;
 }

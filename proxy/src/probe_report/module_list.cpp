@@ -19,8 +19,8 @@ std::variant<module_target, std::string> parse_entry(std::string_view entry) {
   module_target target;
   const auto at = entry.find('@');
   const auto path = entry.substr(0, at);
-  if (auto problem = protocol::check_path(path)) {
-    return "invalid module path " + shown(path) + ": " + *problem;
+  if (auto checked = protocol::check_path(path); !checked) {
+    return "invalid module path " + shown(path) + ": " + checked.error().detail;
   }
   target.path = std::string(path);
   if (at == std::string_view::npos) return target;
@@ -31,8 +31,9 @@ std::variant<module_target, std::string> parse_entry(std::string_view entry) {
   if (!protocol::is_valid_semver(version) || protocol::canonical_version(version) != version) {
     return "version " + shown(version) + " is not canonical semver (like v1.2.3)";
   }
-  if (auto problem = protocol::check_path_version(path, version)) {
-    return "version " + shown(version) + " does not fit " + shown(path) + ": " + *problem;
+  if (auto checked = protocol::check_path_version(path, version); !checked) {
+    return "version " + shown(version) + " does not fit " + shown(path) + ": " +
+           checked.error().detail;
   }
   target.version = std::string(version);
   return target;

@@ -1,6 +1,5 @@
 #include "probe_report/probe_command.hpp"
 
-#include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +7,7 @@
 #include <memory>
 #include <optional>
 
+#include "common/read_file.hpp"
 #include "probe_report/probe_options.hpp"
 #include "probe_report/probe_report.hpp"
 #include "protocol/escape.hpp"
@@ -29,23 +29,6 @@ struct file_closer {
   void operator()(std::FILE* file) const { std::fclose(file); }
 };
 
-// Reads `path` into `text`; nullopt on success, else the one-line reason.
-std::optional<std::string> read_file(const std::string& path, std::string& text) {
-  std::unique_ptr<std::FILE, file_closer> file(std::fopen(path.c_str(), "rb"));
-  if (!file) return std::strerror(errno);
-  std::array<char, 65536> buffer{};
-  for (;;) {
-    const auto n = std::fread(buffer.data(), 1, buffer.size(), file.get());
-    text.append(buffer.data(), n);
-    if (text.size() > max_file_bytes) {
-      return "larger than " + std::to_string(max_file_bytes) + " bytes";
-    }
-    if (n < sizeof buffer) break;
-  }
-  if (std::ferror(file.get())) return std::strerror(errno);
-  return std::nullopt;
-}
-
 int usage_error(const std::string& message) {
   std::fprintf(stderr, "%s\n", message.c_str());
   return exit_usage;
@@ -64,11 +47,12 @@ int run_probe_command(const std::vector<std::string>& args) {
 
   if (options.modules_file) {
     const auto shown = protocol::quote(*options.modules_file);
-    std::string text;
-    if (auto problem = read_file(*options.modules_file, text)) {
-      return usage_error("gomodproxy probe: --modules: cannot read " + shown + ": " + *problem);
+    auto text = read_file(*options.modules_file, max_file_bytes);
+    if (!text) {
+      return usage_error("gomodproxy probe: --modules: cannot read " + shown + ": " +
+                         text.error().detail);
     }
-    auto modules = parse_module_list(text);
+    auto modules = parse_module_list(*text);
     if (auto* problem = std::get_if<std::string>(&modules)) {
       return usage_error("gomodproxy probe: --modules: " + shown + " " + *problem);
     }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "protocol/escape.hpp"
@@ -309,8 +310,9 @@ std::optional<std::string> check_any_path(std::string_view path, path_kind kind)
   }
 }
 
-std::string malformed(std::string_view kind, std::string_view path, std::string_view reason) {
-  return "malformed " + std::string(kind) + " path " + quote(path) + ": " + std::string(reason);
+failure malformed(std::string_view kind, std::string_view path, std::string_view reason) {
+  return {errc::invalid_request,
+          "malformed " + std::string(kind) + " path " + quote(path) + ": " + std::string(reason)};
 }
 
 struct path_major_split {
@@ -372,7 +374,7 @@ std::optional<std::string> check_path_major(std::string_view version, std::strin
 
 }  // namespace
 
-std::optional<std::string> check_path(std::string_view path) {
+outcome_of<void> check_path(std::string_view path) {
   if (auto reason = check_any_path(path, path_kind::module)) {
     return malformed("module", path, *reason);
   }
@@ -386,40 +388,43 @@ std::optional<std::string> check_path(std::string_view path) {
     }
   }
   if (!split_path_version(path).ok) return malformed("module", path, "invalid version");
-  return std::nullopt;
+  return {};
 }
 
-std::optional<std::string> check_path_version(std::string_view path, std::string_view version) {
-  if (auto reason = check_path(path)) return reason;
+outcome_of<void> check_path_version(std::string_view path, std::string_view version) {
+  if (auto checked = check_path(path); !checked) return checked;
   return check_version_of_checked_path(path, version);
 }
 
-std::optional<std::string> check_version_of_checked_path(std::string_view path,
-                                                         std::string_view version) {
+outcome_of<void> check_version_of_checked_path(std::string_view path, std::string_view version) {
   if (!is_valid_semver(version)) {
-    return std::string(path) + ": invalid version " + quote(version) + ": not a semantic version";
+    return failure{errc::invalid_request, std::string(path) + ": invalid version " +
+                                              quote(version) + ": not a semantic version"};
   }
   if (auto reason = check_path_major(version, split_path_version(path).major)) {
-    return std::string(path) + "@" + std::string(version) + ": invalid version: " + *reason;
+    return failure{errc::invalid_request, std::string(path) + "@" + std::string(version) +
+                                              ": invalid version: " + *reason};
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<std::string> check_file_path(std::string_view name) {
+outcome_of<void> check_file_path(std::string_view name) {
   if (auto reason = check_any_path(name, path_kind::file)) return malformed("file", name, *reason);
-  return std::nullopt;
+  return {};
 }
 
 bool is_valid_file_element(std::string_view element) {
   return is_valid_utf8(element) && !check_element(element, path_kind::file);
 }
 
-std::optional<std::string> check_file_name_lengths(std::string_view escaped_path,
-                                                   std::string_view escaped_version) {
+outcome_of<void> check_file_name_lengths(std::string_view escaped_path,
+                                         std::string_view escaped_version) {
   const auto too_long = [](std::string_view what, std::size_t bytes) {
-    return std::string(what) + " of " + std::to_string(bytes) +
-           " bytes (escaped) is longer than a file name can be (" +
-           std::to_string(max_file_name_bytes) + " bytes): no module cache can hold it";
+    return failure{errc::invalid_request,
+                   std::string(what) + " of " + std::to_string(bytes) +
+                       " bytes (escaped) is longer than a file name can be (" +
+                       std::to_string(max_file_name_bytes) +
+                       " bytes): no module cache can hold it"};
   };
   for (std::size_t start = 0; start <= escaped_path.size();) {
     const auto slash = escaped_path.find('/', start);
@@ -430,7 +435,7 @@ std::optional<std::string> check_file_name_lengths(std::string_view escaped_path
   if (escaped_version.size() > max_file_name_bytes) {
     return too_long("version", escaped_version.size());
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace gomodproxy::protocol

@@ -140,8 +140,10 @@ bool is_sumdb_name(std::string_view name) {
          name.front() != '.';
 }
 
-std::variant<module_request, parse_error> parse_sumdb_request(std::string_view rest) {
-  const auto fail = [](std::string reason) { return parse_error{std::move(reason)}; };
+// The refusal of a target the go command would never send.
+failure fail(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
+
+outcome_of<module_request> parse_sumdb_request(std::string_view rest) {
   module_request request;
   const auto slash = rest.find('/');
   if (slash == std::string_view::npos) return fail("unknown checksum database endpoint");
@@ -162,17 +164,19 @@ std::variant<module_request, parse_error> parse_sumdb_request(std::string_view r
     const auto spec = endpoint_path.substr(std::string_view("/lookup/").size());
     const auto at = spec.rfind('@');
     if (at == std::string_view::npos) return fail("lookup needs module@version");
-    if (auto reason = check_file_name_lengths(spec.substr(0, at), spec.substr(at + 1))) {
-      return fail(std::move(*reason));
+    if (auto fits = check_file_name_lengths(spec.substr(0, at), spec.substr(at + 1)); !fits) {
+      return fail(std::move(fits.error().detail));
     }
     auto path = unescape_case(spec.substr(0, at));
     if (!path) return fail("invalid escaped module path " + quote(spec.substr(0, at)));
-    if (auto reason = check_path(*path)) return fail(std::move(*reason));
+    if (auto checked = check_path(*path); !checked) return fail(std::move(checked.error().detail));
     auto version = unescape_case(spec.substr(at + 1));
     if (!version || canonical_version(*version) != *version) {
       return fail("version " + quote(spec.substr(at + 1)) + " is not canonical");
     }
-    if (auto mismatch = check_path_version(*path, *version)) return fail(std::move(*mismatch));
+    if (auto fits = check_path_version(*path, *version); !fits) {
+      return fail(std::move(fits.error().detail));
+    }
     request.kind = endpoint::sumdb_lookup;
     request.module_path = std::move(*path);
     request.version = std::move(*version);
@@ -267,8 +271,7 @@ bool percent_decode(std::string_view in, std::string& out) {
   return true;
 }
 
-std::variant<module_request, parse_error> parse_module_request(std::string_view target) {
-  const auto fail = [](std::string reason) { return parse_error{std::move(reason)}; };
+outcome_of<module_request> parse_module_request(std::string_view target) {
   // The go command never sends a query or fragment; accepting one would split the cache key.
   // One pass: find_first_of with a set searches the set once per character of the target.
   if (std::any_of(target.begin(), target.end(), [](char c) { return c == '?' || c == '#'; })) {
@@ -318,12 +321,12 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
 
   // Before anything else looks at them: an element too long to be a file name is never a module,
   // whatever its bytes, and its reason should not echo kilobytes back.
-  if (auto reason = check_file_name_lengths(escaped_path, escaped_version)) {
-    return fail(std::move(*reason));
+  if (auto fits = check_file_name_lengths(escaped_path, escaped_version); !fits) {
+    return fail(std::move(fits.error().detail));
   }
   auto path = unescape_case(escaped_path);
   if (!path) return fail("invalid escaped module path " + quote(escaped_path));
-  if (auto reason = check_path(*path)) return fail(std::move(*reason));
+  if (auto checked = check_path(*path); !checked) return fail(std::move(checked.error().detail));
   request.module_path = std::move(*path);
 
   if (request.kind != endpoint::list && request.kind != endpoint::latest) {
@@ -334,14 +337,14 @@ std::variant<module_request, parse_error> parse_module_request(std::string_view 
                   ": disallowed version string");
     }
     const bool canonical = canonical_version(*version) == *version;
-    const auto mismatch =
-        canonical ? check_version_of_checked_path(request.module_path, *version) : std::nullopt;
+    auto fits = canonical ? check_version_of_checked_path(request.module_path, *version)
+                          : outcome_of<void>{};
     if (request.kind == endpoint::info) {
       // Anything else is a revision query the upstream resolves ("master", "v1.2", "v1.2.3+meta").
-      if (!canonical || mismatch) request.kind = endpoint::query;
+      if (!canonical || !fits) request.kind = endpoint::query;
     } else {
       if (!canonical) return fail("version " + quote(*version) + " is not canonical");
-      if (mismatch) return fail(*mismatch);
+      if (!fits) return fail(std::move(fits.error().detail));
     }
     request.version = std::move(*version);
   }

@@ -4,7 +4,8 @@
 
 #include <string>
 #include <string_view>
-#include <variant>
+
+#include "common/failure.hpp"
 
 namespace gomodproxy::protocol {
 
@@ -48,14 +49,11 @@ bool is_sumdb(endpoint kind);
 /// "/lookup/<escaped path>@<escaped version>". Below "/sumdb/<name>" it is also the cache key.
 std::string sumdb_lookup_path(std::string_view module_path, std::string_view version);
 
-struct parse_error {
-  std::string reason;  ///< one line, suitable after "not found: "
-};
-
 /// Parses a request target such as "/example.com/%21upper/@v/v1.0.0.zip". The target is
 /// percent-decoded first (never turning '+' into a space), then !-unescaped and validated.
-/// Returns parse_error for anything the go command would never send for a real module.
-std::variant<module_request, parse_error> parse_module_request(std::string_view target);
+/// Fails with errc::invalid_request for anything the go command would never send for a real
+/// module; the detail is one line of printable ASCII, suitable after "not found: ".
+[[nodiscard]] outcome_of<module_request> parse_module_request(std::string_view target);
 
 /// Percent-decodes a URL path. Returns false (and leaves out unspecified) on a bad escape or a
 /// decoded NUL byte.

@@ -86,8 +86,8 @@ std::optional<std::string> check_info(const protocol::module_request& request,
   if (request.kind == protocol::endpoint::info && v != request.version) {
     return "info is for version " + std::string(v) + " instead of " + request.version;
   }
-  if (auto bad = protocol::check_path_version(request.module_path, v)) {
-    return "info Version does not fit the module path: " + *bad;
+  if (auto fits = protocol::check_path_version(request.module_path, v); !fits) {
+    return "info Version does not fit the module path: " + fits.error().detail;
   }
   // A null Time decodes to the zero time, as an absent one does.
   if (const auto* time = go_field(object, "Time"); time && !time->is_null()) {

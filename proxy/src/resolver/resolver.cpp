@@ -374,13 +374,13 @@ net::awaitable<void> resolver::impl::answer_parsed(
     const server::request_view& request, server::response_writer& writer,
     monitor::request_kind& kind, std::optional<std::unique_ptr<cache::entry_reader>> verbatim) {
   auto parsed = protocol::parse_module_request(request.target);
-  if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
+  if (!parsed) {
     if (request.target.starts_with("/sumdb/")) kind = monitor::request_kind::sumdb;
-    co_await send_text(writer, to_http_status(errc::invalid_request),
-                       "not found: " + error->reason + "\n");
+    co_await send_text(writer, to_http_status(parsed.error()),
+                       "not found: " + parsed.error().detail + "\n");
     co_return;
   }
-  auto& module_request = std::get<protocol::module_request>(parsed);
+  auto& module_request = *parsed;
   kind = kind_of(module_request.kind);
   if (protocol::is_sumdb(module_request.kind)) {
     // Answered here, never forwarded: an unknown database (404 makes the go command go
@@ -656,10 +656,8 @@ std::string resolver::impl::tier_reasons(std::string_view body) {
 net::awaitable<outcome_of<std::string>> resolver::impl::cached_body(
     std::string target, std::chrono::steady_clock::time_point deadline) {
   auto parsed = protocol::parse_module_request(target);
-  if (auto* error = std::get_if<protocol::parse_error>(&parsed)) {
-    co_return failure{errc::invalid_request, error->reason};
-  }
-  auto request = std::get<protocol::module_request>(std::move(parsed));
+  if (!parsed) co_return std::move(parsed.error());
+  auto request = std::move(*parsed);
   auto entry = open_entry(request.cache_key);
   // A remembered absence is asked about again however recent: a checksum database learns of
   // a version when first asked for it, and the fill waiting for this body fails without it.

@@ -187,11 +187,12 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
   auto loaded = std::make_shared<rules>();
   if (!auth_file_.empty()) {
     auto content = read_setting_file(auth_file_);
-    if (content.index() == 1) {
-      return "auth_file: " + quoted_path(auth_file_) + " cannot read it: " + std::get<1>(content) +
+    if (!content) {
+      return "auth_file: " + quoted_path(auth_file_) +
+             " cannot read it: " + content.error().detail +
              "; expected a readable file of TOKEN or NAME:TOKEN lines";
     }
-    auto parsed = parse_auth_file(std::get<0>(content));
+    auto parsed = parse_auth_file(*content);
     if (auto* problem = std::get_if<std::string>(&parsed)) {
       return "auth_file: " + quoted_path(auth_file_) + " " + *problem +
              "; expected lines of TOKEN or NAME:TOKEN (# starts a comment)";
@@ -209,11 +210,11 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
     if (token.front() == '@') {
       const std::string path = token.substr(1);
       auto content = read_setting_file(path);
-      if (content.index() == 1) {
-        return "admin_token: " + quoted_path(path) + " cannot read it: " + std::get<1>(content) +
+      if (!content) {
+        return "admin_token: " + quoted_path(path) + " cannot read it: " + content.error().detail +
                "; expected @FILE naming a readable file whose first line is the token";
       }
-      const std::string& text = std::get<0>(content);
+      const std::string& text = *content;
       token = std::string(trim(std::string_view(text).substr(0, text.find('\n'))));
       source = quoted_path(path);
     }

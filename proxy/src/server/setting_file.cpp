@@ -11,15 +11,13 @@
 namespace gomodproxy::server {
 namespace {
 
-using outcome = std::variant<std::string, std::string>;
-
-outcome refusal(std::string why) { return outcome(std::in_place_index<1>, std::move(why)); }
+failure errno_refusal(int error) { return system_failure(error, std::strerror(error)); }
 
 }  // namespace
 
-outcome read_setting_file(const std::string& path) {
+outcome_of<std::string> read_setting_file(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return refusal(std::strerror(errno));
+  if (fd < 0) return errno_refusal(errno);
   struct closer {
     int fd;
     explicit closer(int f) : fd(f) {}
@@ -28,12 +26,13 @@ outcome read_setting_file(const std::string& path) {
     ~closer() { ::close(fd); }
   } closed{fd};
   struct stat info {};
-  if (::fstat(fd, &info) != 0) return refusal(std::strerror(errno));
-  if (S_ISDIR(info.st_mode)) return refusal("it is a directory");
-  const std::string too_large =
-      "it is larger than " + std::to_string(max_setting_file_bytes >> 20) + " MiB";
+  if (::fstat(fd, &info) != 0) return errno_refusal(errno);
+  if (S_ISDIR(info.st_mode)) return system_failure(EISDIR, "it is a directory");
+  const failure too_large{
+      errc::too_large,
+      "it is larger than " + std::to_string(max_setting_file_bytes >> 20) + " MiB"};
   if (S_ISREG(info.st_mode) && static_cast<std::uint64_t>(info.st_size) > max_setting_file_bytes) {
-    return refusal(too_large);
+    return too_large;
   }
   const bool regular = S_ISREG(info.st_mode);
   std::string content;
@@ -44,14 +43,16 @@ outcome read_setting_file(const std::string& path) {
   while (filled < content.size()) {
     const auto got = ::read(fd, content.data() + filled, content.size() - filled);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return refusal(std::strerror(errno));
+    if (got < 0) return errno_refusal(errno);
     if (got == 0) break;
     filled += static_cast<std::size_t>(got);
   }
-  if (regular && filled == content.size()) return refusal("it changed while it was read");
-  if (filled > max_setting_file_bytes) return refusal(too_large);
+  if (regular && filled == content.size()) {
+    return system_failure(EAGAIN, "it changed while it was read");
+  }
+  if (filled > max_setting_file_bytes) return too_large;
   content.resize(filled);
-  return outcome(std::in_place_index<0>, std::move(content));
+  return content;
 }
 
 std::string quoted_path(std::string_view path) {

@@ -5,7 +5,8 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <variant>
+
+#include "common/failure.hpp"
 
 namespace gomodproxy::server {
 
@@ -13,10 +14,11 @@ namespace gomodproxy::server {
 /// device) from filling memory at start-up or, worse, in a running server on SIGHUP.
 inline constexpr std::size_t max_setting_file_bytes = std::size_t{4} * 1024 * 1024;
 
-/// The file's bytes (index 0), or why they could not be read (index 1): the system's reason
-/// ("No such file or directory"), "it is a directory" or "it is larger than 4 MiB". A regular
+/// The file's bytes, or why they could not be read as the detail: the system's reason ("No such
+/// file or directory", its errno in the generic category), "it is a directory" (EISDIR), "it
+/// changed while it was read" (EAGAIN) or "it is larger than 4 MiB" (errc::too_large). A regular
 /// file is read into one allocation, so a secret in it leaves no stray copies on the heap.
-std::variant<std::string, std::string> read_setting_file(const std::string& path);
+[[nodiscard]] outcome_of<std::string> read_setting_file(const std::string& path);
 
 /// `path` in double quotes, with control bytes, bytes above 0x7e, `"` and `\` written as \xNN,
 /// so that a message naming it stays one printable line.

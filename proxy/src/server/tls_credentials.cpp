@@ -118,20 +118,20 @@ outcome_of<std::shared_ptr<tls_credentials::loaded>> tls_credentials::build(
     clear_errors_on_return& operator=(const clear_errors_on_return&) = delete;
     ~clear_errors_on_return() { ERR_clear_error(); }
   } cleared;
-  // read_setting_file says why in words only; the code says no more than "I/O".
-  const auto unreadable = boost::system::errc::make_error_code(boost::system::errc::io_error);
   auto chain_read = read_setting_file(cert_file);
-  if (auto* why = std::get_if<1>(&chain_read)) {
-    return failure{unreadable, "tls_cert: cannot read " + quoted_path(cert_file) + ": " + *why +
-                                   "; expected a readable PEM certificate chain"};
+  if (!chain_read) {
+    return failure{chain_read.error().code, "tls_cert: cannot read " + quoted_path(cert_file) +
+                                                ": " + chain_read.error().detail +
+                                                "; expected a readable PEM certificate chain"};
   }
-  const std::string& chain = std::get<0>(chain_read);
+  const std::string& chain = *chain_read;
   auto key_read = read_setting_file(key_file);
-  if (auto* why = std::get_if<1>(&key_read)) {
-    return failure{unreadable, "tls_key: cannot read " + quoted_path(key_file) + ": " + *why +
-                                   "; expected a readable PEM private key"};
+  if (!key_read) {
+    return failure{key_read.error().code, "tls_key: cannot read " + quoted_path(key_file) + ": " +
+                                              key_read.error().detail +
+                                              "; expected a readable PEM private key"};
   }
-  wiped_string key{std::move(std::get<0>(key_read))};
+  wiped_string key{std::move(*key_read)};
 
   auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
   SSL_CTX* native = context->native_handle();

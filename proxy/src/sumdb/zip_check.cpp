@@ -290,9 +290,9 @@ outcome_of<void> check_module_zip(std::string_view module_path, std::string_view
       return failure{failed(),
                      subject + " has file " + printable(entry.name) + " whose path is not clean"};
     }
-    if (auto reason = protocol::check_file_path(name)) {
+    if (auto checked = protocol::check_file_path(name); !checked) {
       return failure{failed(), subject + " has invalid file " + printable(entry.name) + ": " +
-                                   printable(with_newlines_replaced(*reason))};
+                                   printable(with_newlines_replaced(checked.error().detail))};
     }
     if (auto reason = collisions.check(name, is_dir)) {
       return failure{failed(), subject + " has " + *reason};

@@ -24,12 +24,12 @@ TEST(admin_token_from_setting, at_file_is_the_files_first_line) {
   EXPECT_EQ(*token, "from-the-file");
 }
 
-TEST(admin_token_from_setting, an_unreadable_file_is_an_io_error_naming_it) {
+TEST(admin_token_from_setting, an_unreadable_file_is_its_errno_naming_it) {
   test::temp_dir dir;
   const auto path = (dir.path() / "missing").string();
   const auto token = admin_token_from_setting("@" + path);
   ASSERT_FALSE(token);
-  EXPECT_EQ(token.error().code, boost::system::errc::io_error);
+  EXPECT_EQ(token.error().code, boost::system::errc::no_such_file_or_directory);
   EXPECT_EQ(token.error().detail.rfind("cannot read " + path + ": ", 0), 0u)
       << token.error().detail;
 }

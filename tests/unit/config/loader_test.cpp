@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -32,16 +33,22 @@ std::filesystem::path example_file() {
 
 settings load_ok(const std::vector<std::string>& args, const env_map& env) {
   auto result = load_settings(args, env);
-  if (auto* error = std::get_if<load_error>(&result)) {
-    ADD_FAILURE() << "unexpected error: " << error->message;
+  if (!result) {
+    ADD_FAILURE() << "unexpected error: " << result.error().detail;
     return {};
   }
-  return std::get<settings>(result);
+  return std::move(*result);
 }
 
 std::string load_fail(const std::vector<std::string>& args, const env_map& env) {
   auto result = load_settings(args, env);
-  if (auto* error = std::get_if<load_error>(&result)) return error->message;
+  if (!result) {
+    // Every refusal but an unreadable config file (its errno) is a setting that is not valid.
+    if (result.error().code.category() != boost::system::generic_category()) {
+      EXPECT_EQ(result.error().code, errc::invalid_request) << result.error().detail;
+    }
+    return result.error().detail;
+  }
   ADD_FAILURE() << "expected an error";
   return {};
 }
@@ -832,6 +839,17 @@ TEST(load_settings, ca_file_of_pem_certificates_is_accepted) {
 
 // The upstream client loads the bundle only once the server is being wired up; a file it cannot
 // use must stop start-up with the key named, not abort the process there.
+TEST(load_settings, an_unreadable_config_file_fails_with_its_errno) {
+  const auto loaded = load_settings({"--config", "/nonexistent/x.toml"}, {});
+  ASSERT_FALSE(loaded);
+  EXPECT_EQ(loaded.error().code,
+            boost::system::error_code(ENOENT, boost::system::generic_category()));
+  EXPECT_EQ(
+      loaded.error().detail,
+      "gomodproxy: config: cannot read \"/nonexistent/x.toml\"; expected a readable TOML file "
+      "(from --config or GOMODPROXY_CONFIG)");
+}
+
 TEST(load_settings, ca_file_without_certificates_is_refused) {
   temp_dir dir;
   const auto pki = test::make_test_pki({"localhost"}, {});
@@ -843,12 +861,13 @@ TEST(load_settings, ca_file_without_certificates_is_refused) {
     SCOPED_TRACE(name);
     const auto path = dir.write(name, content);
     const auto loaded = load_settings({"--ca-file", path}, {});
-    const auto* error = std::get_if<load_error>(&loaded);
-    ASSERT_NE(error, nullptr);
-    EXPECT_TRUE(error->message.starts_with("gomodproxy: ca_file: ")) << error->message;
-    EXPECT_NE(error->message.find("is not a CA bundle"), std::string::npos) << error->message;
-    EXPECT_NE(error->message.find("flag --ca-file"), std::string::npos) << error->message;
-    EXPECT_EQ(error->message.find('\n'), std::string::npos) << error->message;
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().code, errc::invalid_request);
+    const auto& message = loaded.error().detail;
+    EXPECT_TRUE(message.starts_with("gomodproxy: ca_file: ")) << message;
+    EXPECT_NE(message.find("is not a CA bundle"), std::string::npos) << message;
+    EXPECT_NE(message.find("flag --ca-file"), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   }
 }
 
@@ -1019,10 +1038,11 @@ TEST(loader, bad_checksum_database_settings_name_the_key) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.flags[1]);
     auto loaded = load_settings(c.flags, {});
-    auto* error = std::get_if<load_error>(&loaded);
-    ASSERT_NE(error, nullptr);
-    EXPECT_NE(error->message.find(c.key), std::string::npos) << error->message;
-    EXPECT_NE(error->message.find(c.fragment), std::string::npos) << error->message;
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().code, errc::invalid_request);
+    const auto& message = loaded.error().detail;
+    EXPECT_NE(message.find(c.key), std::string::npos) << message;
+    EXPECT_NE(message.find(c.fragment), std::string::npos) << message;
   }
 }
 
@@ -1121,10 +1141,11 @@ TEST(loader, bad_direct_settings_name_the_key) {
   };
   for (const auto& r : rows) {
     auto loaded = load_settings(r.args, r.env);
-    auto* error = std::get_if<load_error>(&loaded);
-    ASSERT_NE(error, nullptr) << r.want;
-    EXPECT_TRUE(error->message.starts_with(r.want)) << error->message;
-    EXPECT_EQ(error->message.find('\n'), std::string::npos) << error->message;
+    ASSERT_FALSE(loaded) << r.want;
+    EXPECT_EQ(loaded.error().code, errc::invalid_request);
+    const auto& message = loaded.error().detail;
+    EXPECT_TRUE(message.starts_with(r.want)) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   }
 }
 

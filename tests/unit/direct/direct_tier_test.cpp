@@ -42,8 +42,7 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 protocol::module_request request(const std::string& target) {
-  auto parsed = protocol::parse_module_request(target);
-  return std::get<protocol::module_request>(parsed);
+  return protocol::parse_module_request(target).value();
 }
 
 struct answer {

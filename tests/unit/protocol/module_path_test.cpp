@@ -39,7 +39,8 @@ TEST(check_path, accepts_valid_module_paths) {
   };
   for (const auto& path : good) {
     SCOPED_TRACE(path);
-    EXPECT_EQ(check_path(path), std::nullopt);
+    const auto got = check_path(path);
+    EXPECT_TRUE(got) << got.error().detail;
   }
 }
 
@@ -81,9 +82,11 @@ TEST(check_path, rejects_invalid_module_paths) {
   for (const auto& [path, reason] : bad) {
     SCOPED_TRACE(path);
     const auto got = check_path(path);
-    ASSERT_TRUE(got.has_value());
-    EXPECT_NE(got->find(reason), std::string::npos) << *got;
-    EXPECT_EQ(got->rfind("malformed module path ", 0), 0u) << *got;
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().code, errc::invalid_request);
+    const auto& detail = got.error().detail;
+    EXPECT_NE(detail.find(reason), std::string::npos) << detail;
+    EXPECT_EQ(detail.rfind("malformed module path ", 0), 0u) << detail;
   }
 }
 
@@ -119,14 +122,20 @@ TEST(check_path_version, applies_major_version_rules) {
     SCOPED_TRACE(c.path + "@" + c.version);
     const auto got = check_path_version(c.path, c.version);
     // The request parser's shortcut, for a path already checked, answers the same.
-    if (!check_path(c.path)) {
-      EXPECT_EQ(check_version_of_checked_path(c.path, c.version), got);
+    if (check_path(c.path)) {
+      const auto shortcut = check_version_of_checked_path(c.path, c.version);
+      ASSERT_EQ(shortcut.has_value(), got.has_value());
+      if (!got) {
+        EXPECT_EQ(shortcut.error().code, got.error().code);
+        EXPECT_EQ(shortcut.error().detail, got.error().detail);
+      }
     }
     if (c.reason.empty()) {
-      EXPECT_EQ(got, std::nullopt);
+      EXPECT_TRUE(got) << got.error().detail;
     } else {
-      ASSERT_TRUE(got.has_value());
-      EXPECT_NE(got->find(c.reason), std::string::npos) << *got;
+      ASSERT_FALSE(got);
+      EXPECT_EQ(got.error().code, errc::invalid_request);
+      EXPECT_NE(got.error().detail.find(c.reason), std::string::npos) << got.error().detail;
     }
   }
 }
@@ -149,7 +158,8 @@ TEST(check_file_path, accepts_zip_file_names) {
   };
   for (const auto& name : good) {
     SCOPED_TRACE(name);
-    EXPECT_EQ(check_file_path(name), std::nullopt);
+    const auto got = check_file_path(name);
+    EXPECT_TRUE(got) << got.error().detail;
   }
 }
 
@@ -184,9 +194,41 @@ TEST(check_file_path, rejects_unsafe_names) {
   for (const auto& [name, reason] : bad) {
     SCOPED_TRACE(name);
     const auto got = check_file_path(name);
-    ASSERT_TRUE(got.has_value());
-    EXPECT_NE(got->find(reason), std::string::npos) << *got;
-    EXPECT_EQ(got->rfind("malformed file path ", 0), 0u) << *got;
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().code, errc::invalid_request);
+    const auto& detail = got.error().detail;
+    EXPECT_NE(detail.find(reason), std::string::npos) << detail;
+    EXPECT_EQ(detail.rfind("malformed file path ", 0), 0u) << detail;
+  }
+}
+
+TEST(check_file_name_lengths, refuses_an_element_longer_than_a_file_name) {
+  const std::string longest(max_file_name_bytes, 'a');
+  const std::string over(max_file_name_bytes + 1, 'a');
+  const struct {
+    std::string path;
+    std::string version;
+    std::string detail;  // empty when it fits
+  } cases[] = {
+      {"example.com/" + longest, longest, ""},
+      {"example.com/m", "", ""},
+      {"example.com/" + over + "/m", "v1.0.0",
+       "module path element of 256 bytes (escaped) is longer than a file name can be (255 "
+       "bytes): no module cache can hold it"},
+      {"example.com/m", over,
+       "version of 256 bytes (escaped) is longer than a file name can be (255 bytes): no module "
+       "cache can hold it"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.detail);
+    const auto got = check_file_name_lengths(c.path, c.version);
+    if (c.detail.empty()) {
+      EXPECT_TRUE(got) << got.error().detail;
+    } else {
+      ASSERT_FALSE(got);
+      EXPECT_EQ(got.error().code, errc::invalid_request);
+      EXPECT_EQ(got.error().detail, c.detail);
+    }
   }
 }
 

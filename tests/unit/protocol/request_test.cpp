@@ -144,8 +144,8 @@ TEST(parse_module_request, accepts_what_the_go_command_sends) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.target);
     const auto result = parse_module_request(c.target);
-    const auto* request = std::get_if<module_request>(&result);
-    ASSERT_NE(request, nullptr) << std::get<parse_error>(result).reason;
+    ASSERT_TRUE(result) << result.error().detail;
+    const auto* request = &*result;
     EXPECT_EQ(endpoint_name(request->kind), endpoint_name(c.kind));
     EXPECT_EQ(request->module_path, c.module_path);
     EXPECT_EQ(request->version, c.version);
@@ -166,11 +166,11 @@ TEST(parse_module_request, upstream_path_parses_back_to_the_same_request) {
   for (const auto& target : targets) {
     SCOPED_TRACE(target);
     const auto first = parse_module_request(target);
-    const auto* request = std::get_if<module_request>(&first);
-    ASSERT_NE(request, nullptr) << std::get<parse_error>(first).reason;
+    ASSERT_TRUE(first) << first.error().detail;
+    const auto* request = &*first;
     const auto again = parse_module_request(request->upstream_path);
-    const auto* same = std::get_if<module_request>(&again);
-    ASSERT_NE(same, nullptr) << std::get<parse_error>(again).reason;
+    ASSERT_TRUE(again) << again.error().detail;
+    const auto* same = &*again;
     EXPECT_EQ(same->kind, request->kind);
     EXPECT_EQ(same->module_path, request->module_path);
     EXPECT_EQ(same->version, request->version);
@@ -234,9 +234,10 @@ TEST(parse_module_request, refuses_what_the_go_command_never_sends) {
   for (const auto& [target, reason] : refusals) {
     SCOPED_TRACE(target);
     const auto result = parse_module_request(target);
-    const auto* error = std::get_if<parse_error>(&result);
-    ASSERT_NE(error, nullptr);
-    EXPECT_NE(error->reason.find(reason), std::string::npos) << error->reason;
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, errc::invalid_request);
+    EXPECT_EQ(to_http_status(result.error()), 404);
+    EXPECT_NE(result.error().detail.find(reason), std::string::npos) << result.error().detail;
   }
 }
 
@@ -249,11 +250,11 @@ TEST(parse_module_request, reasons_are_one_line_of_printable_ascii) {
   for (const auto& target : targets) {
     SCOPED_TRACE(target.substr(0, 80));
     const auto result = parse_module_request(target);
-    const auto* error = std::get_if<parse_error>(&result);
-    ASSERT_NE(error, nullptr);
-    EXPECT_FALSE(error->reason.empty());
-    EXPECT_LT(error->reason.size(), 600u);
-    for (char c : error->reason) {
+    ASSERT_FALSE(result);
+    const auto& detail = result.error().detail;
+    EXPECT_FALSE(detail.empty());
+    EXPECT_LT(detail.size(), 600u);
+    for (char c : detail) {
       EXPECT_TRUE(c >= 0x20 && c < 0x7f) << "byte " << static_cast<int>(c);
     }
   }
@@ -298,16 +299,16 @@ TEST(parse_module_request, elements_longer_than_a_file_name_are_refused) {
     SCOPED_TRACE(c.target.substr(0, 60) + "... (" + std::to_string(c.target.size()) + " bytes)");
     const auto result = parse_module_request(c.target);
     if (c.accepted) {
-      EXPECT_TRUE(std::holds_alternative<module_request>(result))
-          << std::get<parse_error>(result).reason;
+      EXPECT_TRUE(result) << result.error().detail;
       continue;
     }
-    const auto* error = std::get_if<parse_error>(&result);
-    ASSERT_NE(error, nullptr);
-    EXPECT_NE(error->reason.find(c.reason), std::string::npos) << error->reason;
-    EXPECT_NE(error->reason.find("longer than a file name can be (255 bytes)"), std::string::npos)
-        << error->reason;
-    EXPECT_LT(error->reason.size(), 200u) << "the reason does not echo the element";
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, errc::invalid_request);
+    const auto& detail = result.error().detail;
+    EXPECT_NE(detail.find(c.reason), std::string::npos) << detail;
+    EXPECT_NE(detail.find("longer than a file name can be (255 bytes)"), std::string::npos)
+        << detail;
+    EXPECT_LT(detail.size(), 200u) << "the reason does not echo the element";
   }
 }
 
@@ -332,8 +333,8 @@ TEST(parse_module_request, checksum_database_paths) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.target);
     const auto result = parse_module_request(c.target);
-    const auto* request = std::get_if<module_request>(&result);
-    ASSERT_NE(request, nullptr) << std::get<parse_error>(result).reason;
+    ASSERT_TRUE(result) << result.error().detail;
+    const auto* request = &*result;
     EXPECT_EQ(request->kind, c.kind);
     EXPECT_TRUE(is_sumdb(request->kind));
     EXPECT_EQ(request->sumdb, "sum.golang.org");
@@ -354,7 +355,9 @@ TEST(parse_module_request, checksum_database_paths) {
         "/sumdb/sum.golang.org/tile/8/0/000/", "/sumdb/sum.golang.org/tile/8/64/000",
         "/sumdb/sum.golang.org/latest/", "/sumdb/sum.golang.org/other"}) {
     SCOPED_TRACE(bad);
-    EXPECT_TRUE(std::holds_alternative<parse_error>(parse_module_request(bad)));
+    const auto result = parse_module_request(bad);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, errc::invalid_request);
   }
   EXPECT_FALSE(is_sumdb(endpoint::zip));
 }

@@ -27,10 +27,8 @@ using protocol::endpoint;
 
 protocol::module_request request_for(std::string_view target) {
   auto parsed = protocol::parse_module_request(target);
-  if (!std::holds_alternative<protocol::module_request>(parsed)) {
-    throw std::invalid_argument("not a request: " + std::string(target));
-  }
-  return std::get<protocol::module_request>(std::move(parsed));
+  if (!parsed) throw std::invalid_argument("not a request: " + std::string(target));
+  return std::move(*parsed);
 }
 
 sumdb::random_reader reader_of(const std::string& body) {

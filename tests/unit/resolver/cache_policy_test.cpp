@@ -68,8 +68,8 @@ std::function<void(resolver_options&)> policy_options(const std::string& list,
 // The kind of the entry the resolver keeps for `target`, or nullopt when it keeps none.
 std::optional<cache::entry_kind> stored_kind(cache::cache_store& store, const std::string& target) {
   auto parsed = protocol::parse_module_request(target);
-  if (!std::holds_alternative<protocol::module_request>(parsed)) return std::nullopt;
-  auto found = store.stat(std::get<protocol::module_request>(parsed).cache_key);
+  if (!parsed) return std::nullopt;
+  auto found = store.stat(parsed->cache_key);
   if (!found || !*found) return std::nullopt;
   return (*found)->kind;
 }

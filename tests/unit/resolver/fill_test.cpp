@@ -286,8 +286,8 @@ scripted_harness offline_harness(const std::string& public_list) {
 void seed(cache::cache_store& store, const std::string& target, cache::entry_kind kind,
           const std::string& body) {
   auto parsed = protocol::parse_module_request(target);
-  ASSERT_TRUE(std::holds_alternative<protocol::module_request>(parsed)) << target;
-  auto created = store.create(std::get<protocol::module_request>(parsed).cache_key);
+  ASSERT_TRUE(parsed) << target;
+  auto created = store.create(parsed->cache_key);
   ASSERT_TRUE(created) << target;
   ASSERT_TRUE((*created)->append(body)) << target;
   cache::entry_meta meta;
@@ -298,8 +298,7 @@ void seed(cache::cache_store& store, const std::string& target, cache::entry_kin
 }
 
 bool cached(cache::cache_store& store, const std::string& target) {
-  auto parsed = protocol::parse_module_request(target);
-  auto found = store.stat(std::get<protocol::module_request>(parsed).cache_key);
+  auto found = store.stat(protocol::parse_module_request(target).value().cache_key);
   return found && *found;
 }
 

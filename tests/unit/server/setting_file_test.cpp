@@ -4,10 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <string>
-#include <variant>
-#include <vector>
 
 #include "tests/support/cpp/temp_dir.hpp"
 
@@ -20,28 +19,36 @@ TEST(read_setting_file, content_or_the_reason) {
   const auto small = dir.write("small", "alice:0123456789abcdef\n");
   const auto exact = dir.write("exact", at_limit);
   const auto over = dir.write("over", at_limit + "x");
-  struct expectation {
-    std::string path;
-    std::variant<std::string, std::string> outcome;
+  const auto generic = [](int value) {
+    return boost::system::error_code(value, boost::system::generic_category());
   };
-  using outcome = std::variant<std::string, std::string>;
-  const std::vector<expectation> cases = {
-      {small, outcome(std::in_place_index<0>, "alice:0123456789abcdef\n")},
-      {dir.write("empty", ""), outcome(std::in_place_index<0>, "")},
-      {exact, outcome(std::in_place_index<0>, at_limit)},
-      {over, outcome(std::in_place_index<1>, "it is larger than 4 MiB")},
+  const boost::system::error_code too_large = errc::too_large;
+  const struct {
+    std::string path;
+    std::string content;             // when read
+    boost::system::error_code code;  // when refused
+    std::string detail;
+  } cases[] = {
+      {small, "alice:0123456789abcdef\n", {}, ""},
+      {dir.write("empty", ""), "", {}, ""},
+      {exact, at_limit, {}, ""},
+      {over, "", too_large, "it is larger than 4 MiB"},
       // A device has no size to look at first; it is read up to the limit and no further.
-      {"/dev/zero", outcome(std::in_place_index<1>, "it is larger than 4 MiB")},
-      {std::filesystem::path(small).parent_path().string(),
-       outcome(std::in_place_index<1>, "it is a directory")},
-      {small + ".missing", outcome(std::in_place_index<1>, "No such file or directory")},
+      {"/dev/zero", "", too_large, "it is larger than 4 MiB"},
+      {std::filesystem::path(small).parent_path().string(), "", generic(EISDIR),
+       "it is a directory"},
+      {small + ".missing", "", generic(ENOENT), "No such file or directory"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.path);
     const auto got = read_setting_file(c.path);
-    EXPECT_EQ(got.index(), c.outcome.index());
-    if (got.index() == c.outcome.index()) {
-      EXPECT_TRUE(got == c.outcome) << (got.index() == 1 ? std::get<1>(got) : "content differs");
+    if (!c.code) {
+      ASSERT_TRUE(got) << got.error().detail;
+      EXPECT_TRUE(*got == c.content) << "content differs";
+    } else {
+      ASSERT_FALSE(got);
+      EXPECT_EQ(got.error().code, c.code);
+      EXPECT_EQ(got.error().detail, c.detail);
     }
   }
 }
