@@ -83,7 +83,7 @@ struct health_prober::state : std::enable_shared_from_this<state> {
           if (!round_failed) failure_reason = reason;
           round_failed = true;
         }
-        spdlog::debug("probe {}: {} (ttfb {} us, total {} us)", target->url, answer.reason,
+        spdlog::debug("probe {}: {} (ttfb {} us, total {} us)", target->shown, answer.reason,
                       answer.ttfb ? answer.ttfb->count() : -1, total.count());
       }
       auto& failed_before = last_round_failed[tier];

@@ -174,8 +174,11 @@ std::vector<monitor::probe_target> probe_targets(const config::settings& setting
       auto index = health.tier_index(tier.name);
       if (tier.type != upstream::tier_spec::kind::url || !index) continue;
       for (const auto& module_path : modules) {
-        std::string url = tier.url + "/" + protocol::escape_case(module_path) + "/@v/list";
-        if (seen.emplace(*index, url).second) targets.push_back({*index, std::move(url)});
+        const std::string path = "/" + protocol::escape_case(module_path) + "/@v/list";
+        std::string url = tier.url + path;
+        if (seen.emplace(*index, url).second) {
+          targets.push_back({*index, std::move(url), tier.name + path});
+        }
       }
     }
   };

@@ -2,7 +2,7 @@
 """CPU seconds a 100 MiB verified fill costs the proxy, per thread name (issue 16, target 4).
 
 usage: fill_cpu.py GOMODPROXY [GOMODPROXY ...] [--rounds 3] [--fills 3] [--zip-mib 100]
-                   [--perf DIR]
+                   [--perf DIR] [--drip BYTES[:MS]]
 
 Every binary given runs with the shipped defaults (access log on, metrics on, verification on
 against the test checksum database tests/support/test_sumdb.py) on a fresh cache, against one
@@ -85,6 +85,9 @@ def main() -> None:
     parser.add_argument("--fills", type=int, default=3)
     parser.add_argument("--zip-mib", type=int, default=100)
     parser.add_argument("--perf", type=Path, default=None)
+    parser.add_argument("--drip", default="", metavar="BYTES[:MS]",
+                        help="the upstream writes each zip BYTES at a time, MS milliseconds "
+                             "apart (a sender slower than the proxy, as a WAN link is)")
     args = parser.parse_args()
     binaries = [b.resolve() for b in args.binaries]
     labels = [f"{i}:{b}" for i, b in enumerate(binaries)]
@@ -93,6 +96,9 @@ def main() -> None:
         print(f"building the tree ({args.fills} zips of {args.zip_mib} MiB) ...", flush=True)
         tree, _, zips = build_tree(work / "tree", args.fills, args.zip_mib)
         upstream = test_upstream.TestUpstream(tree.root, "upstream").start()
+        if args.drip:
+            size, _, pause_ms = args.drip.partition(":")
+            upstream.drip(r"\.zip$", int(size), float(pause_ms or 0) / 1000)
         sumdb = test_sumdb.TestSumdb(tree.root, work / "sumdb").start()
         flags = ["--upstreams", upstream.url, *sumdb.flags]
         print(f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}", flush=True)

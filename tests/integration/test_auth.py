@@ -322,8 +322,9 @@ def test_a_replica_reaches_a_central_proxy_with_its_token_in_the_upstream_url(
     central = start_proxy(make_upstream(tree.root).url, *pki.issue().flags, "--auth-file",
                           str(tmp_path / "tokens"))
     assert central.url.startswith("https://")
+    # Probed every second, so the debug line of a probe is in the log the checks below read.
     replica = start_proxy(f"https://office-b:{token}@127.0.0.1:{central.port}",
-                          "--ca-file", str(pki.bundle))
+                          "--ca-file", str(pki.bundle), "--probe-interval", "1s")
     go = NetrcGo(GOS["go1.23"], tmp_path / "go", replica.url)
     go.download_json(CHECK)
     assert go.build_and_run_program() == mt.PROGRAM_OUTPUT
@@ -342,8 +343,11 @@ def test_a_replica_reaches_a_central_proxy_with_its_token_in_the_upstream_url(
     replica_pages = (replica.get("/status.json").text + replica.get("/metrics").text +
                      replica.get("/status").text)
     assert "xxxxx@127.0.0.1" in replica.log_text()
+    wait_for(lambda: "/golang.org/x/mod/@v/list: " in replica.log_text(), 10,
+             "a probe of the central proxy in the replica's log")
     # The harness writes each proxy's command line first; what the proxy wrote comes after.
     written = [p.log_text().split("\n", 1)[1] for p in (replica, central, stranger)]
     basic_credential = base64.b64encode(f"office-b:{token}".encode()).decode()
     for text in (*written, replica_pages):
         assert token not in text and basic_credential not in text
+    assert f"probe 127.0.0.1:{central.port}/golang.org/x/mod/@v/list: " in replica.log_text()

@@ -22,6 +22,8 @@ namespace gomodproxy::monitor {
 struct probe_target {
   std::size_t tier = 0;  ///< index in metrics and tier_health
   std::string url;       ///< full URL, e.g. "https://goproxy.cn/golang.org/x/mod/@v/list"
+  /// How the log names it: the tier's display name and the path, never the URL's credentials.
+  std::string shown;
 };
 
 /// What one probe fetch saw.

@@ -359,6 +359,11 @@ class parsed_body final : public request_body {
 
   net::awaitable<boost::system::result<std::size_t>> read_some(char* buffer,
                                                                std::size_t size) override {
+    // Beast reads only as much as the buffer has room for (at least 512 bytes), and the parser
+    // moves every byte on into the caller's buffer, so without room made here a large upload
+    // would arrive 512 bytes per system call.
+    const std::size_t room = std::min(size, buffer_.max_size());
+    if (buffer_.capacity() < room) buffer_.reserve(room);
     while (!parser_.is_done() && !failed_) {
       auto& body = parser_.get().body();
       body.data = buffer;

@@ -587,6 +587,10 @@ net::awaitable<void> http_client::impl::exchange(Stream& stream, beast::tcp_stre
       std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - started);
 
   std::vector<char> piece(piece_size);
+  // Beast reads as much as the buffer has room for (at least 512 bytes, at most 64 KiB), and the
+  // parser moves every byte on into `piece`, so a buffer left at the header's size would take the
+  // body 512 bytes per system call.
+  buffer.reserve(piece_size);
   // Reads the next piece of raw body into `piece` before `limit`; returns its size, or sets `out`
   // on failure.
   auto read_piece = [&](const deadline& limit) -> net::awaitable<std::optional<std::size_t>> {

@@ -59,10 +59,11 @@ TEST(health_prober, probes_every_target_each_interval_and_feeds_health_and_metri
   fetch.answers["http://good/a/@v/list"] = {true, 200, 1500us, "200"};
   fetch.answers["http://good/b/@v/list"] = {true, 404, 2500us, "404"};
   fetch.answers["http://bad/a/@v/list"] = {false, 0, std::nullopt, "connection refused"};
-  health_prober p(
-      io.get_executor(), 5ms,
-      {{0, "http://good/a/@v/list"}, {0, "http://good/b/@v/list"}, {1, "http://bad/a/@v/list"}},
-      fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 5ms,
+                  {{0, "http://good/a/@v/list", "good/a/@v/list"},
+                   {0, "http://good/b/@v/list", "good/b/@v/list"},
+                   {1, "http://bad/a/@v/list", "bad/a/@v/list"}},
+                  fetch.fn(), health, m);
   p.start();
   auto deadline = std::chrono::steady_clock::now() + 10s;
   while (fetch.count("http://bad/a/@v/list") < 4 && std::chrono::steady_clock::now() < deadline) {
@@ -99,7 +100,8 @@ TEST(health_prober, a_recovering_tier_half_opens) {
   ASSERT_EQ(health.state(1), breaker_state::open);
   scripted_fetch fetch;
   fetch.answers["http://bad/x/@v/list"] = {true, 200, 1ms, "200"};
-  health_prober p(io.get_executor(), 300ms, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 300ms, {{1, "http://bad/x/@v/list", "bad/x/@v/list"}},
+                  fetch.fn(), health, m);
   auto started = std::chrono::steady_clock::now();
   p.start();
   auto deadline = started + 10s;
@@ -139,7 +141,8 @@ TEST(health_prober, a_stall_is_probed_at_once_with_the_stall_limit_and_a_failure
   tier_health health({"good", "bad", "idle"}, {3, 30s}, {}, {1500ms, 8000ms});
   patience_fetch fetch;
   // An hour between rounds: only the stall can explain a probe within the test.
-  health_prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list", "bad/x/@v/list"}}, fetch.fn(),
+                  health, m);
   p.start();
   io.run_for(50ms);
   EXPECT_EQ(fetch.count(), 0u);
@@ -161,7 +164,8 @@ TEST(health_prober, a_tier_that_is_down_is_probed_again_soon) {
   health.record_failure(1);
   ASSERT_FALSE(health.up(1));
   patience_fetch fetch;
-  health_prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 1h, {{1, "http://bad/x/@v/list", "bad/x/@v/list"}}, fetch.fn(),
+                  health, m);
   auto started = std::chrono::steady_clock::now();
   p.start();
   auto deadline = started + 10s;
@@ -181,7 +185,8 @@ TEST(health_prober, zero_interval_disables_probing) {
   metrics m(layout());
   tier_health health({"good", "bad", "idle"}, {3, 30s});
   scripted_fetch fetch;
-  health_prober p(io.get_executor(), 0ms, {{0, "http://good/a/@v/list"}}, fetch.fn(), health, m);
+  health_prober p(io.get_executor(), 0ms, {{0, "http://good/a/@v/list", "good/a/@v/list"}},
+                  fetch.fn(), health, m);
   p.start();
   io.run_for(50ms);
   EXPECT_EQ(fetch.count("http://good/a/@v/list"), 0);
