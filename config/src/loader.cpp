@@ -270,7 +270,7 @@ std::optional<problem> check_ca_file(const std::string& text) {
     return quote(text) +
            " is not a readable file; expected a PEM CA bundle path, or empty for none";
   }
-  if (auto bundle = upstream::ca_bundle_problem(text); !bundle) {
+  if (auto bundle = upstream::check_ca_bundle(text); !bundle) {
     return quote(text) + " is not a CA bundle (" + bundle.error().detail +
            "); expected a file of PEM certificates, or empty for none";
   }

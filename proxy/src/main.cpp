@@ -279,7 +279,7 @@ struct direct_fetcher {
       : dns(resolver),
         own(own_addresses(listen_host)),
         guard(executor, dns, [own = own](const net::ip::address& address) {
-          return direct::refused_address(address, own);
+          return direct::check_address(address, own);
         }) {
     direct::direct_options options;
     options.go_binary = settings.go_binary;
@@ -289,13 +289,12 @@ struct direct_fetcher {
     options.allow_patterns = settings.direct_allow_patterns;
     options.no_sumdb_patterns = settings.no_sumdb_patterns;
     options.guard_url = guard.start();
-    if (auto sandbox = direct::sandbox_unavailable(); !sandbox) {
+    if (auto sandbox = direct::check_sandbox(); !sandbox) {
       sandbox_problem = std::move(sandbox.error().detail);
     }
     options.network_sandbox = !sandbox_problem;
-    options.refused_host = [this](std::string host,
-                                  std::chrono::steady_clock::time_point deadline) {
-      return direct::refused_host(dns, std::move(host), own, deadline);
+    options.check_host = [this](std::string host, std::chrono::steady_clock::time_point deadline) {
+      return direct::check_host(dns, std::move(host), own, deadline);
     };
     tier = std::make_shared<direct::direct_tier>(std::move(executor), std::move(options));
   }

@@ -14,9 +14,11 @@ namespace gomodproxy {
 
 enum class errc {
   /// Input that cannot be what it claims: a malformed module path or version, a log index outside
-  /// the tree, a tile that is not a hash tile. Never forwarded upstream. 404, not 400: the go
-  /// command falls back to its next proxy only on 404 and 410, and a proxy that cannot parse a
-  /// path has not got that module.
+  /// the tree, a tile that is not a hash tile; or a setting the operator gave that cannot be used
+  /// (a config value, a token's shape, a TLS key that does not match its certificate). A request
+  /// is never forwarded upstream. 404, not 400: the go command falls back to its next proxy only
+  /// on 404 and 410, and a proxy that cannot parse a path has not got that module. A setting's
+  /// failure stops start-up or a reload and is printed, never answered.
   invalid_request = 1,
   /// A value exceeded a limit of the format it is stored in (a tier name over 65,535 bytes in a
   /// cache record). 500: it is this process that cannot store it.

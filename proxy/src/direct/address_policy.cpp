@@ -116,8 +116,8 @@ bool is_ip_literal(std::string_view host) {
 
 }  // namespace
 
-outcome_of<void> refused_address(const net::ip::address& address,
-                                 std::span<const net::ip::address> own) {
+outcome_of<void> check_address(const net::ip::address& address,
+                               std::span<const net::ip::address> own) {
   if (auto why = address.is_v4() ? refused_v4(address.to_v4()) : refused_v6(address.to_v6())) {
     return failure{errc::refused, std::move(*why)};
   }
@@ -167,9 +167,9 @@ std::vector<net::ip::address> local_addresses() {
   return addresses;
 }
 
-net::awaitable<outcome_of<void>> refused_host(upstream::dns_resolver& dns, std::string host,
-                                              std::vector<net::ip::address> own,
-                                              std::chrono::steady_clock::time_point deadline) {
+net::awaitable<outcome_of<void>> check_host(upstream::dns_resolver& dns, std::string host,
+                                            std::vector<net::ip::address> own,
+                                            std::chrono::steady_clock::time_point deadline) {
   if (host.empty()) co_return failure{errc::invalid_request, "empty host"};
   if (is_ip_literal(host)) co_return failure{errc::refused, host + " is an IP literal"};
   if (!is_host_name(host)) co_return failure{errc::invalid_request, host + " is not a host name"};
@@ -179,7 +179,7 @@ net::awaitable<outcome_of<void>> refused_host(upstream::dns_resolver& dns, std::
   }
   if (answer->empty()) co_return failure{net::error::no_data, host + ": dns: no address"};
   for (const auto& endpoint : *answer) {
-    if (auto allowed = refused_address(endpoint.address(), own); !allowed) {
+    if (auto allowed = check_address(endpoint.address(), own); !allowed) {
       co_return failure{errc::refused, host + " resolves to " + endpoint.address().to_string() +
                                            " (" + allowed.error().detail + ")"};
     }

@@ -26,8 +26,8 @@ namespace gomodproxy::direct {
 /// deprecated site-local fec0::/10, and NAT64 (64:ff9b::/96) and 6to4 (2002::/16) forms of
 /// refused IPv4 addresses.
 /// Pure; thread-safe.
-[[nodiscard]] outcome_of<void> refused_address(const boost::asio::ip::address& address,
-                                               std::span<const boost::asio::ip::address> own);
+[[nodiscard]] outcome_of<void> check_address(const boost::asio::ip::address& address,
+                                             std::span<const boost::asio::ip::address> own);
 
 /// Whether `host` is spelled as a DNS name (or dotted IPv4) may be: 1 to 253 of letters, digits,
 /// '.', '-', '_'. Never true for anything carrying userinfo, a port, a path or brackets.
@@ -50,8 +50,8 @@ std::vector<boost::asio::ip::address> local_addresses();
 /// IP literals are refused whatever they point at (every spelling the C library or a URL parser
 /// would take as an address: dotted, shortened "127.1", hex, octal, IPv6 with or without
 /// brackets). A name is looked up with `dns` on port 443 until `deadline` and refused when any of
-/// its addresses is refused by refused_address(). `dns` must outlive the coroutine.
-[[nodiscard]] boost::asio::awaitable<outcome_of<void>> refused_host(
+/// its addresses is refused by check_address(). `dns` must outlive the coroutine.
+[[nodiscard]] boost::asio::awaitable<outcome_of<void>> check_host(
     upstream::dns_resolver& dns, std::string host, std::vector<boost::asio::ip::address> own,
     std::chrono::steady_clock::time_point deadline);
 

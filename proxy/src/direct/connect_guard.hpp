@@ -42,8 +42,8 @@ struct connect_guard_limits {
 class connect_guard final {
  public:
   /// Success when a connection to the address is allowed, else a failure whose detail says why
-  /// not (a short phrase such as refused_address() returns; the guard answers 403 whatever the
-  /// code). Production passes refused_address with the server's own addresses; tests allow
+  /// not (a short phrase such as check_address() returns; the guard answers 403 whatever the
+  /// code). Production passes check_address with the server's own addresses; tests allow
   /// loopback.
   using address_check = std::function<outcome_of<void>(const boost::asio::ip::address&)>;
 

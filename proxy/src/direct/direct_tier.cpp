@@ -294,11 +294,11 @@ net::awaitable<upstream::fetch_result> direct_tier::impl::fetch(protocol::module
 
   const auto access = access_for(env, request.module_path);
   if (access == path_access::public_path) {
-    if (env.guard_url.empty() || !options.refused_host) {
+    if (env.guard_url.empty() || !options.check_host) {
       co_return answer(outcome::not_found, "refused: public module paths need the connect guard");
     }
     const std::string host = request.module_path.substr(0, request.module_path.find('/'));
-    auto allowed = co_await options.refused_host(host, deadline);
+    auto allowed = co_await options.check_host(host, deadline);
     if (!allowed) {
       co_return answer(refusal_outcome(allowed.error().code), "refused: " + allowed.error().detail);
     }

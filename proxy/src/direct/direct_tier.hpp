@@ -33,11 +33,11 @@ struct direct_options {
   /// The connect guard's URL; public module paths are refused while it is empty. Default: empty
   std::string guard_url;
   /// Success when the host of a public module path may be fetched, else why not (as
-  /// refused_host() in address_policy.hpp: its code decides not found, timeout or error).
+  /// check_host() in address_policy.hpp: its code decides not found, timeout or error).
   /// Default: none, which refuses every public path.
   std::function<boost::asio::awaitable<outcome_of<void>>(
       std::string host, std::chrono::steady_clock::time_point deadline)>
-      refused_host;
+      check_host;
   /// Run the go command of public paths in the network sandbox (network_sandbox.hpp), so that
   /// even its own connections to loopback go through the guard. Default: false
   bool network_sandbox = false;

@@ -437,7 +437,7 @@ int run_sandbox_command(const std::vector<std::string>& args) {
   return status;
 }
 
-outcome_of<void> sandbox_unavailable() {
+outcome_of<void> check_sandbox() {
   std::array<int, 2> err_pipe{};
   if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
     const int error = errno;

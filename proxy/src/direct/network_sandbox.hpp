@@ -28,7 +28,7 @@ int run_sandbox_command(const std::vector<std::string>& args);
 /// for it. Success when it works, else why not (one line): the errno of a pipe or spawn that
 /// failed, not_supported (generic category) when the subcommand could not make the sandbox.
 /// Blocks the calling thread: start-up only.
-[[nodiscard]] outcome_of<void> sandbox_unavailable();
+[[nodiscard]] outcome_of<void> check_sandbox();
 
 /// `spec` changed to run its program inside the sandbox relaying to `guard_url`: the program is
 /// this binary (/proc/self/exe) and its arguments the subcommand's. Unchanged when the program is

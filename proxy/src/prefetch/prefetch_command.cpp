@@ -303,7 +303,7 @@ int run_prefetch_command(const std::vector<std::string>& args) {
     return exit_done;
   }
   if (!options.run.ca_file.empty()) {
-    if (auto bundle = upstream::ca_bundle_problem(options.run.ca_file); !bundle) {
+    if (auto bundle = upstream::check_ca_bundle(options.run.ca_file); !bundle) {
       std::fprintf(stderr, "gomodproxy prefetch: --ca-file: %s is not a CA bundle (%s)\n",
                    protocol::quote(options.run.ca_file).c_str(), bundle.error().detail.c_str());
       return exit_usage;

@@ -66,7 +66,7 @@ int run_probe_command(const std::vector<std::string>& args) {
       return usage_error("gomodproxy probe: --ca-file: cannot read " +
                          protocol::quote(options.sweep.ca_file) + ": " + std::strerror(errno));
     }
-    if (auto bundle = upstream::ca_bundle_problem(options.sweep.ca_file); !bundle) {
+    if (auto bundle = upstream::check_ca_bundle(options.sweep.ca_file); !bundle) {
       return usage_error("gomodproxy probe: --ca-file: " + protocol::quote(options.sweep.ca_file) +
                          " is not a CA bundle (" + bundle.error().detail + ")");
     }

@@ -103,7 +103,7 @@ std::array<unsigned char, 32> token_digest(std::string_view token) {
   return digest;
 }
 
-outcome_of<void> token_problem(std::string_view token) {
+outcome_of<void> check_token_shape(std::string_view token) {
   if (token.size() < min_token_length) {
     return failure{errc::invalid_request,
                    "the token is shorter than " + std::to_string(min_token_length) + " characters"};
@@ -147,7 +147,7 @@ std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_
     } else {
       name = "token-" + std::to_string(line_number);
     }
-    if (auto shape = token_problem(token); !shape) return where + shape.error().detail;
+    if (auto shape = check_token_shape(token); !shape) return where + shape.error().detail;
     named_token entry{name, token_digest(token)};
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       if (tokens[i].name == entry.name) {
@@ -218,7 +218,7 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
       token = std::string(trim(std::string_view(text).substr(0, text.find('\n'))));
       source = quoted_path(path);
     }
-    if (auto shape = token_problem(token); !shape) {
+    if (auto shape = check_token_shape(token); !shape) {
       return "admin_token: " + source + ": " + shape.error().detail + "; expected a token of " +
              std::to_string(min_token_length) + " to " + std::to_string(max_token_length) +
              " printable characters, or @FILE";

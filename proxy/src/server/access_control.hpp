@@ -64,7 +64,7 @@ std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_
 
 /// Checks one token's shape (as for the auth file): success when it is acceptable, else
 /// errc::invalid_request with what is wrong as the detail, without quoting it.
-[[nodiscard]] outcome_of<void> token_problem(std::string_view token);
+[[nodiscard]] outcome_of<void> check_token_shape(std::string_view token);
 
 /// SHA-256 of `token`.
 std::array<unsigned char, 32> token_digest(std::string_view token);

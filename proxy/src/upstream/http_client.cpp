@@ -785,7 +785,7 @@ net::awaitable<fetch_result> http_client::impl::fetch(std::string url, body_sink
   }
 }
 
-outcome_of<void> ca_bundle_problem(const std::string& path) {
+outcome_of<void> check_ca_bundle(const std::string& path) {
   net::ssl::context context(net::ssl::context::tls_client);
   boost::system::error_code ec;
   context.load_verify_file(path, ec);

@@ -73,7 +73,7 @@ struct client_options {
 /// certificates, at least one); otherwise OpenSSL's code for why not (Asio's ssl category, or the
 /// errno in the system category for a file it could not open) with a one-line detail ("no
 /// certificate or crl found ...").
-[[nodiscard]] outcome_of<void> ca_bundle_problem(const std::string& path);
+[[nodiscard]] outcome_of<void> check_ca_bundle(const std::string& path);
 
 /// Thread-safe; one instance per process is enough. Must outlive every get() in progress.
 class http_client {

@@ -1,5 +1,5 @@
 // The SSRF policy of `direct`: every refused range (and its IPv4-mapped and other IPv6 forms), the
-// server's own addresses, public addresses allowed; refused_host on IP literals in the spellings
+// server's own addresses, public addresses allowed; check_host on IP literals in the spellings
 // URL parsers and the C library accept, on names under .localhost, and on names an in-process DNS
 // server answers with private, public or no addresses.
 #include "direct/address_policy.hpp"
@@ -28,7 +28,7 @@ using test::failed_with;
 using verdict = std::optional<test::code_and_detail>;
 
 verdict refused(const char* address, const std::vector<net::ip::address>& own = {}) {
-  return test::failure_of(refused_address(net::ip::make_address(address), own));
+  return test::failure_of(check_address(net::ip::make_address(address), own));
 }
 
 TEST(address_policy, refuses_every_internal_range_with_its_name) {
@@ -138,7 +138,7 @@ verdict refused_now(upstream::dns_resolver& dns, std::string host,
   net::io_context io;
   auto future = net::co_spawn(
       io,
-      refused_host(dns, std::move(host), std::move(own), std::chrono::steady_clock::now() + budget),
+      check_host(dns, std::move(host), std::move(own), std::chrono::steady_clock::now() + budget),
       net::use_future);
   io.run();
   return test::failure_of(future.get());

@@ -1,7 +1,7 @@
 // The CONNECT guard over real sockets on 127.0.0.1: refusals (403 for refused addresses, named or
 // literal, 405 for other methods, 400 for malformed heads) are counted, logged without userinfo
 // and open no connection; with an address check that allows loopback (the same seam production
-// fills with refused_address) a tunnel to an echo server carries bytes both ways, and the head,
+// fills with check_address) a tunnel to an echo server carries bytes both ways, and the head,
 // idle and connection limits, connect failures and stop() end connections.
 #include "direct/connect_guard.hpp"
 
@@ -217,7 +217,7 @@ class captured_log {
 
 connect_guard::address_check production_check() {
   return [own = local_addresses()](const net::ip::address& address) {
-    return refused_address(address, own);
+    return check_address(address, own);
   };
 }
 
@@ -225,7 +225,7 @@ connect_guard::address_check production_check() {
 connect_guard::address_check loopback_allowed() {
   return [](const net::ip::address& address) -> outcome_of<void> {
     if (address == net::ip::make_address("127.0.0.1")) return {};
-    return refused_address(address, {});
+    return check_address(address, {});
   };
 }
 

@@ -82,7 +82,7 @@ class DirectTier : public ::testing::Test {
     options_.guard_url = "http://127.0.0.1:9";
     options_.server_environment = std::map<std::string, std::string>{
         {"PATH", "/usr/bin:/bin"}, {"HOME", dir_.string()}, {"SECRET_OF_SERVER", "x"}};
-    options_.refused_host =
+    options_.check_host =
         [](std::string, std::chrono::steady_clock::time_point) -> net::awaitable<outcome_of<void>> {
       co_return outcome_of<void>{};
     };
@@ -404,7 +404,7 @@ TEST_F(DirectTier, WaitingForAProcessSlotCountsAgainstTheDeadline) {
 TEST_F(DirectTier, ARefusedPublicHostStartsNoProcess) {
   go_script(R"(echo '{"Versions":["v1.0.0"]}')");
   std::vector<std::string> asked;
-  options_.refused_host =
+  options_.check_host =
       [&asked](std::string host,
                std::chrono::steady_clock::time_point) -> net::awaitable<outcome_of<void>> {
     asked.push_back(host);
@@ -442,7 +442,7 @@ TEST_F(DirectTier, AHostWhoseLookupFailedForNowIsNotANotFound) {
       {errc::invalid_request, "not a host name", outcome::not_found},
   };
   const row* current = nullptr;
-  options_.refused_host =
+  options_.check_host =
       [&current](std::string host,
                  std::chrono::steady_clock::time_point) -> net::awaitable<outcome_of<void>> {
     co_return failure{current->code, host + ": dns: " + current->said};

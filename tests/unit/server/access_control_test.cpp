@@ -152,10 +152,10 @@ TEST(access_control, load_names_the_file_and_line_but_not_the_token) {
   EXPECT_EQ(std::get<std::string>(weak_admin).find("weak-admin"), std::string::npos);
 }
 
-TEST(token_problem, each_shape_refused_is_an_invalid_request_saying_what_without_quoting_it) {
-  EXPECT_TRUE(token_problem(std::string(min_token_length, 'a')));
-  EXPECT_TRUE(token_problem(std::string(max_token_length, 'a')));
-  EXPECT_TRUE(token_problem(alice));
+TEST(check_token_shape, each_shape_refused_is_an_invalid_request_saying_what_without_quoting_it) {
+  EXPECT_TRUE(check_token_shape(std::string(min_token_length, 'a')));
+  EXPECT_TRUE(check_token_shape(std::string(max_token_length, 'a')));
+  EXPECT_TRUE(check_token_shape(alice));
   struct row {
     std::string token;
     std::string detail;
@@ -170,7 +170,7 @@ TEST(token_problem, each_shape_refused_is_an_invalid_request_saying_what_without
            {"secret-with-\x7f-delete",
             "the token has a character other than printable ASCII without spaces"},
        }) {
-    const auto shape = token_problem(token);
+    const auto shape = check_token_shape(token);
     ASSERT_FALSE(shape) << token;
     EXPECT_EQ(shape.error().code, errc::invalid_request) << token;
     EXPECT_EQ(shape.error().detail, detail) << token;

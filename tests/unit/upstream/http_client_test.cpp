@@ -565,17 +565,17 @@ TEST_F(tls_fixture, untrusted_certificate_is_error) {
 }
 
 TEST_F(tls_fixture, ca_bundle_problem_takes_a_pem_bundle_and_says_why_not_of_anything_else) {
-  EXPECT_TRUE(ca_bundle_problem(ca_file_));
+  EXPECT_TRUE(check_ca_bundle(ca_file_));
   const std::string text_file = ca_file_ + ".text";
   std::ofstream(text_file) << "not a certificate\n";
   // OpenSSL's own code: the caller prints the detail, and has nothing else to decide.
-  const auto text = ca_bundle_problem(text_file);
+  const auto text = check_ca_bundle(text_file);
   std::filesystem::remove(text_file);
   ASSERT_FALSE(text);
   EXPECT_EQ(text.error().code.category(), net::error::get_ssl_category())
       << text.error().code.message();
   EXPECT_EQ(text.error().detail, "no certificate or crl found (x509 certificate routines)");
-  const auto missing = ca_bundle_problem(ca_file_ + ".missing");
+  const auto missing = check_ca_bundle(ca_file_ + ".missing");
   ASSERT_FALSE(missing);
   EXPECT_EQ(missing.error().code, boost::system::errc::no_such_file_or_directory)
       << missing.error().code.message();
