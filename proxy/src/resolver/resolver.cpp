@@ -656,7 +656,7 @@ std::string resolver::impl::tier_reasons(std::string_view body) {
 net::awaitable<outcome_of<std::string>> resolver::impl::cached_body(
     std::string target, std::chrono::steady_clock::time_point deadline) {
   auto parsed = protocol::parse_module_request(target);
-  if (!parsed) co_return std::move(parsed.error());
+  if (!parsed) co_return parsed.error();
   auto request = std::move(*parsed);
   auto entry = open_entry(request.cache_key);
   // A remembered absence is asked about again however recent: a checksum database learns of
