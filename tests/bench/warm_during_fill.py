@@ -2,7 +2,7 @@
 """Warm `.info` latency alone and while 100 MiB zips are filled and verified (issue 16, target 4).
 
 usage: warm_during_fill.py GOMODPROXY [GOMODPROXY ...] [--rounds 3] [--duration 6]
-                           [--connections 32] [--zip-mib 100] [--fills 6]
+                           [--connections 32] [--zip-mib 100] [--fills 6] [--drip BYTES:MS]
 
 Every binary given runs with the shipped defaults (access log on, metrics on, verification on:
 the test checksum database tests/support/test_sumdb.py is passed with --sumdb/--sumdb-key) against
@@ -18,6 +18,9 @@ It prints each run, with the CPU seconds each proxy thread name (gmp-io, gmp-fil
 gmp-reads, rocksdb:*; an older binary's threads are all "gomodproxy") and the in-process test
 upstream spent in the fill window, and then the medians of p50/p99 and req/s per binary and phase, and how many
 fills finished inside the window (a fill still running when wrk ends counts as not finished).
+With --drip the upstream writes each zip BYTES at a time, MS milliseconds apart, as a remote
+upstream over a WAN link would deliver it: every binary then fills at the same rate, so the warm
+figures compare the same fill work per second rather than how fast each can drain a local sender.
 All traffic stays on 127.0.0.1. Not part of CI.
 """
 
@@ -197,6 +200,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--zip-mib", type=int, default=100)
     parser.add_argument("--fills", type=int, default=6)
+    parser.add_argument("--drip", default="", metavar="BYTES:MS",
+                        help="the upstream sends each zip BYTES at a time, MS milliseconds apart")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("warm_during_fill: wrk is not installed")
@@ -210,6 +215,9 @@ def main() -> None:
         paths_file = work / "paths.txt"
         paths_file.write_text("".join(p + "\n" for p in warm))
         upstream = test_upstream.TestUpstream(tree.root, "upstream").start()
+        if args.drip:
+            size, _, pause_ms = args.drip.partition(":")
+            upstream.drip(r"\.zip$", int(size), float(pause_ms or 0) / 1000)
         sumdb = test_sumdb.TestSumdb(tree.root, work / "sumdb").start()
         flags = ["--upstreams", upstream.url, *sumdb.flags]
         print(f"{len(warm)} warm .info paths; wrk -t1 -c{args.connections} -d{args.duration}s; "
