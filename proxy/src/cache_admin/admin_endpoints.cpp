@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "cache_admin/cache_inventory.hpp"
+#include "common/errc.hpp"
 #include "protocol/request.hpp"
 #include "server/text_handler.hpp"
 
@@ -26,7 +27,7 @@ answer text(int status, std::string body) {
 }
 
 answer failed(const boost::system::error_code& error) {
-  return text(500, "cannot read the cache: " + error.message() + "\n");
+  return text(to_http_status(error), "cannot read the cache: " + error.message() + "\n");
 }
 
 answer compute(admin_verb verb, cache::cache_store& store, const std::string& target, bool post) {
