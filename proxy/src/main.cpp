@@ -232,12 +232,10 @@ net::awaitable<void> reload_on_hangup(net::signal_set& hangups, server::tls_cred
       }
     }
     if (tokens_from_files) {
-      auto reloaded = access.reload();
-      if (auto* count = std::get_if<std::size_t>(&reloaded)) {
-        spdlog::info("auth: token files reread, {} client tokens", *count);
+      if (auto reloaded = access.reload(); reloaded) {
+        spdlog::info("auth: token files reread, {} client tokens", *reloaded);
       } else {
-        spdlog::error("auth: {}; the previous tokens stay in force",
-                      std::get<std::string>(reloaded));
+        spdlog::error("auth: {}; the previous tokens stay in force", reloaded.error().detail);
       }
     }
     if (!tls && !tokens_from_files) {
@@ -564,19 +562,19 @@ int serve(const config::settings& settings) {
   std::shared_ptr<server::tls_credentials> tls;
   if (!settings.tls_cert.empty()) {
     auto loaded_tls = server::tls_credentials::load(settings.tls_cert, settings.tls_key);
-    if (auto* problem = std::get_if<std::string>(&loaded_tls)) {
-      std::fprintf(stderr, "gomodproxy: %s\n", problem->c_str());
+    if (!loaded_tls) {
+      std::fprintf(stderr, "gomodproxy: %s\n", loaded_tls.error().detail.c_str());
       return exit_bad_setting;
     }
-    tls = std::move(std::get<0>(loaded_tls));
+    tls = std::move(*loaded_tls);
   }
   // Read before listening, so that an unreadable or malformed token file stops start-up.
   auto loaded_access = server::access_control::load(settings.auth_file, settings.admin_token);
-  if (auto* problem = std::get_if<std::string>(&loaded_access)) {
-    std::fprintf(stderr, "gomodproxy: %s\n", problem->c_str());
+  if (!loaded_access) {
+    std::fprintf(stderr, "gomodproxy: %s\n", loaded_access.error().detail.c_str());
     return exit_bad_setting;
   }
-  auto access = std::move(std::get<std::unique_ptr<server::access_control>>(loaded_access));
+  auto access = std::move(*loaded_access);
 
   auto server_options = server_options_for(settings, runtime, tls, *access, metrics);
   // Declared before the server, which must not outlive its handlers.

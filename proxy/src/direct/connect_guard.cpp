@@ -219,11 +219,11 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
     std::string request_line;  // method and target as logged
   };
 
-  impl(net::any_io_executor executor, upstream::dns_resolver& dns, address_check refuse,
+  impl(net::any_io_executor executor, upstream::dns_resolver& dns, address_check check_address,
        connect_guard_limits limits)
       : executor(std::move(executor)),
         dns(dns),
-        refuse(std::move(refuse)),
+        check_address(std::move(check_address)),
         limits(limits),
         accept_strand(net::make_strand(this->executor)),
         acceptor(accept_strand) {}
@@ -407,7 +407,7 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
     }
     if (endpoints->empty()) co_return failure(502, target->host + ": dns: no address");
     for (const auto& endpoint : *endpoints) {
-      if (auto allowed = refuse(endpoint.address()); !allowed) {
+      if (auto allowed = check_address(endpoint.address()); !allowed) {
         const auto address = endpoint.address().to_string();
         const std::string& why = allowed.error().detail;
         co_return refusal(403, target->ip_literal
@@ -512,7 +512,7 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
 
   net::any_io_executor executor;
   upstream::dns_resolver& dns;
-  address_check refuse;
+  address_check check_address;
   connect_guard_limits limits;
   net::strand<net::any_io_executor> accept_strand;
   tcp::acceptor acceptor;
@@ -527,8 +527,8 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
 };
 
 connect_guard::connect_guard(net::any_io_executor executor, upstream::dns_resolver& dns,
-                             address_check refuse, connect_guard_limits limits)
-    : impl_(std::make_shared<impl>(std::move(executor), dns, std::move(refuse), limits)) {}
+                             address_check check_address, connect_guard_limits limits)
+    : impl_(std::make_shared<impl>(std::move(executor), dns, std::move(check_address), limits)) {}
 
 // stop() can only throw std::bad_alloc, from posting; the destructor is noexcept, so running out of
 // memory there ends the process, which is fine.

@@ -29,16 +29,15 @@ struct connect_guard_limits {
 };
 
 /// HTTP CONNECT proxy on 127.0.0.1 for the go/git subprocesses of public paths.
-/// A CONNECT host:port is resolved with `dns` (bounded), every address is checked with `refuse`,
-/// and the tunnel is opened only when none is refused, to those addresses in order; a refusal is
-/// answered 403 with the reason in the status line and the body (the go command quotes the status
-/// line in its error), never a tunnel. Other methods get 405, malformed heads 400. Tunnels carry
-/// bytes both ways until either side closes or `limits.idle_timeout` passes without a byte.
-/// Reasons never contain userinfo.
-/// Thread-safe. The executor's execution context must outlive the guard, and `dns` every
-/// connection (until the executor's work ends, not only the guard); the guard may be destroyed
-/// while connections are open, from any thread: it stops them, and each keeps the guard's state
-/// (the address check among it) until it has ended.
+/// A CONNECT host:port is resolved with `dns` (bounded), every address is checked with
+/// `check_address`, and the tunnel is opened only when none is refused, to those addresses in
+/// order; a refusal is answered 403 with the reason in the status line and the body (the go
+/// command quotes the status line in its error), never a tunnel. Other methods get 405, malformed
+/// heads 400. Tunnels carry bytes both ways until either side closes or `limits.idle_timeout`
+/// passes without a byte. Reasons never contain userinfo. Thread-safe. The executor's execution
+/// context must outlive the guard, and `dns` every connection (until the executor's work ends, not
+/// only the guard); the guard may be destroyed while connections are open, from any thread: it
+/// stops them, and each keeps the guard's state (the address check among it) until it has ended.
 class connect_guard final {
  public:
   /// Success when a connection to the address is allowed, else a failure whose detail says why
@@ -48,7 +47,7 @@ class connect_guard final {
   using address_check = std::function<outcome_of<void>(const boost::asio::ip::address&)>;
 
   connect_guard(boost::asio::any_io_executor executor, upstream::dns_resolver& dns,
-                address_check refuse, connect_guard_limits limits = {});
+                address_check check_address, connect_guard_limits limits = {});
   ~connect_guard();  // NOLINT(bugprone-exception-escape): see the definition
   connect_guard(const connect_guard&) = delete;
   connect_guard& operator=(const connect_guard&) = delete;

@@ -45,6 +45,12 @@ void complain(const std::string& what) {
 
 std::string errno_text(const char* call) { return std::string(call) + ": " + std::strerror(errno); }
 
+// The failure of the system call `call` that has just set errno, worded as errno_text words it.
+failure errno_failure(const char* call) {
+  const int error = errno;
+  return system_failure(error, std::string(call) + ": " + std::strerror(error));
+}
+
 // "http://127.0.0.1:PORT" (the guard's URL), the only form the guard hands out.
 std::optional<sockaddr_in> parse_guard_url(std::string_view url) {
   constexpr std::string_view scheme = "http://";
@@ -78,35 +84,35 @@ bool write_file(const char* path, const std::string& text) {
 
 // A network namespace with only `lo`. Root (with CAP_SYS_ADMIN) needs no user namespace, and
 // keeps its capabilities over the server's files that way; anyone else maps itself to itself.
-std::optional<std::string> enter_network_namespace() {
-  if (::geteuid() == 0 && ::unshare(CLONE_NEWNET) == 0) return std::nullopt;
+[[nodiscard]] outcome_of<void> enter_network_namespace() {
+  if (::geteuid() == 0 && ::unshare(CLONE_NEWNET) == 0) return {};
   const auto uid = ::getuid();
   const auto gid = ::getgid();
-  if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) return errno_text("unshare");
-  if (!write_file("/proc/self/setgroups", "deny")) return errno_text("/proc/self/setgroups");
+  if (::unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) return errno_failure("unshare");
+  if (!write_file("/proc/self/setgroups", "deny")) return errno_failure("/proc/self/setgroups");
   if (!write_file("/proc/self/uid_map", std::to_string(uid) + " " + std::to_string(uid) + " 1")) {
-    return errno_text("/proc/self/uid_map");
+    return errno_failure("/proc/self/uid_map");
   }
   if (!write_file("/proc/self/gid_map", std::to_string(gid) + " " + std::to_string(gid) + " 1")) {
-    return errno_text("/proc/self/gid_map");
+    return errno_failure("/proc/self/gid_map");
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<std::string> bring_loopback_up() {
+[[nodiscard]] outcome_of<void> bring_loopback_up() {
   const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno_text("socket");
+  if (fd < 0) return errno_failure("socket");
   ifreq request{};
   std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
-  std::optional<std::string> failure;
+  outcome_of<void> up;
   if (::ioctl(fd, SIOCGIFFLAGS, &request) != 0) {
-    failure = errno_text("SIOCGIFFLAGS lo");
+    up = errno_failure("SIOCGIFFLAGS lo");
   } else {
     request.ifr_flags = static_cast<short>(request.ifr_flags | IFF_UP | IFF_RUNNING);
-    if (::ioctl(fd, SIOCSIFFLAGS, &request) != 0) failure = errno_text("SIOCSIFFLAGS lo");
+    if (::ioctl(fd, SIOCSIFFLAGS, &request) != 0) up = errno_failure("SIOCSIFFLAGS lo");
   }
   ::close(fd);
-  return failure;
+  return up;
 }
 
 // One byte of data carrying one descriptor (SCM_RIGHTS), as both ends of the channel use it. It
@@ -160,12 +166,12 @@ int receive_descriptor(int channel) {
 // names the relay instead: the guard's own address does not exist inside the namespace.
 [[noreturn]] void become_program(int channel, const std::vector<std::string>& command,
                                  std::string_view guard_url) {
-  if (auto failure = enter_network_namespace()) {
-    complain("no network namespace: " + *failure);
+  if (auto entered = enter_network_namespace(); !entered) {
+    complain("no network namespace: " + entered.error().detail);
     ::_exit(exit_no_sandbox);
   }
-  if (auto failure = bring_loopback_up()) {
-    complain(*failure);
+  if (auto up = bring_loopback_up(); !up) {
+    complain(up.error().detail);
     ::_exit(exit_no_sandbox);
   }
   const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

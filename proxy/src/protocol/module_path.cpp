@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <iterator>
-#include <optional>
 #include <string>
 
 #include "protocol/escape.hpp"
@@ -222,6 +221,9 @@ bool first_element_char_ok(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
+// The one code of every refusal here; the callers put the path in front of the reason.
+failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
+
 std::string char_reason(std::string_view bytes) {
   std::string q = quote(bytes);
   q.front() = q.back() = '\'';
@@ -240,24 +242,26 @@ constexpr std::array<std::string_view, 22> windows_reserved_names = {
     "COM8", "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9"};
 
 // module's checkElem; `elem` is valid UTF-8.
-std::optional<std::string> check_element(std::string_view elem, path_kind kind) {
-  if (elem.empty()) return "empty path element";
+outcome_of<void> check_element(std::string_view elem, path_kind kind) {
+  if (elem.empty()) return invalid("empty path element");
   if (elem.find_first_not_of('.') == std::string_view::npos) {
-    return "invalid path element " + quote(elem);
+    return invalid("invalid path element " + quote(elem));
   }
-  if (elem.front() == '.' && kind == path_kind::module) return "leading dot in path element";
-  if (elem.back() == '.') return "trailing dot in path element";
+  if (elem.front() == '.' && kind == path_kind::module) {
+    return invalid("leading dot in path element");
+  }
+  if (elem.back() == '.') return invalid("trailing dot in path element");
   const auto& ascii_ok = kind == path_kind::module ? module_ascii_ok : file_ascii_ok;
   for (std::size_t i = 0; i < elem.size();) {
     if (const auto byte = static_cast<unsigned char>(elem[i]); byte < 0x80) {
-      if (!ascii_ok[byte]) return char_reason(elem.substr(i, 1));
+      if (!ascii_ok[byte]) return invalid(char_reason(elem.substr(i, 1)));
       ++i;
       continue;
     }
     const decoded_rune r = decode_rune(elem.substr(i));
-    if (!r.valid) return "invalid UTF-8";
+    if (!r.valid) return invalid("invalid UTF-8");
     const bool ok = kind == path_kind::module ? module_char_ok(r.value) : file_char_ok(r.value);
-    if (!ok) return char_reason(elem.substr(i, r.size));
+    if (!ok) return invalid(char_reason(elem.substr(i, r.size)));
     i += r.size;
   }
   const std::string_view short_name = elem.substr(0, elem.find('.'));
@@ -265,7 +269,7 @@ std::optional<std::string> check_element(std::string_view elem, path_kind kind) 
   if (short_name.size() == 3 || short_name.size() == 4) {
     for (std::string_view bad : windows_reserved_names) {
       if (equal_fold_ascii(bad, short_name)) {
-        return quote(short_name) + " disallowed as path element component on Windows";
+        return invalid(quote(short_name) + " disallowed as path element component on Windows");
       }
     }
   }
@@ -275,10 +279,10 @@ std::optional<std::string> check_element(std::string_view elem, path_kind kind) 
     const auto tilde = short_name.rfind('~');
     if (tilde != std::string_view::npos && tilde + 1 < short_name.size() &&
         short_name.find_first_not_of("0123456789", tilde + 1) == std::string_view::npos) {
-      return "trailing tilde and digits in path element";
+      return invalid("trailing tilde and digits in path element");
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 bool is_valid_utf8(std::string_view s) {
@@ -295,24 +299,27 @@ bool is_valid_utf8(std::string_view s) {
 }
 
 // module's checkPath.
-std::optional<std::string> check_any_path(std::string_view path, path_kind kind) {
-  if (!is_valid_utf8(path)) return "invalid UTF-8";
-  if (path.empty()) return "empty string";
-  if (path.front() == '-' && kind != path_kind::file) return "leading dash";
-  if (path.find("//") != std::string_view::npos) return "double slash";
-  if (path.back() == '/') return "trailing slash";
+outcome_of<void> check_any_path(std::string_view path, path_kind kind) {
+  if (!is_valid_utf8(path)) return invalid("invalid UTF-8");
+  if (path.empty()) return invalid("empty string");
+  if (path.front() == '-' && kind != path_kind::file) return invalid("leading dash");
+  if (path.find("//") != std::string_view::npos) return invalid("double slash");
+  if (path.back() == '/') return invalid("trailing slash");
   std::size_t start = 0;
   while (true) {
     const auto slash = path.find('/', start);
-    if (auto reason = check_element(path.substr(start, slash - start), kind)) return reason;
-    if (slash == std::string_view::npos) return std::nullopt;
+    if (auto checked = check_element(path.substr(start, slash - start), kind); !checked) {
+      return checked;
+    }
+    if (slash == std::string_view::npos) return {};
     start = slash + 1;
   }
 }
 
-failure malformed(std::string_view kind, std::string_view path, std::string_view reason) {
-  return {errc::invalid_request,
-          "malformed " + std::string(kind) + " path " + quote(path) + ": " + std::string(reason)};
+// `why` with the path it is about in front of its detail, as the go command words it.
+failure malformed(std::string_view kind, std::string_view path, failure why) {
+  why.detail = "malformed " + std::string(kind) + " path " + quote(path) + ": " + why.detail;
+  return why;
 }
 
 struct path_major_split {
@@ -351,43 +358,44 @@ path_major_split split_path_version(std::string_view path) {
 }
 
 // module.CheckPathMajor; `version` is valid semver.
-std::optional<std::string> check_path_major(std::string_view version, std::string_view major) {
+outcome_of<void> check_path_major(std::string_view version, std::string_view major) {
   if (major.starts_with(".v") && major.ends_with("-unstable")) {
     major.remove_suffix(std::string_view("-unstable").size());
   }
   // Old go commands wrote v0.0.0 pseudo-versions for gopkg.in .v1 paths; go.sum files keep them.
-  if (version.starts_with("v0.0.0-") && major == ".v1") return std::nullopt;
+  if (version.starts_with("v0.0.0-") && major == ".v1") return {};
   const std::string m = major_of(version);
   std::string expected;
   if (major.empty()) {
     const auto plus = version.find('+');
     const bool incompatible =
         plus != std::string_view::npos && version.substr(plus) == "+incompatible";
-    if (m == "v0" || m == "v1" || incompatible) return std::nullopt;
+    if (m == "v0" || m == "v1" || incompatible) return {};
     expected = "v0 or v1";
   } else {
-    if (m == major.substr(1)) return std::nullopt;
+    if (m == major.substr(1)) return {};
     expected = major.substr(1);
   }
-  return "should be " + expected + ", not " + m;
+  return invalid("should be " + expected + ", not " + m);
 }
 
 }  // namespace
 
 outcome_of<void> check_path(std::string_view path) {
-  if (auto reason = check_any_path(path, path_kind::module)) {
-    return malformed("module", path, *reason);
+  if (auto checked = check_any_path(path, path_kind::module); !checked) {
+    return malformed("module", path, std::move(checked).error());
   }
   const auto first = path.substr(0, path.find('/'));
   if (first.find('.') == std::string_view::npos) {
-    return malformed("module", path, "missing dot in first path element");
+    return malformed("module", path, invalid("missing dot in first path element"));
   }
   for (std::size_t i = 0; i < first.size(); ++i) {
     if (!first_element_char_ok(first[i])) {
-      return malformed("module", path, char_reason(first.substr(i, 1)) + " in first path element");
+      return malformed("module", path,
+                       invalid(char_reason(first.substr(i, 1)) + " in first path element"));
     }
   }
-  if (!split_path_version(path).ok) return malformed("module", path, "invalid version");
+  if (!split_path_version(path).ok) return malformed("module", path, invalid("invalid version"));
   return {};
 }
 
@@ -401,20 +409,24 @@ outcome_of<void> check_version_of_checked_path(std::string_view path, std::strin
     return failure{errc::invalid_request, std::string(path) + ": invalid version " +
                                               quote(version) + ": not a semantic version"};
   }
-  if (auto reason = check_path_major(version, split_path_version(path).major)) {
-    return failure{errc::invalid_request, std::string(path) + "@" + std::string(version) +
-                                              ": invalid version: " + *reason};
+  if (auto checked = check_path_major(version, split_path_version(path).major); !checked) {
+    auto why = std::move(checked).error();
+    why.detail =
+        std::string(path) + "@" + std::string(version) + ": invalid version: " + why.detail;
+    return why;
   }
   return {};
 }
 
 outcome_of<void> check_file_path(std::string_view name) {
-  if (auto reason = check_any_path(name, path_kind::file)) return malformed("file", name, *reason);
+  if (auto checked = check_any_path(name, path_kind::file); !checked) {
+    return malformed("file", name, std::move(checked).error());
+  }
   return {};
 }
 
 bool is_valid_file_element(std::string_view element) {
-  return is_valid_utf8(element) && !check_element(element, path_kind::file);
+  return is_valid_utf8(element) && check_element(element, path_kind::file).has_value();
 }
 
 outcome_of<void> check_file_name_lengths(std::string_view escaped_path,

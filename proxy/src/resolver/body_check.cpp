@@ -29,22 +29,18 @@ outcome_of<std::string> read_all(std::uint64_t size, const sumdb::random_reader&
   return std::move(*bytes);
 }
 
-// A reason an answer is refused, or none: verification_failed, an upstream sent it.
-outcome_of<void> refused_if(std::optional<std::string> reason) {
-  if (reason) return failure{errc::verification_failed, std::move(*reason)};
-  return {};
-}
+// An answer refused for `reason`: verification_failed, an upstream sent it.
+failure refused(std::string reason) { return {errc::verification_failed, std::move(reason)}; }
 
 // A hash tile is exactly its width's hashes: the go command's tile reader refuses one of any
 // other length, so a cached one would be refused by every client that loads it. (Its hashes are
 // checked against a signed tree by the proofs that load it.) Data tiles hold record texts.
-std::optional<std::string> check_tile_size(const protocol::module_request& request,
-                                           std::string_view body) {
+outcome_of<void> check_tile_size(const protocol::module_request& request, std::string_view body) {
   const auto tile = sumdb::parse_tile_path(std::string_view(request.upstream_path).substr(1));
-  if (!tile || tile->level < 0) return std::nullopt;
+  if (!tile || tile->level < 0) return {};
   const auto want = static_cast<std::size_t>(tile->width) * std::tuple_size_v<sumdb::tlog_hash>;
-  if (body.size() == want) return std::nullopt;
-  return "tile of " + std::to_string(body.size()) + " bytes, not " + std::to_string(want);
+  if (body.size() == want) return {};
+  return refused("tile of " + std::to_string(body.size()) + " bytes, not " + std::to_string(want));
 }
 
 // RFC 3339 as Go's time.Time JSON decoding accepts it: date, 'T', time, zone.
@@ -73,29 +69,28 @@ const boost::json::value* go_field(const boost::json::object& object, std::strin
   return found;
 }
 
-std::optional<std::string> check_info(const protocol::module_request& request,
-                                      std::string_view body) {
+outcome_of<void> check_info(const protocol::module_request& request, std::string_view body) {
   boost::system::error_code ec;
   boost::json::value json = boost::json::parse(body, ec);
-  if (ec || !json.is_object()) return std::string("info is not a JSON object");
+  if (ec || !json.is_object()) return refused("info is not a JSON object");
   const auto& object = json.get_object();
   const auto* version = go_field(object, "Version");
-  if (!version || !version->is_string()) return std::string("info has no Version");
+  if (!version || !version->is_string()) return refused("info has no Version");
   std::string_view v = version->get_string();
-  if (protocol::canonical_version(v) != v) return std::string("info Version is not canonical");
+  if (protocol::canonical_version(v) != v) return refused("info Version is not canonical");
   if (request.kind == protocol::endpoint::info && v != request.version) {
-    return "info is for version " + std::string(v) + " instead of " + request.version;
+    return refused("info is for version " + std::string(v) + " instead of " + request.version);
   }
   if (auto fits = protocol::check_path_version(request.module_path, v); !fits) {
-    return "info Version does not fit the module path: " + fits.error().detail;
+    return refused("info Version does not fit the module path: " + fits.error().detail);
   }
   // A null Time decodes to the zero time, as an absent one does.
   if (const auto* time = go_field(object, "Time"); time && !time->is_null()) {
     if (!time->is_string() || !looks_like_rfc3339(time->get_string())) {
-      return std::string("info Time is not an RFC 3339 time");
+      return refused("info Time is not an RFC 3339 time");
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 std::string_view trim(std::string_view s) {
@@ -110,8 +105,7 @@ std::string_view trim(std::string_view s) {
 
 // The go command rejects a go.mod that declares another path than the one required, so a tier
 // answering with one has answered wrongly.
-std::optional<std::string> check_go_mod(const protocol::module_request& request,
-                                        std::string_view body) {
+outcome_of<void> check_go_mod(const protocol::module_request& request, std::string_view body) {
   std::size_t start = 0;
   while (start <= body.size()) {
     std::size_t end = body.find('\n', start);
@@ -128,16 +122,16 @@ std::optional<std::string> check_go_mod(const protocol::module_request& request,
       rest = rest.substr(0, comment);
     }
     rest = trim(rest);
-    if (rest == "(") return std::nullopt;  // block form: too rare to parse, accepted as is
+    if (rest == "(") return {};  // block form: too rare to parse, accepted as is
     if (rest.size() >= 2 && (rest.front() == '"' || rest.front() == '`') &&
         rest.back() == rest.front()) {
       rest = rest.substr(1, rest.size() - 2);
     }
-    if (rest == request.module_path) return std::nullopt;
-    return "go.mod declares module " + std::string(rest.substr(0, 200)) + " instead of " +
-           request.module_path;
+    if (rest == request.module_path) return {};
+    return refused("go.mod declares module " + std::string(rest.substr(0, 200)) + " instead of " +
+                   request.module_path);
   }
-  return std::string("go.mod has no module directive");
+  return refused("go.mod has no module directive");
 }
 
 }  // namespace
@@ -166,11 +160,11 @@ outcome_of<void> check_body(const protocol::module_request& request, std::uint64
     case endpoint::info:
     case endpoint::query:
     case endpoint::latest:
-      return refused_if(check_info(request, *body));
+      return check_info(request, *body);
     case endpoint::mod:
-      return refused_if(check_go_mod(request, *body));
+      return check_go_mod(request, *body);
     case endpoint::sumdb_tile:
-      return refused_if(check_tile_size(request, *body));
+      return check_tile_size(request, *body);
     case endpoint::list:
     case endpoint::zip:
     case endpoint::sumdb_supported:
@@ -186,9 +180,6 @@ outcome_of<void> check_signed_answer(const protocol::module_request& request, st
                                      const sumdb::verifier_key& key) {
   auto body = read_all(size, read);
   if (!body) return body.error();
-  auto refused = [](std::string reason) {
-    return failure{errc::verification_failed, std::move(reason)};
-  };
   std::string_view note = *body;
   std::optional<sumdb::lookup_record> record;
   if (request.kind == protocol::endpoint::sumdb_lookup) {

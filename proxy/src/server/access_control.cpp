@@ -122,7 +122,7 @@ outcome_of<void> check_token_shape(std::string_view token) {
   return {};
 }
 
-std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_view content) {
+outcome_of<std::vector<named_token>> parse_auth_file(std::string_view content) {
   std::vector<named_token> tokens;
   std::vector<std::size_t> token_lines;
   std::size_t line_number = 0;
@@ -140,21 +140,26 @@ std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_
       const std::string_view given = line.substr(0, colon);
       if (given.empty() || given.size() > max_name_length ||
           !std::all_of(given.begin(), given.end(), is_name_char)) {
-        return where + "the name before ':' is not 1 to 64 of A-Z a-z 0-9 . _ -";
+        return failure{errc::invalid_request,
+                       where + "the name before ':' is not 1 to 64 of A-Z a-z 0-9 . _ -"};
       }
       name = std::string(given);
       token = line.substr(colon + 1);
     } else {
       name = "token-" + std::to_string(line_number);
     }
-    if (auto shape = check_token_shape(token); !shape) return where + shape.error().detail;
+    if (auto shape = check_token_shape(token); !shape) {
+      return failure{shape.error().code, where + shape.error().detail};
+    }
     named_token entry{name, token_digest(token)};
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       if (tokens[i].name == entry.name) {
-        return where + "the name is already used on line " + std::to_string(token_lines[i]);
+        return failure{errc::invalid_request, where + "the name is already used on line " +
+                                                  std::to_string(token_lines[i])};
       }
       if (tokens[i].digest == entry.digest) {
-        return where + "the token is already listed on line " + std::to_string(token_lines[i]);
+        return failure{errc::invalid_request, where + "the token is already listed on line " +
+                                                  std::to_string(token_lines[i])};
       }
     }
     tokens.push_back(std::move(entry));
@@ -182,26 +187,29 @@ std::optional<std::string> presented_token(std::string_view authorization) {
 access_control::access_control(std::string auth_file, std::string admin_token_setting)
     : auth_file_(std::move(auth_file)), admin_token_setting_(std::move(admin_token_setting)) {}
 
-std::variant<std::shared_ptr<const access_control::rules>, std::string> access_control::read()
-    const {
+outcome_of<std::shared_ptr<const access_control::rules>> access_control::read() const {
   auto loaded = std::make_shared<rules>();
   if (!auth_file_.empty()) {
     auto content = read_setting_file(auth_file_);
     if (!content) {
-      return "auth_file: " + quoted_path(auth_file_) +
-             " cannot read it: " + content.error().detail +
-             "; expected a readable file of TOKEN or NAME:TOKEN lines";
+      return failure{content.error().code,
+                     "auth_file: " + quoted_path(auth_file_) +
+                         " cannot read it: " + content.error().detail +
+                         "; expected a readable file of TOKEN or NAME:TOKEN lines"};
     }
     auto parsed = parse_auth_file(*content);
-    if (auto* problem = std::get_if<std::string>(&parsed)) {
-      return "auth_file: " + quoted_path(auth_file_) + " " + *problem +
-             "; expected lines of TOKEN or NAME:TOKEN (# starts a comment)";
+    if (!parsed) {
+      return failure{parsed.error().code,
+                     "auth_file: " + quoted_path(auth_file_) + " " + parsed.error().detail +
+                         "; expected lines of TOKEN or NAME:TOKEN (# starts a comment)"};
     }
-    loaded->clients = std::move(std::get<0>(parsed));
+    loaded->clients = std::move(*parsed);
     if (loaded->clients.empty()) {
       // An empty file would lock every client out, which is never what a deployer means.
-      return "auth_file: " + quoted_path(auth_file_) +
-             " holds no token; expected lines of TOKEN or NAME:TOKEN (# starts a comment)";
+      return failure{errc::invalid_request,
+                     "auth_file: " + quoted_path(auth_file_) +
+                         " holds no token; expected lines of TOKEN or NAME:TOKEN (# starts a "
+                         "comment)"};
     }
   }
   if (!admin_token_setting_.empty()) {
@@ -211,37 +219,40 @@ std::variant<std::shared_ptr<const access_control::rules>, std::string> access_c
       const std::string path = token.substr(1);
       auto content = read_setting_file(path);
       if (!content) {
-        return "admin_token: " + quoted_path(path) + " cannot read it: " + content.error().detail +
-               "; expected @FILE naming a readable file whose first line is the token";
+        return failure{content.error().code,
+                       "admin_token: " + quoted_path(path) +
+                           " cannot read it: " + content.error().detail +
+                           "; expected @FILE naming a readable file whose first line is the token"};
       }
       const std::string& text = *content;
       token = std::string(trim(std::string_view(text).substr(0, text.find('\n'))));
       source = quoted_path(path);
     }
     if (auto shape = check_token_shape(token); !shape) {
-      return "admin_token: " + source + ": " + shape.error().detail + "; expected a token of " +
-             std::to_string(min_token_length) + " to " + std::to_string(max_token_length) +
-             " printable characters, or @FILE";
+      return failure{shape.error().code,
+                     "admin_token: " + source + ": " + shape.error().detail +
+                         "; expected a token of " + std::to_string(min_token_length) + " to " +
+                         std::to_string(max_token_length) + " printable characters, or @FILE"};
     }
     loaded->admin = token_digest(token);
   }
   return std::shared_ptr<const rules>(std::move(loaded));
 }
 
-std::variant<std::unique_ptr<access_control>, std::string> access_control::load(
-    std::string auth_file, std::string admin_token) {
+outcome_of<std::unique_ptr<access_control>> access_control::load(std::string auth_file,
+                                                                 std::string admin_token) {
   std::unique_ptr<access_control> control(
       new access_control(std::move(auth_file), std::move(admin_token)));
   auto loaded = control->read();
-  if (auto* problem = std::get_if<std::string>(&loaded)) return std::move(*problem);
-  control->rules_ = std::move(std::get<0>(loaded));
+  if (!loaded) return std::move(loaded).error();
+  control->rules_ = std::move(*loaded);
   return control;
 }
 
-std::variant<std::size_t, std::string> access_control::reload() {
+outcome_of<std::size_t> access_control::reload() {
   auto loaded = read();
-  if (auto* problem = std::get_if<std::string>(&loaded)) return std::move(*problem);
-  auto fresh = std::move(std::get<0>(loaded));
+  if (!loaded) return std::move(loaded).error();
+  auto fresh = std::move(*loaded);
   const std::size_t count = fresh->clients.size();
   std::lock_guard lock(mutex_);
   rules_ = std::move(fresh);

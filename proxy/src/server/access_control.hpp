@@ -12,7 +12,6 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
 #include "common/failure.hpp"
@@ -58,9 +57,9 @@ inline constexpr std::size_t max_token_length = 1024;
 /// lines starting with `#` are skipped; spaces and tabs around a line are ignored. Unnamed
 /// tokens are named `token-<line number>`. Names are [A-Za-z0-9._-]{1,64}, tokens printable
 /// ASCII without spaces (what a .netrc can carry), min_token_length..max_token_length bytes;
-/// names and tokens are unique. Returns the tokens, or the problem as "line N: <what is wrong>"
-/// naming the line but never quoting it.
-std::variant<std::vector<named_token>, std::string> parse_auth_file(std::string_view content);
+/// names and tokens are unique. Returns the tokens, or errc::invalid_request with the problem as
+/// the detail, "line N: <what is wrong>", naming the line but never quoting it.
+[[nodiscard]] outcome_of<std::vector<named_token>> parse_auth_file(std::string_view content);
 
 /// Checks one token's shape (as for the auth file): success when it is acceptable, else
 /// errc::invalid_request with what is wrong as the detail, without quoting it.
@@ -81,10 +80,12 @@ class access_control final {
  public:
   /// `auth_file`: path of the client token file, empty for none (client paths open).
   /// `admin_token`: the admin token, `@FILE` to read it from FILE's first line, or empty for
-  /// none. Returns the rules, or a one-line problem naming the setting and the file (never a
-  /// token): "auth_file: \"/etc/x\" line 3: ...".
-  static std::variant<std::unique_ptr<access_control>, std::string> load(std::string auth_file,
-                                                                         std::string admin_token);
+  /// none. Returns the rules, or the failure with a one-line detail naming the setting and the
+  /// file (never a token): "auth_file: \"/etc/x\" line 3: ...". The code: the errno of a file
+  /// that cannot be read (read_setting_file's code), errc::invalid_request for one that does not
+  /// parse or holds no token, or an admin token of the wrong shape.
+  [[nodiscard]] static outcome_of<std::unique_ptr<access_control>> load(std::string auth_file,
+                                                                        std::string admin_token);
 
   /// True when anything is protected at all.
   bool enabled() const;
@@ -95,8 +96,8 @@ class access_control final {
 
   /// Reads the auth file (and an @FILE admin token) again. On success the new tokens apply to
   /// requests from now on and the count of client tokens is returned; on any problem the old
-  /// tokens stay and the problem is returned (as load() words it).
-  std::variant<std::size_t, std::string> reload();
+  /// tokens stay and the failure is returned (as load() words and codes it).
+  [[nodiscard]] outcome_of<std::size_t> reload();
 
   /// The auth file's path (empty when there is none).
   const std::string& auth_file() const { return auth_file_; }
@@ -109,7 +110,7 @@ class access_control final {
     std::vector<named_token> clients;
     std::optional<std::array<unsigned char, 32>> admin;
   };
-  std::variant<std::shared_ptr<const rules>, std::string> read() const;
+  [[nodiscard]] outcome_of<std::shared_ptr<const rules>> read() const;
   std::shared_ptr<const rules> current() const;
 
   std::string auth_file_;

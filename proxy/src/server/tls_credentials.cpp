@@ -8,7 +8,6 @@
 #include <openssl/x509.h>
 
 #include <boost/asio/ssl/context.hpp>
-#include <variant>
 
 #include "server/setting_file.hpp"
 
@@ -80,10 +79,10 @@ tls_credentials::tls_credentials(std::string cert_file, std::string key_file,
 
 tls_credentials::~tls_credentials() = default;
 
-std::variant<std::shared_ptr<tls_credentials>, std::string> tls_credentials::load(
-    std::string cert_file, std::string key_file) {
+outcome_of<std::shared_ptr<tls_credentials>> tls_credentials::load(std::string cert_file,
+                                                                   std::string key_file) {
   auto first = build(cert_file, key_file);
-  if (!first) return std::move(first).error().detail;
+  if (!first) return std::move(first).error();
   return std::shared_ptr<tls_credentials>(
       new tls_credentials(std::move(cert_file), std::move(key_file), std::move(*first)));
 }

@@ -6,7 +6,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <variant>
 
 #include "common/failure.hpp"
 
@@ -26,10 +25,11 @@ struct certificate_summary {
 /// Thread-safe: context() may be called from every I/O thread while reload() runs on another.
 class tls_credentials final {
  public:
-  /// Reads both PEM files. Returns the credentials, or one line that names the setting (tls_cert
-  /// or tls_key) and the path, never the key's content.
-  static std::variant<std::shared_ptr<tls_credentials>, std::string> load(std::string cert_file,
-                                                                          std::string key_file);
+  /// Reads both PEM files. Returns the credentials, or the failure, coded as reload() codes it,
+  /// with one line that names the setting (tls_cert or tls_key) and the path, never the key's
+  /// content.
+  [[nodiscard]] static outcome_of<std::shared_ptr<tls_credentials>> load(std::string cert_file,
+                                                                         std::string key_file);
 
   ~tls_credentials();
   tls_credentials(const tls_credentials&) = delete;

@@ -10,7 +10,6 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
-#include <variant>
 #include <vector>
 
 #include "common/errc.hpp"
@@ -120,28 +119,35 @@ std::string fold(std::string_view name) {
 // case-folded form, so "a/x" and "A/y" collide through their parents.
 class collision_checker {
  public:
-  std::optional<std::string> check(std::string_view path, bool is_dir) {
+  // Success when `path` (a directory when `is_dir`) collides with no path recorded before; else
+  // verification_failed with the collision as the detail.
+  outcome_of<void> check(std::string_view path, bool is_dir) {
     while (true) {
       auto [it, inserted] = seen_.try_emplace(fold(path), seen_path{std::string(path), is_dir});
       if (!inserted) {
         const seen_path& other = it->second;
         if (other.path != path) {
-          return "case-insensitive file name collision: " + printable(other.path) + " and " +
-                 printable(path);
+          return collision("case-insensitive file name collision: " + printable(other.path) +
+                           " and " + printable(path));
         }
-        if (other.is_dir != is_dir) return "both a file and a directory named " + printable(path);
-        if (!is_dir) return "multiple entries for file " + printable(path);
+        if (other.is_dir != is_dir) {
+          return collision("both a file and a directory named " + printable(path));
+        }
+        if (!is_dir) return collision("multiple entries for file " + printable(path));
         // This directory was recorded before, and its parents with it.
-        return std::nullopt;
+        return {};
       }
       const std::size_t slash = path.rfind('/');
-      if (slash == std::string_view::npos) return std::nullopt;
+      if (slash == std::string_view::npos) return {};
       path = path.substr(0, slash);
       is_dir = true;
     }
   }
 
  private:
+  static failure collision(std::string reason) {
+    return {errc::verification_failed, std::move(reason)};
+  }
   struct seen_path {
     std::string path;
     bool is_dir;
@@ -192,11 +198,9 @@ boost::system::error_code failed() { return make_error_code(errc::verification_f
 boost::system::result<sha256_digest> hash_entry(const zip_directory& directory,
                                                 const zip_entry& entry, const random_reader& read) {
   if (entry.method != method_store && entry.method != method_deflate) return failed();
-  auto data_or_error = entry_data_offset(directory, entry, read);
-  if (auto* error = std::get_if<zip_format_error>(&data_or_error)) {
-    return error->read_error ? error->read_error : failed();
-  }
-  const std::uint64_t data = std::get<std::uint64_t>(data_or_error);
+  auto data_offset = entry_data_offset(directory, entry, read);
+  if (!data_offset) return data_offset.error().code;
+  const std::uint64_t data = *data_offset;
   if (entry.method == method_store && entry.compressed_size != entry.uncompressed_size) {
     return failed();
   }
@@ -260,13 +264,14 @@ outcome_of<void> check_module_zip(std::string_view module_path, std::string_view
     return failure{failed(), subject + " is too large: " +
                                  size_limit_reason("a zip", size, limits.max_zip_bytes)};
   }
-  auto directory_or_error = read_zip_directory(size, read);
-  if (auto* error = std::get_if<zip_format_error>(&directory_or_error)) {
-    // A read that failed is the reader's error (the cache, the network), not the zip's.
-    return failure{error->read_error ? error->read_error : failed(),
-                   subject + " is not a valid zip: " + error->reason};
+  auto directory_read = read_zip_directory(size, read);
+  if (!directory_read) {
+    // A read that failed keeps the reader's code (the cache, the network), not the zip's.
+    auto why = std::move(directory_read).error();
+    why.detail = subject + " is not a valid zip: " + why.detail;
+    return why;
   }
-  const auto& directory = std::get<zip_directory>(directory_or_error);
+  const zip_directory& directory = *directory_read;
 
   const std::string prefix = std::string(module_path) + "@" + std::string(version) + "/";
   collision_checker collisions;
@@ -294,8 +299,10 @@ outcome_of<void> check_module_zip(std::string_view module_path, std::string_view
       return failure{failed(), subject + " has invalid file " + printable(entry.name) + ": " +
                                    printable(with_newlines_replaced(checked.error().detail))};
     }
-    if (auto reason = collisions.check(name, is_dir)) {
-      return failure{failed(), subject + " has " + *reason};
+    if (auto unique = collisions.check(name, is_dir); !unique) {
+      auto why = std::move(unique).error();
+      why.detail = subject + " has " + why.detail;
+      return why;
     }
     if (is_dir) continue;
 
@@ -332,11 +339,9 @@ outcome_of<void> check_module_zip(std::string_view module_path, std::string_view
 }
 
 boost::system::result<std::string> zip_h1_hash(std::uint64_t size, const random_reader& read) {
-  auto directory_or_error = read_zip_directory(size, read);
-  if (auto* error = std::get_if<zip_format_error>(&directory_or_error)) {
-    return error->read_error ? error->read_error : failed();
-  }
-  const auto& directory = std::get<zip_directory>(directory_or_error);
+  auto directory_read = read_zip_directory(size, read);
+  if (!directory_read) return directory_read.error().code;
+  const zip_directory& directory = *directory_read;
   const auto& entries = directory.entries;
 
   std::vector<std::size_t> order(entries.size());

@@ -36,14 +36,15 @@ std::uint64_t get64(std::string_view b, std::size_t at) {
                                                         << 32;
 }
 
-zip_format_error format_error(std::string reason) { return {std::move(reason), {}}; }
+// Bytes that are not a zip the go command would read: an upstream sent them.
+failure format_error(std::string reason) { return {errc::verification_failed, std::move(reason)}; }
 
 // A reader that returns fewer bytes than asked before the end of the file has truncated or lied
 // about the size; both mean the zip cannot be trusted.
-std::variant<std::string, zip_format_error> read_exact(const random_reader& read,
-                                                       std::uint64_t offset, std::size_t length) {
+outcome_of<std::string> read_exact(const random_reader& read, std::uint64_t offset,
+                                   std::size_t length) {
   auto bytes = read(offset, length);
-  if (!bytes) return zip_format_error{"read failed: " + bytes.error().message(), bytes.error()};
+  if (!bytes) return failure{bytes.error(), "read failed: " + bytes.error().message()};
   if (bytes->size() < length) return format_error("zip is shorter than its declared size");
   bytes->resize(length);
   return std::move(*bytes);
@@ -57,7 +58,7 @@ class piece_reader {
       : read_(read), next_(begin), end_(end) {}
 
   // The next `length` bytes; the view is valid until the next call.
-  std::variant<std::string_view, zip_format_error> take(std::size_t length) {
+  outcome_of<std::string_view> take(std::size_t length) {
     if (buffer_.size() - used_ < length) {
       buffer_.erase(0, used_);
       used_ = 0;
@@ -66,8 +67,8 @@ class piece_reader {
       const auto want = static_cast<std::size_t>(
           std::min<std::uint64_t>(end_ - next_, std::max<std::uint64_t>(missing, piece_bytes)));
       auto piece = read_exact(read_, next_, want);
-      if (auto* error = std::get_if<zip_format_error>(&piece)) return std::move(*error);
-      buffer_ += std::get<std::string>(piece);
+      if (!piece) return std::move(piece).error();
+      buffer_ += *piece;
       next_ += want;
     }
     const std::string_view out = std::string_view(buffer_).substr(used_, length);
@@ -90,15 +91,14 @@ struct directory_end {
   std::uint64_t record_offset = 0;  ///< where the (zip64) end record starts
 };
 
-std::variant<directory_end, zip_format_error> find_directory_end(std::uint64_t size,
-                                                                 const random_reader& read) {
+outcome_of<directory_end> find_directory_end(std::uint64_t size, const random_reader& read) {
   if (size < end_length) return format_error("no end of central directory record");
   const auto tail_length =
       static_cast<std::size_t>(std::min<std::uint64_t>(size, end_length + max_comment_length));
   const std::uint64_t tail_offset = size - tail_length;
-  auto tail_or_error = read_exact(read, tail_offset, tail_length);
-  if (auto* error = std::get_if<zip_format_error>(&tail_or_error)) return std::move(*error);
-  const std::string_view tail = std::get<std::string>(tail_or_error);
+  auto tail_read = read_exact(read, tail_offset, tail_length);
+  if (!tail_read) return std::move(tail_read).error();
+  const std::string_view tail = *tail_read;
 
   // Search backwards like Go's archive/zip: the last signature whose comment fits in the file.
   std::optional<std::size_t> found;
@@ -119,10 +119,10 @@ std::variant<directory_end, zip_format_error> find_directory_end(std::uint64_t s
   const bool wants_zip64 = end.entry_count == 0xffff || end.directory_size == 0xffffffff ||
                            end.directory_offset == 0xffffffff;
   if (!wants_zip64 || end.record_offset < zip64_locator_length) return end;
-  auto locator_or_error =
+  auto locator_read =
       read_exact(read, end.record_offset - zip64_locator_length, zip64_locator_length);
-  if (auto* error = std::get_if<zip_format_error>(&locator_or_error)) return std::move(*error);
-  const std::string_view locator = std::get<std::string>(locator_or_error);
+  if (!locator_read) return std::move(locator_read).error();
+  const std::string_view locator = *locator_read;
   // Without a locator the 32-bit values stand, as in Go; the bounds checks then decide.
   if (get32(locator, 0) != zip64_locator_signature) return end;
   const std::uint64_t record_offset = get64(locator, 8);
@@ -130,9 +130,9 @@ std::variant<directory_end, zip_format_error> find_directory_end(std::uint64_t s
       end.record_offset - zip64_locator_length - record_offset < zip64_end_length) {
     return format_error("zip64 end of central directory record is outside the file");
   }
-  auto record_or_error = read_exact(read, record_offset, zip64_end_length);
-  if (auto* error = std::get_if<zip_format_error>(&record_or_error)) return std::move(*error);
-  const std::string_view record = std::get<std::string>(record_or_error);
+  auto record_read = read_exact(read, record_offset, zip64_end_length);
+  if (!record_read) return std::move(record_read).error();
+  const std::string_view record = *record_read;
   if (get32(record, 0) != zip64_end_signature) {
     return format_error("zip64 end of central directory record has a bad signature");
   }
@@ -144,11 +144,11 @@ std::variant<directory_end, zip_format_error> find_directory_end(std::uint64_t s
 }
 
 // Replaces the 32-bit fields that are saturated with the values of the zip64 extra field.
-std::optional<zip_format_error> apply_zip64_extra(std::string_view extra, zip_entry& entry) {
+outcome_of<void> apply_zip64_extra(std::string_view extra, zip_entry& entry) {
   const bool need_uncompressed = entry.uncompressed_size == 0xffffffff;
   const bool need_compressed = entry.compressed_size == 0xffffffff;
   const bool need_offset = entry.local_header_offset == 0xffffffff;
-  if (!need_uncompressed && !need_compressed && !need_offset) return std::nullopt;
+  if (!need_uncompressed && !need_compressed && !need_offset) return {};
   std::size_t at = 0;
   while (at + 4 <= extra.size()) {
     const std::uint16_t id = get16(extra, at);
@@ -168,7 +168,7 @@ std::optional<zip_format_error> apply_zip64_extra(std::string_view extra, zip_en
         *value = get64(field, used);
         used += 8;
       }
-      return std::nullopt;
+      return {};
     }
     at += length;
   }
@@ -177,11 +177,10 @@ std::optional<zip_format_error> apply_zip64_extra(std::string_view extra, zip_en
 
 }  // namespace
 
-std::variant<zip_directory, zip_format_error> read_zip_directory(std::uint64_t size,
-                                                                 const random_reader& read) {
-  auto end_or_error = find_directory_end(size, read);
-  if (auto* error = std::get_if<zip_format_error>(&end_or_error)) return std::move(*error);
-  const auto& end = std::get<directory_end>(end_or_error);
+outcome_of<zip_directory> read_zip_directory(std::uint64_t size, const random_reader& read) {
+  auto found = find_directory_end(size, read);
+  if (!found) return std::move(found).error();
+  const directory_end& end = *found;
 
   if (end.directory_offset > end.record_offset ||
       end.directory_size > end.record_offset - end.directory_offset) {
@@ -205,9 +204,9 @@ std::variant<zip_directory, zip_format_error> read_zip_directory(std::uint64_t s
       static_cast<std::size_t>(std::min<std::uint64_t>(end.entry_count, 4096)));
   piece_reader pieces(read, end.directory_offset, end.directory_offset + end.directory_size);
   for (std::uint64_t i = 0; i < end.entry_count; ++i) {
-    auto header_or_error = pieces.take(central_header_length);
-    if (auto* error = std::get_if<zip_format_error>(&header_or_error)) return std::move(*error);
-    const std::string_view header = std::get<std::string_view>(header_or_error);
+    auto header_taken = pieces.take(central_header_length);
+    if (!header_taken) return std::move(header_taken).error();
+    const std::string_view header = *header_taken;
     if (get32(header, 0) != central_header_signature) {
       return format_error("central directory entry " + std::to_string(i) + " has a bad signature");
     }
@@ -222,17 +221,18 @@ std::variant<zip_directory, zip_format_error> read_zip_directory(std::uint64_t s
     const std::size_t comment_length = get16(header, 32);
     entry.local_header_offset = get32(header, 42);
 
-    auto name_or_error = pieces.take(name_length);
-    if (auto* error = std::get_if<zip_format_error>(&name_or_error)) return std::move(*error);
-    entry.name = std::string(std::get<std::string_view>(name_or_error));
-    auto extra_or_error = pieces.take(extra_length);
-    if (auto* error = std::get_if<zip_format_error>(&extra_or_error)) return std::move(*error);
-    if (auto error = apply_zip64_extra(std::get<std::string_view>(extra_or_error), entry)) {
-      error->reason = "central directory entry " + std::to_string(i) + ": " + error->reason;
-      return std::move(*error);
+    auto name_taken = pieces.take(name_length);
+    if (!name_taken) return std::move(name_taken).error();
+    entry.name = std::string(*name_taken);
+    auto extra_taken = pieces.take(extra_length);
+    if (!extra_taken) return std::move(extra_taken).error();
+    if (auto applied = apply_zip64_extra(*extra_taken, entry); !applied) {
+      auto why = std::move(applied).error();
+      why.detail = "central directory entry " + std::to_string(i) + ": " + why.detail;
+      return why;
     }
-    auto comment_or_error = pieces.take(comment_length);
-    if (auto* error = std::get_if<zip_format_error>(&comment_or_error)) return std::move(*error);
+    auto comment_taken = pieces.take(comment_length);
+    if (!comment_taken) return std::move(comment_taken).error();
 
     if (entry.local_header_offset > end.directory_offset ||
         end.directory_offset - entry.local_header_offset < local_header_length ||
@@ -246,12 +246,11 @@ std::variant<zip_directory, zip_format_error> read_zip_directory(std::uint64_t s
   return directory;
 }
 
-std::variant<std::uint64_t, zip_format_error> entry_data_offset(const zip_directory& directory,
-                                                                const zip_entry& entry,
-                                                                const random_reader& read) {
-  auto header_or_error = read_exact(read, entry.local_header_offset, local_header_length);
-  if (auto* error = std::get_if<zip_format_error>(&header_or_error)) return std::move(*error);
-  const std::string_view header = std::get<std::string>(header_or_error);
+outcome_of<std::uint64_t> entry_data_offset(const zip_directory& directory, const zip_entry& entry,
+                                            const random_reader& read) {
+  auto header_read = read_exact(read, entry.local_header_offset, local_header_length);
+  if (!header_read) return std::move(header_read).error();
+  const std::string_view header = *header_read;
   if (get32(header, 0) != local_header_signature) {
     return format_error("local file header has a bad signature");
   }

@@ -27,7 +27,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <variant>
 #include <vector>
 
 #include "server/http_server.hpp"
@@ -128,8 +127,8 @@ class tls_harness {
  private:
   static std::shared_ptr<tls_credentials> load(const std::string& cert, const std::string& key) {
     auto loaded = tls_credentials::load(cert, key);
-    if (loaded.index() == 1) throw std::runtime_error(std::get<1>(loaded));
-    return std::get<0>(std::move(loaded));
+    if (!loaded) throw std::runtime_error(loaded.error().detail);
+    return std::move(*loaded);
   }
   static server_options options(std::shared_ptr<tls_credentials> tls,
                                 std::chrono::milliseconds request_timeout) {

@@ -10,9 +10,9 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
-#include <variant>
 
 #include "server/setting_file.hpp"
 #include "tests/support/cpp/temp_dir.hpp"
@@ -23,25 +23,25 @@ namespace {
 
 using test::temp_dir;
 
-// The one line load() refuses with; empty, and a test failure, when it loads.
-std::string refusal_of(const std::string& cert_file, const std::string& key_file) {
+// The failure load() refuses with; empty, and a test failure, when it loads.
+failure refusal_of(const std::string& cert_file, const std::string& key_file) {
   auto loaded = tls_credentials::load(cert_file, key_file);
-  if (loaded.index() == 0) {
+  if (loaded) {
     ADD_FAILURE() << "loaded " << cert_file << " and " << key_file;
     return {};
   }
-  return std::get<1>(loaded);
+  return std::move(loaded).error();
 }
 
 // The credentials load() makes; null, and a test failure, when it refuses.
 std::shared_ptr<tls_credentials> credentials_from(const std::string& cert_file,
                                                   const std::string& key_file) {
   auto loaded = tls_credentials::load(cert_file, key_file);
-  if (loaded.index() == 1) {
-    ADD_FAILURE() << std::get<1>(loaded);
+  if (!loaded) {
+    ADD_FAILURE() << loaded.error().detail;
     return nullptr;
   }
-  return std::get<0>(std::move(loaded));
+  return std::move(*loaded);
 }
 
 TEST(tls_credentials, loads_a_certificate_and_its_key) {
@@ -69,29 +69,42 @@ TEST(tls_credentials, bad_files_are_refused_with_the_setting_and_path_named) {
     std::string key_file;
     std::string starts;
     std::string contains;
+    /// The code; nullopt for OpenSSL's own (any code of Asio's ssl category).
+    std::optional<boost::system::error_code> code;
   };
+  const auto enoent = make_error_code(boost::system::errc::no_such_file_or_directory);
+  const std::optional<boost::system::error_code> openssl;
   const std::vector<refusal> cases = {
       {"missing certificate", dir.write("x", "") + ".missing", key, "tls_cert: cannot read ",
-       "No such file"},
-      {"missing key", cert, cert + ".missing", "tls_key: cannot read ", "No such file"},
+       "No such file", enoent},
+      {"missing key", cert, cert + ".missing", "tls_key: cannot read ", "No such file", enoent},
       {"text as certificate", dir.write("text.pem", "not a certificate\n"), key,
-       "tls_cert: ", "holds no usable certificate"},
+       "tls_cert: ", "holds no usable certificate", openssl},
       {"empty certificate", dir.write("empty.pem", ""), key,
-       "tls_cert: ", "holds no usable certificate"},
-      {"key as certificate", key, key, "tls_cert: ", "holds no usable certificate"},
-      {"certificate as key", cert, cert, "tls_key: ", "holds no usable private key"},
+       "tls_cert: ", "holds no usable certificate", openssl},
+      {"key as certificate", key, key, "tls_cert: ", "holds no usable certificate", openssl},
+      {"certificate as key", cert, cert, "tls_key: ", "holds no usable private key", openssl},
       {"another certificate's key", cert, dir.write("other-key.pem", other.server_key_pem),
-       "tls_key: ", "is not the key of the certificate in"},
-      {"line break in the path", dir.write("a\nb.pem", "junk"), key, "tls_cert: ", "\\x0a"},
+       "tls_key: ", "is not the key of the certificate in", errc::invalid_request},
+      {"line break in the path", dir.write("a\nb.pem", "junk"), key, "tls_cert: ", "\\x0a",
+       openssl},
       // A wrong path must not fill a running server's memory on SIGHUP.
       {"oversized certificate", dir.write("huge.pem", std::string((4 << 20) + 1, 'A')), key,
-       "tls_cert: cannot read ", "it is larger than 4 MiB"},
+       "tls_cert: cannot read ", "it is larger than 4 MiB", errc::too_large},
       {"directory as key", cert, std::filesystem::path(cert).parent_path().string(),
-       "tls_key: cannot read ", "it is a directory"},
+       "tls_key: cannot read ", "it is a directory",
+       make_error_code(boost::system::errc::is_a_directory)},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
-    const std::string error = refusal_of(c.cert_file, c.key_file);
+    const failure refused = refusal_of(c.cert_file, c.key_file);
+    if (c.code) {
+      EXPECT_EQ(refused.code, *c.code) << refused.code.message();
+    } else {
+      EXPECT_EQ(refused.code.category(), boost::asio::error::get_ssl_category())
+          << refused.code.message();
+    }
+    const std::string& error = refused.detail;
     EXPECT_TRUE(error.starts_with(c.starts)) << error;
     EXPECT_NE(error.find(c.contains), std::string::npos) << error;
     EXPECT_EQ(error.find('\n'), std::string::npos) << error;
@@ -117,8 +130,11 @@ TEST(tls_credentials, an_encrypted_key_is_refused_without_asking_for_a_passphras
             1);
   char* data = nullptr;
   const long size = BIO_get_mem_data(out.get(), &data);
-  const std::string error = refusal_of(dir.write("cert.pem", pki.server_cert_pem),
-                                       dir.write("key.pem", std::string(data, size)));
+  const failure refused = refusal_of(dir.write("cert.pem", pki.server_cert_pem),
+                                     dir.write("key.pem", std::string(data, size)));
+  EXPECT_EQ(refused.code.category(), boost::asio::error::get_ssl_category())
+      << refused.code.message();
+  const std::string& error = refused.detail;
   EXPECT_TRUE(error.starts_with("tls_key: ")) << error;
   EXPECT_NE(error.find("holds no usable private key"), std::string::npos) << error;
 }

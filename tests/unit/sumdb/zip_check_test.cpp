@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/errc.hpp"
+#include "sumdb/zip_directory.hpp"
 #include "tests/support/cpp/failure_of.hpp"
 
 namespace gomodproxy::sumdb {
@@ -381,6 +382,41 @@ TEST(zip_h1_hash, passes_reader_errors_through) {
   EXPECT_NE(checked.error().detail.find("read failed"), std::string::npos)
       << checked.error().detail;
   EXPECT_EQ(calls, 1u);
+}
+
+// The directory reader under both: bytes that are no zip are verification_failed with the reason
+// alone (check_module_zip puts the subject in front), a read that failed is the reader's code.
+TEST(read_zip_directory, a_bad_zip_is_verification_failed_and_a_failed_read_the_readers_code) {
+  const std::string zip = build_zip(hello_files());
+  const auto directory = read_zip_directory(zip.size(), reader_of(zip));
+  ASSERT_TRUE(directory) << directory.error().detail;
+  ASSERT_EQ(directory->entries.size(), 2u);
+  const auto offset = entry_data_offset(*directory, directory->entries[0], reader_of(zip));
+  ASSERT_TRUE(offset) << offset.error().detail;
+  EXPECT_LT(*offset, directory->directory_offset);
+
+  const std::string nothing;
+  const auto empty = read_zip_directory(0, reader_of(nothing));
+  ASSERT_FALSE(empty);
+  EXPECT_EQ(empty.error().code, errc::verification_failed);
+  EXPECT_EQ(empty.error().detail, "no end of central directory record");
+  const std::string truncated = zip.substr(0, 60);
+  const auto cut = read_zip_directory(truncated.size(), reader_of(truncated));
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code, errc::verification_failed);
+  EXPECT_EQ(cut.error().detail, "no end of central directory record (truncated or not a zip)");
+
+  const random_reader failing = [](std::uint64_t,
+                                   std::size_t) -> boost::system::result<std::string> {
+    return make_error_code(errc::cache_io);
+  };
+  const auto unread = read_zip_directory(zip.size(), failing);
+  ASSERT_FALSE(unread);
+  EXPECT_EQ(unread.error().code, errc::cache_io);
+  EXPECT_EQ(unread.error().detail, "read failed: " + make_error_code(errc::cache_io).message());
+  const auto no_header = entry_data_offset(*directory, directory->entries[0], failing);
+  ASSERT_FALSE(no_header);
+  EXPECT_EQ(no_header.error().code, errc::cache_io);
 }
 
 TEST(zip_h1_hash, stops_a_deflate_bomb_at_its_declared_size) {
