@@ -8,7 +8,6 @@
 #include <limits>
 #include <optional>
 #include <sstream>
-#include <variant>
 
 #include "bundle/bundle_export.hpp"
 #include "bundle/bundle_import.hpp"

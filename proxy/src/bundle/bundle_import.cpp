@@ -5,7 +5,6 @@
 #include <boost/json/value.hpp>
 #include <map>
 #include <set>
-#include <variant>
 
 #include "bundle/bundle_layout.hpp"
 #include "bundle/tar_format.hpp"
