@@ -159,9 +159,7 @@ std::optional<problem> check_not_empty_dir(const std::string& text) {
 
 std::optional<problem> check_upstream_list(const std::string& text) {
   auto parsed = upstream::parse_upstream_list(text);
-  if (const auto* error = std::get_if<std::string>(&parsed)) {
-    return one_line(*error) + "; expected " + std::string(upstream_form);
-  }
+  if (!parsed) return one_line(parsed.error().detail) + "; expected " + std::string(upstream_form);
   return std::nullopt;
 }
 
@@ -194,10 +192,11 @@ std::optional<problem> check_sumdb_list(const std::string& text) {
   if (auto* bad = std::get_if<problem>(&entries)) return *bad;
   for (const auto& [name, urls] : std::get<0>(entries)) {
     auto parsed = upstream::parse_upstream_list(urls);
-    if (const auto* error = std::get_if<std::string>(&parsed)) {
-      return name + ": " + one_line(*error) + "; expected " + std::string(sumdb_form);
+    if (!parsed) {
+      return name + ": " + one_line(parsed.error().detail) + "; expected " +
+             std::string(sumdb_form);
     }
-    for (const auto& tier : std::get<std::vector<upstream::tier_spec>>(parsed)) {
+    for (const auto& tier : *parsed) {
       if (tier.type != upstream::tier_spec::kind::url) {
         return name + ": " + tier.name + " cannot serve a checksum database; expected URLs only";
       }
@@ -861,18 +860,18 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
   // here would mean a bad built-in default.
   auto upstreams = upstream::parse_upstream_list(s.upstreams_text);
   auto private_upstreams = upstream::parse_upstream_list(s.private_upstreams_text);
-  if (auto* error = std::get_if<std::string>(&upstreams)) {
-    return failure{errc::invalid_request, "gomodproxy: upstreams: " + one_line(*error) +
-                                              "; expected " + std::string(upstream_form) +
-                                              " (from the built-in default)"};
+  if (!upstreams) {
+    return failure{errc::invalid_request,
+                   "gomodproxy: upstreams: " + one_line(upstreams.error().detail) + "; expected " +
+                       std::string(upstream_form) + " (from the built-in default)"};
   }
-  if (auto* error = std::get_if<std::string>(&private_upstreams)) {
-    return failure{errc::invalid_request, "gomodproxy: private_upstreams: " + one_line(*error) +
-                                              "; expected " + std::string(upstream_form) +
-                                              " (from the built-in default)"};
+  if (!private_upstreams) {
+    return failure{errc::invalid_request,
+                   "gomodproxy: private_upstreams: " + one_line(private_upstreams.error().detail) +
+                       "; expected " + std::string(upstream_form) + " (from the built-in default)"};
   }
-  s.upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(upstreams));
-  s.private_upstreams = std::move(std::get<std::vector<upstream::tier_spec>>(private_upstreams));
+  s.upstreams = *std::move(upstreams);
+  s.private_upstreams = *std::move(private_upstreams);
   s.private_patterns = protocol::parse_glob_list(s.private_text);
   auto sumdb_entries = split_sumdb_list(s.sumdb_text);
   if (auto* bad = std::get_if<problem>(&sumdb_entries)) {
@@ -882,7 +881,7 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
   for (auto& [name, urls] : std::get<0>(sumdb_entries)) {
     settings::sumdb_entry entry;
     entry.name = name;
-    entry.tiers = std::get<std::vector<upstream::tier_spec>>(upstream::parse_upstream_list(urls));
+    entry.tiers = upstream::parse_upstream_list(urls).value();
     std::istringstream keys(s.sumdb_key_text);
     std::string key;
     while (keys >> key) {

@@ -8,7 +8,6 @@
 #include <limits>
 #include <optional>
 #include <sstream>
-#include <variant>
 
 #include "bundle/bundle_export.hpp"
 #include "bundle/bundle_import.hpp"
@@ -75,7 +74,8 @@ struct parsed_args {
   bool all = false;
 };
 
-std::optional<std::string> split_args(std::vector<std::string>& args, parsed_args& parsed) {
+// Fails with errc::invalid_request and the reason when a flag that takes a value has none.
+[[nodiscard]] outcome_of<void> split_args(std::vector<std::string>& args, parsed_args& parsed) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     auto value = [&](std::string_view flag) -> std::optional<std::string> {
@@ -89,7 +89,7 @@ std::optional<std::string> split_args(std::vector<std::string>& args, parsed_arg
     if (takes("--out") || takes("--go-sum") || takes("--modules") || takes("--proxy")) {
       const std::string flag = arg.substr(0, arg.find('='));
       auto given = value(flag);
-      if (!given || given->empty()) return flag + " needs a value";
+      if (!given || given->empty()) return failure{errc::invalid_request, flag + " needs a value"};
       if (flag == "--out") parsed.out = *given;
       if (flag == "--go-sum") parsed.go_sums.push_back(*given);
       if (flag == "--modules") parsed.modules_file = *given;
@@ -105,7 +105,7 @@ std::optional<std::string> split_args(std::vector<std::string>& args, parsed_arg
       parsed.operands.push_back(arg);
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 int run_export(parsed_args& parsed, const config::settings& settings,
@@ -186,7 +186,7 @@ int run_import(parsed_args& parsed, const config::settings& settings,
 
 int run_bundle_command(const std::string& verb, std::vector<std::string> args) {
   parsed_args parsed;
-  if (auto error = split_args(args, parsed)) return usage_error(*error);
+  if (auto split = split_args(args, parsed); !split) return usage_error(split.error().detail);
   auto loaded = config::load_settings(parsed.settings_args, config::current_environment());
   if (!loaded) {
     std::fprintf(stderr, "%s\n", loaded.error().detail.c_str());

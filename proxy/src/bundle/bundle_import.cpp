@@ -5,7 +5,6 @@
 #include <boost/json/value.hpp>
 #include <map>
 #include <set>
-#include <variant>
 
 #include "bundle/bundle_layout.hpp"
 #include "bundle/tar_format.hpp"
@@ -126,52 +125,59 @@ sumdb::hash_reader tree_reader(cache::cache_store& store, const database_bundle&
   };
 }
 
-// Whether the bundle's tree and the one the cache remembers are one history: nullopt when
-// they are or when it cannot be told from the tiles at hand (`proven` false then), else the
-// reason to refuse.
-std::optional<std::string> check_against_remembered(cache::cache_store& store,
-                                                    const database_bundle& database,
-                                                    const sumdb::tree_head& known, bool& proven) {
+// Whether the bundle's tree and the one the cache remembers are one history: succeeds when
+// they are (`proven` true) or when it cannot be told from the tiles at hand (`proven` false);
+// fails with errc::verification_failed and the reason to refuse when they fork.
+[[nodiscard]] outcome_of<void> check_against_remembered(cache::cache_store& store,
+                                                        const database_bundle& database,
+                                                        const sumdb::tree_head& known,
+                                                        bool& proven) {
   proven = false;
   const auto& head = database.head;
   if (known.size == head.size) {
     if (known.root != head.root) {
-      return "the cache remembers a different tree of size " + std::to_string(head.size) +
-             " (the database forked)";
+      return failure{errc::verification_failed, "the cache remembers a different tree of size " +
+                                                    std::to_string(head.size) +
+                                                    " (the database forked)"};
     }
     proven = true;
-    return std::nullopt;
+    return {};
   }
   const auto& older = known.size < head.size ? known : head;
   const auto& newer = known.size < head.size ? head : known;
   auto proof = sumdb::prove_tree(newer.size, older.size, tree_reader(store, database, newer.size));
-  if (!proof) return std::nullopt;
+  if (!proof) return {};
   if (!sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root)) {
-    return "the tree of size " + std::to_string(newer.size) + " does not extend the tree of size " +
-           std::to_string(older.size) + " (the database forked)";
+    return failure{errc::verification_failed, "the tree of size " + std::to_string(newer.size) +
+                                                  " does not extend the tree of size " +
+                                                  std::to_string(older.size) +
+                                                  " (the database forked)"};
   }
   proven = true;
-  return std::nullopt;
+  return {};
 }
 
-// Why `file` is no tile a client of the tree of `tree_size` records would load, or nullopt:
-// tiles past the tree or wider than the tree makes them are refused before they are read.
-std::optional<std::string> tile_outside_tree(const member_file& file, std::int64_t tree_size) {
+// Succeeds when `file` is a tile a client of the tree of `tree_size` records would load; fails
+// with errc::invalid_request and the reason otherwise: tiles past the tree or wider than the tree
+// makes them are refused before they are read.
+[[nodiscard]] outcome_of<void> check_tile_in_tree(const member_file& file, std::int64_t tree_size) {
   const auto tile = sumdb::parse_tile_path(file.request.upstream_path.substr(1));
-  if (!tile) return "not a tile name";
+  if (!tile) return failure{errc::invalid_request, "not a tile name"};
   if (tile->height != sumdb::sumdb_tile_height) {
-    return "a tile of height " + std::to_string(tile->height) + ", the database's are of height " +
-           std::to_string(sumdb::sumdb_tile_height);
+    return failure{errc::invalid_request, "a tile of height " + std::to_string(tile->height) +
+                                              ", the database's are of height " +
+                                              std::to_string(sumdb::sumdb_tile_height)};
   }
   // A data tile holds the records a level-0 tile hashes, so it spans as that one does.
   const int level = std::max(tile->level, 0);
   const std::int64_t at_level = tree_size >> (level * tile->height);
   const std::int64_t first = tile->index << tile->height;
   if (first >= at_level || tile->width > at_level - first) {
-    return "not a tile of the signed tree of " + std::to_string(tree_size) +
-           " records (past its end or wider than its tile there)";
+    return failure{errc::invalid_request,
+                   "not a tile of the signed tree of " + std::to_string(tree_size) +
+                       " records (past its end or wider than its tile there)"};
   }
-  return std::nullopt;
+  return {};
 }
 
 outcome_of<void> commit_member(cache::cache_store& store, tar_reader& tar, const tar_member& member,
@@ -396,8 +402,9 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
     }
     database.head = *head;
     for (const auto& file : database.tile_members) {
-      if (auto outside = tile_outside_tree(file, database.head.size)) {
-        return failure{errc::invalid_request, file.member.name + ": " + *outside};
+      if (auto inside = check_tile_in_tree(file, database.head.size); !inside) {
+        auto problem = inside.error();
+        return failure{problem.code, file.member.name + ": " + problem.detail};
       }
       std::string bytes;
       if (auto read = read_small(*tar, file.member, bytes, max_tile_member); !read) {
@@ -541,8 +548,10 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
       continue;
     }
     bool proven = false;
-    if (auto fork = check_against_remembered(store, database, *known, proven)) {
-      return failure{errc::verification_failed, "sumdb/" + name + "/latest: " + *fork};
+    if (auto one_history = check_against_remembered(store, database, *known, proven);
+        !one_history) {
+      auto problem = one_history.error();
+      return failure{problem.code, "sumdb/" + name + "/latest: " + problem.detail};
     }
     if (!proven) {
       summary.notes.push_back(name + ": tree of " + size + " records; the remembered tree of " +

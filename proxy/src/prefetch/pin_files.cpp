@@ -4,6 +4,7 @@
 #include <functional>
 #include <optional>
 
+#include "common/failure.hpp"
 #include "protocol/escape.hpp"
 #include "protocol/module_path.hpp"
 #include "protocol/semver.hpp"
@@ -20,20 +21,24 @@ std::string line_problem(std::size_t line_number, std::string_view reason) {
   return "line " + std::to_string(line_number) + ": " + std::string(reason);
 }
 
-// nullopt when `version` of `module_path` can be asked of a proxy as written: the go command
-// writes canonical versions only, and a proxy answers nothing else for .info/.mod/.zip.
-std::optional<std::string> pin_problem(std::string_view module_path, std::string_view version) {
+// Succeeds when `version` of `module_path` can be asked of a proxy as written: the go command
+// writes canonical versions only, and a proxy answers nothing else for .info/.mod/.zip. Fails
+// with errc::invalid_request and the reason otherwise.
+[[nodiscard]] outcome_of<void> check_pin(std::string_view module_path, std::string_view version) {
   if (auto checked = protocol::check_path(module_path); !checked) {
-    return "module path " + protocol::quote(module_path) + ": " + checked.error().detail;
+    return failure{errc::invalid_request,
+                   "module path " + protocol::quote(module_path) + ": " + checked.error().detail};
   }
   if (!protocol::is_valid_semver(version) || protocol::canonical_version(version) != version) {
-    return "version " + protocol::quote(version) + " of " + std::string(module_path) +
-           " is not a canonical semantic version";
+    return failure{errc::invalid_request, "version " + protocol::quote(version) + " of " +
+                                              std::string(module_path) +
+                                              " is not a canonical semantic version"};
   }
   if (auto checked = protocol::check_path_version(module_path, version); !checked) {
-    return std::string(module_path) + "@" + std::string(version) + ": " + checked.error().detail;
+    return failure{errc::invalid_request, std::string(module_path) + "@" + std::string(version) +
+                                              ": " + checked.error().detail};
   }
-  return std::nullopt;
+  return {};
 }
 
 // The words of one go.mod/go.work line after its `//` comment is cut. A word may be a Go string
@@ -153,8 +158,8 @@ void read_replace(const std::vector<std::string>& arguments, std::size_t line_nu
     return;
   }
   const auto& version = arguments[arrow + 2];
-  if (auto problem = pin_problem(target, version)) {
-    parsed.problems.push_back(line_problem(line_number, "replace: " + *problem));
+  if (auto pinned = check_pin(target, version); !pinned) {
+    parsed.problems.push_back(line_problem(line_number, "replace: " + pinned.error().detail));
     return;
   }
   parsed.pins.push_back({target, version, false});
@@ -192,8 +197,8 @@ parsed_pins parse_go_sum(std::string_view text) {
     auto version = fields[1];
     const bool go_mod_only = version.ends_with("/go.mod");
     if (go_mod_only) version.remove_suffix(std::string_view("/go.mod").size());
-    if (auto problem = pin_problem(fields[0], version)) {
-      parsed.problems.push_back(line_problem(line_number, *problem));
+    if (auto pinned = check_pin(fields[0], version); !pinned) {
+      parsed.problems.push_back(line_problem(line_number, pinned.error().detail));
       continue;
     }
     parsed.pins.push_back({std::string(fields[0]), std::string(version), go_mod_only});
@@ -211,8 +216,8 @@ parsed_pins parse_go_mod(std::string_view text) {
     if (verb == "require") {
       if (arguments.size() != 2) {
         required.problems.push_back(line_problem(line_number, "require: expected MODULE VERSION"));
-      } else if (auto problem = pin_problem(arguments[0], arguments[1])) {
-        required.problems.push_back(line_problem(line_number, "require: " + *problem));
+      } else if (auto pinned = check_pin(arguments[0], arguments[1]); !pinned) {
+        required.problems.push_back(line_problem(line_number, "require: " + pinned.error().detail));
       } else {
         required.pins.push_back({arguments[0], arguments[1], false});
       }

@@ -1,15 +1,12 @@
 #include "prefetch/pin_sources.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <set>
-#include <sstream>
 
+#include "common/read_file.hpp"
 #include "protocol/escape.hpp"
 
 namespace gomodproxy::prefetch {
@@ -19,7 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A go.sum of a large monorepo is a few MiB; far beyond that the argument is a mistake.
-constexpr std::uintmax_t max_file_bytes = std::uintmax_t{64} * 1024 * 1024;
+constexpr std::size_t max_file_bytes = std::size_t{64} * 1024 * 1024;
 
 enum class file_kind { go_sum, go_mod, go_work };
 
@@ -42,20 +39,6 @@ bool skipped_directory(const std::string& name) {
   return name == "vendor" || name == "testdata" || name.starts_with(".") || name.starts_with("_");
 }
 
-std::optional<std::string> read_whole(const fs::path& path, std::string& text) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) return ec.message();
-  if (size > max_file_bytes) return "larger than " + std::to_string(max_file_bytes) + " bytes";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::strerror(errno);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return "read error";
-  text = std::move(buffer).str();
-  return std::nullopt;
-}
-
 class collector {
  public:
   void read(const fs::path& path, file_kind kind) {
@@ -64,11 +47,12 @@ class collector {
     if (ec) key = fs::absolute(path);
     if (!seen_.insert(key).second) return;
     const auto shown = path.string();
-    std::string text;
-    if (auto reason = read_whole(path, text)) {
-      out_.problems.push_back(shown + ": " + *reason);
+    const auto bytes = read_file(shown, max_file_bytes);
+    if (!bytes) {
+      out_.problems.push_back(shown + ": " + bytes.error().detail);
       return;
     }
+    const std::string& text = *bytes;
     out_.files.push_back(shown);
     switch (kind) {
       case file_kind::go_sum:
@@ -148,14 +132,15 @@ class collector {
 
 }  // namespace
 
-std::variant<collected_pins, std::string> collect_pins(const std::vector<std::string>& arguments) {
+outcome_of<collected_pins> collect_pins(const std::vector<std::string>& arguments) {
   collector pins;
   for (const auto& argument : arguments) {
     const fs::path path(argument);
     std::error_code ec;
     const auto status = fs::status(path, ec);
     if (ec || !fs::exists(status)) {
-      return "gomodproxy prefetch: " + protocol::quote(argument) + ": no such file or directory";
+      return failure{errc::invalid_request, "gomodproxy prefetch: " + protocol::quote(argument) +
+                                                ": no such file or directory"};
     }
     if (fs::is_directory(status)) {
       pins.walk(path);
@@ -163,8 +148,9 @@ std::variant<collected_pins, std::string> collect_pins(const std::vector<std::st
     }
     auto kind = kind_of(path);
     if (!kind) {
-      return "gomodproxy prefetch: " + protocol::quote(argument) +
-             ": expected a go.sum, go.mod or go.work file or a directory";
+      return failure{errc::invalid_request,
+                     "gomodproxy prefetch: " + protocol::quote(argument) +
+                         ": expected a go.sum, go.mod or go.work file or a directory"};
     }
     pins.read(path, *kind);
   }

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <string>
-#include <variant>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "prefetch/pin_files.hpp"
 
 namespace gomodproxy::prefetch {
@@ -24,8 +24,9 @@ struct collected_pins {
 /// Reads each argument: a go.sum, go.mod, go.work or go.work.sum file (told apart by the end of
 /// its name), or a directory, under which every such file is read except below vendor/,
 /// testdata/ and directories whose name starts with "." or "_", which the go command skips too.
-/// A go.work also brings in the go.mod and go.sum of each `use` directory. Returns a one-line
-/// usage error instead when an argument does not exist or is a file of another kind.
-std::variant<collected_pins, std::string> collect_pins(const std::vector<std::string>& arguments);
+/// A go.work also brings in the go.mod and go.sum of each `use` directory. Fails with
+/// errc::invalid_request and a one-line usage message as the detail when an argument does not
+/// exist or is a file of another kind.
+[[nodiscard]] outcome_of<collected_pins> collect_pins(const std::vector<std::string>& arguments);
 
 }  // namespace gomodproxy::prefetch

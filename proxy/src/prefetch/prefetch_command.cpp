@@ -14,7 +14,6 @@
 #include <optional>
 #include <sstream>
 #include <string_view>
-#include <variant>
 
 #include "prefetch/netrc.hpp"
 #include "prefetch/pin_sources.hpp"
@@ -40,13 +39,16 @@ struct command_options {
   bool help = false;
 };
 
-std::string bad_value(std::string_view flag, std::string_view value, std::string_view expected) {
-  return "gomodproxy prefetch: " + std::string(flag) + ": bad value " + protocol::quote(value) +
-         "; expected " + std::string(expected);
+// The refusal of a flag or argument the command cannot use.
+failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
+
+failure bad_value(std::string_view flag, std::string_view value, std::string_view expected) {
+  return invalid("gomodproxy prefetch: " + std::string(flag) + ": bad value " +
+                 protocol::quote(value) + "; expected " + std::string(expected));
 }
 
-std::optional<std::string> apply_flag(std::string_view flag, const std::string& value,
-                                      command_options& options) {
+[[nodiscard]] outcome_of<void> apply_flag(std::string_view flag, const std::string& value,
+                                          command_options& options) {
   if (flag == "--proxy") {
     std::string url = value;
     while (url.ends_with("/")) url.pop_back();
@@ -73,13 +75,13 @@ std::optional<std::string> apply_flag(std::string_view flag, const std::string& 
     if (value.empty()) return bad_value(flag, value, "a file name");
     options.token_file = value;
   } else {
-    return "gomodproxy prefetch: unknown flag " + protocol::quote(flag) +
-           "; flags are --proxy, --jobs, --sumdb, --ca-file, --token-file, --help";
+    return invalid("gomodproxy prefetch: unknown flag " + protocol::quote(flag) +
+                   "; flags are --proxy, --jobs, --sumdb, --ca-file, --token-file, --help");
   }
-  return std::nullopt;
+  return {};
 }
 
-std::variant<command_options, std::string> parse_flags(const std::vector<std::string>& args) {
+[[nodiscard]] outcome_of<command_options> parse_flags(const std::vector<std::string>& args) {
   command_options options;
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto& arg = args[i];
@@ -104,12 +106,12 @@ std::variant<command_options, std::string> parse_flags(const std::vector<std::st
     } else if (i + 1 < args.size()) {
       value = args[++i];
     } else {
-      return "gomodproxy prefetch: " + std::string(flag) + " needs a value";
+      return invalid("gomodproxy prefetch: " + std::string(flag) + " needs a value");
     }
-    if (auto problem = apply_flag(flag, value, options)) return *problem;
+    if (auto applied = apply_flag(flag, value, options); !applied) return applied.error();
   }
   if (options.arguments.empty()) {
-    return std::string(
+    return invalid(
         "gomodproxy prefetch: name at least one go.sum, go.mod or go.work file or "
         "directory (gomodproxy prefetch --help)");
   }
@@ -293,11 +295,11 @@ std::string prefetch_usage_text() {
 
 int run_prefetch_command(const std::vector<std::string>& args) {
   auto parsed = parse_flags(args);
-  if (auto* problem = std::get_if<std::string>(&parsed)) {
-    std::fprintf(stderr, "%s\n", problem->c_str());
+  if (!parsed) {
+    std::fprintf(stderr, "%s\n", parsed.error().detail.c_str());
     return exit_usage;
   }
-  auto& options = std::get<command_options>(parsed);
+  auto& options = *parsed;
   if (options.help) {
     std::fputs(prefetch_usage_text().c_str(), stdout);
     return exit_done;
@@ -330,11 +332,11 @@ int run_prefetch_command(const std::vector<std::string>& args) {
   }
 
   auto collected = collect_pins(options.arguments);
-  if (auto* problem = std::get_if<std::string>(&collected)) {
-    std::fprintf(stderr, "%s\n", problem->c_str());
+  if (!collected) {
+    std::fprintf(stderr, "%s\n", collected.error().detail.c_str());
     return exit_usage;
   }
-  auto& pins = std::get<collected_pins>(collected);
+  auto& pins = *collected;
   for (const auto& problem : pins.problems) {
     std::fprintf(stderr, "prefetch: skipped: %s\n", problem.c_str());
   }

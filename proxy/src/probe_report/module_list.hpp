@@ -4,8 +4,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
+
+#include "common/failure.hpp"
 
 namespace gomodproxy::probe_report {
 
@@ -20,11 +21,11 @@ struct module_target {
 };
 
 /// Parses a modules file: one `path` or `path@version` per line; text from '#' to the end of a
-/// line and blank lines are ignored. Returns the targets in file order, or a one-line message
-/// naming the first bad line ("line 3: ...") for an invalid module path, a version that is not
-/// canonical semver valid for the path, a module listed twice, or (with no line number) a file
-/// with no modules: "lists no modules".
-std::variant<std::vector<module_target>, std::string> parse_module_list(std::string_view text);
+/// line and blank lines are ignored. Returns the targets in file order. Fails with
+/// errc::invalid_request and a one-line detail naming the first bad line ("line 3: ...") for an
+/// invalid module path, a version that is not canonical semver valid for the path, a module listed
+/// twice, or (with no line number) a file with no modules: "lists no modules".
+[[nodiscard]] outcome_of<std::vector<module_target>> parse_module_list(std::string_view text);
 
 /// Well-known public modules probed when no --modules file is given.
 std::vector<module_target> default_module_targets();

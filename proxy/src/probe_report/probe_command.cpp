@@ -38,8 +38,8 @@ int usage_error(const std::string& message) {
 
 int run_probe_command(const std::vector<std::string>& args) {
   auto parsed = parse_probe_flags(args);
-  if (auto* problem = std::get_if<std::string>(&parsed)) return usage_error(*problem);
-  auto& options = std::get<probe_options>(parsed);
+  if (!parsed) return usage_error(parsed.error().detail);
+  auto& options = *parsed;
   if (options.help) {
     std::fputs(probe_usage_text().c_str(), stdout);
     return exit_ran;
@@ -53,10 +53,10 @@ int run_probe_command(const std::vector<std::string>& args) {
                          text.error().detail);
     }
     auto modules = parse_module_list(*text);
-    if (auto* problem = std::get_if<std::string>(&modules)) {
-      return usage_error("gomodproxy probe: --modules: " + shown + " " + *problem);
+    if (!modules) {
+      return usage_error("gomodproxy probe: --modules: " + shown + " " + modules.error().detail);
     }
-    options.sweep.modules = std::get<std::vector<module_target>>(std::move(modules));
+    options.sweep.modules = *std::move(modules);
   } else {
     options.sweep.modules = default_module_targets();
   }

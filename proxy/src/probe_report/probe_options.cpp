@@ -19,29 +19,33 @@ constexpr std::string_view flag_names =
 
 std::string shown(std::string_view s) { return protocol::quote(s); }
 
-std::string bad_value(std::string_view flag, std::string_view value, std::string_view expected) {
-  return "gomodproxy probe: " + std::string(flag) + ": bad value " + shown(value) + "; expected " +
-         std::string(expected);
+// The refusal of a flag or list the command cannot use.
+failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
+
+failure bad_value(std::string_view flag, std::string_view value, std::string_view expected) {
+  return invalid("gomodproxy probe: " + std::string(flag) + ": bad value " + shown(value) +
+                 "; expected " + std::string(expected));
 }
 
-std::optional<std::string> set_duration(std::string_view flag, std::string_view value,
-                                        std::chrono::milliseconds& target) {
+[[nodiscard]] outcome_of<void> set_duration(std::string_view flag, std::string_view value,
+                                            std::chrono::milliseconds& target) {
   auto parsed = config::parse_duration(value);
   if (!parsed || parsed->count() == 0) {
     return bad_value(flag, value, "a duration above zero like 10s, 250ms or 1m30s");
   }
   target = *parsed;
-  return std::nullopt;
+  return {};
 }
 
-std::optional<std::string> apply_flag(std::string_view flag, const std::string& value,
-                                      probe_options& options) {
+[[nodiscard]] outcome_of<void> apply_flag(std::string_view flag, const std::string& value,
+                                          probe_options& options) {
   if (flag == "--upstreams") {
     auto parsed = parse_probe_upstreams(value);
-    if (auto* problem = std::get_if<std::string>(&parsed)) {
-      return "gomodproxy probe: --upstreams: " + *problem;
+    if (!parsed) {
+      auto problem = parsed.error();
+      return failure{problem.code, "gomodproxy probe: --upstreams: " + problem.detail};
     }
-    options.sweep.tiers = std::get<std::vector<upstream::tier_spec>>(std::move(parsed));
+    options.sweep.tiers = *std::move(parsed);
   } else if (flag == "--modules") {
     if (value.empty()) return bad_value(flag, value, "a file name");
     options.modules_file = value;
@@ -70,13 +74,12 @@ std::optional<std::string> apply_flag(std::string_view flag, const std::string& 
   } else if (flag == "--ca-file") {
     options.sweep.ca_file = value;
   }
-  return std::nullopt;
+  return {};
 }
 
 }  // namespace
 
-std::variant<std::vector<upstream::tier_spec>, std::string> parse_probe_upstreams(
-    std::string_view list) {
+outcome_of<std::vector<upstream::tier_spec>> parse_probe_upstreams(std::string_view list) {
   std::vector<upstream::tier_spec> tiers;
   std::set<std::string> seen;
   while (!list.empty()) {
@@ -87,17 +90,17 @@ std::variant<std::vector<upstream::tier_spec>, std::string> parse_probe_upstream
     // One entry at a time through the serve parser: same validation, same names, but "direct"
     // does not hide the mirrors after it.
     auto parsed = upstream::parse_upstream_list(entry);
-    if (auto* problem = std::get_if<std::string>(&parsed)) return std::move(*problem);
-    for (auto& tier : std::get<std::vector<upstream::tier_spec>>(parsed)) {
+    if (!parsed) return parsed.error();
+    for (auto& tier : *parsed) {
       const auto key = tier.type == upstream::tier_spec::kind::url ? tier.url : tier.name;
       if (seen.insert(key).second) tiers.push_back(std::move(tier));
     }
   }
-  if (tiers.empty()) return std::string("the list names no upstream");
+  if (tiers.empty()) return invalid("the list names no upstream");
   return tiers;
 }
 
-std::variant<probe_options, std::string> parse_probe_flags(const std::vector<std::string>& args) {
+outcome_of<probe_options> parse_probe_flags(const std::vector<std::string>& args) {
   static const std::set<std::string, std::less<>> valued = {
       "--upstreams", "--modules",     "--rounds", "--format",
       "--timeout",   "--zip-timeout", "--ca-file"};
@@ -110,14 +113,14 @@ std::variant<probe_options, std::string> parse_probe_flags(const std::vector<std
       return options;
     }
     if (!arg.starts_with("--")) {
-      return "gomodproxy probe: unexpected argument " + shown(arg) +
-             "; expected flags like --upstreams LIST or --rounds=3";
+      return invalid("gomodproxy probe: unexpected argument " + shown(arg) +
+                     "; expected flags like --upstreams LIST or --rounds=3");
     }
     const auto eq = arg.find('=');
     const std::string flag = arg.substr(0, eq);
     if (!valued.contains(flag)) {
-      return "gomodproxy probe: unknown flag " + shown(flag) + "; expected one of " +
-             std::string(flag_names);
+      return invalid("gomodproxy probe: unknown flag " + shown(flag) + "; expected one of " +
+                     std::string(flag_names));
     }
     std::string value;
     if (eq != std::string::npos) {
@@ -125,15 +128,14 @@ std::variant<probe_options, std::string> parse_probe_flags(const std::vector<std
     } else if (i + 1 < args.size()) {
       value = args[++i];
     } else {
-      return "gomodproxy probe: " + flag + " needs a value (" + flag + " VALUE or " + flag +
-             "=VALUE)";
+      return invalid("gomodproxy probe: " + flag + " needs a value (" + flag + " VALUE or " + flag +
+                     "=VALUE)");
     }
-    if (auto problem = apply_flag(flag, value, options)) return std::move(*problem);
+    if (auto applied = apply_flag(flag, value, options); !applied) return applied.error();
     if (flag == "--upstreams") upstreams_given = true;
   }
   if (!upstreams_given) {
-    auto defaults = parse_probe_upstreams(config::settings{}.upstreams_text);
-    options.sweep.tiers = std::get<std::vector<upstream::tier_spec>>(std::move(defaults));
+    options.sweep.tiers = parse_probe_upstreams(config::settings{}.upstreams_text).value();
   }
   return options;
 }

@@ -4,9 +4,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
+#include "common/failure.hpp"
 #include "probe_report/report_renderer.hpp"
 #include "probe_report/sweep.hpp"
 #include "upstream/upstream_list.hpp"
@@ -24,14 +24,15 @@ struct probe_options {
 };
 
 /// Parses the arguments after "probe". Flags take a value as `--flag VALUE` or `--flag=VALUE`.
-/// Returns a one-line message (starting "gomodproxy probe: ") for an unknown flag, a missing or
-/// bad value, or a positional argument.
-std::variant<probe_options, std::string> parse_probe_flags(const std::vector<std::string>& args);
+/// Fails with errc::invalid_request and a one-line detail (starting "gomodproxy probe: ") for an
+/// unknown flag, a missing or bad value, or a positional argument.
+[[nodiscard]] outcome_of<probe_options> parse_probe_flags(const std::vector<std::string>& args);
 
 /// A GOPROXY-syntax list read for probing: every entry is kept, including those after "direct" or
 /// "off" (which end a walk, not a comparison), each validated as parse_upstream_list does; a
-/// repeated URL is kept once. Returns the one-line reason for a bad entry or an empty list.
-std::variant<std::vector<upstream::tier_spec>, std::string> parse_probe_upstreams(
+/// repeated URL is kept once. Fails with errc::invalid_request and the one-line reason for a bad
+/// entry or an empty list.
+[[nodiscard]] outcome_of<std::vector<upstream::tier_spec>> parse_probe_upstreams(
     std::string_view list);
 
 /// Text for `gomodproxy probe --help`.

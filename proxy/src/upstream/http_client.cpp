@@ -34,7 +34,6 @@
 #include <optional>
 #include <unordered_map>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "upstream/dns_resolver.hpp"
@@ -152,22 +151,29 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
-std::variant<url_parts, std::string> parse_url(std::string_view text) {
+// The refusal of a URL this client will not fetch; `failure` alone names the fetch_result above.
+gomodproxy::failure invalid_url(std::string reason) {
+  return {errc::invalid_request, std::move(reason)};
+}
+
+[[nodiscard]] outcome_of<url_parts> parse_url(std::string_view text) {
   auto parsed = boost::urls::parse_uri(text);
-  if (!parsed) return "invalid URL";
+  if (!parsed) return invalid_url("invalid URL");
   url_parts parts;
   auto scheme = lower(parsed->scheme());
   if (scheme == "https") {
     parts.tls = true;
   } else if (scheme != "http") {
-    return "unsupported URL scheme \"" + one_line(scheme) + "\"";
+    return invalid_url("unsupported URL scheme \"" + one_line(scheme) + "\"");
   }
-  if (!parsed->has_authority() || parsed->encoded_host().empty()) return "URL has no host";
+  if (!parsed->has_authority() || parsed->encoded_host().empty()) {
+    return invalid_url("URL has no host");
+  }
   parts.host = lower(parsed->host_address());
   parts.port = parts.tls ? 443 : 80;
   if (parsed->has_port() && !parsed->port().empty()) {
     auto n = parsed->port_number();
-    if (n == 0) return "invalid port in URL";
+    if (n == 0) return invalid_url("invalid port in URL");
     parts.port = n;
   }
   parts.host_header = lower(parsed->encoded_host_and_port());
@@ -175,7 +181,7 @@ std::variant<url_parts, std::string> parse_url(std::string_view text) {
   if (parts.target.empty()) parts.target = "/";
   if (parsed->has_query()) parts.target += "?" + std::string(parsed->encoded_query());
   if (parsed->has_userinfo()) {
-    if (!parts.tls) return "refusing to pass credentials to insecure URL";
+    if (!parts.tls) return invalid_url("refusing to pass credentials to insecure URL");
     parts.authorization = basic_credentials(parsed->user(), parsed->password());
   }
   return parts;
@@ -338,9 +344,9 @@ struct http_client::impl {
   net::awaitable<fetch_result> fetch(std::string url, body_sink sink, deadlines limits);
 
  private:
-  using proxy_choice = std::optional<std::variant<proxy_endpoint, std::string>>;
+  using proxy_choice = std::optional<outcome_of<proxy_endpoint>>;
 
-  std::variant<hop, std::string> plan(url_parts target) const;
+  [[nodiscard]] outcome_of<hop> plan(url_parts target) const;
   net::awaitable<attempt_outcome> attempt(std::unique_ptr<connection> conn, bool reused,
                                           const hop& h, const body_sink& sink, deadlines limits,
                                           clock_type::time_point started, deadline total);
@@ -415,12 +421,15 @@ void http_client::impl::put_idle(const std::string& key, std::unique_ptr<connect
   discard(std::move(evicted));
 }
 
-std::variant<hop, std::string> http_client::impl::plan(url_parts target) const {
+outcome_of<hop> http_client::impl::plan(url_parts target) const {
   hop h;
   const auto& choice = target.tls ? https_proxy_ : http_proxy_;
   if (choice && !no_proxy_.bypass(target.host, target.port)) {
-    if (const auto* problem = std::get_if<std::string>(&*choice)) return "proxy: " + *problem;
-    h.proxy = std::get<proxy_endpoint>(*choice);
+    if (!*choice) {
+      auto problem = choice->error();
+      return gomodproxy::failure{problem.code, "proxy: " + problem.detail};
+    }
+    h.proxy = **choice;
   }
   h.pool_key = std::string(target.tls ? "https://" : "http://") + target.host + ":" +
                std::to_string(target.port);
@@ -729,8 +738,8 @@ net::awaitable<fetch_result> http_client::impl::fetch(std::string url, body_sink
 
   for (int redirects = 0;; ++redirects) {
     auto parsed = parse_url(current);
-    if (auto* problem = std::get_if<std::string>(&parsed)) co_return failure(*problem);
-    auto target = std::get<url_parts>(std::move(parsed));
+    if (!parsed) co_return failure(parsed.error().detail);
+    auto target = *std::move(parsed);
     if (redirects == 0) {
       carried_authorization = target.authorization;
       authorization_host = target.host;
@@ -738,8 +747,8 @@ net::awaitable<fetch_result> http_client::impl::fetch(std::string url, body_sink
       target.authorization = carried_authorization;
     }
     auto planned = plan(std::move(target));
-    if (auto* problem = std::get_if<std::string>(&planned)) co_return failure(*problem);
-    const auto& h = std::get<hop>(planned);
+    if (!planned) co_return failure(planned.error().detail);
+    const auto& h = *planned;
 
     attempt_outcome result;
     // A pooled connection the server has closed fails before any response byte; GET is

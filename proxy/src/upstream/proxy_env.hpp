@@ -7,8 +7,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
+
+#include "common/failure.hpp"
 
 namespace gomodproxy::upstream {
 
@@ -21,9 +22,10 @@ struct proxy_endpoint {
 };
 
 /// Parses a proxy setting such as "http://user:pw@proxy:3128" or "proxy:3128" (a value without a
-/// scheme gets "http://", as in Go). Returns a one-line error for an empty host, a bad port, or a
-/// scheme other than http (https and socks5 proxies are not supported).
-std::variant<proxy_endpoint, std::string> parse_proxy_url(std::string_view value);
+/// scheme gets "http://", as in Go). Fails with errc::invalid_request and one line as the detail
+/// for an empty host, a bad port, or a scheme other than http (https and socks5 proxies are not
+/// supported).
+[[nodiscard]] outcome_of<proxy_endpoint> parse_proxy_url(std::string_view value);
 
 /// A parsed NO_PROXY list. Entries are comma-separated and case-insensitive: "*" matches every
 /// host; an IP address (optionally with ":port") matches that address exactly; a CIDR block

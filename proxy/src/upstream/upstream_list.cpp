@@ -34,7 +34,10 @@ std::string redacted(std::string_view url) {
          printable(url.substr(authority_start + at));
 }
 
-std::variant<tier_spec, std::string> parse_url_entry(std::string_view entry) {
+// The refusal of an entry that cannot be an upstream.
+failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
+
+[[nodiscard]] outcome_of<tier_spec> parse_url_entry(std::string_view entry) {
   std::string url(entry);
   // Go's rule: single words are reserved for keywords, anything with ":/" or a leading '/' must
   // already be a full URL, and the rest ("goproxy.cn", "127.0.0.1:1") is https.
@@ -45,22 +48,25 @@ std::variant<tier_spec, std::string> parse_url_entry(std::string_view entry) {
   while (url.ends_with('/') && !url.ends_with("://")) url.pop_back();
   const auto shown = redacted(url);
   const auto parsed = boost::urls::parse_uri_reference(url);
-  if (!parsed) return "invalid proxy URL " + shown + ": " + parsed.error().message();
+  if (!parsed) return invalid("invalid proxy URL " + shown + ": " + parsed.error().message());
   const boost::urls::url_view& u = *parsed;
   switch (u.scheme_id()) {
     case boost::urls::scheme::http:
-      if (u.has_userinfo()) return "refusing to pass credentials to insecure URL: " + shown;
+      if (u.has_userinfo()) {
+        return invalid("refusing to pass credentials to insecure URL: " + shown);
+      }
       break;
     case boost::urls::scheme::https:
       break;
     case boost::urls::scheme::file:
-      return "invalid proxy URL " + shown + ": file:// proxies are not supported by gomodproxy";
+      return invalid("invalid proxy URL " + shown +
+                     ": file:// proxies are not supported by gomodproxy");
     case boost::urls::scheme::none:
-      return "invalid proxy URL missing scheme: " + shown;
+      return invalid("invalid proxy URL missing scheme: " + shown);
     default:
-      return "invalid proxy URL scheme (must be https or http): " + shown;
+      return invalid("invalid proxy URL scheme (must be https or http): " + shown);
   }
-  if (u.encoded_host().empty()) return "invalid proxy URL missing host: " + shown;
+  if (u.encoded_host().empty()) return invalid("invalid proxy URL missing host: " + shown);
   // Boost.URL 1.81 reads "https://h:port" as host "h", empty port and path "port"; insist on a
   // numeric port and a path that starts at '/'.
   const auto port = u.port();
@@ -68,11 +74,11 @@ std::variant<tier_spec, std::string> parse_url_entry(std::string_view entry) {
   if (u.has_port() &&
       (port.empty() || port.size() > 5 ||
        port.find_first_not_of("0123456789") != std::string_view::npos || u.port_number() == 0)) {
-    return "invalid proxy URL port: " + shown;
+    return invalid("invalid proxy URL port: " + shown);
   }
-  if (!path.empty() && path.front() != '/') return "invalid proxy URL " + shown;
+  if (!path.empty() && path.front() != '/') return invalid("invalid proxy URL " + shown);
   if (u.has_query() || u.has_fragment()) {
-    return "invalid proxy URL with a query or fragment: " + shown;
+    return invalid("invalid proxy URL with a query or fragment: " + shown);
   }
   tier_spec tier;
   tier.type = tier_spec::kind::url;
@@ -83,8 +89,8 @@ std::variant<tier_spec, std::string> parse_url_entry(std::string_view entry) {
 
 }  // namespace
 
-std::variant<std::vector<tier_spec>, std::string> parse_upstream_list(std::string_view list) {
-  if (list.empty()) return std::string("upstream list is empty");
+outcome_of<std::vector<tier_spec>> parse_upstream_list(std::string_view list) {
+  if (list.empty()) return invalid("upstream list is empty");
   std::vector<tier_spec> tiers;
   while (!list.empty()) {
     const auto separator = list.find_first_of(",|");
@@ -102,13 +108,13 @@ std::variant<std::vector<tier_spec>, std::string> parse_upstream_list(std::strin
       break;
     }
     auto parsed = parse_url_entry(entry);
-    if (auto* error = std::get_if<std::string>(&parsed)) return std::move(*error);
-    auto& tier = std::get<tier_spec>(parsed);
+    if (!parsed) return parsed.error();
+    auto& tier = *parsed;
     tier.fall_through_on_error = fall_through_on_error;
     tiers.push_back(std::move(tier));
   }
   if (tiers.empty()) {
-    return std::string("GOPROXY list is not the empty string, but contains no entries");
+    return invalid("GOPROXY list is not the empty string, but contains no entries");
   }
   return tiers;
 }

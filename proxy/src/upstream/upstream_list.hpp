@@ -3,8 +3,9 @@
 
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
+
+#include "common/failure.hpp"
 
 namespace gomodproxy::upstream {
 
@@ -20,8 +21,9 @@ struct tier_spec {
 
 /// Parses like the go command: entries split on ',' and '|', whitespace-trimmed, empty entries
 /// skipped, parsing stops after "direct" or "off"; a scheme-less entry with '.', ':' or '/' gets
-/// "https://". Error (one line) for an empty result, a missing or unsupported scheme (http and
-/// https only; file:// is not supported by this server), or userinfo in an http:// URL.
-std::variant<std::vector<tier_spec>, std::string> parse_upstream_list(std::string_view list);
+/// "https://". Fails with errc::invalid_request and one line as the detail for an empty result, a
+/// missing or unsupported scheme (http and https only; file:// is not supported by this server),
+/// or userinfo in an http:// URL.
+[[nodiscard]] outcome_of<std::vector<tier_spec>> parse_upstream_list(std::string_view list);
 
 }  // namespace gomodproxy::upstream

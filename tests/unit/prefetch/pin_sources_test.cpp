@@ -48,8 +48,8 @@ TEST_F(pin_sources_test, a_directory_yields_each_version_once_and_skips_what_go_
   }
   write("README.md", "require example.com/skipped v1.0.0\n");
   auto collected = collect_pins({root_.string()});
-  auto* pins = std::get_if<collected_pins>(&collected);
-  ASSERT_NE(pins, nullptr) << std::get<std::string>(collected);
+  ASSERT_TRUE(collected) << collected.error().detail;
+  const auto* pins = &*collected;
   EXPECT_TRUE(pins->problems.empty()) << ::testing::PrintToString(pins->problems);
   EXPECT_EQ(pins->files.size(), 3u) << ::testing::PrintToString(pins->files);
   const std::vector<pin> want = {
@@ -66,8 +66,8 @@ TEST_F(pin_sources_test, a_go_work_brings_in_its_modules_once) {
   write("lib/go.mod", "module example.com/lib\nrequire example.com/d v1.2.0\n");
   auto collected =
       collect_pins({(root_ / "ws/go.work").string(), (root_ / "ws/app/go.mod").string()});
-  auto* pins = std::get_if<collected_pins>(&collected);
-  ASSERT_NE(pins, nullptr) << std::get<std::string>(collected);
+  ASSERT_TRUE(collected) << collected.error().detail;
+  const auto* pins = &*collected;
   EXPECT_EQ(pins->files.size(), 4u) << ::testing::PrintToString(pins->files);
   ASSERT_EQ(pins->problems.size(), 1u);
   EXPECT_NE(pins->problems[0].find("use \"./missing\": no go.mod there"), std::string::npos)
@@ -83,8 +83,8 @@ TEST_F(pin_sources_test, a_go_work_brings_in_its_modules_once) {
 TEST_F(pin_sources_test, problems_name_the_file_and_line) {
   auto sum = write("go.sum", "example.com/a v1.0.0 h1:x=\nbroken\n");
   auto collected = collect_pins({sum.string()});
-  auto* pins = std::get_if<collected_pins>(&collected);
-  ASSERT_NE(pins, nullptr);
+  ASSERT_TRUE(collected) << collected.error().detail;
+  const auto* pins = &*collected;
   ASSERT_EQ(pins->problems.size(), 1u);
   EXPECT_EQ(pins->problems[0], sum.string() + ": line 2: expected MODULE VERSION HASH");
 }
@@ -93,8 +93,8 @@ TEST_F(pin_sources_test, a_directory_without_pin_files_is_a_problem) {
   write("vendor/go.mod", "module x\n");
   write("notes.txt", "x");
   auto collected = collect_pins({root_.string()});
-  auto* pins = std::get_if<collected_pins>(&collected);
-  ASSERT_NE(pins, nullptr);
+  ASSERT_TRUE(collected) << collected.error().detail;
+  const auto* pins = &*collected;
   EXPECT_TRUE(pins->pins.empty());
   EXPECT_EQ(pins->problems,
             std::vector<std::string>{root_.string() + ": no go.mod, go.sum or go.work under it"});
@@ -104,9 +104,10 @@ TEST_F(pin_sources_test, refuses_a_missing_path_or_another_kind_of_file) {
   auto other = write("notes.txt", "x");
   for (const auto& argument : {(root_ / "absent").string(), other.string()}) {
     auto collected = collect_pins({argument});
-    auto* problem = std::get_if<std::string>(&collected);
-    ASSERT_NE(problem, nullptr) << argument;
-    EXPECT_TRUE(problem->starts_with("gomodproxy prefetch: \"" + argument + "\": ")) << *problem;
+    ASSERT_FALSE(collected) << argument;
+    EXPECT_EQ(collected.error().code, errc::invalid_request);
+    const auto& problem = collected.error().detail;
+    EXPECT_TRUE(problem.starts_with("gomodproxy prefetch: \"" + argument + "\": ")) << problem;
   }
 }
 

@@ -19,8 +19,8 @@ TEST(parse_module_list, reads_paths_pins_comments_and_blank_lines) {
       "\t\n"
       "example.com/pseudo@v0.0.0-20240102030405-abcdef123456";
   auto parsed = parse_module_list(text);
-  const auto* targets = std::get_if<std::vector<module_target>>(&parsed);
-  ASSERT_NE(targets, nullptr) << std::get<std::string>(parsed);
+  ASSERT_TRUE(parsed) << parsed.error().detail;
+  const auto* targets = &*parsed;
   const std::vector<module_target> want = {
       {"golang.org/x/mod", std::nullopt},
       {"example.com/Upper", "v1.0.0-RC1"},
@@ -55,11 +55,12 @@ TEST(parse_module_list, rejects_a_bad_line_naming_it) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.text);
     auto parsed = parse_module_list(c.text);
-    const auto* problem = std::get_if<std::string>(&parsed);
-    ASSERT_NE(problem, nullptr);
-    EXPECT_TRUE(problem->starts_with(c.want_prefix)) << *problem;
-    EXPECT_NE(problem->find(c.want_part), std::string::npos) << *problem;
-    EXPECT_EQ(problem->find('\n'), std::string::npos) << *problem;
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().code, errc::invalid_request);
+    const auto& problem = parsed.error().detail;
+    EXPECT_TRUE(problem.starts_with(c.want_prefix)) << problem;
+    EXPECT_NE(problem.find(c.want_part), std::string::npos) << problem;
+    EXPECT_EQ(problem.find('\n'), std::string::npos) << problem;
   }
 }
 
@@ -72,9 +73,8 @@ TEST(default_module_targets, are_valid_unpinned_module_paths) {
     file += describe(target) + "\n";
   }
   auto reparsed = parse_module_list(file);
-  ASSERT_TRUE(std::holds_alternative<std::vector<module_target>>(reparsed))
-      << std::get<std::string>(reparsed);
-  EXPECT_EQ(std::get<std::vector<module_target>>(reparsed), targets);
+  ASSERT_TRUE(reparsed) << reparsed.error().detail;
+  EXPECT_EQ(*reparsed, targets);
 }
 
 }  // namespace

@@ -12,11 +12,11 @@ using kind = upstream::tier_spec::kind;
 
 probe_options parsed_ok(const std::vector<std::string>& args) {
   auto parsed = parse_probe_flags(args);
-  if (auto* problem = std::get_if<std::string>(&parsed)) {
-    ADD_FAILURE() << *problem;
+  if (!parsed) {
+    ADD_FAILURE() << parsed.error().detail;
     return {};
   }
-  return std::get<probe_options>(parsed);
+  return *parsed;
 }
 
 TEST(parse_probe_flags, has_documented_defaults) {
@@ -79,19 +79,20 @@ TEST(parse_probe_flags, rejects_bad_input_with_one_line_naming_the_flag) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.args.front());
     auto parsed = parse_probe_flags(c.args);
-    const auto* problem = std::get_if<std::string>(&parsed);
-    ASSERT_NE(problem, nullptr);
-    EXPECT_TRUE(problem->starts_with("gomodproxy probe: ")) << *problem;
-    EXPECT_NE(problem->find(c.want), std::string::npos) << *problem;
-    EXPECT_EQ(problem->find('\n'), std::string::npos) << *problem;
+    ASSERT_FALSE(parsed);
+    EXPECT_EQ(parsed.error().code, errc::invalid_request);
+    const auto& problem = parsed.error().detail;
+    EXPECT_TRUE(problem.starts_with("gomodproxy probe: ")) << problem;
+    EXPECT_NE(problem.find(c.want), std::string::npos) << problem;
+    EXPECT_EQ(problem.find('\n'), std::string::npos) << problem;
   }
 }
 
 TEST(parse_probe_upstreams, keeps_entries_after_direct_and_off_and_drops_repeats) {
   auto parsed = parse_probe_upstreams(
       "https://a.example|direct,https://b.example,off|https://a.example/,http://a.example");
-  const auto* tiers = std::get_if<std::vector<upstream::tier_spec>>(&parsed);
-  ASSERT_NE(tiers, nullptr) << std::get<std::string>(parsed);
+  ASSERT_TRUE(parsed) << parsed.error().detail;
+  const auto* tiers = &*parsed;
   ASSERT_EQ(tiers->size(), 5u);
   EXPECT_EQ((*tiers)[0].url, "https://a.example");
   EXPECT_EQ((*tiers)[1].type, kind::direct);
@@ -102,8 +103,9 @@ TEST(parse_probe_upstreams, keeps_entries_after_direct_and_off_and_drops_repeats
 
 TEST(parse_probe_upstreams, refuses_credentials_over_plain_http) {
   auto parsed = parse_probe_upstreams("http://user:secret@a.example");
-  ASSERT_TRUE(std::holds_alternative<std::string>(parsed));
-  EXPECT_EQ(std::get<std::string>(parsed).find("secret"), std::string::npos);
+  ASSERT_FALSE(parsed);
+  EXPECT_EQ(parsed.error().code, errc::invalid_request);
+  EXPECT_EQ(parsed.error().detail.find("secret"), std::string::npos);
 }
 
 TEST(probe_usage_text, names_every_flag) {

@@ -137,8 +137,8 @@ inline std::future<answer> start_get(boost::asio::io_context& front, resolver& u
 
 inline std::vector<upstream::tier_spec> tiers(const std::string& list) {
   auto parsed = upstream::parse_upstream_list(list);
-  if (auto* error = std::get_if<std::string>(&parsed)) throw std::runtime_error(*error);
-  return std::get<std::vector<upstream::tier_spec>>(parsed);
+  if (!parsed) throw std::runtime_error(parsed.error().detail);
+  return *std::move(parsed);
 }
 
 // A file of tests/unit/sumdb/testdata (the module example.com/hello v1.2.0's .mod and .zip among

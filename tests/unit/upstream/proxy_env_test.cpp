@@ -27,9 +27,8 @@ TEST(parse_proxy_url, accepts_go_forms) {
   };
   for (const auto& r : rows) {
     auto parsed = parse_proxy_url(r.input);
-    ASSERT_TRUE(std::holds_alternative<proxy_endpoint>(parsed))
-        << r.input << ": " << std::get<std::string>(parsed);
-    const auto& endpoint = std::get<proxy_endpoint>(parsed);
+    ASSERT_TRUE(parsed) << r.input << ": " << parsed.error().detail;
+    const auto& endpoint = *parsed;
     EXPECT_EQ(endpoint.host, r.host) << r.input;
     EXPECT_EQ(endpoint.port, r.port) << r.input;
     EXPECT_EQ(endpoint.authorization, r.authorization) << r.input;
@@ -40,8 +39,9 @@ TEST(parse_proxy_url, rejects_what_it_cannot_use) {
   for (std::string input : {"", "   ", "https://proxy:443", "socks5://proxy:1080",
                             "http://proxy:99999", "http://proxy:0"}) {
     auto parsed = parse_proxy_url(input);
-    ASSERT_TRUE(std::holds_alternative<std::string>(parsed)) << input;
-    EXPECT_FALSE(std::get<std::string>(parsed).empty());
+    ASSERT_FALSE(parsed) << input;
+    EXPECT_EQ(parsed.error().code, errc::invalid_request) << input;
+    EXPECT_FALSE(parsed.error().detail.empty());
   }
 }
 

@@ -54,8 +54,8 @@ TEST(parse_upstream_list, parses_like_the_go_command) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.list);
     const auto result = parse_upstream_list(c.list);
-    const auto* tiers = std::get_if<std::vector<tier_spec>>(&result);
-    ASSERT_NE(tiers, nullptr) << std::get<std::string>(result);
+    ASSERT_TRUE(result) << result.error().detail;
+    const auto* tiers = &*result;
     ASSERT_EQ(tiers->size(), c.want.size());
     for (std::size_t i = 0; i < c.want.size(); ++i) {
       SCOPED_TRACE(i);
@@ -95,9 +95,10 @@ TEST(parse_upstream_list, refuses_unusable_lists) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.list);
     const auto result = parse_upstream_list(c.list);
-    const auto* error = std::get_if<std::string>(&result);
-    ASSERT_NE(error, nullptr);
-    EXPECT_NE(error->find(c.reason), std::string::npos) << *error;
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, errc::invalid_request);
+    const auto& detail = result.error().detail;
+    EXPECT_NE(detail.find(c.reason), std::string::npos) << detail;
   }
 }
 
@@ -110,10 +111,11 @@ TEST(parse_upstream_list, never_shows_passwords_or_control_bytes) {
   for (const auto& list : lists) {
     SCOPED_TRACE(list);
     const auto result = parse_upstream_list(list);
-    const auto* error = std::get_if<std::string>(&result);
-    ASSERT_NE(error, nullptr);
-    EXPECT_EQ(error->find("secret"), std::string::npos) << *error;
-    for (char c : *error) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << *error;
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().code, errc::invalid_request);
+    const auto& detail = result.error().detail;
+    EXPECT_EQ(detail.find("secret"), std::string::npos) << detail;
+    for (char c : detail) EXPECT_TRUE(c >= 0x20 && c < 0x7f) << detail;
   }
 }
 
