@@ -171,6 +171,10 @@ def test_on_a_terminal_one_progress_line_is_updated(tree, tmp_path, make_upstrea
 def test_usage_errors_exit_2_with_one_line(tmp_path):
     go_sum = tmp_path / "go.sum"
     go_sum.write_text("")
+    blank = tmp_path / "blank-token"
+    blank.write_text("  \n")
+    huge = tmp_path / "huge-token"
+    huge.write_text("t" * 4097)
     cases = [
         ([], "name at least one go.sum"),
         (["--jobs", "0", str(go_sum)], "--jobs: bad value \"0\""),
@@ -180,6 +184,12 @@ def test_usage_errors_exit_2_with_one_line(tmp_path):
         (["--proxy", "https://127.0.0.1:1", "--token-file", str(tmp_path / "absent"),
           str(go_sum)], "--token-file: cannot read"),
         (["--token-file", str(go_sum), str(go_sum)], "--token-file needs an https:// --proxy"),
+        (["--proxy", "https://127.0.0.1:1", "--token-file", str(blank), str(go_sum)],
+         "holds no token"),
+        (["--proxy", "https://127.0.0.1:1", "--token-file", str(huge), str(go_sum)],
+         "is larger than 4096 bytes"),
+        (["--proxy", "https://127.0.0.1:1", "--token-file", str(tmp_path), str(go_sum)],
+         "cannot read"),
     ]
     for args, part in cases:
         done = prefetch(*args)

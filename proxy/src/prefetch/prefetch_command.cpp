@@ -4,17 +4,16 @@
 
 #include <array>
 #include <cctype>
-#include <cerrno>
 #include <charconv>
 #include <cstddef>
 #include <cstdio>
-#include <cstring>
 #include <exception>
 #include <fstream>
 #include <optional>
 #include <sstream>
 #include <string_view>
 
+#include "common/read_file.hpp"
 #include "prefetch/netrc.hpp"
 #include "prefetch/pin_sources.hpp"
 #include "prefetch/prefetch_run.hpp"
@@ -132,32 +131,22 @@ std::string percent_encoded(std::string_view text) {
   return out;
 }
 
-struct token_read {
-  std::string token;
-  std::string problem;  ///< set instead of the token; never quotes the file's content
-};
-
-// The token file's first line.
-token_read read_token(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return {{},
-            "gomodproxy prefetch: --token-file: cannot read " + protocol::quote(path) + ": " +
-                std::strerror(errno)};
+// The token file's first line. A failure's detail never quotes the file's content.
+outcome_of<std::string> read_token(const std::string& path) {
+  const std::string named = "gomodproxy prefetch: --token-file: " + protocol::quote(path);
+  auto text = read_file(path, max_token_file_bytes);
+  if (!text) {
+    if (text.error().code == errc::too_large) {
+      return failure{text.error().code,
+                     named + " is larger than " + std::to_string(max_token_file_bytes) + " bytes"};
+    }
+    return failure{text.error().code, "gomodproxy prefetch: --token-file: cannot read " +
+                                          protocol::quote(path) + ": " + text.error().detail};
   }
-  std::string text(max_token_file_bytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  if (text.size() > max_token_file_bytes) {
-    return {{},
-            "gomodproxy prefetch: --token-file: " + protocol::quote(path) + " is larger than " +
-                std::to_string(max_token_file_bytes) + " bytes"};
-  }
-  auto token = std::string(protocol::trim_space(text.substr(0, text.find('\n'))));
-  if (token.empty()) {
-    return {{}, "gomodproxy prefetch: --token-file: " + protocol::quote(path) + " holds no token"};
-  }
-  return {token, {}};
+  auto token =
+      std::string(protocol::trim_space(std::string_view(*text).substr(0, text->find('\n'))));
+  if (token.empty()) return failure{errc::invalid_request, named + " holds no token"};
+  return token;
 }
 
 // "scheme://" + "USER:PASSWORD@" + the rest: the HTTP client sends URL userinfo as Basic
@@ -321,12 +310,12 @@ int run_prefetch_command(const std::vector<std::string>& args) {
     return exit_usage;
   }
   if (!options.token_file.empty()) {
-    auto read = read_token(options.token_file);
-    if (!read.problem.empty()) {
-      std::fprintf(stderr, "%s\n", read.problem.c_str());
+    auto token = read_token(options.token_file);
+    if (!token) {
+      std::fprintf(stderr, "%s\n", token.error().detail.c_str());
       return exit_usage;
     }
-    options.run.proxy_url = with_credentials(options.run.proxy_url, "prefetch", read.token);
+    options.run.proxy_url = with_credentials(options.run.proxy_url, "prefetch", *token);
   } else {
     options.run.proxy_url = with_netrc_credentials(options.run.proxy_url);
   }
