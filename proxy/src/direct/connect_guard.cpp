@@ -410,9 +410,10 @@ struct connect_guard::impl : std::enable_shared_from_this<impl> {
       if (auto allowed = check_address(endpoint.address()); !allowed) {
         const auto address = endpoint.address().to_string();
         const std::string& why = allowed.error().detail;
-        co_return refusal(403, target->ip_literal
-                                   ? address + " is " + why
-                                   : target->host + " resolves to " + address + " (" + why + ")");
+        co_return refusal(to_http_status(errc::refused),
+                          target->ip_literal
+                              ? address + " is " + why
+                              : target->host + " resolves to " + address + " (" + why + ")");
       }
     }
 
