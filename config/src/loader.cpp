@@ -53,13 +53,11 @@ using raw_value = std::variant<std::string, std::int64_t, bool, other_type>;
 /// written as one, so `fill_threads = "2"` is a type error rather than a silent conversion.
 enum class origin { text, typed };
 
-/// "<problem>; expected <form>", the part of a message between the key and the source.
-using problem = std::string;
-
 struct text_key {
   std::string settings::*field;
-  /// nullopt when the text is acceptable, else the problem.
-  std::optional<problem> (*check)(const std::string& text);
+  /// Nothing when the text is acceptable, else why not: "<problem>; expected <form>", the part of
+  /// a message between the key and the source.
+  outcome_of<void> (*check)(const std::string& text);
 };
 struct duration_key {
   std::variant<seconds settings::*, milliseconds settings::*> field;
@@ -88,6 +86,8 @@ struct key_spec {
   bool repeatable = false;
 };
 
+failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
+
 // Messages are one ASCII line whatever the input held; a stray newline shows as \x0a.
 std::string quote(std::string_view text) {
   return protocol::quote(text, {.quotes = true, .named_controls = false, .max_bytes = 200});
@@ -102,7 +102,7 @@ std::string one_line(std::string text) {
                          {.quotes = false, .named_controls = false, .max_bytes = text.size()});
 }
 
-std::optional<problem> check_listen(const std::string& text) {
+outcome_of<void> check_listen(const std::string& text) {
   const std::string form =
       "; expected HOST:PORT like 127.0.0.1:8081, 0.0.0.0:8081 or [::1]:8081 (port 0..65535)";
   std::string_view host;
@@ -110,7 +110,7 @@ std::optional<problem> check_listen(const std::string& text) {
   if (!text.empty() && text.front() == '[') {
     const auto close = text.find(']');
     if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return quote(text) + " is not HOST:PORT" + form;
+      return invalid(quote(text) + " is not HOST:PORT" + form);
     }
     host = std::string_view(text).substr(1, close - 1);
     port = std::string_view(text).substr(close + 2);
@@ -120,55 +120,58 @@ std::optional<problem> check_listen(const std::string& text) {
           return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.' || c == '%';
         });
     if (!ipv6_shape)
-      return quote(text) + " has a bracketed host that is not an IPv6 address" + form;
+      return invalid(quote(text) + " has a bracketed host that is not an IPv6 address" + form);
   } else {
     const auto colon = text.rfind(':');
-    if (colon == std::string::npos) return quote(text) + " is not HOST:PORT" + form;
+    if (colon == std::string::npos) return invalid(quote(text) + " is not HOST:PORT" + form);
     host = std::string_view(text).substr(0, colon);
     port = std::string_view(text).substr(colon + 1);
     if (host.find(':') != std::string_view::npos) {
-      return quote(text) + " has an IPv6 host without brackets" + form;
+      return invalid(quote(text) + " has an IPv6 host without brackets" + form);
     }
     const bool name_shape = std::all_of(host.begin(), host.end(), [](char c) {
       return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
     });
-    if (!name_shape) return quote(text) + " has an invalid host" + form;
+    if (!name_shape) return invalid(quote(text) + " has an invalid host" + form);
   }
-  if (host.empty()) return quote(text) + " has no host" + form;
+  if (host.empty()) return invalid(quote(text) + " has no host" + form);
   // The listener binds an address and resolves no names, so a name would only fail later.
   if (host != "localhost") {
     boost::system::error_code not_an_address;
     boost::asio::ip::make_address(std::string(host), not_an_address);
     if (not_an_address) {
-      return quote(text) + " has a host that is not an IP address or localhost" + form;
+      return invalid(quote(text) + " has a host that is not an IP address or localhost" + form);
     }
   }
   const bool digits =
       !port.empty() && port.size() <= 5 &&
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || std::stoi(std::string(port)) > 65535) {
-    return quote(text) + " has an invalid port" + form;
+    return invalid(quote(text) + " has an invalid port" + form);
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> check_not_empty_dir(const std::string& text) {
-  if (text.empty()) return "must not be empty; expected a directory path like ./var/cache";
-  return std::nullopt;
+outcome_of<void> check_not_empty_dir(const std::string& text) {
+  if (text.empty()) return invalid("must not be empty; expected a directory path like ./var/cache");
+  return {};
 }
 
-std::optional<problem> check_upstream_list(const std::string& text) {
+outcome_of<void> check_upstream_list(const std::string& text) {
   auto parsed = upstream::parse_upstream_list(text);
-  if (!parsed) return one_line(parsed.error().detail) + "; expected " + std::string(upstream_form);
-  return std::nullopt;
+  if (!parsed) {
+    return failure{parsed.error().code,
+                   one_line(parsed.error().detail) + "; expected " + std::string(upstream_form)};
+  }
+  return {};
 }
 
 constexpr std::string_view sumdb_form =
     "space-separated NAME=URLS entries like sum.golang.org=https://sum.golang.org, URLS in "
     "upstream list syntax";
 
-// "a=x|y b=z" -> {{"a", "x|y"}, {"b", "z"}}, or a problem.
-std::variant<std::vector<std::pair<std::string, std::string>>, problem> split_sumdb_list(
+// "a=x|y b=z" -> {{"a", "x|y"}, {"b", "z"}}, or invalid_request and why.
+outcome_of<std::vector<std::pair<std::string, std::string>>> split_sumdb_list(
     const std::string& text) {
   std::vector<std::pair<std::string, std::string>> out;
   std::istringstream words(text);
@@ -176,37 +179,38 @@ std::variant<std::vector<std::pair<std::string, std::string>>, problem> split_su
   while (words >> word) {
     const auto equals = word.find('=');
     if (equals == std::string::npos || equals == 0) {
-      return quote(word) + " is not NAME=URLS; expected " + std::string(sumdb_form);
+      return invalid(quote(word) + " is not NAME=URLS; expected " + std::string(sumdb_form));
     }
     auto name = word.substr(0, equals);
     for (const auto& [seen, urls] : out) {
-      if (seen == name) return "database " + quote(name) + " is listed twice";
+      if (seen == name) return invalid("database " + quote(name) + " is listed twice");
     }
     out.emplace_back(std::move(name), word.substr(equals + 1));
   }
   return out;
 }
 
-std::optional<problem> check_sumdb_list(const std::string& text) {
+outcome_of<void> check_sumdb_list(const std::string& text) {
   auto entries = split_sumdb_list(text);
-  if (auto* bad = std::get_if<problem>(&entries)) return *bad;
-  for (const auto& [name, urls] : std::get<0>(entries)) {
+  if (!entries) return entries.error();
+  for (const auto& [name, urls] : *entries) {
     auto parsed = upstream::parse_upstream_list(urls);
     if (!parsed) {
-      return name + ": " + one_line(parsed.error().detail) + "; expected " +
-             std::string(sumdb_form);
+      return failure{parsed.error().code, name + ": " + one_line(parsed.error().detail) +
+                                              "; expected " + std::string(sumdb_form)};
     }
     for (const auto& tier : *parsed) {
       if (tier.type != upstream::tier_spec::kind::url) {
-        return name + ": " + tier.name + " cannot serve a checksum database; expected URLs only";
+        return invalid(name + ": " + tier.name +
+                       " cannot serve a checksum database; expected URLs only");
       }
     }
   }
-  return std::nullopt;
+  return {};
 }
 
 // A verifier key's shape, NAME+8 hex digits+base64; its signature math is checked at start-up.
-std::optional<problem> check_sumdb_keys(const std::string& text) {
+outcome_of<void> check_sumdb_keys(const std::string& text) {
   std::istringstream words(text);
   std::string key;
   while (words >> key) {
@@ -215,77 +219,82 @@ std::optional<problem> check_sumdb_keys(const std::string& text) {
     if (first == 0 || second == std::string::npos || second - first != 9 ||
         key.find_first_not_of("0123456789abcdef", first + 1) != second ||
         second + 1 == key.size()) {
-      return quote(key) + " is not a checksum database key; expected NAME+HASH+KEY like " +
-             std::string(sum_golang_org_key());
+      return invalid(quote(key) + " is not a checksum database key; expected NAME+HASH+KEY like " +
+                     std::string(sum_golang_org_key()));
     }
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> check_verify_mode(const std::string& text) {
-  if (text == "sumdb" || text == "off") return std::nullopt;
-  return quote(text) + " is not a verification mode; expected sumdb or off";
+outcome_of<void> check_verify_mode(const std::string& text) {
+  if (text == "sumdb" || text == "off") return {};
+  return invalid(quote(text) + " is not a verification mode; expected sumdb or off");
 }
 
-std::optional<problem> check_hedge_after(const std::string& text) {
-  if (text == "auto" || parse_duration(text)) return std::nullopt;
-  return quote(text) + " is not a hedge delay; expected auto or a duration like 500ms (0s: off)";
+outcome_of<void> check_hedge_after(const std::string& text) {
+  if (text == "auto" || parse_duration(text)) return {};
+  return invalid(quote(text) +
+                 " is not a hedge delay; expected auto or a duration like 500ms (0s: off)");
 }
 
-std::optional<problem> check_globs(const std::string& text) {
+outcome_of<void> check_globs(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
-    return quote(text) +
-           " contains a line break; expected GOPRIVATE globs like "
-           "*.corp.example.com,github.com/org";
+    return invalid(quote(text) +
+                   " contains a line break; expected GOPRIVATE globs like "
+                   "*.corp.example.com,github.com/org");
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> check_go_binary(const std::string& text) {
+outcome_of<void> check_go_binary(const std::string& text) {
   if (text.empty() || text.find_first_of("\r\n") != std::string::npos) {
-    return quote(text) + " is not a program; expected a path like /usr/lib/go-1.23/bin/go or a " +
-           "name on PATH like go";
+    return invalid(quote(text) +
+                   " is not a program; expected a path like /usr/lib/go-1.23/bin/go or a " +
+                   "name on PATH like go");
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> check_log_level(const std::string& text) {
+outcome_of<void> check_log_level(const std::string& text) {
   constexpr std::array<std::string_view, 6> levels = {"trace", "debug", "info",
                                                       "warn",  "error", "off"};
-  if (std::find(levels.begin(), levels.end(), text) != levels.end()) return std::nullopt;
-  return quote(text) + " is not a log level; expected one of trace, debug, info, warn, error, off";
+  if (std::find(levels.begin(), levels.end(), text) != levels.end()) return {};
+  return invalid(quote(text) +
+                 " is not a log level; expected one of trace, debug, info, warn, error, off");
 }
 
-std::optional<problem> check_access_log(const std::string& text) {
-  if (text.empty()) return "must not be empty; expected stderr, off or a file path";
-  return std::nullopt;
+outcome_of<void> check_access_log(const std::string& text) {
+  if (text.empty()) return invalid("must not be empty; expected stderr, off or a file path");
+  return {};
 }
 
-std::optional<problem> check_ca_file(const std::string& text) {
-  if (text.empty()) return std::nullopt;
+outcome_of<void> check_ca_file(const std::string& text) {
+  if (text.empty()) return {};
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(text, ec);
   if (!regular || !std::ifstream(text).good()) {
-    return quote(text) +
-           " is not a readable file; expected a PEM CA bundle path, or empty for none";
+    return invalid(quote(text) +
+                   " is not a readable file; expected a PEM CA bundle path, or empty for none");
   }
+  // invalid_request, not the TLS library's code: the operator named a file that is no CA bundle.
   if (auto bundle = upstream::check_ca_bundle(text); !bundle) {
-    return quote(text) + " is not a CA bundle (" + bundle.error().detail +
-           "); expected a file of PEM certificates, or empty for none";
+    return invalid(quote(text) + " is not a CA bundle (" + bundle.error().detail +
+                   "); expected a file of PEM certificates, or empty for none");
   }
-  return std::nullopt;
+  return {};
 }
 
 // Only readability here: whether the files hold a certificate and its key is the server's check
 // (server/tls_credentials), which a reload repeats.
-std::optional<problem> check_tls_file(const std::string& text) {
-  if (text.empty()) return std::nullopt;
+outcome_of<void> check_tls_file(const std::string& text) {
+  if (text.empty()) return {};
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(text, ec);
   if (!regular || !std::ifstream(text).good()) {
-    return quote(text) + " is not a readable file; expected a PEM file path, or empty for none";
+    return invalid(quote(text) +
+                   " is not a readable file; expected a PEM file path, or empty for none");
   }
-  return std::nullopt;
+  return {};
 }
 
 // "a, b,,c" -> {a, b, c}: spaces around entries and empty entries are dropped.
@@ -302,31 +311,32 @@ std::vector<std::string> split_module_list(std::string_view text) {
   return out;
 }
 
-std::optional<problem> check_module_list(const std::string& text) {
+outcome_of<void> check_module_list(const std::string& text) {
   for (const auto& module_path : split_module_list(text)) {
     if (auto checked = protocol::check_path(module_path); !checked) {
-      return quote(module_path) + " is not a module path (" + checked.error().detail +
-             "); expected comma-separated module paths like golang.org/x/mod";
+      return failure{checked.error().code,
+                     quote(module_path) + " is not a module path (" + checked.error().detail +
+                         "); expected comma-separated module paths like golang.org/x/mod"};
     }
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> check_auth_file(const std::string& text) {
+outcome_of<void> check_auth_file(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
-    return quote(text) + " contains a line break; expected a file path, or empty for none";
+    return invalid(quote(text) + " contains a line break; expected a file path, or empty for none");
   }
-  return std::nullopt;
+  return {};
 }
 
 // The value is a secret: a problem names what is wrong with it, never the value itself. Its
 // length and characters are checked once the server reads it (server/access_control.cpp).
-std::optional<problem> check_admin_token(const std::string& text) {
+outcome_of<void> check_admin_token(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
-    return "the value contains a line break; expected a token, @FILE, or empty for none";
+    return invalid("the value contains a line break; expected a token, @FILE, or empty for none");
   }
-  if (text == "@") return "@ names no file; expected a token, @FILE, or empty for none";
-  return std::nullopt;
+  if (text == "@") return invalid("@ names no file; expected a token, @FILE, or empty for none");
+  return {};
 }
 
 // Order here is the order of the help text and of the example config file.
@@ -517,52 +527,52 @@ std::string_view type_name(const raw_value& value) {
   return std::visit(visitor{}, value);
 }
 
-std::optional<problem> apply_text(const text_key& kind, settings& s, const raw_value& value) {
+outcome_of<void> apply_text(const text_key& kind, settings& s, const raw_value& value) {
   const auto* text = std::get_if<std::string>(&value);
   if (text == nullptr) {
-    return "wrong type (" + std::string(type_name(value)) + "); expected a string";
+    return invalid("wrong type (" + std::string(type_name(value)) + "); expected a string");
   }
-  if (auto bad = kind.check(*text)) return bad;
+  if (auto checked = kind.check(*text); !checked) return checked;
   s.*kind.field = *text;
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> apply_duration(const duration_key& kind, settings& s,
-                                      const raw_value& value) {
+outcome_of<void> apply_duration(const duration_key& kind, settings& s, const raw_value& value) {
   const std::string form = "; expected " + std::string(duration_form);
   milliseconds parsed{};
   std::string shown;
   if (const auto* text = std::get_if<std::string>(&value)) {
     shown = quote(*text);
     const auto result = parse_duration(*text);
-    if (!result) return shown + " is not a duration" + form;
+    if (!result) return invalid(shown + " is not a duration" + form);
     parsed = *result;
   } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
     shown = std::to_string(*number);
     const auto result = parse_duration(shown);
     if (*number < 0 || (*number == 0 && !kind.zero_allowed)) {
-      return shown + " must be greater than zero" + form;
+      return invalid(shown + " must be greater than zero" + form);
     }
-    if (!result) return shown + " is too large" + form;
+    if (!result) return invalid(shown + " is too large" + form);
     parsed = *result;
   } else {
-    return "wrong type (" + std::string(type_name(value)) +
-           "); expected a string like \"60s\" or " + "an integer number of seconds";
+    return invalid("wrong type (" + std::string(type_name(value)) +
+                   "); expected a string like \"60s\" or " + "an integer number of seconds");
   }
   if (parsed.count() < 0 || (parsed.count() == 0 && !kind.zero_allowed)) {
-    return shown + " must be greater than zero" + form;
+    return invalid(shown + " must be greater than zero" + form);
   }
   if (auto* field = std::get_if<seconds settings::*>(&kind.field)) {
-    if (parsed.count() % 1000 != 0) return shown + " is not a whole number of seconds" + form;
+    if (parsed.count() % 1000 != 0) {
+      return invalid(shown + " is not a whole number of seconds" + form);
+    }
     s.** field = std::chrono::duration_cast<seconds>(parsed);
   } else {
     s.*std::get<milliseconds settings::*>(kind.field) = parsed;
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> apply_int(const int_key& kind, settings& s, const raw_value& value,
-                                 origin from) {
+outcome_of<void> apply_int(const int_key& kind, settings& s, const raw_value& value, origin from) {
   const std::string form =
       "; expected an integer from " + std::to_string(kind.min) + " to " + std::to_string(kind.max);
   std::int64_t number = 0;
@@ -573,22 +583,22 @@ std::optional<problem> apply_int(const int_key& kind, settings& s, const raw_val
     const bool digits =
         !text->empty() && text->size() <= 12 &&
         std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits) return shown + " is not an integer" + form;
+    if (!digits) return invalid(shown + " is not an integer" + form);
     number = std::stoll(*text);
   } else if (const auto* typed = std::get_if<std::int64_t>(&value)) {
     number = *typed;
     shown = std::to_string(number);
   } else {
-    return "wrong type (" + std::string(type_name(value)) + ")" + form;
+    return invalid("wrong type (" + std::string(type_name(value)) + ")" + form);
   }
-  if (number < kind.min || number > kind.max) return shown + " is out of range" + form;
+  if (number < kind.min || number > kind.max) return invalid(shown + " is out of range" + form);
   std::visit([&](auto field) { s.*field = static_cast<std::decay_t<decltype(s.*field)>>(number); },
              kind.field);
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> apply_bool(const bool_key& kind, settings& s, const raw_value& value,
-                                  origin from) {
+outcome_of<void> apply_bool(const bool_key& kind, settings& s, const raw_value& value,
+                            origin from) {
   constexpr std::string_view form = "; expected true or false";
   const auto* text = from == origin::text ? std::get_if<std::string>(&value) : nullptr;
   if (text != nullptr) {
@@ -597,43 +607,42 @@ std::optional<problem> apply_bool(const bool_key& kind, settings& s, const raw_v
     } else if (*text == "false" || *text == "0") {
       s.*kind.field = false;
     } else {
-      return quote(*text) + " is not a boolean" + std::string(form);
+      return invalid(quote(*text) + " is not a boolean" + std::string(form));
     }
   } else if (const auto* typed = std::get_if<bool>(&value)) {
     s.*kind.field = *typed;
   } else {
-    return "wrong type (" + std::string(type_name(value)) + ")" + std::string(form);
+    return invalid("wrong type (" + std::string(type_name(value)) + ")" + std::string(form));
   }
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> apply_size(const size_key& kind, settings& s, const raw_value& value) {
+outcome_of<void> apply_size(const size_key& kind, settings& s, const raw_value& value) {
   const std::string form =
       "; expected a byte count like 50GiB, 512MiB or 1048576 (suffixes KiB, MiB, GiB, TiB; " +
       std::string(kind.range) + ")";
   if (const auto* number = std::get_if<std::int64_t>(&value)) {
-    if (*number < 0) return std::to_string(*number) + " is negative" + form;
+    if (*number < 0) return invalid(std::to_string(*number) + " is negative" + form);
     if (static_cast<std::uint64_t>(*number) < kind.min) {
-      return std::to_string(*number) + " is too small" + form;
+      return invalid(std::to_string(*number) + " is too small" + form);
     }
     s.*kind.field = static_cast<std::uint64_t>(*number);
-    return std::nullopt;
+    return {};
   }
   const auto* text = std::get_if<std::string>(&value);
   if (text == nullptr) {
-    return "wrong type (" + std::string(type_name(value)) + ")" + form;
+    return invalid("wrong type (" + std::string(type_name(value)) + ")" + form);
   }
   const auto parsed = parse_byte_size(*text);
-  if (!parsed) return quote(*text) + " is not a byte count" + form;
-  if (*parsed < kind.min) return quote(*text) + " is too small" + form;
+  if (!parsed) return invalid(quote(*text) + " is not a byte count" + form);
+  if (*parsed < kind.min) return invalid(quote(*text) + " is too small" + form);
   s.*kind.field = *parsed;
-  return std::nullopt;
+  return {};
 }
 
-std::optional<problem> apply(const key_spec& key, settings& s, const raw_value& value,
-                             origin from) {
+outcome_of<void> apply(const key_spec& key, settings& s, const raw_value& value, origin from) {
   return std::visit(
-      [&](const auto& kind) -> std::optional<problem> {
+      [&](const auto& kind) -> outcome_of<void> {
         using kind_t = std::decay_t<decltype(kind)>;
         if constexpr (std::is_same_v<kind_t, text_key>) {
           return apply_text(kind, s, value);
@@ -650,9 +659,10 @@ std::optional<problem> apply(const key_spec& key, settings& s, const raw_value& 
       key.kind);
 }
 
-failure fail(std::string_view subject, const problem& what, std::string_view source) {
-  return failure{errc::invalid_request, "gomodproxy: " + std::string(subject) + ": " + what +
-                                            " (from " + std::string(source) + ")"};
+// The key's failure as load_settings returns it: its code, the key in front and the source after.
+failure fail(std::string_view subject, const failure& what, std::string_view source) {
+  return failure{what.code, "gomodproxy: " + std::string(subject) + ": " + what.detail + " (from " +
+                                std::string(source) + ")"};
 }
 
 std::string all_flags() {
@@ -798,8 +808,8 @@ outcome_of<void> apply_file(const std::string& path, settings& s) {
     } else {
       value = other_type{"a date or time"};
     }
-    if (auto bad = apply(*key, s, value, origin::typed)) {
-      return fail(key->name, *bad, "file key " + key_name + " in " + path);
+    if (auto applied = apply(*key, s, value, origin::typed); !applied) {
+      return fail(key->name, applied.error(), "file key " + key_name + " in " + path);
     }
   }
   return {};
@@ -846,13 +856,13 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
     if (auto applied = apply_file(*config_path, s); !applied) return applied.error();
   }
   for (const auto& [key, entry] : env) {
-    if (auto bad = apply(*key, s, raw_value{entry->second}, origin::text)) {
-      return fail(key->name, *bad, "env " + entry->first);
+    if (auto applied = apply(*key, s, raw_value{entry->second}, origin::text); !applied) {
+      return fail(key->name, applied.error(), "env " + entry->first);
     }
   }
   for (const auto& flag : flags.values) {
-    if (auto bad = apply(*flag.key, s, raw_value{flag.value}, origin::text)) {
-      return fail(flag.key->name, *bad, "flag " + flag.spelling);
+    if (auto applied = apply(*flag.key, s, raw_value{flag.value}, origin::text); !applied) {
+      return fail(flag.key->name, applied.error(), "flag " + flag.spelling);
     }
   }
 
@@ -861,12 +871,12 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
   auto upstreams = upstream::parse_upstream_list(s.upstreams_text);
   auto private_upstreams = upstream::parse_upstream_list(s.private_upstreams_text);
   if (!upstreams) {
-    return failure{errc::invalid_request,
+    return failure{upstreams.error().code,
                    "gomodproxy: upstreams: " + one_line(upstreams.error().detail) + "; expected " +
                        std::string(upstream_form) + " (from the built-in default)"};
   }
   if (!private_upstreams) {
-    return failure{errc::invalid_request,
+    return failure{private_upstreams.error().code,
                    "gomodproxy: private_upstreams: " + one_line(private_upstreams.error().detail) +
                        "; expected " + std::string(upstream_form) + " (from the built-in default)"};
   }
@@ -874,11 +884,8 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
   s.private_upstreams = *std::move(private_upstreams);
   s.private_patterns = protocol::parse_glob_list(s.private_text);
   auto sumdb_entries = split_sumdb_list(s.sumdb_text);
-  if (auto* bad = std::get_if<problem>(&sumdb_entries)) {
-    return failure{errc::invalid_request,
-                   "gomodproxy: sumdb: " + *bad + " (from the built-in default)"};
-  }
-  for (auto& [name, urls] : std::get<0>(sumdb_entries)) {
+  if (!sumdb_entries) return fail("sumdb", sumdb_entries.error(), "the built-in default");
+  for (auto& [name, urls] : *sumdb_entries) {
     settings::sumdb_entry entry;
     entry.name = name;
     entry.tiers = upstream::parse_upstream_list(urls).value();

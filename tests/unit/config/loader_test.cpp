@@ -871,6 +871,109 @@ TEST(load_settings, ca_file_without_certificates_is_refused) {
   }
 }
 
+// Each key's check and applier, refused once, word for word: what an operator reads, and the
+// code (invalid_request) that says it is a setting that cannot be used.
+TEST(load_settings, each_refusal_reads_word_for_word) {
+  temp_dir dir;
+  const auto wrong_text = dir.write("text.toml", "listen = 1\n");
+  const auto wrong_duration = dir.write("duration.toml", "list_ttl = true\n");
+  const std::string size_form =
+      "; expected a byte count like 50GiB, 512MiB or 1048576 (suffixes KiB, MiB, GiB, TiB; ";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--listen", "nohost"},
+       "gomodproxy: listen: \"nohost\" is not HOST:PORT; expected HOST:PORT like 127.0.0.1:8081, "
+       "0.0.0.0:8081 or [::1]:8081 (port 0..65535) (from flag --listen)"},
+      {{"--cache-dir="},
+       "gomodproxy: cache_dir: must not be empty; expected a directory path like ./var/cache "
+       "(from flag --cache-dir)"},
+      {{"--upstreams", "ftp://x"},
+       "gomodproxy: upstreams: invalid proxy URL scheme (must be https or http): ftp://x; expected "
+       "GOPROXY syntax like https://goproxy.cn|https://goproxy.io|direct (from flag --upstreams)"},
+      {{"--sumdb", "a"},
+       "gomodproxy: sumdb: \"a\" is not NAME=URLS; expected space-separated NAME=URLS entries like "
+       "sum.golang.org=https://sum.golang.org, URLS in upstream list syntax (from flag --sumdb)"},
+      {{"--sumdb", "a=https://x a=https://y"},
+       "gomodproxy: sumdb: database \"a\" is listed twice (from flag --sumdb)"},
+      {{"--sumdb", "a=ftp://x"},
+       "gomodproxy: sumdb: a: invalid proxy URL scheme (must be https or http): ftp://x; expected "
+       "space-separated NAME=URLS entries like sum.golang.org=https://sum.golang.org, URLS in "
+       "upstream list syntax (from flag --sumdb)"},
+      {{"--sumdb", "a=direct"},
+       "gomodproxy: sumdb: a: direct cannot serve a checksum database; expected URLs only (from "
+       "flag --sumdb)"},
+      {{"--sumdb-key", "bad"},
+       "gomodproxy: sumdb_key: \"bad\" is not a checksum database key; expected NAME+HASH+KEY "
+       "like " +
+           std::string(sum_golang_org_key()) + " (from flag --sumdb-key)"},
+      {{"--verify=maybe"},
+       "gomodproxy: verify: \"maybe\" is not a verification mode; expected sumdb or off (from flag "
+       "--verify)"},
+      {{"--hedge-after", "soon"},
+       "gomodproxy: hedge_after: \"soon\" is not a hedge delay; expected auto or a duration like "
+       "500ms (0s: off) (from flag --hedge-after)"},
+      {{"--private", "a\nb"},
+       "gomodproxy: private: \"a\\x0ab\" contains a line break; expected GOPRIVATE globs like "
+       "*.corp.example.com,github.com/org (from flag --private)"},
+      {{"--go-binary="},
+       "gomodproxy: go_binary: \"\" is not a program; expected a path like "
+       "/usr/lib/go-1.23/bin/go or a name on PATH like go (from flag --go-binary)"},
+      {{"--log-level", "loud"},
+       "gomodproxy: log_level: \"loud\" is not a log level; expected one of trace, debug, info, "
+       "warn, error, off (from flag --log-level)"},
+      {{"--access-log="},
+       "gomodproxy: access_log: must not be empty; expected stderr, off or a file path (from flag "
+       "--access-log)"},
+      {{"--ca-file", "/nonexistent/ca.pem"},
+       "gomodproxy: ca_file: \"/nonexistent/ca.pem\" is not a readable file; expected a PEM CA "
+       "bundle path, or empty for none (from flag --ca-file)"},
+      {{"--tls-cert", "/nonexistent/cert.pem"},
+       "gomodproxy: tls_cert: \"/nonexistent/cert.pem\" is not a readable file; expected a PEM "
+       "file path, or empty for none (from flag --tls-cert)"},
+      {{"--probe-modules", "example.com/a,Bad..Path"},
+       "gomodproxy: probe_modules: \"Bad..Path\" is not a module path (malformed module path "
+       "\"Bad..Path\": invalid char 'B' in first path element); expected comma-separated module "
+       "paths like golang.org/x/mod (from flag --probe-modules)"},
+      {{"--auth-file", "a\nb"},
+       "gomodproxy: auth_file: \"a\\x0ab\" contains a line break; expected a file path, or empty "
+       "for none (from flag --auth-file)"},
+      {{"--admin-token", "@"},
+       "gomodproxy: admin_token: @ names no file; expected a token, @FILE, or empty for none "
+       "(from flag --admin-token)"},
+      {{"--list-ttl", "soon"},
+       "gomodproxy: list_ttl: \"soon\" is not a duration; expected e.g. 60s, 5m, 1h or a number "
+       "of seconds (from flag --list-ttl)"},
+      {{"--config", wrong_duration},
+       "gomodproxy: list_ttl: wrong type (a boolean); expected a string like \"60s\" or an "
+       "integer number of seconds (from file key list_ttl in " +
+           wrong_duration + ")"},
+      {{"--fill-threads", "0"},
+       "gomodproxy: fill_threads: \"0\" is out of range; expected an integer from 1 to 64 (from "
+       "flag --fill-threads)"},
+      {{"--offline=yes"},
+       "gomodproxy: offline: \"yes\" is not a boolean; expected true or false (from flag "
+       "--offline)"},
+      {{"--cache-memory", "1KiB"},
+       "gomodproxy: cache_memory: \"1KiB\" is too small" + size_form +
+           "at least 1MiB) (from flag --cache-memory)"},
+      {{"--config", wrong_text},
+       "gomodproxy: listen: wrong type (an integer); expected a string (from file key listen in " +
+           wrong_text + ")"},
+  };
+  for (const auto& [args, message] : cases) {
+    SCOPED_TRACE(args.back());
+    const auto loaded = load_settings(args, {});
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().code, errc::invalid_request);
+    EXPECT_EQ(loaded.error().detail, message);
+  }
+  const auto from_env = load_settings({}, {{"GOMODPROXY_HEDGE_AFTER", "soon"}});
+  ASSERT_FALSE(from_env);
+  EXPECT_EQ(from_env.error().code, errc::invalid_request);
+  EXPECT_EQ(from_env.error().detail,
+            "gomodproxy: hedge_after: \"soon\" is not a hedge delay; expected auto or a duration "
+            "like 500ms (0s: off) (from env GOMODPROXY_HEDGE_AFTER)");
+}
+
 TEST(loader, tls_cert_and_key_come_together_and_must_be_readable) {
   temp_dir dir;
   const auto cert = dir.write("cert.pem", "-----BEGIN CERTIFICATE-----\n");
