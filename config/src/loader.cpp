@@ -86,8 +86,6 @@ struct key_spec {
   bool repeatable = false;
 };
 
-failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 // Messages are one ASCII line whatever the input held; a stray newline shows as \x0a.
 std::string quote(std::string_view text) {
   return protocol::quote(text, {.quotes = true, .named_controls = false, .max_bytes = 200});
@@ -110,7 +108,7 @@ outcome_of<void> check_listen(const std::string& text) {
   if (!text.empty() && text.front() == '[') {
     const auto close = text.find(']');
     if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return invalid(quote(text) + " is not HOST:PORT" + form);
+      return invalid_request(quote(text) + " is not HOST:PORT" + form);
     }
     host = std::string_view(text).substr(1, close - 1);
     port = std::string_view(text).substr(close + 2);
@@ -120,40 +118,44 @@ outcome_of<void> check_listen(const std::string& text) {
           return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.' || c == '%';
         });
     if (!ipv6_shape)
-      return invalid(quote(text) + " has a bracketed host that is not an IPv6 address" + form);
+      return invalid_request(quote(text) + " has a bracketed host that is not an IPv6 address" +
+                             form);
   } else {
     const auto colon = text.rfind(':');
-    if (colon == std::string::npos) return invalid(quote(text) + " is not HOST:PORT" + form);
+    if (colon == std::string::npos)
+      return invalid_request(quote(text) + " is not HOST:PORT" + form);
     host = std::string_view(text).substr(0, colon);
     port = std::string_view(text).substr(colon + 1);
     if (host.find(':') != std::string_view::npos) {
-      return invalid(quote(text) + " has an IPv6 host without brackets" + form);
+      return invalid_request(quote(text) + " has an IPv6 host without brackets" + form);
     }
     const bool name_shape = std::all_of(host.begin(), host.end(), [](char c) {
       return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
     });
-    if (!name_shape) return invalid(quote(text) + " has an invalid host" + form);
+    if (!name_shape) return invalid_request(quote(text) + " has an invalid host" + form);
   }
-  if (host.empty()) return invalid(quote(text) + " has no host" + form);
+  if (host.empty()) return invalid_request(quote(text) + " has no host" + form);
   // The listener binds an address and resolves no names, so a name would only fail later.
   if (host != "localhost") {
     boost::system::error_code not_an_address;
     boost::asio::ip::make_address(std::string(host), not_an_address);
     if (not_an_address) {
-      return invalid(quote(text) + " has a host that is not an IP address or localhost" + form);
+      return invalid_request(quote(text) + " has a host that is not an IP address or localhost" +
+                             form);
     }
   }
   const bool digits =
       !port.empty() && port.size() <= 5 &&
       std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!digits || std::stoi(std::string(port)) > 65535) {
-    return invalid(quote(text) + " has an invalid port" + form);
+    return invalid_request(quote(text) + " has an invalid port" + form);
   }
   return {};
 }
 
 outcome_of<void> check_not_empty_dir(const std::string& text) {
-  if (text.empty()) return invalid("must not be empty; expected a directory path like ./var/cache");
+  if (text.empty())
+    return invalid_request("must not be empty; expected a directory path like ./var/cache");
   return {};
 }
 
@@ -179,11 +181,12 @@ outcome_of<std::vector<std::pair<std::string, std::string>>> split_sumdb_list(
   while (words >> word) {
     const auto equals = word.find('=');
     if (equals == std::string::npos || equals == 0) {
-      return invalid(quote(word) + " is not NAME=URLS; expected " + std::string(sumdb_form));
+      return invalid_request(quote(word) + " is not NAME=URLS; expected " +
+                             std::string(sumdb_form));
     }
     auto name = word.substr(0, equals);
     for (const auto& [seen, urls] : out) {
-      if (seen == name) return invalid("database " + quote(name) + " is listed twice");
+      if (seen == name) return invalid_request("database " + quote(name) + " is listed twice");
     }
     out.emplace_back(std::move(name), word.substr(equals + 1));
   }
@@ -201,8 +204,8 @@ outcome_of<void> check_sumdb_list(const std::string& text) {
     }
     for (const auto& tier : *parsed) {
       if (tier.type != upstream::tier_spec::kind::url) {
-        return invalid(name + ": " + tier.name +
-                       " cannot serve a checksum database; expected URLs only");
+        return invalid_request(name + ": " + tier.name +
+                               " cannot serve a checksum database; expected URLs only");
       }
     }
   }
@@ -219,8 +222,9 @@ outcome_of<void> check_sumdb_keys(const std::string& text) {
     if (first == 0 || second == std::string::npos || second - first != 9 ||
         key.find_first_not_of("0123456789abcdef", first + 1) != second ||
         second + 1 == key.size()) {
-      return invalid(quote(key) + " is not a checksum database key; expected NAME+HASH+KEY like " +
-                     std::string(sum_golang_org_key()));
+      return invalid_request(quote(key) +
+                             " is not a checksum database key; expected NAME+HASH+KEY like " +
+                             std::string(sum_golang_org_key()));
     }
   }
   return {};
@@ -228,29 +232,29 @@ outcome_of<void> check_sumdb_keys(const std::string& text) {
 
 outcome_of<void> check_verify_mode(const std::string& text) {
   if (text == "sumdb" || text == "off") return {};
-  return invalid(quote(text) + " is not a verification mode; expected sumdb or off");
+  return invalid_request(quote(text) + " is not a verification mode; expected sumdb or off");
 }
 
 outcome_of<void> check_hedge_after(const std::string& text) {
   if (text == "auto" || parse_duration(text)) return {};
-  return invalid(quote(text) +
-                 " is not a hedge delay; expected auto or a duration like 500ms (0s: off)");
+  return invalid_request(quote(text) +
+                         " is not a hedge delay; expected auto or a duration like 500ms (0s: off)");
 }
 
 outcome_of<void> check_globs(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
-    return invalid(quote(text) +
-                   " contains a line break; expected GOPRIVATE globs like "
-                   "*.corp.example.com,github.com/org");
+    return invalid_request(quote(text) +
+                           " contains a line break; expected GOPRIVATE globs like "
+                           "*.corp.example.com,github.com/org");
   }
   return {};
 }
 
 outcome_of<void> check_go_binary(const std::string& text) {
   if (text.empty() || text.find_first_of("\r\n") != std::string::npos) {
-    return invalid(quote(text) +
-                   " is not a program; expected a path like /usr/lib/go-1.23/bin/go or a " +
-                   "name on PATH like go");
+    return invalid_request(quote(text) +
+                           " is not a program; expected a path like /usr/lib/go-1.23/bin/go or a " +
+                           "name on PATH like go");
   }
   return {};
 }
@@ -259,12 +263,13 @@ outcome_of<void> check_log_level(const std::string& text) {
   constexpr std::array<std::string_view, 6> levels = {"trace", "debug", "info",
                                                       "warn",  "error", "off"};
   if (std::find(levels.begin(), levels.end(), text) != levels.end()) return {};
-  return invalid(quote(text) +
-                 " is not a log level; expected one of trace, debug, info, warn, error, off");
+  return invalid_request(
+      quote(text) + " is not a log level; expected one of trace, debug, info, warn, error, off");
 }
 
 outcome_of<void> check_access_log(const std::string& text) {
-  if (text.empty()) return invalid("must not be empty; expected stderr, off or a file path");
+  if (text.empty())
+    return invalid_request("must not be empty; expected stderr, off or a file path");
   return {};
 }
 
@@ -273,13 +278,13 @@ outcome_of<void> check_ca_file(const std::string& text) {
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(text, ec);
   if (!regular || !std::ifstream(text).good()) {
-    return invalid(quote(text) +
-                   " is not a readable file; expected a PEM CA bundle path, or empty for none");
+    return invalid_request(
+        quote(text) + " is not a readable file; expected a PEM CA bundle path, or empty for none");
   }
   // invalid_request, not the TLS library's code: the operator named a file that is no CA bundle.
   if (auto bundle = upstream::check_ca_bundle(text); !bundle) {
-    return invalid(quote(text) + " is not a CA bundle (" + bundle.error().detail +
-                   "); expected a file of PEM certificates, or empty for none");
+    return invalid_request(quote(text) + " is not a CA bundle (" + bundle.error().detail +
+                           "); expected a file of PEM certificates, or empty for none");
   }
   return {};
 }
@@ -291,8 +296,8 @@ outcome_of<void> check_tls_file(const std::string& text) {
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(text, ec);
   if (!regular || !std::ifstream(text).good()) {
-    return invalid(quote(text) +
-                   " is not a readable file; expected a PEM file path, or empty for none");
+    return invalid_request(quote(text) +
+                           " is not a readable file; expected a PEM file path, or empty for none");
   }
   return {};
 }
@@ -324,7 +329,8 @@ outcome_of<void> check_module_list(const std::string& text) {
 
 outcome_of<void> check_auth_file(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
-    return invalid(quote(text) + " contains a line break; expected a file path, or empty for none");
+    return invalid_request(quote(text) +
+                           " contains a line break; expected a file path, or empty for none");
   }
   return {};
 }
@@ -333,9 +339,11 @@ outcome_of<void> check_auth_file(const std::string& text) {
 // length and characters are checked once the server reads it (server/access_control.cpp).
 outcome_of<void> check_admin_token(const std::string& text) {
   if (text.find_first_of("\r\n") != std::string::npos) {
-    return invalid("the value contains a line break; expected a token, @FILE, or empty for none");
+    return invalid_request(
+        "the value contains a line break; expected a token, @FILE, or empty for none");
   }
-  if (text == "@") return invalid("@ names no file; expected a token, @FILE, or empty for none");
+  if (text == "@")
+    return invalid_request("@ names no file; expected a token, @FILE, or empty for none");
   return {};
 }
 
@@ -530,7 +538,7 @@ std::string_view type_name(const raw_value& value) {
 outcome_of<void> apply_text(const text_key& kind, settings& s, const raw_value& value) {
   const auto* text = std::get_if<std::string>(&value);
   if (text == nullptr) {
-    return invalid("wrong type (" + std::string(type_name(value)) + "); expected a string");
+    return invalid_request("wrong type (" + std::string(type_name(value)) + "); expected a string");
   }
   if (auto checked = kind.check(*text); !checked) return checked;
   s.*kind.field = *text;
@@ -544,26 +552,27 @@ outcome_of<void> apply_duration(const duration_key& kind, settings& s, const raw
   if (const auto* text = std::get_if<std::string>(&value)) {
     shown = quote(*text);
     const auto result = parse_duration(*text);
-    if (!result) return invalid(shown + " is not a duration" + form);
+    if (!result) return invalid_request(shown + " is not a duration" + form);
     parsed = *result;
   } else if (const auto* number = std::get_if<std::int64_t>(&value)) {
     shown = std::to_string(*number);
     const auto result = parse_duration(shown);
     if (*number < 0 || (*number == 0 && !kind.zero_allowed)) {
-      return invalid(shown + " must be greater than zero" + form);
+      return invalid_request(shown + " must be greater than zero" + form);
     }
-    if (!result) return invalid(shown + " is too large" + form);
+    if (!result) return invalid_request(shown + " is too large" + form);
     parsed = *result;
   } else {
-    return invalid("wrong type (" + std::string(type_name(value)) +
-                   "); expected a string like \"60s\" or " + "an integer number of seconds");
+    return invalid_request("wrong type (" + std::string(type_name(value)) +
+                           "); expected a string like \"60s\" or " +
+                           "an integer number of seconds");
   }
   if (parsed.count() < 0 || (parsed.count() == 0 && !kind.zero_allowed)) {
-    return invalid(shown + " must be greater than zero" + form);
+    return invalid_request(shown + " must be greater than zero" + form);
   }
   if (auto* field = std::get_if<seconds settings::*>(&kind.field)) {
     if (parsed.count() % 1000 != 0) {
-      return invalid(shown + " is not a whole number of seconds" + form);
+      return invalid_request(shown + " is not a whole number of seconds" + form);
     }
     s.** field = std::chrono::duration_cast<seconds>(parsed);
   } else {
@@ -583,15 +592,16 @@ outcome_of<void> apply_int(const int_key& kind, settings& s, const raw_value& va
     const bool digits =
         !text->empty() && text->size() <= 12 &&
         std::all_of(text->begin(), text->end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (!digits) return invalid(shown + " is not an integer" + form);
+    if (!digits) return invalid_request(shown + " is not an integer" + form);
     number = std::stoll(*text);
   } else if (const auto* typed = std::get_if<std::int64_t>(&value)) {
     number = *typed;
     shown = std::to_string(number);
   } else {
-    return invalid("wrong type (" + std::string(type_name(value)) + ")" + form);
+    return invalid_request("wrong type (" + std::string(type_name(value)) + ")" + form);
   }
-  if (number < kind.min || number > kind.max) return invalid(shown + " is out of range" + form);
+  if (number < kind.min || number > kind.max)
+    return invalid_request(shown + " is out of range" + form);
   std::visit([&](auto field) { s.*field = static_cast<std::decay_t<decltype(s.*field)>>(number); },
              kind.field);
   return {};
@@ -607,12 +617,13 @@ outcome_of<void> apply_bool(const bool_key& kind, settings& s, const raw_value& 
     } else if (*text == "false" || *text == "0") {
       s.*kind.field = false;
     } else {
-      return invalid(quote(*text) + " is not a boolean" + std::string(form));
+      return invalid_request(quote(*text) + " is not a boolean" + std::string(form));
     }
   } else if (const auto* typed = std::get_if<bool>(&value)) {
     s.*kind.field = *typed;
   } else {
-    return invalid("wrong type (" + std::string(type_name(value)) + ")" + std::string(form));
+    return invalid_request("wrong type (" + std::string(type_name(value)) + ")" +
+                           std::string(form));
   }
   return {};
 }
@@ -622,20 +633,20 @@ outcome_of<void> apply_size(const size_key& kind, settings& s, const raw_value& 
       "; expected a byte count like 50GiB, 512MiB or 1048576 (suffixes KiB, MiB, GiB, TiB; " +
       std::string(kind.range) + ")";
   if (const auto* number = std::get_if<std::int64_t>(&value)) {
-    if (*number < 0) return invalid(std::to_string(*number) + " is negative" + form);
+    if (*number < 0) return invalid_request(std::to_string(*number) + " is negative" + form);
     if (static_cast<std::uint64_t>(*number) < kind.min) {
-      return invalid(std::to_string(*number) + " is too small" + form);
+      return invalid_request(std::to_string(*number) + " is too small" + form);
     }
     s.*kind.field = static_cast<std::uint64_t>(*number);
     return {};
   }
   const auto* text = std::get_if<std::string>(&value);
   if (text == nullptr) {
-    return invalid("wrong type (" + std::string(type_name(value)) + ")" + form);
+    return invalid_request("wrong type (" + std::string(type_name(value)) + ")" + form);
   }
   const auto parsed = parse_byte_size(*text);
-  if (!parsed) return invalid(quote(*text) + " is not a byte count" + form);
-  if (*parsed < kind.min) return invalid(quote(*text) + " is too small" + form);
+  if (!parsed) return invalid_request(quote(*text) + " is not a byte count" + form);
+  if (*parsed < kind.min) return invalid_request(quote(*text) + " is too small" + form);
   s.*kind.field = *parsed;
   return {};
 }
@@ -702,9 +713,8 @@ outcome_of<parsed_flags> parse_flags(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg.size() <= 2 || arg.compare(0, 2, "--") != 0) {
-      return failure{errc::invalid_request,
-                     "gomodproxy: unexpected argument " + quote(arg) +
-                         "; expected flags like --listen 127.0.0.1:8081 or --list-ttl=90s"};
+      return invalid_request("gomodproxy: unexpected argument " + quote(arg) +
+                             "; expected flags like --listen 127.0.0.1:8081 or --list-ttl=90s");
     }
     const auto eq = arg.find('=');
     const std::string name = arg.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
@@ -723,8 +733,8 @@ outcome_of<parsed_flags> parse_flags(const std::vector<std::string>& args) {
         std::replace(dashed.begin(), dashed.end(), '_', '-');
         if (find_key(key_name) != nullptr) hint = " (did you mean --" + dashed + "?)";
       }
-      return failure{errc::invalid_request, "gomodproxy: " + quote(flag) + ": unknown flag" + hint +
-                                                "; expected one of " + all_flags()};
+      return invalid_request("gomodproxy: " + quote(flag) + ": unknown flag" + hint +
+                             "; expected one of " + all_flags());
     }
 
     std::string value;
@@ -741,9 +751,9 @@ outcome_of<parsed_flags> parse_flags(const std::vector<std::string>& args) {
     } else {
       const std::string subject = is_config ? "config" : std::string(key->name);
       const std::string placeholder = is_config ? "FILE" : std::string(key->placeholder);
-      return failure{errc::invalid_request, "gomodproxy: " + subject + ": flag " + flag +
-                                                " needs a value; expected " + flag + " " +
-                                                placeholder + " or " + flag + "=" + placeholder};
+      return invalid_request("gomodproxy: " + subject + ": flag " + flag +
+                             " needs a value; expected " + flag + " " + placeholder + " or " +
+                             flag + "=" + placeholder);
     }
     if (is_config) {
       out.config_path = value;
@@ -778,19 +788,17 @@ outcome_of<void> apply_file(const std::string& path, settings& s) {
     table = toml::parse(content.str(), path);
   } catch (const toml::parse_error& error) {
     const auto& where = error.source().begin;
-    return failure{errc::invalid_request, "gomodproxy: config: " + quote(path) + " line " +
-                                              std::to_string(where.line) + " column " +
-                                              std::to_string(where.column) + ": " +
-                                              one_line(std::string(error.description())) +
-                                              "; expected TOML like " + "list_ttl = \"60s\""};
+    return invalid_request("gomodproxy: config: " + quote(path) + " line " +
+                           std::to_string(where.line) + " column " + std::to_string(where.column) +
+                           ": " + one_line(std::string(error.description())) +
+                           "; expected TOML like " + "list_ttl = \"60s\"");
   }
   for (const auto& [name, node] : table) {
     const std::string key_name(name.str());
     const key_spec* key = find_key(key_name);
     if (key == nullptr) {
-      return failure{errc::invalid_request, "gomodproxy: " + quote(key_name) +
-                                                ": unknown key in config file " + quote(path) +
-                                                "; expected one of " + all_file_keys()};
+      return invalid_request("gomodproxy: " + quote(key_name) + ": unknown key in config file " +
+                             quote(path) + "; expected one of " + all_file_keys());
     }
     raw_value value;
     if (const auto* text = node.as_string()) {
@@ -837,9 +845,8 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     const key_spec* key = find_key(key_name);
     if (key == nullptr || env_name(key->name) != name) {
-      return failure{errc::invalid_request, "gomodproxy: " + quote(name) +
-                                                ": unknown environment variable; expected one of " +
-                                                all_env_names()};
+      return invalid_request("gomodproxy: " + quote(name) +
+                             ": unknown environment variable; expected one of " + all_env_names());
     }
     env.emplace_back(key, &entry);
   }
@@ -895,32 +902,29 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
       if (key.starts_with(name + "+")) entry.key = key;
     }
     if (entry.key.empty()) {
-      return failure{errc::invalid_request, "gomodproxy: sumdb_key: no key for checksum database " +
-                                                quote(name) + "; expected a key starting with " +
-                                                name + "+ in sumdb_key"};
+      return invalid_request("gomodproxy: sumdb_key: no key for checksum database " + quote(name) +
+                             "; expected a key starting with " + name + "+ in sumdb_key");
     }
     s.sumdbs.push_back(std::move(entry));
   }
   s.no_sumdb_patterns = protocol::parse_glob_list(s.no_sumdb_text);
   s.direct_allow_patterns = protocol::parse_glob_list(s.direct_allow_text);
   if (s.verify == "sumdb" && s.sumdbs.empty()) {
-    return failure{errc::invalid_request,
-                   "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "
-                   "or at least one sumdb entry"};
+    return invalid_request(
+        "gomodproxy: verify: sumdb needs a checksum database; expected verify = off "
+        "or at least one sumdb entry");
   }
   if (s.tls_cert.empty() != s.tls_key.empty()) {
     const std::string given = s.tls_cert.empty() ? "tls_key" : "tls_cert";
     const std::string missing = s.tls_cert.empty() ? "tls_cert" : "tls_key";
-    return failure{errc::invalid_request,
-                   "gomodproxy: " + missing + ": empty while " + given +
-                       " is set; expected both tls_cert and tls_key, or neither"};
+    return invalid_request("gomodproxy: " + missing + ": empty while " + given +
+                           " is set; expected both tls_cert and tls_key, or neither");
   }
   if (s.hedge_after_text != "auto") s.hedge_after = parse_duration(s.hedge_after_text);
   if (s.stall_min > s.stall_max) {
-    return failure{errc::invalid_request,
-                   "gomodproxy: stall_min: " + std::to_string(s.stall_min.count()) +
-                       "ms is more than stall_max (" + std::to_string(s.stall_max.count()) +
-                       "ms); expected stall_min <= stall_max"};
+    return invalid_request("gomodproxy: stall_min: " + std::to_string(s.stall_min.count()) +
+                           "ms is more than stall_max (" + std::to_string(s.stall_max.count()) +
+                           "ms); expected stall_min <= stall_max");
   }
   // Probes obey the private-module rule too: a private module name never reaches a public tier,
   // and private tiers are asked only about private modules.
@@ -928,17 +932,16 @@ outcome_of<settings> load_settings(const std::vector<std::string>& args,
   s.private_probe_modules = split_module_list(s.private_probe_modules_text);
   for (const auto& module_path : s.probe_modules) {
     if (protocol::match_prefix_patterns(s.private_patterns, module_path)) {
-      return failure{errc::invalid_request,
-                     "gomodproxy: probe_modules: " + quote(module_path) +
-                         " is private (matches private); expected public modules only, private "
-                         "ones belong in private_probe_modules"};
+      return invalid_request("gomodproxy: probe_modules: " + quote(module_path) +
+                             " is private (matches private); expected public modules only, private "
+                             "ones belong in private_probe_modules");
     }
   }
   for (const auto& module_path : s.private_probe_modules) {
     if (!protocol::match_prefix_patterns(s.private_patterns, module_path)) {
-      return failure{errc::invalid_request,
-                     "gomodproxy: private_probe_modules: " + quote(module_path) +
-                         " does not match private; expected modules matching the private globs"};
+      return invalid_request(
+          "gomodproxy: private_probe_modules: " + quote(module_path) +
+          " does not match private; expected modules matching the private globs");
     }
   }
   return s;

@@ -89,7 +89,7 @@ struct parsed_args {
     if (takes("--out") || takes("--go-sum") || takes("--modules") || takes("--proxy")) {
       const std::string flag = arg.substr(0, arg.find('='));
       auto given = value(flag);
-      if (!given || given->empty()) return failure{errc::invalid_request, flag + " needs a value"};
+      if (!given || given->empty()) return invalid_request(flag + " needs a value");
       if (flag == "--out") parsed.out = *given;
       if (flag == "--go-sum") parsed.go_sums.push_back(*given);
       if (flag == "--modules") parsed.modules_file = *given;

@@ -162,20 +162,19 @@ sumdb::hash_reader tree_reader(cache::cache_store& store, const database_bundle&
 // makes them are refused before they are read.
 [[nodiscard]] outcome_of<void> check_tile_in_tree(const member_file& file, std::int64_t tree_size) {
   const auto tile = sumdb::parse_tile_path(file.request.upstream_path.substr(1));
-  if (!tile) return failure{errc::invalid_request, "not a tile name"};
+  if (!tile) return invalid_request("not a tile name");
   if (tile->height != sumdb::sumdb_tile_height) {
-    return failure{errc::invalid_request, "a tile of height " + std::to_string(tile->height) +
-                                              ", the database's are of height " +
-                                              std::to_string(sumdb::sumdb_tile_height)};
+    return invalid_request("a tile of height " + std::to_string(tile->height) +
+                           ", the database's are of height " +
+                           std::to_string(sumdb::sumdb_tile_height));
   }
   // A data tile holds the records a level-0 tile hashes, so it spans as that one does.
   const int level = std::max(tile->level, 0);
   const std::int64_t at_level = tree_size >> (level * tile->height);
   const std::int64_t first = tile->index << tile->height;
   if (first >= at_level || tile->width > at_level - first) {
-    return failure{errc::invalid_request,
-                   "not a tile of the signed tree of " + std::to_string(tree_size) +
-                       " records (past its end or wider than its tile there)"};
+    return invalid_request("not a tile of the signed tree of " + std::to_string(tree_size) +
+                           " records (past its end or wider than its tile there)");
   }
   return {};
 }
@@ -193,7 +192,7 @@ outcome_of<void> commit_member(cache::cache_store& store, tar_reader& tar, const
       return about(member, read.error());
     }
     if (piece.size() != length) {
-      return failure{errc::invalid_request, member.name + ": short read"};
+      return invalid_request(member.name + ": short read");
     }
     if (auto appended = writer.append(piece); !appended) {
       return failure{appended.error(), key + ": " + appended.error().message()};
@@ -235,9 +234,8 @@ outcome_of<std::set<std::string>> list_versions(tar_reader& tar, const member_fi
     if (line.empty()) continue;
     if (protocol::canonical_version(line) != line ||
         !protocol::check_path_version(file.request.module_path, line)) {
-      return failure{errc::invalid_request, file.member.name + ": line " +
-                                                std::to_string(line_number) +
-                                                " is not a version of " + file.request.module_path};
+      return invalid_request(file.member.name + ": line " + std::to_string(line_number) +
+                             " is not a version of " + file.request.module_path);
     }
     versions.emplace(line);
   }
@@ -319,22 +317,20 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
       while (name.ends_with('/')) name.pop_back();
       if (name.starts_with('/') || name == ".." || name.starts_with("../") ||
           name.find("/../") != std::string::npos || name.ends_with("/..")) {
-        return failure{errc::invalid_request,
-                       shown(member->name) + ": directory outside the bundle"};
+        return invalid_request(shown(member->name) + ": directory outside the bundle");
       }
       continue;
     }
     if (member->type != '0') {
-      return failure{errc::invalid_request,
-                     shown(member->name) + ": not a regular file (tar type " +
-                         protocol::quote(std::string(1, member->type)) + ")"};
+      return invalid_request(shown(member->name) + ": not a regular file (tar type " +
+                             protocol::quote(std::string(1, member->type)) + ")");
     }
     auto request = parse_member_name(member->name);
     if (!request) {
       return failure{request.error().code, shown(member->name) + ": " + request.error().detail};
     }
     if (!names.insert(member->name).second) {
-      return failure{errc::invalid_request, member->name + ": duplicate member"};
+      return invalid_request(member->name + ": duplicate member");
     }
     member_file file{*member, std::move(*request)};
     if (!protocol::is_sumdb(file.request.kind)) {
@@ -347,16 +343,15 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
         if (configured.name == file.request.sumdb) database.options = &configured;
       }
       if (!database.options) {
-        return failure{
-            errc::invalid_request,
+        return invalid_request(
             member->name + ": checksum database " + file.request.sumdb +
-                " is not configured here, so its signatures cannot be checked (--sumdb)"};
+            " is not configured here, so its signatures cannot be checked (--sumdb)");
       }
     }
     switch (file.request.kind) {
       case endpoint::sumdb_supported:
         if (file.member.size != 0) {
-          return failure{errc::invalid_request, member->name + ": must be empty"};
+          return invalid_request(member->name + ": must be empty");
         }
         break;
       case endpoint::sumdb_latest:
@@ -383,8 +378,7 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
   };
   for (auto& [name, database] : databases) {
     if (!database.latest) {
-      return failure{errc::invalid_request,
-                     "sumdb/" + name + "/latest: missing (the bundle's signed tree head)"};
+      return invalid_request("sumdb/" + name + "/latest: missing (the bundle's signed tree head)");
     }
     const auto& latest = database.latest->member;
     if (auto read = read_small(*tar, latest, database.note, max_note_member); !read) {

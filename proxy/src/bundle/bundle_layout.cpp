@@ -22,41 +22,39 @@ std::string list_key(std::string_view module_path) {
 }
 
 outcome_of<protocol::module_request> parse_member_name(std::string_view name) {
-  const auto refused = [](std::string reason) {
-    return failure{errc::invalid_request, std::move(reason)};
-  };
   if (name.empty()) {
-    return refused("empty name");
+    return invalid_request("empty name");
   }
   if (name.front() == '/') {
-    return refused("absolute path");
+    return invalid_request("absolute path");
   }
   if (name.find_first_of("%\\") != std::string_view::npos) {
-    return refused("a name with '%' or '\\' is no GOPROXY path");
+    return invalid_request("a name with '%' or '\\' is no GOPROXY path");
   }
   for (std::string_view rest = name; !rest.empty();) {
     const auto slash = rest.find('/');
     const auto element = rest.substr(0, slash);
     if (element.empty() || element == "." || element == "..") {
-      return refused(element.empty() ? "empty path element"
-                                     : "'" + std::string(element) + "' path element");
+      return invalid_request(element.empty() ? "empty path element"
+                                             : "'" + std::string(element) + "' path element");
     }
     if (slash == std::string_view::npos) break;
     rest.remove_prefix(slash + 1);
     if (rest.empty()) {
-      return refused("empty path element");
+      return invalid_request("empty path element");
     }
   }
   const std::string key = "/" + std::string(name);
   auto parsed = protocol::parse_module_request(key);
-  if (!parsed) return refused(std::move(parsed.error().detail));
+  if (!parsed) return invalid_request(std::move(parsed.error().detail));
   auto& request = *parsed;
   if (request.kind == protocol::endpoint::latest || request.kind == protocol::endpoint::query) {
-    return refused(
+    return invalid_request(
         "not a file a bundle carries (only list and canonical versions' .info, .mod, .zip)");
   }
   if (request.cache_key != key) {
-    return refused("not canonically escaped (expected " + member_for_key(request.cache_key) + ")");
+    return invalid_request("not canonically escaped (expected " +
+                           member_for_key(request.cache_key) + ")");
   }
   return std::move(request);
 }

@@ -85,18 +85,18 @@ outcome_of<void> parse_pax(std::string_view records, Visit visit) {
   while (!records.empty()) {
     const auto space = records.find(' ');
     if (space == std::string_view::npos) {
-      return failure{errc::invalid_request, "malformed pax extended header"};
+      return invalid_request("malformed pax extended header");
     }
     std::size_t length = 0;
     auto [end, error] = std::from_chars(records.data(), records.data() + space, length);
     if (error != std::errc() || end != records.data() + space || length <= space + 1 ||
         length > records.size() || records[length - 1] != '\n') {
-      return failure{errc::invalid_request, "malformed pax extended header"};
+      return invalid_request("malformed pax extended header");
     }
     const auto record = records.substr(space + 1, length - space - 2);
     const auto equals = record.find('=');
     if (equals == std::string_view::npos) {
-      return failure{errc::invalid_request, "malformed pax extended header record"};
+      return invalid_request("malformed pax extended header record");
     }
     visit(record.substr(0, equals), record.substr(equals + 1));
     records.remove_prefix(length);
@@ -223,7 +223,7 @@ outcome_of<std::unique_ptr<tar_reader>> tar_reader::open(const std::string& path
   struct stat status {};
   if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
     ::close(fd);
-    return failure{errc::invalid_request, path + " is not a regular file"};
+    return invalid_request(path + " is not a regular file");
   }
   return std::unique_ptr<tar_reader>(
       new tar_reader(fd, static_cast<std::uint64_t>(status.st_size)));
@@ -249,7 +249,7 @@ outcome_of<void> tar_reader::read_exact(std::uint64_t offset, std::size_t length
                                         std::string& out) {
   if (auto got = read(offset, length, out); !got) return got;
   if (out.size() != length) {
-    return failure{errc::invalid_request, "truncated: the archive ends inside a header or member"};
+    return invalid_request("truncated: the archive ends inside a header or member");
   }
   return {};
 }
@@ -261,41 +261,37 @@ outcome_of<std::optional<tar_member>> tar_reader::next() {
   // Extended headers come before the member they describe; loop until that member.
   for (;;) {
     if (position_ + block > file_size_) {
-      return failure{errc::invalid_request, position_ == file_size_
-                                                ? "truncated: no end-of-archive marker"
-                                                : "truncated: the archive ends inside a header"};
+      return invalid_request(position_ == file_size_
+                                 ? "truncated: no end-of-archive marker"
+                                 : "truncated: the archive ends inside a header");
     }
     if (auto got = read_exact(position_, block, head); !got) return got.error();
     if (std::all_of(head.begin(), head.end(), [](char c) { return c == '\0'; })) {
       if (long_name || pax_size) {
-        return failure{errc::invalid_request, "truncated: an extended header describes no member"};
+        return invalid_request("truncated: an extended header describes no member");
       }
       return std::optional<tar_member>();
     }
     const char* raw = head.data();
     const auto stored_sum = numeric_field(raw, checksum_at, checksum_len);
     if (!stored_sum || *stored_sum != header_checksum(raw)) {
-      return failure{
-          errc::invalid_request,
-          "bad header checksum at offset " + std::to_string(position_) + " (not a tar archive?)"};
+      return invalid_request("bad header checksum at offset " + std::to_string(position_) +
+                             " (not a tar archive?)");
     }
     const std::string_view magic(raw + magic_at, 6);
     const bool posix = magic == std::string_view("ustar\0", 6);
     if (!posix && magic != "ustar ") {
-      return failure{errc::invalid_request,
-                     "header at offset " + std::to_string(position_) + " is not ustar"};
+      return invalid_request("header at offset " + std::to_string(position_) + " is not ustar");
     }
     const auto size = numeric_field(raw, size_at, size_len);
     if (!size) {
-      return failure{errc::invalid_request,
-                     "bad size field at offset " + std::to_string(position_)};
+      return invalid_request("bad size field at offset " + std::to_string(position_));
     }
     const char type = raw[type_at];
     const std::uint64_t data_at = position_ + block;
     const std::uint64_t member_size = (type == '0' || type == '\0') && pax_size ? *pax_size : *size;
     if (member_size > file_size_ - data_at) {
-      return failure{errc::invalid_request,
-                     "truncated: a member's content runs past the end of the archive"};
+      return invalid_request("truncated: a member's content runs past the end of the archive");
     }
     position_ = data_at + member_size + padding(member_size);
     if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
@@ -322,7 +318,7 @@ outcome_of<std::optional<tar_member>> tar_reader::next() {
           }
         });
         if (!parsed) return parsed.error();
-        if (!size_ok) return failure{errc::invalid_request, "malformed pax size record"};
+        if (!size_ok) return invalid_request("malformed pax size record");
       }
       // 'g' (global) and 'K' (long link name) carry nothing a bundle member needs.
       continue;

@@ -32,6 +32,11 @@ inline failure system_failure(int errno_value, std::string detail) {
           std::move(detail)};
 }
 
+/// Input or a setting that cannot be what it claims (errc::invalid_request), and why.
+inline failure invalid_request(std::string detail) {
+  return {errc::invalid_request, std::move(detail)};
+}
+
 inline int to_http_status(const failure& error) noexcept { return to_http_status(error.code); }
 
 /// What result<T, failure>::value() throws on a failure (found by argument-dependent lookup): a

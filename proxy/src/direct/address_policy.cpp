@@ -170,9 +170,9 @@ std::vector<net::ip::address> local_addresses() {
 net::awaitable<outcome_of<void>> check_host(upstream::dns_resolver& dns, std::string host,
                                             std::vector<net::ip::address> own,
                                             std::chrono::steady_clock::time_point deadline) {
-  if (host.empty()) co_return failure{errc::invalid_request, "empty host"};
+  if (host.empty()) co_return invalid_request("empty host");
   if (is_ip_literal(host)) co_return failure{errc::refused, host + " is an IP literal"};
-  if (!is_host_name(host)) co_return failure{errc::invalid_request, host + " is not a host name"};
+  if (!is_host_name(host)) co_return invalid_request(host + " is not a host name");
   auto answer = co_await dns.resolve(host, 443, deadline);
   if (!answer) {
     co_return failure{answer.error(), host + ": dns: " + dns_failure_reason(answer.error())};

@@ -26,17 +26,16 @@ std::string line_problem(std::size_t line_number, std::string_view reason) {
 // with errc::invalid_request and the reason otherwise.
 [[nodiscard]] outcome_of<void> check_pin(std::string_view module_path, std::string_view version) {
   if (auto checked = protocol::check_path(module_path); !checked) {
-    return failure{errc::invalid_request,
-                   "module path " + protocol::quote(module_path) + ": " + checked.error().detail};
+    return invalid_request("module path " + protocol::quote(module_path) + ": " +
+                           checked.error().detail);
   }
   if (!protocol::is_valid_semver(version) || protocol::canonical_version(version) != version) {
-    return failure{errc::invalid_request, "version " + protocol::quote(version) + " of " +
-                                              std::string(module_path) +
-                                              " is not a canonical semantic version"};
+    return invalid_request("version " + protocol::quote(version) + " of " +
+                           std::string(module_path) + " is not a canonical semantic version");
   }
   if (auto checked = protocol::check_path_version(module_path, version); !checked) {
-    return failure{errc::invalid_request, std::string(module_path) + "@" + std::string(version) +
-                                              ": " + checked.error().detail};
+    return invalid_request(std::string(module_path) + "@" + std::string(version) + ": " +
+                           checked.error().detail);
   }
   return {};
 }

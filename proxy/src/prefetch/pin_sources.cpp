@@ -139,8 +139,8 @@ outcome_of<collected_pins> collect_pins(const std::vector<std::string>& argument
     std::error_code ec;
     const auto status = fs::status(path, ec);
     if (ec || !fs::exists(status)) {
-      return failure{errc::invalid_request, "gomodproxy prefetch: " + protocol::quote(argument) +
-                                                ": no such file or directory"};
+      return invalid_request("gomodproxy prefetch: " + protocol::quote(argument) +
+                             ": no such file or directory");
     }
     if (fs::is_directory(status)) {
       pins.walk(path);
@@ -148,9 +148,8 @@ outcome_of<collected_pins> collect_pins(const std::vector<std::string>& argument
     }
     auto kind = kind_of(path);
     if (!kind) {
-      return failure{errc::invalid_request,
-                     "gomodproxy prefetch: " + protocol::quote(argument) +
-                         ": expected a go.sum, go.mod or go.work file or a directory"};
+      return invalid_request("gomodproxy prefetch: " + protocol::quote(argument) +
+                             ": expected a go.sum, go.mod or go.work file or a directory");
     }
     pins.read(path, *kind);
   }

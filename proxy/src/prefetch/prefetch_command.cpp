@@ -38,12 +38,9 @@ struct command_options {
   bool help = false;
 };
 
-// The refusal of a flag or argument the command cannot use.
-failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 failure bad_value(std::string_view flag, std::string_view value, std::string_view expected) {
-  return invalid("gomodproxy prefetch: " + std::string(flag) + ": bad value " +
-                 protocol::quote(value) + "; expected " + std::string(expected));
+  return invalid_request("gomodproxy prefetch: " + std::string(flag) + ": bad value " +
+                         protocol::quote(value) + "; expected " + std::string(expected));
 }
 
 [[nodiscard]] outcome_of<void> apply_flag(std::string_view flag, const std::string& value,
@@ -74,8 +71,8 @@ failure bad_value(std::string_view flag, std::string_view value, std::string_vie
     if (value.empty()) return bad_value(flag, value, "a file name");
     options.token_file = value;
   } else {
-    return invalid("gomodproxy prefetch: unknown flag " + protocol::quote(flag) +
-                   "; flags are --proxy, --jobs, --sumdb, --ca-file, --token-file, --help");
+    return invalid_request("gomodproxy prefetch: unknown flag " + protocol::quote(flag) +
+                           "; flags are --proxy, --jobs, --sumdb, --ca-file, --token-file, --help");
   }
   return {};
 }
@@ -105,12 +102,12 @@ failure bad_value(std::string_view flag, std::string_view value, std::string_vie
     } else if (i + 1 < args.size()) {
       value = args[++i];
     } else {
-      return invalid("gomodproxy prefetch: " + std::string(flag) + " needs a value");
+      return invalid_request("gomodproxy prefetch: " + std::string(flag) + " needs a value");
     }
     if (auto applied = apply_flag(flag, value, options); !applied) return applied.error();
   }
   if (options.arguments.empty()) {
-    return invalid(
+    return invalid_request(
         "gomodproxy prefetch: name at least one go.sum, go.mod or go.work file or "
         "directory (gomodproxy prefetch --help)");
   }
@@ -145,7 +142,7 @@ outcome_of<std::string> read_token(const std::string& path) {
   }
   auto token =
       std::string(protocol::trim_space(std::string_view(*text).substr(0, text->find('\n'))));
-  if (token.empty()) return failure{errc::invalid_request, named + " holds no token"};
+  if (token.empty()) return invalid_request(named + " holds no token");
   return token;
 }
 

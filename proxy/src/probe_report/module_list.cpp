@@ -14,29 +14,26 @@ namespace {
 
 std::string shown(std::string_view s) { return protocol::quote(s); }
 
-// The refusal of a line that names no module to probe.
-failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 // The target an entry names, or why it names none.
 [[nodiscard]] outcome_of<module_target> parse_entry(std::string_view entry) {
   module_target target;
   const auto at = entry.find('@');
   const auto path = entry.substr(0, at);
   if (auto checked = protocol::check_path(path); !checked) {
-    return invalid("invalid module path " + shown(path) + ": " + checked.error().detail);
+    return invalid_request("invalid module path " + shown(path) + ": " + checked.error().detail);
   }
   target.path = std::string(path);
   if (at == std::string_view::npos) return target;
   const auto version = entry.substr(at + 1);
-  if (version.empty()) return invalid("missing version after '@' in " + shown(entry));
+  if (version.empty()) return invalid_request("missing version after '@' in " + shown(entry));
   // .info/.mod/.zip are immutable answers only for canonical versions, which is what a mirror
   // comparison must ask for; a branch or "latest" would compare two different things.
   if (!protocol::is_valid_semver(version) || protocol::canonical_version(version) != version) {
-    return invalid("version " + shown(version) + " is not canonical semver (like v1.2.3)");
+    return invalid_request("version " + shown(version) + " is not canonical semver (like v1.2.3)");
   }
   if (auto checked = protocol::check_path_version(path, version); !checked) {
-    return invalid("version " + shown(version) + " does not fit " + shown(path) + ": " +
-                   checked.error().detail);
+    return invalid_request("version " + shown(version) + " does not fit " + shown(path) + ": " +
+                           checked.error().detail);
   }
   target.version = std::string(version);
   return target;
@@ -57,7 +54,8 @@ outcome_of<std::vector<module_target>> parse_module_list(std::string_view text) 
     if (line.empty()) continue;
     const auto where = "line " + std::to_string(line_number) + ": ";
     if (line.find_first_of(" \t") != std::string_view::npos) {
-      return invalid(where + "expected one module path or path@version, got " + shown(line));
+      return invalid_request(where + "expected one module path or path@version, got " +
+                             shown(line));
     }
     auto parsed = parse_entry(line);
     if (!parsed) {
@@ -68,12 +66,12 @@ outcome_of<std::vector<module_target>> parse_module_list(std::string_view text) 
     // Probing a module twice would weigh it double in every rate and percentile.
     auto [it, inserted] = first_line_of.emplace(target.path, line_number);
     if (!inserted) {
-      return invalid(where + shown(target.path) + " is already listed on line " +
-                     std::to_string(it->second));
+      return invalid_request(where + shown(target.path) + " is already listed on line " +
+                             std::to_string(it->second));
     }
     targets.push_back(std::move(target));
   }
-  if (targets.empty()) return invalid("lists no modules");
+  if (targets.empty()) return invalid_request("lists no modules");
   return targets;
 }
 

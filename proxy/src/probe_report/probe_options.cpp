@@ -19,12 +19,9 @@ constexpr std::string_view flag_names =
 
 std::string shown(std::string_view s) { return protocol::quote(s); }
 
-// The refusal of a flag or list the command cannot use.
-failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 failure bad_value(std::string_view flag, std::string_view value, std::string_view expected) {
-  return invalid("gomodproxy probe: " + std::string(flag) + ": bad value " + shown(value) +
-                 "; expected " + std::string(expected));
+  return invalid_request("gomodproxy probe: " + std::string(flag) + ": bad value " + shown(value) +
+                         "; expected " + std::string(expected));
 }
 
 [[nodiscard]] outcome_of<void> set_duration(std::string_view flag, std::string_view value,
@@ -96,7 +93,7 @@ outcome_of<std::vector<upstream::tier_spec>> parse_probe_upstreams(std::string_v
       if (seen.insert(key).second) tiers.push_back(std::move(tier));
     }
   }
-  if (tiers.empty()) return invalid("the list names no upstream");
+  if (tiers.empty()) return invalid_request("the list names no upstream");
   return tiers;
 }
 
@@ -113,14 +110,14 @@ outcome_of<probe_options> parse_probe_flags(const std::vector<std::string>& args
       return options;
     }
     if (!arg.starts_with("--")) {
-      return invalid("gomodproxy probe: unexpected argument " + shown(arg) +
-                     "; expected flags like --upstreams LIST or --rounds=3");
+      return invalid_request("gomodproxy probe: unexpected argument " + shown(arg) +
+                             "; expected flags like --upstreams LIST or --rounds=3");
     }
     const auto eq = arg.find('=');
     const std::string flag = arg.substr(0, eq);
     if (!valued.contains(flag)) {
-      return invalid("gomodproxy probe: unknown flag " + shown(flag) + "; expected one of " +
-                     std::string(flag_names));
+      return invalid_request("gomodproxy probe: unknown flag " + shown(flag) +
+                             "; expected one of " + std::string(flag_names));
     }
     std::string value;
     if (eq != std::string::npos) {
@@ -128,8 +125,8 @@ outcome_of<probe_options> parse_probe_flags(const std::vector<std::string>& args
     } else if (i + 1 < args.size()) {
       value = args[++i];
     } else {
-      return invalid("gomodproxy probe: " + flag + " needs a value (" + flag + " VALUE or " + flag +
-                     "=VALUE)");
+      return invalid_request("gomodproxy probe: " + flag + " needs a value (" + flag +
+                             " VALUE or " + flag + "=VALUE)");
     }
     if (auto applied = apply_flag(flag, value, options); !applied) return applied.error();
     if (flag == "--upstreams") upstreams_given = true;

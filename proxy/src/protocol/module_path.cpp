@@ -221,9 +221,6 @@ bool first_element_char_ok(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
-// The one code of every refusal here; the callers put the path in front of the reason.
-failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 std::string char_reason(std::string_view bytes) {
   std::string q = quote(bytes);
   q.front() = q.back() = '\'';
@@ -243,25 +240,25 @@ constexpr std::array<std::string_view, 22> windows_reserved_names = {
 
 // module's checkElem; `elem` is valid UTF-8.
 outcome_of<void> check_element(std::string_view elem, path_kind kind) {
-  if (elem.empty()) return invalid("empty path element");
+  if (elem.empty()) return invalid_request("empty path element");
   if (elem.find_first_not_of('.') == std::string_view::npos) {
-    return invalid("invalid path element " + quote(elem));
+    return invalid_request("invalid path element " + quote(elem));
   }
   if (elem.front() == '.' && kind == path_kind::module) {
-    return invalid("leading dot in path element");
+    return invalid_request("leading dot in path element");
   }
-  if (elem.back() == '.') return invalid("trailing dot in path element");
+  if (elem.back() == '.') return invalid_request("trailing dot in path element");
   const auto& ascii_ok = kind == path_kind::module ? module_ascii_ok : file_ascii_ok;
   for (std::size_t i = 0; i < elem.size();) {
     if (const auto byte = static_cast<unsigned char>(elem[i]); byte < 0x80) {
-      if (!ascii_ok[byte]) return invalid(char_reason(elem.substr(i, 1)));
+      if (!ascii_ok[byte]) return invalid_request(char_reason(elem.substr(i, 1)));
       ++i;
       continue;
     }
     const decoded_rune r = decode_rune(elem.substr(i));
-    if (!r.valid) return invalid("invalid UTF-8");
+    if (!r.valid) return invalid_request("invalid UTF-8");
     const bool ok = kind == path_kind::module ? module_char_ok(r.value) : file_char_ok(r.value);
-    if (!ok) return invalid(char_reason(elem.substr(i, r.size)));
+    if (!ok) return invalid_request(char_reason(elem.substr(i, r.size)));
     i += r.size;
   }
   const std::string_view short_name = elem.substr(0, elem.find('.'));
@@ -269,7 +266,8 @@ outcome_of<void> check_element(std::string_view elem, path_kind kind) {
   if (short_name.size() == 3 || short_name.size() == 4) {
     for (std::string_view bad : windows_reserved_names) {
       if (equal_fold_ascii(bad, short_name)) {
-        return invalid(quote(short_name) + " disallowed as path element component on Windows");
+        return invalid_request(quote(short_name) +
+                               " disallowed as path element component on Windows");
       }
     }
   }
@@ -279,7 +277,7 @@ outcome_of<void> check_element(std::string_view elem, path_kind kind) {
     const auto tilde = short_name.rfind('~');
     if (tilde != std::string_view::npos && tilde + 1 < short_name.size() &&
         short_name.find_first_not_of("0123456789", tilde + 1) == std::string_view::npos) {
-      return invalid("trailing tilde and digits in path element");
+      return invalid_request("trailing tilde and digits in path element");
     }
   }
   return {};
@@ -300,11 +298,11 @@ bool is_valid_utf8(std::string_view s) {
 
 // module's checkPath.
 outcome_of<void> check_any_path(std::string_view path, path_kind kind) {
-  if (!is_valid_utf8(path)) return invalid("invalid UTF-8");
-  if (path.empty()) return invalid("empty string");
-  if (path.front() == '-' && kind != path_kind::file) return invalid("leading dash");
-  if (path.find("//") != std::string_view::npos) return invalid("double slash");
-  if (path.back() == '/') return invalid("trailing slash");
+  if (!is_valid_utf8(path)) return invalid_request("invalid UTF-8");
+  if (path.empty()) return invalid_request("empty string");
+  if (path.front() == '-' && kind != path_kind::file) return invalid_request("leading dash");
+  if (path.find("//") != std::string_view::npos) return invalid_request("double slash");
+  if (path.back() == '/') return invalid_request("trailing slash");
   std::size_t start = 0;
   while (true) {
     const auto slash = path.find('/', start);
@@ -376,7 +374,7 @@ outcome_of<void> check_path_major(std::string_view version, std::string_view maj
     if (m == major.substr(1)) return {};
     expected = major.substr(1);
   }
-  return invalid("should be " + expected + ", not " + m);
+  return invalid_request("should be " + expected + ", not " + m);
 }
 
 }  // namespace
@@ -387,15 +385,16 @@ outcome_of<void> check_path(std::string_view path) {
   }
   const auto first = path.substr(0, path.find('/'));
   if (first.find('.') == std::string_view::npos) {
-    return malformed("module", path, invalid("missing dot in first path element"));
+    return malformed("module", path, invalid_request("missing dot in first path element"));
   }
   for (std::size_t i = 0; i < first.size(); ++i) {
     if (!first_element_char_ok(first[i])) {
       return malformed("module", path,
-                       invalid(char_reason(first.substr(i, 1)) + " in first path element"));
+                       invalid_request(char_reason(first.substr(i, 1)) + " in first path element"));
     }
   }
-  if (!split_path_version(path).ok) return malformed("module", path, invalid("invalid version"));
+  if (!split_path_version(path).ok)
+    return malformed("module", path, invalid_request("invalid version"));
   return {};
 }
 
@@ -406,8 +405,8 @@ outcome_of<void> check_path_version(std::string_view path, std::string_view vers
 
 outcome_of<void> check_version_of_checked_path(std::string_view path, std::string_view version) {
   if (!is_valid_semver(version)) {
-    return failure{errc::invalid_request, std::string(path) + ": invalid version " +
-                                              quote(version) + ": not a semantic version"};
+    return invalid_request(std::string(path) + ": invalid version " + quote(version) +
+                           ": not a semantic version");
   }
   if (auto checked = check_path_major(version, split_path_version(path).major); !checked) {
     auto why = std::move(checked).error();
@@ -432,11 +431,10 @@ bool is_valid_file_element(std::string_view element) {
 outcome_of<void> check_file_name_lengths(std::string_view escaped_path,
                                          std::string_view escaped_version) {
   const auto too_long = [](std::string_view what, std::size_t bytes) {
-    return failure{errc::invalid_request,
-                   std::string(what) + " of " + std::to_string(bytes) +
-                       " bytes (escaped) is longer than a file name can be (" +
-                       std::to_string(max_file_name_bytes) +
-                       " bytes): no module cache can hold it"};
+    return invalid_request(std::string(what) + " of " + std::to_string(bytes) +
+                           " bytes (escaped) is longer than a file name can be (" +
+                           std::to_string(max_file_name_bytes) +
+                           " bytes): no module cache can hold it");
   };
   for (std::size_t start = 0; start <= escaped_path.size();) {
     const auto slash = escaped_path.find('/', start);

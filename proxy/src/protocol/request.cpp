@@ -140,15 +140,12 @@ bool is_sumdb_name(std::string_view name) {
          name.front() != '.';
 }
 
-// The refusal of a target the go command would never send.
-failure fail(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 outcome_of<module_request> parse_sumdb_request(std::string_view rest) {
   module_request request;
   const auto slash = rest.find('/');
-  if (slash == std::string_view::npos) return fail("unknown checksum database endpoint");
+  if (slash == std::string_view::npos) return invalid_request("unknown checksum database endpoint");
   const auto name = rest.substr(0, slash);
-  if (!is_sumdb_name(name)) return fail("invalid checksum database name " + quote(name));
+  if (!is_sumdb_name(name)) return invalid_request("invalid checksum database name " + quote(name));
   request.sumdb = std::string(name);
   const auto endpoint_path = rest.substr(slash);
   if (endpoint_path == "/supported") {
@@ -157,31 +154,32 @@ outcome_of<module_request> parse_sumdb_request(std::string_view rest) {
     request.kind = endpoint::sumdb_latest;
   } else if (endpoint_path.starts_with("/tile/")) {
     if (!is_tile_path(endpoint_path.substr(std::string_view("/tile/").size()))) {
-      return fail("invalid tile path " + quote(endpoint_path));
+      return invalid_request("invalid tile path " + quote(endpoint_path));
     }
     request.kind = endpoint::sumdb_tile;
   } else if (endpoint_path.starts_with("/lookup/")) {
     const auto spec = endpoint_path.substr(std::string_view("/lookup/").size());
     const auto at = spec.rfind('@');
-    if (at == std::string_view::npos) return fail("lookup needs module@version");
+    if (at == std::string_view::npos) return invalid_request("lookup needs module@version");
     if (auto fits = check_file_name_lengths(spec.substr(0, at), spec.substr(at + 1)); !fits) {
-      return fail(std::move(fits.error().detail));
+      return invalid_request(std::move(fits.error().detail));
     }
     auto path = unescape_case(spec.substr(0, at));
-    if (!path) return fail("invalid escaped module path " + quote(spec.substr(0, at)));
-    if (auto checked = check_path(*path); !checked) return fail(std::move(checked.error().detail));
+    if (!path) return invalid_request("invalid escaped module path " + quote(spec.substr(0, at)));
+    if (auto checked = check_path(*path); !checked)
+      return invalid_request(std::move(checked.error().detail));
     auto version = unescape_case(spec.substr(at + 1));
     if (!version || canonical_version(*version) != *version) {
-      return fail("version " + quote(spec.substr(at + 1)) + " is not canonical");
+      return invalid_request("version " + quote(spec.substr(at + 1)) + " is not canonical");
     }
     if (auto fits = check_path_version(*path, *version); !fits) {
-      return fail(std::move(fits.error().detail));
+      return invalid_request(std::move(fits.error().detail));
     }
     request.kind = endpoint::sumdb_lookup;
     request.module_path = std::move(*path);
     request.version = std::move(*version);
   } else {
-    return fail("unknown checksum database endpoint");
+    return invalid_request("unknown checksum database endpoint");
   }
   request.upstream_path = request.kind == endpoint::sumdb_lookup
                               ? sumdb_lookup_path(request.module_path, request.version)
@@ -275,16 +273,17 @@ outcome_of<module_request> parse_module_request(std::string_view target) {
   // The go command never sends a query or fragment; accepting one would split the cache key.
   // One pass: find_first_of with a set searches the set once per character of the target.
   if (std::any_of(target.begin(), target.end(), [](char c) { return c == '?' || c == '#'; })) {
-    return fail("query strings and fragments are not part of the GOPROXY protocol");
+    return invalid_request("query strings and fragments are not part of the GOPROXY protocol");
   }
-  if (target.empty() || target.front() != '/') return fail("request target must start with '/'");
+  if (target.empty() || target.front() != '/')
+    return invalid_request("request target must start with '/'");
   // Nothing percent-encoded, the usual case: the target is its own decoding, read in place
   // instead of copied into a string allocated for every request.
   std::string decoded_copy;
   std::string_view decoded = target;
   if (target.find('%') != std::string_view::npos || target.find('\0') != std::string_view::npos) {
     if (!percent_decode(target, decoded_copy)) {
-      return fail("invalid percent-encoding in request path");
+      return invalid_request("invalid percent-encoding in request path");
     }
     decoded = decoded_copy;
   }
@@ -303,7 +302,7 @@ outcome_of<module_request> parse_module_request(std::string_view target) {
     // Module paths cannot contain '@' and versions cannot contain '/', so only the last
     // "/@v/" can be the real separator.
     const auto at = rest.rfind("/@v/");
-    if (at == std::string_view::npos) return fail("unknown endpoint");
+    if (at == std::string_view::npos) return invalid_request("unknown endpoint");
     escaped_path = rest.substr(0, at);
     const auto file = rest.substr(at + std::string_view("/@v/").size());
     if (file == "list") {
@@ -313,7 +312,7 @@ outcome_of<module_request> parse_module_request(std::string_view target) {
       for (const auto& suffix : file_suffixes) {
         if (file.ends_with(suffix.text)) match = &suffix;
       }
-      if (match == nullptr) return fail("unknown endpoint");
+      if (match == nullptr) return invalid_request("unknown endpoint");
       request.kind = match->kind;
       escaped_version = file.substr(0, file.size() - match->text.size());
     }
@@ -322,19 +321,20 @@ outcome_of<module_request> parse_module_request(std::string_view target) {
   // Before anything else looks at them: an element too long to be a file name is never a module,
   // whatever its bytes, and its reason should not echo kilobytes back.
   if (auto fits = check_file_name_lengths(escaped_path, escaped_version); !fits) {
-    return fail(std::move(fits.error().detail));
+    return invalid_request(std::move(fits.error().detail));
   }
   auto path = unescape_case(escaped_path);
-  if (!path) return fail("invalid escaped module path " + quote(escaped_path));
-  if (auto checked = check_path(*path); !checked) return fail(std::move(checked.error().detail));
+  if (!path) return invalid_request("invalid escaped module path " + quote(escaped_path));
+  if (auto checked = check_path(*path); !checked)
+    return invalid_request(std::move(checked.error().detail));
   request.module_path = std::move(*path);
 
   if (request.kind != endpoint::list && request.kind != endpoint::latest) {
     auto version = unescape_case(escaped_version);
-    if (!version) return fail("invalid escaped version " + quote(escaped_version));
+    if (!version) return invalid_request("invalid escaped version " + quote(escaped_version));
     if (!is_valid_file_element(*version)) {
-      return fail("invalid escaped version " + quote(escaped_version) +
-                  ": disallowed version string");
+      return invalid_request("invalid escaped version " + quote(escaped_version) +
+                             ": disallowed version string");
     }
     const bool canonical = canonical_version(*version) == *version;
     auto fits = canonical ? check_version_of_checked_path(request.module_path, *version)
@@ -343,8 +343,8 @@ outcome_of<module_request> parse_module_request(std::string_view target) {
       // Anything else is a revision query the upstream resolves ("master", "v1.2", "v1.2.3+meta").
       if (!canonical || !fits) request.kind = endpoint::query;
     } else {
-      if (!canonical) return fail("version " + quote(*version) + " is not canonical");
-      if (!fits) return fail(std::move(fits.error().detail));
+      if (!canonical) return invalid_request("version " + quote(*version) + " is not canonical");
+      if (!fits) return invalid_request(std::move(fits.error().detail));
     }
     request.version = std::move(*version);
   }

@@ -21,9 +21,8 @@ outcome_of<resolver_options> options_from_settings(const config::settings& setti
   for (const auto& database : settings.sumdbs) {
     auto key = sumdb::parse_verifier_key(database.key);
     if (!key) {
-      return failure{errc::invalid_request,
-                     "sumdb_key: " + database.key + ": " + key.error().message() +
-                         "; expected a verifier key like " + config::settings{}.sumdb_key_text};
+      return invalid_request("sumdb_key: " + database.key + ": " + key.error().message() +
+                             "; expected a verifier key like " + config::settings{}.sumdb_key_text);
     }
     options.sumdbs.push_back({database.name, database.tiers, *key});
   }

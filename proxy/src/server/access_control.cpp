@@ -105,19 +105,18 @@ std::array<unsigned char, 32> token_digest(std::string_view token) {
 
 outcome_of<void> check_token_shape(std::string_view token) {
   if (token.size() < min_token_length) {
-    return failure{errc::invalid_request,
-                   "the token is shorter than " + std::to_string(min_token_length) + " characters"};
+    return invalid_request("the token is shorter than " + std::to_string(min_token_length) +
+                           " characters");
   }
   if (token.size() > max_token_length) {
-    return failure{errc::invalid_request,
-                   "the token is longer than " + std::to_string(max_token_length) + " characters"};
+    return invalid_request("the token is longer than " + std::to_string(max_token_length) +
+                           " characters");
   }
   const bool printable = std::all_of(token.begin(), token.end(), [](char c) {
     return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
   });
   if (!printable) {
-    return failure{errc::invalid_request,
-                   "the token has a character other than printable ASCII without spaces"};
+    return invalid_request("the token has a character other than printable ASCII without spaces");
   }
   return {};
 }
@@ -140,8 +139,7 @@ outcome_of<std::vector<named_token>> parse_auth_file(std::string_view content) {
       const std::string_view given = line.substr(0, colon);
       if (given.empty() || given.size() > max_name_length ||
           !std::all_of(given.begin(), given.end(), is_name_char)) {
-        return failure{errc::invalid_request,
-                       where + "the name before ':' is not 1 to 64 of A-Z a-z 0-9 . _ -"};
+        return invalid_request(where + "the name before ':' is not 1 to 64 of A-Z a-z 0-9 . _ -");
       }
       name = std::string(given);
       token = line.substr(colon + 1);
@@ -154,12 +152,12 @@ outcome_of<std::vector<named_token>> parse_auth_file(std::string_view content) {
     named_token entry{name, token_digest(token)};
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       if (tokens[i].name == entry.name) {
-        return failure{errc::invalid_request, where + "the name is already used on line " +
-                                                  std::to_string(token_lines[i])};
+        return invalid_request(where + "the name is already used on line " +
+                               std::to_string(token_lines[i]));
       }
       if (tokens[i].digest == entry.digest) {
-        return failure{errc::invalid_request, where + "the token is already listed on line " +
-                                                  std::to_string(token_lines[i])};
+        return invalid_request(where + "the token is already listed on line " +
+                               std::to_string(token_lines[i]));
       }
     }
     tokens.push_back(std::move(entry));
@@ -206,10 +204,9 @@ outcome_of<std::shared_ptr<const access_control::rules>> access_control::read() 
     loaded->clients = std::move(*parsed);
     if (loaded->clients.empty()) {
       // An empty file would lock every client out, which is never what a deployer means.
-      return failure{errc::invalid_request,
-                     "auth_file: " + quoted_path(auth_file_) +
-                         " holds no token; expected lines of TOKEN or NAME:TOKEN (# starts a "
-                         "comment)"};
+      return invalid_request("auth_file: " + quoted_path(auth_file_) +
+                             " holds no token; expected lines of TOKEN or NAME:TOKEN (# starts a "
+                             "comment)");
     }
   }
   if (!admin_token_setting_.empty()) {

@@ -156,9 +156,9 @@ outcome_of<std::shared_ptr<tls_credentials::loaded>> tls_credentials::build(
   const bool mismatch =
       ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
   if (mismatch || (!ec && SSL_CTX_check_private_key(native) != 1)) {
-    return failure{errc::invalid_request,
-                   "tls_key: " + quoted_path(key_file) + " is not the key of the certificate in " +
-                       quoted_path(cert_file) + "; expected the private key matching tls_cert"};
+    return invalid_request("tls_key: " + quoted_path(key_file) +
+                           " is not the key of the certificate in " + quoted_path(cert_file) +
+                           "; expected the private key matching tls_cert");
   }
   if (ec) {
     return failure{ec, "tls_key: " + quoted_path(key_file) + " holds no usable private key (" +

@@ -263,37 +263,34 @@ outcome_of<void> check_records_in_tree(
     std::span<const std::pair<std::int64_t, tlog_hash>> record_hashes) {
   const std::string tree_name = "the tree of " + std::to_string(tree_size) + " records";
   if (tree_size < 1)
-    return failure{errc::invalid_request,
-                   "a tree of " + std::to_string(tree_size) + " records has no tiles"};
-  if (tree_size > max_tree_size)
-    return failure{errc::invalid_request, tree_name + " is larger than 2^62 records"};
+    return invalid_request("a tree of " + std::to_string(tree_size) + " records has no tiles");
+  if (tree_size > max_tree_size) return invalid_request(tree_name + " is larger than 2^62 records");
   std::vector<std::int64_t> ids;
   for (const auto& [id, hash] : record_hashes) {
     if (id < 0 || id >= tree_size) {
-      return failure{errc::invalid_request,
-                     "record " + std::to_string(id) + " is not in " + tree_name};
+      return invalid_request("record " + std::to_string(id) + " is not in " + tree_name);
     }
     ids.push_back(id);
   }
   auto plan = plan_tiles(tree_size, record_indexes(ids));
-  if (!plan) return failure{errc::invalid_request, "cannot plan the tiles of " + tree_name};
+  if (!plan) return invalid_request("cannot plan the tiles of " + tree_name);
 
   // Entries beyond the plan are checked too, so a bundle never serves a tile nothing verified.
   std::vector<std::pair<tile, const std::string*>> narrower_entries;
   for (const auto& [path, bytes] : tiles) {
     const auto entry = parse_tile_path(path);
     if (!entry || entry->level < 0 || entry->height != sumdb_tile_height) {
-      return failure{errc::invalid_request, "entry " + path + " is not a hash tile of height 8"};
+      return invalid_request("entry " + path + " is not a hash tile of height 8");
     }
     const auto exact = tile_above(*entry, 0, tree_size);
     if (!exact || entry->width > exact->width)
-      return failure{errc::invalid_request, "tile " + path + " is not in " + tree_name};
+      return invalid_request("tile " + path + " is not in " + tree_name);
     if (entry->width < exact->width) narrower_entries.emplace_back(*entry, &bytes);
     if (!plan->contains(*exact)) {
       const std::int64_t first_hash =
           stored_hash_index(exact->level * exact->height, exact->index << exact->height);
       if (auto planned = plan_index(*plan, first_hash, tree_size); !planned) {
-        return failure{errc::invalid_request, "cannot plan the tiles of " + tree_name};
+        return invalid_request("cannot plan the tiles of " + tree_name);
       }
     }
   }

@@ -151,29 +151,24 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
-// The refusal of a URL this client will not fetch; `failure` alone names the fetch_result above.
-gomodproxy::failure invalid_url(std::string reason) {
-  return {errc::invalid_request, std::move(reason)};
-}
-
 [[nodiscard]] outcome_of<url_parts> parse_url(std::string_view text) {
   auto parsed = boost::urls::parse_uri(text);
-  if (!parsed) return invalid_url("invalid URL");
+  if (!parsed) return invalid_request("invalid URL");
   url_parts parts;
   auto scheme = lower(parsed->scheme());
   if (scheme == "https") {
     parts.tls = true;
   } else if (scheme != "http") {
-    return invalid_url("unsupported URL scheme \"" + one_line(scheme) + "\"");
+    return invalid_request("unsupported URL scheme \"" + one_line(scheme) + "\"");
   }
   if (!parsed->has_authority() || parsed->encoded_host().empty()) {
-    return invalid_url("URL has no host");
+    return invalid_request("URL has no host");
   }
   parts.host = lower(parsed->host_address());
   parts.port = parts.tls ? 443 : 80;
   if (parsed->has_port() && !parsed->port().empty()) {
     auto n = parsed->port_number();
-    if (n == 0) return invalid_url("invalid port in URL");
+    if (n == 0) return invalid_request("invalid port in URL");
     parts.port = n;
   }
   parts.host_header = lower(parsed->encoded_host_and_port());
@@ -181,7 +176,7 @@ gomodproxy::failure invalid_url(std::string reason) {
   if (parts.target.empty()) parts.target = "/";
   if (parsed->has_query()) parts.target += "?" + std::string(parsed->encoded_query());
   if (parsed->has_userinfo()) {
-    if (!parts.tls) return invalid_url("refusing to pass credentials to insecure URL");
+    if (!parts.tls) return invalid_request("refusing to pass credentials to insecure URL");
     parts.authorization = basic_credentials(parsed->user(), parsed->password());
   }
   return parts;

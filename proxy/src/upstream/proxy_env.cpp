@@ -72,14 +72,11 @@ bool prefix_equal(const std::vector<unsigned char>& a, const std::vector<unsigne
   return (a[whole] & mask) == (b[whole] & mask);
 }
 
-// The refusal of a proxy setting that cannot be used.
-failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 }  // namespace
 
 outcome_of<proxy_endpoint> parse_proxy_url(std::string_view value) {
   value = protocol::trim_space(value);
-  if (value.empty()) return invalid("empty proxy URL");
+  if (value.empty()) return invalid_request("empty proxy URL");
   auto parsed = boost::urls::parse_uri(value);
   std::string with_scheme;
   // Go's rule: a value that does not parse as an absolute URL with a host is retried with
@@ -88,18 +85,19 @@ outcome_of<proxy_endpoint> parse_proxy_url(std::string_view value) {
     with_scheme = "http://" + std::string(value);
     parsed = boost::urls::parse_uri(with_scheme);
     if (!parsed || parsed->encoded_host().empty()) {
-      return invalid("invalid proxy URL \"" + std::string(value) + "\"");
+      return invalid_request("invalid proxy URL \"" + std::string(value) + "\"");
     }
   }
   auto scheme = to_lower(parsed->scheme());
   if (scheme != "http") {
-    return invalid("unsupported proxy scheme \"" + scheme + "\" (only http proxies are supported)");
+    return invalid_request("unsupported proxy scheme \"" + scheme +
+                           "\" (only http proxies are supported)");
   }
   proxy_endpoint endpoint;
   endpoint.host = to_lower(parsed->host_address());
   if (parsed->has_port()) {
     auto port = parse_port(parsed->port());
-    if (!port) return invalid("invalid proxy port in \"" + std::string(value) + "\"");
+    if (!port) return invalid_request("invalid proxy port in \"" + std::string(value) + "\"");
     endpoint.port = *port;
   }
   if (parsed->has_userinfo()) {

@@ -34,9 +34,6 @@ std::string redacted(std::string_view url) {
          printable(url.substr(authority_start + at));
 }
 
-// The refusal of an entry that cannot be an upstream.
-failure invalid(std::string reason) { return {errc::invalid_request, std::move(reason)}; }
-
 [[nodiscard]] outcome_of<tier_spec> parse_url_entry(std::string_view entry) {
   std::string url(entry);
   // Go's rule: single words are reserved for keywords, anything with ":/" or a leading '/' must
@@ -48,25 +45,26 @@ failure invalid(std::string reason) { return {errc::invalid_request, std::move(r
   while (url.ends_with('/') && !url.ends_with("://")) url.pop_back();
   const auto shown = redacted(url);
   const auto parsed = boost::urls::parse_uri_reference(url);
-  if (!parsed) return invalid("invalid proxy URL " + shown + ": " + parsed.error().message());
+  if (!parsed)
+    return invalid_request("invalid proxy URL " + shown + ": " + parsed.error().message());
   const boost::urls::url_view& u = *parsed;
   switch (u.scheme_id()) {
     case boost::urls::scheme::http:
       if (u.has_userinfo()) {
-        return invalid("refusing to pass credentials to insecure URL: " + shown);
+        return invalid_request("refusing to pass credentials to insecure URL: " + shown);
       }
       break;
     case boost::urls::scheme::https:
       break;
     case boost::urls::scheme::file:
-      return invalid("invalid proxy URL " + shown +
-                     ": file:// proxies are not supported by gomodproxy");
+      return invalid_request("invalid proxy URL " + shown +
+                             ": file:// proxies are not supported by gomodproxy");
     case boost::urls::scheme::none:
-      return invalid("invalid proxy URL missing scheme: " + shown);
+      return invalid_request("invalid proxy URL missing scheme: " + shown);
     default:
-      return invalid("invalid proxy URL scheme (must be https or http): " + shown);
+      return invalid_request("invalid proxy URL scheme (must be https or http): " + shown);
   }
-  if (u.encoded_host().empty()) return invalid("invalid proxy URL missing host: " + shown);
+  if (u.encoded_host().empty()) return invalid_request("invalid proxy URL missing host: " + shown);
   // Boost.URL 1.81 reads "https://h:port" as host "h", empty port and path "port"; insist on a
   // numeric port and a path that starts at '/'.
   const auto port = u.port();
@@ -74,11 +72,11 @@ failure invalid(std::string reason) { return {errc::invalid_request, std::move(r
   if (u.has_port() &&
       (port.empty() || port.size() > 5 ||
        port.find_first_not_of("0123456789") != std::string_view::npos || u.port_number() == 0)) {
-    return invalid("invalid proxy URL port: " + shown);
+    return invalid_request("invalid proxy URL port: " + shown);
   }
-  if (!path.empty() && path.front() != '/') return invalid("invalid proxy URL " + shown);
+  if (!path.empty() && path.front() != '/') return invalid_request("invalid proxy URL " + shown);
   if (u.has_query() || u.has_fragment()) {
-    return invalid("invalid proxy URL with a query or fragment: " + shown);
+    return invalid_request("invalid proxy URL with a query or fragment: " + shown);
   }
   tier_spec tier;
   tier.type = tier_spec::kind::url;
@@ -90,7 +88,7 @@ failure invalid(std::string reason) { return {errc::invalid_request, std::move(r
 }  // namespace
 
 outcome_of<std::vector<tier_spec>> parse_upstream_list(std::string_view list) {
-  if (list.empty()) return invalid("upstream list is empty");
+  if (list.empty()) return invalid_request("upstream list is empty");
   std::vector<tier_spec> tiers;
   while (!list.empty()) {
     const auto separator = list.find_first_of(",|");
@@ -114,7 +112,7 @@ outcome_of<std::vector<tier_spec>> parse_upstream_list(std::string_view list) {
     tiers.push_back(std::move(tier));
   }
   if (tiers.empty()) {
-    return invalid("GOPROXY list is not the empty string, but contains no entries");
+    return invalid_request("GOPROXY list is not the empty string, but contains no entries");
   }
   return tiers;
 }
