@@ -136,9 +136,8 @@ sumdb::hash_reader tree_reader(cache::cache_store& store, const database_bundle&
   const auto& head = database.head;
   if (known.size == head.size) {
     if (known.root != head.root) {
-      return failure{errc::verification_failed, "the cache remembers a different tree of size " +
-                                                    std::to_string(head.size) +
-                                                    " (the database forked)"};
+      return verification_failed("the cache remembers a different tree of size " +
+                                 std::to_string(head.size) + " (the database forked)");
     }
     proven = true;
     return {};
@@ -148,10 +147,9 @@ sumdb::hash_reader tree_reader(cache::cache_store& store, const database_bundle&
   auto proof = sumdb::prove_tree(newer.size, older.size, tree_reader(store, database, newer.size));
   if (!proof) return {};
   if (!sumdb::check_tree(*proof, newer.size, newer.root, older.size, older.root)) {
-    return failure{errc::verification_failed, "the tree of size " + std::to_string(newer.size) +
-                                                  " does not extend the tree of size " +
-                                                  std::to_string(older.size) +
-                                                  " (the database forked)"};
+    return verification_failed("the tree of size " + std::to_string(newer.size) +
+                               " does not extend the tree of size " + std::to_string(older.size) +
+                               " (the database forked)");
   }
   proven = true;
   return {};
@@ -386,13 +384,13 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
     }
     auto text = sumdb::open_note(database.note, database.options->key);
     if (!text) {
-      return failure{errc::verification_failed,
-                     latest.name + ": the signed tree does not verify with the configured key of " +
-                         name + ": " + text.error().message()};
+      return verification_failed(latest.name +
+                                 ": the signed tree does not verify with the configured key of " +
+                                 name + ": " + text.error().message());
     }
     auto head = sumdb::parse_tree_head(*text);
     if (!head) {
-      return failure{errc::verification_failed, latest.name + ": " + head.error().message()};
+      return verification_failed(latest.name + ": " + head.error().message());
     }
     database.head = *head;
     for (const auto& file : database.tile_members) {
@@ -416,19 +414,16 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
       if (auto held = hold(file.member); !held) return held.error();
       auto record = sumdb::parse_lookup_response(body);
       if (!record) {
-        return failure{errc::verification_failed,
-                       file.member.name + ": " + record.error().message()};
+        return verification_failed(file.member.name + ": " + record.error().message());
       }
       if (record->signed_tree != database.note) {
-        return failure{
-            errc::verification_failed,
-            file.member.name + ": carries a signed tree other than the bundle's " + latest.name};
+        return verification_failed(
+            file.member.name + ": carries a signed tree other than the bundle's " + latest.name);
       }
       if (record->id >= database.head.size) {
-        return failure{errc::verification_failed,
-                       file.member.name + ": record " + std::to_string(record->id) +
-                           " is beyond the signed tree of " + std::to_string(database.head.size) +
-                           " records"};
+        return verification_failed(file.member.name + ": record " + std::to_string(record->id) +
+                                   " is beyond the signed tree of " +
+                                   std::to_string(database.head.size) + " records");
       }
       record->signed_tree.clear();  // the bundle's note, kept once
       record_hashes.emplace_back(record->id, sumdb::record_hash(record->text));
@@ -443,8 +438,7 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
       if (auto tiles_alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
                                                           database.tiles, {});
           !tiles_alone) {
-        return failure{errc::verification_failed,
-                       "sumdb/" + name + ": " + tiles_alone.error().detail};
+        return verification_failed("sumdb/" + name + ": " + tiles_alone.error().detail);
       }
       for (const auto& [at, named] : database.records) {
         const std::pair<std::int64_t, sumdb::tlog_hash> one{named.second.id,
@@ -452,12 +446,11 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
         if (auto alone = sumdb::check_records_in_tree(database.head.size, database.head.root,
                                                       database.tiles, {&one, 1});
             !alone) {
-          return failure{
-              errc::verification_failed,
-              named.first + ": not in the bundle's signed tree (" + alone.error().detail + ")"};
+          return verification_failed(named.first + ": not in the bundle's signed tree (" +
+                                     alone.error().detail + ")");
         }
       }
-      return failure{errc::verification_failed, "sumdb/" + name + ": " + fits.error().detail};
+      return verification_failed("sumdb/" + name + ": " + fits.error().detail);
     }
   }
 
@@ -484,8 +477,7 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
       const auto* object = error ? nullptr : json.if_object();
       const auto* version = object ? object->if_contains("Version") : nullptr;
       if (!version || !version->is_string() || version->as_string() != request.version) {
-        return failure{errc::verification_failed,
-                       member.name + ": not JSON whose Version is " + request.version};
+        return verification_failed(member.name + ": not JSON whose Version is " + request.version);
       }
       continue;
     }
@@ -495,7 +487,7 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
                                                  read, options.limits);
           !checked) {
         // A bundle's zip that does not check is the bundle's fault, whatever the check's code.
-        return failure{errc::verification_failed, member.name + ": " + checked.error().detail};
+        return verification_failed(member.name + ": " + checked.error().detail);
       }
     } else if (member.size > options.limits.max_go_mod_bytes) {
       return failure{errc::too_large, member.name + ": larger than the go.mod limit"};
@@ -508,23 +500,22 @@ outcome_of<import_summary> import_bundle(cache::cache_store& store, const std::s
     }
     const auto record = primary ? primary->records.find(at) : decltype(primary->records.end()){};
     if (!primary || record == primary->records.end()) {
-      return failure{errc::verification_failed, member.name + ": no " +
-                                                    options.sumdbs.front().name +
-                                                    " record in the bundle vouches for it"};
+      return verification_failed(member.name + ": no " + options.sumdbs.front().name +
+                                 " record in the bundle vouches for it");
     }
     auto expected = sumdb::go_sum_hash(record->second.second.text, request.module_path,
                                        request.version, !is_zip);
     if (!expected) {
-      return failure{errc::verification_failed,
-                     member.name + ": its record " + record->second.first + " has no hash for it"};
+      return verification_failed(member.name + ": its record " + record->second.first +
+                                 " has no hash for it");
     }
     auto actual = sumdb::module_file_h1_hash(is_zip, member.size, read);
     if (!actual) {
       return failure{actual.error(), member.name + ": cannot hash it: " + actual.error().message()};
     }
     if (*actual != *expected) {
-      return failure{errc::verification_failed, member.name + ": h1 is " + *actual +
-                                                    ", the checksum record says " + *expected};
+      return verification_failed(member.name + ": h1 is " + *actual +
+                                 ", the checksum record says " + *expected);
     }
   }
   for (const auto& file : lists) {

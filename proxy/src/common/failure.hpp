@@ -37,6 +37,11 @@ inline failure invalid_request(std::string detail) {
   return {errc::invalid_request, std::move(detail)};
 }
 
+/// Bytes that do not prove what they must (errc::verification_failed): an upstream sent them.
+inline failure verification_failed(std::string detail) {
+  return {errc::verification_failed, std::move(detail)};
+}
+
 inline int to_http_status(const failure& error) noexcept { return to_http_status(error.code); }
 
 /// What result<T, failure>::value() throws on a failure (found by argument-dependent lookup): a

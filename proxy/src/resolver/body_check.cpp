@@ -29,9 +29,6 @@ outcome_of<std::string> read_all(std::uint64_t size, const sumdb::random_reader&
   return std::move(*bytes);
 }
 
-// An answer refused for `reason`: verification_failed, an upstream sent it.
-failure refused(std::string reason) { return {errc::verification_failed, std::move(reason)}; }
-
 // A hash tile is exactly its width's hashes: the go command's tile reader refuses one of any
 // other length, so a cached one would be refused by every client that loads it. (Its hashes are
 // checked against a signed tree by the proofs that load it.) Data tiles hold record texts.
@@ -40,7 +37,8 @@ outcome_of<void> check_tile_size(const protocol::module_request& request, std::s
   if (!tile || tile->level < 0) return {};
   const auto want = static_cast<std::size_t>(tile->width) * std::tuple_size_v<sumdb::tlog_hash>;
   if (body.size() == want) return {};
-  return refused("tile of " + std::to_string(body.size()) + " bytes, not " + std::to_string(want));
+  return verification_failed("tile of " + std::to_string(body.size()) + " bytes, not " +
+                             std::to_string(want));
 }
 
 // RFC 3339 as Go's time.Time JSON decoding accepts it: date, 'T', time, zone.
@@ -72,22 +70,24 @@ const boost::json::value* go_field(const boost::json::object& object, std::strin
 outcome_of<void> check_info(const protocol::module_request& request, std::string_view body) {
   boost::system::error_code ec;
   boost::json::value json = boost::json::parse(body, ec);
-  if (ec || !json.is_object()) return refused("info is not a JSON object");
+  if (ec || !json.is_object()) return verification_failed("info is not a JSON object");
   const auto& object = json.get_object();
   const auto* version = go_field(object, "Version");
-  if (!version || !version->is_string()) return refused("info has no Version");
+  if (!version || !version->is_string()) return verification_failed("info has no Version");
   std::string_view v = version->get_string();
-  if (protocol::canonical_version(v) != v) return refused("info Version is not canonical");
+  if (protocol::canonical_version(v) != v)
+    return verification_failed("info Version is not canonical");
   if (request.kind == protocol::endpoint::info && v != request.version) {
-    return refused("info is for version " + std::string(v) + " instead of " + request.version);
+    return verification_failed("info is for version " + std::string(v) + " instead of " +
+                               request.version);
   }
   if (auto fits = protocol::check_path_version(request.module_path, v); !fits) {
-    return refused("info Version does not fit the module path: " + fits.error().detail);
+    return verification_failed("info Version does not fit the module path: " + fits.error().detail);
   }
   // A null Time decodes to the zero time, as an absent one does.
   if (const auto* time = go_field(object, "Time"); time && !time->is_null()) {
     if (!time->is_string() || !looks_like_rfc3339(time->get_string())) {
-      return refused("info Time is not an RFC 3339 time");
+      return verification_failed("info Time is not an RFC 3339 time");
     }
   }
   return {};
@@ -128,10 +128,10 @@ outcome_of<void> check_go_mod(const protocol::module_request& request, std::stri
       rest = rest.substr(1, rest.size() - 2);
     }
     if (rest == request.module_path) return {};
-    return refused("go.mod declares module " + std::string(rest.substr(0, 200)) + " instead of " +
-                   request.module_path);
+    return verification_failed("go.mod declares module " + std::string(rest.substr(0, 200)) +
+                               " instead of " + request.module_path);
   }
-  return refused("go.mod has no module directive");
+  return verification_failed("go.mod has no module directive");
 }
 
 }  // namespace
@@ -184,22 +184,25 @@ outcome_of<void> check_signed_answer(const protocol::module_request& request, st
   std::optional<sumdb::lookup_record> record;
   if (request.kind == protocol::endpoint::sumdb_lookup) {
     auto parsed = sumdb::parse_lookup_response(*body);
-    if (!parsed) return refused("lookup answer: " + parsed.error().message());
+    if (!parsed) return verification_failed("lookup answer: " + parsed.error().message());
     record = std::move(*parsed);
     // The record must be the one asked for: a line of it names this module and version. As
     // for the go command, one line is enough: a version known only by its go.mod has no zip
     // line, and whether the line a fill needs is there is decided by that fill.
     if (!sumdb::go_sum_hash(record->text, request.module_path, request.version, false) &&
         !sumdb::go_sum_hash(record->text, request.module_path, request.version, true)) {
-      return refused("lookup record is for another module version");
+      return verification_failed("lookup record is for another module version");
     }
     note = record->signed_tree;
   }
   auto text = sumdb::open_note(note, key);
-  if (!text) return refused("tree head not signed by " + key.name + ": " + text.error().message());
+  if (!text)
+    return verification_failed("tree head not signed by " + key.name + ": " +
+                               text.error().message());
   auto head = sumdb::parse_tree_head(*text);
-  if (!head) return refused("tree head: " + head.error().message());
-  if (record && record->id >= head->size) return refused("lookup record lies beyond its tree");
+  if (!head) return verification_failed("tree head: " + head.error().message());
+  if (record && record->id >= head->size)
+    return verification_failed("lookup record lies beyond its tree");
   return {};
 }
 

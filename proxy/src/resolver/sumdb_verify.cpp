@@ -213,14 +213,13 @@ net::awaitable<outcome_of<std::string>> resolver::impl::proven_hash(
   // Checked when it was cached; checked again here because the proof needs its parts.
   auto record = sumdb::parse_lookup_response(*answer);
   if (!record) {
-    co_return failure{errc::verification_failed,
-                      database.name + " lookup: " + record.error().message()};
+    co_return verification_failed(database.name + " lookup: " + record.error().message());
   }
   auto tree_text = sumdb::open_note(record->signed_tree, database.key);
   auto head = tree_text ? sumdb::parse_tree_head(*tree_text)
                         : boost::system::result<sumdb::tree_head>(tree_text.error());
   if (!head || record->id >= head->size) {
-    co_return failure{errc::verification_failed, database.name + " lookup: tree head not verified"};
+    co_return verification_failed(database.name + " lookup: tree head not verified");
   }
   // The tree is checked against the one remembered while the record's inclusion is proven, so
   // the tiles of both proofs travel together instead of in two rounds. (The go command checks
@@ -262,7 +261,7 @@ net::awaitable<outcome_of<std::string>> resolver::impl::proven_hash(
   auto expected = sumdb::go_sum_hash(record->text, request.module_path, request.version,
                                      request.kind == endpoint::mod);
   if (!expected) {
-    co_return failure{errc::verification_failed, database.name + ": the record has no hash for it"};
+    co_return verification_failed(database.name + ": the record has no hash for it");
   }
   co_return std::move(*expected);
 }
@@ -289,9 +288,6 @@ net::awaitable<outcome_of<bool>> resolver::impl::with_tiles(
   const std::string prefix = "/sumdb/" + database.name + "/";
   std::map<std::string, std::string> tiles;  // tile path -> bytes at its exact width at `size`
   std::vector<sumdb::tile> held;
-  auto unproven = [](std::string reason) {
-    return failure{errc::verification_failed, std::move(reason)};
-  };
   for (int round = 0; round < 8; ++round) {
     std::vector<sumdb::tile> missing;
     sumdb::hash_reader read = [&](std::span<const std::int64_t> indexes)
@@ -326,12 +322,13 @@ net::awaitable<outcome_of<bool>> resolver::impl::with_tiles(
     auto verdict = compute(read);
     if (verdict && !*verdict) co_return false;
     if (!verdict && missing.empty()) {
-      co_return unproven("tiles do not hold the hashes the proof needs");
+      co_return verification_failed("tiles do not hold the hashes the proof needs");
     }
     std::vector<sumdb::tile> wanted_tiles = held;
     wanted_tiles.insert(wanted_tiles.end(), missing.begin(), missing.end());
     auto plan = sumdb::authenticating_tiles(size, wanted_tiles);
-    if (!plan) co_return unproven("cannot plan the tiles of the tree of " + std::to_string(size));
+    if (!plan)
+      co_return verification_failed("cannot plan the tiles of the tree of " + std::to_string(size));
     std::vector<tile_fetch> wanted;
     for (const sumdb::tile& tile : *plan) {
       auto path = sumdb::tile_path(tile);
@@ -372,7 +369,7 @@ net::awaitable<outcome_of<bool>> resolver::impl::with_tiles(
       tiles.emplace(std::move(fetch.path), std::move(*fetch.data));
     }
   }
-  co_return unproven("tiles kept missing");
+  co_return verification_failed("tiles kept missing");
 }
 
 // The tiles of `wanted`, fetched through cached_body (so each is shared with any other fill
@@ -450,8 +447,7 @@ net::awaitable<outcome_of<void>> resolver::impl::tree_extends_known(
     std::vector<std::string>& used_tiles, steady_clock::time_point deadline) {
   const std::optional<sumdb::tree_head> known = remembered_tree(store_, database.name);
   if (known && known->size == head.size && known->root != head.root) {
-    co_return failure{errc::verification_failed,
-                      "two different trees of size " + std::to_string(head.size)};
+    co_return verification_failed("two different trees of size " + std::to_string(head.size));
   }
   if (known && known->size != head.size) {
     const auto& older = head.size < known->size ? head : *known;

@@ -299,13 +299,11 @@ outcome_of<void> check_records_in_tree(
   for (const tile& t : plan->tiles) {
     const std::string path = tile_path(t);
     const auto found = tiles.find(path);
-    if (found == tiles.end())
-      return failure{errc::verification_failed, "tile " + path + " is missing"};
+    if (found == tiles.end()) return verification_failed("tile " + path + " is missing");
     if (found->second.size() != static_cast<std::size_t>(t.width) * hash_bytes) {
-      return failure{errc::verification_failed,
-                     "tile " + path + " has " + std::to_string(found->second.size()) +
-                         " bytes, not " +
-                         std::to_string(static_cast<std::size_t>(t.width) * hash_bytes)};
+      return verification_failed("tile " + path + " has " + std::to_string(found->second.size()) +
+                                 " bytes, not " +
+                                 std::to_string(static_cast<std::size_t>(t.width) * hash_bytes));
     }
     tile_bytes.push_back(found->second);
   }
@@ -316,8 +314,8 @@ outcome_of<void> check_records_in_tree(
     const tile holder = tile_holding(subtrees[i], tree_size);
     const auto hash = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], subtrees[i]);
     if (!hash)
-      return failure{errc::verification_failed,
-                     "tile " + tile_path(holder) + " does not hold the hashes of " + tree_name};
+      return verification_failed("tile " + tile_path(holder) + " does not hold the hashes of " +
+                                 tree_name);
     tree = tree ? node_hash(*hash, *tree) : *hash;
   }
   if (*tree != root) {
@@ -325,8 +323,7 @@ outcome_of<void> check_records_in_tree(
     for (std::size_t i = 0; i < plan->tree_hash_tile_count; ++i) {
       names += (i ? ", " : "") + tile_path(plan->tiles[i]);
     }
-    return failure{errc::verification_failed,
-                   "tiles " + names + " do not hash to the root of " + tree_name};
+    return verification_failed("tiles " + names + " do not hash to the root of " + tree_name);
   }
 
   for (std::size_t i = plan->tree_hash_tile_count; i < plan->tiles.size(); ++i) {
@@ -334,15 +331,14 @@ outcome_of<void> check_records_in_tree(
     const auto parent = tile_above(child, 1, tree_size);
     // Planning put every tile below the tree-hash tiles after its parent.
     if (!parent || !plan->contains(*parent)) {
-      return failure{errc::verification_failed, "tile " + tile_path(child) + " has no parent tile"};
+      return verification_failed("tile " + tile_path(child) + " has no parent tile");
     }
     const auto expected =
         hash_from_tile(*parent, tile_bytes[plan->position_of(*parent)],
                        stored_hash_index(parent->level * parent->height, child.index));
     if (!expected || *expected != full_tile_hash(tile_bytes[i])) {
-      return failure{
-          errc::verification_failed,
-          "tile " + tile_path(child) + " does not match its parent tile " + tile_path(*parent)};
+      return verification_failed("tile " + tile_path(child) + " does not match its parent tile " +
+                                 tile_path(*parent));
     }
   }
 
@@ -350,8 +346,8 @@ outcome_of<void> check_records_in_tree(
     const tile exact = *tile_above(narrow, 0, tree_size);
     const auto cut = cut_tile(narrow, exact, tile_bytes[plan->position_of(exact)]);
     if (!cut || *cut != *bytes) {
-      return failure{errc::verification_failed,
-                     "tile " + tile_path(narrow) + " is not a prefix of tile " + tile_path(exact)};
+      return verification_failed("tile " + tile_path(narrow) + " is not a prefix of tile " +
+                                 tile_path(exact));
     }
   }
 
@@ -360,8 +356,8 @@ outcome_of<void> check_records_in_tree(
     const tile holder = tile_holding(index, tree_size);
     const auto stored = hash_from_tile(holder, tile_bytes[plan->position_of(holder)], index);
     if (!stored || *stored != hash) {
-      return failure{errc::verification_failed,
-                     "record " + std::to_string(id) + " is not in " + tree_name + " at that id"};
+      return verification_failed("record " + std::to_string(id) + " is not in " + tree_name +
+                                 " at that id");
     }
   }
   return {};

@@ -127,13 +127,13 @@ class collision_checker {
       if (!inserted) {
         const seen_path& other = it->second;
         if (other.path != path) {
-          return collision("case-insensitive file name collision: " + printable(other.path) +
-                           " and " + printable(path));
+          return verification_failed("case-insensitive file name collision: " +
+                                     printable(other.path) + " and " + printable(path));
         }
         if (other.is_dir != is_dir) {
-          return collision("both a file and a directory named " + printable(path));
+          return verification_failed("both a file and a directory named " + printable(path));
         }
-        if (!is_dir) return collision("multiple entries for file " + printable(path));
+        if (!is_dir) return verification_failed("multiple entries for file " + printable(path));
         // This directory was recorded before, and its parents with it.
         return {};
       }
@@ -145,9 +145,6 @@ class collision_checker {
   }
 
  private:
-  static failure collision(std::string reason) {
-    return {errc::verification_failed, std::move(reason)};
-  }
   struct seen_path {
     std::string path;
     bool is_dir;

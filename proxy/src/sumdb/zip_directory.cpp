@@ -36,16 +36,13 @@ std::uint64_t get64(std::string_view b, std::size_t at) {
                                                         << 32;
 }
 
-// Bytes that are not a zip the go command would read: an upstream sent them.
-failure format_error(std::string reason) { return {errc::verification_failed, std::move(reason)}; }
-
 // A reader that returns fewer bytes than asked before the end of the file has truncated or lied
 // about the size; both mean the zip cannot be trusted.
 outcome_of<std::string> read_exact(const random_reader& read, std::uint64_t offset,
                                    std::size_t length) {
   auto bytes = read(offset, length);
   if (!bytes) return failure{bytes.error(), "read failed: " + bytes.error().message()};
-  if (bytes->size() < length) return format_error("zip is shorter than its declared size");
+  if (bytes->size() < length) return verification_failed("zip is shorter than its declared size");
   bytes->resize(length);
   return std::move(*bytes);
 }
@@ -63,7 +60,7 @@ class piece_reader {
       buffer_.erase(0, used_);
       used_ = 0;
       const std::uint64_t missing = length - buffer_.size();
-      if (missing > end_ - next_) return format_error("central directory is truncated");
+      if (missing > end_ - next_) return verification_failed("central directory is truncated");
       const auto want = static_cast<std::size_t>(
           std::min<std::uint64_t>(end_ - next_, std::max<std::uint64_t>(missing, piece_bytes)));
       auto piece = read_exact(read_, next_, want);
@@ -92,7 +89,7 @@ struct directory_end {
 };
 
 outcome_of<directory_end> find_directory_end(std::uint64_t size, const random_reader& read) {
-  if (size < end_length) return format_error("no end of central directory record");
+  if (size < end_length) return verification_failed("no end of central directory record");
   const auto tail_length =
       static_cast<std::size_t>(std::min<std::uint64_t>(size, end_length + max_comment_length));
   const std::uint64_t tail_offset = size - tail_length;
@@ -108,7 +105,8 @@ outcome_of<directory_end> find_directory_end(std::uint64_t size, const random_re
       break;
     }
   }
-  if (!found) return format_error("no end of central directory record (truncated or not a zip)");
+  if (!found)
+    return verification_failed("no end of central directory record (truncated or not a zip)");
 
   directory_end end;
   end.entry_count = get16(tail, *found + 10);
@@ -128,13 +126,13 @@ outcome_of<directory_end> find_directory_end(std::uint64_t size, const random_re
   const std::uint64_t record_offset = get64(locator, 8);
   if (record_offset > end.record_offset - zip64_locator_length ||
       end.record_offset - zip64_locator_length - record_offset < zip64_end_length) {
-    return format_error("zip64 end of central directory record is outside the file");
+    return verification_failed("zip64 end of central directory record is outside the file");
   }
   auto record_read = read_exact(read, record_offset, zip64_end_length);
   if (!record_read) return std::move(record_read).error();
   const std::string_view record = *record_read;
   if (get32(record, 0) != zip64_end_signature) {
-    return format_error("zip64 end of central directory record has a bad signature");
+    return verification_failed("zip64 end of central directory record has a bad signature");
   }
   end.entry_count = get64(record, 32);
   end.directory_size = get64(record, 40);
@@ -163,7 +161,7 @@ outcome_of<void> apply_zip64_extra(std::string_view extra, zip_entry& entry) {
                                    std::pair{need_offset, &entry.local_header_offset}}) {
         if (!needed) continue;
         if (field.size() - used < 8) {
-          return format_error("entry has a short zip64 extra field");
+          return verification_failed("entry has a short zip64 extra field");
         }
         *value = get64(field, used);
         used += 8;
@@ -172,7 +170,7 @@ outcome_of<void> apply_zip64_extra(std::string_view extra, zip_entry& entry) {
     }
     at += length;
   }
-  return format_error("entry needs a zip64 extra field and has none");
+  return verification_failed("entry needs a zip64 extra field and has none");
 }
 
 }  // namespace
@@ -184,17 +182,17 @@ outcome_of<zip_directory> read_zip_directory(std::uint64_t size, const random_re
 
   if (end.directory_offset > end.record_offset ||
       end.directory_size > end.record_offset - end.directory_offset) {
-    return format_error("central directory is outside the file");
+    return verification_failed("central directory is outside the file");
   }
   if (end.directory_size > max_central_directory_bytes) {
-    return format_error("central directory of " + std::to_string(end.directory_size) +
-                        " bytes is larger than the limit of " +
-                        std::to_string(max_central_directory_bytes) + " bytes");
+    return verification_failed("central directory of " + std::to_string(end.directory_size) +
+                               " bytes is larger than the limit of " +
+                               std::to_string(max_central_directory_bytes) + " bytes");
   }
   if (end.entry_count > end.directory_size / central_header_length) {
-    return format_error("central directory declares " + std::to_string(end.entry_count) +
-                        " entries, more than its " + std::to_string(end.directory_size) +
-                        " bytes can hold");
+    return verification_failed("central directory declares " + std::to_string(end.entry_count) +
+                               " entries, more than its " + std::to_string(end.directory_size) +
+                               " bytes can hold");
   }
 
   zip_directory directory;
@@ -208,7 +206,8 @@ outcome_of<zip_directory> read_zip_directory(std::uint64_t size, const random_re
     if (!header_taken) return std::move(header_taken).error();
     const std::string_view header = *header_taken;
     if (get32(header, 0) != central_header_signature) {
-      return format_error("central directory entry " + std::to_string(i) + " has a bad signature");
+      return verification_failed("central directory entry " + std::to_string(i) +
+                                 " has a bad signature");
     }
     zip_entry entry;
     entry.flags = get16(header, 8);
@@ -238,8 +237,8 @@ outcome_of<zip_directory> read_zip_directory(std::uint64_t size, const random_re
         end.directory_offset - entry.local_header_offset < local_header_length ||
         entry.compressed_size >
             end.directory_offset - entry.local_header_offset - local_header_length) {
-      return format_error("central directory entry " + std::to_string(i) +
-                          " points outside the file");
+      return verification_failed("central directory entry " + std::to_string(i) +
+                                 " points outside the file");
     }
     directory.entries.push_back(std::move(entry));
   }
@@ -252,13 +251,13 @@ outcome_of<std::uint64_t> entry_data_offset(const zip_directory& directory, cons
   if (!header_read) return std::move(header_read).error();
   const std::string_view header = *header_read;
   if (get32(header, 0) != local_header_signature) {
-    return format_error("local file header has a bad signature");
+    return verification_failed("local file header has a bad signature");
   }
   const std::uint64_t data =
       entry.local_header_offset + local_header_length + get16(header, 26) + get16(header, 28);
   if (data > directory.directory_offset ||
       entry.compressed_size > directory.directory_offset - data) {
-    return format_error("entry data runs into the central directory");
+    return verification_failed("entry data runs into the central directory");
   }
   return data;
 }
