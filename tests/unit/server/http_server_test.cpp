@@ -41,9 +41,18 @@ using clock_type = std::chrono::steady_clock;
 
 // ---- The handler ---------------------------------------------------------------------------
 
+std::string patterned(std::size_t bytes) {
+  std::string out(bytes, '\0');
+  for (std::size_t i = 0; i < bytes; ++i) {
+    out[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  }
+  return out;
+}
+
 // Answers by path: /slow waits 300 ms, /after/N waits N ms, /gate waits until the test opens it,
 // /throw throws before answering, /throw-midway after half its body, /big sends 16 MiB,
-// /head-with-first sends its head with the first half of its body, /head-with-too-much a first
+// /whole/N sends patterned(N) in one send(), /head-with-first sends its head with the first half
+// of its body, /head-with-too-much a first
 // chunk longer than it declared, /file/RANGE/EXTRA?PATH the file at PATH in ranges of RANGE
 // bytes, asking for EXTRA bytes past its end (and declaring them); anything else is echoed back
 // ("GET /x\n").
@@ -78,6 +87,10 @@ class test_handler final : public handler {
     }
     if (target.starts_with("/file/")) {
       co_await send_file(target, head, writer);
+      co_return;
+    }
+    if (target.starts_with("/whole/")) {
+      (void)co_await writer.send(head, patterned(std::stoull(target.substr(7))));
       co_return;
     }
     if (target == "/big") {
@@ -368,13 +381,6 @@ TEST(http_server, a_head_sent_with_its_first_body_bytes_keeps_the_framing) {
 // ---- Bodies sent from files ----------------------------------------------------------------
 
 // Bytes that differ from page to page, so a range sent from the wrong offset shows.
-std::string patterned(std::size_t bytes) {
-  std::string out(bytes, '\0');
-  for (std::size_t i = 0; i < bytes; ++i) {
-    out[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
-  }
-  return out;
-}
 
 std::string file_target(std::uint64_t range_bytes, const std::string& path,
                         std::uint64_t extra = 0) {
@@ -451,6 +457,31 @@ TEST(http_server, a_file_body_waits_for_a_slow_reader_without_holding_the_thread
   ASSERT_TRUE(got);
   EXPECT_TRUE(got->body == content);
   EXPECT_TRUE(server_harness::eventually([&] { return harness.handler().file_sent == 1; }));
+}
+
+// A whole response larger than the socket can take at once: what the first send(2) could not
+// write is awaited without holding the thread, and the reader still gets every byte in order.
+TEST(http_server, a_whole_response_larger_than_the_socket_buffers_waits_for_its_reader) {
+  const std::size_t bytes = (32 << 20) + 5;
+  server_harness harness(test_options(), 1);
+  loopback_client slow(harness.port());
+  ASSERT_TRUE(slow.connected());
+  ASSERT_TRUE(slow.send(get("/whole/" + std::to_string(bytes))));
+  std::this_thread::sleep_for(200ms);
+  loopback_client other(harness.port());
+  ASSERT_TRUE(other.connected());
+  ASSERT_TRUE(other.send(get("/b")));
+  auto answered = other.read_response();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->body, "GET /b\n");
+  auto got = slow.read_response();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->body.size(), bytes);
+  EXPECT_TRUE(got->body == patterned(bytes));
+  ASSERT_TRUE(slow.send(get("/c")));
+  auto next = slow.read_response();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->body, "GET /c\n") << "the connection keeps its framing after the long write";
 }
 
 // A client that hangs up mid-body ends the send (the writer returns false) and its connection.
