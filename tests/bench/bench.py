@@ -226,6 +226,14 @@ def _machine_ticks() -> tuple[int, int]:
     return fields[3] + fields[4], sum(fields[:8])
 
 
+def _tcp_out_segments() -> int:
+    """TCP segments the whole machine has sent since boot (/proc/net/snmp's Tcp OutSegs): on
+    loopback with nothing else running, the server's responses, wrk's requests and the ACKs."""
+    header, values = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()
+                      if line.startswith("Tcp:")][:2]
+    return int(values[header.index("OutSegs")])
+
+
 def _children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -253,7 +261,9 @@ def _run_wrk(args: argparse.Namespace, base_url: str, path_file: Path, threads: 
     before = _cpu_ticks(pids)
     machine_before = _machine_ticks()
     client_before = _children_cpu_s()
+    segments_before = _tcp_out_segments()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    segments_after = _tcp_out_segments()
     client_after = _children_cpu_s()
     machine_after = _machine_ticks()
     after = _cpu_ticks(pids)
@@ -276,6 +286,10 @@ def _run_wrk(args: argparse.Namespace, base_url: str, path_file: Path, threads: 
     idle = machine_after[0] - machine_before[0]
     total = machine_after[1] - machine_before[1]
     result["idle_pct"] = 100.0 * idle / total if total > 0 else 0.0
+    # Short segments cost the client a wake-up each: a file body sent without TCP_CORK went out
+    # in 8.1 segments per 100 KiB-1 MiB zip against nginx's 6.6 (docs/benchmarks.md).
+    result["segments_per_request"] = ((segments_after - segments_before) / result["requests"]
+                                      if result["requests"] else 0.0)
     errors = sum(result[k] for k in ("connect_errors", "read_errors", "write_errors",
                                      "status_errors", "timeouts"))
     result["errors"] = errors
@@ -405,13 +419,14 @@ def _markdown(runs: list[dict]) -> str:
     lines.append("Every run (rounds alternate which server goes first):")
     lines.append("")
     lines.append("| wrk shape | mix | round | server | req/s | MiB/s | p50 ms | p99 ms |"
-                 " cores: server / wrk / idle % | errors |")
-    lines.append("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
+                 " cores: server / wrk / idle % | TCP segments / req | errors |")
+    lines.append("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
         lines.append(f"| {r['shape']} | {r['mix']} | {r['round']} | {r['server']} | "
                      f"{r['rps']:,.0f} | {r['mib_s']:,.1f} | {_ms(r['p50_us'])} | "
                      f"{_ms(r['p99_us'])} | {r['server_cores']:.2f} / {r['client_cores']:.2f} / "
-                     f"{r['idle_pct']:.0f} | {r['errors']:.0f} |")
+                     f"{r['idle_pct']:.0f} | {r['segments_per_request']:.2f} | "
+                     f"{r['errors']:.0f} |")
     return "\n".join(lines) + "\n"
 
 
