@@ -3,6 +3,7 @@
 
 usage: warm_during_fill.py GOMODPROXY [GOMODPROXY ...] [--rounds 3] [--duration 6]
                            [--connections 32] [--zip-mib 100] [--fills 6] [--drip BYTES:MS]
+                           [--control]
 
 Every binary given runs with the shipped defaults (access log on, metrics on, verification on:
 the test checksum database tests/support/test_sumdb.py is passed with --sumdb/--sumdb-key) against
@@ -18,6 +19,12 @@ It prints each run, with the CPU seconds each proxy thread name (gmp-io, gmp-fil
 gmp-reads, rocksdb:*; an older binary's threads are all "gomodproxy") and the in-process test
 upstream spent in the fill window, and then the medians of p50/p99 and req/s per binary and phase, and how many
 fills finished inside the window (a fill still running when wrk ends counts as not finished).
+With --control a third wrk run follows: "during copy", while `nice -n 10 curl` copies the same
+zips straight from the upstream into a file, one after another, and the proxy fills nothing. It
+puts the upstream's sending, the loopback transfer and the page-cache writes on the machine
+without the proxy's fill work (no hash, no zip check, no fdatasync), so the difference between
+"during copy" and "during fill" is what the proxy's fills cost warm serving, and the difference
+between "alone" and "during copy" is what this machine pays for any 100 MiB transfer on it.
 With --drip the upstream writes each zip BYTES at a time, MS milliseconds apart, as a remote
 upstream over a WAN link would deliver it: every binary then fills at the same rate, so the warm
 figures compare the same fill work per second rather than how fast each can drain a local sender.
@@ -152,6 +159,41 @@ class FillDriver(threading.Thread):
                 self.finished.append(time.monotonic() - started)
 
 
+class CopyDriver(threading.Thread):
+    """Copies one huge zip after another from the upstream with a niced curl until told to
+    stop, as the proxy's niced fill threads would receive them, without the proxy."""
+
+    def __init__(self, upstream_url: str, zips: list[str], target: Path):
+        super().__init__(daemon=True)
+        self.base = upstream_url.rstrip("/")
+        self.zips = zips
+        self.target = target
+        self.stop_asking = threading.Event()
+        self.finished: list[float] = []
+        self.failures: list[str] = []
+        self.current: subprocess.Popen | None = None
+
+    def run(self) -> None:
+        for path in self.zips:
+            if self.stop_asking.is_set():
+                return
+            started = time.monotonic()
+            self.current = subprocess.Popen(
+                ["nice", "-n", "10", "curl", "-sSf", "--max-time", str(int(FILL_TIMEOUT)),
+                 "-o", str(self.target), self.base + path])
+            if self.current.wait() != 0 and not self.stop_asking.is_set():
+                self.failures.append(f"{path}: curl exited with {self.current.returncode}")
+                return
+            if not self.stop_asking.is_set():
+                self.finished.append(time.monotonic() - started)
+
+    def stop(self) -> None:
+        self.stop_asking.set()
+        if self.current is not None and self.current.poll() is None:
+            self.current.terminate()
+        self.join(FILL_TIMEOUT)
+
+
 def one_run(binary: Path, label: str, flags: list[str], warm: list[str], zips: list[str],
             paths_file: Path, work: Path, args) -> dict:
     cache = work / f"cache-{label}"
@@ -179,12 +221,23 @@ def one_run(binary: Path, label: str, flags: list[str], warm: list[str], zips: l
         if not driver.is_alive() and len(driver.finished) == len(zips):
             print(f"  note: {label} ran out of zips to fill before wrk ended; raise --fills")
         driver.join(FILL_TIMEOUT)
+        copy = None
+        copies = 0
+        if args.control:
+            copier = CopyDriver(args.upstream_url, zips, work / "copy.zip")
+            copier.start()
+            copy = run_wrk(port, paths_file, args)
+            copier.stop()
+            if copier.failures:
+                raise SystemExit(f"warm_during_fill: {label}: copy failed: {copier.failures}")
+            copies = len(copier.finished)
         rss = 0
         with open(f"/proc/{proc.pid}/status") as status:
             for line in status:
                 if line.startswith("VmHWM:"):
                     rss = int(line.split()[1]) // 1024
-        return {"alone": alone, "during": during, "fills": len(driver.finished), "cpu": cpu,
+        return {"alone": alone, "during": during, "copy": copy, "copies": copies,
+                "fills": len(driver.finished), "cpu": cpu,
                 "fill_s": statistics.median(driver.finished) if driver.finished else 0.0,
                 "peak_mib": rss}
     finally:
@@ -202,6 +255,8 @@ def main() -> None:
     parser.add_argument("--fills", type=int, default=6)
     parser.add_argument("--drip", default="", metavar="BYTES:MS",
                         help="the upstream sends each zip BYTES at a time, MS milliseconds apart")
+    parser.add_argument("--control", action="store_true",
+                        help="also measure warm serving while curl copies the zips, no fill")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("warm_during_fill: wrk is not installed")
@@ -220,6 +275,7 @@ def main() -> None:
             upstream.drip(r"\.zip$", int(size), float(pause_ms or 0) / 1000)
         sumdb = test_sumdb.TestSumdb(tree.root, work / "sumdb").start()
         flags = ["--upstreams", upstream.url, *sumdb.flags]
+        args.upstream_url = upstream.url
         print(f"{len(warm)} warm .info paths; wrk -t1 -c{args.connections} -d{args.duration}s; "
               f"load: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f}", flush=True)
         results: dict[str, list[dict]] = {label: [] for label in labels}
@@ -239,6 +295,10 @@ def main() -> None:
                           f"fills done {r['fills']} (median {r['fill_s']:.1f} s) | "
                           f"peak {r['peak_mib']} MiB | load {os.getloadavg()[0]:.1f}",
                           flush=True)
+                    if r["copy"]:
+                        c = r["copy"]
+                        print(f"    during copy p50 {c['p50_us']:.0f} us p99 {c['p99_us']:.0f} us "
+                              f"{c['rps']:.0f} req/s | copies done {r['copies']}", flush=True)
                     print("    CPU s in the fill window: " + ", ".join(
                         f"{name} {seconds:.2f}" for name, seconds in
                         sorted(r["cpu"].items(), key=lambda item: -item[1]) if seconds >= 0.01),
@@ -258,6 +318,11 @@ def main() -> None:
                   f"{med('alone', 'rps'):>10.0f} {med('during', 'p50_us'):>8.0f}us "
                   f"{med('during', 'p99_us'):>8.0f}us {med('during', 'rps'):>10.0f} "
                   f"{statistics.median(r['fills'] for r in runs):>6.0f}")
+            if args.control:
+                print(f"{'  during copy (no fill)':60} {'':>10} {'':>10} {'':>10} "
+                      f"{med('copy', 'p50_us'):>8.0f}us {med('copy', 'p99_us'):>8.0f}us "
+                      f"{med('copy', 'rps'):>10.0f} "
+                      f"{statistics.median(r['copies'] for r in runs):>6.0f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
