@@ -434,6 +434,16 @@ TEST(http_server, a_file_body_arrives_whole_in_ranges_large_and_small) {
   }
 }
 
+// With one server thread busy waiting for a reader, a second client is still answered.
+void expect_another_client_answered(server_harness& harness) {
+  loopback_client other(harness.port());
+  ASSERT_TRUE(other.connected());
+  ASSERT_TRUE(other.send(get("/b")));
+  auto answered = other.read_response();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(answered->body, "GET /b\n");
+}
+
 // The connection waits for room in the socket without holding its thread: with one server
 // thread, another client is answered while a reader that does not read yet keeps the first
 // file's socket full, and that reader still gets every byte once it reads.
@@ -447,12 +457,7 @@ TEST(http_server, a_file_body_waits_for_a_slow_reader_without_holding_the_thread
   ASSERT_TRUE(slow.send(get(file_target(1 << 20, path))));
   std::this_thread::sleep_for(200ms);
   EXPECT_EQ(harness.handler().file_sent, -1) << "32 MiB cannot fit unread socket buffers";
-  loopback_client other(harness.port());
-  ASSERT_TRUE(other.connected());
-  ASSERT_TRUE(other.send(get("/b")));
-  auto answered = other.read_response();
-  ASSERT_TRUE(answered);
-  EXPECT_EQ(answered->body, "GET /b\n");
+  expect_another_client_answered(harness);
   auto got = slow.read_response();
   ASSERT_TRUE(got);
   EXPECT_TRUE(got->body == content);
@@ -468,12 +473,7 @@ TEST(http_server, a_whole_response_larger_than_the_socket_buffers_waits_for_its_
   ASSERT_TRUE(slow.connected());
   ASSERT_TRUE(slow.send(get("/whole/" + std::to_string(bytes))));
   std::this_thread::sleep_for(200ms);
-  loopback_client other(harness.port());
-  ASSERT_TRUE(other.connected());
-  ASSERT_TRUE(other.send(get("/b")));
-  auto answered = other.read_response();
-  ASSERT_TRUE(answered);
-  EXPECT_EQ(answered->body, "GET /b\n");
+  expect_another_client_answered(harness);
   auto got = slow.read_response();
   ASSERT_TRUE(got);
   EXPECT_EQ(got->body.size(), bytes);
