@@ -82,7 +82,7 @@ container-test: deps
 bench: build
 	bash tests/bench/run.sh $(abspath $(BUILD_DIR))/gomodproxy
 	$(PYTHON) tests/bench/memory.py $(abspath $(BUILD_DIR))/gomodproxy
-	$(PYTHON) tests/bench/warm_during_fill.py $(abspath $(BUILD_DIR))/gomodproxy
+	$(PYTHON) tests/bench/warm_during_fill.py $(abspath $(BUILD_DIR))/gomodproxy --control
 	$(PYTHON) tests/bench/cold_verified.py $(abspath $(BUILD_DIR))/gomodproxy
 
 # Every C++ file of the repository, formatted by the repository's .clang-format.

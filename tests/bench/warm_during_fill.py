@@ -260,6 +260,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("warm_during_fill: wrk is not installed")
+    if args.control and shutil.which("curl") is None:
+        raise SystemExit("warm_during_fill: --control needs curl")
     binaries = [b.resolve() for b in args.binaries]
     labels = [f"{i}:{b}" for i, b in enumerate(binaries)]
 
