@@ -139,53 +139,47 @@ class FillDriver(threading.Thread):
         self.port = port
         self.zips = zips
         self.stop_asking = threading.Event()
-        self.finished: list[float] = []  # seconds each finished fill took
+        self.finished: list[float] = []  # seconds each finished fetch took
         self.failures: list[str] = []
+
+    def fetch(self, path: str) -> str | None:
+        """One zip; what went wrong, or None."""
+        try:
+            status = status_of(self.port, "HEAD", path, FILL_TIMEOUT)
+        except OSError as error:
+            return str(error)
+        return None if status == 200 else f"status {status}"
 
     def run(self) -> None:
         for path in self.zips:
             if self.stop_asking.is_set():
                 return
             started = time.monotonic()
-            try:
-                status = status_of(self.port, "HEAD", path, FILL_TIMEOUT)
-            except OSError as error:
-                self.failures.append(f"{path}: {error}")
-                return
-            if status != 200:
-                self.failures.append(f"{path}: status {status}")
+            problem = self.fetch(path)
+            if problem is not None:
+                self.failures.append(f"{path}: {problem}")
                 return
             if not self.stop_asking.is_set():
                 self.finished.append(time.monotonic() - started)
 
 
-class CopyDriver(threading.Thread):
+class CopyDriver(FillDriver):
     """Copies one huge zip after another from the upstream with a niced curl until told to
     stop, as the proxy's niced fill threads would receive them, without the proxy."""
 
     def __init__(self, upstream_url: str, zips: list[str], target: Path):
-        super().__init__(daemon=True)
+        super().__init__(0, zips)
         self.base = upstream_url.rstrip("/")
-        self.zips = zips
         self.target = target
-        self.stop_asking = threading.Event()
-        self.finished: list[float] = []
-        self.failures: list[str] = []
         self.current: subprocess.Popen | None = None
 
-    def run(self) -> None:
-        for path in self.zips:
-            if self.stop_asking.is_set():
-                return
-            started = time.monotonic()
-            self.current = subprocess.Popen(
-                ["nice", "-n", "10", "curl", "-sSf", "--max-time", str(int(FILL_TIMEOUT)),
-                 "-o", str(self.target), self.base + path])
-            if self.current.wait() != 0 and not self.stop_asking.is_set():
-                self.failures.append(f"{path}: curl exited with {self.current.returncode}")
-                return
-            if not self.stop_asking.is_set():
-                self.finished.append(time.monotonic() - started)
+    def fetch(self, path: str) -> str | None:
+        self.current = subprocess.Popen(
+            ["nice", "-n", "10", "curl", "-sSf", "--max-time", str(int(FILL_TIMEOUT)),
+             "-o", str(self.target), self.base + path])
+        code = self.current.wait()
+        # A copy that stop() cut short is not a failure.
+        return None if code == 0 or self.stop_asking.is_set() else f"curl exited with {code}"
 
     def stop(self) -> None:
         self.stop_asking.set()
